@@ -1,0 +1,3 @@
+from kdumptool.cli.main import main
+
+main()

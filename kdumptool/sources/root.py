@@ -1,0 +1,149 @@
+"""A tree that mirrors ``/``: the live host (``/``), a snapshot directory, or a snapshot
+archive (``.tar``, ``.tar.gz``, ``.tgz``) unpacked to a private temporary directory.
+
+Every live source takes a :class:`Root`, so a captured snapshot reads exactly like a host
+(sos's ``sysroot``). Files that are not mirrored paths (the kernel log, VT-d registers
+read through /dev/mem, command outputs) live under :data:`EXTRA_DIR` inside the snapshot.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Union
+
+from kdumptool.errors import DecodeError, PermissionDenied, SourceMissing
+
+#: Folder inside a snapshot for data that has no path of its own under ``/``.
+EXTRA_DIR = "_kdumptool"
+
+
+class Root:
+    """Read-only access to paths below a root directory.
+
+    Paths are given as absolute paths of the mirrored system (``/sys/bus/pci/devices``);
+    they are resolved below ``self.path``. Symlinks inside the tree that are absolute
+    (as sysfs links are not, but copied trees may be) are resolved relative to the root.
+    """
+
+    def __init__(self, path: Union[str, Path] = "/") -> None:
+        self.path = Path(path)
+        self._tmp: Optional[tempfile.TemporaryDirectory] = None  # type: ignore[type-arg]
+
+    @property
+    def is_live(self) -> bool:
+        return str(self.path) == "/"
+
+    def p(self, rel: str) -> Path:
+        """The real path of ``rel`` (an absolute path on the mirrored system)."""
+        return self.path / rel.lstrip("/")
+
+    def exists(self, rel: str) -> bool:
+        return os.path.lexists(self.p(rel))
+
+    def read_bytes(self, rel: str, limit: Optional[int] = None) -> bytes:
+        path = self.p(rel)
+        try:
+            with open(path, "rb") as fh:
+                return fh.read() if limit is None else fh.read(limit)
+        except FileNotFoundError:
+            raise SourceMissing(f"{path}: no such file") from None
+        except PermissionError:
+            raise PermissionDenied(f"{path}: permission denied (run as root?)") from None
+        except IsADirectoryError:
+            raise SourceMissing(f"{path}: is a directory") from None
+        except OSError as exc:
+            if exc.errno in (errno.EIO, errno.ENXIO, errno.ENODEV, errno.EINVAL):
+                raise SourceMissing(f"{path}: {exc.strerror}") from None
+            raise
+
+    def read_text(self, rel: str, limit: Optional[int] = None) -> str:
+        return self.read_bytes(rel, limit).decode("utf-8", "replace")
+
+    def read_optional(self, rel: str) -> Optional[str]:
+        """The stripped text of a small file, or None when it is absent or unreadable."""
+        try:
+            return self.read_text(rel).strip()
+        except (SourceMissing, PermissionDenied):
+            return None
+
+    def listdir(self, rel: str) -> List[str]:
+        try:
+            return sorted(os.listdir(self.p(rel)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except PermissionError:
+            raise PermissionDenied(f"{self.p(rel)}: permission denied") from None
+
+    def readlink(self, rel: str) -> Optional[str]:
+        try:
+            return os.readlink(self.p(rel))
+        except OSError:
+            return None
+
+    def link_name(self, rel: str) -> Optional[str]:
+        """The last component of a symlink's target (``driver`` -> ``e1000e``)."""
+        target = self.readlink(rel)
+        return os.path.basename(target.rstrip("/")) if target else None
+
+    def extra(self, name: str) -> Path:
+        """Path of a non-mirrored snapshot file (``_kdumptool/<name>``)."""
+        return self.path / EXTRA_DIR / name
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Root:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_root(path: Union[str, Path, None]) -> Root:
+    """Open ``--root``: None or ``/`` is the live host, a directory is used as is, a tar
+    archive is unpacked (members with absolute paths or ``..`` are refused)."""
+    if path is None or str(path) == "/":
+        return Root("/")
+    p = Path(path)
+    if p.is_dir():
+        return Root(p)
+    if not p.exists():
+        raise SourceMissing(f"{p}: no such file or directory")
+    if not tarfile.is_tarfile(str(p)):
+        raise DecodeError(str(p), None, "not a directory or a tar snapshot")
+    tmp = tempfile.TemporaryDirectory(prefix="kdumptool-root-")
+    try:
+        with tarfile.open(str(p)) as tar:
+            members = []
+            for m in tar.getmembers():
+                name = m.name
+                if name.startswith("/") or ".." in Path(name).parts:
+                    raise DecodeError(str(p), None, f"unsafe member path {name!r}")
+                if m.isdev():
+                    continue
+                if m.issym() and (m.linkname.startswith("/") or ".." in Path(m.linkname).parts):
+                    # sysfs links are relative with ..: keep them, they stay inside the tree
+                    # as long as they do not climb above it; checked after extraction.
+                    pass
+                members.append(m)
+            tar.extractall(tmp.name, members=members)  # noqa: S202 - members checked above
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        tmp.cleanup()
+        raise DecodeError(str(p), None, f"unreadable snapshot archive: {exc}") from None
+    except DecodeError:
+        tmp.cleanup()
+        raise
+    top = Path(tmp.name)
+    entries = os.listdir(top)
+    # An archive may hold one top folder (snapshot/...) or the tree directly.
+    if len(entries) == 1 and (top / entries[0]).is_dir() and not (top / "sys").exists():
+        top = top / entries[0]
+    root = Root(top)
+    root._tmp = tmp
+    return root

@@ -1,0 +1,29 @@
+"""Shared test helpers: where fixtures and the optional ../shared corpus live."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures"
+
+
+def shared_dir() -> Optional[Path]:
+    """``../shared`` beside the checkout (or $KDUMPTOOL_SHARED), when present."""
+    env = os.environ.get("KDUMPTOOL_SHARED")
+    cand = Path(env) if env else REPO.parent / "shared"
+    return cand if cand.is_dir() else None
+
+
+SHARED = shared_dir()
+
+
+@pytest.fixture
+def shared() -> Path:
+    if SHARED is None:
+        pytest.skip("../shared is not present (corpus sweep only)")
+    return SHARED
