@@ -103,7 +103,8 @@ def _blocks(n: int, bs: int) -> int:
 
 
 def write_kdump(spec: DumpSpec, compression: str = "zlib", header_version: int = 6,
-                incomplete_after: Optional[int] = None, share_zero_page: bool = True) -> bytes:
+                incomplete_after: Optional[int] = None, share_zero_page: bool = True,
+                split: Optional[Tuple[int, int]] = None) -> bytes:
     """A kdump-compressed file (see kdumptool/formats/diskdump.py for the layout).
 
     ``incomplete_after=N`` writes only the first N pages' data and descriptors, leaves the
@@ -114,7 +115,9 @@ def write_kdump(spec: DumpSpec, compression: str = "zlib", header_version: int =
     mapnr = spec.mapnr()
     notes, vmci_in_notes = build_notes(spec)
     sub_size = 104
-    sub_hdr_blocks = _blocks(sub_size + len(notes), bs) if header_version >= 4 else 1
+    if header_version == 3:      # VMCOREINFO but no notes: the text follows the sub header
+        notes, vmci_in_notes = spec.vmcoreinfo, 0
+    sub_hdr_blocks = _blocks(sub_size + len(notes), bs) if header_version >= 3 else 1
     bitmap_half_blocks = max(1, _blocks(_blocks(mapnr, 8), bs))
     bitmap_blocks = 2 * bitmap_half_blocks
     bm1 = bytearray(bitmap_half_blocks * bs)
@@ -137,17 +140,20 @@ def write_kdump(spec: DumpSpec, compression: str = "zlib", header_version: int =
 
     sub = bytearray(sub_hdr_blocks * bs)
     note_off = bs + sub_size
-    struct.pack_into("<QiiQQ", sub, 0, spec.phys_base & (2 ** 64 - 1), 31, 0, 0, 0)
+    sp, ep = split or (0, 0)
+    struct.pack_into("<QiiQQ", sub, 0, spec.phys_base & (2 ** 64 - 1), 31, int(bool(split)),
+                     sp, ep)
     if header_version >= 3 and vmci_in_notes >= 0:
         struct.pack_into("<qQ", sub, 32, note_off + vmci_in_notes, len(spec.vmcoreinfo))
+    if header_version >= 3:
+        sub[sub_size:sub_size + len(notes)] = notes
     if header_version >= 4:
         struct.pack_into("<qQ", sub, 48, note_off, len(notes))
-        sub[sub_size:sub_size + len(notes)] = notes
     if header_version >= 6:
-        struct.pack_into("<QQQ", sub, 80, 0, 0, mapnr)
+        struct.pack_into("<QQQ", sub, 80, sp, ep, mapnr)
 
     desc_off = (1 + sub_hdr_blocks + bitmap_blocks) * bs
-    pfns = sorted(spec.pages)
+    pfns = sorted(p for p in spec.pages if split is None or sp <= p < ep)
     data_off = desc_off + len(pfns) * 24
     descs = bytearray(len(pfns) * 24)
     data = bytearray()

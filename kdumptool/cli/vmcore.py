@@ -144,7 +144,7 @@ def _analyse(fmt: str, lines: List[str], name: str) -> None:
 
     report = analyse_log(lines)
     if importlib.util.find_spec("kdumptool.render.log") is not None:
-        from kdumptool.render import log as render_log
+        from kdumptool.render import log as render_log  # type: ignore[attr-defined]
 
         emit(fmt, json_obj=lambda: render_log.render_log_json(report, name),
              text=lambda: render_log.render_log_text(report, name),
