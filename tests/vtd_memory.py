@@ -173,3 +173,27 @@ class PageTable:
             idx = (iova >> (12 + 9 * (lv - 1))) & 0x1FF
             table = self.mem.get_q(table + idx * 8) & 0x000F_FFFF_FFFF_F000
         return table + ((iova >> (12 + 9 * (level - 1))) & 0x1FF) * 8
+
+
+def fuzz_memory():  # type: ignore[no-untyped-def]
+    """A hypothesis strategy: up to 5 pages at 0x1000.. with arbitrary qwords that often
+    point at each other (present bits, superpages, loops), and maybe a dropped page."""
+    from hypothesis import strategies as st
+
+    qword = st.one_of(
+        st.integers(0, 2**64 - 1),
+        st.builds(lambda page, low: (page << 12) | low, st.integers(0, 6), st.sampled_from([0, 1, 2, 3, 0x83, 0x401, 0x281])),
+    )
+    page = st.dictionaries(st.integers(0, 511), qword, max_size=12)
+
+    def build(pages, drop):  # type: ignore[no-untyped-def]
+        mem = VtdMemory()
+        for i, entries in enumerate(pages):
+            p = mem.alloc(0x1000 * (i + 1))
+            for idx, v in entries.items():
+                mem.put_q(p + idx * 8, v)
+        if drop is not None:
+            mem.drop(0x1000 * drop)
+        return mem
+
+    return st.builds(build, st.lists(page, min_size=1, max_size=5), st.none() | st.integers(2, 5))

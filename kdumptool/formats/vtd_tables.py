@@ -394,7 +394,7 @@ def pasid_entry_from_qwords(q0: int, q1: int, q2: int) -> PasidEntry:
 
 
 def decode_pasid_entry(data: bytes, offset: int = 0) -> PasidEntry:
-    return pasid_entry_from_qwords(*_qwords(data, offset, 3, "PASID table entry"))
+    return pasid_entry_from_qwords(*_qwords(data, offset, 8, "PASID table entry")[:3])
 
 
 def sl_pte_from_qword(v: int) -> SlPte:
