@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from kdumptool.analysis.vtd_walk import DeviceTranslation, PageTableWalk, VtdTables
 
@@ -34,7 +34,7 @@ class PhysRange:
         return self.end - self.start
 
     def to_json(self) -> dict:
-        out = {"start": self.start, "end": self.end, "size": self.size, "read": self.read, "write": self.write,
+        out: Dict[str, Any] = {"start": self.start, "end": self.end, "size": self.size, "read": self.read, "write": self.write,
                "dumped": self.dumped}
         if self.devices:
             out["devices"] = list(self.devices)
@@ -220,11 +220,11 @@ def find_exposure(
     union = _union(union_items, dmap)
     readable = sum(r.size for r in union if r.read)
     writable = sum(r.size for r in union if r.write)
+    wd: Optional[int] = None
+    nd: Optional[int] = None
     if dmap is not None:
         wd = sum(r.size for r in union if r.write and r.dumped)
         nd = sum(r.size for r in union if not r.dumped)
-    else:
-        wd = nd = None
     return Exposure(tuple(out), tuple(union), readable, writable, wd, nd, tuple(passthrough), incomplete)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Protocol, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, Union
 
 from kdumptool.errors import KdumptoolError, NotMapped
 from kdumptool.formats.vtd_tables import (
@@ -400,7 +400,7 @@ def _sm_device(
     ce = sm_context_entry_from_qwords(*q)
     cpaddr = ctp + index * SM_CONTEXT_ENTRY_SIZE
     problems: List[str] = [f"context entry reserved bits 0x{ce.reserved:x} set"] if ce.reserved else []
-    base = dict(segment=segment, bus=bus, devfn=devfn, context_paddr=cpaddr, fpd=ce.fpd, pasid=ce.rid_pasid,
+    base: Dict[str, Any] = dict(segment=segment, bus=bus, devfn=devfn, context_paddr=cpaddr, fpd=ce.fpd, pasid=ce.rid_pasid,
                 pasid_dir=ce.pasid_dir_ptr)
     if not ce.present:
         return DeviceTranslation(present=False, translation_type="none", address_width=None, aw=None, levels=None,

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from construct import BitsInteger, BitStruct, ByteSwapped, Flag, Padding
+from construct import BitsInteger, BitStruct, ByteSwapped, Flag
 
 from kdumptool.errors import DecodeError
 

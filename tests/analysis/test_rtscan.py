@@ -6,12 +6,10 @@ import os
 import random
 
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from kdumptool.analysis.rtscan import check_root_table, find_root_tables, prefilter
 from kdumptool.analysis.vtd_walk import lookup_iova, walk_root_table
-from tests.vtd_memory import fuzz_memory
-from tests.vtd_memory import LegacyTables, PageTable, ScalableTables, VtdMemory
+from tests.vtd_memory import LegacyTables, PageTable, ScalableTables, VtdMemory, fuzz_memory
 
 
 def _legacy(mem: VtdMemory) -> LegacyTables:
