@@ -385,6 +385,7 @@ _SECOND_LINE_RE = re.compile(r"(?:(?:DMAR|dmar|INTR-REMAP)\s*:\s*)+\[\s*fault\s+
 _KEYWORDS_RE = re.compile(
     r"DMAR|dmar|INTR-REMAP|AER|PCIe Bus Error|IOMMU|iommu|Firmware Bug|elfcorehdr|crashkernel"
     r"|Kernel panic|Trigger a crash|Starting new kernel|table entries|entry|pte level|not present"
+    r"|Request device|\[DMA"
 )
 
 _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
@@ -586,6 +587,8 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
         body = raw.rstrip("\r\n")
         parts = body.split("\n") if "\n" in body else [body]
         for part in parts:
+            if pending is None and not _KEYWORDS_RE.search(part):
+                continue  # fast path: nothing we know starts here (the message is a substring)
             ln = normalise_line(part, number)
             if ln.meta:
                 continue
