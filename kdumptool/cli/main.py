@@ -39,7 +39,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_state = {"debug": False}
+_state = {"debug": False, "registered": False}
 
 
 def _version(value: bool) -> None:
@@ -59,6 +59,9 @@ def _root(
 
 
 def _register_commands() -> None:
+    if _state["registered"]:
+        return
+    _state["registered"] = True
     for name in COMMAND_MODULES:
         modname = f"kdumptool.cli.{name}"
         if importlib.util.find_spec(modname) is None:
@@ -90,6 +93,14 @@ def main(argv: Optional[List[str]] = None) -> None:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so in one line, traceback with --debug
+        if debug:
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        sys.exit(1)
 
 
 def _error(msg: str) -> None:
