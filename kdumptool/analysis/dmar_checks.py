@@ -259,6 +259,29 @@ def check_dmar(dmar: Dmar, pci: Optional[Mapping[str, Optional[int]]] = None) ->
             else:
                 owner[key] = d
 
+    # -- devices named by RMRR/ATSR/SATC/SIDP that no unit covers ------------------------
+    # Without an INCLUDE_PCI_ALL unit, a device is translated only if a DRHD lists it or a
+    # bridge above it. A device on a root bus (a start bus of some DRHD scope, or bus 0)
+    # has no bridge above it, so it must be listed itself.
+    include_all_segs = set(include_all_by_seg)
+    for seg in {d.segment for d in drhds} - include_all_segs:
+        listed = {(sc.start_bus, sc.path[0]) for d in drhds if d.segment == seg
+                  for sc in d.device_scopes
+                  if sc.type in ("PCI_ENDPOINT", "PCI_BRIDGE") and sc.path}
+        root_buses = {0} | {bus for bus, _ in listed}
+        for s in dmar.structures:
+            if s.type not in ("RMRR", "ATSR", "SATC", "SIDP") or getattr(s, "segment", -1) != seg:
+                continue
+            for sc in s.device_scopes:
+                if sc.type not in ("PCI_ENDPOINT", "PCI_BRIDGE") or not sc.path:
+                    continue
+                if sc.start_bus in root_buses and (sc.start_bus, sc.path[0]) not in listed:
+                    add(Finding("SCOPE_NOT_UNDER_ANY_DRHD", WARNING,
+                                f"{s.type} names {scope_bdf_text(seg, sc)} on root bus "
+                                f"{sc.start_bus:02x}, but no DRHD lists it and segment "
+                                f"{seg:04x} has no INCLUDE_PCI_ALL unit: no IOMMU covers it",
+                                sc.offset))
+
     # -- RHSA, ATSR, ANDD, SATC cross references -----------------------------------------
     drhd_segments = {d.segment for d in drhds}
     for s in dmar.structures:

@@ -26,6 +26,9 @@ def ids(structures: List[bytes], flags: int = 1, pci: Optional[dict] = None, **k
 def test_clean_table_has_no_findings() -> None:
     assert ids([B.drhd(0xFED90000, [EP]), B.drhd(0xFED91000, [IOAPIC], flags=1),
                 B.rmrr(0x8C000000, 0x8C0FFFFF, [B.scope(1, 0, [(0x14, 0)])])]) == []
+    # Without an INCLUDE_PCI_ALL unit, an RMRR device that a DRHD lists is covered.
+    assert ids([B.drhd(0xFED90000, [IOAPIC, EP]),
+                B.rmrr(0x8C000000, 0x8C0FFFFF, [EP])]) == []
 
 
 @pytest.mark.parametrize("structures,flags,want", [
@@ -56,6 +59,8 @@ def test_clean_table_has_no_findings() -> None:
     ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.satc([EP], segment=1)], 1, "SATC_SEGMENT_NO_DRHD"),
     ([B.drhd(0xFED90000, [IOAPIC]), B.drhd(0xFED91000)], 1, "DRHD_NO_DEVICES"),
     ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.unknown(9, b"abcd")], 1, "UNKNOWN_STRUCTURE"),
+    ([B.drhd(0xFED90000, [IOAPIC, EP]), B.rmrr(0x1000, 0x1FFF, [B.scope(1, 0, [(0x14, 0)])])],
+     1, "SCOPE_NOT_UNDER_ANY_DRHD"),
     ([], 1, "NO_STRUCTURES"),
     ([B.rmrr(0x1000, 0x1FFF, [EP])], 1, "NO_DRHD"),
     ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.drhd(0xFED91000, length=0x100)], 1,
@@ -87,6 +92,7 @@ def test_real_tables() -> None:
 
     assert "DRHD_BASE_ZERO" in real("208_")  # a ThinkPad whose DMAR names a unit at 0
     assert real("X02_").count("RHSA_NO_DRHD") == 2
+    assert "SCOPE_NOT_UNDER_ANY_DRHD" in real("X02_")  # its RMRR's 00:14.0 has no unit
     assert real("X01_").count("DRHD_NO_DEVICES") == 6
     assert "X2APIC_OPT_OUT" in real("262_")
     assert real("263_") == []
