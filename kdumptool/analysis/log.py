@@ -50,6 +50,7 @@ MARKER_KINDS = (
     "ir_copied",
     "ir_not_kdump",
     "firmware_bug",
+    "hw_malfunction",
 )
 _KDUMP_KINDS = frozenset(
     {"kdump_kernel", "translation_preenabled", "tables_copied", "copy_failed", "ir_copied"}
@@ -499,6 +500,13 @@ def _verdict(
         parts.append(f"{_plural(n, word)} from {_plural(len(devs), 'device')} (most: {who}, {reason})")
     if suppressed:
         parts.append(f"{suppressed} more fault messages suppressed by rate limiting")
+    if counts.get("hw_malfunction"):
+        parts.append("the kernel reported \"DMAR hardware is malfunctioning\"")
+        level = "fault"
+    if counts.get("qi_error"):
+        parts.append(f"{_plural(counts['qi_error'], 'invalidation queue error line')} (IQE/ITE/ICE)")
+        if level == "ok":
+            level = "warning"
     if counts.get("firmware_bug"):
         parts.append(f"{_plural(counts['firmware_bug'], 'firmware bug warning')} about the DMAR table")
         if level == "ok":
