@@ -566,12 +566,12 @@ def _simple_event(ln: LogLine) -> Optional[LogEvent]:
                 d[k] = v
         if kind == "unit":
             unit = m.group("unit")
-        bdf = None
-        sid = d.get("sid")
-        if isinstance(sid, int) and sid not in (0, 0xFFFF) and sid <= 0xFFFF:
+        sid_bdf: Optional[str] = None
+        sid_val: Any = d.get("sid")
+        if isinstance(sid_val, int) and sid_val not in (0, 0xFFFF) and sid_val <= 0xFFFF:
             # A source id is bus:devfn; 0 means "not recorded", ffff the all-ones of a dead device.
-            bdf = f"0000:{sid >> 8:02x}:{(sid >> 3) & 0x1F:02x}.{sid & 7}"
-        return LogEvent(ln.number, kind, text, ln.number, ln.timestamp, ln.wallclock, bdf=bdf,
+            sid_bdf = f"0000:{sid_val >> 8:02x}:{(sid_val >> 3) & 0x1F:02x}.{sid_val & 7}"
+        return LogEvent(ln.number, kind, text, ln.number, ln.timestamp, ln.wallclock, bdf=sid_bdf,
                         address=address, unit=unit, value=value, details=d)
     return None
 
