@@ -479,7 +479,8 @@ def _verdict(
     level = "ok"
     units = sorted({m.unit for m in markers if m.kind == "copy_failed" and m.unit})
     if counts.get("copy_failed"):
-        why = " (scalable mode is disallowed here: the crashed kernel ran in scalable mode)" if counts.get("sm_disallowed") else ""
+        why = (" (scalable mode is disallowed in this kernel; the crashed kernel probably ran in scalable"
+               " mode, whose tables a legacy-mode kernel cannot copy)") if counts.get("sm_disallowed") else ""
         parts.append(
             f"the kdump kernel failed to copy the crashed kernel's translation tables for {', '.join(units) or 'a unit'}{why}"
         )
