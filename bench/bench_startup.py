@@ -76,6 +76,13 @@ def main() -> None:
     cases = {
         "python3 -c pass (interpreter floor)": [sys.executable, "-c", "pass"],
         "kdumptool --version": base + ["--version"],
+        "import typer (click, rich)": [sys.executable, "-c", "import typer"],
+        "import typer + its pydantic coercion (typer>=0.16, per command run)": [
+            sys.executable, "-c", "import typer, importlib.util as u; "
+            "u.find_spec('typer._adapters') and __import__('typer._adapters')"],
+        "import the dmar stack (construct, decoder, checks, text render)": [
+            sys.executable, "-c", "import kdumptool.analysis.dmar_checks, kdumptool.render.dmar, "
+            "kdumptool.sources.acpi"],
         f"kdumptool dmar {table.name} -f text": base + ["dmar", str(table), "-f", "text"],
         f"kdumptool dmar {table.name} -f json": base + ["dmar", str(table), "-f", "json"],
         f"kdumptool dmar {table.name} -f rich": base + ["dmar", str(table), "-f", "rich"],
