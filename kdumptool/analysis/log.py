@@ -34,6 +34,7 @@ MAX_BURSTS = 1000
 FAULT_KINDS = ("dma_fault", "ir_fault")
 #: Events that tell the kdump / kexec story, shown in log order.
 MARKER_KINDS = (
+    "boot",
     "crashkernel_reserved",
     "crash_trigger",
     "panic",
@@ -227,6 +228,17 @@ def _range(r: Any) -> Optional[Tuple[int, int]]:
     return None
 
 
+def _rmrr_table(system: Any) -> Dict[int, int]:
+    """RMRR base -> end address from the system's decoded DMAR table."""
+    out: Dict[int, int] = {}
+    for st in _get(_get(system, "dmar"), "structures") or ():
+        if type(st).__name__ == "Rmrr":
+            base, end = _get(st, "base_address"), _get(st, "end_address")
+            if isinstance(base, int) and isinstance(end, int):
+                out[base] = end
+    return out
+
+
 def _device_info(system: Any, bdf: str) -> DeviceInfo:
     devices = _get(system, "devices") or {}
     dev = devices.get(bdf) if isinstance(devices, dict) else None
@@ -241,7 +253,14 @@ def _device_info(system: Any, bdf: str) -> DeviceInfo:
         iommu_group=_get(dev, "iommu_group"),
         drhd=_get(dev, "drhd") if isinstance(_get(dev, "drhd"), int) else _get(_get(dev, "drhd"), "register_base_address"),
     )
+    rmrr_ends = _rmrr_table(system)
     for r in _get(dev, "rmrrs") or ():
+        # The model lists RMRRs by base address (analysis/model.py); the end comes from
+        # the DMAR table. Objects or (base, end) pairs are taken as they are.
+        if isinstance(r, int):
+            end = rmrr_ends.get(r)
+            info.rmrrs.append((r, end if end is not None else r))
+            continue
         rr = _range(r)
         if rr:
             info.rmrrs.append(rr)
@@ -331,11 +350,24 @@ def analyse_log(
             if key != last_marker_key and len(markers) < 500:
                 markers.append(ev)
             last_marker_key = key
-        if ev.kind == "unit" and len(units) < 256:
-            units.append(ev)
+        if ev.kind == "unit":
+            # One entry per unit and base (a log holding several boots repeats them).
+            units = [u for u in units if (u.unit, u.details.get("reg_base_addr")) != (ev.unit, ev.details.get("reg_base_addr"))]
+            if len(units) < 256:
+                units.append(ev)
         if ev.bdf and ev.bdf not in devices and (ev.kind in FAULT_KINDS or ev.kind == "aer"):
             if len(devices) < 4096:
                 devices[ev.bdf] = _device_info(system, ev.bdf) if system is not None else DeviceInfo(ev.bdf, False, modelled=False)
+        if ev.kind == "suppressed" and cur is not None:
+            # The ratelimiter reports what it dropped since the last printed fault: those
+            # faults belong to the burst before this line, which lasted until now.
+            n = ev.value or 0
+            cur.suppressed += n
+            suppressed_total += n
+            cur.last_line = ev.line
+            if ev.timestamp is not None:
+                cur.last_timestamp = ev.timestamp
+            continue
         if ev.kind in FAULT_KINDS or ev.kind == "suppressed":
             if cur is None or not _same_burst(cur, ev):
                 if cur is not None:

@@ -385,6 +385,7 @@ _SECOND_LINE_RE = re.compile(r"(?:(?:DMAR|dmar|INTR-REMAP)\s*:\s*)+\[\s*fault\s+
 _KEYWORDS_RE = re.compile(
     r"DMAR|dmar|INTR-REMAP|AER|PCIe Bus Error|IOMMU|iommu|Firmware Bug|elfcorehdr|crashkernel"
     r"|Kernel panic|Trigger a crash|Starting new kernel|table entries|entry|pte level|not present"
+    r"|Request device|\[DMA|Linux version"
 )
 
 _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
@@ -407,6 +408,7 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("ir_mode", re.compile(r"DMAR-IR:\s*Enabled IRQ remapping in (?P<mode>x2apic|xapic) mode")),
     ("rmrr", re.compile(r"RMRR base:\s*(?P<base>" + _HEX + r")\s+end:\s*(?P<end>" + _HEX + r")")),
     ("drhd", re.compile(r"DRHD base:\s*(?P<base>" + _HEX + r")\s+flags:\s*(?P<flags>" + _HEX + r")")),
+    ("boot", re.compile(r"^Linux version (?P<version>\S+)")),
     ("kdump_kernel", re.compile(r"Kernel command line:.*\belfcorehdr=(?P<elfcorehdr>\S+)")),
     ("crashkernel_reserved", re.compile(r"Reserving (?P<size>\d+MB) of (?:low )?memory at (?P<at>\S+) for crashkernel")),
     ("panic", re.compile(r"Kernel panic - not syncing:\s*(?P<why>.*)")),
@@ -586,6 +588,8 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
         body = raw.rstrip("\r\n")
         parts = body.split("\n") if "\n" in body else [body]
         for part in parts:
+            if pending is None and not _KEYWORDS_RE.search(part):
+                continue  # fast path: nothing we know starts here (the message is a substring)
             ln = normalise_line(part, number)
             if ln.meta:
                 continue
