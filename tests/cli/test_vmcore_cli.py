@@ -13,7 +13,7 @@ import pytest
 from kdumptool.cli.main import main
 from kdumptool.sources.vmcore import open_dump
 from tests.conftest import FIXTURES
-from tests.dumpwriter import DumpSpec, write_elf, write_kdump
+from tests.dumpwriter import DumpSpec, need, write_elf, write_kdump
 
 V = FIXTURES / "vmcore"
 GOLDEN = V / "golden"
@@ -52,6 +52,7 @@ def _small_spec() -> DumpSpec:
 
 @pytest.mark.parametrize("kind", ["kdump", "elf"])
 def test_info_golden(capsys, tmp_path, monkeypatch, kind):
+    need("zstd")
     spec = _small_spec()
     monkeypatch.chdir(tmp_path)
     name = f"small.{kind}"
