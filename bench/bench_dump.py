@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import resource
 import shutil
 import struct
@@ -39,7 +38,7 @@ LAB = SHARED / "lab-captures" / "kdump" / "legacy_on" / "vmcore.d31.zlib.kdump"
 def write_full_elf(src: str, out: str) -> int:
     """Stream an ELF core with every RAM page of ``src`` (filtered pages as zeros)."""
     from kdumptool.sources.vmcore import KdumpDump, open_dump
-    from tests.dumpwriter import build_notes, DumpSpec
+    from tests.dumpwriter import DumpSpec, build_notes
 
     with open_dump(src) as dump:
         assert isinstance(dump, KdumpDump)
