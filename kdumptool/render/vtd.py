@@ -265,6 +265,8 @@ def scan_json(res: ScanResult, read_seconds: Optional[float] = None) -> Dict[str
         "bytes_scanned": res.bytes_scanned,
         "prefilter_passed": res.prefilter_passed,
         "unreadable_pages": res.unreadable_pages,
+        "fast_path": res.fast_path,
+        "skipped_raw_pages": res.skipped_raw_pages,
         "seconds": round(res.seconds, 3),
     }
 

@@ -57,3 +57,16 @@ def test_page_list_is_what_the_walk_reads(run):
         t = walk_root_table(dump, rt.address, rt.mode)
         assert set(t.pages_read) == listed
         assert all(dump.is_dumped(p) for p in listed)
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_scan_fast_path_equals_generic_path(run):
+    from kdumptool.analysis.rtscan import find_root_tables
+
+    with open_dump(str(FIX / f"{run}.trim.kdump")) as dump:
+        ranges = list(dump.iter_dumped_ranges())
+        fast = find_root_tables(dump, ranges)
+        slow = find_root_tables(dump, ranges, use_fast=False)
+    assert fast.fast_path and not slow.fast_path
+    assert fast.candidates == slow.candidates
+    assert fast.pages_scanned == slow.pages_scanned == sum(e - s for s, e in ranges) // 4096
