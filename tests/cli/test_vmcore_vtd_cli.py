@@ -48,6 +48,8 @@ def run(*args: str) -> Tuple[int, str, str]:
 
 
 def golden(name: str, text: str) -> None:
+    # Paths in the output name the checkout; goldens must not depend on where it lives.
+    text = text.replace(str(FIXTURES.parent), "<repo>")
     path = GOLDEN / name
     if REGEN:
         GOLDEN.mkdir(exist_ok=True)
