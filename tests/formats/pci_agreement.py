@@ -1,0 +1,64 @@
+"""Compare our config-space decode with lspci -vvv's text for one device (test helper)."""
+
+from __future__ import annotations
+
+from typing import List
+
+from kdumptool.formats.pciconfig import (
+    ACS_BITS,
+    AER_COR_BITS,
+    AER_UNCOR_BITS,
+    COMMAND_BITS,
+    STATUS_BITS,
+    PciConfig,
+    parse_pci_config,
+)
+
+
+def disagreements(data: bytes, o) -> List[str]:  # o: lspci_oracle.VvvDevice
+    """Fields both sides show that differ (empty: agreement)."""
+    c: PciConfig = parse_pci_config(data)
+    out = []
+    for bit, name in COMMAND_BITS:
+        if name in o.control and o.control[name] != bool(c.command & bit):
+            out.append(f"Control {name}")
+    for bit, name in STATUS_BITS:
+        if name in o.status and o.status[name] != bool(c.status & bit):
+            out.append(f"Status {name}")
+    if len(data) >= 256 and o.caps is not None:
+        ours = [(cap.offset, cap.name) for cap in c.capabilities]
+        theirs = [off for off, _ in o.caps]
+        if [x for x, _ in ours] != theirs:
+            out.append(f"capability offsets {[hex(x) for x, _ in ours]} != {[hex(x) for x in theirs]}")
+        else:
+            for (off, name), (_, text) in zip(ours, o.caps):
+                if not text.startswith(name.split(" (")[0]):
+                    out.append(f"capability [{off:x}] {name!r} vs {text!r}")
+    if len(data) >= 4096 and c.pcie is not None:
+        ours_e = [cap.offset for cap in c.ext_capabilities]
+        theirs_e = [off for off, _ in o.ext_caps]
+        if ours_e != theirs_e:
+            out.append(f"extended offsets {[hex(x) for x in ours_e]} != {[hex(x) for x in theirs_e]}")
+    if len(data) >= 4096:
+        regs = {}
+        if c.aer is not None:
+            regs.update(
+                UESta=(c.aer.uncor_status, AER_UNCOR_BITS),
+                UEMsk=(c.aer.uncor_mask, AER_UNCOR_BITS),
+                UESvrt=(c.aer.uncor_severity, AER_UNCOR_BITS),
+                CESta=(c.aer.cor_status, AER_COR_BITS),
+                CEMsk=(c.aer.cor_mask, AER_COR_BITS),
+            )
+        if c.acs is not None:
+            regs.update(ACSCap=(c.acs.cap, ACS_BITS), ACSCtl=(c.acs.ctrl, ACS_BITS))
+        for key, theirs in o.ext_flags.items():
+            if key not in regs:
+                out.append(f"{key}: lspci shows it, we decoded no such capability")
+                continue
+            value, bits = regs[key]
+            for bit, name in bits:
+                if name in theirs and theirs[name] != bool(value & bit):
+                    out.append(f"{key} {name}")
+    if o.port_type is not None and (c.pcie is None or c.pcie.port_type_name != o.port_type):
+        out.append(f"port type {c.pcie.port_type_name if c.pcie else None!r} vs {o.port_type!r}")
+    return out
