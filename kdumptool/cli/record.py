@@ -105,6 +105,15 @@ def _publish(r: object, src: Path) -> Path:
     raise SourceMissing(f"no crash dump folder with a vmcore under {', '.join(dirs) or 'the kdump path'}")
 
 
+def _uname(r: object) -> Optional[str]:
+    """The release from a snapshot's saved ``uname -a`` (third word), if any."""
+    try:
+        words = r.extra("uname.txt").read_text().split()  # type: ignore[attr-defined]
+    except OSError:
+        return None
+    return words[2] if len(words) > 2 else None
+
+
 def _hex(v: Optional[int]) -> Optional[str]:
     return None if v is None else f"0x{v:x}"
 
@@ -181,7 +190,7 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
     report: dict = {
         "kdumptool": __version__,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "kernel": r.read_optional("/proc/sys/kernel/osrelease"),  # type: ignore[attr-defined]
+        "kernel": r.read_optional("/proc/sys/kernel/osrelease") or _uname(r),  # type: ignore[attr-defined]
         "cmdline": system.cmdline,
         "in_kdump_kernel": system.in_kdump_kernel,
         "rtaddr": rtaddr,
@@ -208,15 +217,15 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
         f"kdumptool record {report['time']} kernel {report['kernel']} "
         f"({'kdump kernel' if system.in_kdump_kernel else 'running system'})",
     ]
-    for u in units:
-        if "registers" in u:
+    for ue in units:
+        if "registers" in ue:
             lines.append(
-                f"{u['name']} @ {u['address']}: RTADDR {rtaddr.get(u['name'])} ({u['mode']}), "
-                f"translation {'on' if u['translation_enabled'] else 'off'}, "
-                f"faults pending {len(u['pending_faults'])} {' '.join(u['fault_status'])}".rstrip()
+                f"{ue['name']} @ {ue['address']}: RTADDR {rtaddr.get(ue['name'])} ({ue['mode']}), "
+                f"translation {'on' if ue['translation_enabled'] else 'off'}, "
+                f"faults pending {len(ue['pending_faults'])} {' '.join(ue['fault_status'])}".rstrip()
             )
         else:
-            lines.append(f"{u['name']} @ {u['address']}: registers not read: {u['read_error']}")
+            lines.append(f"{ue['name']} @ {ue['address']}: registers not read: {ue['read_error']}")
     boot = report["boot_record"]
     if boot:
         lines.append(f"boot record {boot['path']} ({boot['time']}): RTADDR {boot['rtaddr']}")
@@ -225,8 +234,10 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
         lines.append(f"  {m['bdf']} COMMAND {m['command']} driver {m['driver'] or '-'}"
                      f"{'  (no driver: DMA may continue)' if m['kdump_risk'] else ''}")
     lines.append(describe_plan(plan).rstrip("\n"))
-    if triage is not None and isinstance(triage, dict) and triage.get("error"):
-        lines.append(f"triage: {triage['error']}")
+    if isinstance(triage, dict) and triage.get("error"):
+        lines.append(f"triage: not available: {triage['error']}")
+    elif isinstance(triage, dict):
+        lines.append(f"triage: {triage.get('verdict')}: {triage.get('headline')}")
     lines.append(f"recorded in {report['elapsed_s']} s into {dest}: {', '.join(files)}")
     text = "\n".join(lines) + "\n"
     (dest / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
@@ -235,35 +246,42 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
 
 
 def _triage(r: object) -> Optional[dict]:
-    """The triage verdict as JSON, when the triage module is installed."""
+    """The triage verdict as JSON (the triage stream's analysis), or why it is missing."""
     import importlib.util
 
     if importlib.util.find_spec("kdumptool.analysis.triage") is None:
         return None
     try:
-        from kdumptool.analysis import triage as tri
+        from kdumptool.analysis.triage import triage
+        from kdumptool.render.triage import render_triage_json
+        from kdumptool.sources import system as system_src
+        from kdumptool.sources.triage import read_triage_input
 
-        fn = getattr(tri, "triage_json", None)
-        if fn is None:
-            return None
-        return fn(r)  # type: ignore[no-any-return]
+        if importlib.util.find_spec("pyudev") is None:
+            # The kdump initramfs carries no pyudev/libudev: enumerate through sysfs, as
+            # record itself does (read_triage_input looks read_system up at call time).
+            import functools
+
+            real = system_src.read_system
+            system_src.read_system = functools.partial(real, use_udev=False)  # type: ignore[assignment]
+            try:
+                inp = read_triage_input(r)  # type: ignore[arg-type]
+            finally:
+                system_src.read_system = real  # type: ignore[assignment]
+        else:
+            inp = read_triage_input(r)  # type: ignore[arg-type]
+        return render_triage_json(triage(inp))  # type: ignore[no-any-return]
     except Exception as exc:  # the record must not fail because of the triage
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _snapshot(r: object, path: Path) -> dict:
     """A snapshot tree of this system as .tar.gz (the system stream's collector)."""
-    import importlib.util
-
-    if importlib.util.find_spec("kdumptool.sources.collect") is None:
-        return {"file": None, "why": "the collector (kdumptool.sources.collect) is not installed"}
     try:
-        from kdumptool.sources import collect
+        from kdumptool.sources.snapshot import collect
 
-        fn = getattr(collect, "collect_snapshot", None)
-        if fn is None:
-            return {"file": None, "why": "kdumptool.sources.collect has no collect_snapshot()"}
-        fn(r, path)
-        return {"file": path.name, "bytes": path.stat().st_size}
+        meta = collect(path, root=r)  # type: ignore[arg-type]
+        return {"file": path.name, "bytes": path.stat().st_size,
+                "unreadable": len(meta.get("unreadable", {}) or {})}  # type: ignore[arg-type]
     except Exception as exc:  # keep the report even when the snapshot fails
         return {"file": None, "why": f"{type(exc).__name__}: {exc}"}
