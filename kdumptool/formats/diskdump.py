@@ -1,0 +1,321 @@
+"""makedumpfile's kdump-compressed dump format (``KDUMP   `` signature).
+
+Reference: makedumpfile ``IMPLEMENTATION`` and ``diskdump_mod.h`` (facts only). File layout,
+in blocks of ``block_size`` bytes (the page size of the crashed kernel)::
+
+    block 0                     struct disk_dump_header
+    block 1 .. sub_hdr_size     struct kdump_sub_header (x86-64 layout below), then the
+                                VMCOREINFO text, the ELF notes and erase info it points at
+    next bitmap_blocks blocks   1st bitmap (pfn is RAM) then 2nd bitmap (pfn is dumped),
+                                each bitmap_blocks * block_size / 2 bytes, bit N of byte
+                                N // 8 for pfn N (LSB first)
+    then                        one struct page_desc per pfn set in the 2nd bitmap, in pfn
+                                order, each pointing at the page's (compressed) data
+
+``disk_dump_header.status`` flags: DUMP_DH_COMPRESSED_ZLIB 0x1, _LZO 0x2, _SNAPPY 0x4,
+DUMP_DH_COMPRESSED_INCOMPLETE 0x8 (makedumpfile ran out of space: descriptors past the
+written end are left zero), DUMP_DH_EXCLUDED_VMEMMAP 0x10, DUMP_DH_COMPRESSED_ZSTD 0x20.
+``page_desc.flags`` uses the same compression bits; a page with none of them is stored
+raw and its ``size`` equals ``block_size``.
+
+The flattened format (``makedumpfile -F``, signature ``makedumpfile`` in a 4 KiB header,
+then data in offset/size records) is recognised and refused with a message naming
+``makedumpfile -R``, which rebuilds a seekable dump from it.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+from construct import Bytes, Const, ConstructError, Int32sl, Int32ul, Int64sl, Int64ul, Struct
+
+from kdumptool.errors import DecodeError, UnsupportedFormat
+
+KDUMP_SIGNATURE = b"KDUMP   "
+FLAT_SIGNATURE = b"makedumpfile"        # MAKEDUMPFILE_SIGNATURE, flattened format
+DISKDUMP_SIGNATURE = b"DISKDUMP"        # the older netdump/diskdump format
+
+DUMP_DH_COMPRESSED_ZLIB = 0x1
+DUMP_DH_COMPRESSED_LZO = 0x2
+DUMP_DH_COMPRESSED_SNAPPY = 0x4
+DUMP_DH_COMPRESSED_INCOMPLETE = 0x8
+DUMP_DH_EXCLUDED_VMEMMAP = 0x10
+DUMP_DH_COMPRESSED_ZSTD = 0x20
+
+COMPRESSION_NAMES = {
+    DUMP_DH_COMPRESSED_ZLIB: "zlib",
+    DUMP_DH_COMPRESSED_LZO: "lzo",
+    DUMP_DH_COMPRESSED_SNAPPY: "snappy",
+    DUMP_DH_COMPRESSED_ZSTD: "zstd",
+}
+COMPRESSION_MASK = (DUMP_DH_COMPRESSED_ZLIB | DUMP_DH_COMPRESSED_LZO
+                    | DUMP_DH_COMPRESSED_SNAPPY | DUMP_DH_COMPRESSED_ZSTD)
+
+UTS_LEN = 65
+DISK_DUMP_HEADER_SIZE = 464
+KDUMP_SUB_HEADER_SIZE = 104
+PAGE_DESC_SIZE = 24
+
+# struct disk_dump_header (diskdump_mod.h), x86-64: 8-byte longs, timeval 16 bytes.
+DiskDumpHeaderStruct = Struct(
+    "signature" / Const(KDUMP_SIGNATURE),   # +0x000 "KDUMP   "
+    "header_version" / Int32sl,             # +0x008 1..6 (sub header fields by version)
+    "sysname" / Bytes(UTS_LEN),             # +0x00c struct new_utsname utsname
+    "nodename" / Bytes(UTS_LEN),            # +0x04d
+    "release" / Bytes(UTS_LEN),             # +0x08e
+    "version" / Bytes(UTS_LEN),             # +0x0cf
+    "machine" / Bytes(UTS_LEN),             # +0x110
+    "domainname" / Bytes(UTS_LEN),          # +0x151
+    "_pad" / Bytes(6),                      # +0x192 alignment of struct timeval
+    "tv_sec" / Int64sl,                     # +0x198 timestamp.tv_sec
+    "tv_usec" / Int64sl,                    # +0x1a0 timestamp.tv_usec
+    "status" / Int32ul,                     # +0x1a8 DUMP_DH_* flags
+    "block_size" / Int32sl,                 # +0x1ac bytes per block (= page size)
+    "sub_hdr_size" / Int32sl,               # +0x1b0 sub header size in blocks
+    "bitmap_blocks" / Int32ul,              # +0x1b4 both bitmaps, in blocks
+    "max_mapnr" / Int32ul,                  # +0x1b8 32-bit, obsolete from version 6
+    "total_ram_blocks" / Int32ul,           # +0x1bc
+    "device_blocks" / Int32ul,              # +0x1c0
+    "written_blocks" / Int32ul,             # +0x1c4
+    "current_cpu" / Int32ul,                # +0x1c8
+    "nr_cpus" / Int32sl,                    # +0x1cc
+)
+
+# struct kdump_sub_header (diskdump_mod.h), x86-64. Fields valid from the version noted.
+KdumpSubHeaderStruct = Struct(
+    "phys_base" / Int64ul,                  # +0x00 v1
+    "dump_level" / Int32sl,                 # +0x08 v1
+    "split" / Int32sl,                      # +0x0c v2
+    "start_pfn" / Int64ul,                  # +0x10 v2 (32-bit value, obsolete in v6)
+    "end_pfn" / Int64ul,                    # +0x18 v2 (obsolete in v6)
+    "offset_vmcoreinfo" / Int64sl,          # +0x20 v3 file offset (off_t)
+    "size_vmcoreinfo" / Int64ul,            # +0x28 v3
+    "offset_note" / Int64sl,                # +0x30 v4 file offset of the ELF notes
+    "size_note" / Int64ul,                  # +0x38 v4
+    "offset_eraseinfo" / Int64sl,           # +0x40 v5
+    "size_eraseinfo" / Int64ul,             # +0x48 v5
+    "start_pfn_64" / Int64ul,               # +0x50 v6
+    "end_pfn_64" / Int64ul,                 # +0x58 v6
+    "max_mapnr_64" / Int64ul,               # +0x60 v6
+)
+
+# typedef struct page_desc (diskdump_mod.h).
+PageDescStruct = Struct(
+    "offset" / Int64sl,                     # +0x00 file offset of the page data (off_t)
+    "size" / Int32ul,                       # +0x08 bytes stored
+    "flags" / Int32ul,                      # +0x0c DUMP_DH_COMPRESSED_* of this page
+    "page_flags" / Int64ul,                 # +0x10 struct page flags (informational)
+)
+# Hot path: the same layout with struct (tests/formats/test_diskdump.py cross-checks).
+PAGE_DESC = struct.Struct("<qIIQ")
+
+
+@dataclass(frozen=True)
+class DiskDumpHeader:
+    header_version: int
+    sysname: str
+    nodename: str
+    release: str
+    version: str
+    machine: str
+    domainname: str
+    timestamp: int
+    status: int
+    block_size: int
+    sub_hdr_size: int
+    bitmap_blocks: int
+    max_mapnr: int
+    total_ram_blocks: int
+    device_blocks: int
+    written_blocks: int
+    current_cpu: int
+    nr_cpus: int
+
+    @property
+    def incomplete(self) -> bool:
+        return bool(self.status & DUMP_DH_COMPRESSED_INCOMPLETE)
+
+    @property
+    def compression(self) -> Tuple[str, ...]:
+        return compression_names(self.status)
+
+
+@dataclass(frozen=True)
+class KdumpSubHeader:
+    phys_base: int
+    dump_level: int
+    split: Optional[int] = None
+    start_pfn: Optional[int] = None
+    end_pfn: Optional[int] = None
+    offset_vmcoreinfo: Optional[int] = None
+    size_vmcoreinfo: Optional[int] = None
+    offset_note: Optional[int] = None
+    size_note: Optional[int] = None
+    offset_eraseinfo: Optional[int] = None
+    size_eraseinfo: Optional[int] = None
+    max_mapnr: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class PageDesc:
+    offset: int
+    size: int
+    flags: int
+    page_flags: int
+
+
+def compression_names(flags: int) -> Tuple[str, ...]:
+    return tuple(name for bit, name in sorted(COMPRESSION_NAMES.items()) if flags & bit)
+
+
+def _cstr(b: bytes) -> str:
+    return b.split(b"\0", 1)[0].decode("ascii", "replace")
+
+
+def check_signature(data: bytes, what: str) -> None:
+    """Refuse the flattened and the old diskdump formats with a clear message."""
+    if data[:len(FLAT_SIGNATURE)] == FLAT_SIGNATURE:
+        raise UnsupportedFormat(
+            f"{what}: makedumpfile flattened format (written with -F to a pipe); rebuild a "
+            f"seekable dump with `makedumpfile -R {what}.kdump < {what}` and read that")
+    if data[:8] == DISKDUMP_SIGNATURE:
+        raise UnsupportedFormat(f"{what}: old diskdump/netdump format (DISKDUMP), not read")
+
+
+def parse_disk_dump_header(data: bytes, what: str = "kdump") -> DiskDumpHeader:
+    """Decode disk_dump_header from the first bytes of the file and check its sizes."""
+    check_signature(data, what)
+    if data[:8] != KDUMP_SIGNATURE:
+        raise DecodeError(what, 0, "no KDUMP signature")
+    if len(data) < DISK_DUMP_HEADER_SIZE:
+        raise DecodeError(what, len(data), f"truncated disk_dump_header ({len(data)} of "
+                          f"{DISK_DUMP_HEADER_SIZE} bytes)")
+    try:
+        h = DiskDumpHeaderStruct.parse(data[:DISK_DUMP_HEADER_SIZE])
+    except ConstructError as err:  # pragma: no cover - signature and length checked
+        raise DecodeError(what, 0, f"disk_dump_header: {err}") from None
+    bs = h.block_size
+    if bs < 512 or bs > 1 << 20 or bs & (bs - 1):
+        raise DecodeError(what, 0x1AC, f"block_size {bs} is not a power of two in 512..1M")
+    if not 1 <= h.header_version <= 100:
+        raise DecodeError(what, 0x8, f"header_version {h.header_version} is not plausible")
+    if h.sub_hdr_size < 0:
+        raise DecodeError(what, 0x1B0, f"sub_hdr_size {h.sub_hdr_size} is negative")
+    if h.bitmap_blocks == 0 or h.bitmap_blocks % 2:
+        raise DecodeError(what, 0x1B4, f"bitmap_blocks {h.bitmap_blocks} is not a positive "
+                          f"even number (two bitmaps of equal size)")
+    return DiskDumpHeader(
+        h.header_version, _cstr(h.sysname), _cstr(h.nodename), _cstr(h.release),
+        _cstr(h.version), _cstr(h.machine), _cstr(h.domainname), h.tv_sec, h.status, bs,
+        h.sub_hdr_size, h.bitmap_blocks, h.max_mapnr, h.total_ram_blocks, h.device_blocks,
+        h.written_blocks, h.current_cpu, h.nr_cpus,
+    )
+
+
+def parse_sub_header(data: bytes, header_version: int, offset: int = 0,
+                     what: str = "kdump") -> KdumpSubHeader:
+    """Decode kdump_sub_header, keeping only the fields its header_version defines."""
+    need = {1: 12, 2: 32, 3: 48, 4: 64, 5: 80}.get(header_version, KDUMP_SUB_HEADER_SIZE)
+    if len(data) < need:
+        raise DecodeError(what, offset + len(data), f"truncated kdump_sub_header (version "
+                          f"{header_version} needs {need} bytes, have {len(data)})")
+    raw = bytes(data[:KDUMP_SUB_HEADER_SIZE]).ljust(KDUMP_SUB_HEADER_SIZE, b"\0")
+    s = KdumpSubHeaderStruct.parse(raw)
+    # phys_base is an unsigned long in the header but the kernel's value is signed.
+    phys_base = s.phys_base - (1 << 64) if s.phys_base >= 1 << 63 else s.phys_base
+    kw: Dict[str, Optional[int]] = {}
+    if header_version >= 2:
+        kw.update(split=s.split, start_pfn=s.start_pfn, end_pfn=s.end_pfn)
+    if header_version >= 3:
+        kw.update(offset_vmcoreinfo=s.offset_vmcoreinfo, size_vmcoreinfo=s.size_vmcoreinfo)
+    if header_version >= 4:
+        kw.update(offset_note=s.offset_note, size_note=s.size_note)
+    if header_version >= 5:
+        kw.update(offset_eraseinfo=s.offset_eraseinfo, size_eraseinfo=s.size_eraseinfo)
+    if header_version >= 6:
+        kw.update(start_pfn=s.start_pfn_64, end_pfn=s.end_pfn_64, max_mapnr=s.max_mapnr_64)
+    return KdumpSubHeader(phys_base, s.dump_level, **kw)
+
+
+def parse_page_desc(data: bytes, offset: int = 0) -> PageDesc:
+    return PageDesc(*PAGE_DESC.unpack_from(data, offset))
+
+
+def _decompress_lzo(data: bytes, size: int) -> bytes:
+    try:
+        import lzokay  # type: ignore[import-not-found]
+
+        return bytes(lzokay.decompress(data, size))
+    except ImportError:
+        pass
+    try:
+        import lzo  # type: ignore[import-not-found]
+    except ImportError:
+        raise UnsupportedFormat("LZO-compressed pages need the lzokay (or python-lzo) "
+                                "package: pip install 'kdumptool[vmcore]'") from None
+    return bytes(lzo.decompress(data, False, size))
+
+
+def _decompress_snappy(data: bytes, size: int) -> bytes:
+    try:
+        import cramjam  # type: ignore[import-not-found]
+    except ImportError:
+        raise UnsupportedFormat("snappy-compressed pages need the cramjam package: "
+                                "pip install 'kdumptool[vmcore]'") from None
+    # makedumpfile uses snappy's raw format (snappy_compress), not the framed one.
+    return bytes(cramjam.snappy.decompress_raw(data))
+
+
+def _decompress_zstd(data: bytes, size: int) -> bytes:
+    try:
+        import zstandard  # type: ignore[import-not-found]
+
+        return bytes(zstandard.ZstdDecompressor().decompress(data, max_output_size=size))
+    except ImportError:
+        pass
+    try:
+        import cramjam  # type: ignore[import-not-found]
+    except ImportError:
+        raise UnsupportedFormat("zstd-compressed pages need the zstandard or cramjam "
+                                "package: pip install 'kdumptool[vmcore]'") from None
+    return bytes(cramjam.zstd.decompress(data))
+
+
+def decompress_page(data: bytes, flags: int, page_size: int, what: str = "page",
+                    offset: Optional[int] = None) -> bytes:
+    """Return the ``page_size`` bytes of one dumped page from its stored bytes.
+
+    Any decompressor failure, or a result of the wrong size, is a DecodeError naming the
+    page; a missing optional decompressor is UnsupportedFormat naming the package.
+    """
+    comp = flags & COMPRESSION_MASK
+    if comp == 0:
+        if len(data) != page_size:
+            raise DecodeError(what, offset, f"raw page is {len(data)} bytes, expected {page_size}")
+        return bytes(data)
+    if comp & (comp - 1):
+        raise DecodeError(what, offset, f"page flags 0x{flags:x} name several compressions")
+    name = COMPRESSION_NAMES[comp]
+    try:
+        if comp == DUMP_DH_COMPRESSED_ZLIB:
+            d = zlib.decompressobj()
+            out = d.decompress(data, page_size)
+            if not d.eof:
+                raise ValueError("zlib stream incomplete")
+        elif comp == DUMP_DH_COMPRESSED_LZO:
+            out = _decompress_lzo(data, page_size)
+        elif comp == DUMP_DH_COMPRESSED_SNAPPY:
+            out = _decompress_snappy(data, page_size)
+        else:
+            out = _decompress_zstd(data, page_size)
+    except UnsupportedFormat:
+        raise
+    except Exception as err:  # each library raises its own error type
+        raise DecodeError(what, offset, f"corrupt {name} page: {err}") from None
+    if len(out) != page_size:
+        raise DecodeError(what, offset,
+                          f"{name} page decompresses to {len(out)} bytes, expected {page_size}")
+    return out

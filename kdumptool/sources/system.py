@@ -1,0 +1,202 @@
+"""Build the :class:`~kdumptool.analysis.model.System` of a live host or a snapshot.
+
+One code path: every file is read through a :class:`~kdumptool.sources.root.Root`. The
+only live-only parts are device enumeration through pyudev (``use_udev``, default on for
+``/``) and VT-d registers through ``/dev/mem`` (a snapshot carries them in
+``_kdumptool/vtd_registers.json``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from kdumptool.analysis.model import IomemRange, IommuUnit, System, build_system
+from kdumptool.errors import DecodeError, KdumptoolError
+from kdumptool.formats.vtd_regs import decode_vtd_registers
+from kdumptool.sources import iommu as iommu_src
+from kdumptool.sources import pci as pci_src
+from kdumptool.sources.root import Root, open_root
+
+DMAR_TABLE = "/sys/firmware/acpi/tables/DMAR"
+
+#: kdump configuration files of the distributions we support.
+KDUMP_CONFIGS = (
+    "/etc/kdump.conf",  # RHEL, Fedora
+    "/etc/sysconfig/kdump",  # RHEL, Fedora, SUSE
+    "/etc/default/kdump-tools",  # Debian, Ubuntu
+)
+
+
+def parse_iomem(text: str) -> Tuple[IomemRange, ...]:
+    """``/proc/iomem`` (two spaces of indentation per level). Unreadable lines are skipped:
+    an unprivileged read shows all addresses as 0, which still parses."""
+    out = []
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        depth = (len(line) - len(stripped)) // 2
+        rng, sep, name = stripped.partition(" : ")
+        if not sep or "-" not in rng:
+            continue
+        a, _, b = rng.partition("-")
+        try:
+            out.append(IomemRange(int(a, 16), int(b, 16), name.strip(), depth))
+        except ValueError:
+            continue
+    return tuple(out)
+
+
+def _flag(text: Optional[str]) -> Optional[bool]:
+    if text is None or not text.strip().isdigit():
+        return None
+    return text.strip() != "0"
+
+
+def _int(text: Optional[str]) -> Optional[int]:
+    if text is None:
+        return None
+    try:
+        return int(text.strip(), 0)
+    except ValueError:
+        return None
+
+
+def read_dmar_table(root: Root, warnings: List[str]) -> Tuple[Optional[bytes], Optional[Any]]:
+    """Raw DMAR bytes and the decoded table (None when absent or undecodable)."""
+    raw = None
+    try:
+        raw = root.read_bytes(DMAR_TABLE)
+    except KdumptoolError:
+        return None, None
+    try:
+        dmar_mod = importlib.import_module("kdumptool.formats.dmar")
+    except ImportError:
+        warnings.append("DMAR table present but the DMAR decoder is not available")
+        return raw, None
+    try:
+        return raw, dmar_mod.parse_dmar(raw, str(root.p(DMAR_TABLE)))
+    except KdumptoolError as err:
+        warnings.append(f"DMAR: {err}")
+        return raw, None
+
+
+def _drhds(dmar: Any) -> List[Any]:
+    if dmar is None:
+        return []
+    return [s for s in dmar.structures if type(s).__name__ == "Drhd"]
+
+
+def read_units(
+    root: Root, dmar: Any, warnings: List[str], read_registers: bool = True
+) -> List[IommuUnit]:
+    """IOMMU units from the DMAR table's DRHDs, named and filled in from sysfs, with
+    registers from the snapshot file or /dev/mem."""
+    sysfs = iommu_src.read_sysfs_units(root)
+    by_addr: Dict[int, iommu_src.SysfsUnit] = {u.address: u for u in sysfs if u.address is not None}
+    regs_entries: Optional[List[Dict[str, Any]]] = None
+    try:
+        regs_entries = iommu_src.read_registers_json(root)
+    except KdumptoolError as err:
+        warnings.append(str(err))
+    addrs: List[Tuple[str, int, int, Optional[bool]]] = []  # name, address, segment, incl_all
+    seen = set()
+    for i, d in enumerate(_drhds(dmar)):
+        a = int(d.register_base_address)
+        if a in seen:
+            continue
+        seen.add(a)
+        name = by_addr[a].name if a in by_addr else f"dmar{i}"
+        addrs.append((name, a, int(d.segment), bool(d.include_pci_all)))
+    for u in sysfs:
+        if u.address is not None and u.address not in seen:
+            seen.add(u.address)
+            addrs.append((u.name, u.address, 0, None))
+    if regs_entries is not None:
+        for entry in regs_entries:
+            if entry["address"] not in seen:
+                seen.add(entry["address"])
+                addrs.append((str(entry.get("name") or f"unit@{entry['address']:#x}"), entry["address"], 0, None))
+    if regs_entries is None and read_registers and root.is_live and addrs:
+        regs_entries = iommu_src.read_live_registers([(n, a) for n, a, _, _ in addrs], root)
+    regs_by_addr = {entry["address"]: entry for entry in (regs_entries or [])}
+    units = []
+    for name, a, seg, incl in addrs:
+        s = by_addr.get(a)
+        e: Optional[Dict[str, Any]] = regs_by_addr.get(a)
+        registers = None
+        read_error = None
+        if e is not None:
+            read_error = e.get("read_error")
+            if e.get("registers"):
+                try:
+                    registers = decode_vtd_registers(e["registers"], f"{name} registers")
+                except DecodeError as err:
+                    read_error = str(err)
+        elif root.is_live and not read_registers:
+            read_error = "not read"
+        else:
+            read_error = "no register values in this snapshot"
+        if read_error:
+            warnings.append(f"{name} ({a:#x}): VT-d registers unavailable: {read_error}")
+        units.append(
+            IommuUnit(
+                name=name,
+                address=a,
+                segment=seg,
+                include_pci_all=incl,
+                version=s.version if s else None,
+                cap=s.cap if s and s.cap is not None else (registers.get("CAP") if registers else None),
+                ecap=s.ecap if s and s.ecap is not None else (registers.get("ECAP") if registers else None),
+                registers=registers,
+                read_error=read_error,
+                sysfs_devices=s.devices if s else (),
+            )
+        )
+    return units
+
+
+def read_kdump_config(root: Root) -> Dict[str, str]:
+    out = {}
+    for path in KDUMP_CONFIGS:
+        text = root.read_optional(path)
+        if text is not None:
+            out[path] = text
+    return out
+
+
+def read_system(
+    root: Union[Root, str, None] = None,
+    *,
+    use_udev: Optional[bool] = None,
+    read_registers: bool = True,
+) -> System:
+    """The system model of ``root`` (a :class:`Root`, a path, or None for the live host)."""
+    if not isinstance(root, Root):
+        root = open_root(root)
+    warnings: List[str] = []
+    if use_udev is None:
+        use_udev = root.is_live
+    if use_udev:
+        if not root.is_live:
+            raise KdumptoolError("udev enumeration only works on the live host (--root /)")
+        raw = pci_src.read_pci_devices_udev(warnings)
+    else:
+        raw = pci_src.read_pci_devices(root, warnings)
+    groups = iommu_src.read_groups(root, warnings)
+    _, dmar = read_dmar_table(root, warnings)
+    units = read_units(root, dmar, warnings, read_registers)
+    iomem_text = root.read_optional("/proc/iomem")
+    return build_system(
+        source="live" if root.is_live else str(root.path),
+        raw_devices=raw,
+        groups=groups,
+        units=units,
+        dmar=dmar,
+        cmdline=root.read_optional("/proc/cmdline"),
+        in_kdump_kernel=root.exists("/proc/vmcore"),
+        kexec_crash_loaded=_flag(root.read_optional("/sys/kernel/kexec_crash_loaded")),
+        kexec_crash_size=_int(root.read_optional("/sys/kernel/kexec_crash_size")),
+        iomem=parse_iomem(iomem_text) if iomem_text else (),
+        kdump_config=read_kdump_config(root),
+        warnings=warnings,
+    )

@@ -1,0 +1,556 @@
+"""Physical (and x86-64 kernel virtual) memory of a crashed kernel, from a dump file.
+
+``open_dump(path)`` picks the reader by magic: an ELF64 core (``/proc/vmcore`` itself, a
+copy of it, ``makedumpfile -E``) or makedumpfile's kdump-compressed format. Both give a
+``Dump`` with random access by physical address:
+
+- only the pages asked for are read (``os.pread``) and decompressed; decompressed pages sit
+  in a small LRU cache (``cache_pages``, 256 by default = 1 MiB with 4 KiB pages). The
+  kdump-compressed bitmaps are kept (two bits per page of RAM: 64 KiB for 1 GiB) with a
+  prefix count every 512 bytes, so finding a page's descriptor is one bisect-free
+  lookup plus one popcount of at most 512 bytes. Nothing else scales with the dump.
+- a page that is not there raises ``NotMapped(paddr, why)`` with ``why`` one of
+  ``filtered`` (excluded by makedumpfile's dump level, or in an ELF segment's
+  ``p_memsz`` past ``p_filesz``), ``not in the dump`` (no segment / not RAM / outside a
+  split file's pfn range) or ``past the truncated end`` (the file stops before the page's
+  data, or an incomplete dump left its descriptor empty). Never zeros.
+
+Kernel virtual addresses (for the printk buffers) are translated the x86-64 way:
+``__START_KERNEL_map`` addresses (``SYMBOL()`` values) by ``vaddr - 0xffffffff80000000 +
+phys_base`` with ``phys_base`` from ``NUMBER(phys_base)`` (or the kdump sub-header);
+anything else (the direct map at ``page_offset_base``, which KASLR moves and VMCOREINFO
+does not record, vmalloc) by walking the kernel page tables from ``SYMBOL(init_top_pgt)``
+(4 or 5 levels by ``NUMBER(pgtable_l5_enabled)``, 1 GiB / 2 MiB pages, ``NUMBER(sme_mask)``
+stripped from entries).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import stat
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from kdumptool.errors import (
+    DecodeError,
+    KdumptoolError,
+    NotMapped,
+    SourceMissing,
+    UnsupportedFormat,
+)
+from kdumptool.formats import diskdump as dd
+from kdumptool.formats import elf
+from kdumptool.formats.vmcoreinfo import START_KERNEL_MAP, VmcoreInfo, parse_vmcoreinfo
+
+FILTERED = "filtered"
+NOT_IN_DUMP = "not in the dump"
+TRUNCATED = "past the truncated end"
+
+_PTE_ADDR_MASK = 0x000FFFFFFFFFF000
+_PTE_PRESENT = 0x1
+_PTE_PSE = 0x80
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One ELF PT_LOAD: physical [start, start + filesz) at file ``offset``; up to memsz."""
+
+    start: int
+    filesz: int
+    memsz: int
+    offset: int
+    index: int
+
+
+class Dump:
+    """Common part of the two readers. Use as a context manager or call ``close()``."""
+
+    kind = "dump"
+
+    def __init__(self, path: str, fd: int, cache_pages: int = 256) -> None:
+        self.path = path
+        self._fd = fd
+        self.file_size = os.fstat(fd).st_size
+        self.page_size = 4096
+        self.vmcoreinfo: VmcoreInfo = parse_vmcoreinfo("")
+        self.notes: List[elf.Note] = []
+        self.prstatus: List[elf.PrStatus] = []
+        self.warnings: List[str] = []
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._cache_pages = max(1, cache_pages)
+        self._xlate: Dict[int, int] = {}
+        self.stats = {"pages_read": 0, "bytes_read": 0, "cache_hits": 0}
+
+    # -- file access ---------------------------------------------------------------
+    def _pread(self, size: int, offset: int) -> bytes:
+        data = os.pread(self._fd, size, offset)
+        self.stats["bytes_read"] += len(data)
+        return data
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._cache.clear()
+
+    def __enter__(self) -> Dump:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- to be provided by the readers ----------------------------------------------
+    def _read_page(self, pfn: int) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def is_dumped(self, paddr: int) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def iter_dumped_ranges(self) -> Iterator[Tuple[int, int]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def describe(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- physical reads ---------------------------------------------------------------
+    def _page(self, pfn: int) -> bytes:
+        page = self._cache.get(pfn)
+        if page is not None:
+            self._cache.move_to_end(pfn)
+            self.stats["cache_hits"] += 1
+            return page
+        page = self._read_page(pfn)
+        self.stats["pages_read"] += 1
+        self._cache[pfn] = page
+        if len(self._cache) > self._cache_pages:
+            self._cache.popitem(last=False)
+        return page
+
+    def read(self, paddr: int, size: int) -> bytes:
+        """``size`` bytes at physical ``paddr``; NotMapped names the first missing page."""
+        if paddr < 0 or size < 0:
+            raise NotMapped(paddr, NOT_IN_DUMP)
+        ps = self.page_size
+        out = []
+        addr, end = paddr, paddr + size
+        while addr < end:
+            pfn, off = divmod(addr, ps)
+            n = min(ps - off, end - addr)
+            try:
+                page = self._page(pfn)
+            except NotMapped as err:
+                raise NotMapped(addr, err.why) from None
+            out.append(page[off:off + n])
+            addr += n
+        return b"".join(out)
+
+    def read_u64(self, paddr: int) -> int:
+        return int.from_bytes(self.read(paddr, 8), "little")
+
+    # -- x86-64 kernel virtual addresses ----------------------------------------------
+    @property
+    def phys_base(self) -> Optional[int]:
+        return self.vmcoreinfo.phys_base
+
+    def virt_to_phys(self, vaddr: int) -> int:
+        """Translate an x86-64 kernel virtual address (see the module docstring)."""
+        vaddr &= (1 << 64) - 1
+        if vaddr >= START_KERNEL_MAP:
+            base = self.phys_base
+            if base is None:
+                raise KdumptoolError(f"{self.path}: no phys_base (NUMBER(phys_base) missing "
+                                     f"from VMCOREINFO): cannot translate 0x{vaddr:x}")
+            return vaddr - START_KERNEL_MAP + base
+        vpage = vaddr >> 12
+        hit = self._xlate.get(vpage)
+        if hit is not None:
+            return hit | (vaddr & 0xFFF)
+        paddr = self._walk_kernel_pgt(vaddr)
+        if len(self._xlate) > 4096:
+            self._xlate.clear()
+        self._xlate[vpage] = paddr & ~0xFFF
+        return paddr
+
+    def _walk_kernel_pgt(self, vaddr: int) -> int:
+        vi = self.vmcoreinfo
+        top = vi.symbol("init_top_pgt")
+        if top is None:
+            top = vi.symbol("init_level4_pgt")   # name before Linux 4.13
+        if top is None:
+            raise KdumptoolError(f"{self.path}: VMCOREINFO has no SYMBOL(init_top_pgt): "
+                                 f"cannot translate 0x{vaddr:x}")
+        mask = _PTE_ADDR_MASK & ~(vi.number("sme_mask") or 0)
+        table = self.virt_to_phys(top)
+        levels = 5 if vi.number("pgtable_l5_enabled") else 4
+        for level in range(levels, 0, -1):
+            shift = 12 + 9 * (level - 1)
+            idx = (vaddr >> shift) & 0x1FF
+            entry = self.read_u64(table + idx * 8)
+            if not entry & _PTE_PRESENT:
+                raise NotMapped(vaddr, f"virtual address not mapped (level {level} entry "
+                                       f"0x{entry:x} not present)")
+            if level in (2, 3) and entry & _PTE_PSE:
+                page_mask = (1 << shift) - 1
+                return (entry & mask & ~page_mask) | (vaddr & page_mask)
+            table = entry & mask
+        return table | (vaddr & 0xFFF)
+
+    def read_virt(self, vaddr: int, size: int) -> bytes:
+        """Read kernel virtual memory, page by page through ``virt_to_phys``."""
+        out = []
+        addr, end = vaddr, vaddr + size
+        while addr < end:
+            n = min(4096 - (addr & 0xFFF), end - addr)
+            out.append(self.read(self.virt_to_phys(addr), n))
+            addr += n
+        return b"".join(out)
+
+
+# --------------------------------------------------------------------------------------
+class ElfDump(Dump):
+    kind = "elf"
+
+    def __init__(self, path: str, fd: int, cache_pages: int = 256) -> None:
+        super().__init__(path, fd, cache_pages)
+        head = self._pread(elf.EHDR_SIZE, 0)
+        self.header = elf.parse_elf_header(head, path)
+        phnum = self.header.e_phnum
+        if phnum == elf.PN_XNUM:
+            phnum = elf.phnum_from_section0(self._pread(elf.SHDR_SIZE, self.header.e_shoff), path)
+        table = self._pread(phnum * elf.PHDR_SIZE, self.header.e_phoff)
+        self.phdrs = elf.parse_program_headers(table, phnum, self.header.e_phoff, path)
+        self.warnings += elf.check_load_segments(self.phdrs, self.file_size, path)
+        self.segments = sorted(
+            (Segment(p.p_paddr, p.p_filesz, p.p_memsz, p.p_offset, p.index)
+             for p in self.phdrs if p.p_type == elf.PT_LOAD and p.p_memsz),
+            key=lambda s: s.start)
+        self._starts = [s.start for s in self.segments]
+        if self.segments:
+            self.page_size = 4096
+        for p in self.phdrs:
+            if p.p_type != elf.PT_NOTE:
+                continue
+            if p.p_offset + p.p_filesz > self.file_size:
+                self.warnings.append(f"{path}: PT_NOTE {p.index} runs past the end of the file")
+                continue
+            notes, warns = elf.parse_notes(self._pread(p.p_filesz, p.p_offset), f"{path}: PT_NOTE")
+            self.notes += notes
+            self.warnings += warns
+        _load_notes(self)
+
+    def _segment(self, paddr: int) -> Optional[Segment]:
+        i = bisect.bisect_right(self._starts, paddr) - 1
+        if i >= 0:
+            s = self.segments[i]
+            if paddr < s.start + s.memsz:
+                return s
+        return None
+
+    def _where(self, paddr: int) -> Tuple[Optional[int], str]:
+        """(file offset, '') or (None, why)."""
+        s = self._segment(paddr)
+        if s is None:
+            return None, NOT_IN_DUMP
+        rel = paddr - s.start
+        if rel >= s.filesz:
+            return None, FILTERED
+        off = s.offset + rel
+        if off >= self.file_size:
+            return None, TRUNCATED
+        return off, ""
+
+    def _read_page(self, pfn: int) -> bytes:
+        # Pages need not be segment-aligned: assemble byte runs, each from its segment.
+        ps = self.page_size
+        base = pfn * ps
+        parts = []
+        addr = base
+        while addr < base + ps:
+            s = self._segment(addr)
+            off, why = self._where(addr)
+            if off is None or s is None:
+                raise NotMapped(addr, why)
+            n = min(base + ps, s.start + s.filesz) - addr
+            data = self._pread(n, off)
+            if len(data) < n:
+                raise NotMapped(addr + len(data), TRUNCATED)
+            parts.append(data)
+            addr += n
+        return b"".join(parts)
+
+    def is_dumped(self, paddr: int) -> bool:
+        return self._where(paddr)[0] is not None
+
+    def iter_dumped_ranges(self) -> Iterator[Tuple[int, int]]:
+        cur: Optional[List[int]] = None
+        for s in self.segments:
+            avail = max(0, min(s.filesz, self.file_size - s.offset))
+            if not avail:
+                continue
+            start, end = s.start, s.start + avail
+            if cur is not None and start == cur[1]:
+                cur[1] = end
+                continue
+            if cur is not None:
+                yield cur[0], cur[1]
+            cur = [start, end]
+        if cur is not None:
+            yield cur[0], cur[1]
+
+    def describe(self) -> dict:
+        return {
+            "format": "elf",
+            "segments": [
+                {"index": s.index, "paddr": s.start, "filesz": s.filesz, "memsz": s.memsz,
+                 "offset": s.offset} for s in self.segments],
+        }
+
+
+# --------------------------------------------------------------------------------------
+_CHUNK = 512   # bytes of bitmap per prefix-count entry (4096 pages)
+
+
+def _popcount(b: bytes) -> int:
+    return bin(int.from_bytes(b, "little")).count("1")
+
+
+class KdumpDump(Dump):
+    kind = "kdump-compressed"
+
+    def __init__(self, path: str, fd: int, cache_pages: int = 256) -> None:
+        super().__init__(path, fd, cache_pages)
+        head = self._pread(dd.DISK_DUMP_HEADER_SIZE, 0)
+        self.header = dd.parse_disk_dump_header(head, path)
+        h = self.header
+        bs = h.block_size
+        self.page_size = bs
+        sub_off = bs
+        sub = self._pread(dd.KDUMP_SUB_HEADER_SIZE, sub_off)
+        self.sub = dd.parse_sub_header(sub, h.header_version, sub_off, path)
+        self.max_mapnr = self.sub.max_mapnr if self.sub.max_mapnr else h.max_mapnr
+        if h.incomplete:
+            self.warnings.append(f"{path}: the dump is marked incomplete (makedumpfile ran out "
+                                 f"of space): pages past the written end are unreadable")
+        # Bitmaps.
+        self.bitmap_offset = (1 + h.sub_hdr_size) * bs
+        bm_len = h.bitmap_blocks * bs
+        if self.bitmap_offset + bm_len > self.file_size:
+            raise DecodeError(path, self.bitmap_offset,
+                              f"bitmaps (0x{bm_len:x} bytes) run past the end of the file "
+                              f"(0x{self.file_size:x})")
+        half = bm_len // 2
+        if self.max_mapnr > half * 8:
+            self.warnings.append(f"{path}: max_mapnr {self.max_mapnr} exceeds the bitmap's "
+                                 f"{half * 8} bits; pfns past it are not in the dump")
+            self.max_mapnr = half * 8
+        self._bitmap1 = self._pread(half, self.bitmap_offset)
+        self._bitmap2 = self._pread(half, self.bitmap_offset + half)
+        self._prefix = [0]
+        total = 0
+        for i in range(0, half, _CHUNK):
+            total += _popcount(self._bitmap2[i:i + _CHUNK])
+            self._prefix.append(total)
+        self.split_range: Optional[Tuple[int, int]] = None
+        if self.sub.split:
+            sp = self.sub.start_pfn or 0
+            ep = self.sub.end_pfn or self.max_mapnr
+            self.split_range = (sp, ep)
+        self._rank_base = self._rank(self.split_range[0]) if self.split_range else 0
+        self.desc_offset = (1 + h.sub_hdr_size + h.bitmap_blocks) * bs
+        self.dumped_pages = (self._rank(self.split_range[1]) if self.split_range else total) \
+            - self._rank_base
+        desc_end = self.desc_offset + self.dumped_pages * dd.PAGE_DESC_SIZE
+        if desc_end > self.file_size:
+            self.warnings.append(
+                f"{path}: page descriptors end at 0x{desc_end:x}, past the end of the file "
+                f"(0x{self.file_size:x}): the dump is truncated")
+        # VMCOREINFO and notes stored by makedumpfile.
+        if self.sub.offset_note and self.sub.size_note:
+            data = self._meta(self.sub.offset_note, self.sub.size_note, "ELF notes")
+            if data is not None:
+                notes, warns = elf.parse_notes(data, f"{path}: notes")
+                self.notes += notes
+                self.warnings += warns
+        vmcoreinfo_bytes = None
+        if self.sub.offset_vmcoreinfo and self.sub.size_vmcoreinfo:
+            vmcoreinfo_bytes = self._meta(self.sub.offset_vmcoreinfo, self.sub.size_vmcoreinfo,
+                                          "VMCOREINFO")
+        _load_notes(self, vmcoreinfo_bytes)
+
+    def _meta(self, offset: int, size: int, name: str) -> Optional[bytes]:
+        if offset < 0 or offset + size > self.file_size or size > 64 << 20:
+            self.warnings.append(f"{self.path}: {name} at 0x{offset:x} (+0x{size:x}) lies past "
+                                 f"the end of the file")
+            return None
+        return self._pread(size, offset)
+
+    @property
+    def phys_base(self) -> Optional[int]:
+        base = self.vmcoreinfo.phys_base
+        return base if base is not None else self.sub.phys_base
+
+    def _bit(self, bitmap: bytes, pfn: int) -> bool:
+        i = pfn >> 3
+        return i < len(bitmap) and bool(bitmap[i] >> (pfn & 7) & 1)
+
+    def _rank(self, pfn: int) -> int:
+        """Number of dumped pfns below ``pfn`` (2nd bitmap)."""
+        byte = pfn >> 3
+        c = byte // _CHUNK
+        if c >= len(self._prefix) - 1:
+            return self._prefix[-1]
+        n = self._prefix[c] + _popcount(self._bitmap2[c * _CHUNK:byte])
+        rem = pfn & 7
+        if rem:
+            n += bin(self._bitmap2[byte] & ((1 << rem) - 1)).count("1")
+        return n
+
+    def _why_absent(self, pfn: int) -> Optional[str]:
+        if pfn >= self.max_mapnr:
+            return NOT_IN_DUMP
+        if self.split_range and not self.split_range[0] <= pfn < self.split_range[1]:
+            return NOT_IN_DUMP
+        if not self._bit(self._bitmap2, pfn):
+            return FILTERED if self._bit(self._bitmap1, pfn) else NOT_IN_DUMP
+        return None
+
+    def page_desc(self, pfn: int) -> dd.PageDesc:
+        """The descriptor of a dumped pfn (NotMapped when the pfn has none)."""
+        why = self._why_absent(pfn)
+        if why:
+            raise NotMapped(pfn * self.page_size, why)
+        idx = self._rank(pfn) - self._rank_base
+        off = self.desc_offset + idx * dd.PAGE_DESC_SIZE
+        raw = self._pread(dd.PAGE_DESC_SIZE, off)
+        if len(raw) < dd.PAGE_DESC_SIZE:
+            raise NotMapped(pfn * self.page_size, TRUNCATED)
+        pd = dd.parse_page_desc(raw)
+        if pd.offset == 0 and pd.size == 0:
+            # makedumpfile leaves unwritten descriptors zero in an incomplete dump.
+            raise NotMapped(pfn * self.page_size, TRUNCATED)
+        return pd
+
+    def _read_page(self, pfn: int) -> bytes:
+        pd = self.page_desc(pfn)
+        paddr = pfn * self.page_size
+        if pd.offset < 0 or pd.size > 2 * self.page_size + 1024:
+            raise DecodeError(self.path, self.desc_offset, f"page descriptor of pfn 0x{pfn:x} is "
+                              f"corrupt (offset 0x{pd.offset:x}, size {pd.size})")
+        if pd.offset + pd.size > self.file_size:
+            raise NotMapped(paddr, TRUNCATED)
+        data = self._pread(pd.size, pd.offset)
+        return dd.decompress_page(data, pd.flags, self.page_size,
+                                  f"{self.path}: pfn 0x{pfn:x}", pd.offset)
+
+    def is_dumped(self, paddr: int) -> bool:
+        if paddr < 0:
+            return False
+        pfn = paddr // self.page_size
+        if self._why_absent(pfn):
+            return False
+        try:
+            pd = self.page_desc(pfn)
+        except NotMapped:
+            return False
+        return pd.offset + pd.size <= self.file_size
+
+    def iter_dumped_ranges(self) -> Iterator[Tuple[int, int]]:
+        """Runs of set bits of the 2nd bitmap, as physical [start, end). Pages whose data
+        lies past a truncated end are included (use is_dumped/read to tell)."""
+        ps = self.page_size
+        lo, hi = self.split_range or (0, self.max_mapnr)
+        bm = self._bitmap2
+        run_start = -1
+        step = 8
+        for wi in range(0, len(bm), step):
+            word = int.from_bytes(bm[wi:wi + step], "little")
+            base = wi * 8
+            if base >= hi:
+                break
+            nbits = min(step * 8, len(bm) * 8 - base)
+            full = (1 << nbits) - 1
+            if word == 0 and run_start < 0:
+                continue
+            if word == full and run_start >= 0:
+                continue
+            for b in range(nbits):
+                pfn = base + b
+                on = bool(word >> b & 1) and lo <= pfn < hi
+                if on and run_start < 0:
+                    run_start = pfn
+                elif not on and run_start >= 0:
+                    yield run_start * ps, pfn * ps
+                    run_start = -1
+        if run_start >= 0:
+            yield run_start * ps, min(hi, len(bm) * 8) * ps
+
+    def describe(self) -> dict:
+        h, s = self.header, self.sub
+        return {
+            "format": "kdump-compressed",
+            "header_version": h.header_version,
+            "utsname": {"sysname": h.sysname, "nodename": h.nodename, "release": h.release,
+                        "version": h.version, "machine": h.machine},
+            "timestamp": h.timestamp,
+            "status": h.status,
+            "compression": list(h.compression),
+            "incomplete": h.incomplete,
+            "block_size": h.block_size,
+            "nr_cpus": h.nr_cpus,
+            "dump_level": s.dump_level,
+            "phys_base": s.phys_base,
+            "split": bool(s.split),
+            "max_mapnr": self.max_mapnr,
+            "dumped_pages": self.dumped_pages,
+        }
+
+
+def _load_notes(dump: Dump, vmcoreinfo_bytes: Optional[bytes] = None) -> None:
+    """VMCOREINFO (the sub-header copy first, else the note) and the PRSTATUS notes."""
+    if vmcoreinfo_bytes is None:
+        vmcoreinfo_bytes = elf.find_vmcoreinfo(dump.notes)
+    if vmcoreinfo_bytes is None:
+        dump.warnings.append(f"{dump.path}: no VMCOREINFO (kernel log and virtual addresses "
+                             f"are unavailable)")
+    else:
+        try:
+            dump.vmcoreinfo = parse_vmcoreinfo(vmcoreinfo_bytes)
+        except DecodeError as err:
+            dump.warnings.append(str(err.with_source(dump.path)))
+        dump.warnings += [f"{dump.path}: VMCOREINFO {w}" for w in dump.vmcoreinfo.warnings]
+        if dump.vmcoreinfo.page_size and dump.kind == "elf":
+            dump.page_size = dump.vmcoreinfo.page_size
+    dump.prstatus, warns = elf.prstatus_notes(dump.notes)
+    dump.warnings += warns
+
+
+def open_dump(path: str, cache_pages: int = 256) -> Dump:
+    """Open an ELF64 core or a kdump-compressed dump, chosen by its first bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise SourceMissing(f"{path}: no such file") from None
+    except PermissionError:
+        from kdumptool.errors import PermissionDenied
+
+        raise PermissionDenied(f"{path}: permission denied") from None
+    except OSError as err:
+        raise SourceMissing(f"{path}: {err.strerror}") from None
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise SourceMissing(f"{path}: is a directory, not a dump file")
+        magic = os.pread(fd, 16, 0)
+        if not magic:
+            raise DecodeError(path, 0, "empty file")
+        if magic[:4] == elf.ELFMAG:
+            return ElfDump(path, fd, cache_pages)
+        if magic[:8] == dd.KDUMP_SIGNATURE:
+            return KdumpDump(path, fd, cache_pages)
+        dd.check_signature(magic, path)
+        raise UnsupportedFormat(f"{path}: not an ELF core nor a kdump-compressed dump "
+                                f"(magic {magic[:8]!r})")
+    except BaseException:
+        os.close(fd)
+        raise
