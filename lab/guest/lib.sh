@@ -25,6 +25,7 @@ KDT() {
 # kdt_run DIR NAME ARGS...: run kdumptool ARGS, keep stdout/stderr/rc/time as DIR/kdt/NAME.*
 # A command whose module is not in this working tree is recorded as absent, not run.
 kdt_run() {
+    local d n t0 t1 rc
     d=$1/kdt; n=$2; shift 2
     mkdir -p "$d"
     if [ "$1" != "--version" ] && [ ! -f "/kdt/kdumptool/cli/$1.py" ]; then
@@ -43,11 +44,13 @@ kdt_run() {
 
 # rd OFFSET WIDTH: one MMIO register of the DRHD page, as 0x%016X
 rd() {
+    local v
     v=$(devmem $(printf '0x%x' $((DRHD + $1))) "$2" 2>/dev/null) || { echo ERR; return; }
     printf '0x%016X' $((v))
 }
 
 drhd_regs() {
+    local base r name rest off w cap nfr fro i o
     base=${DRHD_BASE:-0xfed90000}
     [ -r /sys/class/iommu/dmar0/intel-iommu/address ] && \
         base=0x$(cat /sys/class/iommu/dmar0/intel-iommu/address)
@@ -74,6 +77,7 @@ drhd_regs() {
 }
 
 iommu_groups() {
+    local g p
     for g in $(ls /sys/kernel/iommu_groups 2>/dev/null | sort -n); do
         p=/sys/kernel/iommu_groups/$g
         echo "group $g type=$(cat $p/type 2>/dev/null) devices=$(ls $p/devices | tr '\n' ' ')"
@@ -83,6 +87,7 @@ iommu_groups() {
 
 # oracle DIR: the independent view of this kernel
 oracle() {
+    local d t0 f dev b drv grp
     d=$1; mkdir -p "$d"
     t0=$(up)
     cat /proc/cmdline > "$d/cmdline.txt"
@@ -109,8 +114,20 @@ oracle() {
     say "oracle $d ($t0..$(up))"
 }
 
+# kdt_probe DIR: kdumptool's library view of this kernel (guest/kdt_probe.py)
+kdt_probe() {
+    local t0
+    mkdir -p "$1/kdt"
+    t0=$(up)
+    PYTHONPATH=/kdt:/t/opt/lab-site PYTHONDONTWRITEBYTECODE=1 "$PY" /lab/kdt_probe.py \
+        "$1/kdt/probe.json" > "$1/kdt/probe.log" 2>&1
+    say "kdt_probe rc=$? $(tail -1 "$1/kdt/probe.log") ($t0..$(up))"
+}
+
 kdt_common() {
+    local d
     d=$1
+    kdt_probe "$d"
     kdt_run "$d" version --version
     kdt_run "$d" dmar dmar -f json
     kdt_run "$d" pci pci -f json
@@ -120,6 +137,7 @@ kdt_common() {
 }
 
 nic_up() {
+    local n
     for n in /sys/class/net/*; do
         case "$(readlink "$n/device")" in
             *0000:00:02.0) ip link set "$(basename "$n")" up
@@ -156,6 +174,7 @@ live_main() {
 
 # dump NAME: one copy of /proc/vmcore into /out/kdump, timed
 dump() {
+    local d f rc t0 t1 sz
     d=/out/kdump
     # makedumpfile silently writes an uncompressed dump when asked for a compression it
     # was built without (Debian's 1.7.2: zstd and snappy disabled): record a skip instead.

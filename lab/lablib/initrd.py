@@ -11,7 +11,10 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import py_compile
 import stat
+import sys
+import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -137,11 +140,22 @@ def build_initrd(out: Path, tree: Path, kver: str, extra_files: Optional[Dict[st
             w.file(f"lab/{f.name}", f.read_bytes(), mode)
     w.file("init", (LAB / "guest" / "init").read_bytes(), 0o755)
     # kdumptool from the working tree (sources only).
+    # Byte-compiled here (unchecked-hash .pyc: valid whatever the cpio mtimes), because
+    # compiling at every start under TCG costs seconds per kdumptool call.
     pkg = REPO / "kdumptool"
-    for f in sorted(pkg.rglob("*.py")):
-        if "__pycache__" in f.parts:
-            continue
-        w.file(f"kdt/{f.relative_to(REPO)}", f.read_bytes())
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in sorted(pkg.rglob("*.py")):
+            if "__pycache__" in f.parts:
+                continue
+            rel = f.relative_to(REPO)
+            w.file(f"kdt/{rel}", f.read_bytes())
+            if sys.version_info[:2] != (3, 11):  # the guest runs Debian 12's Python 3.11
+                continue
+            pyc = Path(tmp) / "x.pyc"
+            py_compile.compile(str(f), cfile=str(pyc), dfile=f"/kdt/{rel}", doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+            w.file(f"kdt/{rel.parent}/__pycache__/{f.stem}.{sys.implementation.cache_tag}.pyc",
+                   pyc.read_bytes())
     for name, data in (extra_files or {}).items():
         w.file(name, data)
     raw = w.finish()
