@@ -124,6 +124,8 @@ class System:
     iomem: Tuple[IomemRange, ...]
     kdump_config: Mapping[str, str] = field(default_factory=dict)  # path -> text
     warnings: Tuple[str, ...] = ()
+    dmar_present: bool = False  # the ACPI DMAR table exists (decoded or not)
+    kind: str = "sysfs"  # "sysfs" (live host or snapshot) or "lspci" (a text dump: PCI only)
 
     @property
     def has_vtd(self) -> bool:
@@ -284,6 +286,8 @@ def build_system(
     iomem: Sequence[IomemRange],
     kdump_config: Optional[Mapping[str, str]] = None,
     warnings: Sequence[str] = (),
+    dmar_present: Optional[bool] = None,
+    kind: str = "sysfs",
 ) -> System:
     """Link decoded records into a :class:`System` (pure: no I/O)."""
     upstream = find_upstream(raw_devices)
@@ -291,12 +295,25 @@ def build_system(
     for g in groups.values():
         for b in g.devices:
             group_of[b] = g.number
+    sysfs_unit: Dict[str, int] = {}
+    for u in units:
+        for b in u.sysfs_devices:
+            sysfs_unit.setdefault(b, u.address)
+    warnings = list(warnings)
     devices: Dict[str, PciDevice] = {}
     for bdf in sorted(raw_devices):
         r = raw_devices[bdf]
         c = r.config
         ups = upstream[bdf]
         ptid = c.port_type if c is not None else None
+        drhd = find_drhd(r.physfn or bdf, upstream.get(r.physfn or bdf, ups), dmar, raw_devices)
+        if dmar is None:
+            drhd = sysfs_unit.get(bdf)  # the kernel's own answer when the table is unknown
+        elif bdf in sysfs_unit and sysfs_unit[bdf] != drhd:
+            warnings.append(
+                f"{bdf}: the DMAR table gives unit {drhd if drhd is None else hex(drhd)}, "
+                f"sysfs puts it under {sysfs_unit[bdf]:#x}"
+            )
         command = c.command if c is not None else 0
         bus_master = bool(c is not None and c.bus_master)
         class_code = c.class_code if c is not None else (r.class_code or 0)
@@ -320,7 +337,7 @@ def build_system(
             driver=r.driver,
             iommu_group=r.iommu_group if r.iommu_group is not None else group_of.get(bdf),
             upstream=ups,
-            drhd=find_drhd(r.physfn or bdf, upstream.get(r.physfn or bdf, ups), dmar, raw_devices),
+            drhd=drhd,
             rmrrs=find_rmrrs(bdf, ups, dmar, raw_devices),
             # A bridge forwards its children's DMA but does not initiate it on its own;
             # with no driver bound, a bus-mastering endpoint keeps DMA going into kdump.
@@ -361,4 +378,6 @@ def build_system(
         iomem=tuple(iomem),
         kdump_config=dict(kdump_config or {}),
         warnings=tuple(warnings),
+        dmar_present=dmar is not None if dmar_present is None else dmar_present,
+        kind=kind,
     )

@@ -2,8 +2,10 @@
 into ``error: ...`` lines and exit codes (1 for our errors, 2 for usage errors).
 
 Command modules are listed in ``COMMAND_MODULES``; each defines ``register(app)``. They
-import only typer at module level and load decoders inside the command body, so
-``kdumptool --version`` stays cheap in the kdump initramfs.
+import only typer at module level and load decoders inside the command body. typer
+itself (with click and, since typer 0.16, pydantic) is imported only when a command
+runs: ``kdumptool --version`` answers without it, because the kdump initramfs pays for
+every millisecond (bench/bench_startup.py measures this).
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from typing import List, Optional
-
-import typer
+from typing import Any, List, Optional
 
 from kdumptool import __version__
 
@@ -30,55 +30,75 @@ COMMAND_MODULES = (
     "integration",
 )
 
-app = typer.Typer(
-    name="kdumptool",
-    help="Triage Linux kdump on Intel VT-d machines: DMAR, PCI bus mastering, IOMMU state, "
-    "kernel-log faults and the crashed kernel's VT-d tables in a vmcore.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+HELP = (
+    "Triage Linux kdump on Intel VT-d machines: DMAR, PCI bus mastering, IOMMU state, "
+    "kernel-log faults and the crashed kernel's VT-d tables in a vmcore."
 )
 
-_state = {"debug": False}
+_state: dict = {"debug": False, "app": None}
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"kdumptool {__version__}")
-        raise typer.Exit()
+def _build_app() -> Any:
+    """The typer app with every available command registered (built once)."""
+    if _state["app"] is not None:
+        return _state["app"]
+    import typer
 
+    app = typer.Typer(
+        name="kdumptool",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
 
-@app.callback()
-def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    version: Optional[bool] = typer.Option(
-        None, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    _state["debug"] = debug
+    def _version(value: bool) -> None:
+        if value:
+            typer.echo(f"kdumptool {__version__}")
+            raise typer.Exit()
 
+    @app.callback()
+    def _root(
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+        version: Optional[bool] = typer.Option(
+            None, "--version", callback=_version, is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ) -> None:
+        _state["debug"] = debug
 
-def _register_commands() -> None:
     for name in COMMAND_MODULES:
         modname = f"kdumptool.cli.{name}"
         if importlib.util.find_spec(modname) is None:
             continue
         importlib.import_module(modname).register(app)
+    _state["app"] = app
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # ``from kdumptool.cli.main import app`` keeps working (PEP 562), built on first use.
+    if name == "app":
+        return _build_app()
+    raise AttributeError(name)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Run the CLI; never lets one of our errors escape as a traceback.
 
     typer/click handle usage errors themselves (message, exit 2); everything of ours
-    arrives here as a ``KdumptoolError``.
+    arrives here as a ``KdumptoolError``. Anything else is a bug: one ``error: internal
+    error`` line, or its traceback under ``--debug``.
     """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--version"]:
+        sys.stdout.write(f"kdumptool {__version__}\n")
+        return
     from kdumptool.errors import KdumptoolError
 
-    args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    _register_commands()
     try:
-        app(args=args, prog_name="kdumptool")
+        _build_app()(args=args, prog_name="kdumptool")
     except KdumptoolError as err:
         if debug:
             raise
@@ -90,6 +110,14 @@ def main(argv: Optional[List[str]] = None) -> None:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so in one line, traceback with --debug
+        if debug:
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        sys.exit(1)
 
 
 def _error(msg: str) -> None:

@@ -105,10 +105,12 @@ class DevMemPage:
         self.close()
 
 
-def read_vtd_page(address: int, root: Optional[Root] = None, max_frcd: int = 256) -> Dict[str, Any]:
+def read_vtd_page(
+    address: int, root: Optional[Root] = None, max_frcd: int = 256, path: str = DEV_MEM
+) -> Dict[str, Any]:
     """The registers of the unit at ``address`` as a mapping for
     :func:`kdumptool.formats.vtd_regs.decode_vtd_registers` (the snapshot JSON shape)."""
-    with DevMemPage(address, root) as page:
+    with DevMemPage(address, root, path) as page:
         values: Dict[str, Any] = {}
         for name, (off, width) in REGISTERS.items():
             values[name] = page.read64(off) if width == 64 else page.read32(off)

@@ -9,10 +9,12 @@ only live-only parts are device enumeration through pyudev (``use_udev``, defaul
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from kdumptool.analysis.model import IomemRange, IommuUnit, System, build_system
-from kdumptool.errors import DecodeError, KdumptoolError
+from kdumptool.errors import DecodeError, KdumptoolError, SourceMissing
 from kdumptool.formats.vtd_regs import decode_vtd_registers
 from kdumptool.sources import iommu as iommu_src
 from kdumptool.sources import pci as pci_src
@@ -165,14 +167,14 @@ def read_kdump_config(root: Root) -> Dict[str, str]:
 
 
 def read_system(
-    root: Union[Root, str, None] = None,
+    root: Union[Root, str, os.PathLike[str], None] = None,
     *,
     use_udev: Optional[bool] = None,
     read_registers: bool = True,
 ) -> System:
     """The system model of ``root`` (a :class:`Root`, a path, or None for the live host)."""
     if not isinstance(root, Root):
-        root = open_root(root)
+        root = open_root(root if root is None or isinstance(root, str) else Path(root))
     warnings: List[str] = []
     if use_udev is None:
         use_udev = root.is_live
@@ -183,7 +185,7 @@ def read_system(
     else:
         raw = pci_src.read_pci_devices(root, warnings)
     groups = iommu_src.read_groups(root, warnings)
-    _, dmar = read_dmar_table(root, warnings)
+    dmar_raw, dmar = read_dmar_table(root, warnings)
     units = read_units(root, dmar, warnings, read_registers)
     iomem_text = root.read_optional("/proc/iomem")
     return build_system(
@@ -199,4 +201,31 @@ def read_system(
         iomem=parse_iomem(iomem_text) if iomem_text else (),
         kdump_config=read_kdump_config(root),
         warnings=warnings,
+        dmar_present=dmar_raw is not None,
+    )
+
+
+def read_system_from_lspci(path: Union[str, os.PathLike[str]]) -> System:
+    """A model with only PCI devices, from an ``lspci -x/-xxx/-xxxx`` text dump (a user's
+    bug report); no groups, units or kdump state are known."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise SourceMissing(f"{path}: {exc.strerror}") from None
+    raw, warnings = pci_src.read_lspci_dump(text, str(path))
+    return build_system(
+        source=str(path),
+        raw_devices=raw,
+        groups={},
+        units=(),
+        dmar=None,
+        cmdline=None,
+        in_kdump_kernel=False,
+        kexec_crash_loaded=None,
+        kexec_crash_size=None,
+        iomem=(),
+        warnings=warnings + [f"{path}: an lspci dump holds PCI devices only (no DMAR, groups or registers)"],
+        dmar_present=False,
+        kind="lspci",
     )

@@ -1,0 +1,488 @@
+"""What a kernel log says about VT-d faults and kdump, summarised and tied to devices.
+
+:func:`analyse_log` takes :class:`~kdumptool.formats.klog.LogEvent` records (from
+:func:`~kdumptool.formats.klog.parse_log`, or a list of strings, parsed here) and an
+optional system model (:class:`kdumptool.analysis.model.System`), and returns a
+:class:`LogReport`:
+
+* faults grouped per device, kind and reason, with first/last line and time, access
+  counts and the first distinct addresses;
+* bursts: faults close in time (``BURST_GAP_S``) or, without timestamps, close in the
+  log (``BURST_GAP_LINES``), with the ``dmar_fault: N callbacks suppressed`` counts;
+* kdump / kexec markers in log order; IOMMU units the kernel announced;
+* correlation to the system model: device driver, IOMMU group, covering DRHD, RMRRs,
+  and whether a fault address falls in one of the device's RMRRs or its group's
+  reserved regions (a fault inside an RMRR means the identity map is missing);
+* one verdict line.
+
+Memory stays bounded however long the log: at most ``max_events`` events are kept
+(the rest are counted), ``MAX_ADDRESSES`` addresses per group, ``MAX_BURSTS`` bursts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+
+from kdumptool.formats.klog import LogEvent, parse_log
+
+BURST_GAP_S = 2.0
+BURST_GAP_LINES = 50
+MAX_ADDRESSES = 8
+MAX_BURSTS = 1000
+
+FAULT_KINDS = ("dma_fault", "ir_fault")
+#: Events that tell the kdump / kexec story, shown in log order.
+MARKER_KINDS = (
+    "crashkernel_reserved",
+    "crash_trigger",
+    "panic",
+    "kexec",
+    "kdump_kernel",
+    "iommu_enabled",
+    "iommu_disabled",
+    "sm_disallowed",
+    "translation_preenabled",
+    "tables_copied",
+    "copy_failed",
+    "translation_not_kdump",
+    "ir_copied",
+    "ir_not_kdump",
+    "firmware_bug",
+)
+_KDUMP_KINDS = frozenset(
+    {"kdump_kernel", "translation_preenabled", "tables_copied", "copy_failed", "ir_copied"}
+)
+
+
+@dataclass
+class FaultGroup:
+    """Faults of one kind from one device with one reason."""
+
+    kind: str
+    bdf: Optional[str]
+    reason_code: Optional[int]
+    reason: Optional[str]
+    count: int = 0
+    first_line: int = 0
+    last_line: int = 0
+    first_timestamp: Optional[float] = None
+    last_timestamp: Optional[float] = None
+    reads: int = 0
+    writes: int = 0
+    addresses: List[int] = field(default_factory=list)
+    fault_indexes: List[int] = field(default_factory=list)
+    pasids: List[int] = field(default_factory=list)
+    address_notes: List[str] = field(default_factory=list)
+
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "bdf": self.bdf,
+            "reason_code": None if self.reason_code is None else f"0x{self.reason_code:02x}",
+            "reason": self.reason,
+            "count": self.count,
+            "first_line": self.first_line,
+            "last_line": self.last_line,
+            "first_timestamp": self.first_timestamp,
+            "last_timestamp": self.last_timestamp,
+            "reads": self.reads,
+            "writes": self.writes,
+            "addresses": [f"0x{a:x}" for a in self.addresses],
+            "fault_indexes": [f"0x{a:x}" for a in self.fault_indexes],
+            "pasids": self.pasids,
+            "address_notes": self.address_notes,
+        }
+
+
+@dataclass
+class Burst:
+    """Faults (and suppressed-message counts) close together."""
+
+    first_line: int
+    last_line: int
+    first_timestamp: Optional[float]
+    last_timestamp: Optional[float]
+    count: int = 0
+    suppressed: int = 0
+    devices: List[str] = field(default_factory=list)
+
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "first_line": self.first_line,
+            "last_line": self.last_line,
+            "first_timestamp": self.first_timestamp,
+            "last_timestamp": self.last_timestamp,
+            "count": self.count,
+            "suppressed": self.suppressed,
+            "devices": self.devices,
+        }
+
+
+@dataclass
+class DeviceInfo:
+    """What the system model knows about a device named in the log."""
+
+    bdf: str
+    known: bool
+    modelled: bool = True  # False: no system model was given at all
+    vendor_device: Optional[str] = None
+    driver: Optional[str] = None
+    iommu_group: Optional[int] = None
+    drhd: Optional[int] = None
+    rmrrs: List[Tuple[int, int]] = field(default_factory=list)
+    reserved_regions: List[Tuple[int, int, str]] = field(default_factory=list)
+
+    def label(self) -> str:
+        bits = [self.bdf]
+        if not self.known:
+            if self.modelled:
+                bits.append("(not in the system model)")
+            return " ".join(bits)
+        if self.driver:
+            bits.append(self.driver)
+        elif self.vendor_device:
+            bits.append(f"[{self.vendor_device}] no driver")
+        if self.iommu_group is not None:
+            bits.append(f"group {self.iommu_group}")
+        return " ".join(bits)
+
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "bdf": self.bdf,
+            "known": self.known,
+            "vendor_device": self.vendor_device,
+            "driver": self.driver,
+            "iommu_group": self.iommu_group,
+            "drhd": None if self.drhd is None else f"0x{self.drhd:x}",
+            "rmrrs": [[f"0x{a:x}", f"0x{b:x}"] for a, b in self.rmrrs],
+            "reserved_regions": [[f"0x{a:x}", f"0x{b:x}", t] for a, b, t in self.reserved_regions],
+        }
+
+
+@dataclass
+class LogReport:
+    events: List[LogEvent]
+    events_omitted: int
+    counts: Dict[str, int]
+    faults: List[FaultGroup]
+    bursts: List[Burst]
+    bursts_omitted: int
+    markers: List[LogEvent]
+    units: List[LogEvent]
+    devices: Dict[str, DeviceInfo]
+    verdict_level: str
+    verdict: str
+    in_kdump_kernel: bool
+    suppressed_total: int
+    warnings: List[str] = field(default_factory=list)
+
+    def summary_json(self) -> Dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "verdict_level": self.verdict_level,
+            "in_kdump_kernel": self.in_kdump_kernel,
+            "counts": dict(sorted(self.counts.items())),
+            "suppressed_total": self.suppressed_total,
+            "faults": [g.to_json() for g in self.faults],
+            "bursts": [b.to_json() for b in self.bursts],
+            "bursts_omitted": self.bursts_omitted,
+            "markers": [
+                {"line": e.line, "kind": e.kind, "unit": e.unit, "timestamp": e.timestamp, "text": e.text}
+                for e in self.markers
+            ],
+            "units": [
+                {"unit": e.unit, "line": e.line, **{k: (f"0x{v:x}" if isinstance(v, int) else v)
+                                                    for k, v in e.details.items()}}
+                for e in self.units
+            ],
+            "devices": {k: v.to_json() for k, v in sorted(self.devices.items())},
+            "events_omitted": self.events_omitted,
+            "warnings": self.warnings,
+        }
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"events": [e.to_json() for e in self.events], "summary": self.summary_json()}
+
+
+# --- system-model access (kept loose: the model grows in parallel) ---------------------------
+
+
+def _get(obj: Any, *names: str) -> Any:
+    for n in names:
+        if isinstance(obj, dict) and n in obj:
+            return obj[n]
+        if hasattr(obj, n):
+            return getattr(obj, n)
+    return None
+
+
+def _range(r: Any) -> Optional[Tuple[int, int]]:
+    if isinstance(r, (tuple, list)) and len(r) >= 2 and all(isinstance(x, int) for x in r[:2]):
+        return int(r[0]), int(r[1])
+    lo = _get(r, "base_address", "base", "start")
+    hi = _get(r, "end_address", "end")
+    if isinstance(lo, int) and isinstance(hi, int):
+        return lo, hi
+    return None
+
+
+def _device_info(system: Any, bdf: str) -> DeviceInfo:
+    devices = _get(system, "devices") or {}
+    dev = devices.get(bdf) if isinstance(devices, dict) else None
+    if dev is None:
+        return DeviceInfo(bdf, False)
+    vid, did = _get(dev, "vendor_id"), _get(dev, "device_id")
+    info = DeviceInfo(
+        bdf,
+        True,
+        vendor_device=f"{vid:04x}:{did:04x}" if isinstance(vid, int) and isinstance(did, int) else None,
+        driver=_get(dev, "driver") or None,
+        iommu_group=_get(dev, "iommu_group"),
+        drhd=_get(dev, "drhd") if isinstance(_get(dev, "drhd"), int) else _get(_get(dev, "drhd"), "register_base_address"),
+    )
+    for r in _get(dev, "rmrrs") or ():
+        rr = _range(r)
+        if rr:
+            info.rmrrs.append(rr)
+    groups = _get(system, "groups") or {}
+    grp = None
+    if info.iommu_group is not None:
+        if isinstance(groups, dict):
+            grp = groups.get(info.iommu_group, groups.get(str(info.iommu_group)))
+        else:
+            for g in groups:
+                if _get(g, "number", "id", "group") == info.iommu_group:
+                    grp = g
+                    break
+    for r in (_get(grp, "reserved_regions", "reserved") or ()) if grp is not None else ():
+        rr = _range(r)
+        if rr:
+            kind = _get(r, "type", "kind")
+            if kind is None and isinstance(r, (tuple, list)) and len(r) > 2:
+                kind = r[2]
+            info.reserved_regions.append((rr[0], rr[1], str(kind or "")))
+    return info
+
+
+def check_fault_address(info: DeviceInfo, address: int) -> List[str]:
+    """Where a fault address falls among the device's RMRRs and reserved regions."""
+    notes = []
+    for lo, hi in info.rmrrs:
+        if lo <= address <= hi:
+            notes.append(
+                f"0x{address:x} is inside RMRR [0x{lo:x}-0x{hi:x}] of {info.bdf}: the "
+                "firmware's identity map for this device is missing in the active tables"
+            )
+    for lo, hi, kind in info.reserved_regions:
+        if lo <= address <= hi:
+            notes.append(f"0x{address:x} is inside reserved region [0x{lo:x}-0x{hi:x}] {kind}".rstrip())
+    return notes
+
+
+# --- the analysis ------------------------------------------------------------------------------
+
+
+def analyse_log(
+    events: Iterable[Union[LogEvent, str]],
+    system: Any = None,
+    max_events: Optional[int] = None,
+) -> LogReport:
+    """Summarise events (or raw log lines) into a :class:`LogReport`.
+
+    ``events`` may be LogEvents or strings (then :func:`parse_log` runs first), so
+    ``analyse_log(open(f).read().splitlines())`` works. ``max_events`` caps the events
+    kept in the report (all are counted and summarised).
+    """
+    it = iter(events)
+    first = next(it, None)
+    stream: Iterable[LogEvent]
+    if first is None:
+        stream = ()
+    elif isinstance(first, LogEvent):
+        stream = _chain(first, it)  # type: ignore[arg-type]
+    else:
+        stream = parse_log(_chain(first, it))  # type: ignore[arg-type]
+
+    kept: List[LogEvent] = []
+    omitted = 0
+    counts: Dict[str, int] = {}
+    groups: Dict[Tuple[str, Optional[str], Optional[int]], FaultGroup] = {}
+    bursts: List[Burst] = []
+    bursts_omitted = 0
+    markers: List[LogEvent] = []
+    units: List[LogEvent] = []
+    devices: Dict[str, DeviceInfo] = {}
+    suppressed_total = 0
+    warnings: List[str] = []
+    cur: Optional[Burst] = None
+    last_marker_key: Optional[Tuple[str, str]] = None
+
+    for ev in stream:
+        counts[ev.kind] = counts.get(ev.kind, 0) + 1
+        if max_events is None or len(kept) < max_events:
+            kept.append(ev)
+        else:
+            omitted += 1
+        if ev.warnings and len(warnings) < 100:
+            warnings.extend(f"line {ev.line}: {w}" for w in ev.warnings)
+        if ev.kind in MARKER_KINDS:
+            key = (ev.kind, ev.text)
+            if key != last_marker_key and len(markers) < 500:
+                markers.append(ev)
+            last_marker_key = key
+        if ev.kind == "unit" and len(units) < 256:
+            units.append(ev)
+        if ev.bdf and ev.bdf not in devices and (ev.kind in FAULT_KINDS or ev.kind == "aer"):
+            if len(devices) < 4096:
+                devices[ev.bdf] = _device_info(system, ev.bdf) if system is not None else DeviceInfo(ev.bdf, False, modelled=False)
+        if ev.kind in FAULT_KINDS or ev.kind == "suppressed":
+            if cur is None or not _same_burst(cur, ev):
+                if cur is not None:
+                    if len(bursts) < MAX_BURSTS:
+                        bursts.append(cur)
+                    else:
+                        bursts_omitted += 1
+                cur = Burst(ev.line, ev.end_line or ev.line, ev.timestamp, ev.timestamp)
+            cur.last_line = ev.end_line or ev.line
+            if ev.timestamp is not None:
+                if cur.first_timestamp is None:
+                    cur.first_timestamp = ev.timestamp
+                cur.last_timestamp = ev.timestamp
+            if ev.kind == "suppressed":
+                n = ev.value or 0
+                cur.suppressed += n
+                suppressed_total += n
+                continue
+            cur.count += 1
+            if ev.bdf and ev.bdf not in cur.devices and len(cur.devices) < 64:
+                cur.devices.append(ev.bdf)
+            _add_fault(groups, ev, devices.get(ev.bdf) if ev.bdf else None)
+    if cur is not None:
+        if len(bursts) < MAX_BURSTS:
+            bursts.append(cur)
+        else:
+            bursts_omitted += 1
+
+    faults = sorted(groups.values(), key=lambda g: (-g.count, g.first_line))
+    in_kdump = any(counts.get(k) for k in _KDUMP_KINDS)
+    level, verdict = _verdict(counts, faults, markers, devices, in_kdump, suppressed_total)
+    return LogReport(
+        events=kept,
+        events_omitted=omitted,
+        counts=counts,
+        faults=faults,
+        bursts=bursts,
+        bursts_omitted=bursts_omitted,
+        markers=markers,
+        units=units,
+        devices=devices,
+        verdict_level=level,
+        verdict=verdict,
+        in_kdump_kernel=in_kdump,
+        suppressed_total=suppressed_total,
+        warnings=warnings,
+    )
+
+
+def _chain(first: Any, rest: Any) -> Any:
+    yield first
+    yield from rest
+
+
+def _same_burst(b: Burst, ev: LogEvent) -> bool:
+    if ev.timestamp is not None and b.last_timestamp is not None:
+        return 0 <= ev.timestamp - b.last_timestamp <= BURST_GAP_S
+    return ev.line - b.last_line <= BURST_GAP_LINES
+
+
+def _add_fault(
+    groups: Dict[Tuple[str, Optional[str], Optional[int]], FaultGroup],
+    ev: LogEvent,
+    info: Optional[DeviceInfo],
+) -> None:
+    key = (ev.kind, ev.bdf, ev.reason_code)
+    g = groups.get(key)
+    if g is None:
+        g = groups[key] = FaultGroup(
+            ev.kind, ev.bdf, ev.reason_code, ev.reason_table or ev.reason,
+            first_line=ev.line, first_timestamp=ev.timestamp,
+        )
+    g.count += 1
+    g.last_line = ev.line
+    if ev.timestamp is not None:
+        if g.first_timestamp is None:
+            g.first_timestamp = ev.timestamp
+        g.last_timestamp = ev.timestamp
+    if ev.access == "read":
+        g.reads += 1
+    elif ev.access == "write":
+        g.writes += 1
+    if ev.address is not None and ev.address not in g.addresses and len(g.addresses) < MAX_ADDRESSES:
+        g.addresses.append(ev.address)
+        if info is not None and info.known:
+            for note in check_fault_address(info, ev.address):
+                if note not in g.address_notes:
+                    g.address_notes.append(note)
+    if ev.fault_index is not None and ev.fault_index not in g.fault_indexes and len(g.fault_indexes) < MAX_ADDRESSES:
+        g.fault_indexes.append(ev.fault_index)
+    if ev.pasid is not None and ev.pasid not in g.pasids and len(g.pasids) < MAX_ADDRESSES:
+        g.pasids.append(ev.pasid)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _verdict(
+    counts: Dict[str, int],
+    faults: List[FaultGroup],
+    markers: List[LogEvent],
+    devices: Dict[str, DeviceInfo],
+    in_kdump: bool,
+    suppressed: int,
+) -> Tuple[str, str]:
+    parts: List[str] = []
+    level = "ok"
+    units = sorted({m.unit for m in markers if m.kind == "copy_failed" and m.unit})
+    if counts.get("copy_failed"):
+        why = " (scalable mode is disallowed here: the crashed kernel ran in scalable mode)" if counts.get("sm_disallowed") else ""
+        parts.append(
+            f"the kdump kernel failed to copy the crashed kernel's translation tables for {', '.join(units) or 'a unit'}{why}"
+        )
+        level = "warning"
+    if counts.get("translation_not_kdump") or counts.get("ir_not_kdump"):
+        parts.append("a previous kernel left remapping enabled and this is not a kdump kernel (kexec reboot)")
+        level = "warning"
+    for kind, word in (("dma_fault", "DMA remapping fault"), ("ir_fault", "interrupt-remapping fault")):
+        n = counts.get(kind, 0)
+        if not n:
+            continue
+        level = "fault"
+        groups = [g for g in faults if g.kind == kind]
+        devs = sorted({g.bdf for g in groups if g.bdf})
+        top = groups[0]
+        who = devices[top.bdf].label() if top.bdf in devices else (top.bdf or "?")
+        reason = f"0x{top.reason_code:02x} {top.reason}" if top.reason_code is not None else "reason not printed"
+        parts.append(f"{_plural(n, word)} from {_plural(len(devs), 'device')} (most: {who}, {reason})")
+    if suppressed:
+        parts.append(f"{suppressed} more fault messages suppressed by rate limiting")
+    if counts.get("firmware_bug"):
+        parts.append(f"{_plural(counts['firmware_bug'], 'firmware bug warning')} about the DMAR table")
+        if level == "ok":
+            level = "warning"
+    if counts.get("aer"):
+        parts.append(f"{_plural(counts['aer'], 'AER error line')}")
+        if level == "ok":
+            level = "warning"
+    if not parts:
+        if counts.get("tables_copied"):
+            parts.append("no DMAR faults; the kdump kernel copied the crashed kernel's translation tables")
+        elif counts.get("iommu_disabled"):
+            parts.append("no DMAR faults; the IOMMU is disabled in this kernel")
+        elif counts.get("unit") or counts.get("iommu_enabled"):
+            parts.append("no DMAR faults")
+        else:
+            parts.append("no VT-d (DMAR) lines in this log")
+    ctx = "kdump kernel: " if in_kdump else ""
+    return level, f"{level.upper()}: {ctx}" + "; ".join(parts)

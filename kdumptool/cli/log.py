@@ -1,0 +1,73 @@
+"""``kdumptool log [FILE|-]``: VT-d faults and kdump markers in a kernel log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from kdumptool.cli.common import FormatOpt, RootOpt
+
+#: Events listed in JSON output at most (all are counted and summarised).
+MAX_JSON_EVENTS = 100_000
+
+
+def log(
+    file: Annotated[
+        Optional[str],
+        typer.Argument(help="Log file (dmesg, journalctl -k, syslog, a mail quote...) or - for stdin. "
+                       "Default: the live /dev/kmsg, or the snapshot's log with --root."),
+    ] = None,
+    root: RootOpt = None,
+    fmt: FormatOpt = "auto",
+    no_system: Annotated[
+        bool, typer.Option("--no-system", help="Do not tie faults to devices of the system model.")
+    ] = False,
+) -> None:
+    """Summarise DMAR faults per device and reason, kdump markers in order, and a verdict."""
+    from kdumptool.analysis.log import analyse_log
+    from kdumptool.cli.common import check_format
+    from kdumptool.formats.klog import parse_log
+    from kdumptool.render.log import render_log_json, render_log_rich, render_log_text
+    from kdumptool.render.output import emit
+    from kdumptool.sources.kmsg import open_log
+    from kdumptool.sources.root import open_root
+
+    fmt = check_format(fmt)
+    rt = open_root(root) if root is not None else None
+    try:
+        src = open_log(file, rt)
+        system = None
+        if not no_system and (rt is not None or file is None):
+            system = _read_system(rt)
+        report = analyse_log(parse_log(src), system=system, max_events=MAX_JSON_EVENTS)
+        report.warnings[:0] = src.warnings
+        name = src.name
+        emit(
+            fmt,
+            json_obj=lambda: render_log_json(report, name),
+            text=lambda: render_log_text(report, name),
+            rich=lambda: render_log_rich(report, name),
+        )
+    finally:
+        if rt is not None:
+            rt.close()
+
+
+def _read_system(rt: object) -> object:
+    """The system model when the system stream provides it; None otherwise."""
+    try:
+        from kdumptool.sources.root import open_root
+        from kdumptool.sources.system import read_system  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    from kdumptool.errors import KdumptoolError
+
+    try:
+        return read_system(rt if rt is not None else open_root(None))
+    except KdumptoolError:
+        return None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("log")(log)

@@ -1,0 +1,41 @@
+"""``kdumptool pci``: the PCI tree with bus mastering, driver, IOMMU group and VT-d unit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from kdumptool.cli.common import FormatOpt, RootOpt, check_format
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("pci")
+    def pci(
+        root: RootOpt = None,
+        fmt: FormatOpt = "auto",
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Decode each device's config space."),
+        slot: Optional[str] = typer.Option(None, "--slot", "-s", help="Only this device (BB:DD.F or SSSS:BB:DD.F)."),
+        from_lspci: Optional[Path] = typer.Option(
+            None, "--from-lspci", help="Read devices from an lspci -x/-xxx/-xxxx text dump instead."
+        ),
+    ) -> None:
+        """PCI devices as a tree (like lspci -tv) with BusMaster, driver, IOMMU group and VT-d unit."""
+        fmt = check_format(fmt)
+        from kdumptool.render.output import emit
+        from kdumptool.render.pci import render_pci_json, render_pci_text
+
+        if from_lspci is not None:
+            from kdumptool.sources.system import read_system_from_lspci
+
+            system = read_system_from_lspci(from_lspci)
+        else:
+            from kdumptool.sources.system import read_system
+
+            system = read_system(root)
+        emit(
+            fmt,
+            json_obj=lambda: render_pci_json(system, slot),
+            text=lambda: render_pci_text(system, verbose, slot),
+        )

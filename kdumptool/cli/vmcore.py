@@ -1,0 +1,161 @@
+"""``kdumptool vmcore``: read a crashed kernel's dump (ELF core or kdump-compressed).
+
+``info`` shows the format, headers, VMCOREINFO, CPU notes and what was dumped; ``log``
+prints the crashed kernel's log from its printk buffer (VMCOREINFO only, no vmlinux) and,
+with ``--analyse``, feeds it to the kernel-log analysis. The VT-d commands (``iommu``,
+``exposure``, ``scan``) are added by ``kdumptool.cli.vmcore_vtd`` when it is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Annotated, Any, List
+
+import typer
+
+from kdumptool.cli.common import FormatOpt
+
+vmcore_app = typer.Typer(
+    name="vmcore",
+    help="Post-mortem of a vmcore: headers, VMCOREINFO, the crashed kernel's log, VT-d tables.",
+    no_args_is_help=True,
+)
+
+VmcoreArg = Annotated[Path, typer.Argument(help="The dump: /proc/vmcore, an ELF core or a "
+                                                "makedumpfile kdump-compressed file.")]
+
+
+@vmcore_app.command("info")
+def info(
+    vmcore: VmcoreArg,
+    fmt: FormatOpt = "auto",
+    vmcoreinfo: bool = typer.Option(False, "--vmcoreinfo", help="Print every VMCOREINFO line."),
+) -> None:
+    """Format, headers, VMCOREINFO and the dumped physical ranges of a dump."""
+    from kdumptool.cli.common import check_format
+    from kdumptool.render.output import emit
+    from kdumptool.sources.vmcore import open_dump
+
+    fmt = check_format(fmt)
+    with open_dump(str(vmcore)) as dump:
+        result = _info_json(dump)
+    emit(fmt, json_obj=lambda: result, text=lambda: _info_text(result, vmcoreinfo))
+
+
+def _info_json(dump: Any) -> dict:
+    ranges = list(dump.iter_dumped_ranges())
+    vi = dump.vmcoreinfo
+    return {
+        "path": dump.path,
+        "file_size": dump.file_size,
+        "page_size": dump.page_size,
+        **dump.describe(),
+        "dumped_bytes": sum(e - s for s, e in ranges),
+        "dumped_ranges": [{"start": s, "end": e} for s, e in ranges],
+        "cpus": [{"cpu": p.cpu_index, "pid": p.pid,
+                  "rip": p.reg("rip"), "rsp": p.reg("rsp")} for p in dump.prstatus],
+        "notes": [{"name": n.name, "type": n.n_type, "size": len(n.desc)} for n in dump.notes],
+        "vmcoreinfo": vi.to_json(),
+        "vmcoreinfo_raw": vi.raw,
+        "warnings": list(dump.warnings),
+    }
+
+
+def _info_text(r: dict, full_vmcoreinfo: bool) -> str:
+    vi = r["vmcoreinfo"]
+    out: List[str] = [f"{r['path']}: {r['format']}, {r['file_size']:,} bytes, page size "
+                      f"{r['page_size']}"]
+    if r["format"] == "kdump-compressed":
+        out.append(f"  header version {r['header_version']}, compression "
+                   f"{'/'.join(r['compression']) or 'none'}, dump level {r['dump_level']}, "
+                   f"{'INCOMPLETE, ' if r['incomplete'] else ''}"
+                   f"{'split, ' if r['split'] else ''}{r['nr_cpus']} CPUs")
+        u = r["utsname"]
+        out.append(f"  utsname: {u['sysname']} {u['nodename']} {u['release']} {u['version']} "
+                   f"{u['machine']}")
+        out.append(f"  pages: {r['dumped_pages']:,} dumped of max_mapnr {r['max_mapnr']:,}")
+    else:
+        for s in r["segments"]:
+            out.append(f"  PT_LOAD {s['index']}: phys 0x{s['paddr']:x}-0x{s['paddr'] + s['memsz']:x}"
+                       f" file 0x{s['offset']:x} filesz 0x{s['filesz']:x}")
+    out.append(f"  dumped: {r['dumped_bytes']:,} bytes in {len(r['dumped_ranges'])} ranges")
+    out.append(f"  kernel: {vi['osrelease'] or '?'}  crash time: {vi['crashtime'] or '?'}  "
+               f"KERNELOFFSET: {_hex(vi['kerneloffset'])}  phys_base: "
+               f"{_hex(vi['numbers'].get('phys_base'))}")
+    out.append(f"  VMCOREINFO: {len(vi['symbols'])} SYMBOL, {len(vi['offsets'])} OFFSET, "
+               f"{len(vi['sizes'])} SIZE, {len(vi['lengths'])} LENGTH, {len(vi['numbers'])} "
+               f"NUMBER, {len(vi['other'])} other")
+    for c in r["cpus"]:
+        out.append(f"  CPU {c['cpu']}: pid {c['pid']} rip {_hex(c['rip'])} rsp {_hex(c['rsp'])}")
+    if full_vmcoreinfo:
+        out.append("VMCOREINFO:")
+        out += [f"  {line}" for line in r["vmcoreinfo_raw"].splitlines()]
+    out += [f"warning: {w}" for w in r["warnings"]]
+    return "\n".join(out)
+
+
+def _hex(v: Any) -> str:
+    if v is None:
+        return "?"
+    return f"-0x{-v:x}" if v < 0 else f"0x{v:x}"
+
+
+@vmcore_app.command("log")
+def log(
+    vmcore: VmcoreArg,
+    fmt: FormatOpt = "auto",
+    analyse: bool = typer.Option(False, "--analyse", "--analyze",
+                                 help="Feed the log to the kernel-log analysis (VT-d faults, "
+                                      "kdump markers) instead of printing it."),
+) -> None:
+    """The crashed kernel's log, read from its printk buffer in the dump."""
+    import sys
+
+    from kdumptool.cli.common import check_format
+    from kdumptool.formats.printk import decode_printk
+    from kdumptool.render.output import emit
+    from kdumptool.sources.vmcore import open_dump
+
+    fmt = check_format(fmt)
+    with open_dump(str(vmcore)) as dump:
+        klog = decode_printk(dump.vmcoreinfo, dump.read_virt)
+        warnings = list(dump.warnings) + list(klog.warnings)
+    lines = klog.dmesg_lines()
+    for w in warnings:
+        sys.stderr.write(f"warning: {w}\n")
+    if analyse:
+        _analyse(fmt, lines, str(vmcore))
+        return
+    emit(fmt,
+         json_obj=lambda: {"path": str(vmcore), "kind": klog.kind,
+                           "records": [r.to_json() for r in klog.records],
+                           "warnings": warnings},
+         text=lambda: "\n".join(lines))
+
+
+def _analyse(fmt: str, lines: List[str], name: str) -> None:
+    from kdumptool.errors import UnsupportedFormat
+    from kdumptool.render.output import emit
+
+    if importlib.util.find_spec("kdumptool.analysis.log") is None:
+        raise UnsupportedFormat("--analyse needs kdumptool.analysis.log, not installed here")
+    from kdumptool.analysis.log import analyse_log
+
+    report = analyse_log(lines)
+    if importlib.util.find_spec("kdumptool.render.log") is not None:
+        from kdumptool.render import log as render_log  # type: ignore[attr-defined]
+
+        emit(fmt, json_obj=lambda: render_log.render_log_json(report, name),
+             text=lambda: render_log.render_log_text(report, name),
+             rich=lambda: render_log.render_log_rich(report, name))
+        return
+    emit(fmt, json_obj=report.to_json, text=lambda: f"{name}: {report.verdict}")
+
+
+def register(app: typer.Typer) -> None:
+    if importlib.util.find_spec("kdumptool.cli.vmcore_vtd") is not None:
+        from kdumptool.cli import vmcore_vtd  # type: ignore[attr-defined]
+
+        vmcore_vtd.register(vmcore_app)
+    app.add_typer(vmcore_app, name="vmcore")

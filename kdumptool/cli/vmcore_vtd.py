@@ -1,0 +1,322 @@
+"""``kdumptool vmcore iommu|exposure|scan``: the crashed kernel's VT-d tables from a dump.
+
+Where the root table comes from, in this order (the output says which):
+``--rtaddr`` (argument); ``--saved DIR`` (``DIR/_kdumptool/vtd_registers.json`` of a
+snapshot taken before the crash, or a ``drhd_regs.txt`` register listing): saved; the
+unit's RTADDR register read live through /dev/mem when the dump is this kdump kernel's
+``/proc/vmcore`` and translation is off here (GSTS.TES clear), so RTADDR still holds the
+old table: register; otherwise a scan of the dump: scan. Every address from the first
+three is checked structurally first; one that does not look like a root table is
+reported and the next source is tried.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, List, Optional
+
+import typer
+
+from kdumptool.cli.common import FormatOpt
+
+VmcoreArg = Annotated[Path, typer.Argument(help="The dump: /proc/vmcore, an ELF core or a kdump-compressed file.")]
+RtaddrOpt = Annotated[Optional[str], typer.Option(
+    "--rtaddr", help="Root-table address or RTADDR register value (hex); bits 11:10 give the mode.")]
+SavedOpt = Annotated[Optional[Path], typer.Option(
+    "--saved", help="Snapshot or crash directory with _kdumptool/vtd_registers.json (or a drhd_regs.txt).")]
+UnitOpt = Annotated[Optional[str], typer.Option("--unit", help="Which unit of a saved record (dmar0, ...).")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="Table mode when RTADDR bits 11:10 do not say: auto, legacy, scalable.")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="Only this device: BB:DD.F or SSSS:BB:DD.F.")]
+
+
+def register(vmcore_app: typer.Typer) -> None:
+    vmcore_app.command("iommu")(iommu)
+    vmcore_app.command("exposure")(exposure)
+    vmcore_app.command("scan")(scan)
+
+
+def iommu(
+    vmcore: VmcoreArg,
+    rtaddr: RtaddrOpt = None,
+    saved: SavedOpt = None,
+    unit: UnitOpt = None,
+    mode: ModeOpt = "auto",
+    device: DeviceOpt = None,
+    iova: Annotated[Optional[str], typer.Option("--iova", help="Translate this IOVA for --device, "
+                                                               "printing every entry like the kernel's fault dump.")] = None,
+    fmt: FormatOpt = "auto",
+) -> None:
+    """Decode the VT-d root, context, PASID and page tables of the crashed kernel."""
+    from kdumptool.analysis.vtd_walk import lookup_iova, walk_root_table
+    from kdumptool.cli.common import check_format
+    from kdumptool.render import vtd as rv
+    from kdumptool.render.output import emit
+    from kdumptool.sources.vmcore import open_dump
+
+    fmt = check_format(fmt)
+    dev = _parse_bdf(device) if device else None
+    if iova is not None and dev is None:
+        raise typer.BadParameter("--iova needs --device", param_hint="--iova")
+    with open_dump(str(vmcore)) as dump:
+        addr, tmode, source, detail, unit_name, warnings = _resolve(dump, vmcore, rtaddr, saved, unit, mode)
+        if iova is not None and dev is not None:
+            r = lookup_iova(dump, addr, tmode, dev[1], dev[2], _int(iova, "--iova"))
+            obj = rv.lookup_json(r, unit_name, source)
+            emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_lookup_text(obj))
+            return
+        with _progress("walking page tables", None, "tables") as tick:
+            tables = walk_root_table(dump, addr, tmode, segment=dev[0] if dev else 0, progress=tick)
+    devices = None
+    if dev is not None:
+        devices = [d for d in tables.devices if (d.bus, d.devfn) == (dev[1], dev[2])]
+        if not devices:
+            warnings.append(f"no context entry for {device} in this root table")
+    obj = rv.iommu_json(tables, source, detail, warnings, devices)
+    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_iommu_text(obj, 1 << 62 if dev else 8),
+         rich=lambda: rv.render_iommu_rich(obj))
+
+
+def exposure(
+    vmcore: VmcoreArg,
+    rtaddr: RtaddrOpt = None,
+    saved: SavedOpt = None,
+    unit: UnitOpt = None,
+    mode: ModeOpt = "auto",
+    device: DeviceOpt = None,
+    fmt: FormatOpt = "auto",
+) -> None:
+    """Physical memory each device could still read or write by DMA, and whether it was dumped."""
+    from kdumptool.analysis.exposure import find_exposure
+    from kdumptool.analysis.vtd_walk import walk_root_table
+    from kdumptool.cli.common import check_format
+    from kdumptool.render import vtd as rv
+    from kdumptool.render.output import emit
+    from kdumptool.sources.vmcore import open_dump
+
+    fmt = check_format(fmt)
+    dev = _parse_bdf(device) if device else None
+    with open_dump(str(vmcore)) as dump:
+        addr, tmode, source, detail, _, warnings = _resolve(dump, vmcore, rtaddr, saved, unit, mode)
+        with _progress("walking page tables", None, "tables") as tick:
+            tables = walk_root_table(dump, addr, tmode, progress=tick)
+        ranges = list(dump.iter_dumped_ranges())
+    devices = None
+    if dev is not None:
+        devices = [d for d in tables.devices if (d.bus, d.devfn) == (dev[1], dev[2])]
+    ex = find_exposure(tables, ranges, devices=devices)
+    obj = rv.exposure_json(ex, tables, source, detail, warnings)
+    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12))
+
+
+def scan(vmcore: VmcoreArg, fmt: FormatOpt = "auto") -> None:
+    """Find VT-d root tables in the dump with no hint, validated and ranked."""
+    from kdumptool.analysis.rtscan import find_root_tables
+    from kdumptool.cli.common import check_format
+    from kdumptool.render import vtd as rv
+    from kdumptool.render.output import emit
+    from kdumptool.sources.vmcore import open_dump
+
+    fmt = check_format(fmt)
+    with open_dump(str(vmcore)) as dump:
+        ranges = list(dump.iter_dumped_ranges())
+        with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
+            res = find_root_tables(dump, ranges, progress=tick)
+    obj = rv.scan_json(res)
+    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj))
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _int(text: str, opt: str) -> int:
+    try:
+        return int(text, 16) if not text.lower().startswith(("0x", "0o", "0b")) else int(text, 0)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a hex number", param_hint=opt) from None
+
+
+def _parse_bdf(text: str) -> tuple:
+    parts = text.split(":")
+    try:
+        if len(parts) == 3:
+            seg, bus, df = int(parts[0], 16), int(parts[1], 16), parts[2]
+        elif len(parts) == 2:
+            seg, bus, df = 0, int(parts[0], 16), parts[1]
+        else:
+            raise ValueError
+        d, f = df.split(".")
+        dev, fn = int(d, 16), int(f, 16)
+        if not (0 <= bus < 256 and 0 <= dev < 32 and 0 <= fn < 8):
+            raise ValueError
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not BB:DD.F or SSSS:BB:DD.F", param_hint="--device") from None
+    return seg, bus, (dev << 3) | fn
+
+
+class _progress:
+    """A rich progress bar on stderr when it is a terminal; a no-op callback otherwise."""
+
+    def __init__(self, what: str, total: Optional[int], unit: str) -> None:
+        import sys
+
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            cols: List[Any] = [TextColumn("{task.description}"), BarColumn()]
+            cols += [TaskProgressColumn(), TimeRemainingColumn()] if total else [TextColumn("{task.completed} " + unit)]
+            self.bar = Progress(*cols, console=Console(stderr=True), transient=True)
+            self.task = self.bar.add_task(what, total=total)
+
+    def __enter__(self) -> Any:
+        if self.bar is None:
+            return None
+        self.bar.start()
+        return lambda n: self.bar.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _resolve(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Path], unit: Optional[str],
+             mode: str) -> tuple:
+    """(address, mode, source, detail, unit name, warnings) of the root table to walk."""
+    from kdumptool.analysis.rtscan import check_root_table, find_root_tables
+    from kdumptool.formats.vtd_tables import decode_rtaddr
+
+    if mode not in ("auto", "legacy", "scalable"):
+        raise typer.BadParameter(f"{mode!r} is not auto, legacy or scalable", param_hint="--mode")
+    warnings: List[str] = []
+    limit = max((e for _, e in dump.iter_dumped_ranges()), default=None)
+
+    def accept(value: int, what: str) -> Optional[tuple]:
+        rt = decode_rtaddr(value)
+        if rt.ttm == 3:
+            warnings.append(f"{what}: RTADDR 0x{value:x} has TTM=11 (abort DMA mode): no tables")
+            return None
+        modes = [mode] if mode != "auto" else (["scalable"] if rt.ttm == 1 else ["legacy", "scalable"])
+        cands = [check_root_table(dump, rt.address, m, limit) for m in modes]
+        cands.sort(key=lambda c: (not c.valid, -c.score))
+        best = cands[0]
+        if best.valid or rtaddr is not None:
+            if not best.valid:
+                warnings.append(f"{what}: 0x{rt.address:x} does not look like a {best.mode} root table: "
+                                + "; ".join(best.violations))
+            return rt.address, best.mode
+        warnings.append(f"{what}: 0x{rt.address:x} does not look like a root table ("
+                        + "; ".join(best.violations) + "): trying the next source")
+        return None
+
+    if rtaddr is not None:
+        got = accept(_int(rtaddr, "--rtaddr"), "--rtaddr")
+        if got:
+            return got[0], got[1], "argument", f"--rtaddr {rtaddr}", unit or "dmar", warnings
+    if saved is not None:
+        for name, value, detail in _saved_units(saved, unit, warnings):
+            got = accept(value, detail)
+            if got:
+                return got[0], got[1], "saved", detail, name, warnings
+    if str(vmcore) == "/proc/vmcore":
+        for name, value, detail in _live_units(unit, warnings):
+            got = accept(value, detail)
+            if got:
+                return got[0], got[1], "register", detail, name, warnings
+    with _progress("scanning for root tables", None, "bytes") as tick:
+        res = find_root_tables(dump, dump.iter_dumped_ranges(), progress=tick)
+    if res.best is None:
+        from kdumptool.errors import SourceMissing
+
+        raise SourceMissing(f"{vmcore}: no root-table address given or saved, and the scan of "
+                            f"{res.pages_scanned} pages found no valid VT-d root table")
+    others = [c for c in res.candidates[1:] if c.valid]
+    if others:
+        warnings.append("the scan found other valid root tables: " + ", ".join(f"0x{c.address:x}" for c in others))
+    return res.best.address, res.best.mode, "scan", f"best of {len(res.candidates)} candidates", unit or "dmar", warnings
+
+
+def _saved_units(saved: Path, unit: Optional[str], warnings: List[str]) -> List[tuple]:
+    import json
+
+    from kdumptool.errors import DecodeError, SourceMissing
+    from kdumptool.formats.vtd_tables import parse_drhd_regs_text, parse_vtd_registers_json
+
+    candidates = [saved / "_kdumptool" / "vtd_registers.json", saved / "drhd_regs.txt", saved]
+    units = None
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise SourceMissing(f"{path}: {exc.strerror}") from None
+        try:
+            if path.suffix == ".json":
+                try:
+                    units = parse_vtd_registers_json(json.loads(text), str(path))
+                except ValueError as exc:
+                    raise DecodeError(str(path), None, f"not JSON: {exc}") from None
+            else:
+                units = parse_drhd_regs_text(text, str(path))
+        except DecodeError:
+            if path == saved:
+                raise
+            continue
+        break
+    if units is None:
+        raise SourceMissing(f"{saved}: no _kdumptool/vtd_registers.json or drhd_regs.txt")
+    out = []
+    for u in units:
+        if unit is not None and u.name != unit:
+            continue
+        if not u.rtaddr:
+            warnings.append(f"{path} {u.name}: no RTADDR saved")
+            continue
+        out.append((u.name, u.rtaddr, f"{path} {u.name} RTADDR 0x{u.rtaddr:x}"))
+    if unit is not None and not out:
+        raise SourceMissing(f"{path}: no unit {unit!r} with an RTADDR")
+    if len(out) > 1:
+        warnings.append(f"{path} has {len(out)} units; using the first that decodes (--unit to choose)")
+    return out
+
+
+def _live_units(unit: Optional[str], warnings: List[str]) -> List[tuple]:
+    """RTADDR of each unit read now, when translation is off (GSTS.TES clear)."""
+    try:
+        from kdumptool.sources.root import open_root
+        from kdumptool.sources.system import read_dmar_table, read_units
+    except ImportError:  # pragma: no cover - the system stream's sources are absent
+        return []
+    from kdumptool.errors import KdumptoolError
+
+    out = []
+    try:
+        with open_root(None) as root:
+            _, dmar = read_dmar_table(root, warnings)
+            units = read_units(root, dmar, warnings)
+    except KdumptoolError as err:
+        warnings.append(f"live registers: {err}")
+        return []
+    for u in units:
+        if unit is not None and u.name != unit:
+            continue
+        regs = u.registers
+        if regs is None:
+            continue
+        values = getattr(regs, "values", {})
+        rt, gsts = values.get("RTADDR"), values.get("GSTS")
+        if rt is None or gsts is None:
+            continue
+        if gsts & (1 << 31):
+            warnings.append(f"{u.name}: translation is on in this kernel (GSTS.TES): RTADDR 0x{rt:x} is the "
+                            "kdump kernel's own table, not used")
+            continue
+        out.append((u.name, rt, f"{u.name} RTADDR register 0x{rt:x}, GSTS 0x{gsts:x}"))
+    return out

@@ -1,0 +1,685 @@
+"""Kernel log lines about Intel VT-d (DMAR), interrupt remapping and kdump, as events.
+
+Two layers:
+
+* :func:`normalise_line` strips what the carriers of a kernel log add around the
+  message: mail quoting (``> `` / ``> > >`` / ``>>``), ``/dev/kmsg`` records
+  (``6,339,5140900,-;msg``), syslog and journal prefixes (``Aug 23 19:13:02 host kernel:``,
+  ``2014-04-25T09:37:53.595431+01:00 host kernel:``, a bare ``kernel:``), ``dmesg -x``
+  facility/level (``kern  :info  :``), the raw level ``<6>``, the timestamp in each
+  ``dmesg`` style (``[   12.345678]``, ``dmesg -T`` ``[Fri May 22 09:34:59 2026]``,
+  ``dmesg -H`` ``[May22 09:34]`` / ``[  +0,000004]``, a lost ``[`` as in ``    8.490171]``)
+  and the printk caller id (``[    T1]``).
+* :func:`parse_log` turns the messages into :class:`LogEvent` records, streaming and in
+  bounded memory (at most a few lines are held back, to join records that a mailer or
+  the kernel's own two-line format split).
+
+The fault record formats (see ``drivers/iommu/intel/dmar.c``, ``dmar_fault_do_one``):
+
+* <= 4.0, two lines, decimal reason:
+  ``DMAR:[DMA Read] Request device [00:02.0] fault addr 1a45aa9000`` then
+  ``DMAR:[fault reason 12] non-zero reserved fields in PTE``; interrupt remapping as
+  ``INTR-REMAP: Request device [[f0:1f.0] fault index 0`` then
+  ``INTR-REMAP:[fault reason 37] ...`` (the doubled ``[`` is the kernel's).
+* 4.1 .. 5.2, one line, decimal reason: ``DMAR: [DMA Read] Request device [00:02.0]
+  fault addr 8900a000 [fault reason 05] PTE Write access is not set``.
+* 5.3 .. 5.13, with ``PASID %x`` (``ffffffff`` = none), decimal reason.
+* >= 5.14: ``[DMA Read NO_PASID]`` / ``[DMA Write PASID 0x1]``, ``0x`` address and hex
+  ``0x`` reason; 5.14-era kernels printed ``[0x00:0x02.0]`` in the brackets until
+  Linux commit 6a1d9d3b2a5c ("iommu/vt-d: Drop "0x" prefix from PCI bus & device
+  addresses"). A proposed interim form printed ``[fault reason 25h]``.
+
+So a reason with ``0x`` (or an ``h`` suffix) is hex and one without is decimal; the printed
+text is then checked against the kernel's tables (:data:`DMA_REMAP_FAULT_REASONS`,
+:data:`IRQ_REMAP_FAULT_REASONS`, :data:`DMA_REMAP_SM_FAULT_REASONS`, from ``dmar.c``) and
+the other base is taken, with a warning, when only it agrees. The address, fault index
+and PASID are always hex (``%llx``/``%x``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+# --- fault reason tables (drivers/iommu/intel/dmar.c) -----------------------------------
+
+#: ``dma_remap_fault_reasons[]``: legacy-mode DMA remapping faults 0x00-0x0D.
+DMA_REMAP_FAULT_REASONS: Tuple[str, ...] = (
+    "Software",
+    "Present bit in root entry is clear",
+    "Present bit in context entry is clear",
+    "Invalid context entry",
+    "Access beyond MGAW",
+    "PTE Write access is not set",
+    "PTE Read access is not set",
+    "Next page table ptr is invalid",
+    "Root table address invalid",
+    "Context table ptr is invalid",
+    "non-zero reserved fields in RTP",
+    "non-zero reserved fields in CTP",
+    "non-zero reserved fields in PTE",
+    "PCE for translation request specifies blocking",
+)
+
+#: ``irq_remap_fault_reasons[]``: interrupt-remapping faults 0x20-0x26.
+IRQ_REMAP_FAULT_REASONS: Tuple[str, ...] = (
+    "Detected reserved fields in the decoded interrupt-remapped request",
+    "Interrupt index exceeded the interrupt-remapping table size",
+    "Present field in the IRTE entry is clear",
+    "Error accessing interrupt-remapping table pointed by IRTA_REG",
+    "Detected reserved fields in the IRTE entry",
+    "Blocked a compatibility format interrupt request",
+    "Blocked an interrupt request due to source-id verification failure",
+)
+
+_U = "Unknown"
+#: ``dma_remap_sm_fault_reasons[]``: scalable-mode faults 0x30-0x90 (gaps are "Unknown").
+DMA_REMAP_SM_FAULT_REASONS: Tuple[str, ...] = (
+    "SM: Invalid Root Table Address",
+    "SM: TTM 0 for request with PASID",
+    "SM: TTM 0 for page group request",
+    _U, _U, _U, _U, _U,  # 0x33-0x37
+    "SM: Error attempting to access Root Entry",
+    "SM: Present bit in Root Entry is clear",
+    "SM: Non-zero reserved field set in Root Entry",
+    _U, _U, _U, _U, _U,  # 0x3B-0x3F
+    "SM: Error attempting to access Context Entry",
+    "SM: Present bit in Context Entry is clear",
+    "SM: Non-zero reserved field set in the Context Entry",
+    "SM: Invalid Context Entry",
+    "SM: DTE field in Context Entry is clear",
+    "SM: PASID Enable field in Context Entry is clear",
+    "SM: PASID is larger than the max in Context Entry",
+    "SM: PRE field in Context-Entry is clear",
+    "SM: RID_PASID field error in Context-Entry",
+    _U, _U, _U, _U, _U, _U, _U,  # 0x49-0x4F
+    "SM: Error attempting to access the PASID Directory Entry",
+    "SM: Present bit in Directory Entry is clear",
+    "SM: Non-zero reserved field set in PASID Directory Entry",
+    _U, _U, _U, _U, _U,  # 0x53-0x57
+    "SM: Error attempting to access PASID Table Entry",
+    "SM: Present bit in PASID Table Entry is clear",
+    "SM: Non-zero reserved field set in PASID Table Entry",
+    "SM: Invalid Scalable-Mode PASID Table Entry",
+    "SM: ERE field is clear in PASID Table Entry",
+    "SM: SRE field is clear in PASID Table Entry",
+    _U, _U,  # 0x5E-0x5F
+    _U, _U, _U, _U, _U, _U, _U, _U,  # 0x60-0x67
+    _U, _U, _U, _U, _U, _U, _U, _U,  # 0x68-0x6F
+    "SM: Error attempting to access first-level paging entry",
+    "SM: Present bit in first-level paging entry is clear",
+    "SM: Non-zero reserved field set in first-level paging entry",
+    "SM: Error attempting to access FL-PML4 entry",
+    "SM: First-level entry address beyond MGAW in Nested translation",
+    "SM: Read permission error in FL-PML4 entry in Nested translation",
+    "SM: Read permission error in first-level paging entry in Nested translation",
+    "SM: Write permission error in first-level paging entry in Nested translation",
+    "SM: Error attempting to access second-level paging entry",
+    "SM: Read/Write permission error in second-level paging entry",
+    "SM: Non-zero reserved field set in second-level paging entry",
+    "SM: Invalid second-level page table pointer",
+    "SM: A/D bit update needed in second-level entry when set up in no snoop",
+    _U, _U, _U,  # 0x7D-0x7F
+    "SM: Address in first-level translation is not canonical",
+    "SM: U/S set 0 for first-level translation with user privilege",
+    "SM: No execute permission for request with PASID and ER=1",
+    "SM: Address beyond the DMA hardware max",
+    "SM: Second-level entry address beyond the max",
+    "SM: No write permission for Write/AtomicOp request",
+    "SM: No read permission for Read/AtomicOp request",
+    "SM: Invalid address-interrupt address",
+    _U, _U, _U, _U, _U, _U, _U, _U,  # 0x88-0x8F
+    "SM: A/D bit update needed in first-level entry when set up in no snoop",
+)
+
+
+def fault_reason_text(code: int) -> Tuple[str, str]:
+    """``(type, text)`` for a fault reason code, as ``dmar_get_fault_reason()`` does.
+
+    ``type`` is ``"ir"`` (interrupt remapping, 0x20-0x26), ``"dma"`` (0x00-0x0D and the
+    scalable-mode 0x30-0x90) or ``"unknown"``.
+    """
+    if 0x20 <= code < 0x20 + len(IRQ_REMAP_FAULT_REASONS):
+        return "ir", IRQ_REMAP_FAULT_REASONS[code - 0x20]
+    if 0x30 <= code < 0x30 + len(DMA_REMAP_SM_FAULT_REASONS):
+        return "dma", DMA_REMAP_SM_FAULT_REASONS[code - 0x30]
+    if 0 <= code < len(DMA_REMAP_FAULT_REASONS):
+        return "dma", DMA_REMAP_FAULT_REASONS[code]
+    return "unknown", _U
+
+
+# --- records ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One input line with the carrier's decoration removed.
+
+    ``text`` is the kernel message; ``timestamp`` seconds since boot (``[ 12.345]``,
+    a kmsg record's microseconds); ``wallclock`` the time as printed by ``dmesg -T``,
+    ``-H`` or syslog; ``delta`` the ``dmesg -H``/``--reltime`` ``[+0,000004]`` offset;
+    ``prefixed`` says the line began a record (it had a timestamp, a syslog prefix or a
+    kmsg header), which tells a wrapped continuation from a new message.
+    """
+
+    number: int
+    text: str
+    timestamp: Optional[float] = None
+    wallclock: Optional[str] = None
+    delta: Optional[float] = None
+    prefixed: bool = False
+    quote: int = 0
+    meta: bool = False  # a /dev/kmsg dictionary line (" SUBSYSTEM=pci")
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """One thing the kernel said about the IOMMU, interrupt remapping, kdump or AER.
+
+    ``line``/``end_line`` are 1-based input lines (a two-line or wrapped record spans
+    several). ``bdf`` is ``SSSS:BB:DD.F``: the kernel prints no segment in fault lines,
+    so it is 0000 there (``segment_assumed`` in ``details``). ``reason`` is the text as
+    printed; ``reason_table`` the kernel table's text for ``reason_code``.
+    """
+
+    line: int
+    kind: str
+    text: str
+    end_line: int = 0
+    timestamp: Optional[float] = None
+    wallclock: Optional[str] = None
+    bdf: Optional[str] = None
+    access: Optional[str] = None
+    address: Optional[int] = None
+    fault_index: Optional[int] = None
+    reason_code: Optional[int] = None
+    reason: Optional[str] = None
+    reason_table: Optional[str] = None
+    pasid: Optional[int] = None
+    unit: Optional[str] = None
+    value: Optional[int] = None
+    details: Dict[str, Any] = field(default_factory=dict, compare=False)
+    warnings: Tuple[str, ...] = ()
+
+    def to_json(self) -> Dict[str, Any]:
+        """The JSON shape of the contract (addresses as ``0x`` hex strings)."""
+        out: Dict[str, Any] = {
+            "line": self.line,
+            "kind": self.kind,
+            "bdf": self.bdf,
+            "access": self.access,
+            "address": None if self.address is None else f"0x{self.address:x}",
+            "reason_code": None if self.reason_code is None else f"0x{self.reason_code:02x}",
+            "reason": self.reason,
+            "pasid": self.pasid,
+            "timestamp": self.timestamp,
+        }
+        if self.end_line != self.line:
+            out["end_line"] = self.end_line
+        for key in ("wallclock", "fault_index", "reason_table", "unit", "value"):
+            val = getattr(self, key)
+            if val is not None:
+                out[key] = f"0x{val:x}" if key == "fault_index" else val
+        if self.details:
+            out["details"] = {
+                k: (f"0x{v:x}" if isinstance(v, int) and not isinstance(v, bool) and k in _HEX_DETAILS else v)
+                for k, v in self.details.items()
+            }
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        out["text"] = self.text
+        return out
+
+
+_HEX_DETAILS = frozenset(
+    {"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "status"}
+)
+
+# --- line normaliser ------------------------------------------------------------------------
+
+_QUOTE_RE = re.compile(r"[ \t]*((?:>[ \t]?)+)")
+_KMSG_RE = re.compile(r"(\d{1,3}),(\d+),(\d+),([^;,]*)(?:,[^;]*)?;")
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+_SYSLOG_RE = re.compile(
+    r"(?:(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
+    r"|(?P<bsd>(?i:" + _MONTHS + r")[a-z]*\s+\d{1,2}\s+\d\d:\d\d:\d\d(?:\.\d+)?))"
+    r"(?:\s+(?P<host>[^\s:\[\]]+))??\s+kernel(?:\[\d+\])?:\s?"
+)
+# dmesg --time-format=iso without a syslog host: "2026-05-22T09:34:59,123456+02:00 msg"
+_ISO_ONLY_RE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d,\d+[+-]\d\d:\d\d)\s")
+_BARE_KERNEL_RE = re.compile(r"kernel:\s")
+_FACILITY_RE = re.compile(
+    r"(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local\d)\s*:"
+    r"\s*(?:emerg|alert|crit|err|warn|notice|info|debug)\s*:\s?"
+)
+_LEVEL_RE = re.compile(r"<(\d{1,3})>")
+_TS_RE = re.compile(r"\[\s*(\d{1,10})[.,](\d{1,9})\]\s?")
+_DELTA_RE = re.compile(r"\[\s*(?:<\s*)?\+\s*(\d{1,10})[.,](\d{1,9})\s*(?:>\s*)?\]\s?")
+_CTIME_RE = re.compile(
+    r"\[((?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})\]\s?"
+)
+_HUMAN_RE = re.compile(r"\[(\w{3,4} ?\d{1,2} \d\d:\d\d(?::\d\d)?)\]\s?")
+_LOST_BRACKET_RE = re.compile(r"\s*(\d{1,10})\.(\d{6})\]\s?")
+_CALLER_RE = re.compile(r"\[\s*[TC]\d{1,7}\]\s?")
+_MONO_HOST_RE = re.compile(r"(?:[^\s:\[\]]+\s+)?kernel:\s")
+
+
+def _seconds(whole: str, frac: str) -> float:
+    return int(whole) + int(frac) / (10 ** len(frac))
+
+
+def normalise_line(raw: str, number: int = 0) -> LogLine:
+    """Strip quoting, record headers, syslog prefixes, levels and timestamps from a line."""
+    s = raw.rstrip("\r\n")
+    quote = 0
+    pos = 0
+    m = _QUOTE_RE.match(s)
+    if m:
+        quote = m.group(1).count(">")
+        pos = m.end()
+    # Leading indentation (mail bodies, dmesg continuation) is not part of the record.
+    while pos < len(s) and s[pos] in " \t":
+        pos += 1
+    timestamp: Optional[float] = None
+    wallclock: Optional[str] = None
+    delta: Optional[float] = None
+    prefixed = False
+    meta = False
+    m = _KMSG_RE.match(s, pos)
+    if m:
+        timestamp = int(m.group(3)) / 1e6
+        prefixed = True
+        pos = m.end()
+        if "\\x0a" in s:
+            # /dev/kmsg escapes a multi-line record's newlines (the <= 4.0 fault format).
+            s = s[:pos] + s[pos:].replace("\\x0a", " ")
+    else:
+        m = _SYSLOG_RE.match(s, pos)
+        if m:
+            wallclock = m.group("iso") or m.group("bsd")
+            prefixed = True
+            pos = m.end()
+        else:
+            m = _ISO_ONLY_RE.match(s, pos)
+            if m:
+                wallclock = m.group(1)
+                prefixed = True
+                pos = m.end()
+            else:
+                m = _BARE_KERNEL_RE.match(s, pos)
+                if m:
+                    prefixed = True
+                    pos = m.end()
+        while pos < len(s) and s[pos] == " ":
+            pos += 1
+        m = _FACILITY_RE.match(s, pos)
+        if m:
+            prefixed = True
+            pos = m.end()
+        m = _LEVEL_RE.match(s, pos)
+        if m:
+            prefixed = True
+            pos = m.end()
+        if pos < len(s) and s[pos] == "[":
+            m = _TS_RE.match(s, pos)
+            if m:
+                timestamp = _seconds(m.group(1), m.group(2))
+                prefixed = True
+                pos = m.end()
+            else:
+                m = _DELTA_RE.match(s, pos)
+                if m:
+                    delta = _seconds(m.group(1), m.group(2))
+                    prefixed = True
+                    pos = m.end()
+                else:
+                    m = _CTIME_RE.match(s, pos) or _HUMAN_RE.match(s, pos)
+                    if m:
+                        wallclock = m.group(1)
+                        prefixed = True
+                        pos = m.end()
+        elif pos < len(s) and s[pos].isdigit():
+            m = _LOST_BRACKET_RE.match(s, pos)
+            if m:
+                timestamp = _seconds(m.group(1), m.group(2))
+                prefixed = True
+                pos = m.end()
+        if timestamp is not None:
+            # journalctl -o short-monotonic: "[    8.490171] host kernel: msg"
+            m = _MONO_HOST_RE.match(s, pos)
+            if m:
+                pos = m.end()
+        m = _CALLER_RE.match(s, pos)
+        if m:
+            pos = m.end()
+    text = s[pos:].strip()
+    if not prefixed and raw[:1] == " " and "=" in text and text.split("=", 1)[0].isupper():
+        meta = True  # /dev/kmsg dictionary continuation: " SUBSYSTEM=pci"
+    return LogLine(number, text, timestamp, wallclock, delta, prefixed, quote, meta)
+
+
+# --- message patterns -----------------------------------------------------------------------
+
+_HEX = r"(?:0[xX])?[0-9a-fA-F]+"
+_FAULT_RE = re.compile(
+    r"(?:(?:DMAR|dmar)\s*:\s*)*"
+    r"(?:\[(?P<access>DMA\s+(?:Read|Write))"
+    r"(?:\s+(?P<nopasid>NO_PASID|w/o\s+PASID)|\s+PASID\s+(?P<pasid1>" + _HEX + r"))?\]"
+    r"|(?P<ir>\[INTR-REMAP\]|INTR-REMAP\s*:))"
+    r"\s*Request\s+device\s+\[\[?\s*(?P<bus>(?:0[xX])?[0-9a-fA-F]{1,2})\s*:\s*"
+    r"(?P<dev>(?:0[xX])?[0-9a-fA-F]{1,2})\s*\.\s*(?P<fn>[0-7])\]"
+    r"(?:\s*PASID\s+(?P<pasid2>" + _HEX + r"))?"
+    r"(?:\s*fault\s+(?:addr\s+(?P<addr>" + _HEX + r")|index\s+(?P<index>" + _HEX + r"))"
+    r"(?:\s*(?:(?:DMAR|dmar|INTR-REMAP)\s*:\s*)*\[\s*fault\s+reason\s+(?P<reason>" + _HEX
+    + r"h?)\s*\]\s*(?P<text>.*?))?)?\s*$"
+)
+# Something that starts a fault record: enough to hold the line back for a continuation.
+_FAULT_HEAD_RE = re.compile(
+    r"(?:DMAR|dmar)\s*:\s*(?:DMAR\s*:\s*)?(?:\[DMA\s+(?:Read|Write)[^\]]*\]|\[INTR-REMAP\]|INTR-REMAP\s*:)"
+    r"|INTR-REMAP:\s*Request\s+device"
+)
+# The second line of the <= 4.0 two-line format, which carries its own record prefix.
+_SECOND_LINE_RE = re.compile(r"(?:(?:DMAR|dmar|INTR-REMAP)\s*:\s*)+\[\s*fault\s+reason\s")
+
+_KEYWORDS_RE = re.compile(
+    r"DMAR|dmar|INTR-REMAP|AER|PCIe Bus Error|IOMMU|iommu|Firmware Bug|elfcorehdr|crashkernel"
+    r"|Kernel panic|Trigger a crash|Starting new kernel|table entries|entry|pte level|not present"
+)
+
+_SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
+    ("fault_status", re.compile(r"DRHD:\s*handling\s+fault\s+status\s+reg\s+(?P<value>[0-9a-fA-F]+)")),
+    ("suppressed", re.compile(r"dmar_fault:\s*(?P<value>\d+)\s+callbacks\s+suppressed")),
+    ("fault_dump", re.compile(r"Dump\s+(?P<unit>\S+)\s+table\s+entries\s+for\s+IOVA\s+(?P<iova>" + _HEX + r")")),
+    ("translation_preenabled", re.compile(r"Translation already enabled - trying to copy translation structures")),
+    ("tables_copied", re.compile(r"Copied translation tables from previous kernel for (?P<unit>\S+)")),
+    ("copy_failed", re.compile(r"Failed to copy translation tables from previous kernel for (?P<unit>\S+)")),
+    ("translation_not_kdump", re.compile(r"Translation was enabled for (?P<unit>\S+) but we are not in kdump mode")),
+    ("ir_copied", re.compile(r"Copied IR table for (?P<unit>\S+) from previous kernel")),
+    ("ir_not_kdump", re.compile(r"IRQ remapping was enabled on (?P<unit>\S+) but we are not in kdump mode")),
+    ("sm_disallowed", re.compile(r"Scalable mode is disallowed")),
+    ("iommu_disabled", re.compile(r"(?:DMAR|dmar|Intel-IOMMU)\s*:\s*IOMMU disabled")),
+    ("iommu_enabled", re.compile(r"(?:DMAR|dmar)\s*:\s*IOMMU enabled")),
+    ("firmware_bug", re.compile(r"(?:DMAR|dmar|DMAR-IR).*\[Firmware (?:Bug|Warn)\]|\[Firmware (?:Bug|Warn)\].*(?:DMAR|RMRR|DRHD|IOMMU|VT-d)")),
+    ("unit", re.compile(
+        r"(?P<unit>dmar\d+)\s*:\s*reg_base_addr\s+(?P<reg_base_addr>[0-9a-fA-F]+)\s+ver\s+(?P<ver>\d+:\d+)"
+        r"\s+cap\s+(?P<cap>[0-9a-fA-F]+)\s+ecap\s+(?P<ecap>[0-9a-fA-F]+)")),
+    ("ir_mode", re.compile(r"DMAR-IR:\s*Enabled IRQ remapping in (?P<mode>x2apic|xapic) mode")),
+    ("rmrr", re.compile(r"RMRR base:\s*(?P<base>" + _HEX + r")\s+end:\s*(?P<end>" + _HEX + r")")),
+    ("drhd", re.compile(r"DRHD base:\s*(?P<base>" + _HEX + r")\s+flags:\s*(?P<flags>" + _HEX + r")")),
+    ("kdump_kernel", re.compile(r"Kernel command line:.*\belfcorehdr=(?P<elfcorehdr>\S+)")),
+    ("crashkernel_reserved", re.compile(r"Reserving (?P<size>\d+MB) of (?:low )?memory at (?P<at>\S+) for crashkernel")),
+    ("panic", re.compile(r"Kernel panic - not syncing:\s*(?P<why>.*)")),
+    ("crash_trigger", re.compile(r"sysrq: Trigger a crash")),
+    ("kexec", re.compile(r"kexec_core: Starting new kernel")),
+    ("dump_entry", re.compile(
+        r"(?P<entry>scalable mode root entry|root entry|context entry|pasid dir entry|pasid table entry\[\d+\]"
+        r"|pte level)\s*:\s*(?:(?P<level>\d+),\s*pte value:\s*)?"
+        r"(?:hi\s+(?P<hi>" + _HEX + r"),\s*low?\s+(?P<lo>" + _HEX + r")|(?P<value>" + _HEX + r"))\s*$")),
+    ("dump_entry", re.compile(
+        r"(?P<entry>(?:root|context|pasid directory|pasid|legacy mode page|scalable mode page|page) "
+        r"table(?: entry)? is not present|pasid directory entry is not present|PTE not present at level \d+"
+        r"|page table not present at level -?\d+)")),
+]
+_AER_RE = re.compile(
+    r"^(?:(?P<driver>[\w.-]+)\s+)?(?P<dev>[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])\s*:\s*"
+    r"(?P<rest>(?:AER:|PCIe Bus Error).*)$"
+)
+_AER_SRC_RE = re.compile(r"received:\s*(?:id=)?(?P<src>[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]|[0-9a-fA-F]{4})")
+_AER_ERROR_RE = re.compile(r"[Ee]rror|severity=|Uncorrect|Corrected")
+_AER_SEV_RE = re.compile(r"severity=(?P<sev>[A-Za-z ()-]+?),\s*type=(?P<type>[^,]+)")
+_INT_DETAILS = frozenset({"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "flags", "level"})
+
+_MAX_HELD = 4  # lines a wrapped fault may span
+
+
+def _hexint(tok: str) -> int:
+    return int(tok, 16)
+
+
+def _bdf(bus: str, dev: str, fn: str) -> str:
+    return f"0000:{_hexint(bus):02x}:{_hexint(dev):02x}.{int(fn)}"
+
+
+def _resolve_reason(tok: str, printed: Optional[str], ir: bool) -> Tuple[int, List[str]]:
+    """The reason code, choosing the base by format and checking the printed text."""
+    warnings: List[str] = []
+    t = tok.lower()
+    if t.startswith("0x"):
+        return int(t, 16), warnings
+    if t.endswith("h"):
+        return int(t[:-1], 16), warnings
+    dec = int(t, 10) if t.isdigit() else None
+    alt = int(t, 16)
+    first = dec if dec is not None else alt
+    if printed and dec is not None and dec != alt:
+        norm = " ".join(printed.split())
+        ok_dec = _text_agrees(fault_reason_text(dec)[1], norm)
+        ok_hex = _text_agrees(fault_reason_text(alt)[1], norm)
+        if ok_hex and not ok_dec:
+            warnings.append(f"fault reason {tok} read as hex 0x{alt:02x}: only that matches the printed text")
+            return alt, warnings
+    if dec is None:
+        warnings.append(f"fault reason {tok} is not decimal; read as hex")
+    return first, warnings
+
+
+def _text_agrees(table: str, printed: str) -> bool:
+    if not printed:
+        return False
+    table, printed = table.lower(), printed.lower()
+    return table == printed or table.startswith(printed) or printed.startswith(table)
+
+
+def _fault_event(first: LogLine, last: LogLine, joined: str, m: re.Match[str]) -> LogEvent:
+    ir = m.group("ir") is not None
+    warnings: List[str] = []
+    bdf = _bdf(m.group("bus"), m.group("dev"), m.group("fn"))
+    access = None
+    if m.group("access"):
+        access = "read" if m.group("access").split()[-1] == "Read" else "write"
+    pasid: Optional[int] = None
+    ptok = m.group("pasid1") or m.group("pasid2")
+    if ptok is not None:
+        pv = _hexint(ptok)
+        pasid = None if pv == 0xFFFFFFFF else pv
+    address = _hexint(m.group("addr")) if m.group("addr") else None
+    index = _hexint(m.group("index")) if m.group("index") else None
+    code: Optional[int] = None
+    reason: Optional[str] = None
+    table: Optional[str] = None
+    if m.group("reason") is not None:
+        reason = " ".join((m.group("text") or "").split()) or None
+        code, w = _resolve_reason(m.group("reason"), reason, ir)
+        warnings += w
+        table = fault_reason_text(code)[1]
+        if reason and not _text_agrees(table, reason):
+            warnings.append(f"printed reason {reason!r} differs from the kernel table's {table!r}")
+    else:
+        warnings.append("fault record cut short: no fault reason")
+    if m.group("addr") is None and m.group("index") is None:
+        warnings.append("fault record cut short: no fault address or index")
+    details: Dict[str, Any] = {"segment_assumed": True}
+    return LogEvent(
+        line=first.number, kind="ir_fault" if ir else "dma_fault", text=joined,
+        end_line=last.number, timestamp=first.timestamp, wallclock=first.wallclock,
+        bdf=bdf, access=access, address=address, fault_index=index, reason_code=code,
+        reason=reason, reason_table=table, pasid=pasid, details=details,
+        warnings=tuple(warnings),
+    )
+
+
+def _simple_event(ln: LogLine) -> Optional[LogEvent]:
+    text = ln.text
+    if not _KEYWORDS_RE.search(text):
+        return None
+    m2 = _AER_RE.match(text)
+    if m2 and _AER_ERROR_RE.search(m2.group("rest")):
+        rest = m2.group("rest")
+        bdf = m2.group("dev").lower()
+        details: Dict[str, Any] = {"reporter": bdf}
+        if m2.group("driver"):
+            details["driver"] = m2.group("driver")
+        src = _AER_SRC_RE.search(rest)
+        if src and ":" in src.group("src"):
+            bdf = src.group("src").lower()
+        elif src:
+            sid = int(src.group("src"), 16)
+            bdf = f"{bdf[:4]}:{sid >> 8:02x}:{(sid >> 3) & 0x1F:02x}.{sid & 7}"
+        sev = _AER_SEV_RE.search(rest)
+        if sev:
+            details["severity"] = sev.group("sev").strip()
+            details["type"] = sev.group("type").strip()
+        return LogEvent(ln.number, "aer", text, ln.number, ln.timestamp, ln.wallclock, bdf=bdf,
+                        details=details)
+    for kind, rx in _SIMPLE:
+        m = rx.search(text)
+        if not m:
+            continue
+        d: Dict[str, Any] = {}
+        unit = None
+        value = None
+        address = None
+        for k, v in m.groupdict().items():
+            if v is None:
+                continue
+            if k == "unit":
+                unit = v
+            elif k == "value" and kind in ("fault_status", "suppressed"):
+                value = int(v, 16 if kind == "fault_status" else 10)
+            elif k == "iova":
+                address = _hexint(v)
+            elif k in _INT_DETAILS:
+                d[k] = int(v, 10) if k == "level" else _hexint(v)
+            else:
+                d[k] = v
+        if kind == "unit":
+            unit = m.group("unit")
+        return LogEvent(ln.number, kind, text, ln.number, ln.timestamp, ln.wallclock,
+                        address=address, unit=unit, value=value, details=d)
+    return None
+
+
+class _Pending:
+    __slots__ = ("lines", "joined", "match")
+
+    def __init__(self, ln: LogLine) -> None:
+        self.lines = [ln]
+        self.joined = ln.text
+        self.match: Optional[re.Match[str]] = None
+
+
+def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
+    """Events from kernel log lines (any carrier: see :func:`normalise_line`).
+
+    Streaming: at most ``_MAX_HELD`` lines are held back, so a log of any length runs in
+    constant memory. Never raises on odd input: a fault record cut short still gives an
+    event, with what was read and a warning. Lines may be str or bytes (decoded as UTF-8
+    with replacement); a string holding several lines is split.
+    """
+    pending: Optional[_Pending] = None
+    number = 0
+    for raw in lines:
+        number += 1
+        if not isinstance(raw, str):
+            raw = bytes(raw).decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else str(raw)
+        body = raw.rstrip("\r\n")
+        parts = body.split("\n") if "\n" in body else [body]
+        for part in parts:
+            ln = normalise_line(part, number)
+            if ln.meta:
+                continue
+            if pending is not None:
+                status, out = _continue(pending, ln)
+                yield from out
+                if status == _WAIT:
+                    continue
+                pending = None
+                if status == _DONE:
+                    continue
+            pending, out = _start(ln)
+            yield from out
+    if pending is not None:
+        yield from _flush(pending)
+
+
+_WAIT, _DONE, _AGAIN = "wait", "done", "again"
+
+
+def _start(ln: LogLine) -> Tuple[Optional[_Pending], List[LogEvent]]:
+    text = ln.text
+    if "Request device" in text or "INTR-REMAP" in text or "[DMA" in text:
+        head = _FAULT_HEAD_RE.search(text)
+        m = _FAULT_RE.search(text)
+        if head is not None or m is not None:
+            p = _Pending(ln)
+            if m is not None and m.group("reason") is not None:
+                p.match = m
+                if _reason_complete(m):
+                    return None, [_fault_event(ln, ln, text, m)]
+            return p, []
+    ev = _simple_event(ln)
+    return None, [ev] if ev is not None else []
+
+
+def _table_for(m: re.Match[str]) -> Tuple[str, str]:
+    printed = " ".join((m.group("text") or "").split())
+    code, _ = _resolve_reason(m.group("reason"), printed, m.group("ir") is not None)
+    return printed, fault_reason_text(code)[1]
+
+
+def _reason_complete(m: re.Match[str]) -> bool:
+    """False when the printed text is a strict prefix of the table text (a wrapped line)."""
+    printed, table = _table_for(m)
+    printed, table = printed.lower(), table.lower()
+    return not (printed != table and table.startswith(printed))
+
+
+def _continue(p: _Pending, ln: LogLine) -> Tuple[str, List[LogEvent]]:
+    """Offer the next line to a held-back fault record.
+
+    ``_WAIT``: consumed, the record waits for more; ``_DONE``: consumed and emitted;
+    ``_AGAIN``: not consumed (the record was emitted as it stood), handle the line anew.
+    """
+    text = ln.text
+    bare = not ln.prefixed and text != ""
+    if p.match is not None:
+        # A complete record whose reason text may go on in this line (mail wrapping).
+        if bare:
+            printed, table = _table_for(p.match)
+            cand = " ".join((printed + " " + text).split())
+            table, cand = table.lower(), cand.lower()
+            if table == cand or (table.startswith(cand + " ") and len(p.lines) < _MAX_HELD):
+                p.lines.append(ln)
+                p.joined = p.joined + " " + text
+                m = _FAULT_RE.search(p.joined)
+                if m is not None:
+                    p.match = m
+                if table != cand:
+                    return _WAIT, []
+                return _DONE, _flush(p)
+        return _AGAIN, _flush(p)
+    if text and (bare or _SECOND_LINE_RE.match(text)) and len(p.lines) < _MAX_HELD:
+        joined = p.joined + " " + text
+        m = _FAULT_RE.search(joined)
+        if m is not None and (
+            m.group("reason") is not None
+            or m.group("addr") is not None
+            or m.group("index") is not None
+            or _FAULT_RE.search(p.joined) is None
+        ):
+            p.lines.append(ln)
+            p.joined = joined
+            if m.group("reason") is not None:
+                p.match = m
+                if _reason_complete(m):
+                    return _DONE, _flush(p)
+            return _WAIT, []
+    return _AGAIN, _flush(p)
+
+
+def _flush(p: _Pending) -> List[LogEvent]:
+    m = p.match or _FAULT_RE.search(p.joined)
+    if m is None:
+        return []
+    return [_fault_event(p.lines[0], p.lines[-1], " ".join(p.joined.split()), m)]

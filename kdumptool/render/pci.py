@@ -1,0 +1,227 @@
+"""``kdumptool pci``: the PCI tree (like ``lspci -tv``) with bus-master state, driver,
+IOMMU group and the VT-d unit of each device; ``-v`` adds the decoded config space.
+
+JSON shape (``render_pci_json``)::
+
+    {"source": str, "vtd": bool, "no_vtd_reason": str|null,
+     "devices": [{"bdf", "vendor_id", "device_id", "class_code", "header_type", "command",
+                  "status", "bus_master", "is_bridge", "is_host_bridge", "secondary_bus",
+                  "subordinate_bus", "port_type", "driver", "iommu_group", "upstream",
+                  "unit", "drhd", "rmrrs", "kdump_risk", "config_size",
+                  "capabilities": [{"offset", "id", "name"}],
+                  "ext_capabilities": [{"offset", "id", "version", "name"}],
+                  "malformed": [{"offset", "reason"}], "warnings": [str]}],
+     "warnings": [str]}
+
+Integers are JSON numbers (not hex strings); ``drhd`` is the covering unit's register base.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from kdumptool.analysis.model import PciDevice, System
+from kdumptool.formats.pciconfig import (
+    ACS_BITS,
+    AER_COR_BITS,
+    AER_UNCOR_BITS,
+    COMMAND_BITS,
+    STATUS_BITS,
+    flag_words,
+)
+
+#: PCI base class names (PCI Code and ID Assignment Specification, as pciutils names them).
+CLASS_NAMES = {
+    0x00: "Unclassified device",
+    0x01: "Mass storage controller",
+    0x02: "Network controller",
+    0x03: "Display controller",
+    0x04: "Multimedia controller",
+    0x05: "Memory controller",
+    0x06: "Bridge",
+    0x07: "Communication controller",
+    0x08: "Generic system peripheral",
+    0x09: "Input device controller",
+    0x0A: "Docking station",
+    0x0B: "Processor",
+    0x0C: "Serial bus controller",
+    0x0D: "Wireless controller",
+    0x0E: "Intelligent controller",
+    0x0F: "Satellite communications controller",
+    0x10: "Encryption controller",
+    0x11: "Signal processing controller",
+    0x12: "Processing accelerators",
+    0x13: "Non-Essential Instrumentation",
+    0x40: "Coprocessor",
+    0xFF: "Unassigned class",
+}
+BRIDGE_NAMES = {0x00: "Host bridge", 0x01: "ISA bridge", 0x04: "PCI bridge", 0x07: "CardBus bridge"}
+
+
+def class_name(class_code: int) -> str:
+    base, sub = class_code >> 16, (class_code >> 8) & 0xFF
+    if base == 0x06 and sub in BRIDGE_NAMES:
+        return BRIDGE_NAMES[sub]
+    return CLASS_NAMES.get(base, f"Class {base:02x}{sub:02x}")
+
+
+def no_vtd_reason(system: System) -> Optional[str]:
+    """A plain sentence when the system has no VT-d unit, else None."""
+    if system.units:
+        return None
+    if system.kind == "lspci":
+        return "VT-d state unknown: an lspci dump holds PCI devices only"
+    if not system.dmar_present:
+        return (
+            "no VT-d unit: this system has no ACPI DMAR table and no intel-iommu in sysfs, "
+            "so no DMA is remapped by VT-d"
+        )
+    if system.dmar is None:
+        return "no VT-d unit known: the DMAR table could not be decoded and sysfs shows no intel-iommu unit"
+    return "no VT-d unit: the DMAR table lists no DRHD and sysfs shows no intel-iommu unit"
+
+
+def unit_name(system: System, dev: PciDevice) -> Optional[str]:
+    u = system.unit_for(dev.bdf)
+    return u.name if u else None
+
+
+def _line(system: System, d: PciDevice) -> str:
+    ids = f"[{d.vendor_id:04x}:{d.device_id:04x}]"
+    kind = d.port_type or class_name(d.class_code)
+    bm = "BusMaster+" if d.bus_master else "BusMaster-"
+    drv = d.driver or "-"
+    grp = f"group {d.iommu_group}" if d.iommu_group is not None else "no group"
+    unit = unit_name(system, d) or ("-" if system.units else "")
+    text = f"{d.short_bdf} {ids} {kind}  {bm} driver={drv} {grp}"
+    if unit:
+        text += f" unit={unit}"
+    if d.rmrrs:
+        text += " rmrr=" + ",".join(f"{r:#x}" for r in d.rmrrs)
+    if d.kdump_risk:
+        text += "  RISK: bus master with no driver"
+    return text
+
+
+def render_pci_text(system: System, verbose: bool = False, only: Optional[str] = None) -> str:
+    out: List[str] = []
+    reason = no_vtd_reason(system)
+    if reason:
+        out.append(f"Note: {reason}.")
+    if not system.devices:
+        out.append("No PCI devices found.")
+    if only is not None:
+        for d in system.devices.values():
+            if d.bdf == only or d.short_bdf == only:
+                out.append(_line(system, d))
+                if verbose:
+                    out.extend("\t" + x for x in render_config_lines(d))
+        return "\n".join(out) + "\n"
+    roots: Dict[str, List[PciDevice]] = {}
+    for d in system.children(None):
+        roots.setdefault(d.bdf[:7], []).append(d)
+
+    def walk(dev: PciDevice, prefix: str, last: bool) -> None:
+        out.append(prefix + ("\\-" if last else "+-") + _line(system, dev))
+        if verbose:
+            pad = prefix + ("  " if last else "| ") + "    "
+            out.extend(pad + x for x in render_config_lines(dev))
+        kids = system.children(dev.bdf)
+        for i, k in enumerate(kids):
+            walk(k, prefix + ("  " if last else "| "), i == len(kids) - 1)
+
+    for rootbus, devs in sorted(roots.items()):
+        out.append(f"[{rootbus}]")
+        for i, d in enumerate(devs):
+            walk(d, " ", i == len(devs) - 1)
+    risky = [d.short_bdf for d in system.devices.values() if d.kdump_risk]
+    if risky:
+        out.append(f"Bus mastering with no driver bound: {', '.join(risky)}")
+    for w in system.warnings:
+        out.append(f"warning: {w}")
+    return "\n".join(out) + "\n"
+
+
+def render_config_lines(d: PciDevice) -> List[str]:
+    c = d.config
+    if c is None:
+        return ["config space: not readable"] + list(d.warnings)
+    lines = [
+        f"Control: {' '.join(flag_words(c.command, COMMAND_BITS))}",
+        f"Status: {' '.join(flag_words(c.status, STATUS_BITS[:5]))} DEVSEL={c.devsel} "
+        f"{' '.join(flag_words(c.status, STATUS_BITS[5:]))}",
+        f"Header type {c.layout} ({'multi-function' if c.multifunction else 'single function'}), "
+        f"class {c.class_code:06x}, rev {c.revision:02x}, {c.size} bytes readable",
+    ]
+    if c.is_bridge:
+        lines.append(f"Bus: primary={c.primary_bus:02x}, secondary={c.secondary_bus:02x}, subordinate={c.subordinate_bus:02x}")
+    for cap in c.capabilities:
+        extra = ""
+        if c.pcie is not None and cap.cap_id == 0x10:
+            extra = f" (v{c.pcie.version}) {c.pcie.port_type_name}{' (Slot+)' if c.pcie.slot else ''}"
+        lines.append(f"Capabilities: [{cap.offset:02x}] {cap.name}{extra}")
+    for cap in c.ext_capabilities:
+        lines.append(f"Capabilities: [{cap.offset:03x} v{cap.version}] {cap.name}")
+    if c.aer is not None:
+        lines.append(f"  AER UESta: {' '.join(flag_words(c.aer.uncor_status, AER_UNCOR_BITS))}")
+        lines.append(f"  AER CESta: {' '.join(flag_words(c.aer.cor_status, AER_COR_BITS))}")
+    if c.acs is not None:
+        lines.append(f"  ACSCap: {' '.join(flag_words(c.acs.cap, ACS_BITS))}")
+        lines.append(f"  ACSCtl: {' '.join(flag_words(c.acs.ctrl, ACS_BITS))}")
+    if c.ats is not None:
+        lines.append(f"  ATS: Enable{'+' if c.ats.enabled else '-'} STU={c.ats.stu} InvQD={c.ats.invalidate_queue_depth}")
+    if c.pasid is not None:
+        lines.append(f"  PASID: Enable{'+' if c.pasid.enabled else '-'} MaxWidth={c.pasid.max_width} Exec{'+' if c.pasid.exec_perm else '-'} Priv{'+' if c.pasid.priv_mode else '-'}")
+    if c.pri is not None:
+        lines.append(f"  PRI: Enable{'+' if c.pri.enabled else '-'} Stopped{'+' if c.pri.stopped else '-'} MaxReq={c.pri.max_requests}")
+    if c.sriov is not None:
+        lines.append(f"  SR-IOV: VF Enable{'+' if c.sriov.vf_enabled else '-'} NumVFs={c.sriov.num_vfs}/{c.sriov.total_vfs} VF device {c.sriov.vf_device_id:04x}")
+    for m in c.malformed:
+        lines.append(f"Capabilities: [{m.offset:02x}] <{m.reason}>")
+    lines.extend(d.warnings)
+    return lines
+
+
+def device_json(system: System, d: PciDevice) -> Dict[str, Any]:
+    c = d.config
+    return {
+        "bdf": d.bdf,
+        "vendor_id": d.vendor_id,
+        "device_id": d.device_id,
+        "class_code": d.class_code,
+        "header_type": d.header_type,
+        "command": d.command,
+        "status": d.status,
+        "bus_master": d.bus_master,
+        "is_bridge": d.is_bridge,
+        "is_host_bridge": d.is_host_bridge,
+        "secondary_bus": d.secondary_bus,
+        "subordinate_bus": d.subordinate_bus,
+        "port_type": d.port_type,
+        "driver": d.driver,
+        "iommu_group": d.iommu_group,
+        "upstream": list(d.upstream),
+        "unit": unit_name(system, d),
+        "drhd": d.drhd,
+        "rmrrs": list(d.rmrrs),
+        "kdump_risk": d.kdump_risk,
+        "config_size": d.config_size,
+        "capabilities": [{"offset": x.offset, "id": x.cap_id, "name": x.name} for x in (c.capabilities if c else ())],
+        "ext_capabilities": [
+            {"offset": x.offset, "id": x.cap_id, "version": x.version, "name": x.name}
+            for x in (c.ext_capabilities if c else ())
+        ],
+        "malformed": [{"offset": m.offset, "reason": m.reason} for m in (c.malformed if c else ())],
+        "warnings": list(d.warnings),
+    }
+
+
+def render_pci_json(system: System, only: Optional[str] = None) -> Dict[str, Any]:
+    devs = [d for d in system.devices.values() if only is None or only in (d.bdf, d.short_bdf)]
+    return {
+        "source": system.source,
+        "vtd": system.has_vtd,
+        "no_vtd_reason": no_vtd_reason(system),
+        "devices": [device_json(system, d) for d in devs],
+        "warnings": list(system.warnings),
+    }

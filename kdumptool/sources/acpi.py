@@ -1,0 +1,85 @@
+"""ACPI tables from a root (live host or snapshot) or a file, and the little of the PCI
+tree that the DMAR checks need.
+
+Linux exports each firmware table raw under ``/sys/firmware/acpi/tables/<SIG>`` (root
+only, mode 0400); ``acpidump`` reads the same bytes. A file may be that raw form or the
+acpidump text form (decoded by :mod:`kdumptool.formats.acpi_text`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional, Union
+
+from kdumptool.errors import DecodeError, PermissionDenied, SourceMissing
+from kdumptool.sources.root import Root
+
+ACPI_TABLES = "/sys/firmware/acpi/tables"
+PCI_DEVICES = "/sys/bus/pci/devices"
+
+
+def read_dmar(root: Root) -> Optional[bytes]:
+    """The raw DMAR table of ``root``, or None when the firmware publishes none."""
+    path = f"{ACPI_TABLES}/DMAR"
+    if not root.exists(path):
+        return None
+    return root.read_bytes(path)
+
+
+def no_dmar_reason(root: Root) -> str:
+    """One plain sentence saying why ``root`` has no DMAR table."""
+    where = "this machine" if root.is_live else str(root.path)
+    if not root.exists(ACPI_TABLES):
+        return (
+            f"{where}: no {ACPI_TABLES}: not an ACPI system, or sysfs is not mounted "
+            "(no DMAR table to read)"
+        )
+    if root.exists(f"{ACPI_TABLES}/IVRS"):
+        return f"{where}: AMD IOMMU (IVRS table), no DMAR: not an Intel VT-d machine"
+    return (
+        f"{where}: no DMAR table: the firmware reports no Intel VT-d IOMMU "
+        "(usual in VMs without an emulated intel-iommu, or with VT-d disabled in the "
+        "firmware set-up)"
+    )
+
+
+def read_table_file(path: Union[str, Path], signature: str = "DMAR") -> bytes:
+    """A table from a file: raw binary (sysfs, ``acpidump -b``) or acpidump text."""
+    from kdumptool.formats.acpi_text import extract_table
+
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise SourceMissing(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise SourceMissing(f"{p}: is a directory") from None
+    except PermissionError:
+        raise PermissionDenied(f"{p}: permission denied") from None
+    except OSError as exc:
+        raise SourceMissing(f"{p}: {exc.strerror}") from None
+    if not data:
+        raise DecodeError(str(p), 0, "empty file")
+    return extract_table(data, signature, str(p))
+
+
+def read_pci_bridges(root: Root) -> Optional[Dict[str, Optional[int]]]:
+    """The PCI devices of ``root`` keyed by ``SSSS:BB:DD.F``: the secondary bus number
+    for a PCI-to-PCI bridge (header type 1), None for anything else.
+
+    Returns None when the tree is not there at all (a snapshot without /sys/bus/pci).
+    """
+    names = root.listdir(PCI_DEVICES)
+    if not names:
+        return None
+    out: Dict[str, Optional[int]] = {}
+    for bdf in names:
+        sec: Optional[int] = None
+        try:
+            cfg = root.read_bytes(f"{PCI_DEVICES}/{bdf}/config", 64)
+        except (SourceMissing, PermissionDenied):
+            cfg = b""
+        if len(cfg) >= 0x1A and (cfg[0x0E] & 0x7F) == 1:
+            sec = cfg[0x19]
+        out[bdf.lower()] = sec
+    return out

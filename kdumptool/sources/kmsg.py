@@ -1,0 +1,139 @@
+"""Where kernel log lines come from: live ``/dev/kmsg``, a file, stdin, or a snapshot.
+
+* Live: ``/dev/kmsg`` opened non-blocking and read record by record until ``EAGAIN``
+  (the whole ring buffer as it stands, then stop: we never wait for new messages).
+  Each ``read()`` returns one record ``prio,seq,usec,flags;message`` followed by
+  dictionary lines (``' SUBSYSTEM=pci'``); ``EPIPE`` means records were overwritten
+  while we read, and reading goes on from the next one (noted in ``warnings``).
+* A file or ``-`` (stdin): read line by line, streaming (a 1 GB log is fine).
+* ``--root DIR``: the snapshot's ``_kdumptool/dmesg.txt`` (``dmesg`` output).
+
+Every reader yields ``str`` lines without their newline, decoded as UTF-8 with
+replacement (kernel logs hold arbitrary bytes).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from typing import IO, Iterator, List, Optional
+
+from kdumptool.errors import PermissionDenied, SourceMissing
+from kdumptool.sources.root import Root
+
+KMSG_PATH = "/dev/kmsg"
+#: Largest record the kernel hands out (``CONSOLE_EXT_LOG_MAX``) plus margin.
+_KMSG_READ = 16384
+#: Records at most in one live read, a bound for a misbehaving device.
+_KMSG_MAX_RECORDS = 10_000_000
+
+
+class LogSource:
+    """An iterable of log lines plus what went wrong while reading them."""
+
+    def __init__(self, name: str, lines: Iterator[str]) -> None:
+        self.name = name
+        self._lines = lines
+        self.warnings: List[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self._lines
+
+
+def _iter_stream(fh: IO[bytes]) -> Iterator[str]:
+    for raw in fh:
+        yield raw.decode("utf-8", "replace").rstrip("\r\n")
+
+
+def _iter_path(path: str) -> Iterator[str]:
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        raise SourceMissing(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SourceMissing(f"{path}: is a directory") from None
+    except PermissionError:
+        raise PermissionDenied(f"{path}: permission denied") from None
+    with fh:
+        yield from _iter_stream(fh)
+
+
+def open_log_file(path: str) -> LogSource:
+    """A log file, or ``-`` for standard input. Fails early if the file is missing."""
+    if path == "-":
+        return LogSource("<stdin>", _iter_stream(sys.stdin.buffer))
+    if not os.path.exists(path):
+        raise SourceMissing(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise SourceMissing(f"{path}: is a directory")
+    return LogSource(path, _iter_path(path))
+
+
+def open_snapshot_log(root: Root) -> LogSource:
+    """The kernel log saved in a snapshot (``_kdumptool/dmesg.txt``)."""
+    path = root.extra("dmesg.txt")
+    if not path.is_file():
+        raise SourceMissing(f"{path}: the snapshot holds no kernel log")
+    return LogSource(str(path), _iter_path(str(path)))
+
+
+def read_kmsg_records(fd: int, warnings: Optional[List[str]] = None) -> Iterator[str]:
+    """Records from an open non-blocking ``/dev/kmsg`` descriptor until ``EAGAIN``.
+
+    Yields each record's first line (``prio,seq,usec,flags;text``) and its dictionary
+    lines (starting with a space), exactly as the kernel gives them.
+    """
+    for _ in range(_KMSG_MAX_RECORDS):
+        try:
+            data = os.read(fd, _KMSG_READ)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                return
+            if exc.errno == errno.EPIPE:
+                if warnings is not None:
+                    warnings.append("/dev/kmsg: records were overwritten while reading (EPIPE)")
+                continue
+            if exc.errno == errno.EINVAL:
+                if warnings is not None:
+                    warnings.append("/dev/kmsg: a record did not fit the read buffer (EINVAL)")
+                return
+            raise
+        if not data:
+            return
+        yield from data.decode("utf-8", "replace").rstrip("\n").split("\n")
+
+
+def open_kmsg(path: str = KMSG_PATH) -> LogSource:
+    """The live kernel ring buffer, read once without blocking."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise SourceMissing(f"{path}: no such device (not Linux, or a container without it)") from None
+    except PermissionError:
+        raise PermissionDenied(
+            f"{path}: permission denied (run as root, or lower kernel.dmesg_restrict)"
+        ) from None
+    src = LogSource(path, iter(()))
+
+    def gen() -> Iterator[str]:
+        try:
+            yield from read_kmsg_records(fd, src.warnings)
+        except OSError as exc:
+            raise SourceMissing(f"{path}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+
+    src._lines = gen()
+    return src
+
+
+def open_log(file: Optional[str], root: Optional[Root]) -> LogSource:
+    """What ``kdumptool log`` reads: FILE/``-``, else the snapshot, else ``/dev/kmsg``."""
+    if file is not None:
+        return open_log_file(file)
+    if root is not None and not root.is_live:
+        return open_snapshot_log(root)
+    return open_kmsg()

@@ -1,0 +1,123 @@
+"""DMAR findings: each check fires on a table built to trip it (and on real tables
+that trip it), and stays quiet on a clean one."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import pytest
+
+from kdumptool.analysis.dmar_checks import check_dmar
+from kdumptool.formats.dmar import parse_dmar
+from kdumptool.sources.acpi import read_dmar, read_pci_bridges
+from kdumptool.sources.root import open_root
+from tests.conftest import FIXTURES
+from tests.formats import dmar_builder as B
+
+T = FIXTURES / "dmar" / "tables"
+IOAPIC = B.scope(3, 0xF0, [(0x1F, 0)], enum_id=2)
+EP = B.scope(1, 0, [(2, 0)])
+
+
+def ids(structures: List[bytes], flags: int = 1, pci: Optional[dict] = None, **kw: int) -> List[str]:
+    return [f.id for f in check_dmar(parse_dmar(B.table(structures, flags=flags, **kw)), pci)]
+
+
+def test_clean_table_has_no_findings() -> None:
+    assert ids([B.drhd(0xFED90000, [EP]), B.drhd(0xFED91000, [IOAPIC], flags=1),
+                B.rmrr(0x8C000000, 0x8C0FFFFF, [B.scope(1, 0, [(0x14, 0)])])]) == []
+    # Without an INCLUDE_PCI_ALL unit, an RMRR device that a DRHD lists is covered.
+    assert ids([B.drhd(0xFED90000, [IOAPIC, EP]),
+                B.rmrr(0x8C000000, 0x8C0FFFFF, [EP])]) == []
+
+
+@pytest.mark.parametrize("structures,flags,want", [
+    ([B.drhd(0xFED90800, [EP, IOAPIC])], 1, "DRHD_BASE_UNALIGNED"),
+    ([B.drhd(0, [EP, IOAPIC])], 1, "DRHD_BASE_ZERO"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.drhd(0xFED91000, flags=1)], 1, "MULTIPLE_INCLUDE_ALL"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.drhd(0xFED91000, [EP])], 1, "INCLUDE_ALL_NOT_LAST"),
+    ([B.drhd(0xFED90000, [IOAPIC]), B.drhd(0xFED90000, [EP])], 1, "DRHD_DUPLICATE_BASE"),
+    ([B.drhd(0xFED90000, [IOAPIC, EP], flags=1)], 1, "INCLUDE_ALL_WITH_PCI_SCOPE"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x1800, 0x2FFF, [EP])], 1, "RMRR_BASE_UNALIGNED"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x1000, 0x2000, [EP])], 1, "RMRR_END_UNALIGNED"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x3000, 0x1FFF, [EP])], 1, "RMRR_END_BEFORE_BASE"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x1000, 0x4FFF, [EP]),
+      B.rmrr(0x4000, 0x5FFF, [EP])], 1, "RMRR_OVERLAP"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x1000, 0x1FFF)], 1, "RMRR_NO_DEVICES"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1)], 0, "INTR_REMAP_NOT_SUPPORTED"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1)], 3, "X2APIC_OPT_OUT"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1)], 5, "DMA_CTRL_PLATFORM_OPT_IN"),
+    ([B.drhd(0xFED90000, [EP], flags=0)], 1, "INTR_REMAP_NO_IOAPIC"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rhsa(0xFED99000, 0)], 1, "RHSA_NO_DRHD"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.atsr([EP])], 1, "SCOPE_TYPE_NOT_ALLOWED"),
+    ([B.drhd(0xFED90000, [IOAPIC, B.scope(5, 0, [(0x15, 0)], enum_id=1)], flags=1)], 1,
+     "NAMESPACE_SCOPE_NO_ANDD"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.andd(3, "\\_SB.I2C3")], 1, "ANDD_UNREFERENCED"),
+    ([B.drhd(0xFED90000, [IOAPIC, B.scope(1, 0, [])], flags=0)], 1, "SCOPE_EMPTY_PATH"),
+    ([B.drhd(0xFED90000, [IOAPIC, B.scope(7, 0, [(1, 0)])])], 1, "SCOPE_UNKNOWN_TYPE"),
+    ([B.drhd(0xFED90000, [IOAPIC, EP]), B.drhd(0xFED91000, [EP])], 1, "SCOPE_IN_TWO_UNITS"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.satc([EP], segment=1)], 1, "SATC_SEGMENT_NO_DRHD"),
+    ([B.drhd(0xFED90000, [IOAPIC]), B.drhd(0xFED91000)], 1, "DRHD_NO_DEVICES"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.unknown(9, b"abcd")], 1, "UNKNOWN_STRUCTURE"),
+    ([B.drhd(0xFED90000, [IOAPIC, EP]), B.rmrr(0x1000, 0x1FFF, [B.scope(1, 0, [(0x14, 0)])])],
+     1, "SCOPE_NOT_UNDER_ANY_DRHD"),
+    ([], 1, "NO_STRUCTURES"),
+    ([B.rmrr(0x1000, 0x1FFF, [EP])], 1, "NO_DRHD"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.drhd(0xFED91000, length=0x100)], 1,
+     "MALFORMED_STRUCTURE"),
+    ([B.drhd(0xFED90000, [IOAPIC, B.scope(1, 0, [(2, 0)], length=0x40)], flags=1)], 1,
+     "MALFORMED_DEVICE_SCOPE"),
+])
+def test_check_fires(structures: List[bytes], flags: int, want: str) -> None:
+    assert want in ids(structures, flags=flags)
+
+
+def test_bad_checksum_and_haw() -> None:
+    data = bytearray(B.table([B.drhd(0xFED90000, [IOAPIC], flags=1)], haw=12))
+    data[9] ^= 1
+    found = [f.id for f in check_dmar(parse_dmar(bytes(data)))]
+    assert "BAD_CHECKSUM" in found and "HAW_IMPLAUSIBLE" in found
+
+
+def test_truncated() -> None:
+    data = B.table([B.drhd(0xFED90000, [IOAPIC], flags=1)])
+    found = [f.id for f in check_dmar(parse_dmar(data[:-4]))]
+    assert "TABLE_TRUNCATED" in found and "BAD_CHECKSUM" not in found
+
+
+def test_real_tables() -> None:
+    def real(name: str) -> List[str]:
+        path = next(T.glob(name + "*.dat"))
+        return [f.id for f in check_dmar(parse_dmar(path.read_bytes()))]
+
+    assert "DRHD_BASE_ZERO" in real("208_")  # a ThinkPad whose DMAR names a unit at 0
+    assert real("X02_").count("RHSA_NO_DRHD") == 2
+    assert "SCOPE_NOT_UNDER_ANY_DRHD" in real("X02_")  # its RMRR's 00:14.0 has no unit
+    assert real("X01_").count("DRHD_NO_DEVICES") == 6
+    assert "X2APIC_OPT_OUT" in real("262_")
+    assert real("263_") == []
+
+
+def test_pci_tree_from_lab_root() -> None:
+    with open_root(FIXTURES / "dmar" / "lab_root") as root:
+        pci = read_pci_bridges(root)
+        data = read_dmar(root)
+    assert pci is not None and data is not None
+    assert pci["0000:00:04.0"] == 1 and pci["0000:00:02.0"] is None
+    dmar = parse_dmar(data)
+    assert check_dmar(dmar, pci) == []
+    # The same table on a machine without the e1000e, and with 00:03.0 seen as a bridge.
+    gone = {k: v for k, v in pci.items() if k != "0000:00:02.0"}
+    gone["0000:00:03.0"] = 9
+    found = check_dmar(dmar, gone)
+    assert [(f.id, f.offset) for f in found] == [
+        ("SCOPE_DEVICE_ABSENT", 0x58), ("SCOPE_TYPE_MISMATCH", 0x60)]
+
+
+def test_multi_hop_walk() -> None:
+    scope = B.scope(1, 0, [(0x1C, 4), (0, 2)])
+    tbl = [B.drhd(0xFED90000, [IOAPIC, scope])]
+    pci = {"0000:00:1c.4": 5, "0000:05:00.2": None}
+    assert ids(tbl, pci=pci) == []
+    assert "SCOPE_DEVICE_ABSENT" in ids(tbl, pci={"0000:00:1c.4": 6, "0000:05:00.2": None})
+    assert "SCOPE_DEVICE_ABSENT" in ids(tbl, pci={"0000:00:1c.4": None, "0000:05:00.2": None})

@@ -1,0 +1,162 @@
+"""analyse_log on real logs: kdump marker sequence, bursts, verdicts, correlation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import pytest
+
+from kdumptool.analysis.log import BURST_GAP_S, analyse_log
+from kdumptool.formats.klog import parse_log
+from tests.conftest import FIXTURES
+
+LAB = FIXTURES / "dmesg" / "lab"
+CORPUS = FIXTURES / "dmesg" / "corpus"
+
+
+def lines(path: Path) -> List[str]:
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+@pytest.mark.parametrize("run", ["sm_mismatch", "sm_mismatch_vmcore"])
+def test_sm_mismatch_sequence(run: str) -> None:
+    report = analyse_log(parse_log(lines(LAB / f"kdump_{run}.txt")))
+    seq = [e.kind for e in report.events if e.kind in (
+        "sm_disallowed", "translation_preenabled", "tables_copied", "copy_failed", "dma_fault")]
+    assert seq == ["sm_disallowed", "translation_preenabled", "copy_failed", "dma_fault"]
+    (fault,) = [e for e in report.events if e.kind == "dma_fault"]
+    assert (fault.bdf, fault.access, fault.address, fault.reason_code, fault.reason) == (
+        "0000:00:02.0", "read", 0xFFFFC000, 0x06, "PTE Read access is not set")
+    assert report.in_kdump_kernel
+    assert report.verdict_level == "fault"
+    assert "failed to copy" in report.verdict and "scalable mode" in report.verdict
+    (g,) = report.faults
+    assert (g.count, g.reads, g.addresses) == (1, 1, [0xFFFFC000])
+
+
+@pytest.mark.parametrize("run, kinds, level", [
+    ("legacy_on", ["translation_preenabled", "tables_copied"], "ok"),
+    ("legacy_drv", ["translation_preenabled", "tables_copied"], "ok"),
+    ("legacy_off", ["iommu_disabled"], "ok"),
+])
+def test_other_lab_runs(run: str, kinds: List[str], level: str) -> None:
+    report = analyse_log(lines(LAB / f"kdump_{run}.txt"))
+    marker_kinds = [m.kind for m in report.markers]
+    assert [k for k in marker_kinds if k in kinds] == kinds
+    assert report.verdict_level == level and report.in_kdump_kernel
+    assert not report.faults
+
+
+def test_live_log_is_not_kdump() -> None:
+    report = analyse_log(lines(LAB / "live_sm_mismatch.txt"))
+    assert not report.in_kdump_kernel
+    assert [m.kind for m in report.markers][:2] == ["crashkernel_reserved", "iommu_enabled"]
+    assert report.verdict == "OK: no DMAR faults"
+
+
+def test_bursts_and_suppressed_counts() -> None:
+    # W01: three faults within 1 ms, then "dmar_fault: 2474 callbacks suppressed" 5 s later.
+    report = analyse_log(lines(CORPUS / "web_excerpts" / "W01_OpenNetworkLinux-PR897_as4630_54te.log"))
+    assert report.suppressed_total == 2474
+    b = report.bursts[0]
+    assert (b.count, b.first_line, b.last_line) == (3, 1, 5)
+    assert b.first_timestamp == pytest.approx(10672.868940) and b.last_timestamp == pytest.approx(10672.869448)
+    assert 10677.928602 - 10672.869448 > BURST_GAP_S
+    assert sum(x.suppressed for x in report.bursts) == 2474
+    assert "2474 more fault messages suppressed" in report.verdict
+
+
+def test_bursts_without_timestamps_by_distance() -> None:
+    # W07 has no timestamps: suppressed line 1, faults at lines 5 and 9.
+    report = analyse_log(lines(CORPUS / "web_excerpts" / "W07_spdk-issue2514_P5800X.log"))
+    (b,) = report.bursts
+    assert (b.count, b.suppressed, b.first_line, b.last_line) == (2, 812287, 1, 9)
+
+
+def test_groups_per_device_and_reason() -> None:
+    report = analyse_log(lines(CORPUS / "excerpts" / "072_linux-pci_9d7c8bfd05_p1_body.log"))
+    got = [(g.bdf, g.reason_code, g.count, g.reads, g.writes) for g in report.faults]
+    assert got == [("0000:00:16.7", 0x05, 2, 0, 2), ("0000:00:16.7", 0x06, 1, 1, 0)]
+
+
+def test_kexec_not_kdump_verdict() -> None:
+    report = analyse_log(lines(CORPUS / "full" / "060_kexec_3c955ceb2d_p1_body.log"))
+    assert not report.in_kdump_kernel
+    assert "not a kdump kernel" in report.verdict and report.verdict_level == "fault"
+
+
+def test_analyse_accepts_strings_and_empty() -> None:
+    assert analyse_log([]).verdict == "OK: no VT-d (DMAR) lines in this log"
+    r = analyse_log(["DMAR: [DMA Read] Request device [00:02.0] fault addr 0 [fault reason 06] PTE Read access is not set"])
+    assert r.counts == {"dma_fault": 1}
+
+
+def test_max_events_keeps_counts() -> None:
+    text = [f"[ {i}.0] DMAR: [DMA Read NO_PASID] Request device [00:02.0] fault addr 0x{i:x}000 [fault reason 0x06] PTE Read access is not set"
+            for i in range(1, 30)]
+    r = analyse_log(text, max_events=5)
+    assert len(r.events) == 5 and r.events_omitted == 24 and r.counts["dma_fault"] == 29
+    assert len(r.faults[0].addresses) == 8 and r.faults[0].count == 29
+
+
+# --- correlation, against a model shaped as docs/INTERFACES.md describes, filled from the
+# lab capture's own files (live/sm_mismatch/iommu_groups.txt) -------------------------------
+
+
+@dataclass
+class _Dev:
+    bdf: str
+    vendor_id: int
+    device_id: int
+    driver: str
+    iommu_group: int
+    drhd: int = 0xFED90000
+    rmrrs: List[Tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class _Group:
+    reserved_regions: List[Tuple[int, int, str]]
+
+
+@dataclass
+class _System:
+    devices: Dict[str, _Dev]
+    groups: Dict[int, _Group]
+
+
+def _lab_system() -> _System:
+    # live/sm_mismatch/iommu_groups.txt: group 2 = 0000:00:02.0 8086:10d3 e1000e, msi region;
+    # group 7 = ICH9 functions with the 0-0xffffff direct-relaxable (RMRR-style) region.
+    return _System(
+        devices={
+            "0000:00:02.0": _Dev("0000:00:02.0", 0x8086, 0x10D3, "e1000e", 2),
+            "0000:00:1f.2": _Dev("0000:00:1f.2", 0x8086, 0x2922, "ahci", 7, rmrrs=[(0, 0xFFFFFF)]),
+        },
+        groups={
+            2: _Group([(0xFEE00000, 0xFEEFFFFF, "msi")]),
+            7: _Group([(0, 0xFFFFFF, "direct-relaxable"), (0xFEE00000, 0xFEEFFFFF, "msi")]),
+        },
+    )
+
+
+def test_correlation_ties_fault_to_driver_group_unit() -> None:
+    report = analyse_log(lines(LAB / "kdump_sm_mismatch.txt"), system=_lab_system())
+    info = report.devices["0000:00:02.0"]
+    assert (info.known, info.driver, info.iommu_group, info.drhd, info.vendor_device) == (
+        True, "e1000e", 2, 0xFED90000, "8086:10d3")
+    assert "0000:00:02.0 e1000e group 2" in report.verdict
+    assert report.faults[0].address_notes == []  # 0xffffc000: no RMRR, not the MSI window
+
+
+def test_correlation_address_in_rmrr_and_reserved_region() -> None:
+    log = ["[ 1.0] DMAR: [DMA Write NO_PASID] Request device [00:1f.2] fault addr 0x9f000 [fault reason 0x05] PTE Write access is not set",
+           "[ 1.1] DMAR: [DMA Write NO_PASID] Request device [00:03.0] fault addr 0x1000 [fault reason 0x02] Present bit in context entry is clear"]
+    report = analyse_log(log, system=_lab_system())
+    notes = report.faults[0].address_notes
+    assert any("inside RMRR [0x0-0xffffff]" in n for n in notes)
+    assert any("reserved region [0x0-0xffffff] direct-relaxable" in n for n in notes)
+    assert not report.devices["0000:00:03.0"].known
+    assert report.devices["0000:00:03.0"].label() == "0000:00:03.0 (not in the system model)"

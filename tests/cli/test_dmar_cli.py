@@ -1,0 +1,199 @@
+"""``kdumptool dmar``: golden text and JSON on real tables, the JSON contract, exit codes
+and one-line errors. Regenerate goldens with KDUMPTOOL_REGEN_GOLDEN=1 (then read the diff)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+
+from kdumptool.cli.main import main
+from tests.conftest import FIXTURES
+
+D = FIXTURES / "dmar"
+GOLDEN = D / "golden"
+X01 = D / "tables" / "X01_Server_Supermicro_SMCI-MB_SkylakeSP-2S_from-dsl.dat"
+REGEN = os.environ.get("KDUMPTOOL_REGEN_GOLDEN") == "1"
+
+
+def run(capsys: pytest.CaptureFixture, *args: str) -> Tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if REGEN:
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text(), f"golden {name} differs (KDUMPTOOL_REGEN_GOLDEN=1 to update)"
+
+
+GOLDEN_CASES = [
+    ("X01_server", X01),
+    ("lab_qemu", D / "lab_DMAR.bin"),
+    ("andd", next((D / "tables").glob("005_*.dat"))),
+    ("satc_sidp", next((D / "tables").glob("015_*.dat"))),
+    ("multihop_server", next((D / "tables").glob("264_*.dat"))),
+]
+
+
+@pytest.mark.parametrize("name,path", GOLDEN_CASES, ids=[c[0] for c in GOLDEN_CASES])
+def test_golden_text_and_json(capsys: pytest.CaptureFixture, name: str, path: Path,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(path.parent)
+    code, out, err = run(capsys, "dmar", path.name, "-f", "text")
+    assert code == 0 and err == ""
+    golden(f"{name}.txt", out)
+    code, out, err = run(capsys, "dmar", path.name, "--format", "json")
+    assert code == 0
+    golden(f"{name}.json", out)
+
+
+def test_json_contract(capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run(capsys, "dmar", str(X01), "-f", "json")
+    assert code == 0
+    doc = json.loads(out)
+    for key in ("signature", "length", "revision", "checksum_valid", "oem_id", "oem_table_id",
+                "host_address_width", "flags", "structures", "findings"):
+        assert key in doc
+    assert doc["signature"] == "DMAR" and doc["length"] == 640
+    assert doc["host_address_width"] == 46 and doc["checksum_valid"] is True
+    assert doc["flags"] == {"raw": 1, "intr_remap": True, "x2apic_opt_out": False,
+                            "dma_ctrl_platform_opt_in": False}
+    types = [s["type"] for s in doc["structures"]]
+    assert types.count("DRHD") == 10 and types.count("RHSA") == 10
+    drhd = doc["structures"][0]
+    for key in ("type", "type_id", "offset", "length", "flags", "include_pci_all", "segment",
+                "register_base_address", "size", "device_scopes"):
+        assert key in drhd
+    assert drhd["register_base_address"] == 0xD0FFC000 and drhd["offset"] == 0x30
+    sc = drhd["device_scopes"][0]
+    assert sc == {"offset": 0x40, "type": "PCI_ENDPOINT", "type_id": 1, "length": 8,
+                  "flags": 0, "enumeration_id": 0, "start_bus": 0x80, "path": [[1, 0]]}
+    rmrr = next(s for s in doc["structures"] if s["type"] == "RMRR")
+    assert rmrr["base_address"] == 0x6CEC5000 and rmrr["end_address"] == 0x6CEE8FFF
+    atsr = next(s for s in doc["structures"] if s["type"] == "ATSR")
+    assert atsr["all_ports"] is False
+    rhsa = next(s for s in doc["structures"] if s["type"] == "RHSA")
+    assert "proximity_domain" in rhsa
+    assert all({"id", "severity", "message", "offset"} <= set(f) for f in doc["findings"])
+
+
+def test_json_other_types(capsys: pytest.CaptureFixture) -> None:
+    _, out, _ = run(capsys, "dmar", str(next((D / "tables").glob("015_*.dat"))), "-f", "json")
+    doc = json.loads(out)
+    satc = next(s for s in doc["structures"] if s["type"] == "SATC")
+    assert satc["atc_required"] is True and satc["type_id"] == 5
+    sidp = next(s for s in doc["structures"] if s["type"] == "SIDP")
+    assert [sc["flags"] for sc in sidp["device_scopes"]] == [0x1F, 0x1F, 0x1C]
+    _, out, _ = run(capsys, "dmar", str(next((D / "tables").glob("005_*.dat"))), "-f", "json")
+    andd = [s for s in json.loads(out)["structures"] if s["type"] == "ANDD"]
+    assert [(a["acpi_device_number"], a["acpi_object_name"]) for a in andd] == [
+        (1, "\\_SB.PCI0.I2C0"), (2, "\\_SB.PCI0.I2C1")]
+
+
+def test_acpidump_text_input(capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run(capsys, "dmar", str(D / "text" / "X01_acpidump.txt"), "-f", "json")
+    assert code == 0
+    code2, out2, _ = run(capsys, "dmar", str(X01), "-f", "json")
+    a, b = json.loads(out), json.loads(out2)
+    assert a.pop("source") != b.pop("source")
+    assert a == b
+
+
+def test_root_snapshot_with_pci_check(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "dmar", "--root", str(D / "lab_root"), "-f", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["structures"][0]["register_base_address"] == 0xFED90000
+    assert doc["findings"] == []
+    # Remove the e1000e from a copy of the tree: the scope check notices.
+    root = tmp_path / "root"
+    shutil.copytree(D / "lab_root", root)
+    shutil.rmtree(root / "sys/bus/pci/devices/0000:00:02.0")
+    code, out, _ = run(capsys, "dmar", "--root", str(root), "-f", "text")
+    assert code == 0
+    assert "SCOPE_DEVICE_ABSENT @0x58: DRHD PCI_ENDPOINT 0000:00:02.0" in out
+    code, out, _ = run(capsys, "dmar", "--root", str(root), "--no-pci", "-f", "text")
+    assert "SCOPE_DEVICE_ABSENT" not in out
+
+
+def test_rich_output(capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run(capsys, "dmar", str(X01), "-f", "rich")
+    assert code == 0
+    assert "0xd0ffc000" in out and "DRHD_NO_DEVICES" in out and "46 bits" in out
+
+
+def err_line(capsys: pytest.CaptureFixture, *args: str) -> Tuple[int, List[str]]:
+    code, out, err = run(capsys, *args)
+    return code, err.splitlines()
+
+
+def test_ivrs_one_line_exit_1(capsys: pytest.CaptureFixture) -> None:
+    for p in sorted((D / "ivrs").glob("*.dat")) + [D / "text" / "ivrs_acpidump.txt"]:
+        code, lines = err_line(capsys, "dmar", str(p))
+        assert code == 1
+        assert lines == [f"error: {p}: AMD IOMMU (IVRS): not an Intel VT-d table"]
+
+
+def test_no_dmar_in_root(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    (tmp_path / "sys/firmware/acpi/tables").mkdir(parents=True)
+    code, lines = err_line(capsys, "dmar", "--root", str(tmp_path))
+    assert code == 1 and len(lines) == 1
+    assert "no DMAR table: the firmware reports no Intel VT-d IOMMU" in lines[0]
+    (tmp_path / "sys/firmware/acpi/tables/IVRS").write_bytes(
+        next((D / "ivrs").glob("*.dat")).read_bytes())
+    code, lines = err_line(capsys, "dmar", "--root", str(tmp_path))
+    assert code == 1 and "AMD IOMMU (IVRS table)" in lines[0]
+
+
+def test_malformed_file_errors(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"XXXX\x00\x01")
+    code, lines = err_line(capsys, "dmar", str(bad))
+    assert code == 1
+    assert lines == [f"error: {bad}: offset 0x0: signature 'XXXX': not an ACPI DMAR table"]
+    short = tmp_path / "short.bin"
+    short.write_bytes((D / "lab_DMAR.bin").read_bytes()[:40])
+    code, lines = err_line(capsys, "dmar", str(short))
+    assert code == 1 and len(lines) == 1 and "DMAR header needs 48" in lines[0]
+    missing = tmp_path / "nope.bin"
+    code, lines = err_line(capsys, "dmar", str(missing))
+    assert code == 1 and lines == [f"error: {missing}: no such file"]
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    code, lines = err_line(capsys, "dmar", str(empty))
+    assert code == 1 and lines == [f"error: {empty}: offset 0x0: empty file"]
+
+
+def test_truncated_file_decodes_partially(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(X01.read_bytes()[:0x100])
+    code, out, _ = run(capsys, "dmar", str(cut), "-f", "text")
+    assert code == 0
+    assert "TABLE_TRUNCATED" in out and "MALFORMED_STRUCTURE" in out
+    assert "base 0xbbbfc000" in out  # structures before the cut are all there
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture) -> None:
+    code, _, err = run(capsys, "dmar", str(X01), "-f", "yaml")
+    assert code == 2 and "--format" in err
+    code, _, _ = run(capsys, "dmar", "--bogus")
+    assert code == 2
+
+
+def test_version(capsys: pytest.CaptureFixture) -> None:
+    from kdumptool import __version__
+
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out == f"kdumptool {__version__}\n"

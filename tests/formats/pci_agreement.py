@@ -1,0 +1,36 @@
+"""Compare our config-space decode with lspci -vvv's text for one device (test helper)."""
+
+from __future__ import annotations
+
+from typing import List
+
+from kdumptool.formats.pciconfig import COMMAND_BITS, STATUS_BITS, PciConfig, parse_pci_config
+
+
+def disagreements(data: bytes, o) -> List[str]:  # o: lspci_oracle.VvvDevice
+    """Fields both sides show that differ (empty: agreement)."""
+    c: PciConfig = parse_pci_config(data)
+    out = []
+    for bit, name in COMMAND_BITS:
+        if name in o.control and o.control[name] != bool(c.command & bit):
+            out.append(f"Control {name}")
+    for bit, name in STATUS_BITS:
+        if name in o.status and o.status[name] != bool(c.status & bit):
+            out.append(f"Status {name}")
+    if len(data) >= 256 and o.caps is not None:
+        ours = [(cap.offset, cap.name) for cap in c.capabilities]
+        theirs = [off for off, _ in o.caps]
+        if [x for x, _ in ours] != theirs:
+            out.append(f"capability offsets {[hex(x) for x, _ in ours]} != {[hex(x) for x in theirs]}")
+        else:
+            for (off, name), (_, text) in zip(ours, o.caps):
+                if not text.startswith(name.split(" (")[0]):
+                    out.append(f"capability [{off:x}] {name!r} vs {text!r}")
+    if len(data) >= 4096 and c.pcie is not None:
+        ours_e = [cap.offset for cap in c.ext_capabilities]
+        theirs_e = [off for off, _ in o.ext_caps]
+        if ours_e != theirs_e:
+            out.append(f"extended offsets {[hex(x) for x in ours_e]} != {[hex(x) for x in theirs_e]}")
+    if o.port_type is not None and (c.pcie is None or c.pcie.port_type_name != o.port_type):
+        out.append(f"port type {c.pcie.port_type_name if c.pcie else None!r} vs {o.port_type!r}")
+    return out

@@ -1,0 +1,116 @@
+"""ELF64 core decoding: headers, notes (bounds-checked walk), PRSTATUS, malformed input."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kdumptool.errors import DecodeError, KdumptoolError, UnsupportedFormat
+from kdumptool.formats import elf
+from kdumptool.sources.vmcore import open_dump
+from tests.conftest import FIXTURES
+from tests.dumpwriter import DumpSpec, note, write_elf
+
+TRIM_ELF = FIXTURES / "vmcore" / "legacy_on.trim.elf"
+
+
+def test_real_notes_and_prstatus():
+    data = TRIM_ELF.read_bytes()
+    h = elf.parse_elf_header(data)
+    assert (h.e_type, h.e_machine) == (elf.ET_CORE, elf.EM_X86_64)
+    phdrs = elf.parse_program_headers(data[h.e_phoff:], h.e_phnum)
+    (pn,) = [p for p in phdrs if p.p_type == elf.PT_NOTE]
+    notes, warnings = elf.parse_notes(data[pn.p_offset:pn.p_offset + pn.p_filesz])
+    assert warnings == []
+    assert [n.name for n in notes] == ["CORE", "CORE", "VMCOREINFO"]
+    cpus, w = elf.prstatus_notes(notes)
+    assert w == [] and len(cpus) == 2
+    # Oracle: the crashed kernel's own panic message, "CPU: 0 PID: 104 Comm: sh".
+    log = (FIXTURES / "vmcore" / "legacy_on.makedumpfile_dmesg.txt").read_text()
+    assert "CPU: 0 PID: 104 Comm: sh" in log
+    assert cpus[0].pid == 104
+    # Saved RIP is in the kernel text (SYMBOL(_stext) .. + KERNEL_IMAGE_SIZE).
+    vi = (elf.find_vmcoreinfo(notes) or b"").decode()
+    stext = int(vi.split("SYMBOL(_stext)=")[1].split()[0], 16)
+    assert stext <= cpus[0].reg("rip") < stext + (1 << 30)
+
+
+def test_note_walk_bounds():
+    good = note(b"CORE", 1, b"\1" * 8)
+    notes, w = elf.parse_notes(good + b"\0" * 24)      # zero padding ends the walk
+    assert len(notes) == 1 and w == []
+    # descsz claims more than is there: the notes before it survive, a warning names it.
+    bad = good + struct.pack("<III", 5, 0x1000, 1) + b"CORE\0\0\0\0"
+    notes, w = elf.parse_notes(bad)
+    assert len(notes) == 1 and "runs past the end" in w[0] and "offset 0x1c" in w[0]
+    notes, w = elf.parse_notes(good + b"\x01\x02")
+    assert len(notes) == 1 and "trailing bytes" in w[0]
+
+
+def test_malformed_headers():
+    with pytest.raises(DecodeError, match="no \\\\x7fELF magic"):
+        elf.parse_elf_header(b"MZ" + b"\0" * 100)
+    with pytest.raises(DecodeError, match="truncated ELF header"):
+        elf.parse_elf_header(b"\x7fELF\x02\x01\x01" + b"\0" * 20)
+    hdr = bytearray(TRIM_ELF.read_bytes()[:64])
+    hdr[4] = 1
+    with pytest.raises(UnsupportedFormat, match="ELFCLASS64"):
+        elf.parse_elf_header(bytes(hdr))
+    hdr[4] = 2
+    hdr[16] = 2   # ET_EXEC
+    with pytest.raises(UnsupportedFormat, match="not a core file"):
+        elf.parse_elf_header(bytes(hdr))
+    with pytest.raises(DecodeError, match="program header table truncated"):
+        elf.parse_program_headers(b"\0" * 100, 2)
+
+
+def test_overlapping_segments_rejected(tmp_path):
+    spec = DumpSpec(pages={1: b"\1" * 4096, 2: b"\2" * 4096})
+    path = tmp_path / "overlap.elf"
+    path.write_bytes(write_elf(spec, overlap=True))
+    with pytest.raises(DecodeError) as err:
+        open_dump(str(path))
+    msg = str(err.value)
+    assert str(path) in msg and "overlaps" in msg and "offset 0x" in msg
+
+
+def test_prstatus_too_short():
+    with pytest.raises(DecodeError, match="prstatus of CPU 3"):
+        elf.decode_prstatus(b"\0" * 100, 3)
+    cpus, w = elf.prstatus_notes([elf.Note(0, "CORE", 1, b"\0" * 10)])
+    assert cpus == [] and "prstatus" in w[0]
+
+
+def test_pn_xnum_count():
+    shdr0 = bytearray(64)
+    struct.pack_into("<I", shdr0, 0x2C, 70000)
+    assert elf.phnum_from_section0(bytes(shdr0)) == 70000
+    with pytest.raises(DecodeError):
+        elf.phnum_from_section0(b"\0" * 10)
+
+
+@given(st.binary(max_size=200))
+def test_fuzz_notes(data):
+    notes, warnings = elf.parse_notes(data)
+    for n in notes:
+        assert n.offset + 12 <= len(data)
+
+
+@given(st.binary(min_size=0, max_size=128))
+def test_fuzz_elf_header(data):
+    try:
+        elf.parse_elf_header(b"\x7fELF" + data)
+    except KdumptoolError:
+        pass
+
+
+@given(st.binary(max_size=300), st.integers(0, 8))
+def test_fuzz_program_headers(data, count):
+    try:
+        phdrs = elf.parse_program_headers(data, count)
+        elf.check_load_segments(phdrs, len(data))
+    except KdumptoolError:
+        pass

@@ -1,0 +1,76 @@
+"""VMCOREINFO decoding: every key kind, on the real text of the lab kernel."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kdumptool.errors import DecodeError, KdumptoolError
+from kdumptool.formats.vmcoreinfo import parse_vmcoreinfo
+from kdumptool.sources.vmcore import open_dump
+from tests.conftest import FIXTURES
+
+TRIM = FIXTURES / "vmcore" / "legacy_on.trim.kdump"
+
+
+def _real() -> str:
+    with open_dump(str(TRIM)) as dump:
+        return dump.vmcoreinfo.raw
+
+
+def test_real_vmcoreinfo_all_kinds():
+    text = _real()
+    vi = parse_vmcoreinfo(text.encode() + b"\0\0\0")
+    # Expected values are the kernel's own text, line by line.
+    assert vi.osrelease == "6.1.0-56-amd64"
+    assert vi.build_id == "eb4fbcd037e7253717950bf2b93bd5566f47c56f"
+    assert vi.page_size == 4096
+    assert vi.crashtime == 1795247327
+    assert vi.kerneloffset == 0x34200000
+    assert vi.symbol("prb") == 0xFFFFFFFFB6C643E0
+    assert vi.symbol("mem_section") == 0xFFFF88913F917000
+    assert vi.offset("printk_ringbuffer.text_data_ring") == 48
+    assert vi.size("printk_info") == 88
+    assert vi.length("printk_info_device") == 48
+    assert vi.number("phys_base") == vi.phys_base == -140509184
+    assert vi.number("PAGE_BUDDY_MAPCOUNT_VALUE") == -129
+    assert vi.number("pgtable_l5_enabled") == 0
+    assert vi.warnings == ()
+    lines = [ln for ln in text.splitlines() if ln]
+    counted = (len(vi.symbols) + len(vi.offsets) + len(vi.sizes) + len(vi.lengths)
+               + len(vi.numbers) + len(vi.other) + 5)   # OSRELEASE BUILD-ID PAGESIZE CRASHTIME KERNELOFFSET
+    assert counted == len(lines)
+    j = vi.to_json()
+    assert j["symbols"]["prb"] == 0xFFFFFFFFB6C643E0 and j["numbers"]["phys_base"] < 0
+
+
+def test_bad_lines_are_warnings_not_errors():
+    vi = parse_vmcoreinfo("OSRELEASE=5.4\nnonsense\nSIZE(page)=abc\nSYMBOL(x)=0xffff\nFOO=bar\n")
+    assert vi.osrelease == "5.4"
+    assert vi.symbol("x") == 0xFFFF
+    assert vi.other == {"FOO": "bar"}
+    assert len(vi.warnings) == 2
+    assert "line 2" in vi.warnings[0] and "SIZE(page)" in vi.warnings[1]
+
+
+def test_not_text_is_decode_error():
+    try:
+        parse_vmcoreinfo(b"OSRELEASE=\xff\xfe")
+    except DecodeError as err:
+        assert "VMCOREINFO" in str(err)
+    else:
+        raise AssertionError("no error")
+
+
+@given(st.binary(max_size=400))
+def test_fuzz_vmcoreinfo(data):
+    try:
+        parse_vmcoreinfo(data)
+    except KdumptoolError:
+        pass
+
+
+@given(st.text(max_size=300))
+def test_fuzz_vmcoreinfo_text(text):
+    vi = parse_vmcoreinfo(text)
+    assert isinstance(vi.warnings, tuple)

@@ -1,0 +1,121 @@
+"""The same model both ways on this host (pyudev enumeration vs plain sysfs files), the
+commands on the live host and on snapshots, and the lspci-dump source."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from kdumptool.cli.main import main
+from kdumptool.sources.root import Root
+from kdumptool.sources.system import parse_iomem, read_system, read_system_from_lspci
+from tests.conftest import FIXTURES
+
+SNAPSHOTS = FIXTURES / "snapshots"
+HAVE_PCI = os.path.isdir("/sys/bus/pci/devices") and bool(os.listdir("/sys/bus/pci/devices"))
+
+
+def run_cli(capsys, *args):
+    with pytest.raises(SystemExit) as ei:
+        main(list(args))
+    out = capsys.readouterr()
+    return ei.value.code, out.out, out.err
+
+
+def _comparable(system):
+    return {
+        b: (d.vendor_id, d.device_id, d.class_code, d.command, d.bus_master, d.driver, d.iommu_group,
+            d.upstream, d.port_type, d.drhd, d.config_size)
+        for b, d in system.devices.items()
+    }
+
+
+@pytest.mark.skipif(not HAVE_PCI, reason="no PCI devices in this host's sysfs")
+def test_live_model_same_through_udev_and_files():
+    pytest.importorskip("pyudev")
+    via_udev = read_system("/", use_udev=True, read_registers=False)
+    via_files = read_system(Root("/"), use_udev=False, read_registers=False)
+    assert via_udev.devices  # the host has PCI devices
+    assert _comparable(via_udev) == _comparable(via_files)
+    assert via_udev.groups == via_files.groups
+    assert [u.address for u in via_udev.units] == [u.address for u in via_files.units]
+
+
+@pytest.mark.skipif(not HAVE_PCI, reason="no PCI devices in this host's sysfs")
+@pytest.mark.parametrize("cmd", ["pci", "iommu"])
+def test_commands_run_on_this_host(capsys, cmd):
+    code, out, err = run_cli(capsys, cmd, "-f", "text")
+    assert code in (0, None), err
+    system = read_system("/", read_registers=False)
+    if not system.has_vtd:
+        assert "no VT-d unit" in out
+    doc_code, doc, _ = run_cli(capsys, cmd, "-f", "json")
+    assert json.loads(doc)["vtd"] == system.has_vtd
+
+
+def test_commands_on_snapshot(capsys):
+    snap = str(SNAPSHOTS / "kdump_sm_mismatch")
+    code, out, _ = run_cli(capsys, "iommu", "--root", snap, "-f", "json")
+    doc = json.loads(out)
+    unit = doc["units"][0]
+    assert unit["name"] == "dmar0" and unit["decoded"]["mode"] == "legacy"
+    assert unit["decoded"]["ecap"]["SMTS"] is True
+    code, out, _ = run_cli(capsys, "pci", "--root", snap, "-f", "json")
+    devs = {d["bdf"]: d for d in json.loads(out)["devices"]}
+    assert devs["0000:03:01.0"]["upstream"] == ["0000:02:00.0", "0000:00:05.0"]
+    assert devs["0000:00:02.0"]["kdump_risk"] is True  # e1000e mastering, no driver in kdump
+    code, out, _ = run_cli(capsys, "pci", "--root", snap, "-v", "-s", "00:05.0", "-f", "text")
+    assert "Access Control Services" in out and "Root Port" in out
+
+
+def test_lspci_dump_source_matches_snapshot():
+    snap = SNAPSHOTS / "live_legacy_on"
+    from_dump = read_system_from_lspci(snap / "_kdumptool" / "lspci_xxxx.txt")
+    from_sysfs = read_system(snap)
+    assert set(from_dump.devices) == set(from_sysfs.devices)
+    for b, d in from_dump.devices.items():
+        s = from_sysfs.devices[b]
+        assert (d.command, d.upstream, d.port_type) == (s.command, s.upstream, s.port_type), b
+
+
+def test_bad_root_and_bad_dump_are_one_line_errors(capsys, tmp_path):
+    bad = tmp_path / "x.txt"
+    bad.write_text("hello\n")
+    code, _, err = run_cli(capsys, "pci", "--from-lspci", str(bad))
+    assert code == 1 and err.startswith("error: ") and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "iommu", "--root", str(tmp_path / "missing"))
+    assert code == 1 and "no such file" in err
+
+
+def test_empty_root_says_no_vtd(tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "iommu", "--root", str(tmp_path), "-f", "text")
+    assert "no VT-d unit" in out and "no ACPI DMAR table" in out
+
+
+def test_iomem_parse_depths():
+    text = (SNAPSHOTS / "live_legacy_on" / "proc" / "iomem").read_text()
+    ranges = parse_iomem(text)
+    crash = [r for r in ranges if r.name == "Crash kernel"]
+    assert crash and crash[0].depth == 1 and crash[0].end - crash[0].start + 1 == 256 << 20
+
+
+def test_truncated_config_gives_partial_model(tmp_path):
+    """A snapshot taken without root: 64-byte configs. The model still builds, with warnings."""
+    src = SNAPSHOTS / "live_legacy_on"
+    dev = tmp_path / "sys/bus/pci/devices/0000:00:02.0"
+    dev.mkdir(parents=True)
+    (dev / "config").write_bytes((src / "sys/bus/pci/devices/0000:00:02.0/config").read_bytes()[:64])
+    system = read_system(tmp_path)
+    d = system.devices["0000:00:02.0"]
+    assert d.bus_master and d.port_type is None
+    assert any("only 64 bytes" in w for w in system.warnings)
+
+
+def test_snapshot_symlinks_stay_inside():
+    for p in Path(SNAPSHOTS).rglob("*"):
+        if p.is_symlink():
+            target = os.path.realpath(p)
+            assert target.startswith(str(SNAPSHOTS.resolve())), p
