@@ -17,36 +17,24 @@ MAKEDUMPFILE=/t/usr/bin/makedumpfile
 up() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "LAB: t=$(up) $*"; }
 
-KDT() {
-    PYTHONPATH=/kdt:/t/opt/lab-site PYTHONDONTWRITEBYTECODE=1 PYTHONHASHSEED=0 \
-        TERM=dumb COLUMNS=200 "$PY" -m kdumptool "$@"
-}
-
-# kdt_run DIR NAME ARGS...: run kdumptool ARGS, keep stdout/stderr/rc/time as DIR/kdt/NAME.*
-# A command whose module is not in this working tree is recorded as absent, not run.
-kdt_run() {
-    local d n t0 t1 rc
-    d=$1/kdt; n=$2; shift 2
+# kdt_batch DIR NAME='ARGS' ...: kdumptool commands, all in one Python process
+# (guest/kdt_batch.py: each through kdumptool's real entry point), outputs in DIR/kdt/.
+# A command whose module is not in this working tree is recorded as "absent".
+kdt_batch() {
+    local d t0
+    d=$1/kdt; shift
     mkdir -p "$d"
-    if [ "$1" != "--version" ] && [ ! -f "/kdt/kdumptool/cli/$1.py" ]; then
-        echo absent > "$d/$n.rc"
-        echo "$n absent cmd=$*" >> "$d/runs.txt"
-        return 0
-    fi
     t0=$(up)
-    KDT "$@" > "$d/$n.out" 2> "$d/$n.err"
-    rc=$?
-    t1=$(up)
-    echo "$rc" > "$d/$n.rc"
-    echo "$n rc=$rc t0=$t0 t1=$t1 cmd=$*" >> "$d/runs.txt"
-    say "kdumptool $* -> rc=$rc ($t0..$t1)"
+    PYTHONPATH=/kdt:/t/opt/lab-site PYTHONDONTWRITEBYTECODE=1 PYTHONHASHSEED=0 \
+        TERM=dumb COLUMNS=200 "$PY" /lab/kdt_batch.py "$d" "$@"
+    say "kdt_batch rc=$? ($t0..$(up))"
 }
 
-# rd OFFSET WIDTH: one MMIO register of the DRHD page, as 0x%016X
+# rd OFFSET WIDTH: one MMIO register of the DRHD page (0x%08X or 0x%016X), or ERR
 rd() {
     local v
     v=$(devmem $(printf '0x%x' $((DRHD + $1))) "$2" 2>/dev/null) || { echo ERR; return; }
-    printf '0x%016X' $((v))
+    if [ "$2" = 64 ]; then printf '0x%016X' $((v)); else printf '0x%08X' $((v)); fi
 }
 
 drhd_regs() {
@@ -62,7 +50,7 @@ drhd_regs() {
              IQH:0x080:64 IQT:0x088:64 IQA:0x090:64 ICS:0x09c:32 IECTL:0x0a0:32 \
              IRTA:0x0b8:64 PQH:0x0c0:64 PQT:0x0c8:64 PQA:0x0d0:64 PRS:0x0dc:32; do
         name=${r%%:*}; rest=${r#*:}; off=${rest%%:*}; w=${rest#*:}
-        echo "$name $off $w $(rd "$off" "$w")"
+        printf '%-9s off=%s w=%s %s\n' "$name" "$off" "$w" "$(rd "$off" "$w")"
     done
     cap=$(rd 0x008 64)
     case "$cap" in ERR) return ;; esac
@@ -71,7 +59,7 @@ drhd_regs() {
     i=0
     while [ $i -lt $nfr ] && [ $i -lt 16 ]; do
         o=$((fro + i * 16))
-        echo "FRCD$i $(printf '0x%03x' $o) 128 $(rd $o 64) $(rd $((o + 8)) 64)"
+        printf '%-9s off=0x%03x lo=%s hi=%s\n' "FRCD$i" $o "$(rd $o 64)" "$(rd $((o + 8)) 64)"
         i=$((i + 1))
     done
 }
@@ -109,7 +97,7 @@ oracle() {
         b=$(basename "$dev")
         drv=$(basename "$(readlink "$dev/driver" 2>/dev/null)" 2>/dev/null)
         grp=$(basename "$(readlink "$dev/iommu_group" 2>/dev/null)" 2>/dev/null)
-        echo "$b class=$(cat $dev/class) vendor=$(cat $dev/vendor) device=$(cat $dev/device) driver=${drv:--} group=${grp:--}"
+        echo "$b class=$(cat $dev/class) vendor=$(cat $dev/vendor) device=$(cat $dev/device) driver=${drv:--} group=${grp:--} path=$(readlink -f "$dev")"
     done > "$d/pci_sysfs.txt"
     say "oracle $d ($t0..$(up))"
 }
@@ -122,18 +110,6 @@ kdt_probe() {
     PYTHONPATH=/kdt:/t/opt/lab-site PYTHONDONTWRITEBYTECODE=1 "$PY" /lab/kdt_probe.py \
         "$1/kdt/probe.json" > "$1/kdt/probe.log" 2>&1
     say "kdt_probe rc=$? $(tail -1 "$1/kdt/probe.log") ($t0..$(up))"
-}
-
-kdt_common() {
-    local d
-    d=$1
-    kdt_probe "$d"
-    kdt_run "$d" version --version
-    kdt_run "$d" dmar dmar -f json
-    kdt_run "$d" pci pci -f json
-    kdt_run "$d" iommu iommu -f json
-    kdt_run "$d" log log -f json
-    kdt_run "$d" triage triage -f json
 }
 
 nic_up() {
@@ -154,8 +130,10 @@ live_main() {
     sleep 1
     nic_up
     oracle "$O"
-    kdt_common "$O"
-    kdt_run "$O" collect collect --output "$O/snapshot"
+    kdt_probe "$O"
+    kdt_batch "$O" version=--version 'dmar=dmar -f json' 'pci=pci -f json' \
+        'iommu=iommu -f json' 'log=log -f json' 'triage=triage -f json' \
+        "collect=collect --output $O/snapshot"
     t0=$(up)
     "$KEXEC" -p "/t/boot/vmlinuz-$KVER" --initrd="$KDUMP_INITRD" --append="$KDUMP_APPEND" \
         > "$O/kexec.txt" 2>&1
@@ -209,10 +187,12 @@ kdump_main() {
     ls -l /proc/vmcore > "$O/vmcore_ls.txt" 2>&1
     "$MAKEDUMPFILE" -v > "$O/makedumpfile_v.txt" 2>&1
     oracle "$O"
-    kdt_common "$O"
-    kdt_run "$O" record record --output "$O/record"
-    kdt_run "$O" quiesce_plan quiesce --plan -f json
-    kdt_run "$O" vmcore_info vmcore info /proc/vmcore -f json
+    kdt_probe "$O"
+    kdt_batch "$O" 'dmar=dmar -f json' 'pci=pci -f json' 'iommu=iommu -f json' \
+        'log=log -f json' 'triage=triage -f json' "record=record --output $O/record" \
+        'quiesce_plan=quiesce --plan -f json' 'vmcore_info=vmcore info /proc/vmcore -f json' \
+        'vmcore_log=vmcore log /proc/vmcore -f json' \
+        'vmcore_iommu=vmcore iommu /proc/vmcore --saved /out/live/drhd_regs_final.txt -f json'
     if [ -n "$KDUMP_DRIVERS" ]; then
         say "loading drivers in kdump kernel: $KDUMP_DRIVERS"
         for m in $KDUMP_DRIVERS; do modprobe "$m" || say "modprobe $m failed"; done

@@ -33,14 +33,18 @@ NAMES: List[str] = [n for n in SCENARIOS if not _only or n in _only.split(",")]
 
 
 def parse_regs(text: str) -> Dict[str, int]:
-    """guest/lib.sh's drhd_regs lines: ``NAME 0xOFF WIDTH 0xVALUE [0xHI]``."""
+    """guest/lib.sh's drhd_regs lines (the format of ../shared/lab-captures):
+    ``NAME off=0xOFF w=WIDTH 0xVALUE`` and ``FRCDn off=0xOFF lo=0x.. hi=0x..``."""
     out: Dict[str, int] = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) >= 4 and not line.startswith("#") and parts[3] != "ERR":
+        if len(parts) < 4 or line.startswith("#") or not parts[1].startswith("off="):
+            continue
+        if parts[2].startswith("lo=") and "ERR" not in line:
+            out[parts[0]] = int(parts[2][3:], 16)
+            out[parts[0] + "_HI"] = int(parts[3][3:], 16)
+        elif parts[2].startswith("w=") and parts[3] != "ERR":
             out[parts[0]] = int(parts[3], 16)
-            if len(parts) >= 5:
-                out[parts[0] + "_HI"] = int(parts[4], 16)
     return out
 
 
