@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -30,7 +31,12 @@ def compile_tree() -> None:
     ingredients.log(f"byte-compiled the guest Python in {time.monotonic() - t0:.1f}s")
 
 
+def _sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(f"lab: terminated by signal {signum}")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    signal.signal(signal.SIGTERM, _sigterm)
     try:
         return _main(argv)
     except subprocess.CalledProcessError as err:

@@ -186,6 +186,10 @@ def run_scenario(sc: Scenario, facts: Dict[str, str], qemu: str,
         timed_out = True
         proc.kill()
         rc = proc.wait()
+    finally:
+        if proc.poll() is None:  # interrupted (Ctrl-C, SIGTERM): never leave QEMU behind
+            proc.kill()
+            proc.wait()
     wall = time.monotonic() - t0
     traffic.stop.set()
     rt.join(timeout=10)
