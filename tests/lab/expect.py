@@ -4,7 +4,7 @@ expected kernel log lines and register relations, not outputs of kdumptool."""
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List, Tuple
 
 COPIED = "DMAR: Copied translation tables from previous kernel for dmar0"
 COPY_FAILED = "DMAR: Failed to copy translation tables from previous kernel for dmar0"
@@ -29,6 +29,16 @@ EXPECT: Dict[str, Dict[str, Any]] = {
                         kdump_absent=[COPIED], kdump_tes=True, kdump_rtaddr="new",
                         fault_device="00:02.0"),
 }
+
+
+#: (text in the failure message, what is wrong): kdumptool bugs this lab found, reported to
+#: the stream that owns the code. tests/lab/conftest.py reports a failure carrying that text
+#: as xfail; remove the entry once fixed (the tests then simply pass).
+KNOWN_ISSUES: List[Tuple[str, str]] = [
+    ("overlaps PT_LOAD",
+     "formats/elf.py check_load_segments rejects real x86-64 /proc/vmcore and makedumpfile -E "
+     "dumps (their kernel-text PT_LOAD overlaps a RAM PT_LOAD by design)"),
+]
 
 
 def expect(name: str) -> Dict[str, Any]:

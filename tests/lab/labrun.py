@@ -30,6 +30,8 @@ from lablib.scenarios import all_scenarios  # noqa: E402
 SCENARIOS = all_scenarios()
 _only = os.environ.get("LAB_SCENARIOS")
 NAMES: List[str] = [n for n in SCENARIOS if not _only or n in _only.split(",")]
+#: (scenario, dump format) for every dump a scenario asks its kdump kernel to write.
+DUMP_CASES: List[Tuple[str, str]] = [(n, f) for n in NAMES for f in SCENARIOS[n].dumps]
 
 
 def parse_regs(text: str) -> Dict[str, int]:

@@ -46,7 +46,9 @@ def bus_master(run: Run, mode: str) -> Dict[str, bool]:
         m = re.match(r"(?:([0-9a-f]{4}):)?([0-9a-f]{2}:[0-9a-f]{2}\.[0-7]) ", ln)
         if m:
             cur = f"{m.group(1) or '0000'}:{m.group(2)}"
-        elif cur and ln.strip().startswith("Control:"):
+        elif cur and ln.startswith("\tControl:") and cur not in out:
+            # The command register's line (one tab); capability lines nest deeper
+            # (SltCtl's "Control: AttnInd ...").
             out[cur] = "BusMaster+" in ln
     return out
 
