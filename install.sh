@@ -4,7 +4,7 @@
 # Usage: ./install.sh            (root installs system packages; others skip that step)
 set -eu
 cd "$(dirname "$0")"
-PKGS_DEB="pciutils acpica-tools kmod cpio zstd"
+PKGS_DEB="pciutils acpica-tools kmod cpio zstd makedumpfile"
 PKGS_RPM="pciutils acpica-tools kmod cpio zstd"
 if [ "$(id -u)" = 0 ]; then
     if command -v apt-get >/dev/null 2>&1; then

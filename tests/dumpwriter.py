@@ -78,6 +78,17 @@ def build_notes(spec: DumpSpec, trailing_zeros: int = 0) -> Tuple[bytes, int]:
     return blob + b"\0" * trailing_zeros, vmci_off
 
 
+MODULES = {"lzo": "lzokay", "snappy": "cramjam", "zstd": "zstandard"}
+
+
+def need(method: str) -> None:
+    """Skip the calling test when the compression library of ``method`` is missing."""
+    import pytest
+
+    if method in MODULES:
+        pytest.importorskip(MODULES[method])
+
+
 def compress(page: bytes, method: str) -> bytes:
     if method == "zlib":
         return zlib.compress(page)
@@ -187,10 +198,13 @@ def _runs(pfns: Iterable[int]) -> List[Tuple[int, int]]:
     return out
 
 
-def write_elf(spec: DumpSpec, overlap: bool = False, note_trailing_zeros: int = 0) -> bytes:
+def write_elf(spec: DumpSpec, overlap: bool = False, note_trailing_zeros: int = 0,
+              filtered_in_memsz: bool = True) -> bytes:
     """An ELF64 ET_CORE with one PT_NOTE and PT_LOADs. Filtered pages that end a run of
     RAM are described by p_memsz past p_filesz (as makedumpfile -E does); a filtered
-    page followed by dumped ones starts a new segment."""
+    page followed by dumped ones starts a new segment. ``filtered_in_memsz=False`` leaves
+    filtered pages out of every segment (makedumpfile 1.7.2 mis-reads a segment that
+    starts where the previous one's p_memsz ends when that exceeds its p_filesz)."""
     ps = spec.page_size
     notes, _ = build_notes(spec, note_trailing_zeros)
     segs: List[Tuple[int, int, int]] = []      # (start pfn, file pages, mem pages)
@@ -203,7 +217,7 @@ def write_elf(spec: DumpSpec, overlap: bool = False, note_trailing_zeros: int = 
             f = p
             while p < end and p not in spec.pages:
                 p += 1
-            segs.append((s, f - s, p - s))
+            segs.append((s, f - s, (p if filtered_in_memsz else f) - s))
     if overlap and segs:
         s0 = segs[0]
         segs.append((s0[0], s0[1], s0[2]))

@@ -34,6 +34,7 @@ MAX_BURSTS = 1000
 FAULT_KINDS = ("dma_fault", "ir_fault")
 #: Events that tell the kdump / kexec story, shown in log order.
 MARKER_KINDS = (
+    "boot",
     "crashkernel_reserved",
     "crash_trigger",
     "panic",
@@ -49,6 +50,7 @@ MARKER_KINDS = (
     "ir_copied",
     "ir_not_kdump",
     "firmware_bug",
+    "hw_malfunction",
 )
 _KDUMP_KINDS = frozenset(
     {"kdump_kernel", "translation_preenabled", "tables_copied", "copy_failed", "ir_copied"}
@@ -227,6 +229,17 @@ def _range(r: Any) -> Optional[Tuple[int, int]]:
     return None
 
 
+def _rmrr_table(system: Any) -> Dict[int, int]:
+    """RMRR base -> end address from the system's decoded DMAR table."""
+    out: Dict[int, int] = {}
+    for st in _get(_get(system, "dmar"), "structures") or ():
+        if type(st).__name__ == "Rmrr":
+            base, end = _get(st, "base_address"), _get(st, "end_address")
+            if isinstance(base, int) and isinstance(end, int):
+                out[base] = end
+    return out
+
+
 def _device_info(system: Any, bdf: str) -> DeviceInfo:
     devices = _get(system, "devices") or {}
     dev = devices.get(bdf) if isinstance(devices, dict) else None
@@ -241,7 +254,14 @@ def _device_info(system: Any, bdf: str) -> DeviceInfo:
         iommu_group=_get(dev, "iommu_group"),
         drhd=_get(dev, "drhd") if isinstance(_get(dev, "drhd"), int) else _get(_get(dev, "drhd"), "register_base_address"),
     )
+    rmrr_ends = _rmrr_table(system)
     for r in _get(dev, "rmrrs") or ():
+        # The model lists RMRRs by base address (analysis/model.py); the end comes from
+        # the DMAR table. Objects or (base, end) pairs are taken as they are.
+        if isinstance(r, int):
+            end = rmrr_ends.get(r)
+            info.rmrrs.append((r, end if end is not None else r))
+            continue
         rr = _range(r)
         if rr:
             info.rmrrs.append(rr)
@@ -331,11 +351,24 @@ def analyse_log(
             if key != last_marker_key and len(markers) < 500:
                 markers.append(ev)
             last_marker_key = key
-        if ev.kind == "unit" and len(units) < 256:
-            units.append(ev)
+        if ev.kind == "unit":
+            # One entry per unit and base (a log holding several boots repeats them).
+            units = [u for u in units if (u.unit, u.details.get("reg_base_addr")) != (ev.unit, ev.details.get("reg_base_addr"))]
+            if len(units) < 256:
+                units.append(ev)
         if ev.bdf and ev.bdf not in devices and (ev.kind in FAULT_KINDS or ev.kind == "aer"):
             if len(devices) < 4096:
                 devices[ev.bdf] = _device_info(system, ev.bdf) if system is not None else DeviceInfo(ev.bdf, False, modelled=False)
+        if ev.kind == "suppressed" and cur is not None:
+            # The ratelimiter reports what it dropped since the last printed fault: those
+            # faults belong to the burst before this line, which lasted until now.
+            n = ev.value or 0
+            cur.suppressed += n
+            suppressed_total += n
+            cur.last_line = ev.line
+            if ev.timestamp is not None:
+                cur.last_timestamp = ev.timestamp
+            continue
         if ev.kind in FAULT_KINDS or ev.kind == "suppressed":
             if cur is None or not _same_burst(cur, ev):
                 if cur is not None:
@@ -446,7 +479,8 @@ def _verdict(
     level = "ok"
     units = sorted({m.unit for m in markers if m.kind == "copy_failed" and m.unit})
     if counts.get("copy_failed"):
-        why = " (scalable mode is disallowed here: the crashed kernel ran in scalable mode)" if counts.get("sm_disallowed") else ""
+        why = (" (scalable mode is disallowed in this kernel; the crashed kernel probably ran in scalable"
+               " mode, whose tables a legacy-mode kernel cannot copy)") if counts.get("sm_disallowed") else ""
         parts.append(
             f"the kdump kernel failed to copy the crashed kernel's translation tables for {', '.join(units) or 'a unit'}{why}"
         )
@@ -467,6 +501,13 @@ def _verdict(
         parts.append(f"{_plural(n, word)} from {_plural(len(devs), 'device')} (most: {who}, {reason})")
     if suppressed:
         parts.append(f"{suppressed} more fault messages suppressed by rate limiting")
+    if counts.get("hw_malfunction"):
+        parts.append("the kernel reported \"DMAR hardware is malfunctioning\"")
+        level = "fault"
+    if counts.get("qi_error"):
+        parts.append(f"{_plural(counts['qi_error'], 'invalidation queue error line')} (IQE/ITE/ICE)")
+        if level == "ok":
+            level = "warning"
     if counts.get("firmware_bug"):
         parts.append(f"{_plural(counts['firmware_bug'], 'firmware bug warning')} about the DMAR table")
         if level == "ok":

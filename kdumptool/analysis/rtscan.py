@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
 from kdumptool.analysis.vtd_walk import PageReader, PhysMemory
-from kdumptool.errors import NotMapped
+from kdumptool.errors import KdumptoolError, NotMapped
 from kdumptool.formats.vtd_tables import (
     ADDR_MASK,
     AW_LEVELS,
@@ -109,6 +109,8 @@ class ScanResult:
     prefilter_passed: int
     unreadable_pages: int
     seconds: float
+    fast_path: bool = False
+    skipped_raw_pages: int = 0
 
     @property
     def best(self) -> Optional[RootTableCandidate]:
@@ -287,12 +289,112 @@ def _top_level_ok(reader: PageReader, root: int, levels: int, kind: str, limit: 
     return True
 
 
+def partial_prefilter(head: bytes) -> bool:
+    """The byte rules of ``prefilter`` on the first bytes of a page (no presence test):
+    a necessary condition, so a page failing it is never a root table."""
+    n = len(head) & ~15
+    head = head[:n]
+    if head[0::16].translate(None, b"\x00\x01") or head[1::16].translate(None, _NIBBLE_ZERO):
+        return False
+    return not (head[8::16].translate(None, b"\x00\x01") or head[9::16].translate(None, _NIBBLE_ZERO))
+
+
+_PARTIAL = 1024  # bytes decompressed first: root entries of buses 0-63
+_WINDOW = 8 << 20
+_ZLIB = 0x1
+
+
+def _kdump_pages(dump: Any, ranges: List[Tuple[int, int]], stats: List[int]) -> Optional[Iterable[Tuple[int, bytes]]]:
+    """Pages of a kdump-compressed dump that pass ``partial_prefilter``, fully decompressed.
+
+    The fast path of the scan: descriptors are read in bulk (they are stored in pfn
+    order, one per dumped page), page data in 8 MiB sequential windows, and zlib pages
+    are decompressed only up to 1 KiB unless that prefix could belong to a root table.
+    Returns None (use the generic path) when the dump is not a kdump-compressed file or
+    its layout does not check out against ``page_desc``.
+    """
+    import zlib
+
+    from kdumptool.formats import diskdump as dd
+
+    try:
+        desc_offset = dump.desc_offset
+        pread = dump._pread
+        page_size = dump.page_size
+        file_size = dump.file_size
+        if page_size != PAGE or getattr(dump, "split_range", None):
+            return None
+        pfns = [p for s, e in ranges for p in range(s // PAGE, e // PAGE)]
+        if not pfns:
+            return []
+        probe = [0, len(pfns) // 2, len(pfns) - 1]
+        for i in probe:
+            want = dump.page_desc(pfns[i])
+            got = dd.parse_page_desc(pread(dd.PAGE_DESC_SIZE, desc_offset + i * dd.PAGE_DESC_SIZE))
+            if (want.offset, want.size, want.flags) != (got.offset, got.size, got.flags):
+                return None
+    except (AttributeError, NotMapped, TypeError, ValueError, KdumptoolError):
+        return None
+    try:
+        compressed_dump = bool(dump.describe().get("compression"))
+    except (AttributeError, KdumptoolError):
+        compressed_dump = False
+    unpack = struct.Struct("<qIIQ").iter_unpack
+
+    def gen() -> Iterable[Tuple[int, bytes]]:
+        buf = b""
+        buf_start = 0
+        chunk = 65536
+        for base in range(0, len(pfns), chunk):
+            raw = pread(dd.PAGE_DESC_SIZE * min(chunk, len(pfns) - base), desc_offset + base * dd.PAGE_DESC_SIZE)
+            for j, (off, size, flags, _) in enumerate(unpack(raw[: len(raw) // 24 * 24])):
+                paddr = pfns[base + j] * PAGE
+                stats[0] += 1
+                if off < 0 or size > 2 * PAGE or off + size > file_size:
+                    stats[1] += 1
+                    continue
+                if off < buf_start or off + size > buf_start + len(buf):
+                    if off >= buf_start + len(buf) or off >= buf_start:
+                        buf_start = off
+                        buf = pread(max(_WINDOW, size), off)
+                        data = buf[:size]
+                    else:  # a shared (zero) page stored earlier in the file
+                        data = pread(size, off)
+                else:
+                    data = buf[off - buf_start : off - buf_start + size]
+                comp = flags & 0xF
+                try:
+                    if comp == 0:
+                        if compressed_dump:
+                            # makedumpfile stores a page raw only when compressing it does
+                            # not shrink it; a root table (half zeros at least) always
+                            # shrinks, so a raw page in a compressed dump is not one.
+                            stats[2] += 1
+                            continue
+                        page = data
+                    elif comp == _ZLIB:
+                        d = zlib.decompressobj()
+                        if not partial_prefilter(d.decompress(data, _PARTIAL)):
+                            continue
+                        page = dd.decompress_page(data, flags, PAGE)
+                    else:
+                        page = dd.decompress_page(data, flags, PAGE)
+                except (KdumptoolError, zlib.error):
+                    stats[1] += 1
+                    continue
+                if len(page) == PAGE:
+                    yield paddr, page
+
+    return gen()
+
+
 def find_root_tables(
     mem: PhysMemory,
     ranges: Iterable[Tuple[int, int]],
     progress: Optional[Callable[[int], None]] = None,
     chunk_pages: int = 64,
     keep: int = 10,
+    use_fast: bool = True,
 ) -> ScanResult:
     """Scan every page of ``ranges`` (start, end-exclusive) and rank root-table candidates.
 
@@ -302,33 +404,52 @@ def find_root_tables(
     ranges = [(s, e) for s, e in ranges if e > s]
     limit = max((e for _, e in ranges), default=0)
     reader = PageReader(mem)
-    scanned = passed = unreadable = 0
+    scanned = passed = unreadable = skipped_raw = 0
     cands: List[RootTableCandidate] = []
-    for start, end in ranges:
-        p = (start + PAGE - 1) & ~0xFFF
-        while p + PAGE <= end:
-            n = min(chunk_pages, (end - p) // PAGE)
-            try:
-                blob = bytes(mem.read(p, n * PAGE))
-                pages = [(p + i * PAGE, blob[i * PAGE : (i + 1) * PAGE]) for i in range(n)]
-            except NotMapped:
-                pages = []
-                for i in range(n):
-                    try:
-                        pages.append((p + i * PAGE, bytes(mem.read(p + i * PAGE, PAGE))))
-                    except NotMapped:
-                        unreadable += 1
-            for addr, page in pages:
-                legacy, scalable = prefilter(page)
-                if not (legacy or scalable):
-                    continue
-                passed += 1
-                for mode, ok in (("legacy", legacy), ("scalable", scalable)):
-                    if ok:
-                        cands.append(check_root_table(reader, addr, mode, limit, page))
-            scanned += n
-            if progress is not None:
-                progress(n * PAGE)
-            p += n * PAGE
+
+    def consider(addr: int, page: bytes) -> None:
+        nonlocal passed
+        legacy, scalable = prefilter(page)
+        if not (legacy or scalable):
+            return
+        passed += 1
+        for mode, ok in (("legacy", legacy), ("scalable", scalable)):
+            if ok:
+                cands.append(check_root_table(reader, addr, mode, limit, page))
+
+    stats = [0, 0, 0]
+    fast = _kdump_pages(mem, ranges, stats) if use_fast else None
+    if fast is not None:
+        last = 0
+        for addr, page in fast:
+            consider(addr, page)
+            if progress is not None and stats[0] - last >= 1024:
+                progress((stats[0] - last) * PAGE)
+                last = stats[0]
+        if progress is not None:
+            progress((stats[0] - last) * PAGE)
+        scanned, unreadable, skipped_raw = stats
+    else:
+        for start, end in ranges:
+            p = (start + PAGE - 1) & ~0xFFF
+            while p + PAGE <= end:
+                n = min(chunk_pages, (end - p) // PAGE)
+                try:
+                    blob = bytes(mem.read(p, n * PAGE))
+                    pages = [(p + i * PAGE, blob[i * PAGE : (i + 1) * PAGE]) for i in range(n)]
+                except NotMapped:
+                    pages = []
+                    for i in range(n):
+                        try:
+                            pages.append((p + i * PAGE, bytes(mem.read(p + i * PAGE, PAGE))))
+                        except NotMapped:
+                            unreadable += 1
+                for addr, page in pages:
+                    consider(addr, page)
+                scanned += n
+                if progress is not None:
+                    progress(n * PAGE)
+                p += n * PAGE
     cands.sort(key=lambda c: (not c.valid, -c.score, c.address))
-    return ScanResult(tuple(cands[:keep]), scanned, scanned * PAGE, passed, unreadable, time.perf_counter() - t0)
+    return ScanResult(tuple(cands[:keep]), scanned, scanned * PAGE, passed, unreadable, time.perf_counter() - t0,
+                      fast is not None, skipped_raw)

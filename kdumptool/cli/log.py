@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from kdumptool.cli.common import FormatOpt, RootOpt
+
+if TYPE_CHECKING:
+    from kdumptool.sources.root import Root
 
 #: Events listed in JSON output at most (all are counted and summarised).
 MAX_JSON_EVENTS = 100_000
@@ -42,23 +45,25 @@ def log(
             system = _read_system(rt)
         report = analyse_log(parse_log(src), system=system, max_events=MAX_JSON_EVENTS)
         report.warnings[:0] = src.warnings
-        name = src.name
+        if src.count == 0:
+            report.warnings.insert(0, f"{src.name}: no lines read")
+        name, n = src.name, src.count
         emit(
             fmt,
-            json_obj=lambda: render_log_json(report, name),
-            text=lambda: render_log_text(report, name),
-            rich=lambda: render_log_rich(report, name),
+            json_obj=lambda: render_log_json(report, name, n),
+            text=lambda: render_log_text(report, name, n),
+            rich=lambda: render_log_rich(report, name, n),
         )
     finally:
         if rt is not None:
             rt.close()
 
 
-def _read_system(rt: object) -> object:
+def _read_system(rt: Optional[Root]) -> object:
     """The system model when the system stream provides it; None otherwise."""
     try:
         from kdumptool.sources.root import open_root
-        from kdumptool.sources.system import read_system  # type: ignore[import-not-found]
+        from kdumptool.sources.system import read_system
     except ImportError:
         return None
     from kdumptool.errors import KdumptoolError

@@ -144,7 +144,7 @@ def _analyse(fmt: str, lines: List[str], name: str) -> None:
 
     report = analyse_log(lines)
     if importlib.util.find_spec("kdumptool.render.log") is not None:
-        from kdumptool.render import log as render_log  # type: ignore[attr-defined]
+        render_log: Any = importlib.import_module("kdumptool.render.log")
 
         emit(fmt, json_obj=lambda: render_log.render_log_json(report, name),
              text=lambda: render_log.render_log_text(report, name),
@@ -155,7 +155,5 @@ def _analyse(fmt: str, lines: List[str], name: str) -> None:
 
 def register(app: typer.Typer) -> None:
     if importlib.util.find_spec("kdumptool.cli.vmcore_vtd") is not None:
-        from kdumptool.cli import vmcore_vtd  # type: ignore[attr-defined]
-
-        vmcore_vtd.register(vmcore_app)
+        importlib.import_module("kdumptool.cli.vmcore_vtd").register(vmcore_app)
     app.add_typer(vmcore_app, name="vmcore")

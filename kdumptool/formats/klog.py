@@ -233,7 +233,8 @@ class LogEvent:
 
 
 _HEX_DETAILS = frozenset(
-    {"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "status"}
+    {"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "status", "sid", "qw0",
+     "qw1", "reason"}
 )
 
 # --- line normaliser ------------------------------------------------------------------------
@@ -385,6 +386,7 @@ _SECOND_LINE_RE = re.compile(r"(?:(?:DMAR|dmar|INTR-REMAP)\s*:\s*)+\[\s*fault\s+
 _KEYWORDS_RE = re.compile(
     r"DMAR|dmar|INTR-REMAP|AER|PCIe Bus Error|IOMMU|iommu|Firmware Bug|elfcorehdr|crashkernel"
     r"|Kernel panic|Trigger a crash|Starting new kernel|table entries|entry|pte level|not present"
+    r"|Request device|\[DMA|Linux version|Invalidation|QI "
 )
 
 _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
@@ -407,6 +409,14 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("ir_mode", re.compile(r"DMAR-IR:\s*Enabled IRQ remapping in (?P<mode>x2apic|xapic) mode")),
     ("rmrr", re.compile(r"RMRR base:\s*(?P<base>" + _HEX + r")\s+end:\s*(?P<end>" + _HEX + r")")),
     ("drhd", re.compile(r"DRHD base:\s*(?P<base>" + _HEX + r")\s+flags:\s*(?P<flags>" + _HEX + r")")),
+    ("qi_error", re.compile(
+        r"VT-d detected Invalidation (?P<error>Queue|Time-out|Completion) Error:\s*"
+        r"(?:Reason\s+(?P<reason>[0-9a-fA-F]+)|SID\s+(?P<sid>[0-9a-fA-F]+))")),
+    ("qi_error", re.compile(r"Invalidation (?P<error>Queue|Time-out|Completion) Error \((?P<code>IQE|ITE|ICE)\) cleared")),
+    ("qi_error", re.compile(
+        r"QI (?P<which>HEAD|PRIOR):\s*(?P<desc>\S+)\s+qw0\s*=\s*(?P<qw0>" + _HEX + r"),\s*qw1\s*=\s*(?P<qw1>" + _HEX + r")")),
+    ("hw_malfunction", re.compile(r"DMAR hardware is malfunctioning")),
+    ("boot", re.compile(r"^Linux version (?P<version>\S+)")),
     ("kdump_kernel", re.compile(r"Kernel command line:.*\belfcorehdr=(?P<elfcorehdr>\S+)")),
     ("crashkernel_reserved", re.compile(r"Reserving (?P<size>\d+MB) of (?:low )?memory at (?P<at>\S+) for crashkernel")),
     ("panic", re.compile(r"Kernel panic - not syncing:\s*(?P<why>.*)")),
@@ -428,7 +438,8 @@ _AER_RE = re.compile(
 _AER_SRC_RE = re.compile(r"received:\s*(?:id=)?(?P<src>[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]|[0-9a-fA-F]{4})")
 _AER_ERROR_RE = re.compile(r"[Ee]rror|severity=|Uncorrect|Corrected")
 _AER_SEV_RE = re.compile(r"severity=(?P<sev>[A-Za-z ()-]+?),\s*type=(?P<type>[^,]+)")
-_INT_DETAILS = frozenset({"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "flags", "level"})
+_INT_DETAILS = frozenset({"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "flags",
+                          "level", "sid", "qw0", "qw1", "reason"})
 
 _MAX_HELD = 4  # lines a wrapped fault may span
 
@@ -555,7 +566,12 @@ def _simple_event(ln: LogLine) -> Optional[LogEvent]:
                 d[k] = v
         if kind == "unit":
             unit = m.group("unit")
-        return LogEvent(ln.number, kind, text, ln.number, ln.timestamp, ln.wallclock,
+        sid_bdf: Optional[str] = None
+        sid_val: Any = d.get("sid")
+        if isinstance(sid_val, int) and sid_val not in (0, 0xFFFF) and sid_val <= 0xFFFF:
+            # A source id is bus:devfn; 0 means "not recorded", ffff the all-ones of a dead device.
+            sid_bdf = f"0000:{sid_val >> 8:02x}:{(sid_val >> 3) & 0x1F:02x}.{sid_val & 7}"
+        return LogEvent(ln.number, kind, text, ln.number, ln.timestamp, ln.wallclock, bdf=sid_bdf,
                         address=address, unit=unit, value=value, details=d)
     return None
 
@@ -586,6 +602,8 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
         body = raw.rstrip("\r\n")
         parts = body.split("\n") if "\n" in body else [body]
         for part in parts:
+            if pending is None and not _KEYWORDS_RE.search(part):
+                continue  # fast path: nothing we know starts here (the message is a substring)
             ln = normalise_line(part, number)
             if ln.meta:
                 continue

@@ -19,15 +19,19 @@ def _span(first: Optional[float], last: Optional[float]) -> str:
     return f"{first:.6f}s..{last:.6f}s"
 
 
-def render_log_json(report: LogReport, source: str) -> Dict[str, Any]:
+def _head(source: str, lines: Optional[int]) -> str:
+    return f"kernel log: {source}" + ("" if lines is None else f" ({lines} lines)")
+
+
+def render_log_json(report: LogReport, source: str, lines: Optional[int] = None) -> Dict[str, Any]:
     out = report.to_json()
-    out["summary"] = {"source": source, **out["summary"]}
+    out["summary"] = {"source": source, "lines": lines, **out["summary"]}
     return out
 
 
-def render_log_text(report: LogReport, source: str) -> str:
+def render_log_text(report: LogReport, source: str, nlines: Optional[int] = None) -> str:
     """Stable plain text (no colour, no wall-clock of ours) for golden files."""
-    lines: List[str] = [f"kernel log: {source}", report.verdict, ""]
+    lines: List[str] = [_head(source, nlines), report.verdict, ""]
     if report.markers:
         lines.append("kdump / IOMMU markers, in log order:")
         for m in report.markers:
@@ -102,18 +106,18 @@ def render_log_text(report: LogReport, source: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def render_log_rich(report: LogReport, source: str) -> List[Any]:
+def render_log_rich(report: LogReport, source: str, nlines: Optional[int] = None) -> List[Any]:
     from rich.table import Table
     from rich.text import Text
 
     style = {"ok": "green", "warning": "yellow", "fault": "bold red"}.get(report.verdict_level, "")
-    out: List[Any] = [Text(f"kernel log: {source}"), Text(report.verdict, style=style)]
+    out: List[Any] = [Text(_head(source, nlines)), Text(report.verdict, style=style)]
     if report.markers:
         t = Table(title="kdump / IOMMU markers", show_lines=False)
         for col in ("line", "time", "kind", "message"):
             t.add_column(col)
         for m in report.markers:
-            t.add_row(str(m.line), _ts(m.timestamp), m.kind, m.text)
+            t.add_row(str(m.line), _ts(m.timestamp), m.kind, Text(m.text))
         out.append(t)
     if report.faults:
         t = Table(title="faults by device and reason")
@@ -122,13 +126,13 @@ def render_log_rich(report: LogReport, source: str) -> List[Any]:
         for g in report.faults:
             info = report.devices.get(g.bdf) if g.bdf else None
             t.add_row(
-                info.label() if info else (g.bdf or "?"),
+                Text(info.label() if info else (g.bdf or "?")),
                 g.kind,
                 str(g.count),
-                (f"0x{g.reason_code:02x} " if g.reason_code is not None else "") + (g.reason or ""),
+                Text((f"0x{g.reason_code:02x} " if g.reason_code is not None else "") + (g.reason or "")),
                 f"{g.first_line}-{g.last_line}",
                 " ".join(f"0x{a:x}" for a in g.addresses),
-                "\n".join(g.address_notes),
+                Text("\n".join(g.address_notes)),
             )
         out.append(t)
     if report.bursts:
@@ -141,4 +145,6 @@ def render_log_rich(report: LogReport, source: str) -> List[Any]:
         out.append(t)
     for w in report.warnings[:20]:
         out.append(Text(f"warning: {w}", style="yellow"))
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+    out.append(Text(f"events: {counts or 'none'}"))
     return out

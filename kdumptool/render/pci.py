@@ -77,7 +77,7 @@ def no_vtd_reason(system: System) -> Optional[str]:
             "so no DMA is remapped by VT-d"
         )
     if system.dmar is None:
-        return "no VT-d unit known: the DMAR table could not be decoded and sysfs shows no intel-iommu unit"
+        return "no VT-d unit known: the DMAR table could not be read or decoded and sysfs shows no intel-iommu unit"
     return "no VT-d unit: the DMAR table lists no DRHD and sysfs shows no intel-iommu unit"
 
 
@@ -162,24 +162,41 @@ def render_config_lines(d: PciDevice) -> List[str]:
         lines.append(f"Capabilities: [{cap.offset:02x}] {cap.name}{extra}")
     for cap in c.ext_capabilities:
         lines.append(f"Capabilities: [{cap.offset:03x} v{cap.version}] {cap.name}")
-    if c.aer is not None:
-        lines.append(f"  AER UESta: {' '.join(flag_words(c.aer.uncor_status, AER_UNCOR_BITS))}")
-        lines.append(f"  AER CESta: {' '.join(flag_words(c.aer.cor_status, AER_COR_BITS))}")
-    if c.acs is not None:
-        lines.append(f"  ACSCap: {' '.join(flag_words(c.acs.cap, ACS_BITS))}")
-        lines.append(f"  ACSCtl: {' '.join(flag_words(c.acs.ctrl, ACS_BITS))}")
-    if c.ats is not None:
-        lines.append(f"  ATS: Enable{'+' if c.ats.enabled else '-'} STU={c.ats.stu} InvQD={c.ats.invalidate_queue_depth}")
-    if c.pasid is not None:
-        lines.append(f"  PASID: Enable{'+' if c.pasid.enabled else '-'} MaxWidth={c.pasid.max_width} Exec{'+' if c.pasid.exec_perm else '-'} Priv{'+' if c.pasid.priv_mode else '-'}")
-    if c.pri is not None:
-        lines.append(f"  PRI: Enable{'+' if c.pri.enabled else '-'} Stopped{'+' if c.pri.stopped else '-'} MaxReq={c.pri.max_requests}")
-    if c.sriov is not None:
-        lines.append(f"  SR-IOV: VF Enable{'+' if c.sriov.vf_enabled else '-'} NumVFs={c.sriov.num_vfs}/{c.sriov.total_vfs} VF device {c.sriov.vf_device_id:04x}")
+        lines.extend("\t" + x for x in _ext_detail(c, cap))
     for m in c.malformed:
         lines.append(f"Capabilities: [{m.offset:02x}] <{m.reason}>")
     lines.extend(d.warnings)
     return lines
+
+
+def _ext_detail(c: Any, cap: Any) -> List[str]:
+    """Decoded lines for the first AER/ACS/ATS/PASID/PRI/SR-IOV capability."""
+    first = c.find(cap.cap_id, extended=True)
+    if first is None or first.offset != cap.offset:
+        return []
+    cid = cap.cap_id
+    if cid == 0x0001 and c.aer is not None:
+        return [
+            f"UESta: {' '.join(flag_words(c.aer.uncor_status, AER_UNCOR_BITS))}",
+            f"UEMsk: {' '.join(flag_words(c.aer.uncor_mask, AER_UNCOR_BITS))}",
+            f"CESta: {' '.join(flag_words(c.aer.cor_status, AER_COR_BITS))}",
+        ]
+    if cid == 0x000D and c.acs is not None:
+        return [
+            f"ACSCap: {' '.join(flag_words(c.acs.cap, ACS_BITS))}",
+            f"ACSCtl: {' '.join(flag_words(c.acs.ctrl, ACS_BITS))}",
+        ]
+    if cid == 0x000F and c.ats is not None:
+        return [f"ATSCtl: Enable{'+' if c.ats.enabled else '-'}, STU={c.ats.stu}, InvQD={c.ats.invalidate_queue_depth}"]
+    if cid == 0x001B and c.pasid is not None:
+        p = c.pasid
+        return [f"PASIDCtl: Enable{'+' if p.enabled else '-'}, MaxWidth={p.max_width}, Exec{'+' if p.exec_perm else '-'} Priv{'+' if p.priv_mode else '-'}"]
+    if cid == 0x0013 and c.pri is not None:
+        return [f"PRICtl: Enable{'+' if c.pri.enabled else '-'}, Stopped{'+' if c.pri.stopped else '-'}, MaxReq={c.pri.max_requests}"]
+    if cid == 0x0010 and c.sriov is not None:
+        v = c.sriov
+        return [f"IOVCtl: VF Enable{'+' if v.vf_enabled else '-'}, NumVFs={v.num_vfs}/{v.total_vfs}, VF device {v.vf_device_id:04x}"]
+    return []
 
 
 def device_json(system: System, d: PciDevice) -> Dict[str, Any]:

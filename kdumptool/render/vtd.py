@@ -246,7 +246,8 @@ def render_exposure_text(obj: Dict[str, Any], max_ranges: int = 12) -> str:
     lines.append(f"physical ranges reachable by DMA ({len(obj['union'])}):")
     for r in obj["union"][:max_ranges]:
         dumped = {True: "dumped", False: "NOT dumped", None: "partly dumped"}[r["dumped"]]
-        lines.append(f"  0x{r['start']:x}-0x{r['end'] - 1:x} {_size(r['size']):>9} {_rw(r['read'], r['write'])} "
+        span = f"0x{r['start']:x}-0x{r['end'] - 1:x}"
+        lines.append(f"  {span:<25} {_size(r['size']):>10} {_rw(r['read'], r['write'])} "
                      f"{dumped:<13} {', '.join(r.get('devices', []))}")
     if len(obj["union"]) > max_ranges:
         lines.append(f"  ... {len(obj['union']) - max_ranges} more (-f json for all)")
@@ -264,6 +265,8 @@ def scan_json(res: ScanResult, read_seconds: Optional[float] = None) -> Dict[str
         "bytes_scanned": res.bytes_scanned,
         "prefilter_passed": res.prefilter_passed,
         "unreadable_pages": res.unreadable_pages,
+        "fast_path": res.fast_path,
+        "skipped_raw_pages": res.skipped_raw_pages,
         "seconds": round(res.seconds, 3),
     }
 

@@ -36,9 +36,12 @@ class LogSource:
         self.name = name
         self._lines = lines
         self.warnings: List[str] = []
+        self.count = 0  # lines (or kmsg record lines) read so far
 
     def __iter__(self) -> Iterator[str]:
-        return self._lines
+        for line in self._lines:
+            self.count += 1
+            yield line
 
 
 def _iter_stream(fh: IO[bytes]) -> Iterator[str]:

@@ -40,3 +40,16 @@ def test_sm_mismatch_iova_read_write(shared):
 def test_scan_finds_root_table(shared, run):
     lab = shared / "lab-captures"
     check_scan_finds(lab / "kdump" / run / "vmcore.d31.zlib.kdump", lab / "live" / run / "drhd_regs.txt")
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("run", RUNS)
+def test_scan_fast_path_equals_generic_path(shared, run):
+    from kdumptool.analysis.rtscan import find_root_tables
+
+    with open_dump(str(shared / "lab-captures" / "kdump" / run / "vmcore.d31.zlib.kdump")) as dump:
+        ranges = list(dump.iter_dumped_ranges())
+        fast = find_root_tables(dump, ranges)
+        slow = find_root_tables(dump, ranges, use_fast=False)
+    assert fast.fast_path and fast.skipped_raw_pages > 0
+    assert fast.candidates == slow.candidates and fast.pages_scanned == slow.pages_scanned

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import List
 
-from kdumptool.formats.pciconfig import COMMAND_BITS, STATUS_BITS, PciConfig, parse_pci_config
+from kdumptool.formats.pciconfig import (
+    ACS_BITS,
+    AER_COR_BITS,
+    AER_UNCOR_BITS,
+    COMMAND_BITS,
+    STATUS_BITS,
+    PciConfig,
+    parse_pci_config,
+)
 
 
 def disagreements(data: bytes, o) -> List[str]:  # o: lspci_oracle.VvvDevice
@@ -31,6 +39,26 @@ def disagreements(data: bytes, o) -> List[str]:  # o: lspci_oracle.VvvDevice
         theirs_e = [off for off, _ in o.ext_caps]
         if ours_e != theirs_e:
             out.append(f"extended offsets {[hex(x) for x in ours_e]} != {[hex(x) for x in theirs_e]}")
+    if len(data) >= 4096:
+        regs = {}
+        if c.aer is not None:
+            regs.update(
+                UESta=(c.aer.uncor_status, AER_UNCOR_BITS),
+                UEMsk=(c.aer.uncor_mask, AER_UNCOR_BITS),
+                UESvrt=(c.aer.uncor_severity, AER_UNCOR_BITS),
+                CESta=(c.aer.cor_status, AER_COR_BITS),
+                CEMsk=(c.aer.cor_mask, AER_COR_BITS),
+            )
+        if c.acs is not None:
+            regs.update(ACSCap=(c.acs.cap, ACS_BITS), ACSCtl=(c.acs.ctrl, ACS_BITS))
+        for key, theirs in o.ext_flags.items():
+            if key not in regs:
+                out.append(f"{key}: lspci shows it, we decoded no such capability")
+                continue
+            value, bits = regs[key]
+            for bit, name in bits:
+                if name in theirs and theirs[name] != bool(value & bit):
+                    out.append(f"{key} {name}")
     if o.port_type is not None and (c.pcie is None or c.pcie.port_type_name != o.port_type):
         out.append(f"port type {c.pcie.port_type_name if c.pcie else None!r} vs {o.port_type!r}")
     return out

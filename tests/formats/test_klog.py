@@ -392,3 +392,23 @@ def test_to_json_contract_keys() -> None:
     for key in ("line", "kind", "bdf", "access", "address", "reason_code", "reason", "pasid", "timestamp"):
         assert key in js
     assert js["address"] == "0xffffc000" and js["reason_code"] == "0x06" and js["bdf"] == "0000:00:02.0"
+
+
+def test_invalidation_queue_errors() -> None:
+    # Verbatim from the linux-pci thread on vmd_domain_reset() (commit f73eedc90bf7).
+    evs = events(
+        "  DMAR: VT-d detected Invalidation Queue Error: Reason f\n"
+        "  DMAR: VT-d detected Invalidation Time-out Error: SID ffff\n"
+        "  DMAR: VT-d detected Invalidation Completion Error: SID ffff\n"
+        "  DMAR: QI HEAD: UNKNOWN qw0 = 0x0, qw1 = 0x0\n"
+        "  DMAR: QI PRIOR: UNKNOWN qw0 = 0x0, qw1 = 0x0\n"
+        "  DMAR: Invalidation Time-out Error (ITE) cleared\n"
+        "DMAR: VT-d detected Invalidation Time-out Error: SID 300\n"
+        "DMAR: DMAR hardware is malfunctioning\n"
+    )
+    assert [e.kind for e in evs] == ["qi_error"] * 7 + ["hw_malfunction"]
+    assert evs[0].details == {"error": "Queue", "reason": 0xF}
+    assert evs[1].details == {"error": "Time-out", "sid": 0xFFFF} and evs[1].bdf is None
+    assert evs[3].details == {"which": "HEAD", "desc": "UNKNOWN", "qw0": 0, "qw1": 0}
+    assert evs[5].details == {"error": "Time-out", "code": "ITE"}
+    assert evs[6].bdf == "0000:03:00.0"

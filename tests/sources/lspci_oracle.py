@@ -12,6 +12,9 @@ _CAP = re.compile(r"^Capabilities: \[([0-9a-f]+)(?: v(\d+))?\] (.*)$")
 _EXPRESS = re.compile(r"^Express \(v\d+\) (.+?)(?: \(Slot[+-]\))?, (?:MSI|IntMsgNum) ")
 
 
+EXT_FLAG_LINES = ("UESta", "UEMsk", "UESvrt", "CESta", "CEMsk", "ACSCap", "ACSCtl")
+
+
 @dataclass
 class VvvDevice:
     bdf: str
@@ -22,6 +25,7 @@ class VvvDevice:
     port_type: Optional[str] = None
     caps: List[Tuple[int, str]] = field(default_factory=list)  # (offset, text)
     ext_caps: List[Tuple[int, str]] = field(default_factory=list)
+    ext_flags: Dict[str, Dict[str, bool]] = field(default_factory=dict)  # UESta, ACSCtl...
 
 
 def _flags(text: str) -> Dict[str, bool]:
@@ -51,6 +55,8 @@ def parse_vvv(text: str, quoted: bool = False) -> Dict[str, VvvDevice]:
             cur.status = _flags(s[7:])
         elif s.startswith("Kernel driver in use:"):
             cur.driver = s.split(":", 1)[1].strip()
+        elif s.split(":", 1)[0] in EXT_FLAG_LINES and ":" in s:
+            cur.ext_flags.setdefault(s.split(":", 1)[0], _flags(s.split(":", 1)[1]))
         elif s.startswith("IOMMU group:"):
             cur.iommu_group = int(s.split(":", 1)[1])
         else:

@@ -119,3 +119,62 @@ def test_snapshot_symlinks_stay_inside():
         if p.is_symlink():
             target = os.path.realpath(p)
             assert target.startswith(str(SNAPSHOTS.resolve())), p
+
+
+@pytest.mark.parametrize("run", ["live_legacy_on", "kdump_sm_mismatch", "kdump_legacy_off"])
+@pytest.mark.parametrize("suffix", ["dir", "snap.tar.gz"])
+def test_collect_of_a_snapshot_reads_back_the_same_model(tmp_path, run, suffix):
+    from kdumptool.sources.root import open_root
+    from kdumptool.sources.snapshot import collect
+
+    src = SNAPSHOTS / run
+    out = tmp_path / suffix
+    steps = []
+    meta = collect(out, Root(src), progress=lambda s, d, t: steps.append(s), run_lspci=False)
+    assert meta["unreadable"] == {}
+    assert steps[0] == "PCI devices" and steps[-1] == "done"
+    with open_root(out) as back:
+        a, b = read_system(src), read_system(back)
+    assert _comparable(a) == _comparable(b)
+    assert a.groups == b.groups
+    assert [(u.name, u.address, u.registers) for u in a.units] == [(u.name, u.address, u.registers) for u in b.units]
+    assert (a.cmdline, a.in_kdump_kernel, a.kexec_crash_size, a.iomem) == (b.cmdline, b.in_kdump_kernel, b.kexec_crash_size, b.iomem)
+
+
+@pytest.mark.skipif(not HAVE_PCI, reason="no PCI devices in this host's sysfs")
+def test_collect_live_host(tmp_path, capsys):
+    out = tmp_path / "snap.tar.gz"
+    code, text, err = run_cli(capsys, "collect", "-o", str(out), "--no-lspci", "-f", "text")
+    assert code in (0, None), err
+    live = read_system("/", use_udev=False, read_registers=False)
+    assert f"{len(live.devices)} PCI devices" in text
+    if not live.has_vtd:
+        assert "no VT-d unit" in text
+    from kdumptool.sources.root import open_root
+
+    with open_root(out) as back:
+        snap = read_system(back)
+    assert set(snap.devices) == set(live.devices)
+    assert _comparable(snap) == _comparable(live)
+
+
+def test_unreadable_dmar_is_not_reported_as_absent(tmp_path, monkeypatch):
+    """Non-root: sys/firmware/acpi/tables/DMAR exists (mode 0400) but cannot be read."""
+    from kdumptool.errors import PermissionDenied
+    from kdumptool.render.pci import no_vtd_reason
+
+    tables = tmp_path / "sys/firmware/acpi/tables"
+    tables.mkdir(parents=True)
+    (tables / "DMAR").write_bytes(b"DMAR")
+    real = Root.read_bytes
+
+    def deny(self, rel, limit=None):
+        if rel.endswith("/DMAR"):
+            raise PermissionDenied(f"{self.p(rel)}: permission denied (run as root?)")
+        return real(self, rel, limit)
+
+    monkeypatch.setattr(Root, "read_bytes", deny)
+    system = read_system(tmp_path)
+    assert system.dmar_present and system.dmar is None
+    assert any("permission denied" in w for w in system.warnings)
+    assert "could not be read" in no_vtd_reason(system)

@@ -1,0 +1,190 @@
+"""Benchmark: the dump reader on the real lab crash (860 MB of RAM image).
+
+Inputs (built once into a temp directory unless --keep DIR names one):
+- the lab's kdump-compressed zlib dump (``../shared``; 20 MB file, 29,070 dumped pages);
+- an ELF64 core of the whole RAM image, like the 859 MB ``/proc/vmcore`` it came from:
+  every RAM page (filtered ones as zeros), one PT_LOAD per RAM run, streamed from the
+  kdump dump (never held in memory);
+- with ``makedumpfile`` installed, its LZO dump of that ELF (``-l -d 31``).
+
+Each measurement runs in a fresh child process, so its peak RSS (``ru_maxrss``) is its
+own: open + kernel log; N random 8-byte reads at random dumped pages; a sequential read
+of every dumped byte (compare: ``cat FILE > /dev/null``). Page cache is warm.
+
+    PYTHONPATH=. python3 bench/bench_dump.py [--reads 20000] [--keep /tmp/kdt-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+SHARED = Path(os.environ.get("KDUMPTOOL_SHARED", REPO.parent / "shared"))
+LAB = SHARED / "lab-captures" / "kdump" / "legacy_on" / "vmcore.d31.zlib.kdump"
+
+
+def write_full_elf(src: str, out: str) -> int:
+    """Stream an ELF core with every RAM page of ``src`` (filtered pages as zeros)."""
+    from kdumptool.sources.vmcore import KdumpDump, open_dump
+    from tests.dumpwriter import DumpSpec, build_notes
+
+    with open_dump(src) as dump:
+        assert isinstance(dump, KdumpDump)
+        ps = dump.page_size
+        bm1 = dump._bitmap1
+        runs = []
+        for pfn in range(dump.max_mapnr):
+            if bm1[pfn >> 3] >> (pfn & 7) & 1:
+                if runs and runs[-1][1] == pfn:
+                    runs[-1][1] = pfn + 1
+                else:
+                    runs.append([pfn, pfn + 1])
+        notes, _ = build_notes(DumpSpec(pages={}, vmcoreinfo=dump.vmcoreinfo.raw.encode(),
+                                        prstatus=[(p.pid, dict(p.registers))
+                                                  for p in dump.prstatus]))
+        phnum = 1 + len(runs)
+        off = 64 + 56 * phnum + len(notes)
+        off += -off % ps
+        with open(out, "wb") as f:
+            ehdr = bytearray(64)
+            ehdr[0:16] = b"\x7fELF\x02\x01\x01" + b"\0" * 9
+            struct.pack_into("<HHIQQQIHHHHHH", ehdr, 16, 4, 62, 1, 0, 64, 0, 0, 64, 56, phnum,
+                             0, 0, 0)
+            f.write(ehdr)
+            f.write(struct.pack("<IIQQQQQQ", 4, 0, 64 + 56 * phnum, 0, 0, len(notes),
+                                len(notes), 4))
+            data_off = off
+            for s, e in runs:
+                size = (e - s) * ps
+                f.write(struct.pack("<IIQQQQQQ", 1, 7, data_off, 0xFFFF888000000000 + s * ps,
+                                    s * ps, size, size, ps))
+                data_off += size
+            f.write(notes)
+            f.write(b"\0" * (off - f.tell()))
+            zero = bytes(ps)
+            for s, e in runs:
+                for pfn in range(s, e):
+                    f.write(dump.read(pfn * ps, ps) if dump.is_dumped(pfn * ps) else zero)
+        return len(runs)
+
+
+CHILD = r"""
+import json, random, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+mode, path, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from kdumptool.sources.vmcore import open_dump
+from kdumptool.formats.printk import decode_printk
+rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+out = {}
+with open_dump(path) as d:
+    out["open_s"] = time.perf_counter() - t0
+    if mode == "log":
+        t = time.perf_counter()
+        log = decode_printk(d.vmcoreinfo, d.read_virt)
+        out["log_s"] = time.perf_counter() - t
+        out["records"] = len(log.records)
+    elif mode == "random":
+        ps = d.page_size
+        pages = [a for s, e in d.iter_dumped_ranges() for a in range(s, e, ps)]
+        rng = random.Random(1)
+        picks = [rng.choice(pages) + rng.randrange(ps - 8) for _ in range(n)]
+        t = time.perf_counter()
+        for a in picks:
+            d.read(a, 8)
+        dt = time.perf_counter() - t
+        out.update(reads=n, reads_per_s=n / dt, pages_read=d.stats["pages_read"],
+                   cache_hits=d.stats["cache_hits"])
+    else:
+        t = time.perf_counter()
+        total = 0
+        for s, e in d.iter_dumped_ranges():
+            a = s
+            while a < e:
+                k = min(1 << 20, e - a)
+                total += len(d.read(a, k))
+                a += k
+        dt = time.perf_counter() - t
+        out.update(bytes=total, seconds=dt, mb_per_s=total / dt / 1e6)
+    out["file_bytes_read"] = d.stats["bytes_read"]
+out["rss_python_kb"] = rss1
+out["rss_peak_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(out))
+"""
+
+
+def child(mode: str, path: str, n: int) -> dict:
+    r = subprocess.run([sys.executable, "-c", CHILD, str(REPO), mode, path, str(n)],
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
+
+
+def cat_seconds(path: str) -> float:
+    t = time.perf_counter()
+    with open(path, "rb") as f:
+        while f.read(1 << 20):
+            pass
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reads", type=int, default=20000)
+    ap.add_argument("--keep", help="directory for the built dumps (kept between runs)")
+    a = ap.parse_args()
+    if not LAB.exists():
+        sys.exit(f"bench_dump: {LAB} not found (needs ../shared)")
+    work = Path(a.keep or tempfile.mkdtemp(prefix="kdt-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    elf = work / "legacy_on.full.elf"
+    if not elf.exists():
+        t = time.perf_counter()
+        nseg = write_full_elf(str(LAB), str(elf))
+        print(f"built {elf} ({elf.stat().st_size:,} bytes, {nseg} PT_LOAD) in "
+              f"{time.perf_counter() - t:.1f} s")
+    inputs = [("kdump zlib (lab, makedumpfile -c)", str(LAB)), ("ELF full RAM image", str(elf))]
+    lzo = work / "legacy_on.lzo.kdump"
+    if shutil.which("makedumpfile"):
+        if not lzo.exists():
+            subprocess.run(["makedumpfile", "-l", "-d", "31", str(elf), str(lzo)],
+                           capture_output=True, check=True)
+        inputs.append(("kdump lzo (makedumpfile -l)", str(lzo)))
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; page cache warm")
+    for name, path in inputs:
+        size = os.path.getsize(path)
+        print(f"\n{name}: {path} ({size / 1e6:.1f} MB)")
+        lg = child("log", path, 0)
+        print(f"  open {lg['open_s'] * 1e3:.1f} ms; kernel log {lg['records']} records in "
+              f"{lg['log_s'] * 1e3:.1f} ms, {lg['file_bytes_read'] / 1e3:.0f} kB read; "
+              f"peak RSS {lg['rss_peak_kb'] / 1024:.1f} MiB "
+              f"(python+imports {lg['rss_python_kb'] / 1024:.1f} MiB)")
+        rd = child("random", path, a.reads)
+        print(f"  random 8-byte reads: {rd['reads_per_s']:,.0f}/s over {rd['reads']:,} reads "
+              f"({rd['pages_read']:,} pages read+decompressed, {rd['cache_hits']:,} cache hits); "
+              f"peak RSS {rd['rss_peak_kb'] / 1024:.1f} MiB")
+        sq = child("seq", path, 0)
+        cat = cat_seconds(path)
+        print(f"  sequential read of every dumped byte: {sq['bytes'] / 1e6:.0f} MB in "
+              f"{sq['seconds']:.2f} s = {sq['mb_per_s']:.0f} MB/s (decompressed); "
+              f"cat of the file: {cat:.2f} s; peak RSS {sq['rss_peak_kb'] / 1024:.1f} MiB")
+    print(f"\nmax RSS of this parent process: "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB")
+    if not a.keep:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

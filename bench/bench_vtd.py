@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Benchmark the vmcore VT-d features on the lab dumps (or any dump given).
+
+    python3 bench/bench_vtd.py [DUMP RTADDR ...]
+
+For each dump, in separate child processes (so peak RSS is per phase):
+  cat      `cat DUMP > /dev/null` (file already in the page cache: 2nd run)
+  read     every dumped page read through Dump.read in 256 KiB chunks (the decompression floor)
+  scan     find_root_tables over every dumped page (what `vmcore scan` does)
+  decode   walk_root_table from RTADDR + find_exposure (what `vmcore iommu/exposure` do)
+and the byte prefilter alone on 64 MiB of random pages. Prints seconds, MB/s of dumped
+(uncompressed) memory, and peak RSS (ru_maxrss) of the phase.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+LAB = REPO.parent / "shared" / "lab-captures"
+if not LAB.is_dir():
+    LAB = Path("/work/shared/lab-captures")
+
+
+def phase(name: str, path: str, rtaddr: int) -> dict:
+    from kdumptool.sources.vmcore import open_dump
+
+    t0 = time.perf_counter()
+    out: dict = {}
+    with open_dump(path) as dump:
+        ranges = list(dump.iter_dumped_ranges())
+        out["dumped_bytes"] = sum(e - s for s, e in ranges)
+        if name == "read":
+            for s, e in ranges:
+                p = s
+                while p < e:
+                    n = min(256 << 10, e - p)
+                    dump.read(p, n)
+                    p += n
+        elif name == "scan":
+            from kdumptool.analysis.rtscan import find_root_tables
+
+            res = find_root_tables(dump, ranges)
+            out["prefilter_passed"] = res.prefilter_passed
+            out["best"] = hex(res.best.address) if res.best else None
+        elif name == "decode":
+            from kdumptool.analysis.exposure import find_exposure
+            from kdumptool.analysis.vtd_walk import walk_root_table
+            from kdumptool.formats.vtd_tables import decode_rtaddr
+
+            rt = decode_rtaddr(rtaddr)
+            t = walk_root_table(dump, rt.address, rt.mode)
+            find_exposure(t, ranges)
+            out["devices"] = len(t.devices)
+            out["table_pages"] = len(t.pages_read)
+            out["mapped_pages"] = sum(w.mapped_4k_pages + w.mapped_large_pages for w in t.domains)
+    out["seconds"] = time.perf_counter() - t0
+    out["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def child(name: str, path: str, rtaddr: int) -> dict:
+    r = subprocess.run([sys.executable, __file__, "--phase", name, path, hex(rtaddr)], capture_output=True,
+                       text=True, check=True)
+    return json.loads(r.stdout)
+
+
+def cat_seconds(path: str) -> float:
+    for _ in range(2):
+        t0 = time.perf_counter()
+        with open(path, "rb") as f, open(os.devnull, "wb") as null:
+            subprocess.run(["cat"], stdin=f, stdout=null, check=True)
+        dt = time.perf_counter() - t0
+    return dt
+
+
+def prefilter_rate() -> float:
+    from kdumptool.analysis.rtscan import prefilter
+
+    data = os.urandom(64 << 20)
+    t0 = time.perf_counter()
+    for i in range(0, len(data), 4096):
+        prefilter(data[i : i + 4096])
+    return (len(data) / (1 << 20)) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--phase":
+        print(json.dumps(phase(sys.argv[2], sys.argv[3], int(sys.argv[4], 16))))
+        return
+    args = sys.argv[1:]
+    dumps = [(args[i], int(args[i + 1], 16)) for i in range(0, len(args), 2)] or [
+        (str(LAB / "kdump/legacy_on/vmcore.d31.zlib.kdump"), 0x25D5000),
+        (str(LAB / "kdump/sm_mismatch_vmcore/vmcore.d31.zlib.kdump"), 0x2411400),
+    ]
+    print(f"prefilter alone on random pages: {prefilter_rate():.0f} MiB/s")
+    for path, rtaddr in dumps:
+        size = os.path.getsize(path)
+        print(f"\n{path} ({size / 1e6:.1f} MB file)")
+        cat = cat_seconds(path)
+        print(f"  cat > /dev/null        {cat:8.3f} s   {size / 1e6 / cat:8.0f} MB/s of file")
+        for name in ("read", "scan", "decode"):
+            r = child(name, path, rtaddr)
+            mb = r["dumped_bytes"] / 1e6
+            extra = {k: v for k, v in r.items() if k not in ("seconds", "maxrss_mib", "dumped_bytes")}
+            print(f"  {name:<22} {r['seconds']:8.3f} s   {mb / r['seconds']:8.0f} MB/s of dumped memory   "
+                  f"peak RSS {r['maxrss_mib']:.0f} MiB  {extra if extra else ''}")
+
+
+if __name__ == "__main__":
+    main()

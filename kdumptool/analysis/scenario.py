@@ -1,0 +1,707 @@
+"""What the first kernel and the kdump kernel do with VT-d, reasoned the way the kernel
+reasons, and what that means for DMA still in flight at the crash.
+
+Pure functions over small inputs: command lines, kernel config defaults, a few register
+bits, and marker lines of the kernel log (with their line numbers). Nothing here reads a
+file.
+
+Kernel behaviour modelled (drivers/iommu/intel/iommu.c and irq_remapping.c, Linux 6.1):
+
+- ``intel_iommu=`` is a comma list; ``on`` clears ``dmar_disabled``, ``off`` sets it,
+  ``sm_on``/``sm_off`` set ``intel_iommu_sm``; each occurrence is applied in order, so
+  the last one wins. Without them: ``CONFIG_INTEL_IOMMU_DEFAULT_ON`` and
+  ``CONFIG_INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON``. ``iommu=off`` sets ``no_iommu``.
+- Scalable mode is used when ``intel_iommu_sm`` and ``ecap_smts`` (ECAP bit 43); the
+  root table's mode is RTADDR bit 10 (``DMA_RTADDR_SMT``).
+- In a kdump kernel that finds GSTS.TES set, ``init_dmars`` logs "Translation already
+  enabled - trying to copy translation structures" and ``copy_translation_tables``
+  refuses a root table whose mode (RTADDR.SMT) differs from its own (``-EINVAL``):
+  "Failed to copy translation tables from previous kernel", translation is disabled and
+  a clean root table is installed, so ongoing DMA faults. On success the copied context
+  entries keep the old page tables live until a driver's probe replaces them.
+- With ``intel_iommu=off`` the kdump kernel switches translation off
+  (``intel_disable_iommus``) and never writes RTADDR: in-flight DMA addresses become
+  raw physical addresses.
+- Interrupt remapping is set up even with ``intel_iommu=off``; in a kdump kernel it
+  copies the old IR table ("DMAR-IR: Copied IR table for dmar0 from previous kernel").
+  IRTA bit 11 (EIME) is x2APIC mode.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+# Register bits, spelled as the kernel spells them (include/linux/intel-iommu.h).
+DMA_GSTS_TES = 1 << 31
+DMA_GSTS_RTPS = 1 << 30
+DMA_GSTS_IRES = 1 << 25
+DMA_RTADDR_SMT = 1 << 10
+DMA_RTADDR_MASK = ~0xFFF
+ECAP_SMTS_BIT = 43
+ECAP_IR_BIT = 3
+IR_X2APIC_MODE = 1 << 11  # IRTA.EIME
+
+SEVERITIES = ("info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One piece of evidence, quoted exactly: a register value, a log line, a config line."""
+
+    source: str
+    text: str
+    line: Optional[int] = None
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            return f"{self.source}:{self.line}: {self.text}"
+        return f"{self.source}: {self.text}"
+
+    def to_json(self) -> Dict[str, object]:
+        return {"source": self.source, "line": self.line, "text": self.text}
+
+
+# --------------------------------------------------------------------------------------
+# Command line and kernel configuration
+
+
+@dataclass(frozen=True)
+class IommuParams:
+    dmar: Optional[bool] = None  # intel_iommu=on/off, last wins
+    sm: Optional[bool] = None  # sm_on / sm_off
+    no_iommu: bool = False  # iommu=off
+    passthrough: bool = False  # iommu=pt
+    intremap: Optional[bool] = None  # intremap=on/off
+    nox2apic: bool = False
+    is_kdump: bool = False  # elfcorehdr= present: this command line boots a kdump kernel
+    args: Tuple[str, ...] = ()  # the IOMMU-relevant arguments, for evidence
+
+
+def parse_iommu_params(cmdline: str) -> IommuParams:
+    """The VT-d relevant kernel parameters of a command line."""
+    p = IommuParams()
+    args: List[str] = []
+    for arg in cmdline.split():
+        name, _, val = arg.partition("=")
+        if name == "intel_iommu":
+            args.append(arg)
+            for opt in val.split(","):
+                if opt == "on":
+                    p = replace(p, dmar=True)
+                elif opt == "off":
+                    p = replace(p, dmar=False)
+                elif opt == "sm_on":
+                    p = replace(p, sm=True)
+                elif opt == "sm_off":
+                    p = replace(p, sm=False)
+        elif name == "iommu":
+            args.append(arg)
+            for opt in val.split(","):
+                if opt == "off":
+                    p = replace(p, no_iommu=True)
+                elif opt == "pt":
+                    p = replace(p, passthrough=True)
+                elif opt in ("nopt", "on", "force"):
+                    p = replace(p, passthrough=False) if opt == "nopt" else p
+        elif name == "intremap":
+            args.append(arg)
+            if val == "off":
+                p = replace(p, intremap=False)
+            elif val == "on":
+                p = replace(p, intremap=True)
+        elif name == "nox2apic":
+            args.append(arg)
+            p = replace(p, nox2apic=True)
+        elif name == "elfcorehdr":
+            p = replace(p, is_kdump=True)
+    return replace(p, args=tuple(args))
+
+
+@dataclass(frozen=True)
+class KernelDefaults:
+    """The build-time defaults that decide VT-d when the command line does not."""
+
+    intel_iommu: Optional[bool] = None  # CONFIG_INTEL_IOMMU
+    default_on: Optional[bool] = None  # CONFIG_INTEL_IOMMU_DEFAULT_ON
+    sm_default_on: Optional[bool] = None  # CONFIG_INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON
+    irq_remap: Optional[bool] = None  # CONFIG_IRQ_REMAP
+    source: Optional[str] = None  # e.g. /boot/config-6.1.0-56-amd64
+    lines: Tuple[Evidence, ...] = ()
+
+
+_CONFIG_KEYS = {
+    "CONFIG_INTEL_IOMMU": "intel_iommu",
+    "CONFIG_INTEL_IOMMU_DEFAULT_ON": "default_on",
+    "CONFIG_INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON": "sm_default_on",
+    "CONFIG_IRQ_REMAP": "irq_remap",
+}
+
+
+def parse_kernel_config(text: str, source: str = "config") -> KernelDefaults:
+    """Read the four VT-d switches from a kernel ``.config`` (``/boot/config-*``).
+
+    ``# CONFIG_X is not set`` is an explicit no; a missing line stays unknown (None)
+    unless ``CONFIG_INTEL_IOMMU`` itself is known, in which case its children are no.
+    """
+    vals: Dict[str, Optional[bool]] = {}
+    lines: List[Evidence] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"^(CONFIG_[A-Z0-9_]+)=(\S+)", line)
+        if m and m.group(1) in _CONFIG_KEYS:
+            vals[_CONFIG_KEYS[m.group(1)]] = m.group(2) in ("y", "m")
+            lines.append(Evidence(source, line.strip(), n))
+            continue
+        m = re.match(r"^# (CONFIG_[A-Z0-9_]+) is not set", line)
+        if m and m.group(1) in _CONFIG_KEYS:
+            vals[_CONFIG_KEYS[m.group(1)]] = False
+            lines.append(Evidence(source, line.strip(), n))
+    if "intel_iommu" in vals or "irq_remap" in vals:
+        for k in ("default_on", "sm_default_on"):
+            vals.setdefault(k, False)
+    return KernelDefaults(
+        intel_iommu=vals.get("intel_iommu"),
+        default_on=vals.get("default_on"),
+        sm_default_on=vals.get("sm_default_on"),
+        irq_remap=vals.get("irq_remap"),
+        source=source,
+        lines=tuple(lines),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Registers
+
+
+@dataclass(frozen=True)
+class UnitRegs:
+    """The few register values the classifier looks at, for one DMAR unit."""
+
+    name: str
+    gsts: Optional[int] = None
+    rtaddr: Optional[int] = None
+    ecap: Optional[int] = None
+    irta: Optional[int] = None
+    source: str = "registers"
+
+    @property
+    def tes(self) -> Optional[bool]:
+        return None if self.gsts is None else bool(self.gsts & DMA_GSTS_TES)
+
+    @property
+    def rtps(self) -> Optional[bool]:
+        return None if self.gsts is None else bool(self.gsts & DMA_GSTS_RTPS)
+
+    @property
+    def ires(self) -> Optional[bool]:
+        return None if self.gsts is None else bool(self.gsts & DMA_GSTS_IRES)
+
+    @property
+    def rtaddr_smt(self) -> Optional[bool]:
+        return None if self.rtaddr is None else bool(self.rtaddr & DMA_RTADDR_SMT)
+
+    @property
+    def smts(self) -> Optional[bool]:
+        return None if self.ecap is None else bool((self.ecap >> ECAP_SMTS_BIT) & 1)
+
+    @property
+    def ecap_ir(self) -> Optional[bool]:
+        return None if self.ecap is None else bool((self.ecap >> ECAP_IR_BIT) & 1)
+
+    @property
+    def eime(self) -> Optional[bool]:
+        return None if self.irta is None else bool(self.irta & IR_X2APIC_MODE)
+
+    def ev(self, reg: str) -> Evidence:
+        val = {"GSTS": self.gsts, "RTADDR": self.rtaddr, "ECAP": self.ecap, "IRTA": self.irta}[reg]
+        width = 8 if reg == "GSTS" else 16
+        return Evidence(self.source, f"{self.name} {reg}=0x{(val or 0):0{width}X} ({_explain(reg, val)})")
+
+
+def _explain(reg: str, val: Optional[int]) -> str:
+    if val is None:
+        return "unreadable"
+    if reg == "GSTS":
+        bits = [n for n, b in (("TES", DMA_GSTS_TES), ("RTPS", DMA_GSTS_RTPS), ("IRES", DMA_GSTS_IRES)) if val & b]
+        off = [n for n, b in (("TES", DMA_GSTS_TES),) if not val & b]
+        return " ".join([f"{b}=1" for b in bits] + [f"{b}=0" for b in off])
+    if reg == "RTADDR":
+        mode = "scalable" if val & DMA_RTADDR_SMT else "legacy"
+        return f"root table 0x{val & DMA_RTADDR_MASK:x}, {mode} mode"
+    if reg == "ECAP":
+        return f"SMTS={(val >> ECAP_SMTS_BIT) & 1} IR={(val >> ECAP_IR_BIT) & 1}"
+    if reg == "IRTA":
+        return "x2APIC mode (EIME=1)" if val & IR_X2APIC_MODE else "xAPIC mode (EIME=0)"
+    return ""
+
+
+# --------------------------------------------------------------------------------------
+# Kernel log markers
+
+MARKERS: Tuple[Tuple[str, re.Pattern[str]], ...] = tuple(
+    (k, re.compile(p))
+    for k, p in (
+        ("cmdline", r"Kernel command line: (?P<cmdline>.*)$"),
+        ("param_on", r"DMAR: IOMMU enabled$"),
+        ("param_off", r"DMAR: IOMMU disabled$"),
+        ("optin_forced", r"DMAR: Intel-IOMMU force enabled due to platform opt in"),
+        ("sm_disallowed", r"DMAR: Scalable mode is disallowed"),
+        ("pre_enabled", r"DMAR: Translation already enabled - trying to copy translation structures"),
+        ("copied", r"DMAR: Copied translation tables from previous kernel for (?P<unit>\S+)"),
+        ("copy_failed", r"DMAR: Failed to copy translation tables from previous kernel for (?P<unit>\S+)"),
+        ("not_kdump", r"DMAR: Translation was enabled for (?P<unit>\S+) but we are not in kdump mode"),
+        ("vtd_up", r"DMAR: Intel\(R\) Virtualization Technology for Directed I/O"),
+        ("ir_copied", r"DMAR-IR: Copied IR table for (?P<unit>\S+) from previous kernel"),
+        ("ir_copy_failed", r"DMAR-IR: Failed to copy IR table for (?P<unit>\S+) from previous kernel"),
+        ("ir_enabled", r"DMAR-IR: Enabled IRQ remapping in (?P<mode>x2apic|xapic) mode"),
+        ("ir_disabled", r"DMAR-IR: (?:IRQ remapping was enabled on .* but we are not in kdump mode|Disabled IRQ remapping)"),
+        ("x2apic", r"x2apic enabled|Switched APIC routing to (?:cluster|physical) x2apic"),
+        ("probe", r"^(?P<drv>[A-Za-z0-9_-]+) (?P<bdf>[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])[: ]"),
+        ("fault", r"DMAR: \[(?P<kind>[^\]]+)\] Request device \[(?P<bdf>[0-9a-f:.]+)\] (?:PASID \S+ )?fault addr (?:0x)?(?P<addr>[0-9a-f]+) \[fault reason (?:0x)?(?P<reason>[0-9a-f]+)\] ?(?P<why>.*)$"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Marker:
+    kind: str
+    evidence: Evidence
+    groups: Tuple[Tuple[str, str], ...] = ()
+
+    def get(self, key: str) -> Optional[str]:
+        return dict(self.groups).get(key)
+
+
+@dataclass(frozen=True)
+class LogMarkers:
+    source: str
+    markers: Tuple[Marker, ...] = ()
+    lines: int = 0
+
+    def all(self, kind: str) -> List[Marker]:
+        return [m for m in self.markers if m.kind == kind]
+
+    def first(self, kind: str) -> Optional[Marker]:
+        for m in self.markers:
+            if m.kind == kind:
+                return m
+        return None
+
+    @property
+    def empty(self) -> bool:
+        return self.lines == 0
+
+
+#: Device lines of the PCI core and port services are not a driver's probe.
+_NOT_DRIVERS = frozenset(("pci", "pcieport", "pci_bus", "acpi", "ACPI", "PCI"))
+_DMAR_KINDS = tuple((k, rx) for k, rx in MARKERS if k not in ("cmdline", "probe", "x2apic"))
+_BY_KIND = dict(MARKERS)
+
+
+def scan_log(lines: Iterable[str], source: str = "dmesg") -> LogMarkers:
+    """Find the VT-d marker lines of a kernel log (line numbers are 1-based)."""
+    return scan_log_text("\n".join(lines), source)
+
+
+def _positions(data: bytes, needle: bytes) -> List[int]:
+    out = []
+    i = data.find(needle)
+    while i >= 0:
+        out.append(i)
+        i = data.find(needle, i + 1)
+    return out
+
+
+def _strip_ts(raw: str) -> str:
+    s = raw.lstrip()
+    if s.startswith("<"):
+        s = s[s.find(">") + 1 :]
+    if s.startswith("["):
+        close = s.find("]")
+        if close > 0:
+            return s[close + 1 :].lstrip(" ")
+    return s
+
+
+_NOT_DRIVERS_B = frozenset(w.encode() for w in _NOT_DRIVERS)
+
+
+def scan_log_text(
+    text: Union[str, bytes], source: str = "dmesg", probes: bool = True, segments: Iterable[int] = (0,)
+) -> LogMarkers:
+    """:func:`scan_log` over the whole log as one string or bytes (the fast path for big
+    logs: candidate lines are found with ``find`` on literal keywords, line numbers by
+    counting newlines, and only candidate lines are decoded). Driver probe lines
+    (``e1000e 0000:00:02.0: ...``) are collected when ``probes``, for the PCI
+    ``segments`` given."""
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    found: List[Marker] = []
+    probed = set()
+    cands: List[Tuple[int, str]] = []
+    for kw in ("DMAR", "x2apic", "Kernel command line"):
+        cands.extend((p, kw) for p in _positions(data, kw.encode()))
+    if probes:
+        for seg in segments:
+            cands.extend((p, "bdf") for p in _positions(data, f" {seg:04x}:".encode()))
+    cands.sort()
+    lineno = 1
+    counted_to = 0
+    line_end = -1
+    for pos, kw in cands:
+        if pos < line_end:
+            continue  # a second keyword on a line already handled
+        if kw == "bdf":
+            # "[ts] e1000e 0000:00:02.0: ..." -- the word before the address is the driver.
+            w0 = data.rfind(b" ", max(0, pos - 64), pos) + 1
+            if data[w0:pos] in _NOT_DRIVERS_B or data.rfind(b"\n", w0, pos) >= 0:
+                continue
+        start = data.rfind(b"\n", 0, pos) + 1
+        line_end = data.find(b"\n", pos)
+        if line_end < 0:
+            line_end = len(data)
+        lineno += data.count(b"\n", counted_to, start)
+        counted_to = start
+        raw = data[start:line_end].decode("utf-8", "replace")
+        body = _strip_ts(raw)
+        if kw == "DMAR":
+            kinds: Tuple[Tuple[str, re.Pattern[str]], ...] = _DMAR_KINDS
+        elif kw == "bdf":
+            kinds = (("probe", _BY_KIND["probe"]),)
+        else:
+            k = "x2apic" if kw == "x2apic" else "cmdline"
+            kinds = ((k, _BY_KIND[k]),)
+        for kind, rx in kinds:
+            m = rx.search(body)
+            if m:
+                if kind == "probe":
+                    key = (m.group("drv"), m.group("bdf"))
+                    if key[0] in _NOT_DRIVERS or key in probed:
+                        break
+                    probed.add(key)
+                groups = tuple((k, v) for k, v in m.groupdict().items() if v is not None)
+                found.append(Marker(kind, Evidence(source, raw.strip(), lineno), groups))
+                break
+    total = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    return LogMarkers(source, tuple(found), total)
+
+
+# --------------------------------------------------------------------------------------
+# One kernel's VT-d state
+
+
+@dataclass(frozen=True)
+class KernelState:
+    role: str  # first | kdump
+    basis: str  # observed | inferred | predicted | unknown
+    cmdline: Optional[str] = None
+    vtd: Optional[bool] = None  # DMA remapping (translation) on
+    scalable: Optional[bool] = None
+    ir: Optional[bool] = None
+    x2apic: Optional[bool] = None
+    evidence: Tuple[Evidence, ...] = ()
+
+    @property
+    def mode(self) -> str:
+        if self.vtd is False:
+            return "off"
+        if self.vtd is None:
+            return "unknown"
+        if self.scalable is None:
+            return "on (mode unknown)"
+        return "on, scalable mode" if self.scalable else "on, legacy mode"
+
+    def to_json(self) -> Dict[str, object]:
+        return {
+            "role": self.role,
+            "basis": self.basis,
+            "cmdline": self.cmdline,
+            "translation": self.vtd,
+            "scalable_mode": self.scalable,
+            "interrupt_remapping": self.ir,
+            "x2apic": self.x2apic,
+            "evidence": [e.to_json() for e in self.evidence],
+        }
+
+
+def _any(vals: Sequence[Optional[bool]]) -> Optional[bool]:
+    known = [v for v in vals if v is not None]
+    if not known:
+        return None
+    return any(known)
+
+
+def predict_kernel(
+    role: str,
+    cmdline: Optional[str],
+    defaults: KernelDefaults,
+    units: Sequence[UnitRegs],
+    cmdline_evidence: Tuple[Evidence, ...] = (),
+) -> KernelState:
+    """What a kernel booted with ``cmdline`` will do, from its parameters and build
+    defaults and the hardware's capabilities (ECAP)."""
+    ev: List[Evidence] = list(cmdline_evidence)
+    if not units:
+        return KernelState(role, "predicted", cmdline, False, None, False, None, tuple(ev))
+    p = parse_iommu_params(cmdline or "")
+    vtd: Optional[bool]
+    if defaults.intel_iommu is False:
+        vtd = False
+        ev.extend(e for e in defaults.lines if "CONFIG_INTEL_IOMMU" in e.text and "_" not in e.text[18:19])
+    elif p.no_iommu:
+        vtd = False
+    elif p.dmar is not None:
+        vtd = p.dmar
+    else:
+        vtd = defaults.default_on
+        ev.extend(e for e in defaults.lines if "DEFAULT_ON" in e.text and "SCALABLE" not in e.text)
+    scalable: Optional[bool] = None
+    smts = _any([u.smts for u in units])
+    if vtd:
+        sm = p.sm if p.sm is not None else defaults.sm_default_on
+        if p.sm is None:
+            ev.extend(e for e in defaults.lines if "SCALABLE_MODE" in e.text)
+        if smts is False:
+            scalable = False
+            ev.append(units[0].ev("ECAP"))
+        elif sm is not None and smts:
+            scalable = sm
+            ev.append(units[0].ev("ECAP"))
+    ir: Optional[bool]
+    if p.intremap is False or defaults.irq_remap is False:
+        ir = False
+    else:
+        ir = _any([u.ecap_ir for u in units])
+    return KernelState(role, "predicted", cmdline, vtd, scalable, ir, None, tuple(ev))
+
+
+def observe_kernel(
+    role: str,
+    cmdline: Optional[str],
+    units: Sequence[UnitRegs],
+    log: LogMarkers,
+) -> KernelState:
+    """The running kernel's VT-d state, from its registers and its own log."""
+    ev: List[Evidence] = []
+    c = log.first("cmdline")
+    if c is not None:
+        ev.append(c.evidence)
+        if cmdline is None:
+            cmdline = c.get("cmdline")
+    tes = [u.tes for u in units]
+    vtd = _any(tes)
+    for u in units:
+        if u.gsts is not None:
+            ev.append(u.ev("GSTS"))
+    for kind in ("param_on", "param_off", "sm_disallowed", "vtd_up"):
+        m = log.first(kind)
+        if m is not None:
+            ev.append(m.evidence)
+    if vtd is None:
+        if log.first("param_off") is not None or (not log.empty and log.first("vtd_up") is None):
+            vtd = False if not log.empty else None
+        if log.first("vtd_up") is not None:
+            vtd = True
+    scalable: Optional[bool] = None
+    if vtd:
+        smt = [u.rtaddr_smt for u in units if u.tes]
+        if any(v is not None for v in smt):
+            scalable = any(bool(v) for v in smt)
+            ev.extend(u.ev("RTADDR") for u in units if u.tes and u.rtaddr is not None)
+        elif log.first("sm_disallowed") is not None:
+            scalable = False
+    ir = _any([u.ires for u in units])
+    irm = log.first("ir_enabled")
+    if irm is not None:
+        ev.append(irm.evidence)
+        if ir is None:
+            ir = True
+    x2apic: Optional[bool] = None
+    eime = [u.eime for u in units if u.ires]
+    if any(v is not None for v in eime):
+        x2apic = any(bool(v) for v in eime)
+        ev.extend(u.ev("IRTA") for u in units if u.ires and u.irta is not None)
+    elif irm is not None:
+        x2apic = irm.get("mode") == "x2apic"
+    if log.first("x2apic") is not None:
+        x2apic = True
+        ev.append(log.first("x2apic").evidence)  # type: ignore[union-attr]
+    return KernelState(role, "observed", cmdline, vtd, scalable, ir, x2apic, tuple(_dedup(ev)))
+
+
+def infer_first_from_kdump(kdump: KernelState, units: Sequence[UnitRegs], log: LogMarkers) -> KernelState:
+    """What the crashed (first) kernel had, read from inside the kdump kernel: the
+    copy markers of its log and registers it left behind."""
+    ev: List[Evidence] = []
+    vtd: Optional[bool] = None
+    scalable: Optional[bool] = None
+    pre = log.first("pre_enabled")
+    copied = log.all("copied")
+    failed = log.all("copy_failed")
+    if pre is not None:
+        vtd = True
+        ev.append(pre.evidence)
+    if copied:
+        vtd = True
+        ev.extend(m.evidence for m in copied)
+        scalable = kdump.scalable
+    if failed:
+        vtd = True
+        ev.extend(m.evidence for m in failed)
+        # copy_translation_tables fails with -EINVAL on a mode mismatch: the old root
+        # table had the other mode. The kdump kernel's own mode is known.
+        if kdump.scalable is not None:
+            scalable = not kdump.scalable
+    if kdump.vtd is False:
+        # This kernel never programs RTADDR with translation off: a root table address
+        # with RTPS set was left by the previous kernel, which had translation on.
+        left = [u for u in units if u.rtaddr and u.rtps]
+        if left:
+            vtd = True
+            scalable = any(bool(u.rtaddr_smt) for u in left)
+            for u in left:
+                ev.append(u.ev("GSTS"))
+                ev.append(u.ev("RTADDR"))
+        elif vtd is None and units and all(u.rtaddr == 0 for u in units if u.rtaddr is not None):
+            vtd = False
+            ev.extend(u.ev("RTADDR") for u in units if u.rtaddr is not None)
+    elif kdump.vtd and pre is None and not log.empty and log.first("vtd_up") is not None:
+        # init_dmars prints "Translation already enabled" whenever it finds TES set.
+        vtd = False
+    ir: Optional[bool] = None
+    if log.all("ir_copied") or log.all("ir_copy_failed"):
+        ir = True
+        ev.extend(m.evidence for m in log.all("ir_copied") + log.all("ir_copy_failed"))
+    return KernelState("first", "inferred", None, vtd, scalable, ir, None, tuple(_dedup(ev)))
+
+
+def _dedup(ev: Iterable[Evidence]) -> List[Evidence]:
+    seen = set()
+    out = []
+    for e in ev:
+        k = (e.source, e.line, e.text)
+        if k not in seen:
+            seen.add(k)
+            out.append(e)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The scenario
+
+
+@dataclass(frozen=True)
+class Scenario:
+    case: str  # no-vtd | off-both | off-on | on-off | copied | sm-mismatch | unknown
+    severity: str  # info | warning | error
+    title: str
+    explanation: str
+    first: KernelState
+    kdump: KernelState
+    in_kdump: bool
+    table_copy: Optional[str] = None  # copied | failed | expected | expected-to-fail | none
+    ir_copy: Optional[str] = None  # copied | failed | None
+    evidence: Tuple[Evidence, ...] = field(default=())
+
+    def to_json(self) -> Dict[str, object]:
+        return {
+            "case": self.case,
+            "severity": self.severity,
+            "title": self.title,
+            "explanation": self.explanation,
+            "in_kdump_kernel": self.in_kdump,
+            "table_copy": self.table_copy,
+            "ir_copy": self.ir_copy,
+            "first_kernel": self.first.to_json(),
+            "kdump_kernel": self.kdump.to_json(),
+        }
+
+
+CASES = {
+    "no-vtd": ("info", "No Intel VT-d DMA remapping hardware: nothing to triage for VT-d"),
+    "off-both": ("info", "VT-d translation off in both kernels: in-flight DMA lands in the old kernel's memory"),
+    "off-on": ("info", "VT-d off in the first kernel, on in the kdump kernel: faults until drivers reset their devices"),
+    "on-off": ("error", "VT-d translation on in the first kernel but off in the kdump kernel: DMA goes to raw physical addresses"),
+    "copied": ("info", "VT-d on in both kernels, same mode: translation tables copied, old mappings stay live"),
+    "sm-mismatch": ("error", "VT-d scalable-mode mismatch between the kernels: the table copy fails"),
+    "unknown": ("warning", "VT-d state of the kdump kernel cannot be determined"),
+}
+
+EXPLAIN = {
+    "no-vtd": "No DMAR table and no DMAR units: the kernel does no DMA remapping on this machine.",
+    "off-both": "Without remapping, devices still mastering at the crash write to the addresses the "
+    "crashed kernel gave them: the old kernel's memory, which kdump only reads. Harmless to the "
+    "dump unless a device writes into the crashkernel region (it cannot: the region was never "
+    "handed to drivers).",
+    "off-on": "The kdump kernel starts translation with empty tables: DMA still in flight faults "
+    "(DMAR fault lines) until the drivers reset their devices. Noisy, harmless to the dump.",
+    "on-off": "The first kernel handed devices I/O virtual addresses; the kdump kernel switches "
+    "translation off, so those addresses are used as raw physical addresses: DMA in flight can "
+    "corrupt arbitrary memory, including the kdump kernel itself and the dump.",
+    "copied": "The kdump kernel copies the old context entries: devices keep their old mappings "
+    "(into the crashed kernel's memory) until a driver probes and replaces them. Devices without "
+    "a driver in the kdump kernel keep mastering through the old page tables.",
+    "sm-mismatch": "The kdump kernel refuses to copy a root table of the other mode "
+    "(legacy vs scalable), switches translation off and installs empty tables: every device "
+    "still doing DMA faults, and devices can hang or corrupt the dump.",
+    "unknown": "Not enough evidence to tell whether the kdump kernel will have VT-d on.",
+}
+
+
+def classify(
+    first: KernelState,
+    kdump: KernelState,
+    in_kdump: bool,
+    has_units: bool,
+    log: Optional[LogMarkers] = None,
+) -> Scenario:
+    """Combine the two kernels' states into one of the issue's cases."""
+    ev: List[Evidence] = []
+    table_copy: Optional[str] = None
+    ir_copy: Optional[str] = None
+    if log is not None:
+        if log.all("copied"):
+            table_copy = "copied"
+        if log.all("copy_failed"):
+            table_copy = "failed"
+        if log.all("ir_copied"):
+            ir_copy = "copied"
+        if log.all("ir_copy_failed"):
+            ir_copy = "failed"
+    if not has_units:
+        case = "no-vtd"
+    elif first.vtd is False and kdump.vtd is False:
+        case = "off-both"
+    elif first.vtd is False and kdump.vtd:
+        case = "off-on"
+    elif first.vtd and kdump.vtd is False:
+        case = "on-off"
+        table_copy = table_copy or "none"
+    elif first.vtd and kdump.vtd:
+        if table_copy == "failed":
+            case = "sm-mismatch" if first.scalable != kdump.scalable or first.scalable is None else "unknown"
+        elif table_copy == "copied":
+            case = "copied"
+        elif first.scalable is not None and kdump.scalable is not None and first.scalable != kdump.scalable:
+            case = "sm-mismatch"
+            table_copy = "expected-to-fail"
+        else:
+            case = "copied"
+            table_copy = table_copy or "expected"
+    else:
+        case = "unknown"
+    if case == "unknown" and table_copy == "failed":
+        # Copy failed for another reason than the mode (e.g. no memory): same outcome.
+        case = "sm-mismatch" if first.scalable != kdump.scalable else "unknown"
+    severity, title = CASES[case]
+    if case == "sm-mismatch" and first.scalable is not None and kdump.scalable is not None:
+        title = (
+            f"VT-d scalable-mode mismatch: first kernel {'scalable' if first.scalable else 'legacy'}, "
+            f"kdump kernel {'scalable' if kdump.scalable else 'legacy'}: the table copy "
+            f"{'failed' if table_copy == 'failed' else 'will fail'}"
+        )
+    ev.extend(first.evidence)
+    ev.extend(e for e in kdump.evidence if e not in ev)
+    return Scenario(
+        case, severity, title, EXPLAIN[case], first, kdump, in_kdump, table_copy, ir_copy, tuple(ev)
+    )

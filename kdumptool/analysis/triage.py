@@ -1,0 +1,752 @@
+"""Triage: will kdump survive the DMA still in flight at a crash, and what to change.
+
+Given decoded inputs (the system model, the kernel log's VT-d markers, the kdump
+configuration, the kdump initramfs module list, capacity figures), produce a verdict,
+findings with exact evidence and a remedy in the user's own configuration language, and
+the devices at risk with their upstream bridges. No file is read here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+
+from kdumptool.analysis.scenario import (
+    Evidence,
+    KernelDefaults,
+    KernelState,
+    LogMarkers,
+    Scenario,
+    UnitRegs,
+    classify,
+    infer_first_from_kdump,
+    observe_kernel,
+    parse_iommu_params,
+    predict_kernel,
+)
+from kdumptool.formats.kdumpconf import KdumpSettings, build_kdump_cmdline
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+EXIT_CODES = {"ok": 0, "nothing": 0, "warning": 3, "error": 4}
+
+#: Fault reasons (VT-d spec, appendix "Non-recoverable Fault Reason Encodings") worth a
+#: word in a finding; the log line itself carries the kernel's text.
+PAGE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    severity: str
+    title: str
+    evidence: Tuple[Evidence, ...]
+    remedy: Optional[str] = None
+    devices: Tuple[str, ...] = ()
+
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "id": self.id,
+            "severity": self.severity,
+            "title": self.title,
+            "evidence": [e.to_json() for e in self.evidence],
+            "remedy": self.remedy,
+            "devices": list(self.devices),
+        }
+
+
+@dataclass(frozen=True)
+class DeviceRisk:
+    bdf: str
+    ids: str  # vendor:device
+    class_code: int
+    driver: Optional[str]  # bound now
+    modules: Tuple[str, ...]  # modules that drive it (modules.alias / lspci -k)
+    in_kdump_initrd: Optional[bool]
+    reasons: Tuple[str, ...]
+    upstream: Tuple[str, ...]
+    rmrrs: Tuple[int, ...] = ()
+    faults: Tuple[Evidence, ...] = ()
+
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "bdf": self.bdf,
+            "ids": self.ids,
+            "class": f"0x{self.class_code:06x}",
+            "driver": self.driver,
+            "modules": list(self.modules),
+            "in_kdump_initramfs": self.in_kdump_initrd,
+            "reasons": list(self.reasons),
+            "upstream_bridges": list(self.upstream),
+            "rmrrs": [f"0x{a:x}" for a in self.rmrrs],
+            "faults": [e.to_json() for e in self.faults],
+        }
+
+
+@dataclass(frozen=True)
+class Capacity:
+    mem_total: Optional[int] = None  # bytes of RAM (psutil / meminfo)
+    mem_used: Optional[int] = None  # bytes in use (what dump level 31 roughly keeps)
+    crash_size: Optional[int] = None  # /sys/kernel/kexec_crash_size
+    crash_loaded: Optional[bool] = None  # /sys/kernel/kexec_crash_loaded
+    target_path: Optional[str] = None
+    target_free: Optional[int] = None  # bytes free at the dump target
+    target_error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class CrashedKernel:
+    """Offline triage: what the crashed kernel's own records say (vmcore log, a saved
+    snapshot of the first kernel)."""
+
+    source: str
+    log: Optional[LogMarkers] = None
+    cmdline: Optional[str] = None
+    drivers: Mapping[str, str] = field(default_factory=dict)  # bdf -> driver in the first kernel
+    vtd_tables: Optional[str] = None  # one-line summary of the decoded tables, when any
+
+
+@dataclass(frozen=True)
+class TriageInput:
+    system: Any  # kdumptool.analysis.model.System
+    log: LogMarkers
+    kdump_settings: Optional[KdumpSettings] = None
+    kdump_initrd: Optional[Any] = None  # kdumptool.sources.initramfs.KdumpInitrd
+    initrd_error: Optional[str] = None
+    defaults: KernelDefaults = KernelDefaults()
+    capacity: Capacity = Capacity()
+    device_modules: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
+    builtin_modules: Optional[FrozenSet[str]] = None
+    crashed: Optional[CrashedKernel] = None
+    early_log: Optional[LogMarkers] = None
+
+
+@dataclass(frozen=True)
+class TriageReport:
+    verdict: str  # ok | warning | error | nothing
+    headline: str
+    scenario: Scenario
+    findings: Tuple[Finding, ...]
+    devices: Tuple[DeviceRisk, ...]
+    source: str
+    kdump_cmdline: Optional[str]
+    kdump_cmdline_basis: Optional[str]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "headline": self.headline,
+            "source": self.source,
+            "scenario": self.scenario.to_json(),
+            "kdump_cmdline": self.kdump_cmdline,
+            "kdump_cmdline_basis": self.kdump_cmdline_basis,
+            "findings": [f.to_json() for f in self.findings],
+            "devices": [d.to_json() for d in self.devices],
+        }
+
+
+# --------------------------------------------------------------------------------------
+
+
+def unit_regs(system: Any) -> List[UnitRegs]:
+    out = []
+    for u in system.units:
+        regs = u.registers
+        get = regs.get if regs is not None else (lambda name: None)
+        out.append(
+            UnitRegs(
+                name=u.name,
+                gsts=get("GSTS"),
+                rtaddr=get("RTADDR"),
+                ecap=get("ECAP") if get("ECAP") is not None else u.ecap,
+                irta=get("IRTA"),
+                source="_kdumptool/vtd_registers.json" if regs is not None else "sysfs",
+            )
+        )
+    return out
+
+
+def _module(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def _short(bdf: str) -> str:
+    return bdf[5:] if bdf.startswith("0000:") else bdf
+
+
+def _kdump_cmdline(inp: TriageInput, first_cmdline: str) -> Tuple[str, str, Tuple[Evidence, ...]]:
+    s = inp.kdump_settings
+    if s is None:
+        return (
+            " ".join(a for a in first_cmdline.split() if not a.startswith(("crashkernel=", "BOOT_IMAGE="))),
+            "assumed: no kdump configuration found; kdumpctl and kdump-config reuse /proc/cmdline",
+            (Evidence("/proc/cmdline", first_cmdline),),
+        )
+    line, steps = build_kdump_cmdline(s, first_cmdline)
+    ev: List[Evidence] = [Evidence("/proc/cmdline", first_cmdline)]
+    for st in (s.cmdline_replace, s.cmdline_remove, s.cmdline_append):
+        if st is not None and st.entry is not None and st.file is not None:
+            ev.append(Evidence(st.file, st.entry.raw.strip(), st.entry.line))
+    return line, "built from " + "; ".join(steps), tuple(ev)
+
+
+def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional[str]]:
+    """The scenario, the kdump kernel's command line and how it was obtained."""
+    sysm = inp.system
+    units = unit_regs(sysm)
+    has_units = bool(units) or sysm.dmar is not None
+    if sysm.in_kdump_kernel:
+        kd = observe_kernel("kdump", sysm.cmdline, units, inp.log)
+        first = infer_first_from_kdump(kd, units, inp.log)
+        crashed = inp.crashed
+        if crashed is not None and crashed.log is not None:
+            # The crashed kernel's own log (from the vmcore or a saved snapshot).
+            seen = observe_kernel("first", crashed.cmdline, [], crashed.log)
+            first = _merge_first(first, seen)
+        scen = classify(first, kd, True, has_units, inp.log)
+        return scen, kd.cmdline, "observed: /proc/cmdline of this kdump kernel"
+    first = observe_kernel("first", sysm.cmdline, units, inp.log)
+    line, basis, ev = _kdump_cmdline(inp, sysm.cmdline or "")
+    kd = predict_kernel("kdump", line, inp.defaults, units, ev)
+    if kd.vtd and kd.scalable is None and first.scalable is not None:
+        p = parse_iommu_params(line)
+        fp = parse_iommu_params(sysm.cmdline or "")
+        if p.sm is None or p.sm == fp.sm:
+            # Same kernel build and the same sm_ setting: the same mode as now.
+            kd = KernelState(kd.role, kd.basis, kd.cmdline, kd.vtd, first.scalable, kd.ir, first.x2apic, kd.evidence)
+    if kd.vtd is None and first.vtd is not None and inp.defaults.default_on is None:
+        p = parse_iommu_params(line)
+        fp = parse_iommu_params(sysm.cmdline or "")
+        if p.dmar is None and fp.dmar is None and not p.no_iommu:
+            # Neither command line decides: same kernel, same build default as now.
+            kd = KernelState(kd.role, kd.basis, kd.cmdline, first.vtd, kd.scalable or first.scalable, kd.ir, first.x2apic, kd.evidence)
+    scen = classify(first, kd, False, has_units, None)
+    return scen, line, basis
+
+
+def _merge_first(inferred: KernelState, seen: KernelState) -> KernelState:
+    return KernelState(
+        "first",
+        "inferred",
+        seen.cmdline or inferred.cmdline,
+        inferred.vtd if inferred.vtd is not None else seen.vtd,
+        inferred.scalable if inferred.scalable is not None else seen.scalable,
+        inferred.ir if inferred.ir is not None else seen.ir,
+        seen.x2apic if seen.x2apic is not None else inferred.x2apic,
+        inferred.evidence + tuple(e for e in seen.evidence if e not in inferred.evidence),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Remedies in the user's configuration language
+
+
+def _cmdline_remedy(s: Optional[KdumpSettings], want: str, drop: Sequence[str] = ()) -> str:
+    """How to make the kdump kernel boot with ``want``."""
+    if s is not None and s.append_var is not None:
+        path, var = s.append_var
+        cur = ""
+        if s.cmdline_append is not None:
+            cur = str(s.cmdline_append.value)
+        args = [a for a in cur.split() if a.split("=", 1)[0] not in ("intel_iommu", *drop)]
+        args.append(want)
+        return f'set {var}="{" ".join(args)}" in {path}, then restart the kdump service'
+    if s is not None and s.family == "rhel":
+        return f'add {want} to KDUMP_COMMANDLINE_APPEND in /etc/sysconfig/kdump, then `kdumpctl restart`'
+    return (
+        f"boot the kdump kernel with {want}: KDUMP_COMMANDLINE_APPEND in /etc/sysconfig/kdump "
+        f"(RHEL, SUSE) or KDUMP_CMDLINE_APPEND in /etc/default/kdump-tools (Debian, Ubuntu); "
+        f"for a hand-run `kexec -p`, its --append"
+    )
+
+
+def _module_remedy(s: Optional[KdumpSettings], modules: Sequence[str]) -> str:
+    mods = " ".join(sorted(set(modules)))
+    fam = s.family if s is not None else "unknown"
+    if fam == "rhel":
+        return f"add `extra_modules {mods}` to /etc/kdump.conf and run `kdumpctl restart` (rebuilds the kdump initramfs)"
+    if fam == "suse":
+        return f'add `add_drivers+=" {mods} "` to /etc/dracut.conf.d/99-kdump-drivers.conf and run `mkdumprd -f`'
+    if fam == "debian":
+        return (
+            f"list {mods} in /etc/initramfs-tools/modules (kdump-tools builds its initrd with "
+            f"initramfs-tools) and run `kdump-config unload; kdump-config load`"
+        )
+    return (
+        f"put {mods} into the kdump initramfs (`extra_modules {mods}` in /etc/kdump.conf on "
+        f"RHEL/Fedora; /etc/initramfs-tools/modules on Debian/Ubuntu)"
+    )
+
+
+QUIESCE_HINT = "or enable the kdumptool quiesce hook (`kdumptool integration`) to clear bus mastering on driverless devices before the dump"
+
+
+# --------------------------------------------------------------------------------------
+
+
+def _device_modules(inp: TriageInput, bdf: str, dev: Any) -> Tuple[str, ...]:
+    mods = tuple(inp.device_modules.get(bdf, ()))
+    if not mods and inp.crashed is not None and bdf in inp.crashed.drivers:
+        mods = (_module(inp.crashed.drivers[bdf]),)
+    if not mods and dev.driver:
+        mods = (_module(dev.driver),)
+    return tuple(_module(m) for m in mods)
+
+
+def find_device_risks(inp: TriageInput, scen: Scenario) -> Tuple[List[DeviceRisk], Dict[str, List[Evidence]]]:
+    sysm = inp.system
+    faults: Dict[str, List[Evidence]] = {}
+    for log in (inp.log, inp.crashed.log if inp.crashed is not None else None):
+        if log is None:
+            continue
+        for m in log.all("fault"):
+            b = m.get("bdf") or ""
+            full = b if len(b) > 8 else f"0000:{b}"
+            faults.setdefault(full, []).append(m.evidence)
+    initrd_mods = set(inp.kdump_initrd.modules) if inp.kdump_initrd is not None else None
+    builtin = inp.builtin_modules or frozenset()
+    risks: List[DeviceRisk] = []
+    for bdf, dev in sysm.devices.items():
+        reasons: List[str] = []
+        mods = _device_modules(inp, bdf, dev)
+        in_initrd: Optional[bool] = None
+        if dev.bus_master and not dev.is_bridge and not dev.is_host_bridge:
+            if sysm.in_kdump_kernel:
+                if not dev.driver:
+                    reasons.append("bus master with no driver in the kdump kernel")
+            else:
+                if not dev.driver:
+                    reasons.append("bus master with no driver bound (now, and so in kdump)")
+                elif initrd_mods is not None:
+                    in_initrd = any(m in initrd_mods or m in builtin for m in mods)
+                    if not in_initrd and _module(dev.driver) not in builtin:
+                        reasons.append(
+                            f"bus master; its module ({', '.join(mods) or dev.driver}) is not in the kdump initramfs"
+                        )
+        if dev.rmrrs:
+            reasons.append("named by an RMRR (firmware DMA to a reserved range)")
+        if bdf in faults:
+            reasons.append("DMAR faults in the log")
+        if reasons:
+            risks.append(
+                DeviceRisk(
+                    bdf=bdf,
+                    ids=f"{dev.vendor_id:04x}:{dev.device_id:04x}",
+                    class_code=dev.class_code,
+                    driver=dev.driver,
+                    modules=mods,
+                    in_kdump_initrd=in_initrd,
+                    reasons=tuple(reasons),
+                    upstream=tuple(dev.upstream),
+                    rmrrs=tuple(dev.rmrrs),
+                    faults=tuple(faults.get(bdf, ())),
+                )
+            )
+    return risks, faults
+
+
+def _probe_evidence(log: LogMarkers, bdf: str) -> Optional[Evidence]:
+    for m in log.all("probe"):
+        if m.get("bdf") == bdf:
+            return m.evidence
+    return None
+
+
+def triage(inp: TriageInput) -> TriageReport:
+    sysm = inp.system
+    scen, kd_cmdline, kd_basis = assess_scenario(inp)
+    findings: List[Finding] = []
+    s = inp.kdump_settings
+    src = sysm.source
+
+    if scen.case == "no-vtd":
+        findings.append(
+            Finding(
+                "no-vtd",
+                "info",
+                "No Intel VT-d (no DMAR table, no DMAR units): nothing to triage for VT-d",
+                (Evidence("/sys/firmware/acpi/tables/DMAR", "absent"), Evidence("/sys/class/iommu", "no dmar units")),
+            )
+        )
+        findings.extend(_capacity_findings(inp))
+        return _report(scen, findings, [], src, kd_cmdline, kd_basis)
+
+    # ---- the scenario itself
+    scen_ev = tuple(scen.evidence)
+    if scen.case == "on-off":
+        fp = parse_iommu_params(scen.first.cmdline or sysm.cmdline or "")
+        want = "intel_iommu=on" + (",sm_on" if scen.first.scalable else "") if fp.sm is None else (
+            "intel_iommu=on," + ("sm_on" if fp.sm else "sm_off"))
+        findings.append(
+            Finding(
+                "translation-off-in-kdump",
+                "error",
+                "VT-d translation is on in the first kernel but off in the kdump kernel: in-flight DMA "
+                "goes to raw physical addresses",
+                scen_ev,
+                _cmdline_remedy(s, want, drop=("iommu",))
+                + "; keep the kdump kernel's VT-d on so the copied tables keep DMA inside the old kernel's buffers",
+            )
+        )
+    elif scen.case == "sm-mismatch":
+        want_sm = scen.first.scalable
+        fp = parse_iommu_params(scen.first.cmdline or "")
+        opt = "sm_on" if want_sm else "sm_off"
+        if fp.sm is not None:
+            opt = "sm_on" if fp.sm else "sm_off"
+        findings.append(
+            Finding(
+                "scalable-mode-mismatch",
+                "error",
+                scen.title,
+                scen_ev,
+                "use the same intel_iommu= setting in both kernels: "
+                + _cmdline_remedy(s, f"intel_iommu=on,{opt}")
+                + (f" (or boot the first kernel with intel_iommu=on,{'sm_off' if want_sm else 'sm_on'} too)"),
+            )
+        )
+    elif scen.case == "off-on":
+        findings.append(Finding("iommu-off-then-on", "info", scen.title, scen_ev))
+    elif scen.case == "off-both":
+        findings.append(Finding("iommu-off", "info", scen.title, scen_ev))
+    elif scen.case == "copied":
+        findings.append(Finding("tables-copied", "info", scen.title + (
+            "" if scen.table_copy == "copied" else " (expected)"), scen_ev))
+    else:
+        findings.append(
+            Finding(
+                "scenario-unknown",
+                "warning",
+                scen.title,
+                scen_ev,
+                "collect a snapshot with readable VT-d registers (`kdumptool collect` as root, with iomem=relaxed "
+                "on kernels with STRICT_DEVMEM) and the kernel log",
+            )
+        )
+
+    # ---- interrupt remapping
+    if scen.in_kdump and scen.ir_copy == "failed":
+        m = inp.log.first("ir_copy_failed")
+        findings.append(
+            Finding(
+                "ir-copy-failed",
+                "warning",
+                "Interrupt remapping table not copied from the crashed kernel: device interrupts may be lost "
+                "or blocked until drivers reset their devices",
+                (m.evidence,) if m else (),
+            )
+        )
+    elif scen.first.ir and scen.kdump.ir is False:
+        findings.append(
+            Finding(
+                "ir-off-in-kdump",
+                "warning",
+                "Interrupt remapping on in the first kernel, off in the kdump kernel: interrupts from devices "
+                "still using remapped (remappable-format) MSIs are blocked or misrouted",
+                scen.first.evidence + scen.kdump.evidence,
+                _cmdline_remedy(s, "intremap=on", drop=("intremap",)),
+            )
+        )
+    if scen.first.x2apic and scen.kdump.ir is False:
+        findings.append(
+            Finding(
+                "x2apic-without-ir",
+                "warning",
+                "The first kernel runs x2APIC over interrupt remapping; without remapping the kdump kernel "
+                "cannot use x2APIC for CPUs with APIC IDs above 255",
+                scen.first.evidence,
+                _cmdline_remedy(s, "intremap=on", drop=("intremap", "nox2apic")),
+            )
+        )
+
+    # ---- devices
+    risks, faults = find_device_risks(inp, scen)
+    findings.extend(_device_findings(inp, scen, risks, faults))
+
+    # ---- copied tables torn down by driver probes (inside kdump)
+    if scen.in_kdump and scen.table_copy == "copied":
+        replaced = []
+        ev: List[Evidence] = []
+        for bdf, dev in sysm.devices.items():
+            if dev.driver and not dev.is_host_bridge and dev.driver not in ("pcieport",):
+                replaced.append(bdf)
+                pe = _probe_evidence(inp.log, bdf)
+                ev.append(pe or Evidence(f"/sys/bus/pci/devices/{bdf}/driver", f"-> {dev.driver}"))
+        if replaced:
+            findings.append(
+                Finding(
+                    "copied-tables-replaced",
+                    "info",
+                    f"Copied context entries torn down for {len(replaced)} device(s) whose drivers loaded in the "
+                    f"kdump kernel: {', '.join(_short(b) + ' (' + str(sysm.devices[b].driver) + ')' for b in replaced)}",
+                    tuple(ev),
+                    devices=tuple(replaced),
+                )
+            )
+
+    # ---- kdump configuration and initramfs
+    if not sysm.in_kdump_kernel:
+        findings.extend(_config_findings(inp, scen))
+    findings.extend(_capacity_findings(inp))
+    return _report(scen, findings, risks, src, kd_cmdline, kd_basis)
+
+
+def _device_findings(
+    inp: TriageInput, scen: Scenario, risks: Sequence[DeviceRisk], faults: Mapping[str, List[Evidence]]
+) -> List[Finding]:
+    out: List[Finding] = []
+    sysm = inp.system
+    s = inp.kdump_settings
+    driverless = [r for r in risks if any("bus master" in x for x in r.reasons)]
+    if scen.case in ("on-off",):
+        sev = "error"
+        why = "its DMA goes to raw physical addresses in the kdump kernel"
+    elif scen.case == "copied":
+        sev = "warning"
+        why = "it keeps mastering through the crashed kernel's page tables"
+    elif scen.case == "sm-mismatch":
+        sev = "warning"
+        why = "its DMA faults against the kdump kernel's empty tables"
+    else:
+        sev = "warning" if sysm.in_kdump_kernel else "info"
+        why = "nothing stops its DMA"
+    for r in driverless:
+        ev: List[Evidence] = []
+        dev = sysm.devices[r.bdf]
+        ev.append(Evidence(f"/sys/bus/pci/devices/{r.bdf}/config", f"COMMAND=0x{dev.command:04x} (Bus Master on)"))
+        if sysm.in_kdump_kernel:
+            ev.append(Evidence(f"/sys/bus/pci/devices/{r.bdf}/driver", "absent (no driver bound in the kdump kernel)"))
+        elif inp.kdump_initrd is not None:
+            ev.append(Evidence(inp.kdump_initrd.path, f"no {', '.join(r.modules) or '?'} module among {len(inp.kdump_initrd.modules)} modules ({inp.kdump_initrd.method})"))
+        mods = list(r.modules) or ([r.driver] if r.driver else [])
+        bridges = f" below {' -> '.join(_short(b) for b in r.upstream)}" if r.upstream else ""
+        remedy = (_module_remedy(s, mods) + "; " + QUIESCE_HINT) if mods else QUIESCE_HINT.replace("or enable", "enable")
+        out.append(
+            Finding(
+                "driverless-bus-master",
+                sev,
+                f"{_short(r.bdf)} [{r.ids}] ({', '.join(mods) or 'no known module'}) is a bus master the kdump kernel will not drive{bridges}: {why}",
+                tuple(ev),
+                remedy,
+                devices=(r.bdf,),
+            )
+        )
+    # Bridges above driverless bus masters: the shutdown-order hazard.
+    pairs: Dict[str, List[str]] = {}
+    for r in driverless:
+        for b in r.upstream:
+            pairs.setdefault(b, []).append(r.bdf)
+    if pairs:
+        ev = [
+            Evidence(f"/sys/bus/pci/devices/{b}", f"bridge above {', '.join(_short(x) for x in devs)}")
+            for b, devs in sorted(pairs.items())
+        ]
+        out.append(
+            Finding(
+                "bridge-shutdown-order",
+                "warning",
+                f"{len(pairs)} bridge(s) sit above driverless bus masters: {', '.join(_short(b) for b in sorted(pairs))}; "
+                "a bridge disabled before the device below it stops mastering turns its DMA into "
+                "Unsupported Requests (AER, possibly an NMI)",
+                tuple(ev),
+                "stop the devices first: put their drivers in the kdump initramfs, " + QUIESCE_HINT
+                + " (it clears Bus Master on endpoints before bridges)",
+                devices=tuple(sorted(pairs)),
+            )
+        )
+    for r in risks:
+        if r.rmrrs:
+            out.append(
+                Finding(
+                    "rmrr-device",
+                    "info",
+                    f"{_short(r.bdf)} is named by RMRR(s) {', '.join(hex(a) for a in r.rmrrs)}: the kdump kernel must "
+                    "keep its identity map (firmware may DMA there at any time)",
+                    (Evidence("DMAR", f"RMRR base {', '.join(hex(a) for a in r.rmrrs)} scope {_short(r.bdf)}"),),
+                    devices=(r.bdf,),
+                )
+            )
+    for bdf, evs in sorted(faults.items()):
+        dev = sysm.devices.get(bdf)
+        fmods: Tuple[str, ...] = _device_modules(inp, bdf, dev) if dev is not None else ()
+        driver_now = dev.driver if dev is not None else None
+        who = ", ".join(fmods) if fmods else "unknown driver"
+        sev = "error" if scen.case in ("sm-mismatch", "on-off") or sysm.in_kdump_kernel else "warning"
+        tie = f"the {who} device" if fmods else "a device"
+        state = f", driver now {driver_now}" if driver_now else (", no driver bound now" if dev is not None else "")
+        out.append(
+            Finding(
+                "dmar-fault",
+                sev,
+                f"DMAR fault{'s' if len(evs) > 1 else ''} from {_short(bdf)} ({tie}{state}): {len(evs)} in the log",
+                tuple(evs[:5]),
+                (
+                    "the fault is DMA the device started under the crashed kernel; "
+                    + ("fix the scalable-mode mismatch above" if scen.case == "sm-mismatch" else
+                       _module_remedy(s, list(fmods)) if fmods else QUIESCE_HINT.replace("or enable", "enable"))
+                ),
+                devices=(bdf,),
+            )
+        )
+    return out
+
+
+def _config_findings(inp: TriageInput, scen: Scenario) -> List[Finding]:
+    out: List[Finding] = []
+    s = inp.kdump_settings
+    if s is None:
+        out.append(
+            Finding(
+                "no-kdump-config",
+                "warning",
+                "No kdump configuration found (/etc/kdump.conf, /etc/sysconfig/kdump, /etc/default/kdump-tools): "
+                "the kdump kernel's command line is assumed to be /proc/cmdline",
+                (Evidence("/etc", "no kdump.conf, sysconfig/kdump or default/kdump-tools"),),
+                "install and enable kdump (kexec-tools/kdump-utils on RHEL, kdump on SUSE, kdump-tools on Debian)",
+            )
+        )
+    elif s.enabled is not None and str(s.enabled.value).strip() not in ("1", "true", "yes"):
+        e = s.enabled
+        out.append(
+            Finding(
+                "kdump-disabled",
+                "error",
+                "kdump is disabled in its configuration",
+                (Evidence(e.file or "", e.entry.raw.strip() if e.entry else str(e.value), e.entry.line if e.entry else None),),
+                f"set USE_KDUMP=1 in {e.file} and run `kdump-config load`",
+            )
+        )
+    if inp.initrd_error:
+        out.append(
+            Finding(
+                "kdump-initramfs-unreadable",
+                "warning",
+                "The kdump initramfs could not be read: driver coverage in kdump is unknown",
+                (Evidence("initramfs", inp.initrd_error),),
+            )
+        )
+    elif inp.kdump_initrd is None and inp.system.kexec_crash_loaded is not False:
+        out.append(
+            Finding(
+                "kdump-initramfs-missing",
+                "warning",
+                "No kdump initramfs found (/boot/initramfs-*kdump.img, /var/lib/kdump/initrd.img-*, "
+                "/boot/initrd-*-kdump): cannot tell which devices the kdump kernel will drive",
+                (Evidence("/boot", "no kdump initramfs"),),
+                "start the kdump service once so it builds its initramfs (`kdumpctl start`, `kdump-config load`)",
+            )
+        )
+    return out
+
+
+def expected_dump_size(level: Optional[int], mem_used: Optional[int], mem_total: Optional[int]) -> Optional[int]:
+    """A conservative estimate of a vmcore's size for a makedumpfile dump level.
+
+    Level 31 keeps kernel pages only (about the used memory minus page cache and user
+    pages: we take a quarter of what is in use as the planning figure makedumpfile -c
+    usually beats); level 0 keeps all RAM. Levels in between keep more than 31."""
+    if mem_total is None:
+        return None
+    if level is None or level == 0:
+        return mem_total
+    used = mem_used if mem_used is not None else mem_total
+    if level & 31 == 31:
+        return used // 4
+    # Levels that keep user pages (bit 8 clear) or cache pages (bits 2,4 clear) keep
+    # most of what is in use.
+    return used
+
+
+def _capacity_findings(inp: TriageInput) -> List[Finding]:
+    out: List[Finding] = []
+    c = inp.capacity
+    sysm = inp.system
+    if sysm.in_kdump_kernel:
+        return out
+    loaded = c.crash_loaded if c.crash_loaded is not None else sysm.kexec_crash_loaded
+    size = c.crash_size if c.crash_size is not None else sysm.kexec_crash_size
+    if loaded is False:
+        out.append(
+            Finding(
+                "kdump-not-loaded",
+                "error",
+                "No crash kernel is loaded: a crash now reboots without a dump",
+                (Evidence("/sys/kernel/kexec_crash_loaded", "0"),),
+                "start the kdump service (`systemctl enable --now kdump` / `kdump-tools`)",
+            )
+        )
+    if size is not None and size == 0:
+        out.append(
+            Finding(
+                "no-crashkernel",
+                "error",
+                "No memory reserved for the crash kernel",
+                (Evidence("/sys/kernel/kexec_crash_size", "0"),),
+                "add crashkernel= to the first kernel's command line (e.g. crashkernel=256M, or "
+                "crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M) and reboot",
+            )
+        )
+    elif size and c.mem_total:
+        # kdump kernel + initramfs + page tables for makedumpfile's bitmap (2 bits per page).
+        need = 160 * 2**20 + (c.mem_total // PAGE_SIZE) // 4
+        if size < need:
+            out.append(
+                Finding(
+                    "crashkernel-small",
+                    "warning",
+                    f"crashkernel reservation {size >> 20} MiB is below the ~{need >> 20} MiB a kdump kernel needs for "
+                    f"{c.mem_total >> 30} GiB of RAM",
+                    (Evidence("/sys/kernel/kexec_crash_size", str(size)), Evidence("MemTotal", f"{c.mem_total >> 10} kB")),
+                    f"raise crashkernel= to at least {((need >> 20) + 63) // 64 * 64}M",
+                )
+            )
+    s = inp.kdump_settings
+    if c.target_free is not None and s is not None:
+        level = int(s.dump_level.value) if s.dump_level is not None else None  # type: ignore[call-overload]
+        exp = expected_dump_size(level, c.mem_used, c.mem_total)
+        if exp is not None and c.target_free < exp:
+            cite = s.dump_level.cite() if s.dump_level is not None else "(default)"
+            out.append(
+                Finding(
+                    "dump-target-space",
+                    "warning",
+                    f"{c.target_path}: {c.target_free >> 20} MiB free, a dump at level {level} may need ~{exp >> 20} MiB",
+                    (Evidence(str(c.target_path), f"{c.target_free} bytes free"), Evidence("dump level", cite)),
+                    "free space at the dump target or raise the dump level (makedumpfile -d 31)",
+                )
+            )
+    if c.target_error:
+        out.append(Finding("dump-target-unchecked", "info", f"dump target not checked: {c.target_error}",
+                           (Evidence(str(c.target_path or "target"), c.target_error),)))
+    return out
+
+
+def _report(
+    scen: Scenario,
+    findings: List[Finding],
+    risks: List[DeviceRisk],
+    source: str,
+    kd_cmdline: Optional[str],
+    kd_basis: Optional[str],
+) -> TriageReport:
+    findings = sorted(findings, key=lambda f: -SEVERITY_RANK[f.severity])
+    worst = max((SEVERITY_RANK[f.severity] for f in findings), default=0)
+    if scen.case == "no-vtd" and worst == 0:
+        verdict = "nothing"
+        headline = "Nothing to triage for VT-d: this machine has no Intel VT-d remapping hardware"
+    elif worst == 2:
+        verdict = "error"
+        errs = [f for f in findings if f.severity == "error"]
+        headline = f"kdump is at risk: {errs[0].title}" + (f" (+{len(errs) - 1} more errors)" if len(errs) > 1 else "")
+    elif worst == 1:
+        verdict = "warning"
+        w = [f for f in findings if f.severity == "warning"]
+        headline = f"kdump should survive, with {len(w)} warning(s): {w[0].title}"
+    else:
+        verdict = "ok"
+        headline = "kdump should survive in-flight DMA: " + scen.title
+    return TriageReport(verdict, headline, scen, tuple(findings), tuple(risks), source, kd_cmdline, kd_basis)

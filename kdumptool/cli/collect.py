@@ -1,0 +1,77 @@
+"""``kdumptool collect -o snapshot.tar.gz``: capture what the system model reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from kdumptool.cli.common import FormatOpt, RootOpt, check_format
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("collect")
+    def collect(
+        output: Path = typer.Option(..., "--output", "-o", help="snapshot.tar.gz (or .tar, .tgz) or a new directory."),
+        root: RootOpt = None,
+        fmt: FormatOpt = "auto",
+        no_registers: bool = typer.Option(False, "--no-registers", help="Do not read VT-d registers through /dev/mem."),
+        no_lspci: bool = typer.Option(False, "--no-lspci", help="Do not run lspci for the optional outputs."),
+    ) -> None:
+        """Snapshot PCI devices, IOMMU groups and units, VT-d registers, DMAR, kernel log and kdump state."""
+        import sys
+
+        fmt = check_format(fmt)
+        from kdumptool.render.output import emit, resolve_format
+        from kdumptool.sources.root import open_root
+        from kdumptool.sources.snapshot import collect as do_collect
+
+        src = open_root(root)
+        progress: Optional[Any] = None
+        bar: Optional[Any] = None
+        if sys.stderr.isatty() and resolve_format(fmt) != "json":
+            from rich.progress import Progress
+
+            bar = Progress(transient=True)
+            task = bar.add_task("collecting", total=8)
+            bar.start()
+
+            def progress(step: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, description=step)
+
+        try:
+            meta = do_collect(output, src, progress, read_registers=not no_registers, run_lspci=not no_lspci)
+        finally:
+            if bar is not None:
+                bar.stop()
+            src.close()
+
+        from kdumptool.sources.system import read_system
+
+        check = open_root(output)
+        try:
+            system = read_system(check, use_udev=False)
+        finally:
+            check.close()
+
+        def text() -> str:
+            from kdumptool.render.pci import no_vtd_reason
+
+            lines = [
+                f"Wrote {output}: {len(system.devices)} PCI devices, {len(system.groups)} IOMMU groups, "
+                f"{len(system.units)} VT-d units."
+            ]
+            reason = no_vtd_reason(system)
+            if reason:
+                lines.append(f"Note: {reason}.")
+            unread: Any = meta.get("unreadable") or {}
+            if unread:
+                lines.append(f"Could not read {len(unread)} item(s):")
+                lines.extend(f"  {k}: {v}" for k, v in unread.items())
+            notes: Any = meta.get("notes") or []
+            for n in notes:
+                lines.append(f"Note: {n}")
+            return "\n".join(lines)
+
+        emit(fmt, json_obj=lambda: {"output": str(output), **meta}, text=text)

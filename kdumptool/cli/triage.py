@@ -1,0 +1,63 @@
+"""``kdumptool triage``: will kdump survive the DMA in flight at a crash, and what to change.
+
+Exit codes: 0 fine (or nothing to triage), 3 warnings, 4 errors; 1 for our errors, 2 usage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kdumptool.cli.common import RootOpt
+
+FORMATS = ("auto", "text", "rich", "json", "prometheus")
+
+
+def triage_cmd(
+    root: RootOpt = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Triage a saved crash: --root is the saved snapshot, plus --vmcore and/or --saved.")] = False,
+    vmcore: Annotated[Optional[Path], typer.Option("--vmcore", help="The crashed kernel's vmcore (ELF or kdump-compressed).")] = None,
+    saved: Annotated[Optional[Path], typer.Option("--saved", help="A saved crash directory (vmcore, dmesg.txt...).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output: auto (rich on a terminal, text when piped), text, rich, json or prometheus (node_exporter textfile collector).", case_sensitive=False)] = "auto",
+) -> None:
+    """Tell whether kdump will survive in-flight DMA on this VT-d machine, with evidence and remedies."""
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
+    if (vmcore or saved) and not offline:
+        raise typer.BadParameter("--vmcore and --saved need --offline", param_hint="--offline")
+    if offline and not (vmcore or saved):
+        raise typer.BadParameter("--offline needs --vmcore FILE or --saved DIR", param_hint="--offline")
+
+    import sys
+
+    from kdumptool.analysis.triage import triage
+    from kdumptool.render.output import emit
+    from kdumptool.render.triage import (
+        render_triage_json,
+        render_triage_prometheus,
+        render_triage_rich,
+        render_triage_text,
+    )
+    from kdumptool.sources.root import open_root
+    from kdumptool.sources.triage import read_triage_input
+
+    with open_root(root) as r:
+        inp = read_triage_input(r, str(vmcore) if vmcore else None, str(saved) if saved else None)
+    report = triage(inp)
+    if fmt == "prometheus":
+        sys.stdout.write(render_triage_prometheus(report))
+    else:
+        emit(
+            fmt,
+            json_obj=lambda: render_triage_json(report),
+            text=lambda: render_triage_text(report),
+            rich=lambda: render_triage_rich(report),
+        )
+    raise typer.Exit(report.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("triage")(triage_cmd)

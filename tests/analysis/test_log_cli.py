@@ -1,0 +1,104 @@
+"""``kdumptool log``: golden text and JSON on real logs, stdin, errors, the JSON contract.
+Regenerate goldens with KDUMPTOOL_REGEN_GOLDEN=1 (then read the diff)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from typing import Tuple
+
+import pytest
+
+from kdumptool.cli.main import main
+from tests.conftest import FIXTURES, REPO
+
+GOLDEN = FIXTURES / "dmesg" / "golden"
+REGEN = os.environ.get("KDUMPTOOL_REGEN_GOLDEN") == "1"
+
+
+def run(capsys: pytest.CaptureFixture, *args: str) -> Tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if REGEN:
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text(), f"golden {name} differs (KDUMPTOOL_REGEN_GOLDEN=1 to update)"
+
+
+CASES = [
+    ("snapshot_kdump_sm_mismatch", ["--root", "fixtures/snapshots/kdump_sm_mismatch"]),
+    ("snapshot_kdump_legacy_on", ["--root", "fixtures/snapshots/kdump_legacy_on"]),
+    ("excerpt_030", ["fixtures/dmesg/corpus/excerpts/030_iommu_5429b7f131_p1_body.log"]),
+    ("web_W01", ["fixtures/dmesg/corpus/web_excerpts/W01_OpenNetworkLinux-PR897_as4630_54te.log"]),
+    ("full_060", ["fixtures/dmesg/corpus/full/060_kexec_3c955ceb2d_p1_body.log"]),
+]
+
+
+@pytest.mark.parametrize("name, args", CASES, ids=[c[0] for c in CASES])
+def test_golden(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, name: str, args: list) -> None:
+    monkeypatch.chdir(REPO)
+    code, out, err = run(capsys, "log", *args, "-f", "text")
+    assert code == 0, err
+    golden(f"{name}.txt", out)
+    code, out, err = run(capsys, "log", *args, "-f", "json")
+    assert code == 0, err
+    golden(f"{name}.json", out)
+
+
+def test_json_contract_sm_mismatch(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    code, out, _ = run(capsys, "log", "--root", "fixtures/snapshots/kdump_sm_mismatch", "-f", "json")
+    doc = json.loads(out)
+    assert set(doc) == {"events", "summary"}
+    (fault,) = [e for e in doc["events"] if e["kind"] == "dma_fault"]
+    assert {k: fault[k] for k in ("line", "bdf", "access", "address", "reason_code", "reason", "pasid", "timestamp")} == {
+        "line": 406, "bdf": "0000:00:02.0", "access": "read", "address": "0xffffc000",
+        "reason_code": "0x06", "reason": "PTE Read access is not set", "pasid": None, "timestamp": 1.344813,
+    }
+    s = doc["summary"]
+    assert s["lines"] == 493 and s["in_kdump_kernel"] is True and s["verdict_level"] == "fault"
+    assert s["devices"]["0000:00:02.0"]["iommu_group"] == 2
+    assert [m["kind"] for m in s["markers"]][-3:] == ["ir_copied", "translation_preenabled", "copy_failed"]
+
+
+def test_stdin(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = (FIXTURES / "dmesg" / "corpus" / "web_excerpts" / "W08_lkml-2013-1302.0-01541.log").read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, out, _ = run(capsys, "log", "-", "-f", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["summary"]["source"] == "<stdin>"
+    assert [(e["kind"], e["line"], e.get("end_line"), e["reason_code"]) for e in doc["events"]][0] == (
+        "dma_fault", 1, 2, "0x0c")
+
+
+def test_missing_file_is_one_line_error(capsys: pytest.CaptureFixture, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run(capsys, "log", str(tmp_path / "nope.log"))
+    assert code == 1 and err == f"error: {tmp_path / 'nope.log'}: no such file\n"
+    code, out, err = run(capsys, "log", str(tmp_path))
+    assert code == 1 and err.startswith("error: ") and "directory" in err
+    code, out, err = run(capsys, "log", "--root", str(tmp_path))
+    assert code == 1 and "holds no kernel log" in err
+
+
+def test_binary_garbage_file(capsys: pytest.CaptureFixture, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "junk.bin"
+    p.write_bytes(bytes(range(256)) * 50 + b"\nDMAR: IOMMU disabled\n\xff\xfe")
+    code, out, err = run(capsys, "log", str(p), "-f", "text")
+    assert code == 0 and "iommu_disabled 1" in out
+
+
+def test_rich_output_keeps_brackets(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    code, out, _ = run(capsys, "log", "fixtures/dmesg/corpus/excerpts/030_iommu_5429b7f131_p1_body.log", "-f", "rich")
+    assert code == 0 and "[Firmware Bug]" in out.replace("\n", " ") or "Firmware" in out

@@ -1,0 +1,190 @@
+"""``kdumptool vmcore iommu|exposure|scan`` on the trimmed lab vmcores: golden text and
+JSON, the issue's JSON contract, root-table sources, --iova, and one-line errors.
+Regenerate goldens with KDUMPTOOL_REGEN_GOLDEN=1 (then read the diff)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from typing import List, Tuple
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from kdumptool.cli import vmcore_vtd
+from kdumptool.errors import KdumptoolError
+from tests.conftest import FIXTURES
+from tests.vtd_oracle import parse_roottable_check
+
+FIX = FIXTURES / "vmcore" / "vtd"
+GOLDEN = FIX / "golden"
+REGEN = os.environ.get("KDUMPTOOL_REGEN_GOLDEN") == "1"
+LEG = FIX / "legacy_on.trim.kdump"
+SM = FIX / "sm_mismatch_vmcore.trim.kdump"
+
+
+def _app() -> typer.Typer:
+    root = typer.Typer()
+    vapp = typer.Typer()
+    vmcore_vtd.register(vapp)
+
+    @root.callback()
+    def _cb() -> None:
+        pass
+
+    root.add_typer(vapp, name="vmcore")
+    return root
+
+
+def run(*args: str) -> Tuple[int, str, str]:
+    r = CliRunner().invoke(_app(), ["vmcore", *args])
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        if isinstance(r.exception, KdumptoolError):
+            return 1, r.stdout, str(r.exception)
+        raise r.exception
+    return r.exit_code, r.stdout, ""
+
+
+def golden(name: str, text: str) -> None:
+    # Paths in the output name the checkout; goldens must not depend on where it lives.
+    text = text.replace(str(FIXTURES.parent), "<repo>")
+    path = GOLDEN / name
+    if REGEN:
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text(), f"golden {name} differs (KDUMPTOOL_REGEN_GOLDEN=1 to update)"
+
+
+CASES: List[Tuple[str, List[str]]] = [
+    ("iommu_legacy_on_saved", ["iommu", str(LEG), "--saved", str(FIX / "legacy_on")]),
+    ("iommu_sm_saved", ["iommu", str(SM), "--saved", str(FIX / "sm_mismatch_vmcore")]),
+    ("iommu_sm_device", ["iommu", str(SM), "--rtaddr", "0x2411400", "--device", "00:03.0"]),
+    ("iova_sm_0xffffc000", ["iommu", str(SM), "--saved", str(FIX / "sm_mismatch_vmcore"),
+                            "--device", "00:02.0", "--iova", "0xffffc000"]),
+    ("iova_legacy_miss", ["iommu", str(LEG), "--rtaddr", "25d5000", "--device", "0000:00:02.0",
+                          "--iova", "0x1000"]),
+    ("exposure_legacy_on", ["exposure", str(LEG), "--saved", str(FIX / "legacy_on")]),
+    ("scan_legacy_on", ["scan", str(LEG)]),
+    ("scan_sm", ["scan", str(SM)]),
+]
+
+
+@pytest.mark.parametrize("name,args", CASES, ids=[c[0] for c in CASES])
+def test_golden_text_and_json(name, args):
+    code, out, err = run(*args, "-f", "text")
+    assert code == 0, err
+    golden(f"{name}.txt", out)
+    code, out, err = run(*args, "-f", "json")
+    assert code == 0, err
+    obj = json.loads(out)
+    obj.pop("seconds", None)  # scan timing
+    golden(f"{name}.json", json.dumps(obj, indent=1) + "\n")
+
+
+CONTRACT_DEVICE = {"bdf", "present", "translation_type", "address_width", "domain_id", "pt_root",
+                   "mapped_4k_pages", "mapped_large_pages", "extents", "unreadable_tables"}
+
+
+@pytest.mark.parametrize("run_name,dump", [("legacy_on", LEG), ("sm_mismatch_vmcore", SM)])
+def test_json_contract_and_oracle(run_name, dump):
+    code, out, err = run("iommu", str(dump), "--saved", str(FIX / run_name), "-f", "json")
+    assert code == 0, err
+    obj = json.loads(out)
+    oracle = parse_roottable_check((FIX / run_name / "roottable_check.txt").read_text())
+    assert obj["root_table"] == {"address": oracle.root, "mode": oracle.mode, "source": "saved",
+                                 "source_detail": obj["root_table"]["source_detail"]}
+    assert "drhd_regs.txt dmar0" in obj["root_table"]["source_detail"]
+    for d in obj["devices"]:
+        assert CONTRACT_DEVICE <= set(d)
+        assert set(d["extents"][0]) == {"iova", "phys", "size", "read", "write"} if d["extents"] else True
+        od = oracle.devices[d["bdf"].split(":", 1)[1]]
+        assert (d["domain_id"], d["mapped_4k_pages"], d["mapped_large_pages"]) == (
+            od.fields["DID"], od.mapped_4k, od.mapped_large)
+        assert sum(x["size"] for x in d["extents"]) == 4096 * d["mapped_4k_pages"]
+    assert len(obj["devices"]) == len(oracle.devices)
+
+
+def test_source_order_and_scan_fallback(tmp_path):
+    # argument beats saved; nothing given -> scan; a saved record in snapshot JSON form
+    code, out, _ = run("iommu", str(SM), "--rtaddr", "0x2411400", "--saved", str(FIX / "legacy_on"), "-f", "json")
+    assert json.loads(out)["root_table"]["source"] == "argument"
+    code, out, _ = run("iommu", str(SM), "-f", "json")
+    rt = json.loads(out)["root_table"]
+    assert (rt["source"], rt["address"], rt["mode"]) == ("scan", 0x2411000, "scalable")
+    snap = tmp_path / "snap" / "_kdumptool"
+    snap.mkdir(parents=True)
+    (snap / "vtd_registers.json").write_text(json.dumps({"units": [
+        {"name": "dmar0", "address": 0xFED90000, "read_error": None,
+         "registers": {"RTADDR": 0x25D5000, "GSTS": 0xC7000000}}]}))
+    code, out, _ = run("iommu", str(LEG), "--saved", str(tmp_path / "snap"), "-f", "json")
+    rt = json.loads(out)["root_table"]
+    assert (rt["source"], rt["address"], rt["mode"]) == ("saved", 0x25D5000, "legacy")
+    # a saved address that is not a root table: warned, then the scan finds the real one
+    (snap / "vtd_registers.json").write_text(json.dumps({"units": [
+        {"name": "dmar0", "address": 0xFED90000, "registers": {"RTADDR": 0x25DD000}}]}))
+    code, out, _ = run("iommu", str(LEG), "--saved", str(tmp_path / "snap"), "-f", "json")
+    obj = json.loads(out)
+    assert obj["root_table"]["source"] == "scan" and obj["root_table"]["address"] == 0x25D5000
+    assert any("does not look like a root table" in w for w in obj["warnings"])
+
+
+def test_mode_auto_without_ttm_bits():
+    # 0x2411000 without bit 10: auto picks scalable by structure
+    code, out, _ = run("iommu", str(SM), "--rtaddr", "2411000", "-f", "json")
+    assert json.loads(out)["root_table"]["mode"] == "scalable"
+
+
+def test_errors_are_one_line(tmp_path):
+    code, _, err = run("iommu", str(tmp_path / "missing.kdump"))
+    assert code == 1 and "\n" not in err.strip()
+    code, _, err = run("iommu", str(SM), "--saved", str(tmp_path))
+    assert code == 1 and "no _kdumptool/vtd_registers.json" in err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    code, _, err = run("iommu", str(SM), "--saved", str(bad))
+    assert code == 1 and "not JSON" in err
+    r = CliRunner().invoke(_app(), ["vmcore", "iommu", str(SM), "--iova", "0x1000"])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(_app(), ["vmcore", "iommu", str(SM), "--device", "zz:1", "--iova", "1"])
+    assert r.exit_code == 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("kdumptool.cli.vmcore") is None, reason="vmcore CLI not landed")
+def test_wired_into_kdumptool_vmcore(capsys):
+    from kdumptool.cli.main import main
+
+    try:
+        main(["vmcore", "iommu", str(LEG), "--rtaddr", "0x25d5000", "-f", "json"])
+    except SystemExit as e:
+        assert not e.code
+    assert json.loads(capsys.readouterr().out)["root_table"]["address"] == 0x25D5000
+
+
+def test_register_source_only_when_translation_is_off(monkeypatch):
+    """In a kdump kernel (dump = /proc/vmcore), RTADDR read live is used when GSTS.TES is
+    clear (intel_iommu=off: it still points at the old table), skipped when TES is set."""
+    from pathlib import Path
+
+    from kdumptool.analysis.model import IommuUnit
+    from kdumptool.formats.vtd_regs import decode_vtd_registers
+    from kdumptool.sources import system
+    from kdumptool.sources.vmcore import open_dump
+
+    gsts = {"value": 0x47000000}  # TES (bit 31) clear
+
+    def fake_units(root, dmar, warnings, read_registers=True):
+        regs = decode_vtd_registers({"RTADDR": 0x2411400, "GSTS": gsts["value"]})
+        return [IommuUnit(name="dmar0", address=0xFED90000, registers=regs)]
+
+    monkeypatch.setattr(system, "read_dmar_table", lambda root, warnings: (None, None))
+    monkeypatch.setattr(system, "read_units", fake_units)
+    with open_dump(str(SM)) as dump:
+        got = vmcore_vtd._resolve(dump, Path("/proc/vmcore"), None, None, None, "auto")
+        assert got[:3] == (0x2411000, "scalable", "register")
+        gsts["value"] = 0xC7000000  # TES set: the kdump kernel's own table; fall back to the scan
+        got = vmcore_vtd._resolve(dump, Path("/proc/vmcore"), None, None, None, "auto")
+        assert got[2] == "scan" and any("translation is on" in w for w in got[5])
+        # a dump that is not /proc/vmcore never looks at live registers
+        assert vmcore_vtd._resolve(dump, SM, None, None, None, "auto")[2] == "scan"
