@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 TABLES = REPO / "fixtures" / "dmar" / "tables"
@@ -28,14 +29,23 @@ def largest_server_table() -> Path:
     return max(servers, key=lambda p: p.stat().st_size)
 
 
-def timed(cmd: List[str], runs: int, env: Dict[str, str]) -> List[float]:
-    out = []
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(cmd: List[str], runs: int, env: Dict[str, str]) -> Tuple[List[float], List[float]]:
+    """Wall time and CPU time (user + sys of the child) per run, in ms. On a shared,
+    loaded machine the CPU time is the steadier figure."""
+    wall, cpu = [], []
     for _ in range(runs):
+        c0 = _cpu()
         t0 = time.perf_counter()
         subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        check=True)
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((_cpu() - c0) * 1000)
+    return wall, cpu
 
 
 def top_imports(cmd: List[str], env: Dict[str, str], n: int = 6) -> List[str]:
@@ -66,16 +76,24 @@ def main() -> None:
     cases = {
         "python3 -c pass (interpreter floor)": [sys.executable, "-c", "pass"],
         "kdumptool --version": base + ["--version"],
+        "import typer (click, rich)": [sys.executable, "-c", "import typer"],
+        "import typer + its pydantic coercion (typer>=0.16, per command run)": [
+            sys.executable, "-c", "import typer, importlib.util as u; "
+            "u.find_spec('typer._adapters') and __import__('typer._adapters')"],
+        "import the dmar stack (construct, decoder, checks, text render)": [
+            sys.executable, "-c", "import kdumptool.analysis.dmar_checks, kdumptool.render.dmar, "
+            "kdumptool.sources.acpi"],
         f"kdumptool dmar {table.name} -f text": base + ["dmar", str(table), "-f", "text"],
         f"kdumptool dmar {table.name} -f json": base + ["dmar", str(table), "-f", "json"],
         f"kdumptool dmar {table.name} -f rich": base + ["dmar", str(table), "-f", "rich"],
     }
-    print(f"python {sys.version.split()[0]}, {args.runs} runs each, fresh interpreter per run")
+    print(f"python {sys.version.split()[0]}, {args.runs} runs each, fresh interpreter per run, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for label, cmd in cases.items():
         timed(cmd, 2, env)  # warm the page cache (and .pyc files), not the interpreter
-        t = timed(cmd, args.runs, env)
-        print(f"{label:<60} median {statistics.median(t):6.1f} ms  "
-              f"min {min(t):6.1f}  max {max(t):6.1f}")
+        wall, cpu = timed(cmd, args.runs, env)
+        print(f"{label}\n    wall median {statistics.median(wall):6.1f} ms (min {min(wall):6.1f})"
+              f"   cpu median {statistics.median(cpu):6.1f} ms (min {min(cpu):6.1f})")
     for label in ("kdumptool --version", f"kdumptool dmar {table.name} -f text"):
         print(f"\nimports of {label}:")
         for line in top_imports(cases[label], env):

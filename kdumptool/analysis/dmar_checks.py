@@ -110,7 +110,8 @@ def check_dmar(dmar: Dmar, pci: Optional[Mapping[str, Optional[int]]] = None) ->
     if not dmar.intr_remap:
         add(Finding("INTR_REMAP_NOT_SUPPORTED", WARNING,
                     "INTR_REMAP flag clear: the platform does not support interrupt "
-                    "remapping (no x2APIC above 255 CPUs; kdump cannot rely on IR)", 0x25))
+                    "remapping (device MSIs are not remapped or isolated; no x2APIC "
+                    "for APIC IDs above 255)", 0x25))
     if dmar.x2apic_opt_out:
         add(Finding("X2APIC_OPT_OUT", WARNING,
                     "X2APIC_OPT_OUT set: firmware asks the OS to stay in xAPIC mode "

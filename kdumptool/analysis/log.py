@@ -50,6 +50,7 @@ MARKER_KINDS = (
     "ir_copied",
     "ir_not_kdump",
     "firmware_bug",
+    "hw_malfunction",
 )
 _KDUMP_KINDS = frozenset(
     {"kdump_kernel", "translation_preenabled", "tables_copied", "copy_failed", "ir_copied"}
@@ -478,7 +479,8 @@ def _verdict(
     level = "ok"
     units = sorted({m.unit for m in markers if m.kind == "copy_failed" and m.unit})
     if counts.get("copy_failed"):
-        why = " (scalable mode is disallowed here: the crashed kernel ran in scalable mode)" if counts.get("sm_disallowed") else ""
+        why = (" (scalable mode is disallowed in this kernel; the crashed kernel probably ran in scalable"
+               " mode, whose tables a legacy-mode kernel cannot copy)") if counts.get("sm_disallowed") else ""
         parts.append(
             f"the kdump kernel failed to copy the crashed kernel's translation tables for {', '.join(units) or 'a unit'}{why}"
         )
@@ -499,6 +501,13 @@ def _verdict(
         parts.append(f"{_plural(n, word)} from {_plural(len(devs), 'device')} (most: {who}, {reason})")
     if suppressed:
         parts.append(f"{suppressed} more fault messages suppressed by rate limiting")
+    if counts.get("hw_malfunction"):
+        parts.append("the kernel reported \"DMAR hardware is malfunctioning\"")
+        level = "fault"
+    if counts.get("qi_error"):
+        parts.append(f"{_plural(counts['qi_error'], 'invalidation queue error line')} (IQE/ITE/ICE)")
+        if level == "ok":
+            level = "warning"
     if counts.get("firmware_bug"):
         parts.append(f"{_plural(counts['firmware_bug'], 'firmware bug warning')} about the DMAR table")
         if level == "ok":

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 # Register bits, spelled as the kernel spells them (include/linux/intel-iommu.h).
 DMA_GSTS_TES = 1 << 31
@@ -293,23 +293,86 @@ class LogMarkers:
         return self.lines == 0
 
 
-_TS = re.compile(r"^\s*(?:<\d+>)?\s*\[\s*\d+\.\d+\]\s?")
-_QUICK = ("DMAR", "x2apic", "Kernel command line", " 0000:")
 #: Device lines of the PCI core and port services are not a driver's probe.
-_NOT_DRIVERS = frozenset(("pci", "pcieport", "pci_bus", "acpi", "ACPI"))
+_NOT_DRIVERS = frozenset(("pci", "pcieport", "pci_bus", "acpi", "ACPI", "PCI"))
+_DMAR_KINDS = tuple((k, rx) for k, rx in MARKERS if k not in ("cmdline", "probe", "x2apic"))
+_BY_KIND = dict(MARKERS)
 
 
 def scan_log(lines: Iterable[str], source: str = "dmesg") -> LogMarkers:
     """Find the VT-d marker lines of a kernel log (line numbers are 1-based)."""
+    return scan_log_text("\n".join(lines), source)
+
+
+def _positions(data: bytes, needle: bytes) -> List[int]:
+    out = []
+    i = data.find(needle)
+    while i >= 0:
+        out.append(i)
+        i = data.find(needle, i + 1)
+    return out
+
+
+def _strip_ts(raw: str) -> str:
+    s = raw.lstrip()
+    if s.startswith("<"):
+        s = s[s.find(">") + 1 :]
+    if s.startswith("["):
+        close = s.find("]")
+        if close > 0:
+            return s[close + 1 :].lstrip(" ")
+    return s
+
+
+_NOT_DRIVERS_B = frozenset(w.encode() for w in _NOT_DRIVERS)
+
+
+def scan_log_text(
+    text: Union[str, bytes], source: str = "dmesg", probes: bool = True, segments: Iterable[int] = (0,)
+) -> LogMarkers:
+    """:func:`scan_log` over the whole log as one string or bytes (the fast path for big
+    logs: candidate lines are found with ``find`` on literal keywords, line numbers by
+    counting newlines, and only candidate lines are decoded). Driver probe lines
+    (``e1000e 0000:00:02.0: ...``) are collected when ``probes``, for the PCI
+    ``segments`` given."""
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
     found: List[Marker] = []
     probed = set()
-    n = 0
-    for n, raw in enumerate(lines, 1):
-        if not any(q in raw for q in _QUICK):
-            continue
-        text = _TS.sub("", raw.rstrip("\n"))
-        for kind, rx in MARKERS:
-            m = rx.search(text)
+    cands: List[Tuple[int, str]] = []
+    for kw in ("DMAR", "x2apic", "Kernel command line"):
+        cands.extend((p, kw) for p in _positions(data, kw.encode()))
+    if probes:
+        for seg in segments:
+            cands.extend((p, "bdf") for p in _positions(data, f" {seg:04x}:".encode()))
+    cands.sort()
+    lineno = 1
+    counted_to = 0
+    line_end = -1
+    for pos, kw in cands:
+        if pos < line_end:
+            continue  # a second keyword on a line already handled
+        if kw == "bdf":
+            # "[ts] e1000e 0000:00:02.0: ..." -- the word before the address is the driver.
+            w0 = data.rfind(b" ", max(0, pos - 64), pos) + 1
+            if data[w0:pos] in _NOT_DRIVERS_B or data.rfind(b"\n", w0, pos) >= 0:
+                continue
+        start = data.rfind(b"\n", 0, pos) + 1
+        line_end = data.find(b"\n", pos)
+        if line_end < 0:
+            line_end = len(data)
+        lineno += data.count(b"\n", counted_to, start)
+        counted_to = start
+        raw = data[start:line_end].decode("utf-8", "replace")
+        body = _strip_ts(raw)
+        if kw == "DMAR":
+            kinds: Tuple[Tuple[str, re.Pattern[str]], ...] = _DMAR_KINDS
+        elif kw == "bdf":
+            kinds = (("probe", _BY_KIND["probe"]),)
+        else:
+            k = "x2apic" if kw == "x2apic" else "cmdline"
+            kinds = ((k, _BY_KIND[k]),)
+        for kind, rx in kinds:
+            m = rx.search(body)
             if m:
                 if kind == "probe":
                     key = (m.group("drv"), m.group("bdf"))
@@ -317,9 +380,10 @@ def scan_log(lines: Iterable[str], source: str = "dmesg") -> LogMarkers:
                         break
                     probed.add(key)
                 groups = tuple((k, v) for k, v in m.groupdict().items() if v is not None)
-                found.append(Marker(kind, Evidence(source, raw.rstrip("\n").strip(), n), groups))
+                found.append(Marker(kind, Evidence(source, raw.strip(), lineno), groups))
                 break
-    return LogMarkers(source, tuple(found), n)
+    total = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    return LogMarkers(source, tuple(found), total)
 
 
 # --------------------------------------------------------------------------------------

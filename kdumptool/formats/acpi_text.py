@@ -31,17 +31,13 @@ class TextTable:
 
 
 def looks_like_text(data: bytes) -> bool:
-    """True for input that is plain text (acpidump output), not a binary table."""
+    """True for input that is plain text (acpidump output), not a binary table.
+
+    A binary ACPI table always has NUL bytes in its header (the high bytes of the
+    32-bit length, for any table under 16 MiB); text never does.
+    """
     head = data[:4096]
-    if not head:
-        return False
-    if b"\0" in head:
-        return False
-    try:
-        head.decode("ascii")
-    except UnicodeDecodeError:
-        return False
-    return True
+    return bool(head) and b"\0" not in head
 
 
 def parse_acpi_text(text: str, name: str = "<text>") -> List[TextTable]:
@@ -112,7 +108,7 @@ def extract_table(data: bytes, signature: str = "DMAR", name: str = "<input>") -
     """
     if not looks_like_text(data):
         return data
-    text = data.decode("ascii")
+    text = data.decode("utf-8", "replace")
     tables = parse_acpi_text(text, name)
     if not tables:
         raise DecodeError(name, None, "text input holds no acpidump hex table")

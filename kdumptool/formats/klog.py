@@ -233,7 +233,8 @@ class LogEvent:
 
 
 _HEX_DETAILS = frozenset(
-    {"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "status"}
+    {"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "status", "sid", "qw0",
+     "qw1", "reason"}
 )
 
 # --- line normaliser ------------------------------------------------------------------------
@@ -385,7 +386,7 @@ _SECOND_LINE_RE = re.compile(r"(?:(?:DMAR|dmar|INTR-REMAP)\s*:\s*)+\[\s*fault\s+
 _KEYWORDS_RE = re.compile(
     r"DMAR|dmar|INTR-REMAP|AER|PCIe Bus Error|IOMMU|iommu|Firmware Bug|elfcorehdr|crashkernel"
     r"|Kernel panic|Trigger a crash|Starting new kernel|table entries|entry|pte level|not present"
-    r"|Request device|\[DMA|Linux version"
+    r"|Request device|\[DMA|Linux version|Invalidation|QI "
 )
 
 _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
@@ -408,6 +409,13 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("ir_mode", re.compile(r"DMAR-IR:\s*Enabled IRQ remapping in (?P<mode>x2apic|xapic) mode")),
     ("rmrr", re.compile(r"RMRR base:\s*(?P<base>" + _HEX + r")\s+end:\s*(?P<end>" + _HEX + r")")),
     ("drhd", re.compile(r"DRHD base:\s*(?P<base>" + _HEX + r")\s+flags:\s*(?P<flags>" + _HEX + r")")),
+    ("qi_error", re.compile(
+        r"VT-d detected Invalidation (?P<error>Queue|Time-out|Completion) Error:\s*"
+        r"(?:Reason\s+(?P<reason>[0-9a-fA-F]+)|SID\s+(?P<sid>[0-9a-fA-F]+))")),
+    ("qi_error", re.compile(r"Invalidation (?P<error>Queue|Time-out|Completion) Error \((?P<code>IQE|ITE|ICE)\) cleared")),
+    ("qi_error", re.compile(
+        r"QI (?P<which>HEAD|PRIOR):\s*(?P<desc>\S+)\s+qw0\s*=\s*(?P<qw0>" + _HEX + r"),\s*qw1\s*=\s*(?P<qw1>" + _HEX + r")")),
+    ("hw_malfunction", re.compile(r"DMAR hardware is malfunctioning")),
     ("boot", re.compile(r"^Linux version (?P<version>\S+)")),
     ("kdump_kernel", re.compile(r"Kernel command line:.*\belfcorehdr=(?P<elfcorehdr>\S+)")),
     ("crashkernel_reserved", re.compile(r"Reserving (?P<size>\d+MB) of (?:low )?memory at (?P<at>\S+) for crashkernel")),
@@ -424,13 +432,18 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
         r"|page table not present at level -?\d+)")),
 ]
 _AER_RE = re.compile(
-    r"^(?:(?P<driver>[\w.-]+)\s+)?(?P<dev>[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])\s*:\s*"
+    r"^(?:(?P<driver>[\w.-]+)\s+)?(?P<dev>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])\s*:\s*"
     r"(?P<rest>(?:AER:|PCIe Bus Error).*)$"
 )
-_AER_SRC_RE = re.compile(r"received:\s*(?:id=)?(?P<src>[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]|[0-9a-fA-F]{4})")
+# "error received: 0000:03:00.0" (<= 5.x), "error message received from 0000:00:1c.0" (>= 6.x),
+# "error received: id=0300" (old: a requester id).
+_AER_SRC_RE = re.compile(
+    r"received(?::|\s+from)\s*(?:id=)?(?P<src>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]|[0-9a-fA-F]{4}\b)"
+)
 _AER_ERROR_RE = re.compile(r"[Ee]rror|severity=|Uncorrect|Corrected")
 _AER_SEV_RE = re.compile(r"severity=(?P<sev>[A-Za-z ()-]+?),\s*type=(?P<type>[^,]+)")
-_INT_DETAILS = frozenset({"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "flags", "level"})
+_INT_DETAILS = frozenset({"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "flags",
+                          "level", "sid", "qw0", "qw1", "reason"})
 
 _MAX_HELD = 4  # lines a wrapped fault may span
 
@@ -557,7 +570,12 @@ def _simple_event(ln: LogLine) -> Optional[LogEvent]:
                 d[k] = v
         if kind == "unit":
             unit = m.group("unit")
-        return LogEvent(ln.number, kind, text, ln.number, ln.timestamp, ln.wallclock,
+        sid_bdf: Optional[str] = None
+        sid_val: Any = d.get("sid")
+        if isinstance(sid_val, int) and sid_val not in (0, 0xFFFF) and sid_val <= 0xFFFF:
+            # A source id is bus:devfn; 0 means "not recorded", ffff the all-ones of a dead device.
+            sid_bdf = f"0000:{sid_val >> 8:02x}:{(sid_val >> 3) & 0x1F:02x}.{sid_val & 7}"
+        return LogEvent(ln.number, kind, text, ln.number, ln.timestamp, ln.wallclock, bdf=sid_bdf,
                         address=address, unit=unit, value=value, details=d)
     return None
 
@@ -580,6 +598,7 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
     with replacement); a string holding several lines is split.
     """
     pending: Optional[_Pending] = None
+    held: Optional[LogLine] = None  # a keyword line that said nothing yet: maybe wrapped
     number = 0
     for raw in lines:
         number += 1
@@ -588,11 +607,17 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
         body = raw.rstrip("\r\n")
         parts = body.split("\n") if "\n" in body else [body]
         for part in parts:
-            if pending is None and not _KEYWORDS_RE.search(part):
+            if pending is None and held is None and not _KEYWORDS_RE.search(part):
                 continue  # fast path: nothing we know starts here (the message is a substring)
             ln = normalise_line(part, number)
             if ln.meta:
                 continue
+            if held is not None:
+                ev = _join_wrapped(held, ln)
+                held = None
+                if ev is not None:
+                    yield ev
+                    continue
             if pending is not None:
                 status, out = _continue(pending, ln)
                 yield from out
@@ -603,8 +628,30 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
                     continue
             pending, out = _start(ln)
             yield from out
+            if pending is None and not out and ln.text and _KEYWORDS_RE.search(ln.text):
+                held = ln
     if pending is not None:
         yield from _flush(pending)
+
+
+def _join_wrapped(held: LogLine, ln: LogLine) -> Optional[LogEvent]:
+    """A one-line message that a mailer wrapped: ``DMAR: DRHD: handling fault`` +
+    ``status reg 2``. Joined only when the next line is a bare continuation, says
+    nothing on its own, and the two together match (so the match spans the break)."""
+    if ln.prefixed or not ln.text or _simple_event(ln) is not None:
+        return None
+    if "Request device" in ln.text or _FAULT_HEAD_RE.search(ln.text):
+        return None
+    joined = LogLine(held.number, held.text + " " + ln.text, held.timestamp, held.wallclock,
+                     held.delta, held.prefixed, held.quote)
+    ev = _simple_event(joined)
+    if ev is None:
+        return None
+    return LogEvent(
+        line=ev.line, kind=ev.kind, text=ev.text, end_line=ln.number, timestamp=ev.timestamp,
+        wallclock=ev.wallclock, bdf=ev.bdf, address=ev.address, unit=ev.unit, value=ev.value,
+        details=ev.details, warnings=ev.warnings,
+    )
 
 
 _WAIT, _DONE, _AGAIN = "wait", "done", "again"

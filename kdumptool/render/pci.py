@@ -77,7 +77,7 @@ def no_vtd_reason(system: System) -> Optional[str]:
             "so no DMA is remapped by VT-d"
         )
     if system.dmar is None:
-        return "no VT-d unit known: the DMAR table could not be decoded and sysfs shows no intel-iommu unit"
+        return "no VT-d unit known: the DMAR table could not be read or decoded and sysfs shows no intel-iommu unit"
     return "no VT-d unit: the DMAR table lists no DRHD and sysfs shows no intel-iommu unit"
 
 

@@ -63,23 +63,26 @@ def _int(text: Optional[str]) -> Optional[int]:
         return None
 
 
-def read_dmar_table(root: Root, warnings: List[str]) -> Tuple[Optional[bytes], Optional[Any]]:
-    """Raw DMAR bytes and the decoded table (None when absent or undecodable)."""
-    raw = None
+def read_dmar_table(root: Root, warnings: List[str]) -> Tuple[bool, Optional[Any]]:
+    """Whether a DMAR table exists, and the decoded table (None when absent, unreadable
+    for this user, or undecodable: the reason goes to ``warnings``)."""
+    if not root.exists(DMAR_TABLE):
+        return False, None
     try:
         raw = root.read_bytes(DMAR_TABLE)
-    except KdumptoolError:
-        return None, None
+    except KdumptoolError as err:
+        warnings.append(f"DMAR table not read: {err}")
+        return True, None
     try:
         dmar_mod = importlib.import_module("kdumptool.formats.dmar")
     except ImportError:
         warnings.append("DMAR table present but the DMAR decoder is not available")
-        return raw, None
+        return True, None
     try:
-        return raw, dmar_mod.parse_dmar(raw, str(root.p(DMAR_TABLE)))
+        return True, dmar_mod.parse_dmar(raw, str(root.p(DMAR_TABLE)))
     except KdumptoolError as err:
         warnings.append(f"DMAR: {err}")
-        return raw, None
+        return True, None
 
 
 def _drhds(dmar: Any) -> List[Any]:
@@ -185,7 +188,7 @@ def read_system(
     else:
         raw = pci_src.read_pci_devices(root, warnings)
     groups = iommu_src.read_groups(root, warnings)
-    dmar_raw, dmar = read_dmar_table(root, warnings)
+    dmar_present, dmar = read_dmar_table(root, warnings)
     units = read_units(root, dmar, warnings, read_registers)
     iomem_text = root.read_optional("/proc/iomem")
     return build_system(
@@ -201,7 +204,7 @@ def read_system(
         iomem=parse_iomem(iomem_text) if iomem_text else (),
         kdump_config=read_kdump_config(root),
         warnings=warnings,
-        dmar_present=dmar_raw is not None,
+        dmar_present=dmar_present,
     )
 
 

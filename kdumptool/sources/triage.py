@@ -13,9 +13,9 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, Tuple, Union
 
-from kdumptool.analysis.scenario import KernelDefaults, parse_kernel_config, scan_log
+from kdumptool.analysis.scenario import KernelDefaults, parse_kernel_config, scan_log, scan_log_text
 from kdumptool.analysis.triage import Capacity, CrashedKernel, TriageInput
 from kdumptool.errors import KdumptoolError, PermissionDenied, SourceMissing
 from kdumptool.sources.initramfs import read_kdump_initrd, running_release
@@ -23,22 +23,22 @@ from kdumptool.sources.kdumpconf import read_kdump_settings
 from kdumptool.sources.root import Root
 
 
-def read_log_lines(root: Root) -> Tuple[List[str], str]:
-    """The kernel log as ``dmesg`` prints it, and where it came from."""
+def read_log_text(root: Root) -> Tuple[Union[str, bytes], str]:
+    """The kernel log as ``dmesg`` prints it (bytes or text), and where it came from."""
     path = root.extra("dmesg.txt")
     if path.exists():
-        return path.read_text(errors="replace").splitlines(), "_kdumptool/dmesg.txt"
+        return path.read_bytes(), "_kdumptool/dmesg.txt"
     if root.is_live:
         exe = shutil.which("dmesg")
         if exe is not None:
             try:
                 proc = subprocess.run([exe], capture_output=True, check=False, timeout=30)
                 if proc.returncode == 0:
-                    return proc.stdout.decode("utf-8", "replace").splitlines(), "dmesg"
+                    return proc.stdout, "dmesg"
             except (OSError, subprocess.TimeoutExpired):
                 pass
-        return _read_kmsg(), "/dev/kmsg"
-    return [], "(no kernel log in the snapshot)"
+        return "\n".join(_read_kmsg()), "/dev/kmsg"
+    return "", "(no kernel log in the snapshot)"
 
 
 def _read_kmsg() -> List[str]:
@@ -217,7 +217,7 @@ def read_crashed_kernel(vmcore: Optional[str], saved: Optional[str]) -> Optional
                         break
         for name in ("vmcore-dmesg.txt", "dmesg.txt") + tuple(n for n in sorted(os.listdir(d)) if n.startswith("dmesg.")):
             if (d / name).is_file():
-                lines = (d / name).read_text(errors="replace").splitlines()
+                lines = (d / name).read_text(errors="replace").split("\n")
                 source = str(d / name)
                 break
     if vmcore is not None and lines is None:
@@ -247,9 +247,12 @@ def read_triage_input(
     from kdumptool.sources.system import read_system
 
     system = read_system(root)
-    lines, log_source = read_log_lines(root)
-    log = scan_log(lines, log_source)
-    del lines
+    text, log_source = read_log_text(root)
+    # Probe lines are needed inside a kdump kernel (which drivers replaced copied
+    # entries); a first kernel's log can be huge and its probes are not used.
+    log = scan_log_text(text, log_source, probes=system.in_kdump_kernel,
+                        segments=sorted({d.segment for d in system.devices.values()}) or (0,))
+    del text
     release = running_release(root)
     settings = read_kdump_settings(root)
     initrd = None

@@ -79,6 +79,14 @@ def test_bad_checksum_and_haw() -> None:
     assert "BAD_CHECKSUM" in found and "HAW_IMPLAUSIBLE" in found
 
 
+def test_reserved_bits() -> None:
+    data = bytearray(B.table([B.drhd(0xFED90000, [IOAPIC], flags=1)], flags=0x09))
+    data[0x2F] = 0x80
+    data[9] = (data[9] - 0x80) & 0xFF  # keep the checksum right
+    found = [f.id for f in check_dmar(parse_dmar(bytes(data)))]
+    assert found == ["FLAGS_RESERVED", "HEADER_RESERVED_NONZERO"]
+
+
 def test_truncated() -> None:
     data = B.table([B.drhd(0xFED90000, [IOAPIC], flags=1)])
     found = [f.id for f in check_dmar(parse_dmar(data[:-4]))]

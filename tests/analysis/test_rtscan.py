@@ -90,7 +90,7 @@ def test_missing_root_page_is_invalid_candidate():
     assert not c.valid and "unreadable" in c.violations[0]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(fuzz_memory())
 def test_fuzz_check_and_walk(mem):
     """Arbitrary entries pointing at each other: only KdumptoolError may escape (none expected)."""

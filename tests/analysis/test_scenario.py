@@ -180,3 +180,22 @@ def test_fuzz_scan_log(lines):
 def test_fuzz_params(text):
     parse_iommu_params(text)
     parse_kernel_config(text)
+
+
+def test_text_and_bytes_scans_agree():
+    text = "\n".join(SM_KDUMP_LOG) + "\n"
+    a = scan_log(SM_KDUMP_LOG, "x")
+    from kdumptool.analysis.scenario import scan_log_text
+
+    b = scan_log_text(text.encode(), "x")
+    assert a.markers == b.markers and a.lines == b.lines == len(SM_KDUMP_LOG)
+    c = scan_log_text(text.encode(), "x", probes=False)
+    assert [m.kind for m in c.markers] == [m.kind for m in a.markers if m.kind != "probe"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_fuzz_scan_bytes(data):
+    from kdumptool.analysis.scenario import scan_log_text
+
+    scan_log_text(data + b"\nDMAR: [DMA Read] Request device [00:02.0] fault addr 0x1 [fault reason 0x06] x\n 0000:00:01.0")

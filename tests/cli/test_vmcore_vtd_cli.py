@@ -160,3 +160,31 @@ def test_wired_into_kdumptool_vmcore(capsys):
     except SystemExit as e:
         assert not e.code
     assert json.loads(capsys.readouterr().out)["root_table"]["address"] == 0x25D5000
+
+
+def test_register_source_only_when_translation_is_off(monkeypatch):
+    """In a kdump kernel (dump = /proc/vmcore), RTADDR read live is used when GSTS.TES is
+    clear (intel_iommu=off: it still points at the old table), skipped when TES is set."""
+    from pathlib import Path
+
+    from kdumptool.analysis.model import IommuUnit
+    from kdumptool.formats.vtd_regs import decode_vtd_registers
+    from kdumptool.sources import system
+    from kdumptool.sources.vmcore import open_dump
+
+    gsts = {"value": 0x47000000}  # TES (bit 31) clear
+
+    def fake_units(root, dmar, warnings, read_registers=True):
+        regs = decode_vtd_registers({"RTADDR": 0x2411400, "GSTS": gsts["value"]})
+        return [IommuUnit(name="dmar0", address=0xFED90000, registers=regs)]
+
+    monkeypatch.setattr(system, "read_dmar_table", lambda root, warnings: (None, None))
+    monkeypatch.setattr(system, "read_units", fake_units)
+    with open_dump(str(SM)) as dump:
+        got = vmcore_vtd._resolve(dump, Path("/proc/vmcore"), None, None, None, "auto")
+        assert got[:3] == (0x2411000, "scalable", "register")
+        gsts["value"] = 0xC7000000  # TES set: the kdump kernel's own table; fall back to the scan
+        got = vmcore_vtd._resolve(dump, Path("/proc/vmcore"), None, None, None, "auto")
+        assert got[2] == "scan" and any("translation is on" in w for w in got[5])
+        # a dump that is not /proc/vmcore never looks at live registers
+        assert vmcore_vtd._resolve(dump, SM, None, None, None, "auto")[2] == "scan"

@@ -141,3 +141,14 @@ def test_lab_capture_tables(shared: Path) -> None:
     for b in bins:
         dmar = parse_dmar(b.read_bytes(), str(b))
         assert compare_with_dsl(dmar, oracle) == []
+
+
+@pytest.mark.corpus
+def test_corpus_ivrs_tables_are_named(shared: Path) -> None:
+    from kdumptool.errors import UnsupportedFormat
+
+    ivrs = sorted((shared / "corpus" / "dmar" / "ivrs").glob("*.dat"))
+    assert len(ivrs) == 5
+    for p in ivrs:
+        with pytest.raises(UnsupportedFormat, match=r"AMD IOMMU \(IVRS\): not an Intel VT-d table"):
+            parse_dmar(p.read_bytes(), p.name)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kdumptool.errors import DecodeError, UnsupportedFormat
+from kdumptool.errors import DecodeError, KdumptoolError, UnsupportedFormat
 from kdumptool.formats.acpi_text import extract_table, looks_like_text, parse_acpi_text
 from tests.conftest import FIXTURES
 
@@ -62,3 +64,23 @@ def test_no_dmar_among_other_tables() -> None:
     )
     with pytest.raises(UnsupportedFormat, match="no DMAR table"):
         extract_table(only_apic_hpet.encode(), "DMAR", "dump.txt")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789ABCDEFabcdef :@x\n DMARIVS/.", max_size=400))
+def test_fuzz_text(text: str) -> None:
+    try:
+        extract_table(text.encode(), "DMAR", "fuzz.txt")
+    except KdumptoolError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2000), st.integers(0, 255))
+def test_fuzz_mutated_dump(pos: int, val: int) -> None:
+    raw = bytearray((D / "text" / "lab_acpidump.txt").read_bytes())
+    raw[pos % len(raw)] = val
+    try:
+        extract_table(bytes(raw), "DMAR", "dump.txt")
+    except KdumptoolError:
+        pass

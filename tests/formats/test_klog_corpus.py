@@ -179,3 +179,33 @@ def test_kexec_logs_markers() -> None:
     assert [ln for ln, k in k32 if k == "ir_copied"] == [65, 66]
     w01 = list(parse_log((CORPUS / "web_excerpts" / "W01_OpenNetworkLinux-PR897_as4630_54te.log").read_text().splitlines()))
     assert [(e.line, e.value) for e in w01 if e.kind == "suppressed"] == [(7, 2474)]
+
+
+# The corpus's SOURCES.tsv counts kdump/kexec lines per file (column n_kdump_kexec_lines),
+# counted by the corpus builder independently of this parser: an oracle for the markers.
+KDUMP_KINDS = {"translation_preenabled", "tables_copied", "copy_failed", "translation_not_kdump",
+               "ir_copied", "ir_not_kdump"}
+
+
+def _kdump_agreement(top: Path) -> Tuple[int, List[str]]:
+    import csv
+
+    rows = list(csv.DictReader((top / "SOURCES.tsv").open(), delimiter="\t"))
+    bad = []
+    for r in rows:
+        path = top / r["file"]
+        n = sum(e.kind in KDUMP_KINDS for e in parse_log(path.read_text(errors="replace").splitlines()))
+        if n != int(r["n_kdump_kexec_lines"]):
+            bad.append(f"{r['file']}: {n} != {r['n_kdump_kexec_lines']}")
+    return len(rows), bad
+
+
+def test_fixture_kdump_lines_agree_with_sources_tsv() -> None:
+    n, bad = _kdump_agreement(CORPUS)
+    assert n == 42 and bad == []
+
+
+@pytest.mark.corpus
+def test_corpus_kdump_lines_agree_with_sources_tsv(shared: Path) -> None:
+    n, bad = _kdump_agreement(shared / "corpus" / "dmesg")
+    assert n == 125 and bad == []

@@ -102,7 +102,7 @@ def test_saved_register_records():
         vt.parse_vtd_registers_json({"units": 3})
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.one_of(st.text(), st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["units", "registers", "RTADDR", "name"]), c, max_size=3),

@@ -156,3 +156,25 @@ def test_collect_live_host(tmp_path, capsys):
         snap = read_system(back)
     assert set(snap.devices) == set(live.devices)
     assert _comparable(snap) == _comparable(live)
+
+
+def test_unreadable_dmar_is_not_reported_as_absent(tmp_path, monkeypatch):
+    """Non-root: sys/firmware/acpi/tables/DMAR exists (mode 0400) but cannot be read."""
+    from kdumptool.errors import PermissionDenied
+    from kdumptool.render.pci import no_vtd_reason
+
+    tables = tmp_path / "sys/firmware/acpi/tables"
+    tables.mkdir(parents=True)
+    (tables / "DMAR").write_bytes(b"DMAR")
+    real = Root.read_bytes
+
+    def deny(self, rel, limit=None):
+        if rel.endswith("/DMAR"):
+            raise PermissionDenied(f"{self.p(rel)}: permission denied (run as root?)")
+        return real(self, rel, limit)
+
+    monkeypatch.setattr(Root, "read_bytes", deny)
+    system = read_system(tmp_path)
+    assert system.dmar_present and system.dmar is None
+    assert any("permission denied" in w for w in system.warnings)
+    assert "could not be read" in no_vtd_reason(system)

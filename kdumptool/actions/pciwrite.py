@@ -1,0 +1,305 @@
+"""The one module of kdumptool that writes hardware: the PCI COMMAND register.
+
+What it changes: the 16-bit COMMAND register at config-space offset 0x04 (PCI Local Bus
+Specification 3.0, section 6.2.2; the kernel's ``PCI_COMMAND``), and only its Bus Master
+Enable bit (``PCI_COMMAND_MASTER``, bit 2). It writes through sysfs
+(``/sys/bus/pci/devices/<bdf>/config``), which the kernel turns into a config-space word
+write (``pci_write_config`` in drivers/pci/pci-sysfs.c), so no /dev/mem or port I/O.
+
+Safety rules, checked before every write:
+
+- dry run unless ``apply=True`` (setpci's ``-D``, inverted);
+- the device must answer: a Vendor ID of 0xffff means it is gone (surprise removal, a
+  bridge above it with its secondary bus reset, or a link down), so nothing is written;
+- the Vendor ID, Device ID and Header Type (offsets 0x00, 0x02, 0x0e) must match what the
+  plan saw, so a renumbered bus never gets a write meant for another device;
+- the new value may differ from the current one in ``PCI_COMMAND_MASTER`` only;
+- after the write the register is read back and must hold the new value;
+- every change is logged as ``0000:03:01.0 COMMAND 0x0107 -> 0x0103`` to the console
+  (stderr and, on a live host, /dev/kmsg) and to an optional journal file;
+- writing is idempotent: a device whose bit is already clear is left alone;
+- a write refused by the kernel (EPERM under lockdown, EACCES without root) raises
+  :class:`PermissionDenied` naming the cause.
+
+All paths go through a :class:`~kdumptool.sources.root.Root`, so tests run this code on a
+temporary copy of a snapshot tree, where ``config`` is a plain file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import IO, List, Optional
+
+from kdumptool.errors import ActionRefused, PermissionDenied, SourceMissing
+from kdumptool.sources.root import Root
+
+# Config-space offsets and bits, spelled as in include/uapi/linux/pci_regs.h.
+PCI_VENDOR_ID = 0x00
+PCI_DEVICE_ID = 0x02
+PCI_COMMAND = 0x04
+PCI_HEADER_TYPE = 0x0E
+PCI_COMMAND_MASTER = 0x4
+PCI_HEADER_TYPE_MASK = 0x7F
+
+#: What the kernel returns for a config read of a device that does not answer.
+ABSENT_ID = 0xFFFF
+
+
+def config_path(bdf: str) -> str:
+    return f"/sys/bus/pci/devices/{bdf}/config"
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """What the plan saw of a device; checked again right before writing."""
+
+    vendor_id: int
+    device_id: int
+    header_type: int  # layout only (bits 6:0); the multi-function bit is ignored
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What happened to one device's COMMAND register."""
+
+    bdf: str
+    before: int
+    after: int
+    #: ``changed`` (written and verified), ``unchanged`` (bit already clear),
+    #: ``dry-run`` (would change; nothing written).
+    status: str
+
+    def line(self) -> str:
+        return f"{self.bdf} COMMAND 0x{self.before:04x} -> 0x{self.after:04x}"
+
+    def as_json(self) -> dict:
+        return {"bdf": self.bdf, "before": self.before, "after": self.after, "status": self.status}
+
+
+class ChangeLog:
+    """Where every hardware change is reported: the console and a journal file.
+
+    ``console`` defaults to stderr; ``kmsg`` is the kernel log device (written only when
+    given, and a failure to write it is ignored: the console line is already out);
+    ``journal`` is appended with one timestamped line per change.
+    """
+
+    def __init__(
+        self,
+        console: Optional[IO[str]] = None,
+        kmsg: Optional[str] = None,
+        journal: Optional[str] = None,
+    ) -> None:
+        self.console = console if console is not None else sys.stderr
+        self.kmsg = kmsg
+        self.journal = journal
+        self.lines: List[str] = []
+
+    def write(self, line: str) -> None:
+        self.lines.append(line)
+        try:
+            self.console.write(f"kdumptool: {line}\n")
+            self.console.flush()
+        except (OSError, ValueError):
+            pass
+        if self.kmsg:
+            try:
+                fd = os.open(self.kmsg, os.O_WRONLY | os.O_NOCTTY)
+                try:
+                    # <5> is KERN_NOTICE: shown on a console at the default loglevel 7.
+                    os.write(fd, f"<5>kdumptool: {line}\n".encode())
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
+        if self.journal:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            try:
+                with open(self.journal, "a", encoding="utf-8") as fh:
+                    fh.write(f"{stamp} {line}\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                self.journal = None
+                self.write(f"journal {exc.filename}: {exc.strerror}; console only from now on")
+
+
+def _lockdown_state(root: Root) -> Optional[str]:
+    """The active lockdown mode (``integrity``/``confidentiality``), or None."""
+    text = root.read_optional("/sys/kernel/security/lockdown")
+    if not text:
+        return None
+    for word in text.split():
+        if word.startswith("[") and word.endswith("]"):
+            mode = word[1:-1]
+            return None if mode == "none" else mode
+    return None
+
+
+def _denied(root: Root, bdf: str, exc: OSError, doing: str) -> PermissionDenied:
+    mode = _lockdown_state(root)
+    if exc.errno == errno.EPERM and mode:
+        why = f"the kernel is locked down ({mode}): config-space writes are refused"
+    elif exc.errno == errno.EPERM:
+        why = "EPERM (kernel lockdown, or a security module refuses config-space writes)"
+    elif root.is_live and os.geteuid() != 0:
+        why = "permission denied: run as root"
+    else:
+        why = f"{exc.strerror}"
+    return PermissionDenied(f"{bdf}: {doing} {config_path(bdf)}: {why}")
+
+
+def read_config_word(root: Root, bdf: str, offset: int) -> int:
+    """A little-endian 16-bit config-space word."""
+    data = _read_config(root, bdf, offset, 2)
+    return int.from_bytes(data, "little")
+
+
+def _read_config(root: Root, bdf: str, offset: int, size: int) -> bytes:
+    path = root.p(config_path(bdf))
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise SourceMissing(f"{bdf}: {config_path(bdf)}: no such device") from None
+    except PermissionError as exc:
+        raise _denied(root, bdf, exc, "reading") from None
+    try:
+        data = os.pread(fd, size, offset)
+    except OSError as exc:
+        raise SourceMissing(f"{bdf}: {config_path(bdf)}: read at 0x{offset:x}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) != size:
+        raise SourceMissing(f"{bdf}: {config_path(bdf)}: short read at 0x{offset:x} ({len(data)} of {size} bytes)")
+    return data
+
+
+def read_identity(root: Root, bdf: str) -> DeviceIdentity:
+    head = _read_config(root, bdf, 0, 16)
+    return DeviceIdentity(
+        vendor_id=int.from_bytes(head[0:2], "little"),
+        device_id=int.from_bytes(head[2:4], "little"),
+        header_type=head[PCI_HEADER_TYPE] & PCI_HEADER_TYPE_MASK,
+    )
+
+
+def check_identity(bdf: str, seen: DeviceIdentity, expected: Optional[DeviceIdentity]) -> None:
+    """Refuse an absent device or one that is not the device the plan saw."""
+    if seen.vendor_id == ABSENT_ID:
+        raise ActionRefused(f"{bdf}: reads back as absent (Vendor ID 0xffff); not writing")
+    if expected is None:
+        return
+    if (seen.vendor_id, seen.device_id) != (expected.vendor_id, expected.device_id):
+        raise ActionRefused(
+            f"{bdf}: is now {seen.vendor_id:04x}:{seen.device_id:04x}, the plan saw "
+            f"{expected.vendor_id:04x}:{expected.device_id:04x}; not writing"
+        )
+    if seen.header_type != (expected.header_type & PCI_HEADER_TYPE_MASK):
+        raise ActionRefused(
+            f"{bdf}: header type is now {seen.header_type}, the plan saw "
+            f"{expected.header_type & PCI_HEADER_TYPE_MASK}; not writing"
+        )
+
+
+def check_change(bdf: str, before: int, after: int) -> None:
+    """Only ``PCI_COMMAND_MASTER`` may change, and only from set to clear."""
+    if not (0 <= before <= 0xFFFF and 0 <= after <= 0xFFFF):
+        raise ActionRefused(f"{bdf}: COMMAND 0x{before:x} -> 0x{after:x} is not a 16-bit value")
+    diff = before ^ after
+    if diff & ~PCI_COMMAND_MASTER:
+        raise ActionRefused(
+            f"{bdf}: COMMAND 0x{before:04x} -> 0x{after:04x} changes bits 0x{diff & ~PCI_COMMAND_MASTER:04x}"
+            " other than PCI_COMMAND_MASTER; refused"
+        )
+    if after & PCI_COMMAND_MASTER and not before & PCI_COMMAND_MASTER:
+        raise ActionRefused(f"{bdf}: COMMAND 0x{before:04x} -> 0x{after:04x} would set Bus Master Enable; refused")
+
+
+def write_command(
+    root: Root,
+    bdf: str,
+    before: int,
+    after: int,
+    *,
+    apply: bool = False,
+    expected: Optional[DeviceIdentity] = None,
+    log: Optional[ChangeLog] = None,
+) -> WriteResult:
+    """Change ``bdf``'s COMMAND register from ``before`` to ``after`` (dry run unless ``apply``).
+
+    ``before`` is the value the caller planned from; the register is read again here, and a
+    current value that differs from it in any bit other than ``PCI_COMMAND_MASTER`` is
+    refused (someone else changed the device since the plan).
+    """
+    log = log if log is not None else ChangeLog()
+    check_change(bdf, before, after)
+    check_identity(bdf, read_identity(root, bdf), expected)
+    current = read_config_word(root, bdf, PCI_COMMAND)
+    if current == ABSENT_ID:
+        raise ActionRefused(f"{bdf}: COMMAND reads 0xffff (device absent); not writing")
+    if (current ^ before) & ~PCI_COMMAND_MASTER:
+        raise ActionRefused(
+            f"{bdf}: COMMAND is now 0x{current:04x}, the plan saw 0x{before:04x}; not writing"
+        )
+    target = (current & ~PCI_COMMAND_MASTER) | (after & PCI_COMMAND_MASTER)
+    if target == current:
+        return WriteResult(bdf, current, current, "unchanged")
+    if not apply:
+        log.write(f"{bdf} COMMAND 0x{current:04x} -> 0x{target:04x} (dry run: not written)")
+        return WriteResult(bdf, current, target, "dry-run")
+    if root.is_live and os.geteuid() != 0:
+        raise PermissionDenied(f"{bdf}: writing {config_path(bdf)} needs root")
+    path = root.p(config_path(bdf))
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except PermissionError as exc:
+        raise _denied(root, bdf, exc, "opening for write") from None
+    except FileNotFoundError:
+        raise SourceMissing(f"{bdf}: {config_path(bdf)}: no such device") from None
+    try:
+        try:
+            written = os.pwrite(fd, target.to_bytes(2, "little"), PCI_COMMAND)
+        except PermissionError as exc:
+            raise _denied(root, bdf, exc, "writing") from None
+        except OSError as exc:
+            if exc.errno == errno.EPERM:
+                raise _denied(root, bdf, exc, "writing") from None
+            raise ActionRefused(f"{bdf}: writing COMMAND failed: {exc.strerror}") from None
+        if written != 2:
+            raise ActionRefused(f"{bdf}: short write of COMMAND ({written} of 2 bytes)")
+        readback = int.from_bytes(os.pread(fd, 2, PCI_COMMAND), "little")
+    finally:
+        os.close(fd)
+    if readback != target:
+        log.write(f"{bdf} COMMAND 0x{current:04x} -> 0x{target:04x} FAILED: reads back 0x{readback:04x}")
+        raise ActionRefused(
+            f"{bdf}: wrote COMMAND 0x{target:04x} but it reads back 0x{readback:04x}"
+        )
+    result = WriteResult(bdf, current, target, "changed")
+    log.write(result.line())
+    return result
+
+
+def clear_bus_master(
+    root: Root,
+    bdf: str,
+    planned_command: int,
+    *,
+    apply: bool = False,
+    expected: Optional[DeviceIdentity] = None,
+    log: Optional[ChangeLog] = None,
+) -> WriteResult:
+    """Clear Bus Master Enable of ``bdf`` (the one change quiesce makes)."""
+    return write_command(
+        root,
+        bdf,
+        planned_command,
+        planned_command & ~PCI_COMMAND_MASTER,
+        apply=apply,
+        expected=expected,
+        log=log,
+    )

@@ -1,0 +1,134 @@
+"""``kdumptool quiesce``: stop driverless bus masters (plan, dry run, or --apply).
+
+:func:`run_quiesce` is the command without its parser: ``register`` wraps it for typer,
+:mod:`kdumptool.cli.initrd` for argparse in the kdump initramfs (no typer there).
+"""
+
+# No ``from __future__ import annotations`` here: typer reads the option annotations of
+# the command defined inside register(), which must be evaluated where they are defined.
+from pathlib import Path
+from typing import Any, List, Optional, Sequence
+
+
+def run_quiesce(
+    root: Optional[Path] = None,
+    fmt: str = "text",
+    plan_only: bool = False,
+    apply: bool = False,
+    journal: Optional[Path] = None,
+    dump_finished: bool = False,
+    dump_target: Sequence[str] = (),
+    if_enabled: bool = False,
+) -> int:
+    """Plan, then dry-run or apply; returns the exit status (1 when a device was refused)."""
+    from kdumptool.actions.pciwrite import ChangeLog
+    from kdumptool.actions.quiesce import apply_quiesce, describe_plan, plan_quiesce
+    from kdumptool.errors import KdumptoolError
+    from kdumptool.render.output import emit
+    from kdumptool.sources.dumptarget import BDF_RE, find_dump_targets
+    from kdumptool.sources.knobs import read_knob
+    from kdumptool.sources.root import open_root
+    from kdumptool.sources.system import read_system
+
+    for t in dump_target:
+        if not BDF_RE.match(t):
+            raise KdumptoolError(f"--dump-target {t!r} is not SSSS:BB:DD.F")
+    with open_root(root) as r:
+        kmsg = "/dev/kmsg" if r.is_live and apply else None
+        log = ChangeLog(kmsg=kmsg, journal=str(journal) if journal else None)
+        if if_enabled:
+            knob = read_knob(r, "quiesce")
+            if not knob.value:
+                log.write(f"quiesce disabled (kdumptool.quiesce=0, from {knob.source}); nothing written")
+                emit(
+                    fmt,
+                    json_obj=lambda: {"enabled": False, "source": knob.source},
+                    text=lambda: f"quiesce disabled by {knob.source}\n",
+                )
+                return 0
+        # sysfs enumeration, not udev: the driver links are what the kernel says, and the
+        # kdump initramfs need not carry libudev.
+        system = read_system(r, use_udev=False)
+        targets = find_dump_targets(r)
+        bdfs = tuple(targets.bdfs) + tuple(t.lower() for t in dump_target)
+        plan = plan_quiesce(system, bdfs, dump_finished)
+        warnings = [*targets.conf.warnings, *targets.warnings]
+        if plan_only:
+            emit(
+                fmt,
+                json_obj=lambda: {"plan": plan.as_json(), "dump_target": targets.as_json()},
+                text=lambda: describe_plan(plan) + "".join(f"warning: {w}\n" for w in warnings),
+            )
+            return 0
+        mode = "apply" if apply else "dry run"
+        log.write(f"quiesce {mode}: {len(plan.steps)} to clear, {len(plan.skips)} left alone")
+        report = apply_quiesce(plan, r, apply=apply, log=log)
+
+    def text() -> str:
+        out = [describe_plan(plan)]
+        for w in warnings:
+            out.append(f"warning: {w}\n")
+        verb = "changed" if apply else "would change (dry run; --apply writes)"
+        for res in report.results:
+            if res.status == "unchanged":
+                out.append(f"{res.bdf} COMMAND 0x{res.before:04x}: Bus Master Enable already clear\n")
+            else:
+                out.append(f"{res.line()}  {verb}\n")
+        for _bdf, msg in report.refused:
+            out.append(f"refused: {msg}\n")
+        return "".join(out)
+
+    emit(
+        fmt,
+        json_obj=lambda: {"plan": plan.as_json(), "dump_target": targets.as_json(), "result": report.as_json()},
+        text=text,
+    )
+    return 0 if report.ok else 1
+
+
+def register(app: Any) -> None:
+    import typer
+
+    from kdumptool.cli.common import FormatOpt, RootOpt, check_format
+
+    @app.command("quiesce")
+    def quiesce(
+        root: RootOpt = None,
+        fmt: FormatOpt = "auto",
+        plan_only: bool = typer.Option(
+            False, "--plan", help="Only show the ordered plan, with the reason for each device and each skip."
+        ),
+        apply: bool = typer.Option(
+            False,
+            "--apply",
+            help="Write the COMMAND registers (without it: a dry run). With --root, writes the snapshot's files.",
+        ),
+        journal: Optional[Path] = typer.Option(
+            None, "--journal", help="Append every change to this file (as well as to the console)."
+        ),
+        dump_finished: bool = typer.Option(
+            False, "--dump-finished", help="The vmcore is saved: the dump target devices may be stopped too."
+        ),
+        dump_target: List[str] = typer.Option(
+            [], "--dump-target", help="A further PCI device (SSSS:BB:DD.F) to leave alone while dumping."
+        ),
+        if_enabled: bool = typer.Option(
+            False,
+            "--if-enabled",
+            help="Do nothing unless kdumptool.quiesce=1 (kernel command line or /etc/kdumptool/kdumptool.conf).",
+        ),
+    ) -> None:
+        """Clear Bus Master Enable on devices mastering the bus with no driver, deepest first.
+
+        Never touches a device with a driver, a host bridge, the dump target devices
+        (until --dump-finished), a bridge above any of those, or an absent device.
+        """
+        from kdumptool.sources.dumptarget import BDF_RE
+
+        fmt = check_format(fmt)
+        for t in dump_target:
+            if not BDF_RE.match(t):
+                raise typer.BadParameter(f"{t!r} is not SSSS:BB:DD.F", param_hint="--dump-target")
+        code = run_quiesce(root, fmt, plan_only, apply, journal, dump_finished, dump_target, if_enabled)
+        if code:
+            raise typer.Exit(code)

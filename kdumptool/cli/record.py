@@ -1,0 +1,287 @@
+"""``kdumptool record``: in the kdump kernel, before the dump, keep what the crash analysis
+needs next to the vmcore: VT-d registers (decoded, with the RTADDR seen), the devices
+mastering the bus, the quiesce plan, the dump target, the triage verdict when the triage
+module is there, and a snapshot tree. Also used at boot (``--out /var/lib/kdumptool/boot``)
+by ``kdumptool-boot-record.service``, so the kdump kernel can compare RTADDR with the
+crashed kernel's."""
+
+# No ``from __future__ import annotations``: typer reads the annotations of the command
+# defined inside register() (see cli/quiesce.py).
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+#: Where the boot-time record lives on the running system (and, mounted, in kdump).
+BOOT_DIR = "/var/lib/kdumptool/boot"
+REPORT_JSON = "kdumptool-record.json"
+REPORT_TEXT = "kdumptool-record.txt"
+SNAPSHOT = "kdumptool-snapshot.tar.gz"
+
+
+def run_record(
+    out: Optional[Path] = None,
+    root: Optional[Path] = None,
+    fmt: str = "text",
+    snapshot: bool = True,
+    publish: Optional[Path] = None,
+    if_enabled: bool = False,
+) -> int:
+    """The command without its parser (typer in register(), argparse in cli/initrd.py)."""
+    from kdumptool.render.output import emit
+    from kdumptool.sources.knobs import read_knob
+    from kdumptool.sources.root import open_root
+
+    with open_root(root) as r:
+        if if_enabled:
+            knob = read_knob(r, "record")
+            if not knob.value:
+                sys.stderr.write(f"record disabled by {knob.source}\n")
+                return 0
+        if publish is not None:
+            dest = _publish(r, publish)
+            sys.stdout.write(f"{dest}\n")
+            return 0
+        report, text, dest = _record(r, out, snapshot)
+    emit(fmt, json_obj=lambda: {"out": str(dest), **report}, text=lambda: text)
+    return 0
+
+
+def register(app: Any) -> None:
+    import typer
+
+    from kdumptool.cli.common import FormatOpt, RootOpt, check_format
+
+    @app.command("record")
+    def record(
+        out: Optional[Path] = typer.Option(
+            None,
+            "--out",
+            help="Folder to write into (created). Default: the newest crash dump folder, else /run/kdumptool/record.",
+        ),
+        root: RootOpt = None,
+        fmt: FormatOpt = "auto",
+        snapshot: bool = typer.Option(True, "--snapshot/--no-snapshot", help="Also save a snapshot tree (.tar.gz)."),
+        publish: Optional[Path] = typer.Option(
+            None,
+            "--publish",
+            help="Copy an earlier record folder into the newest crash dump folder (kdump_post) and print that folder.",
+        ),
+        if_enabled: bool = typer.Option(
+            False, "--if-enabled", help="Do nothing when kdumptool.record=0 (kernel command line or config file)."
+        ),
+    ) -> None:
+        """Write a report (JSON and text) and a snapshot of the PCI and VT-d state."""
+        run_record(out, root, check_format(fmt), snapshot, publish, if_enabled)
+
+
+def _default_out(r: object) -> Path:
+    from kdumptool.sources.dumptarget import find_crash_dirs, newest_dump_dir
+
+    for d in find_crash_dirs(r):  # type: ignore[arg-type]
+        newest = newest_dump_dir(r, d)  # type: ignore[arg-type]
+        if newest:
+            return r.p(newest) / "kdumptool"  # type: ignore[attr-defined, no-any-return]
+    return Path("/run/kdumptool/record")
+
+
+def _publish(r: object, src: Path) -> Path:
+    import shutil
+
+    from kdumptool.errors import SourceMissing
+    from kdumptool.sources.dumptarget import find_crash_dirs, newest_dump_dir
+
+    if not src.is_dir():
+        raise SourceMissing(f"{src}: no record folder to publish")
+    dirs = find_crash_dirs(r)  # type: ignore[arg-type]
+    for d in dirs:
+        newest = newest_dump_dir(r, d)  # type: ignore[arg-type]
+        if newest:
+            dest = r.p(newest) / "kdumptool"  # type: ignore[attr-defined]
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in sorted(src.iterdir()):
+                if f.is_file():
+                    shutil.copy2(f, dest / f.name)
+            return dest  # type: ignore[no-any-return]
+    raise SourceMissing(f"no crash dump folder with a vmcore under {', '.join(dirs) or 'the kdump path'}")
+
+
+def _uname(r: object) -> Optional[str]:
+    """The release from a snapshot's saved ``uname -a`` (third word), if any."""
+    try:
+        words = r.extra("uname.txt").read_text().split()  # type: ignore[attr-defined]
+    except OSError:
+        return None
+    return words[2] if len(words) > 2 else None
+
+
+def _hex(v: Optional[int]) -> Optional[str]:
+    return None if v is None else f"0x{v:x}"
+
+
+def _find_boot_record(r: object) -> Optional[dict]:
+    """The boot-time record of the crashed system, from its root filesystem if mounted
+    (the kdump initramfs mounts it at /sysroot, or the dump target under /kdumproot)."""
+    import json
+
+    from kdumptool.sources.dumptarget import read_mounts
+
+    cands = [BOOT_DIR, "/sysroot" + BOOT_DIR, "/kdumproot" + BOOT_DIR]
+    cands += [m.mountpoint.rstrip("/") + BOOT_DIR for m in read_mounts(r)]  # type: ignore[arg-type]
+    for c in cands:
+        text = r.read_optional(f"{c}/{REPORT_JSON}")  # type: ignore[attr-defined]
+        if text:
+            try:
+                data = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                return {"path": c, "rtaddr": data.get("rtaddr"), "time": data.get("time"),
+                        "kernel": data.get("kernel")}
+    return None
+
+
+def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, Path)
+    import json
+    import time
+
+    from kdumptool import __version__
+    from kdumptool.actions.quiesce import describe_plan, plan_quiesce
+    from kdumptool.sources.dumptarget import find_dump_targets
+    from kdumptool.sources.knobs import read_knobs
+    from kdumptool.sources.system import read_system
+
+    t0 = time.monotonic()
+    dest = out if out is not None else _default_out(r)
+    dest.mkdir(parents=True, exist_ok=True)
+    # sysfs enumeration (not udev): the kdump initramfs need not carry libudev, and the
+    # driver links in sysfs are what the kernel itself says.
+    system = read_system(r, use_udev=False)  # type: ignore[arg-type]
+    targets = find_dump_targets(r)  # type: ignore[arg-type]
+    plan = plan_quiesce(system, targets.bdfs, dump_finished=False)
+    units = []
+    rtaddr = {}
+    for u in system.units:
+        regs = u.registers
+        entry: dict = {"name": u.name, "address": _hex(u.address), "read_error": u.read_error}
+        if regs is not None:
+            entry["registers"] = {k: _hex(v) for k, v in sorted(regs.values.items())}
+            entry["translation_enabled"] = regs.translation_enabled
+            entry["interrupt_remapping_enabled"] = regs.ir_enabled
+            entry["queued_invalidation_enabled"] = regs.qi_enabled
+            entry["root_table"] = _hex(regs.root_table)
+            entry["mode"] = regs.mode
+            entry["fault_status"] = regs.fsts_flags()
+            entry["pending_faults"] = [
+                {"source": f.source_bdf, "reason": f.reason, "address": _hex(f.fault_info << 12),
+                 "write": f.type_write}
+                for f in regs.pending_faults
+            ]
+            rtaddr[u.name] = _hex(regs.get("RTADDR"))
+        units.append(entry)
+    masters = [
+        {
+            "bdf": d.bdf, "vendor_id": _hex(d.vendor_id), "device_id": _hex(d.device_id),
+            "class": f"0x{d.class_code:06x}", "command": _hex(d.command), "driver": d.driver,
+            "upstream": list(d.upstream), "iommu_group": d.iommu_group, "kdump_risk": d.kdump_risk,
+        }
+        for d in system.devices.values()
+        if d.bus_master
+    ]
+    report: dict = {
+        "kdumptool": __version__,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "kernel": r.read_optional("/proc/sys/kernel/osrelease") or _uname(r),  # type: ignore[attr-defined]
+        "cmdline": system.cmdline,
+        "in_kdump_kernel": system.in_kdump_kernel,
+        "rtaddr": rtaddr,
+        "boot_record": _find_boot_record(r),
+        "units": units,
+        "bus_masters": masters,
+        "dump_target": targets.as_json(),
+        "quiesce_plan": plan.as_json(),
+        "knobs": {k.name: {"value": k.value, "source": k.source} for k in read_knobs(r)},  # type: ignore[arg-type]
+        "warnings": list(system.warnings),
+    }
+    triage = _triage(r)
+    if triage is not None:
+        report["triage"] = triage
+    files = [REPORT_JSON, REPORT_TEXT]
+    if snapshot:
+        snap = _snapshot(r, dest / SNAPSHOT)
+        report["snapshot"] = snap
+        if snap.get("file"):
+            files.append(SNAPSHOT)
+    report["elapsed_s"] = round(time.monotonic() - t0, 3)
+
+    lines = [
+        f"kdumptool record {report['time']} kernel {report['kernel']} "
+        f"({'kdump kernel' if system.in_kdump_kernel else 'running system'})",
+    ]
+    for ue in units:
+        if "registers" in ue:
+            lines.append(
+                f"{ue['name']} @ {ue['address']}: RTADDR {rtaddr.get(ue['name'])} ({ue['mode']}), "
+                f"translation {'on' if ue['translation_enabled'] else 'off'}, "
+                f"faults pending {len(ue['pending_faults'])} {' '.join(ue['fault_status'])}".rstrip()
+            )
+        else:
+            lines.append(f"{ue['name']} @ {ue['address']}: registers not read: {ue['read_error']}")
+    boot = report["boot_record"]
+    if boot:
+        lines.append(f"boot record {boot['path']} ({boot['time']}): RTADDR {boot['rtaddr']}")
+    lines.append(f"bus masters: {len(masters)}")
+    for m in masters:
+        lines.append(f"  {m['bdf']} COMMAND {m['command']} driver {m['driver'] or '-'}"
+                     f"{'  (no driver: DMA may continue)' if m['kdump_risk'] else ''}")
+    lines.append(describe_plan(plan).rstrip("\n"))
+    if isinstance(triage, dict) and triage.get("error"):
+        lines.append(f"triage: not available: {triage['error']}")
+    elif isinstance(triage, dict):
+        lines.append(f"triage: {triage.get('verdict')}: {triage.get('headline')}")
+    lines.append(f"recorded in {report['elapsed_s']} s into {dest}: {', '.join(files)}")
+    text = "\n".join(lines) + "\n"
+    (dest / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
+    (dest / REPORT_TEXT).write_text(text)
+    return report, text, dest
+
+
+def _triage(r: object) -> Optional[dict]:
+    """The triage verdict as JSON (the triage stream's analysis), or why it is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("kdumptool.analysis.triage") is None:
+        return None
+    try:
+        from kdumptool.analysis.triage import triage
+        from kdumptool.render.triage import render_triage_json
+        from kdumptool.sources import system as system_src
+        from kdumptool.sources.triage import read_triage_input
+
+        if importlib.util.find_spec("pyudev") is None:
+            # The kdump initramfs carries no pyudev/libudev: enumerate through sysfs, as
+            # record itself does (read_triage_input looks read_system up at call time).
+            import functools
+
+            real = system_src.read_system
+            system_src.read_system = functools.partial(real, use_udev=False)  # type: ignore[assignment]
+            try:
+                inp = read_triage_input(r)  # type: ignore[arg-type]
+            finally:
+                system_src.read_system = real  # type: ignore[assignment]
+        else:
+            inp = read_triage_input(r)  # type: ignore[arg-type]
+        return render_triage_json(triage(inp))  # type: ignore[no-any-return]
+    except Exception as exc:  # the record must not fail because of the triage
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _snapshot(r: object, path: Path) -> dict:
+    """A snapshot tree of this system as .tar.gz (the system stream's collector)."""
+    try:
+        from kdumptool.sources.snapshot import collect
+
+        meta = collect(path, root=r)  # type: ignore[arg-type]
+        return {"file": path.name, "bytes": path.stat().st_size,
+                "unreadable": len(meta.get("unreadable", {}) or {})}  # type: ignore[arg-type]
+    except Exception as exc:  # keep the report even when the snapshot fails
+        return {"file": None, "why": f"{type(exc).__name__}: {exc}"}
