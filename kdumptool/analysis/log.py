@@ -336,6 +336,7 @@ def analyse_log(
     suppressed_total = 0
     warnings: List[str] = []
     cur: Optional[Burst] = None
+    log_rmrrs: List[Tuple[int, int, int]] = []
     last_marker_key: Optional[Tuple[str, str]] = None
 
     for ev in stream:
@@ -351,6 +352,10 @@ def analyse_log(
             if key != last_marker_key and len(markers) < 500:
                 markers.append(ev)
             last_marker_key = key
+        if ev.kind == "rmrr" and len(log_rmrrs) < 256:
+            lo, hi = ev.details.get("base"), ev.details.get("end")
+            if isinstance(lo, int) and isinstance(hi, int) and (ev.line, lo, hi) not in log_rmrrs:
+                log_rmrrs.append((ev.line, lo, hi))
         if ev.kind == "unit":
             # One entry per unit and base (a log holding several boots repeats them).
             units = [u for u in units if (u.unit, u.details.get("reg_base_addr")) != (ev.unit, ev.details.get("reg_base_addr"))]
@@ -398,6 +403,18 @@ def analyse_log(
             bursts_omitted += 1
 
     faults = sorted(groups.values(), key=lambda g: (-g.count, g.first_line))
+    if log_rmrrs:
+        for g in faults:
+            info = devices.get(g.bdf) if g.bdf else None
+            if info is not None and info.known:
+                continue  # the model's own RMRR list for the device was checked above
+            for a in g.addresses:
+                for ln, lo, hi in log_rmrrs:
+                    if lo <= a <= hi:
+                        note = (f"0x{a:x} is inside RMRR [0x{lo:x}-0x{hi:x}] announced at line {ln} "
+                                "(its device scope is not in the log)")
+                        if note not in g.address_notes:
+                            g.address_notes.append(note)
     in_kdump = any(counts.get(k) for k in _KDUMP_KINDS)
     level, verdict = _verdict(counts, faults, markers, devices, in_kdump, suppressed_total)
     return LogReport(

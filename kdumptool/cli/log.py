@@ -45,7 +45,7 @@ def log(
     rt = open_root(root) if root is not None else None
     try:
         src = open_log(file, rt)
-        system = None
+        system: object = None
         if no_system:
             pass
         elif system_root is not None:
