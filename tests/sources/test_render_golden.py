@@ -43,3 +43,22 @@ def test_golden(capsys, name, args):
         GOLDEN.mkdir(exist_ok=True)
         path.write_text(out)
     assert out == path.read_text(), f"golden {name} differs (KDUMPTOOL_REGEN_GOLDEN=1 to update)"
+
+
+@pytest.mark.parametrize("run", ["kdump_legacy_on", "live_sm_mismatch", "kdump_legacy_off"])
+def test_rich_renderers_show_the_same_facts(run):
+    from rich.console import Console
+
+    from kdumptool.render.iommu import render_iommu_rich
+    from kdumptool.render.pci import render_pci_rich
+    from kdumptool.sources.system import read_system
+
+    system = read_system(SNAP / run)
+    console = Console(record=True, width=200, color_system=None)
+    console.print(render_pci_rich(system, verbose=True))
+    console.print(render_iommu_rich(system))
+    text = console.export_text()
+    for d in system.devices.values():
+        assert d.short_bdf in text
+    assert ("RISK" in text) == any(d.kdump_risk for d in system.devices.values())
+    assert "TES+" in text or "TES-" in text
