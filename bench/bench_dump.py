@@ -43,14 +43,7 @@ def write_full_elf(src: str, out: str) -> int:
     with open_dump(src) as dump:
         assert isinstance(dump, KdumpDump)
         ps = dump.page_size
-        bm1 = dump._bitmap1
-        runs = []
-        for pfn in range(dump.max_mapnr):
-            if bm1[pfn >> 3] >> (pfn & 7) & 1:
-                if runs and runs[-1][1] == pfn:
-                    runs[-1][1] = pfn + 1
-                else:
-                    runs.append([pfn, pfn + 1])
+        runs = [[s // ps, e // ps] for s, e in dump.iter_ram_ranges()]
         notes, _ = build_notes(DumpSpec(pages={}, vmcoreinfo=dump.vmcoreinfo.raw.encode(),
                                         prstatus=[(p.pid, dict(p.registers))
                                                   for p in dump.prstatus]))
