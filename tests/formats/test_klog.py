@@ -19,6 +19,7 @@ from kdumptool.formats.klog import (
     fault_reason_text,
     normalise_line,
     parse_log,
+    wallclock_seconds,
 )
 
 
@@ -444,3 +445,13 @@ def test_wrapped_marker_lines_joined() -> None:
 def test_no_join_when_next_line_is_its_own_message() -> None:
     evs = events("DMAR: DRHD: handling fault\nDMAR: IOMMU disabled\n")
     assert [e.kind for e in evs] == ["iommu_disabled"]
+
+
+def test_wallclock_seconds() -> None:
+    assert wallclock_seconds("Thu Oct 22 08:55:54 2020") - wallclock_seconds("Thu Oct 22 08:54:51 2020") == 63  # type: ignore[operator]
+    assert wallclock_seconds("Fri May  1 09:46:41 2026") == wallclock_seconds("2026-05-01T09:46:41Z")
+    assert wallclock_seconds("2014-04-25T09:37:53.5+01:00") == wallclock_seconds("2014-04-25T08:37:53.5Z")
+    assert wallclock_seconds("2021-12-01T10:00:00,25+00:00") == wallclock_seconds("2021-12-01T10:00:00.25Z")
+    assert wallclock_seconds("aug 23 18:04:17") - wallclock_seconds("Aug 23 18:04:15") == 2  # type: ignore[operator]
+    assert wallclock_seconds("kwi27 22:04") is None and wallclock_seconds("Foo 99 99:99:99") is None
+    assert wallclock_seconds(None) is None
