@@ -48,12 +48,13 @@ MARKER_KINDS = (
     "copy_failed",
     "translation_not_kdump",
     "ir_copied",
+    "ir_copy_failed",
     "ir_not_kdump",
     "firmware_bug",
     "hw_malfunction",
 )
 _KDUMP_KINDS = frozenset(
-    {"kdump_kernel", "translation_preenabled", "tables_copied", "copy_failed", "ir_copied"}
+    {"kdump_kernel", "translation_preenabled", "tables_copied", "copy_failed", "ir_copied", "ir_copy_failed"}
 )
 
 
@@ -520,6 +521,10 @@ def _verdict(
         parts.append(
             f"the kdump kernel failed to copy the crashed kernel's translation tables for {', '.join(units) or 'a unit'}{why}"
         )
+        level = "warning"
+    if counts.get("ir_copy_failed"):
+        ir_units = sorted({m.unit for m in markers if m.kind == "ir_copy_failed" and m.unit})
+        parts.append(f"the kdump kernel failed to copy the interrupt-remapping table for {', '.join(ir_units) or 'a unit'}")
         level = "warning"
     if counts.get("translation_not_kdump") or counts.get("ir_not_kdump"):
         parts.append("a previous kernel left remapping enabled and this is not a kdump kernel (kexec reboot)")

@@ -234,3 +234,11 @@ def test_bursts_by_wallclock_in_syslog() -> None:
     report = analyse_log(lines(CORPUS / "excerpts" / "030_iommu_5429b7f131_p1_body.log"))
     (b,) = report.bursts
     assert (b.count, b.first_wallclock, b.last_wallclock) == (3, "May 30 17:35:46", "May 30 17:35:46")
+
+
+
+def test_ir_copy_failed_is_a_kdump_warning() -> None:
+    r = analyse_log(["[ 0.2] DMAR-IR: Failed to copy IR table for dmar1 from previous kernel"])
+    assert r.in_kdump_kernel and r.verdict_level == "warning"
+    assert r.verdict == ("WARNING: kdump kernel: the kdump kernel failed to copy the "
+                         "interrupt-remapping table for dmar1")
