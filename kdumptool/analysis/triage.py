@@ -588,6 +588,7 @@ def triage(inp: TriageInput) -> TriageReport:
     # ---- kdump configuration and initramfs
     if not sysm.in_kdump_kernel:
         findings.extend(_config_findings(inp, scen))
+    findings.extend(_input_warnings(inp))
     findings.extend(_capacity_findings(inp))
     return _report(scen, findings, risks, src, kd_cmdline, kd_basis)
 
@@ -743,6 +744,23 @@ def _config_findings(inp: TriageInput, scen: Scenario) -> List[Finding]:
                 "start the kdump service once so it builds its initramfs (`kdumpctl start`, `kdump-config load`)",
             )
         )
+    return out
+
+
+def _input_warnings(inp: TriageInput) -> List[Finding]:
+    """What could not be read or decoded cleanly, so a reader knows what the verdict rests on."""
+    out: List[Finding] = []
+    for w in list(getattr(inp.system, "warnings", ()))[:20]:
+        out.append(Finding("input-warning", "info", w, (Evidence(str(inp.system.source), w),)))
+    if inp.kdump_settings is not None:
+        for w in inp.kdump_settings.warnings[:20]:
+            out.append(Finding("kdump-config-warning", "warning", w, (Evidence(w.split(":", 1)[0], w),),
+                               "fix the line: kdumpctl/kdump-config may stop on it or ignore it"))
+    if inp.kdump_initrd is not None:
+        for w in inp.kdump_initrd.warnings[:5]:
+            out.append(Finding("kdump-initramfs-partly-read", "warning",
+                               "Part of the kdump initramfs could not be read: its module list may be incomplete",
+                               (Evidence(inp.kdump_initrd.path, w),)))
     return out
 
 
