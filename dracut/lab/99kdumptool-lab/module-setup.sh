@@ -4,7 +4,7 @@
 # dump's exit status, then `systemctl reboot -f`), so the kdumptool module is exercised the
 # way kdump-utils runs it. The dump goes to the lab's 9p share "out", mounted at /kdumproot
 # as kdump-utils mounts dump targets; makedumpfile -c -d 31 writes the vmcore.
-# Boot it with systemd.unit=kdumptool-lab.target (no root file system to wait for).
+# Boot it with rd.systemd.unit=kdumptool-lab.target (systemd in an initrd reads rd.systemd.unit=) (no root file system to wait for).
 
 check() {
     return 255
