@@ -252,6 +252,8 @@ def _triage(r: object) -> Optional[dict]:
     if importlib.util.find_spec("kdumptool.analysis.triage") is None:
         return None
     try:
+        import functools
+
         from kdumptool.analysis.triage import triage
         from kdumptool.render.triage import render_triage_json
         from kdumptool.sources import system as system_src
@@ -259,8 +261,6 @@ def _triage(r: object) -> Optional[dict]:
 
         # Enumerate through sysfs, as record itself does: the kdump initramfs carries no
         # pyudev/libudev (read_triage_input looks read_system up at call time).
-        import functools
-
         real = system_src.read_system
         system_src.read_system = functools.partial(real, use_udev=False)  # type: ignore[assignment]
         try:
