@@ -20,9 +20,10 @@ are the construct specs in ``kdumptool.formats.vtd_tables`` (cross-checked by a 
 
 from __future__ import annotations
 
+import gc
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Protocol, Tuple, Union
 
 from kdumptool.errors import KdumptoolError, NotMapped
 from kdumptool.formats.vtd_tables import (
@@ -36,6 +37,7 @@ from kdumptool.formats.vtd_tables import (
     PGTT_NAMES,
     ROOT_ENTRY_SIZE,
     SM_CONTEXT_ENTRY_SIZE,
+    VTD_PAGE_MASK,
     VTD_PAGE_SIZE,
     context_entry_from_qwords,
     pasid_dir_entry_from_qword,
@@ -72,9 +74,11 @@ class Unreadable:
         return {"paddr": self.paddr, "what": self.what, "why": self.why}
 
 
-@dataclass(frozen=True)
-class Extent:
-    """A run of IOVA pages mapped to contiguous physical memory with the same rights."""
+class Extent(NamedTuple):
+    """A run of IOVA pages mapped to contiguous physical memory with the same rights.
+
+    A NamedTuple rather than a frozen dataclass: a big page table has a million of these
+    and a tuple is built several times faster."""
 
     iova: int
     phys: int
@@ -102,6 +106,21 @@ class PageTableWalk:
 
 
 @dataclass(frozen=True)
+class PasidTranslation:
+    """A present PASID table entry of a scalable-mode device other than its RID_PASID."""
+
+    pasid: int
+    entry_paddr: int
+    translation_type: str
+    address_width: Optional[int]
+    levels: Optional[int]
+    domain_id: int
+    pt_root: Optional[int]
+    walk: Optional[PageTableWalk]
+    problems: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DeviceTranslation:
     """What the tables say one requester ID (bus, devfn) gets."""
 
@@ -123,6 +142,7 @@ class DeviceTranslation:
     pasid_entry_paddr: Optional[int] = None
     unreadable: Tuple[Unreadable, ...] = ()
     problems: Tuple[str, ...] = ()
+    other_pasids: Tuple[PasidTranslation, ...] = ()
 
     @property
     def bdf(self) -> str:
@@ -134,7 +154,16 @@ class DeviceTranslation:
 
     @property
     def all_unreadable(self) -> Tuple[Unreadable, ...]:
-        return self.unreadable + (self.walk.unreadable if self.walk else ())
+        out = self.unreadable + (self.walk.unreadable if self.walk else ())
+        for p in self.other_pasids:
+            out += p.walk.unreadable if p.walk else ()
+        return out
+
+    @property
+    def walks(self) -> Tuple[PageTableWalk, ...]:
+        """Every page table this device can use: RID_PASID's and other PASIDs'."""
+        out = (self.walk,) if self.walk else ()
+        return out + tuple(p.walk for p in self.other_pasids if p.walk)
 
 
 @dataclass(frozen=True)
@@ -220,29 +249,61 @@ def walk_page_table(
     present_mask = 1 if first else 3
     if not 1 <= levels <= MAX_LEVELS:
         return PageTableWalk(kind, pt_root, levels, (), 0, 0, 0, (), (f"unsupported level count {levels}",))
-    extents: List[Extent] = []
+    # runs in parallel lists of ints while walking (no per-run container object for the
+    # garbage collector to trace); Extents are built once at the end
+    r_iova: List[int] = []
+    r_phys: List[int] = []
+    r_size: List[int] = []
+    r_rw: List[int] = []
     unreadable: List[Unreadable] = []
     problems: List[str] = []
     visited: set = set()
-    n4k = 0
-    nlarge = 0
-    # current extent being merged: iova, phys, size, rw
-    cur: List[int] = [0, 0, 0, -1]
-
-    def flush() -> None:
-        if cur[2]:
-            extents.append(Extent(cur[0], cur[1], cur[2], bool(cur[3] & 1), bool(cur[3] & 2)))
-        cur[2] = 0
+    counts = [0, 0]  # 4K leaves, large leaves
 
     def add(iova: int, phys: int, size: int, rw: int) -> None:
-        if cur[2] and cur[0] + cur[2] == iova and cur[1] + cur[2] == phys and cur[3] == rw:
-            cur[2] += size
+        if r_size and r_iova[-1] + r_size[-1] == iova and r_phys[-1] + r_size[-1] == phys and r_rw[-1] == rw:
+            r_size[-1] += size
+            return
+        r_iova.append(iova)
+        r_phys.append(phys)
+        r_size.append(size)
+        r_rw.append(rw)
+
+    def leaf_table(qs: Tuple[int, ...], base: int, rights: int) -> None:
+        v0 = qs[0]
+        if v0 & present_mask and qs == tuple(range(v0, v0 + (512 << 12), 4096)):
+            # a whole table of contiguous pages with equal bits (identity and other linear
+            # maps): one 2 MiB run, without a Python step per entry
+            counts[0] += 512
+            add(base, v0 & ADDR_MASK, 512 << 12, ((3 if v0 & 2 else 1) if first else (v0 & 3)) & rights)
+            return
+        n = 0
+        if r_size:
+            c_end_iova = r_iova[-1] + r_size[-1]
+            c_end_phys = r_phys[-1] + r_size[-1]
+            c_rw = r_rw[-1]
         else:
-            flush()
-            cur[0], cur[1], cur[2], cur[3] = iova, phys, size, rw
+            c_end_iova = c_end_phys = c_rw = -1
+        for i, v in enumerate(qs):
+            if not v & present_mask:
+                continue
+            n += 1
+            rw = ((3 if v & 2 else 1) if first else (v & 3)) & rights
+            iova = base | (i << 12)
+            phys = v & ADDR_MASK
+            if iova == c_end_iova and phys == c_end_phys and rw == c_rw:
+                r_size[-1] += 4096
+            else:
+                r_iova.append(iova)
+                r_phys.append(phys)
+                r_size.append(4096)
+                r_rw.append(rw)
+                c_rw = rw
+            c_end_iova = iova + 4096
+            c_end_phys = phys + 4096
+        counts[0] += n
 
     def table(paddr: int, level: int, base: int, rights: int) -> None:
-        nonlocal n4k, nlarge
         if paddr in visited:
             problems.append(f"level-{level} table 0x{paddr:x} reached twice (loop or shared table): not followed again")
             return
@@ -254,16 +315,11 @@ def walk_page_table(
             return
         if progress is not None:
             progress(1)
-        shift = 12 + 9 * (level - 1)
         qs = _UNPACK_PAGE(data)
         if level == 1:
-            for i, v in enumerate(qs):
-                if not v & present_mask:
-                    continue
-                rw = ((3 if v & 2 else 1) if first else (v & 3)) & rights
-                n4k += 1
-                add(base | (i << 12), v & ADDR_MASK, 4096, rw)
+            leaf_table(qs, base, rights)
             return
+        shift = 12 + 9 * (level - 1)
         for i, v in enumerate(qs):
             if not v & present_mask:
                 continue
@@ -274,15 +330,22 @@ def walk_page_table(
                     problems.append(f"PS set in level-{level} entry {i} of table 0x{paddr:x}: ignored")
                     continue
                 size = 1 << shift
-                nlarge += 1
+                counts[1] += 1
                 add(iova, v & ADDR_MASK & ~(size - 1), size, rw)
             else:
                 table(v & ADDR_MASK, level - 1, iova, rw)
 
     table(pt_root, levels, 0, 3)
-    flush()
+    rwb = ((False, False), (True, False), (False, True), (True, True))
+    gc_was = gc.isenabled()
+    gc.disable()  # a million small immutable records: tracing them is pure overhead
+    try:
+        extents = tuple(Extent(a, b, c, *rwb[r]) for a, b, c, r in zip(r_iova, r_phys, r_size, r_rw))
+    finally:
+        if gc_was:
+            gc.enable()
     return PageTableWalk(
-        kind, pt_root, levels, tuple(extents), n4k, nlarge, len(visited) - len(unreadable), tuple(unreadable),
+        kind, pt_root, levels, extents, counts[0], counts[1], len(visited) - len(unreadable), tuple(unreadable),
         tuple(problems),
     )
 
@@ -449,9 +512,73 @@ def _sm_device(
         pt_root = None
     else:
         problems.append(f"PGTT {pe.pgtt} is reserved")
+    others = _other_pasids(reader, ce.pasid_dir_ptr, ce.pasid_dir_entries, pasid, domain, unreadable, problems)
     return DeviceTranslation(present=True, translation_type=tt, address_width=aw_bits, aw=pe.aw, levels=levels,
                              domain_id=pe.did, pt_root=pt_root, walk=walk, pasid_entry_paddr=pe_paddr,
-                             unreadable=tuple(unreadable), problems=tuple(problems), **base)
+                             unreadable=tuple(unreadable), problems=tuple(problems), other_pasids=others, **base)
+
+
+def _pasid_translation(
+    q0: int, q1: int, q2: int, pasid: int, paddr: int,
+    domain: Callable[[str, int, int], Optional[PageTableWalk]],
+) -> PasidTranslation:
+    pe = pasid_entry_from_qwords(q0, q1, q2)
+    tt = PGTT_NAMES[pe.pgtt]
+    if pe.pgtt in (2, 3):
+        levels = AW_LEVELS.get(pe.aw)
+        walk = domain("second-level", pe.slptptr, levels) if levels else None
+        probs = () if levels else (f"AW {pe.aw} is reserved",)
+        return PasidTranslation(pasid, paddr, tt, AW_BITS.get(pe.aw), levels, pe.did, pe.slptptr, walk, probs)
+    if pe.pgtt == 1:
+        levels = 5 if pe.flpm == 1 else 4
+        return PasidTranslation(pasid, paddr, tt, 57 if levels == 5 else 48, levels, pe.did, pe.flptptr,
+                                domain("first-level", pe.flptptr, levels))
+    if pe.pgtt == 4:
+        return PasidTranslation(pasid, paddr, tt, None, None, pe.did, None, None)
+    return PasidTranslation(pasid, paddr, tt, None, None, pe.did, None, None, (f"PGTT {pe.pgtt} is reserved",))
+
+
+def _other_pasids(
+    reader: PageReader, pdir: int, entries: int, rid_pasid: int,
+    domain: Callable[[str, int, int], Optional[PageTableWalk]],
+    unreadable: List[Unreadable], problems: List[str],
+) -> Tuple[PasidTranslation, ...]:
+    """Every present PASID entry reachable from the PASID directory, except RID_PASID."""
+    out: List[PasidTranslation] = []
+    seen_tables: set = set()
+    for dpage_index in range((entries * PASID_DIR_ENTRY_SIZE + VTD_PAGE_SIZE - 1) // VTD_PAGE_SIZE):
+        dpaddr = pdir + dpage_index * VTD_PAGE_SIZE
+        try:
+            dq = _UNPACK_PAGE(reader.page(dpaddr))
+        except NotMapped as err:
+            if dpage_index:  # the first page was already reported for RID_PASID, if missing
+                unreadable.append(Unreadable(dpaddr, "PASID directory", err.why))
+            continue
+        for i, v in enumerate(dq):
+            if not v & 1:
+                continue
+            dir_index = dpage_index * 512 + i
+            if dir_index >= entries:
+                break
+            table = v & VTD_PAGE_MASK
+            if table in seen_tables:
+                problems.append(f"PASID directory entries share table 0x{table:x}: not decoded twice")
+                continue
+            seen_tables.add(table)
+            try:
+                tq = _UNPACK_PAGE(reader.page(table))
+            except NotMapped as err:
+                if dir_index != rid_pasid >> 6:
+                    unreadable.append(Unreadable(table, "PASID table", err.why))
+                continue
+            for j in range(64):
+                q0 = tq[8 * j]
+                pasid = (dir_index << 6) | j
+                if not q0 & 1 or pasid == rid_pasid:
+                    continue
+                out.append(_pasid_translation(q0, tq[8 * j + 1], tq[8 * j + 2], pasid,
+                                              table + j * PASID_ENTRY_SIZE, domain))
+    return tuple(out)
 
 
 # --- one IOVA, as the kernel's fault dump prints it ---------------------------------------------

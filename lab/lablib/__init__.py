@@ -1,0 +1,1 @@
+"""kdumptool's QEMU VT-d + kdump lab (host side). Entry point: ``lab/run``."""

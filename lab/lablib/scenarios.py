@@ -1,0 +1,100 @@
+"""Named lab scenarios: what the live and the kdump kernel are told, what is dumped.
+
+Built-in scenarios are listed in :data:`BUILTIN`. More can be dropped in as JSON files
+(keys as the fields of :class:`Scenario`) under ``lab/scenarios.d/`` or under any
+top-level folder's ``lab-scenarios/`` (``dracut/lab-scenarios/dracut_on.json``), so a
+stream that does not own ``lab/`` can add a scenario, with its own kdump initrd builder,
+without editing this file. See docs/lab.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .ingredients import LAB, REPO
+
+BASE_KDUMP_APPEND = "console=ttyS0 irqpoll nr_cpus=1 reset_devices iomem=relaxed"
+LIVE_DRIVERS = ["e1000e", "nvme", "virtio_blk", "e1000"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    #: QEMU's intel-iommu x-scalable-mode (the hardware offers scalable mode).
+    scalable: bool = False
+    #: intel_iommu= for the live kernel and for the kdump kernel.
+    live_iommu: str = "on"
+    kdump_iommu: str = "on"
+    #: Drivers modprobe'd in the kdump kernel after the first capture (none by default,
+    #: as a real kdump initramfs has only what it needs).
+    kdump_drivers: List[str] = field(default_factory=list)
+    #: Dumps of /proc/vmcore written by the kdump kernel (see dump() in guest/lib.sh):
+    #: elf (raw copy), elfd31 (makedumpfile -E -d 31), zlib, lzo, zstd, snappy (-d 31).
+    #: Every built-in scenario keeps a raw copy: the tests read it with their own few
+    #: lines of ELF code, an oracle for kdumptool's readers of the compressed dumps.
+    dumps: List[str] = field(default_factory=lambda: ["zlib"])
+    memory_mb: int = 512
+    crashkernel: str = "192M"
+    #: Executable (path relative to the repo) that writes the kdump kernel's initrd;
+    #: None: the lab's own initramfs. Called as ``BUILDER OUTPUT`` (see docs/lab.md).
+    kdump_initrd_builder: Optional[str] = None
+    #: Extra words for the kdump kernel's command line.
+    kdump_append_extra: str = ""
+    #: Wall-clock limit for the whole QEMU run.
+    timeout_s: int = 900
+    source: str = "builtin"
+
+    def live_append(self) -> str:
+        return (f"console=ttyS0 intel_iommu={self.live_iommu} crashkernel={self.crashkernel} "
+                f"iomem=relaxed lab.mode=live lab.run={self.name}")
+
+    def kdump_append(self) -> str:
+        extra = f" {self.kdump_append_extra}" if self.kdump_append_extra else ""
+        return (f"{BASE_KDUMP_APPEND} intel_iommu={self.kdump_iommu} "
+                f"lab.mode=kdump lab.run={self.name}{extra}")
+
+    def to_json(self) -> Dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+BUILTIN = [
+    Scenario("legacy_on", "legacy mode; kdump kernel intel_iommu=on (copies the old tables); "
+             "dumps in every format makedumpfile has, plus one raw ELF copy",
+             dumps=["zlib", "lzo", "zstd", "snappy", "elfd31", "elf"]),
+    Scenario("legacy_off", "legacy mode; kdump kernel intel_iommu=off (translation left off, "
+             "RTADDR still the old root table)", kdump_iommu="off", dumps=["zlib", "elf"]),
+    Scenario("legacy_drv", "legacy mode; kdump kernel intel_iommu=on, then e1000e and nvme "
+             "drivers loaded in the kdump kernel", kdump_drivers=["e1000e", "nvme"],
+             dumps=["lzo", "elf"]),
+    Scenario("sm_on", "scalable mode in both kernels (intel_iommu=on,sm_on)", scalable=True,
+             live_iommu="on,sm_on", kdump_iommu="on,sm_on", dumps=["zlib", "elf"]),
+    Scenario("sm_mismatch", "scalable-mode live kernel, kdump kernel intel_iommu=on,sm_off: "
+             "table copy fails, the e1000e faults", scalable=True, live_iommu="on,sm_on",
+             kdump_iommu="on,sm_off", dumps=["zlib", "elfd31", "elf"]),
+]
+
+
+def _from_json(path: Path) -> Scenario:
+    data = json.loads(path.read_text())
+    names = {f.name for f in dataclasses.fields(Scenario)}
+    unknown = set(data) - names
+    if unknown:
+        raise SystemExit(f"lab: {path}: unknown scenario keys {sorted(unknown)}")
+    data["source"] = str(path.relative_to(REPO))
+    return Scenario(**data)
+
+
+def all_scenarios() -> Dict[str, Scenario]:
+    out = {s.name: s for s in BUILTIN}
+    files = sorted(LAB.glob("scenarios.d/*.json")) + sorted(REPO.glob("*/lab-scenarios/*.json"))
+    for f in files:
+        sc = _from_json(f)
+        if sc.name in out:
+            raise SystemExit(f"lab: {f}: scenario {sc.name} already defined ({out[sc.name].source})")
+        out[sc.name] = sc
+    return out
