@@ -227,3 +227,19 @@ def test_annotations_resolved_for_python39() -> None:
     opt = typing.Optional[typing.Annotated[typing.Optional[str], "meta"]]
     assert typing.get_origin(_strip_implicit_optional(opt)) is typing.Annotated
     assert _strip_implicit_optional(typing.Optional[int]) == typing.Optional[int]
+
+
+def test_stdin(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    raw = (D / "text" / "lab_acpidump.txt").read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+    code, out, _ = run(capsys, "dmar", "-", "-f", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["source"] == "<stdin>"
+    assert doc["structures"][0]["register_base_address"] == 0xFED90000
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    code, lines = err_line(capsys, "dmar", "-")
+    assert code == 1 and lines == ["error: <stdin>: offset 0x0: empty input"]
