@@ -270,6 +270,45 @@ def _seconds(whole: str, frac: str) -> float:
     return int(whole) + int(frac) / (10 ** len(frac))
 
 
+_MONTH_NUM = {m: i + 1 for i, m in enumerate(_MONTHS.split("|"))}
+_WALL_CTIME_RE = re.compile(r"(?:\w{3} )?(\w{3})\s+(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.\d+)?(?: (\d{4}))?$")
+_WALL_ISO_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)?$")
+
+
+def wallclock_seconds(wall: Optional[str]) -> Optional[float]:
+    """Seconds (on an arbitrary but consistent scale) for a printed wall-clock time, to
+    measure gaps: ``dmesg -T`` ctime, syslog ``Aug 23 19:13:02`` (no year: 2000 is
+    assumed, fine for gaps within a log) and ISO 8601 with its offset. None otherwise."""
+    if not wall:
+        return None
+    import datetime as _dt
+
+    m = _WALL_ISO_RE.match(wall)
+    try:
+        if m:
+            frac = m.group(7) or "0"
+            t = _dt.datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)),
+                             int(m.group(5)), int(m.group(6)))
+            secs = (t - _dt.datetime(1970, 1, 1)).total_seconds() + int(frac) / 10 ** len(frac)
+            off = m.group(8)
+            if off and off != "Z":
+                sign = -1 if off[0] == "-" else 1
+                digits = off[1:].replace(":", "")
+                secs -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+            return secs
+        m = _WALL_CTIME_RE.match(wall)
+        if m:
+            month = _MONTH_NUM.get(m.group(1).lower()[:3])
+            if month is None:
+                return None
+            t = _dt.datetime(int(m.group(6) or 2000), month, int(m.group(2)), int(m.group(3)),
+                             int(m.group(4)), int(m.group(5)))
+            return (t - _dt.datetime(1970, 1, 1)).total_seconds()
+    except ValueError:
+        return None
+    return None
+
+
 def normalise_line(raw: str, number: int = 0) -> LogLine:
     """Strip quoting, record headers, syslog prefixes, levels and timestamps from a line."""
     s = raw.rstrip("\r\n")
@@ -398,6 +437,7 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("copy_failed", re.compile(r"Failed to copy translation tables from previous kernel for (?P<unit>\S+)")),
     ("translation_not_kdump", re.compile(r"Translation was enabled for (?P<unit>\S+) but we are not in kdump mode")),
     ("ir_copied", re.compile(r"Copied IR table for (?P<unit>\S+) from previous kernel")),
+    ("ir_copy_failed", re.compile(r"Failed to copy IR table for (?P<unit>\S+) from previous kernel")),
     ("ir_not_kdump", re.compile(r"IRQ remapping was enabled on (?P<unit>\S+) but we are not in kdump mode")),
     ("sm_disallowed", re.compile(r"Scalable mode is disallowed")),
     ("iommu_disabled", re.compile(r"(?:DMAR|dmar|Intel-IOMMU)\s*:\s*IOMMU disabled")),

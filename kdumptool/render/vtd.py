@@ -133,7 +133,7 @@ def render_iommu_text(obj: Dict[str, Any], max_extents: int = 8) -> str:
     for d in devs:
         for p in d.get("other_pasids", []):
             lines.append(f"{d['bdf']:<13}   PASID {p['pasid']}: {p['translation_type']}, domain {p['domain_id']}, "
-                         f"page table {('0x%x' % p['pt_root']) if p['pt_root'] is not None else '-'}, "
+                         f"page table {('0x{:x}'.format(p['pt_root'])) if p['pt_root'] is not None else '-'}, "
                          f"{p['mapped_4k_pages']} 4K + {p['mapped_large_pages']} large pages, "
                          f"{len(p['extents'])} extents")
     shown = set()

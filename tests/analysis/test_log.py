@@ -219,3 +219,38 @@ def test_fault_inside_rmrr_announced_in_the_log() -> None:
     assert notes["0000:00:02.0"] == [
         "0x9d900000 is inside RMRR [0x9d800000-0x9fffffff] announced at line 2 (its device scope is not in the log)"]
     assert notes["0000:00:16.7"] == []  # 0x9cdff000 lies between the two RMRRs
+
+
+
+def test_bursts_by_wallclock_in_dmesg_T_log() -> None:
+    # excerpts/046: two INTR-REMAP faults printed by dmesg -T 63 s apart: two bursts.
+    report = analyse_log(lines(CORPUS / "excerpts" / "046_iommu_e7c23eaba2_p1_body.log"))
+    assert [(b.first_line, b.count, b.first_wallclock) for b in report.bursts] == [
+        (25, 1, "Thu Oct 22 08:54:51 2020"), (31, 1, "Thu Oct 22 08:55:54 2020")]
+
+
+def test_bursts_by_wallclock_in_syslog() -> None:
+    # excerpts/030: three faults at 17:35:46 (syslog seconds): one burst.
+    report = analyse_log(lines(CORPUS / "excerpts" / "030_iommu_5429b7f131_p1_body.log"))
+    (b,) = report.bursts
+    assert (b.count, b.first_wallclock, b.last_wallclock) == (3, "May 30 17:35:46", "May 30 17:35:46")
+
+
+
+def test_ir_copy_failed_is_a_kdump_warning() -> None:
+    r = analyse_log(["[ 0.2] DMAR-IR: Failed to copy IR table for dmar1 from previous kernel"])
+    assert r.in_kdump_kernel and r.verdict_level == "warning"
+    assert r.verdict == ("WARNING: kdump kernel: the kdump kernel failed to copy the "
+                         "interrupt-remapping table for dmar1")
+
+
+
+def test_last_boot_only() -> None:
+    # full/060: a first boot (line 61) and the kexec'd one (line 1149), both with crashkernel.
+    log = lines(CORPUS / "full" / "060_kexec_3c955ceb2d_p1_body.log")
+    whole = analyse_log(log)
+    last = analyse_log(log, last_boot_only=True)
+    assert whole.boots == last.boots == 2
+    assert whole.counts["crashkernel_reserved"] == 2 and last.counts["crashkernel_reserved"] == 1
+    assert last.events[0].kind == "boot" and last.events[0].line == 1149
+    assert last.counts["dma_fault"] == 1 and last.counts["translation_not_kdump"] == 2

@@ -9,7 +9,13 @@ import pytest
 
 from kdumptool.errors import PermissionDenied, SourceMissing
 from kdumptool.formats.klog import normalise_line
-from kdumptool.sources.kmsg import open_kmsg, open_log, open_log_file, open_snapshot_log, read_kmsg_records
+from kdumptool.sources.kmsg import (
+    open_kmsg,
+    open_log,
+    open_log_file,
+    open_snapshot_log,
+    read_kmsg_records,
+)
 from kdumptool.sources.root import open_root
 from tests.conftest import FIXTURES
 

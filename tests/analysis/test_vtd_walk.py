@@ -218,3 +218,19 @@ def test_scalable_other_pasids_enumerated_and_exposed():
     mem.drop(t70)
     d = walk_root_table(mem, st.root, "scalable").devices[0]
     assert [(u.paddr, u.what) for u in d.unreadable] == [(t70, "PASID table")]
+
+
+def test_full_linear_leaf_table_fast_case_matches_entry_by_entry():
+    mem = VtdMemory()
+    pt = PageTable(mem, 3)
+    for i in range(512):  # one full level-1 table, linear
+        pt.map(0x200000 + i * 4096, 0x40000000 + i * 4096)
+    for i in range(512):  # a second one, linear but one page read-only in the middle
+        pt.map(0x400000 + i * 4096, 0x40200000 + i * 4096, write=(i != 100))
+    w = walk_page_table(mem, pt.root, 3)
+    assert w.mapped_4k_pages == 1024
+    assert w.extents == (
+        Extent(0x200000, 0x40000000, 0x200000 + 100 * 4096, True, True),
+        Extent(0x400000 + 100 * 4096, 0x40200000 + 100 * 4096, 4096, True, False),
+        Extent(0x400000 + 101 * 4096, 0x40200000 + 101 * 4096, 411 * 4096, True, True),
+    )

@@ -19,6 +19,7 @@ from kdumptool.formats.klog import (
     fault_reason_text,
     normalise_line,
     parse_log,
+    wallclock_seconds,
 )
 
 
@@ -281,6 +282,7 @@ def test_f7_f8_f9_status_suppressed_firmware() -> None:
         ("DMAR: Copied translation tables from previous kernel for dmar0", "tables_copied", "dmar0"),
         ("DMAR: Failed to copy translation tables from previous kernel for dmar0", "copy_failed", "dmar0"),
         ("DMAR-IR: Copied IR table for dmar0 from previous kernel", "ir_copied", "dmar0"),
+        ("DMAR-IR: Failed to copy IR table for dmar1 from previous kernel", "ir_copy_failed", "dmar1"),
         ("DMAR: Translation was enabled for dmar0 but we are not in kdump mode", "translation_not_kdump", "dmar0"),
         ("DMAR-IR: IRQ remapping was enabled on dmar6 but we are not in kdump mode", "ir_not_kdump", "dmar6"),
         ("DMAR: Scalable mode is disallowed", "sm_disallowed", None),
@@ -444,3 +446,13 @@ def test_wrapped_marker_lines_joined() -> None:
 def test_no_join_when_next_line_is_its_own_message() -> None:
     evs = events("DMAR: DRHD: handling fault\nDMAR: IOMMU disabled\n")
     assert [e.kind for e in evs] == ["iommu_disabled"]
+
+
+def test_wallclock_seconds() -> None:
+    assert wallclock_seconds("Thu Oct 22 08:55:54 2020") - wallclock_seconds("Thu Oct 22 08:54:51 2020") == 63  # type: ignore[operator]
+    assert wallclock_seconds("Fri May  1 09:46:41 2026") == wallclock_seconds("2026-05-01T09:46:41Z")
+    assert wallclock_seconds("2014-04-25T09:37:53.5+01:00") == wallclock_seconds("2014-04-25T08:37:53.5Z")
+    assert wallclock_seconds("2021-12-01T10:00:00,25+00:00") == wallclock_seconds("2021-12-01T10:00:00.25Z")
+    assert wallclock_seconds("aug 23 18:04:17") - wallclock_seconds("Aug 23 18:04:15") == 2  # type: ignore[operator]
+    assert wallclock_seconds("kwi27 22:04") is None and wallclock_seconds("Foo 99 99:99:99") is None
+    assert wallclock_seconds(None) is None

@@ -58,7 +58,7 @@ def test_rich_renderers_show_the_same_facts(run):
     console.print(render_pci_rich(system, verbose=True))
     console.print(render_iommu_rich(system))
     text = console.export_text()
-    for bdf, d in system.devices.items():
+    for d in system.devices.values():
         assert d.short_bdf in text
     assert ("RISK" in text) == any(d.kdump_risk for d in system.devices.values())
     assert "TES+" in text or "TES-" in text
