@@ -10,6 +10,7 @@ message starts with it, so a failure says which scenario and which assertion.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -124,6 +125,7 @@ def kdumptool(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:  #
                           text=True, env=env, timeout=timeout, cwd=REPO)
 
 
+@functools.cache
 def has_command(*words: str) -> bool:
     """Does this tree's kdumptool have ``words`` (``vmcore``, ``info``)?"""
     r = kdumptool(*words, "--help", timeout=120)
