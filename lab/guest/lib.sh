@@ -133,7 +133,7 @@ live_main() {
     kdt_probe "$O"
     kdt_batch "$O" version=--version 'dmar=dmar -f json' 'pci=pci -f json' \
         'iommu=iommu -f json' 'log=log -f json' 'triage=triage -f json' \
-        "collect=collect --output $O/snapshot"
+        "collect=collect --output $O/snapshot -f json"
     t0=$(up)
     "$KEXEC" -p "/t/boot/vmlinuz-$KVER" --initrd="$KDUMP_INITRD" --append="$KDUMP_APPEND" \
         > "$O/kexec.txt" 2>&1
@@ -189,7 +189,7 @@ kdump_main() {
     oracle "$O"
     kdt_probe "$O"
     kdt_batch "$O" 'dmar=dmar -f json' 'pci=pci -f json' 'iommu=iommu -f json' \
-        'log=log -f json' 'triage=triage -f json' "record=record --output $O/record" \
+        'log=log -f json' 'triage=triage -f json' "record=record --out $O/record -f json" \
         'quiesce_plan=quiesce --plan -f json' 'vmcore_info=vmcore info /proc/vmcore -f json' \
         'vmcore_log=vmcore log /proc/vmcore -f json' \
         'vmcore_iommu=vmcore iommu /proc/vmcore --saved /out/live/drhd_regs_final.txt -f json'
@@ -200,6 +200,10 @@ kdump_main() {
         oracle "$O/after_drivers"
     fi
     for f in $DUMPS; do dump "$f"; done
+    # The dump is finished: quiesce for real, then look again with the oracle tools.
+    kdt_batch "$O" "quiesce_apply=quiesce --apply --dump-finished --journal $O/quiesce.journal -f json" \
+        'quiesce_again=quiesce --apply --dump-finished -f json'
+    oracle "$O/after_quiesce"
     dmesg > "$O/dmesg_final.txt"
     drhd_regs > "$O/drhd_regs_final.txt" 2>&1
     echo "$(up)" > "$O/done.txt"
