@@ -124,21 +124,26 @@ nic_up() {
 }
 
 live_main() {
+    local O t0
     O=/out/live; mkdir -p "$O"
     say "live start run=$RUN kernel=$(uname -r)"
     for m in $LIVE_DRIVERS; do modprobe "$m" || say "modprobe $m failed"; done
     sleep 1
     nic_up
-    oracle "$O"
-    kdt_probe "$O"
-    kdt_batch "$O" version=--version 'dmar=dmar -f json' 'pci=pci -f json' \
-        'iommu=iommu -f json' 'log=log -f json' 'triage=triage -f json' \
-        "collect=collect --output $O/snapshot -f json"
+    # What Debian's kdump-tools would have said to kexec: kdumptool triage reads it to
+    # predict the kdump kernel's command line.
+    mkdir -p /etc/default
+    echo "KDUMP_CMDLINE=\"$KDUMP_APPEND\"" > /etc/default/kdump-tools
     t0=$(up)
     "$KEXEC" -p "/t/boot/vmlinuz-$KVER" --initrd="$KDUMP_INITRD" --append="$KDUMP_APPEND" \
         > "$O/kexec.txt" 2>&1
     echo "rc=$? t0=$t0 t1=$(up)" >> "$O/kexec.txt"
     echo "loaded=$(cat /sys/kernel/kexec_crash_loaded)" >> "$O/kexec.txt"
+    oracle "$O"
+    kdt_probe "$O"
+    kdt_batch "$O" version=--version 'dmar=dmar -f json' 'pci=pci -f json' \
+        'iommu=iommu -f json' 'log=log -f json' 'triage=triage -f json' \
+        "collect=collect --output $O/snapshot -f json"
     # The RTADDR the crashed kernel had, read as late as possible before the panic.
     drhd_regs > "$O/drhd_regs_final.txt" 2>&1
     dmesg > "$O/dmesg_final.txt"
