@@ -14,7 +14,7 @@ problem, or worth a look), ``info`` (a fact that matters to kdump/IOMMU behaviou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from kdumptool.formats.dmar import (
     Andd,
@@ -80,9 +80,32 @@ def walk_scope_path(
     return bdf, None
 
 
-def check_dmar(dmar: Dmar, pci: Optional[Mapping[str, Optional[int]]] = None) -> List[Finding]:
+def range_is_reserved(base: int, end: int, reserved: Sequence[Tuple[int, int]]) -> bool:
+    """Whether [base, end] (inclusive) lies wholly inside the union of the ``reserved``
+    ranges (inclusive), contiguous pieces allowed: the rule of Linux's
+    ``arch_rmrr_sanity_check()`` (``e820__mapped_all(start, end, E820_TYPE_RESERVED)``)."""
+    if end < base:
+        return False
+    start = base
+    for a, b in sorted(reserved):
+        if a > start:
+            return False
+        if b >= start:
+            start = b + 1
+            if start > end:
+                return True
+    return False
+
+
+def check_dmar(
+    dmar: Dmar,
+    pci: Optional[Mapping[str, Optional[int]]] = None,
+    reserved: Optional[Sequence[Tuple[int, int]]] = None,
+) -> List[Finding]:
     """All findings for ``dmar``; ``pci`` maps known BDFs to bridge secondary buses
-    (None for non-bridges), as :func:`kdumptool.sources.acpi.read_pci_bridges` gives."""
+    (None for non-bridges), as :func:`kdumptool.sources.acpi.read_pci_bridges` gives;
+    ``reserved`` lists the firmware-reserved memory ranges (inclusive), as
+    :func:`kdumptool.sources.acpi.read_reserved_ranges` gives."""
     f: List[Finding] = []
     add = f.append
 
@@ -204,6 +227,13 @@ def check_dmar(dmar: Dmar, pci: Optional[Mapping[str, Optional[int]]] = None) ->
                 add(Finding("RMRR_END_UNALIGNED", ERROR,
                             f"RMRR {rng}: end + 1 not 4 KiB aligned (fwts "
                             "InvalidRMRRRangeAddr)", r.offset))
+        if reserved is not None and r.end_address >= r.base_address \
+                and not range_is_reserved(r.base_address, r.end_address, reserved):
+            add(Finding("RMRR_NOT_RESERVED", WARNING,
+                        f"RMRR {rng} is not inside memory the firmware reports as reserved "
+                        "(Linux: '[Firmware Bug]: No firmware reserved region can cover this "
+                        "RMRR'): the OS may hand it out while a device still DMAs to it",
+                        r.offset))
         if not r.device_scopes:
             add(Finding("RMRR_NO_DEVICES", WARNING,
                         f"RMRR {rng} names no device", r.offset))

@@ -190,7 +190,7 @@ def find_exposure(
             continue
         unread = len(d.all_unreadable)
         incomplete = incomplete or unread > 0
-        if d.passthrough:
+        if d.passthrough or any(p.translation_type == "pass-through" for p in d.other_pasids):
             passthrough.append(d.bdf)
             dumped_b = dmap.dumped_bytes(0, end) if dmap else None
             rng = PhysRange(0, end, True, True, None)
@@ -198,14 +198,18 @@ def find_exposure(
                                       (end - dumped_b) if dumped_b is not None else None, unread))
             union_items.append((0, end, 3, d.bdf))
             continue
-        if d.walk is None:
+        walks = d.walks
+        if not walks:
             out.append(DeviceExposure(d.bdf, d.domain_id, d.translation_type, False, (), 0, 0,
                                       0 if dmap else None, unread))
             continue
-        key = id(d.walk)
-        if key not in per_walk:
-            per_walk[key] = _walk_ranges(d.walk)
-        merged = per_walk[key]
+        for w in walks:
+            if id(w) not in per_walk:
+                per_walk[id(w)] = _walk_ranges(w)
+        if len(walks) == 1:
+            merged = per_walk[id(walks[0])]
+        else:  # several PASIDs: their ranges together
+            merged = merge_ranges(x for w in walks for x in per_walk[id(w)])
         ranges: List[PhysRange] = []
         for s, e, rw in merged:
             union_items.append((s, e, rw, d.bdf))

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
-from kdumptool.formats.klog import LogEvent, parse_log
+from kdumptool.formats.klog import LogEvent, parse_log, wallclock_seconds
 
 BURST_GAP_S = 2.0
 BURST_GAP_LINES = 50
@@ -108,6 +108,9 @@ class Burst:
     count: int = 0
     suppressed: int = 0
     devices: List[str] = field(default_factory=list)
+    first_wallclock: Optional[str] = None
+    last_wallclock: Optional[str] = None
+    last_wall_s: Optional[float] = field(default=None, repr=False)
 
     def to_json(self) -> Dict[str, Any]:
         return {
@@ -115,6 +118,8 @@ class Burst:
             "last_line": self.last_line,
             "first_timestamp": self.first_timestamp,
             "last_timestamp": self.last_timestamp,
+            "first_wallclock": self.first_wallclock,
+            "last_wallclock": self.last_wallclock,
             "count": self.count,
             "suppressed": self.suppressed,
             "devices": self.devices,
@@ -336,6 +341,7 @@ def analyse_log(
     suppressed_total = 0
     warnings: List[str] = []
     cur: Optional[Burst] = None
+    log_rmrrs: List[Tuple[int, int, int]] = []
     last_marker_key: Optional[Tuple[str, str]] = None
 
     for ev in stream:
@@ -351,6 +357,10 @@ def analyse_log(
             if key != last_marker_key and len(markers) < 500:
                 markers.append(ev)
             last_marker_key = key
+        if ev.kind == "rmrr" and len(log_rmrrs) < 256:
+            lo, hi = ev.details.get("base"), ev.details.get("end")
+            if isinstance(lo, int) and isinstance(hi, int) and (ev.line, lo, hi) not in log_rmrrs:
+                log_rmrrs.append((ev.line, lo, hi))
         if ev.kind == "unit":
             # One entry per unit and base (a log holding several boots repeats them).
             units = [u for u in units if (u.unit, u.details.get("reg_base_addr")) != (ev.unit, ev.details.get("reg_base_addr"))]
@@ -366,8 +376,7 @@ def analyse_log(
             cur.suppressed += n
             suppressed_total += n
             cur.last_line = ev.line
-            if ev.timestamp is not None:
-                cur.last_timestamp = ev.timestamp
+            _touch(cur, ev)
             continue
         if ev.kind in FAULT_KINDS or ev.kind == "suppressed":
             if cur is None or not _same_burst(cur, ev):
@@ -376,12 +385,9 @@ def analyse_log(
                         bursts.append(cur)
                     else:
                         bursts_omitted += 1
-                cur = Burst(ev.line, ev.end_line or ev.line, ev.timestamp, ev.timestamp)
+                cur = Burst(ev.line, ev.end_line or ev.line, None, None)
             cur.last_line = ev.end_line or ev.line
-            if ev.timestamp is not None:
-                if cur.first_timestamp is None:
-                    cur.first_timestamp = ev.timestamp
-                cur.last_timestamp = ev.timestamp
+            _touch(cur, ev)
             if ev.kind == "suppressed":
                 n = ev.value or 0
                 cur.suppressed += n
@@ -398,6 +404,18 @@ def analyse_log(
             bursts_omitted += 1
 
     faults = sorted(groups.values(), key=lambda g: (-g.count, g.first_line))
+    if log_rmrrs:
+        for g in faults:
+            info = devices.get(g.bdf) if g.bdf else None
+            if info is not None and info.known:
+                continue  # the model's own RMRR list for the device was checked above
+            for a in g.addresses:
+                for ln, lo, hi in log_rmrrs:
+                    if lo <= a <= hi:
+                        note = (f"0x{a:x} is inside RMRR [0x{lo:x}-0x{hi:x}] announced at line {ln} "
+                                "(its device scope is not in the log)")
+                        if note not in g.address_notes:
+                            g.address_notes.append(note)
     in_kdump = any(counts.get(k) for k in _KDUMP_KINDS)
     level, verdict = _verdict(counts, faults, markers, devices, in_kdump, suppressed_total)
     return LogReport(
@@ -423,9 +441,27 @@ def _chain(first: Any, rest: Any) -> Any:
     yield from rest
 
 
+def _touch(b: Burst, ev: LogEvent) -> None:
+    """Extend a burst's first/last time with an event's."""
+    if ev.timestamp is not None:
+        if b.first_timestamp is None:
+            b.first_timestamp = ev.timestamp
+        b.last_timestamp = ev.timestamp
+    if ev.wallclock is not None:
+        if b.first_wallclock is None:
+            b.first_wallclock = ev.wallclock
+        b.last_wallclock = ev.wallclock
+        b.last_wall_s = wallclock_seconds(ev.wallclock)
+
+
 def _same_burst(b: Burst, ev: LogEvent) -> bool:
     if ev.timestamp is not None and b.last_timestamp is not None:
         return 0 <= ev.timestamp - b.last_timestamp <= BURST_GAP_S
+    if ev.wallclock is not None and b.last_wall_s is not None:
+        w = wallclock_seconds(ev.wallclock)
+        if w is not None:
+            # Wall clocks print whole seconds: allow one more.
+            return 0 <= w - b.last_wall_s <= BURST_GAP_S + 1
     return ev.line - b.last_line <= BURST_GAP_LINES
 
 

@@ -94,15 +94,61 @@ class Capacity:
 
 
 @dataclass(frozen=True)
+class TableDevice:
+    """One requester ID in the crashed kernel's VT-d tables (decoded from the vmcore)."""
+
+    bdf: str
+    present: bool
+    translation_type: str
+    domain_id: Optional[int]
+    mapped_4k: int
+    mapped_large: int
+
+
+@dataclass(frozen=True)
+class FaultLookup:
+    """A faulting IOVA of the kdump kernel's log, translated with the crashed kernel's tables."""
+
+    bdf: str
+    iova: int
+    phys: Optional[int]
+    read: bool
+    write: bool
+    reason: Optional[str]
+
+    def text(self) -> str:
+        if self.phys is None:
+            return f"IOVA 0x{self.iova:x} of {self.bdf[5:]} is not mapped in the crashed kernel's tables ({self.reason})"
+        rw = ("R" if self.read else "") + ("W" if self.write else "")
+        return (f"IOVA 0x{self.iova:x} of {self.bdf[5:]} maps to phys 0x{self.phys:x} ({rw}) in the crashed kernel's "
+                f"tables: DMA the device set up before the crash")
+
+
+@dataclass(frozen=True)
+class CrashedTables:
+    root_address: int
+    mode: str  # legacy | scalable
+    found_by: str  # how the root table address was obtained
+    devices: Tuple[TableDevice, ...]
+    problems: Tuple[str, ...] = ()
+    fault_lookups: Tuple[FaultLookup, ...] = ()
+
+    def device(self, bdf: str) -> Optional[TableDevice]:
+        return next((d for d in self.devices if d.bdf == bdf), None)
+
+
+@dataclass(frozen=True)
 class CrashedKernel:
-    """Offline triage: what the crashed kernel's own records say (vmcore log, a saved
-    snapshot of the first kernel)."""
+    """Offline triage: what the crashed kernel's own records say (its log out of the
+    vmcore or a saved snapshot, the VT-d tables decoded from the vmcore)."""
 
     source: str
     log: Optional[LogMarkers] = None
     cmdline: Optional[str] = None
     drivers: Mapping[str, str] = field(default_factory=dict)  # bdf -> driver in the first kernel
-    vtd_tables: Optional[str] = None  # one-line summary of the decoded tables, when any
+    tables: Optional[CrashedTables] = None
+    vmcore: Optional[str] = None
+    warnings: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,6 +253,8 @@ def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional
             # The crashed kernel's own log (from the vmcore or a saved snapshot).
             seen = observe_kernel("first", crashed.cmdline, [], crashed.log)
             first = _merge_first(first, seen)
+        if crashed is not None and crashed.tables is not None:
+            first = _with_tables(first, crashed)
         scen = classify(first, kd, True, has_units, inp.log)
         return scen, kd.cmdline, "observed: /proc/cmdline of this kdump kernel"
     first = observe_kernel("first", sysm.cmdline, units, inp.log)
@@ -226,6 +274,29 @@ def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional
             kd = KernelState(kd.role, kd.basis, kd.cmdline, first.vtd, kd.scalable or first.scalable, kd.ir, first.x2apic, kd.evidence)
     scen = classify(first, kd, False, has_units, None)
     return scen, line, basis
+
+
+def _tables_evidence(c: CrashedKernel) -> Evidence:
+    t = c.tables
+    assert t is not None
+    present = sum(1 for d in t.devices if d.present)
+    return Evidence(
+        str(c.vmcore or c.source),
+        f"crashed kernel's root table 0x{t.root_address:x}: {t.mode} mode, {present} present context entries "
+        f"(address from {t.found_by})",
+    )
+
+
+def _with_tables(first: KernelState, c: CrashedKernel) -> KernelState:
+    """The tables decoded from the vmcore are direct evidence of the crashed kernel's mode."""
+    t = c.tables
+    assert t is not None
+    if not any(d.present for d in t.devices):
+        return first
+    return KernelState(
+        first.role, first.basis, first.cmdline, True, t.mode == "scalable", first.ir, first.x2apic,
+        first.evidence + (_tables_evidence(c),),
+    )
 
 
 def _merge_first(inferred: KernelState, seen: KernelState) -> KernelState:
@@ -488,6 +559,32 @@ def triage(inp: TriageInput) -> TriageReport:
                 )
             )
 
+    # ---- the crashed kernel's tables in the vmcore (offline)
+    c = inp.crashed
+    if c is not None and c.tables is not None:
+        t = c.tables
+        ev = [_tables_evidence(c)]
+        for r in risks:
+            td = t.device(r.bdf)
+            if td is not None and td.present:
+                ev.append(Evidence(str(c.vmcore), f"{r.bdf}: {td.translation_type}, DID {td.domain_id}, "
+                                   f"{td.mapped_4k} mapped 4 KiB + {td.mapped_large} large pages"))
+        live = sum(1 for r in risks if (t.device(r.bdf) or TableDevice("", False, "", None, 0, 0)).mapped_4k
+                   + (t.device(r.bdf) or TableDevice("", False, "", None, 0, 0)).mapped_large > 0)
+        findings.append(
+            Finding(
+                "crashed-kernel-tables",
+                "info",
+                f"The crashed kernel's VT-d tables are in the vmcore ({t.mode} mode, {len(t.devices)} devices); "
+                f"{live} of the risky devices still had mapped pages at the crash",
+                tuple(ev) + tuple(Evidence(str(c.vmcore), p) for p in t.problems[:5]),
+                devices=tuple(r.bdf for r in risks if t.device(r.bdf) is not None),
+            )
+        )
+    if c is not None:
+        for w in c.warnings[:10]:
+            findings.append(Finding("offline-source", "info", w, (Evidence(str(c.vmcore or c.source), w),)))
+
     # ---- kdump configuration and initramfs
     if not sysm.in_kdump_kernel:
         findings.extend(_config_findings(inp, scen))
@@ -570,7 +667,13 @@ def _device_findings(
                     devices=(r.bdf,),
                 )
             )
+    lookups: Dict[str, List[FaultLookup]] = {}
+    c = inp.crashed
+    if c is not None and c.tables is not None:
+        for fl in c.tables.fault_lookups:
+            lookups.setdefault(fl.bdf, []).append(fl)
     for bdf, evs in sorted(faults.items()):
+        extra = tuple(Evidence(str(c.vmcore if c is not None else ""), fl.text()) for fl in lookups.get(bdf, [])[:3])
         dev = sysm.devices.get(bdf)
         fmods: Tuple[str, ...] = _device_modules(inp, bdf, dev) if dev is not None else ()
         driver_now = dev.driver if dev is not None else None
@@ -583,7 +686,7 @@ def _device_findings(
                 "dmar-fault",
                 sev,
                 f"DMAR fault{'s' if len(evs) > 1 else ''} from {_short(bdf)} ({tie}{state}): {len(evs)} in the log",
-                tuple(evs[:5]),
+                tuple(evs[:5]) + extra,
                 (
                     "the fault is DMA the device started under the crashed kernel; "
                     + ("fix the scalable-mode mismatch above" if scen.case == "sm-mismatch" else

@@ -36,6 +36,7 @@ from kdumptool.formats.vtd_tables import (
     PGTT_NAMES,
     ROOT_ENTRY_SIZE,
     SM_CONTEXT_ENTRY_SIZE,
+    VTD_PAGE_MASK,
     VTD_PAGE_SIZE,
     context_entry_from_qwords,
     pasid_dir_entry_from_qword,
@@ -102,6 +103,21 @@ class PageTableWalk:
 
 
 @dataclass(frozen=True)
+class PasidTranslation:
+    """A present PASID table entry of a scalable-mode device other than its RID_PASID."""
+
+    pasid: int
+    entry_paddr: int
+    translation_type: str
+    address_width: Optional[int]
+    levels: Optional[int]
+    domain_id: int
+    pt_root: Optional[int]
+    walk: Optional[PageTableWalk]
+    problems: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DeviceTranslation:
     """What the tables say one requester ID (bus, devfn) gets."""
 
@@ -123,6 +139,7 @@ class DeviceTranslation:
     pasid_entry_paddr: Optional[int] = None
     unreadable: Tuple[Unreadable, ...] = ()
     problems: Tuple[str, ...] = ()
+    other_pasids: Tuple[PasidTranslation, ...] = ()
 
     @property
     def bdf(self) -> str:
@@ -134,7 +151,16 @@ class DeviceTranslation:
 
     @property
     def all_unreadable(self) -> Tuple[Unreadable, ...]:
-        return self.unreadable + (self.walk.unreadable if self.walk else ())
+        out = self.unreadable + (self.walk.unreadable if self.walk else ())
+        for p in self.other_pasids:
+            out += p.walk.unreadable if p.walk else ()
+        return out
+
+    @property
+    def walks(self) -> Tuple[PageTableWalk, ...]:
+        """Every page table this device can use: RID_PASID's and other PASIDs'."""
+        out = (self.walk,) if self.walk else ()
+        return out + tuple(p.walk for p in self.other_pasids if p.walk)
 
 
 @dataclass(frozen=True)
@@ -449,9 +475,73 @@ def _sm_device(
         pt_root = None
     else:
         problems.append(f"PGTT {pe.pgtt} is reserved")
+    others = _other_pasids(reader, ce.pasid_dir_ptr, ce.pasid_dir_entries, pasid, domain, unreadable, problems)
     return DeviceTranslation(present=True, translation_type=tt, address_width=aw_bits, aw=pe.aw, levels=levels,
                              domain_id=pe.did, pt_root=pt_root, walk=walk, pasid_entry_paddr=pe_paddr,
-                             unreadable=tuple(unreadable), problems=tuple(problems), **base)
+                             unreadable=tuple(unreadable), problems=tuple(problems), other_pasids=others, **base)
+
+
+def _pasid_translation(
+    q0: int, q1: int, q2: int, pasid: int, paddr: int,
+    domain: Callable[[str, int, int], Optional[PageTableWalk]],
+) -> PasidTranslation:
+    pe = pasid_entry_from_qwords(q0, q1, q2)
+    tt = PGTT_NAMES[pe.pgtt]
+    if pe.pgtt in (2, 3):
+        levels = AW_LEVELS.get(pe.aw)
+        walk = domain("second-level", pe.slptptr, levels) if levels else None
+        probs = () if levels else (f"AW {pe.aw} is reserved",)
+        return PasidTranslation(pasid, paddr, tt, AW_BITS.get(pe.aw), levels, pe.did, pe.slptptr, walk, probs)
+    if pe.pgtt == 1:
+        levels = 5 if pe.flpm == 1 else 4
+        return PasidTranslation(pasid, paddr, tt, 57 if levels == 5 else 48, levels, pe.did, pe.flptptr,
+                                domain("first-level", pe.flptptr, levels))
+    if pe.pgtt == 4:
+        return PasidTranslation(pasid, paddr, tt, None, None, pe.did, None, None)
+    return PasidTranslation(pasid, paddr, tt, None, None, pe.did, None, None, (f"PGTT {pe.pgtt} is reserved",))
+
+
+def _other_pasids(
+    reader: PageReader, pdir: int, entries: int, rid_pasid: int,
+    domain: Callable[[str, int, int], Optional[PageTableWalk]],
+    unreadable: List[Unreadable], problems: List[str],
+) -> Tuple[PasidTranslation, ...]:
+    """Every present PASID entry reachable from the PASID directory, except RID_PASID."""
+    out: List[PasidTranslation] = []
+    seen_tables: set = set()
+    for dpage_index in range((entries * PASID_DIR_ENTRY_SIZE + VTD_PAGE_SIZE - 1) // VTD_PAGE_SIZE):
+        dpaddr = pdir + dpage_index * VTD_PAGE_SIZE
+        try:
+            dq = _UNPACK_PAGE(reader.page(dpaddr))
+        except NotMapped as err:
+            if dpage_index:  # the first page was already reported for RID_PASID, if missing
+                unreadable.append(Unreadable(dpaddr, "PASID directory", err.why))
+            continue
+        for i, v in enumerate(dq):
+            if not v & 1:
+                continue
+            dir_index = dpage_index * 512 + i
+            if dir_index >= entries:
+                break
+            table = v & VTD_PAGE_MASK
+            if table in seen_tables:
+                problems.append(f"PASID directory entries share table 0x{table:x}: not decoded twice")
+                continue
+            seen_tables.add(table)
+            try:
+                tq = _UNPACK_PAGE(reader.page(table))
+            except NotMapped as err:
+                if dir_index != rid_pasid >> 6:
+                    unreadable.append(Unreadable(table, "PASID table", err.why))
+                continue
+            for j in range(64):
+                q0 = tq[8 * j]
+                pasid = (dir_index << 6) | j
+                if not q0 & 1 or pasid == rid_pasid:
+                    continue
+                out.append(_pasid_translation(q0, tq[8 * j + 1], tq[8 * j + 2], pasid,
+                                              table + j * PASID_ENTRY_SIZE, domain))
+    return tuple(out)
 
 
 # --- one IOVA, as the kernel's fault dump prints it ---------------------------------------------

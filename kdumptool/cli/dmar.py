@@ -34,6 +34,7 @@ def dmar(
         no_dmar_reason,
         read_dmar,
         read_pci_bridges,
+        read_reserved_ranges,
         read_table_file,
     )
     from kdumptool.sources.root import open_root
@@ -48,13 +49,16 @@ def dmar(
                 raise SourceMissing(no_dmar_reason(r))
             data = raw
             source = str(r.p("/sys/firmware/acpi/tables/DMAR"))
-        # The PCI tree is known for the live host, for --root, never for a bare file.
-        pci = None if no_pci or (file is not None and root is None) else read_pci_bridges(r)
+        # The PCI tree and the memory map are known for the live host and for --root,
+        # never for a bare file.
+        machine = not (file is not None and root is None)
+        pci = read_pci_bridges(r) if machine and not no_pci else None
+        reserved = read_reserved_ranges(r) if machine else None
     try:
         table = parse_dmar(data, source)
     except DecodeError as err:
         raise err.with_source(source) if err.what != source else err from None
-    findings = check_dmar(table, pci)
+    findings = check_dmar(table, pci, reserved)
     emit(
         fmt,
         json_obj=lambda: dmar_json(table, findings, source),

@@ -18,9 +18,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """VT-d units (translation, interrupt remapping, legacy/scalable mode, faults) and IOMMU groups."""
         fmt = check_format(fmt)
-        from kdumptool.render.iommu import render_iommu_json, render_iommu_text
+        from kdumptool.render.iommu import render_iommu_json, render_iommu_rich, render_iommu_text
         from kdumptool.render.output import emit
         from kdumptool.sources.system import read_system
 
         system = read_system(root, read_registers=not no_registers)
-        emit(fmt, json_obj=lambda: render_iommu_json(system), text=lambda: render_iommu_text(system))
+        emit(
+            fmt,
+            json_obj=lambda: render_iommu_json(system),
+            text=lambda: render_iommu_text(system),
+            rich=lambda: render_iommu_rich(system),
+        )

@@ -26,6 +26,11 @@ def log(
     no_system: Annotated[
         bool, typer.Option("--no-system", help="Do not tie faults to devices of the system model.")
     ] = False,
+    system_root: Annotated[
+        Optional[str],
+        typer.Option("--system-root", help="Tie faults to the devices of this snapshot instead (e.g. the "
+                     "crashed kernel's snapshot when reading the kdump kernel's log)."),
+    ] = None,
 ) -> None:
     """Summarise DMAR faults per device and reason, kdump markers in order, and a verdict."""
     from kdumptool.analysis.log import analyse_log
@@ -40,8 +45,15 @@ def log(
     rt = open_root(root) if root is not None else None
     try:
         src = open_log(file, rt)
-        system = None
-        if not no_system and (rt is not None or file is None):
+        system: object = None
+        if no_system:
+            pass
+        elif system_root is not None:
+            from kdumptool.sources.system import read_system
+
+            with open_root(system_root) as srt:
+                system = read_system(srt)
+        elif rt is not None or file is None:
             system = _read_system(rt)
         report = analyse_log(parse_log(src), system=system, max_events=MAX_JSON_EVENTS)
         report.warnings[:0] = src.warnings

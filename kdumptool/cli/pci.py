@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         """PCI devices as a tree (like lspci -tv) with BusMaster, driver, IOMMU group and VT-d unit."""
         fmt = check_format(fmt)
         from kdumptool.render.output import emit
-        from kdumptool.render.pci import render_pci_json, render_pci_text
+        from kdumptool.render.pci import render_pci_json, render_pci_rich, render_pci_text
 
         if from_lspci is not None:
             from kdumptool.sources.system import read_system_from_lspci
@@ -38,4 +38,5 @@ def register(app: typer.Typer) -> None:
             fmt,
             json_obj=lambda: render_pci_json(system, slot),
             text=lambda: render_pci_text(system, verbose, slot),
+            rich=lambda: render_pci_rich(system, verbose, slot),
         )

@@ -295,6 +295,7 @@ def _live_units(unit: Optional[str], warnings: List[str]) -> List[tuple]:
     except ImportError:  # pragma: no cover - the system stream's sources are absent
         return []
     from kdumptool.errors import KdumptoolError
+    from kdumptool.formats.vtd_tables import old_table_in_rtaddr
 
     out = []
     try:
@@ -314,7 +315,7 @@ def _live_units(unit: Optional[str], warnings: List[str]) -> List[tuple]:
         rt, gsts = values.get("RTADDR"), values.get("GSTS")
         if rt is None or gsts is None:
             continue
-        if gsts & (1 << 31):
+        if not old_table_in_rtaddr(gsts):
             warnings.append(f"{u.name}: translation is on in this kernel (GSTS.TES): RTADDR 0x{rt:x} is the "
                             "kdump kernel's own table, not used")
             continue

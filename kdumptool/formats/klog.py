@@ -270,6 +270,45 @@ def _seconds(whole: str, frac: str) -> float:
     return int(whole) + int(frac) / (10 ** len(frac))
 
 
+_MONTH_NUM = {m: i + 1 for i, m in enumerate(_MONTHS.split("|"))}
+_WALL_CTIME_RE = re.compile(r"(?:\w{3} )?(\w{3})\s+(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.\d+)?(?: (\d{4}))?$")
+_WALL_ISO_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)?$")
+
+
+def wallclock_seconds(wall: Optional[str]) -> Optional[float]:
+    """Seconds (on an arbitrary but consistent scale) for a printed wall-clock time, to
+    measure gaps: ``dmesg -T`` ctime, syslog ``Aug 23 19:13:02`` (no year: 2000 is
+    assumed, fine for gaps within a log) and ISO 8601 with its offset. None otherwise."""
+    if not wall:
+        return None
+    import datetime as _dt
+
+    m = _WALL_ISO_RE.match(wall)
+    try:
+        if m:
+            frac = m.group(7) or "0"
+            t = _dt.datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)),
+                             int(m.group(5)), int(m.group(6)))
+            secs = (t - _dt.datetime(1970, 1, 1)).total_seconds() + int(frac) / 10 ** len(frac)
+            off = m.group(8)
+            if off and off != "Z":
+                sign = -1 if off[0] == "-" else 1
+                digits = off[1:].replace(":", "")
+                secs -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+            return secs
+        m = _WALL_CTIME_RE.match(wall)
+        if m:
+            month = _MONTH_NUM.get(m.group(1).lower()[:3])
+            if month is None:
+                return None
+            t = _dt.datetime(int(m.group(6) or 2000), month, int(m.group(2)), int(m.group(3)),
+                             int(m.group(4)), int(m.group(5)))
+            return (t - _dt.datetime(1970, 1, 1)).total_seconds()
+    except ValueError:
+        return None
+    return None
+
+
 def normalise_line(raw: str, number: int = 0) -> LogLine:
     """Strip quoting, record headers, syslog prefixes, levels and timestamps from a line."""
     s = raw.rstrip("\r\n")
@@ -432,10 +471,14 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
         r"|page table not present at level -?\d+)")),
 ]
 _AER_RE = re.compile(
-    r"^(?:(?P<driver>[\w.-]+)\s+)?(?P<dev>[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])\s*:\s*"
+    r"^(?:(?P<driver>[\w.-]+)\s+)?(?P<dev>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])\s*:\s*"
     r"(?P<rest>(?:AER:|PCIe Bus Error).*)$"
 )
-_AER_SRC_RE = re.compile(r"received:\s*(?:id=)?(?P<src>[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]|[0-9a-fA-F]{4})")
+# "error received: 0000:03:00.0" (<= 5.x), "error message received from 0000:00:1c.0" (>= 6.x),
+# "error received: id=0300" (old: a requester id).
+_AER_SRC_RE = re.compile(
+    r"received(?::|\s+from)\s*(?:id=)?(?P<src>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]|[0-9a-fA-F]{4}\b)"
+)
 _AER_ERROR_RE = re.compile(r"[Ee]rror|severity=|Uncorrect|Corrected")
 _AER_SEV_RE = re.compile(r"severity=(?P<sev>[A-Za-z ()-]+?),\s*type=(?P<type>[^,]+)")
 _INT_DETAILS = frozenset({"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "flags",
@@ -594,6 +637,7 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
     with replacement); a string holding several lines is split.
     """
     pending: Optional[_Pending] = None
+    held: Optional[LogLine] = None  # a keyword line that said nothing yet: maybe wrapped
     number = 0
     for raw in lines:
         number += 1
@@ -602,11 +646,17 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
         body = raw.rstrip("\r\n")
         parts = body.split("\n") if "\n" in body else [body]
         for part in parts:
-            if pending is None and not _KEYWORDS_RE.search(part):
+            if pending is None and held is None and not _KEYWORDS_RE.search(part):
                 continue  # fast path: nothing we know starts here (the message is a substring)
             ln = normalise_line(part, number)
             if ln.meta:
                 continue
+            if held is not None:
+                ev = _join_wrapped(held, ln)
+                held = None
+                if ev is not None:
+                    yield ev
+                    continue
             if pending is not None:
                 status, out = _continue(pending, ln)
                 yield from out
@@ -617,8 +667,30 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
                     continue
             pending, out = _start(ln)
             yield from out
+            if pending is None and not out and ln.text and _KEYWORDS_RE.search(ln.text):
+                held = ln
     if pending is not None:
         yield from _flush(pending)
+
+
+def _join_wrapped(held: LogLine, ln: LogLine) -> Optional[LogEvent]:
+    """A one-line message that a mailer wrapped: ``DMAR: DRHD: handling fault`` +
+    ``status reg 2``. Joined only when the next line is a bare continuation, says
+    nothing on its own, and the two together match (so the match spans the break)."""
+    if ln.prefixed or not ln.text or _simple_event(ln) is not None:
+        return None
+    if "Request device" in ln.text or _FAULT_HEAD_RE.search(ln.text):
+        return None
+    joined = LogLine(held.number, held.text + " " + ln.text, held.timestamp, held.wallclock,
+                     held.delta, held.prefixed, held.quote)
+    ev = _simple_event(joined)
+    if ev is None:
+        return None
+    return LogEvent(
+        line=ev.line, kind=ev.kind, text=ev.text, end_line=ln.number, timestamp=ev.timestamp,
+        wallclock=ev.wallclock, bdf=ev.bdf, address=ev.address, unit=ev.unit, value=ev.value,
+        details=ev.details, warnings=ev.warnings,
+    )
 
 
 _WAIT, _DONE, _AGAIN = "wait", "done", "again"

@@ -145,7 +145,7 @@ def _read_u(read: Reader, vaddr: int, size: int, what: str) -> int:
     try:
         return int.from_bytes(read(vaddr, size), "little")
     except KdumptoolError as err:
-        raise DecodeError(what, None, f"cannot read {what} at 0x{vaddr:x}: {err}") from None
+        raise DecodeError("kernel log", None, f"cannot read {what} at 0x{vaddr:x}: {err}") from None
 
 
 def decode_lockless(vi: VmcoreInfo, read: Reader) -> PrintkLog:

@@ -50,6 +50,9 @@ PASID_ENTRY_SIZE = 64
 PTE_SIZE = 8
 PASID_PDE_SHIFT = 6  # pasid.h: a PASID table page holds 64 entries
 
+# GSTS_REG bit 31: translation enable status (kernel DMA_GSTS_TES).
+DMA_GSTS_TES = 1 << 31
+
 # RTADDR_REG bits 11:10, TTM (translation table mode).
 RTADDR_TTM_LEGACY = 0
 RTADDR_TTM_SCALABLE = 1
@@ -478,6 +481,15 @@ def decode_rtaddr(value: int) -> RtAddr:
     if value < 0 or value > 0xFFFF_FFFF_FFFF_FFFF:
         raise DecodeError("RTADDR", None, f"0x{value:x} is not a 64-bit register value")
     return RtAddr(value, value & ADDR_MASK, (value >> 10) & 3)
+
+
+def old_table_in_rtaddr(gsts: int) -> bool:
+    """In a kdump kernel, does RTADDR still name the crashed kernel's root table?
+
+    Only while translation is off (GSTS.TES clear, e.g. ``intel_iommu=off``): the kdump
+    kernel never programmed the unit, so RTADDR keeps the old value. With TES set, the kdump
+    kernel has installed its own (copied) table, which lives in the crashkernel region."""
+    return not gsts & DMA_GSTS_TES
 
 
 @dataclass(frozen=True)

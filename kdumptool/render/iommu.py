@@ -195,3 +195,41 @@ def render_iommu_json(system: System) -> Dict[str, Any]:
         ],
         "warnings": list(system.warnings),
     }
+
+
+def render_iommu_rich(system: System) -> Any:
+    """Units as panels, groups as a table."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    parts: List[Any] = []
+    reason = no_vtd_reason(system)
+    if reason:
+        parts.append(Text(f"Note: {reason}.", style="yellow"))
+    for u in system.units:
+        lines = unit_lines(u)
+        r = u.registers
+        style = "green" if r is not None and r.translation_enabled else "yellow"
+        if r is not None and r.pending_faults:
+            style = "red"
+        parts.append(Panel("\n".join(x.strip() for x in lines[1:]), title=lines[0], border_style=style))
+    if system.groups:
+        table = Table(title="IOMMU groups")
+        for col in ("group", "type", "devices", "reserved regions"):
+            table.add_column(col)
+        for g in system.groups.values():
+            table.add_row(
+                str(g.number),
+                g.type or "?",
+                " ".join(d[5:] if d.startswith("0000:") else d for d in g.devices),
+                "\n".join(f"{rr.start:#x}-{rr.end:#x} {rr.type}" for rr in g.reserved_regions),
+            )
+        parts.append(table)
+    else:
+        parts.append(Text("IOMMU groups: none (no IOMMU driver is active)"))
+    for w in system.warnings:
+        if " config: only " not in w:
+            parts.append(Text(f"warning: {w}", style="yellow"))
+    return Group(*parts)

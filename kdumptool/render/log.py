@@ -23,6 +23,12 @@ def _head(source: str, lines: Optional[int]) -> str:
     return f"kernel log: {source}" + ("" if lines is None else f" ({lines} lines)")
 
 
+def _wspan(first: Optional[str], last: Optional[str]) -> str:
+    if first is None:
+        return ""
+    return f"at {first}" if last in (None, first) else f"{first} .. {last}"
+
+
 def render_log_json(report: LogReport, source: str, lines: Optional[int] = None) -> Dict[str, Any]:
     out = report.to_json()
     out["summary"] = {"source": source, "lines": lines, **out["summary"]}
@@ -78,7 +84,7 @@ def render_log_text(report: LogReport, source: str, nlines: Optional[int] = None
         lines.append("bursts:")
         for b in report.bursts:
             where = f"lines {b.first_line}-{b.last_line}"
-            span = _span(b.first_timestamp, b.last_timestamp)
+            span = _span(b.first_timestamp, b.last_timestamp) or _wspan(b.first_wallclock, b.last_wallclock)
             lines.append(
                 f"  {where}{', ' + span if span else ''}: {b.count} printed, {b.suppressed} suppressed;"
                 f" {', '.join(b.devices) or 'no device'}"
@@ -140,7 +146,8 @@ def render_log_rich(report: LogReport, source: str, nlines: Optional[int] = None
         for col in ("lines", "time", "printed", "suppressed", "devices"):
             t.add_column(col)
         for b in report.bursts:
-            t.add_row(f"{b.first_line}-{b.last_line}", _span(b.first_timestamp, b.last_timestamp),
+            t.add_row(f"{b.first_line}-{b.last_line}",
+                      _span(b.first_timestamp, b.last_timestamp) or _wspan(b.first_wallclock, b.last_wallclock),
                       str(b.count), str(b.suppressed), ", ".join(b.devices))
         out.append(t)
     for w in report.warnings[:20]:

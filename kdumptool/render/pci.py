@@ -242,3 +242,50 @@ def render_pci_json(system: System, only: Optional[str] = None) -> Dict[str, Any
         "devices": [device_json(system, d) for d in devs],
         "warnings": list(system.warnings),
     }
+
+
+def render_pci_rich(system: System, verbose: bool = False, only: Optional[str] = None) -> Any:
+    """A rich Tree of the same lines (risky devices in red, bus masters in bold)."""
+    from rich.console import Group
+    from rich.text import Text
+    from rich.tree import Tree
+
+    parts: List[Any] = []
+    reason = no_vtd_reason(system)
+    if reason:
+        parts.append(Text(f"Note: {reason}.", style="yellow"))
+
+    def label(d: PciDevice) -> Text:
+        style = "bold red" if d.kdump_risk else ("bold" if d.bus_master else "")
+        return Text(_line(system, d), style=style)
+
+    def add(node: Any, d: PciDevice) -> None:
+        child = node.add(label(d))
+        if verbose:
+            for x in render_config_lines(d):
+                child.add(Text(x, style="dim"))
+        for k in system.children(d.bdf):
+            add(child, k)
+
+    if only is not None:
+        for d in system.devices.values():
+            if only in (d.bdf, d.short_bdf):
+                t = Tree(label(d))
+                for x in render_config_lines(d) if verbose else []:
+                    t.add(Text(x, style="dim"))
+                parts.append(t)
+    else:
+        roots: Dict[str, List[PciDevice]] = {}
+        for d in system.children(None):
+            roots.setdefault(d.bdf[:7], []).append(d)
+        for rootbus, devs in sorted(roots.items()):
+            tree = Tree(f"[{rootbus}]", guide_style="dim")
+            for d in devs:
+                add(tree, d)
+            parts.append(tree)
+        risky = [d.short_bdf for d in system.devices.values() if d.kdump_risk]
+        if risky:
+            parts.append(Text(f"Bus mastering with no driver bound: {', '.join(risky)}", style="red"))
+    for w in system.warnings:
+        parts.append(Text(f"warning: {w}", style="yellow"))
+    return Group(*parts)

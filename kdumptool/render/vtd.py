@@ -64,6 +64,18 @@ def device_json(d: DeviceTranslation, with_extents: bool = True) -> Dict[str, An
         out["pasid"] = d.pasid
         out["pasid_dir"] = d.pasid_dir
         out["pasid_entry"] = d.pasid_entry_paddr
+        out["other_pasids"] = [{
+            "pasid": p.pasid,
+            "entry": p.entry_paddr,
+            "translation_type": p.translation_type,
+            "address_width": p.address_width,
+            "domain_id": p.domain_id,
+            "pt_root": p.pt_root,
+            "mapped_4k_pages": p.walk.mapped_4k_pages if p.walk else 0,
+            "mapped_large_pages": p.walk.mapped_large_pages if p.walk else 0,
+            "extents": [x.to_json() for x in p.walk.extents] if (p.walk and with_extents) else [],
+            "problems": list(p.problems) + (list(p.walk.problems) if p.walk else []),
+        } for p in d.other_pasids]
     return out
 
 
@@ -118,6 +130,12 @@ def render_iommu_text(obj: Dict[str, Any], max_extents: int = 8) -> str:
             f"{d['mapped_4k_pages']:>7} {d['mapped_large_pages']:>6} {len(d['extents']):>7} "
             f"{len(d['unreadable_tables']):>6}"
         )
+    for d in devs:
+        for p in d.get("other_pasids", []):
+            lines.append(f"{d['bdf']:<13}   PASID {p['pasid']}: {p['translation_type']}, domain {p['domain_id']}, "
+                         f"page table {('0x%x' % p['pt_root']) if p['pt_root'] is not None else '-'}, "
+                         f"{p['mapped_4k_pages']} 4K + {p['mapped_large_pages']} large pages, "
+                         f"{len(p['extents'])} extents")
     shown = set()
     for d in devs:
         key = (d["pt_root"], d["domain_id"])

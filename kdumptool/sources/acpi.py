@@ -9,7 +9,7 @@ acpidump text form (decoded by :mod:`kdumptool.formats.acpi_text`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from kdumptool.errors import DecodeError, PermissionDenied, SourceMissing
 from kdumptool.sources.root import Root
@@ -83,3 +83,31 @@ def read_pci_bridges(root: Root) -> Optional[Dict[str, Optional[int]]]:
             sec = cfg[0x19]
         out[bdf.lower()] = sec
     return out
+
+
+def read_reserved_ranges(root: Root) -> Optional[List[Tuple[int, int]]]:
+    """Memory the firmware reserved (e820 type 2), inclusive ranges: the ``Reserved``
+    entries of ``/proc/iomem`` (built from the kernel's e820 table, at any depth, since
+    they nest under PCI windows), else ``/sys/firmware/memmap``. None when neither is
+    readable (an unprivileged /proc/iomem shows every address as 0)."""
+    text = root.read_optional("/proc/iomem")
+    if text:
+        from kdumptool.sources.system import parse_iomem
+
+        ranges = parse_iomem(text)
+        if any(r.end for r in ranges):
+            return [(r.start, r.end) for r in ranges if r.name.lower() == "reserved"]
+    out: List[Tuple[int, int]] = []
+    for entry in root.listdir("/sys/firmware/memmap"):
+        base = f"/sys/firmware/memmap/{entry}"
+        kind = root.read_optional(f"{base}/type")
+        start = root.read_optional(f"{base}/start")
+        end = root.read_optional(f"{base}/end")
+        if kind is None or start is None or end is None:
+            continue
+        if kind.lower() == "reserved":
+            try:
+                out.append((int(start, 16), int(end, 16)))
+            except ValueError:
+                continue
+    return out or None

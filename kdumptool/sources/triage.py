@@ -13,10 +13,25 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, FrozenSet, List, Optional, Tuple, Union
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple, Union
 
-from kdumptool.analysis.scenario import KernelDefaults, parse_kernel_config, scan_log, scan_log_text
-from kdumptool.analysis.triage import Capacity, CrashedKernel, TriageInput
+from kdumptool.analysis.scenario import (
+    DMA_GSTS_RTPS,
+    DMA_GSTS_TES,
+    DMA_RTADDR_SMT,
+    KernelDefaults,
+    LogMarkers,
+    parse_kernel_config,
+    scan_log_text,
+)
+from kdumptool.analysis.triage import (
+    Capacity,
+    CrashedKernel,
+    CrashedTables,
+    FaultLookup,
+    TableDevice,
+    TriageInput,
+)
 from kdumptool.errors import KdumptoolError, PermissionDenied, SourceMissing
 from kdumptool.sources.initramfs import read_kdump_initrd, running_release
 from kdumptool.sources.kdumpconf import read_kdump_settings
@@ -198,47 +213,150 @@ def read_capacity(root: Root, settings: Optional[object]) -> Capacity:
                     target_free=target_free, target_error=target_error)
 
 
-def read_crashed_kernel(vmcore: Optional[str], saved: Optional[str]) -> Optional[CrashedKernel]:
-    """The crashed kernel's log (decoded from the vmcore) and what a saved directory holds
-    about it (``dmesg.txt`` written by makedumpfile --dump-dmesg / kdump-tools, a
-    ``snapshot/`` of the first kernel)."""
-    lines: Optional[List[str]] = None
+def _snapshot_dir(d: Path) -> Optional[Path]:
+    """A first-kernel snapshot inside a saved crash directory (or the directory itself)."""
+    for cand in (d, d / "snapshot", d / "first-kernel"):
+        if (cand / "_kdumptool").is_dir() or (cand / "sys" / "bus" / "pci").is_dir():
+            return cand
+    return None
+
+
+def _old_root_table(first_sys: Optional[object], current: Optional[object]) -> Optional[Tuple[int, str, str]]:
+    """(address, mode, how) of the crashed kernel's root table, from registers."""
+    if first_sys is not None:
+        for u in getattr(first_sys, "units", ()):
+            regs = u.registers
+            if regs is not None and regs.get("RTADDR") and (regs.get("GSTS") or 0) & DMA_GSTS_TES:
+                rt = regs.get("RTADDR")
+                return rt & ~0xFFF, "scalable" if rt & DMA_RTADDR_SMT else "legacy", \
+                    f"{u.name} RTADDR=0x{rt:x} of the saved first-kernel snapshot"
+    if current is not None and getattr(current, "in_kdump_kernel", False):
+        for u in getattr(current, "units", ()):
+            regs = u.registers
+            if regs is None:
+                continue
+            gsts, rt = regs.get("GSTS") or 0, regs.get("RTADDR") or 0
+            if rt and not gsts & DMA_GSTS_TES and gsts & DMA_GSTS_RTPS:
+                return rt & ~0xFFF, "scalable" if rt & DMA_RTADDR_SMT else "legacy", \
+                    f"{u.name} RTADDR=0x{rt:x} left by the crashed kernel (translation is off in this kernel)"
+    return None
+
+
+def _tables_of(
+    dump: Any, first_sys: Optional[object], current: Optional[object], warnings: List[str],
+    current_log: Optional[LogMarkers] = None,
+) -> Optional[CrashedTables]:
+    from kdumptool.analysis.vtd_walk import lookup_iova, walk_root_table
+
+    where = _old_root_table(first_sys, current)
+    if where is None:
+        from kdumptool.analysis.rtscan import find_root_tables
+
+        res = find_root_tables(dump, list(dump.iter_dumped_ranges()))
+        best = res.best
+        if best is None:
+            warnings.append("no VT-d root table found in the vmcore (translation off in the crashed kernel, or the "
+                            "table pages were filtered out)")
+            return None
+        where = (best.address, best.mode, f"scan of the vmcore ({res.pages_scanned} pages, best of "
+                 f"{len(res.candidates)} candidates, score {best.score})")
+    addr, mode, how = where
+    vt = walk_root_table(dump, addr, mode)
+    devs = tuple(
+        TableDevice(
+            d.bdf, d.present, d.translation_type, d.domain_id,
+            d.walk.mapped_4k_pages if d.walk else 0, d.walk.mapped_large_pages if d.walk else 0,
+        )
+        for d in vt.devices
+    )
+    lookups = []
+    seen = set()
+    for m in (current_log.all("fault") if current_log is not None else [])[:64]:
+        b, a = m.get("bdf") or "", m.get("addr") or ""
+        try:
+            bus, dev, fn = int(b[-7:-5], 16), int(b[-4:-2], 16), int(b[-1:], 16)
+            iova = int(a, 16)
+        except ValueError:
+            continue
+        full = b if len(b) > 8 else f"0000:{b}"
+        if (full, iova) in seen:
+            continue
+        seen.add((full, iova))
+        lk = lookup_iova(dump, addr, mode, bus, (dev << 3) | fn, iova)
+        lookups.append(FaultLookup(full, iova, lk.phys, lk.read, lk.write, lk.reason))
+    return CrashedTables(addr, mode, how, devs, tuple(vt.problems), tuple(lookups))
+
+
+def read_crashed_kernel(
+    vmcore: Optional[str], saved: Optional[str], current: Optional[object] = None,
+    current_log: Optional[LogMarkers] = None,
+) -> Optional[CrashedKernel]:
+    """What the crashed kernel left: its log (decoded from the vmcore's printk ring, else
+    a ``dmesg.txt``/``vmcore-dmesg.txt`` beside it, else a saved first-kernel snapshot's),
+    its drivers (from that snapshot, else its probe lines), and its VT-d tables decoded
+    from the vmcore, starting at the RTADDR the registers give (saved snapshot, or left
+    behind when the kdump kernel runs without translation) or found by a scan."""
+    from kdumptool.sources.system import read_system
+
+    text: Optional[Union[str, bytes]] = None
     source = ""
-    drivers: Dict[str, str] = {}
+    warnings: List[str] = []
+    first_sys = None
     if saved is not None:
         d = Path(saved)
         if not d.is_dir():
             raise SourceMissing(f"{saved}: not a directory")
+        snap = _snapshot_dir(d)
+        if snap is not None:
+            first_sys = read_system(Root(snap))
+            if first_sys.in_kdump_kernel:
+                warnings.append(f"{snap}: this snapshot was taken inside a kdump kernel, not the first kernel")
+                first_sys = None
         if vmcore is None:
             for name in sorted(os.listdir(d)):
-                if name == "vmcore" or name.startswith("vmcore.") or name.startswith("dump."):
-                    if not name.endswith((".txt", ".log")):
-                        vmcore = str(d / name)
-                        break
-        for name in ("vmcore-dmesg.txt", "dmesg.txt") + tuple(n for n in sorted(os.listdir(d)) if n.startswith("dmesg.")):
+                if (name == "vmcore" or name.startswith(("vmcore.", "dump."))) and not name.endswith((".txt", ".log")):
+                    vmcore = str(d / name)
+                    break
+        for name in ("vmcore-dmesg.txt", "dmesg.txt"):
             if (d / name).is_file():
-                lines = (d / name).read_text(errors="replace").split("\n")
-                source = str(d / name)
+                text, source = (d / name).read_bytes(), str(d / name)
                 break
-    if vmcore is not None and lines is None:
+    tables = None
+    if vmcore is not None:
         from kdumptool.formats.printk import decode_printk
         from kdumptool.sources.vmcore import open_dump
 
         with open_dump(vmcore) as dump:
-            if dump.vmcoreinfo is None:
-                raise SourceMissing(f"{vmcore}: no VMCOREINFO, the crashed kernel's log cannot be read")
-            log = decode_printk(dump.vmcoreinfo, dump.read_virt)
-        lines = log.dmesg_lines()
-        source = f"{vmcore} (printk ring)"
-    if lines is None:
+            warnings.extend(dump.warnings)
+            if dump.vmcoreinfo is not None:
+                try:
+                    plog = decode_printk(dump.vmcoreinfo, dump.read_virt)
+                    text, source = "\n".join(plog.dmesg_lines()), f"{vmcore} (printk ring)"
+                    warnings.extend(plog.warnings)
+                except KdumptoolError as exc:
+                    warnings.append(f"{vmcore}: crashed kernel's log not decoded: {exc}")
+            try:
+                tables = _tables_of(dump, first_sys, current, warnings, current_log)
+            except KdumptoolError as exc:
+                warnings.append(f"{vmcore}: VT-d tables not decoded: {exc}")
+    if text is None and first_sys is not None and snap is not None:
+        p = snap / "_kdumptool" / "dmesg.txt"
+        if p.is_file():
+            text, source = p.read_bytes(), str(p)
+    if text is None and tables is None and first_sys is None:
         return None
-    markers = scan_log(lines, source)
-    for m in markers.all("probe"):
-        b, drv = m.get("bdf"), m.get("drv")
-        if b and drv and b not in drivers:
-            drivers[b] = drv
-    c = markers.first("cmdline")
-    return CrashedKernel(source, markers, c.get("cmdline") if c else None, drivers)
+    markers = scan_log_text(text, source) if text is not None else None
+    drivers: Dict[str, str] = {}
+    if first_sys is not None:
+        drivers = {b: dev.driver for b, dev in first_sys.devices.items() if dev.driver}
+    elif markers is not None:
+        for m in markers.all("probe"):
+            b, drv = m.get("bdf"), m.get("drv")
+            if b and drv and b not in drivers:
+                drivers[b] = drv
+    c = markers.first("cmdline") if markers is not None else None
+    cmdline = c.get("cmdline") if c else (first_sys.cmdline if first_sys is not None else None)
+    return CrashedKernel(source or str(saved or vmcore), markers, cmdline, drivers, tables, vmcore, tuple(warnings))
 
 
 def read_triage_input(
@@ -266,7 +384,7 @@ def read_triage_input(
         dev_mods = read_device_modules(root, release, list(system.devices))
     except (PermissionDenied, SourceMissing):
         dev_mods = {}
-    crashed = read_crashed_kernel(vmcore, saved) if (vmcore or saved) else None
+    crashed = read_crashed_kernel(vmcore, saved, system, log) if (vmcore or saved) else None
     return TriageInput(
         system=system,
         log=log,

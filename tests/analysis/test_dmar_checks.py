@@ -3,13 +3,15 @@ that trip it), and stays quiet on a clean one."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+import re
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
-from kdumptool.analysis.dmar_checks import check_dmar
+from kdumptool.analysis.dmar_checks import check_dmar, range_is_reserved
 from kdumptool.formats.dmar import parse_dmar
-from kdumptool.sources.acpi import read_dmar, read_pci_bridges
+from kdumptool.sources.acpi import read_dmar, read_pci_bridges, read_reserved_ranges
 from kdumptool.sources.root import open_root
 from tests.conftest import FIXTURES
 from tests.formats import dmar_builder as B
@@ -129,3 +131,116 @@ def test_multi_hop_walk() -> None:
     assert ids(tbl, pci=pci) == []
     assert "SCOPE_DEVICE_ABSENT" in ids(tbl, pci={"0000:00:1c.4": 6, "0000:05:00.2": None})
     assert "SCOPE_DEVICE_ABSENT" in ids(tbl, pci={"0000:00:1c.4": None, "0000:05:00.2": None})
+
+
+# -- RMRR inside firmware-reserved memory, judged against the kernel's own verdicts -----
+
+_E820 = re.compile(r"BIOS-e820: \[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\] (.+?)\s*$")
+_UPD = re.compile(r"e820: update \[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\] (\w+) ==> (\w+)")
+_RMRR = re.compile(r"DMAR: RMRR base: 0x([0-9a-f]+) end: 0x([0-9a-f]+)")
+_BUG = re.compile(r"No firmware reserved region can cover this RMRR \[0x([0-9a-f]+)-0x([0-9a-f]+)\]")
+_VER = re.compile(r"Linux version (\d+)\.(\d+)")
+
+
+def kernel_rmrr_verdicts(text: str) -> Optional[Tuple[List[Tuple[int, int]], Dict[Tuple[int, int], bool]]]:
+    """(e820 reserved ranges, {rmrr: kernel flagged it}) from a kernel log, or None when
+    the log cannot tell (no e820 map, no RMRR, or a kernel without the check: < 5.8)."""
+    e820: List[Tuple[int, int, str]] = []
+    rmrrs: List[Tuple[int, int]] = []
+    bugs = set()
+    ver = None
+    for line in text.splitlines():
+        m = _E820.search(line)
+        if m:
+            e820.append((int(m.group(1), 16), int(m.group(2), 16), m.group(3)))
+            continue
+        m = _UPD.search(line)
+        if m and m.group(4) == "reserved":  # e820__range_update(): part of a type -> reserved
+            a, b = int(m.group(1), 16), int(m.group(2), 16)
+            e820 += [(max(a, s), min(b, e), "reserved") for s, e, t in list(e820)
+                     if t == m.group(3) and s <= b and a <= e]
+            continue
+        m = _RMRR.search(line)
+        if m:
+            rmrrs.append((int(m.group(1), 16), int(m.group(2), 16)))
+            continue
+        m = _BUG.search(line)
+        if m:
+            bugs.add((int(m.group(1), 16), int(m.group(2), 16)))
+            continue
+        m = _VER.search(line)
+        if m and ver is None:
+            ver = (int(m.group(1)), int(m.group(2)))
+    if not e820 or not rmrrs or not (bugs or (ver is not None and ver >= (5, 8))):
+        return None
+    reserved = [(s, e) for s, e, t in e820 if t == "reserved"]
+    return reserved, {r: r in bugs for r in rmrrs}
+
+
+def _agreement(paths: List[Path]) -> Tuple[int, int, List[str]]:
+    judged = flagged = 0
+    wrong: List[str] = []
+    for p in paths:
+        v = kernel_rmrr_verdicts(p.read_text(errors="replace"))
+        if v is None:
+            continue
+        reserved, verdicts = v
+        for (a, b), kernel_flagged in verdicts.items():
+            judged += 1
+            flagged += kernel_flagged
+            if (not range_is_reserved(a, b, reserved)) != kernel_flagged:
+                wrong.append(f"{p.name}: RMRR 0x{a:x}-0x{b:x}")
+    return judged, flagged, wrong
+
+
+def test_rmrr_reserved_agrees_with_kernel_fixtures() -> None:
+    judged, flagged, wrong = _agreement(sorted((FIXTURES / "dmar" / "klog_rmrr").glob("*.txt")))
+    assert wrong == []
+    assert judged >= 20 and flagged == 3
+
+
+@pytest.mark.corpus
+def test_rmrr_reserved_agrees_with_kernel_corpus(shared: Path) -> None:
+    judged, flagged, wrong = _agreement(sorted((shared / "corpus/dmesg/full").glob("*")))
+    assert wrong == []
+    assert judged >= 80 and flagged >= 3
+
+
+def test_range_is_reserved_edges() -> None:
+    res = [(0x1000, 0x1FFF), (0x2000, 0x2FFF), (0x5000, 0x5FFF)]
+    assert range_is_reserved(0x1000, 0x2FFF, res)  # two contiguous pieces
+    assert range_is_reserved(0x1800, 0x1FFF, res)
+    assert not range_is_reserved(0x2000, 0x3FFF, res)  # runs past the end
+    assert not range_is_reserved(0x3000, 0x3FFF, res)  # in a hole
+    assert not range_is_reserved(0x2000, 0x1FFF, res)  # empty
+    assert range_is_reserved(0x5000, 0x5FFF, res[::-1])  # order does not matter
+
+
+def test_rmrr_not_reserved_finding(tmp_path: Path) -> None:
+    tbl = [B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x8C000000, 0x8C0FFFFF, [EP])]
+    assert "RMRR_NOT_RESERVED" in [f.id for f in check_dmar(
+        parse_dmar(B.table(tbl)), reserved=[(0x8C000000, 0x8C07FFFF)])]
+    assert "RMRR_NOT_RESERVED" not in [f.id for f in check_dmar(
+        parse_dmar(B.table(tbl)), reserved=[(0x8B000000, 0x8CFFFFFF)])]
+    assert "RMRR_NOT_RESERVED" not in [f.id for f in check_dmar(parse_dmar(B.table(tbl)))]
+
+
+def test_read_reserved_ranges(tmp_path: Path) -> None:
+    with open_root(FIXTURES / "dmar" / "lab_root") as root:
+        res = read_reserved_ranges(root)
+    assert res is not None
+    assert (0x3FFD5000, 0x3FFFFFFF) in res and (0xB0000000, 0xBFFFFFFF) in res  # nested one
+    # An unprivileged /proc/iomem (all zeros) falls back to /sys/firmware/memmap.
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/iomem").write_text("00000000-00000000 : Reserved\n"
+                                         "00000000-00000000 : System RAM\n")
+    for i, (s, e, t) in enumerate([(0, 0x9FFFF, "System RAM"), (0xA0000, 0xFFFFF, "Reserved")]):
+        d = tmp_path / f"sys/firmware/memmap/{i}"
+        d.mkdir(parents=True)
+        (d / "start").write_text(f"0x{s:x}\n")
+        (d / "end").write_text(f"0x{e:x}\n")
+        (d / "type").write_text(t + "\n")
+    with open_root(tmp_path) as root:
+        assert read_reserved_ranges(root) == [(0xA0000, 0xFFFFF)]
+    with open_root(tmp_path / "proc") as root:
+        assert read_reserved_ranges(root) is None

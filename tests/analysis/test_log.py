@@ -203,3 +203,34 @@ def test_fault_in_group_reserved_region_real_model() -> None:
            "[fault reason 0x06] PTE Read access is not set"]
     (g,) = analyse_log(log, system=system).faults
     assert g.address_notes == ["0x9f000 is inside reserved region [0x0-0xffffff] direct-relaxable"]
+
+
+
+def test_fault_inside_rmrr_announced_in_the_log() -> None:
+    # The RMRR lines of excerpts/030 (Lenovo T450s), then a fault inside the second one.
+    log = [
+        "[    0.168653] DMAR: RMRR base: 0x0000009c0f1000 end: 0x0000009c107fff",
+        "[    0.168655] DMAR: RMRR base: 0x0000009d800000 end: 0x0000009fffffff",
+        "[  278.999485] DMAR: [DMA Read] Request device [00:02.0] PASID ffffffff fault addr 9d900000 [fault reason 06] PTE Read access is not set",
+        "[  278.999490] DMAR: [DMA Read] Request device [00:16.7] PASID ffffffff fault addr 9cdff000 [fault reason 02] Present bit in context entry is clear",
+    ]
+    report = analyse_log(log)
+    notes = {g.bdf: g.address_notes for g in report.faults}
+    assert notes["0000:00:02.0"] == [
+        "0x9d900000 is inside RMRR [0x9d800000-0x9fffffff] announced at line 2 (its device scope is not in the log)"]
+    assert notes["0000:00:16.7"] == []  # 0x9cdff000 lies between the two RMRRs
+
+
+
+def test_bursts_by_wallclock_in_dmesg_T_log() -> None:
+    # excerpts/046: two INTR-REMAP faults printed by dmesg -T 63 s apart: two bursts.
+    report = analyse_log(lines(CORPUS / "excerpts" / "046_iommu_e7c23eaba2_p1_body.log"))
+    assert [(b.first_line, b.count, b.first_wallclock) for b in report.bursts] == [
+        (25, 1, "Thu Oct 22 08:54:51 2020"), (31, 1, "Thu Oct 22 08:55:54 2020")]
+
+
+def test_bursts_by_wallclock_in_syslog() -> None:
+    # excerpts/030: three faults at 17:35:46 (syslog seconds): one burst.
+    report = analyse_log(lines(CORPUS / "excerpts" / "030_iommu_5429b7f131_p1_body.log"))
+    (b,) = report.bursts
+    assert (b.count, b.first_wallclock, b.last_wallclock) == (3, "May 30 17:35:46", "May 30 17:35:46")

@@ -102,3 +102,15 @@ def test_rich_output_keeps_brackets(capsys: pytest.CaptureFixture, monkeypatch: 
     monkeypatch.chdir(REPO)
     code, out, _ = run(capsys, "log", "fixtures/dmesg/corpus/excerpts/030_iommu_5429b7f131_p1_body.log", "-f", "rich")
     assert code == 0 and "[Firmware Bug]" in out.replace("\n", " ") or "Firmware" in out
+
+
+def test_system_root_ties_kdump_fault_to_crashed_kernels_driver(
+        capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    code, out, err = run(capsys, "log", "--root", "fixtures/snapshots/kdump_sm_mismatch",
+                         "--system-root", "fixtures/snapshots/live_sm_mismatch", "-f", "json")
+    assert code == 0, err
+    dev = json.loads(out)["summary"]["devices"]["0000:00:02.0"]
+    assert (dev["driver"], dev["iommu_group"], dev["drhd"]) == ("e1000e", 2, "0xfed90000")
+    code, out, err = run(capsys, "log", "--root", "fixtures/snapshots/kdump_sm_mismatch", "--no-system", "-f", "text")
+    assert "most: 0000:00:02.0, 0x06" in out

@@ -184,3 +184,37 @@ def test_lookup_iova_legacy_and_scalable():
         "root entry", "context entry", "pasid dir entry", "pasid table entry", "pte", "pte", "pte"]
     none = lookup_iova(mem, st.root, "scalable", 0, 0x18, 0xFFFFC000)
     assert none.phys is None and none.reason == "context entry not present"
+
+
+def test_scalable_other_pasids_enumerated_and_exposed():
+    from kdumptool.analysis.exposure import find_exposure
+
+    mem = VtdMemory()
+    sl = PageTable(mem, 3)
+    sl.map(0x1000, 0x100000)
+    fl = PageTable(mem, 4, first_level=True)
+    fl.map(0x7000, 0x200000, write=False)
+    st = ScalableTables(mem)
+    pdir, ptab = st.device(0, 0x10, sl.root, did=4, pdts=1)
+    # PASID 5 (same table as RID_PASID 0): first-level; PASID 70 (dir entry 1): pass-through
+    pe5 = ptab + 5 * 64
+    mem.put_q(pe5, 1 | (1 << 6))
+    mem.put_q(pe5 + 8, 7)
+    mem.put_q(pe5 + 16, fl.root)
+    t70 = mem.alloc()
+    mem.put_q(pdir + 8, t70 | 1)
+    mem.put_q(t70 + 6 * 64, 1 | (4 << 6))
+    mem.put_q(t70 + 6 * 64 + 8, 8)
+    d = walk_root_table(mem, st.root, "scalable").devices[0]
+    assert [(p.pasid, p.translation_type, p.domain_id) for p in d.other_pasids] == [
+        (5, "first-level", 7), (70, "pass-through", 8)]
+    assert d.other_pasids[0].walk.extents == (Extent(0x7000, 0x200000, 4096, True, False),)
+    ex = find_exposure(walk_root_table(mem, st.root, "scalable"), memory_end=1 << 30)
+    assert ex.devices[0].passthrough  # a pass-through PASID reaches everything
+    mem.put_q(t70 + 6 * 64, 0)
+    ex = find_exposure(walk_root_table(mem, st.root, "scalable"))
+    assert [(r.start, r.end, r.write) for r in ex.devices[0].ranges] == [
+        (0x100000, 0x101000, True), (0x200000, 0x201000, False)]
+    mem.drop(t70)
+    d = walk_root_table(mem, st.root, "scalable").devices[0]
+    assert [(u.paddr, u.what) for u in d.unreadable] == [(t70, "PASID table")]

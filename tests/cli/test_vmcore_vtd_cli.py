@@ -188,3 +188,40 @@ def test_register_source_only_when_translation_is_off(monkeypatch):
         assert got[2] == "scan" and any("translation is on" in w for w in got[5])
         # a dump that is not /proc/vmcore never looks at live registers
         assert vmcore_vtd._resolve(dump, SM, None, None, None, "auto")[2] == "scan"
+
+
+def test_register_rule_on_real_kdump_kernel_registers(monkeypatch):
+    """Registers read in the lab's kdump kernels: intel_iommu=off keeps the old RTADDR
+    (equal to the live kernel's, TES clear) and it is used; intel_iommu=on shows the kdump
+    kernel's own table (TES set) and it is not."""
+    from pathlib import Path
+
+    from kdumptool.analysis.model import IommuUnit
+    from kdumptool.formats.vtd_regs import decode_vtd_registers
+    from kdumptool.formats.vtd_tables import old_table_in_rtaddr, parse_drhd_regs_text
+    from kdumptool.sources import system
+    from kdumptool.sources.vmcore import open_dump
+
+    off = parse_drhd_regs_text((FIX / "kdump_regs/legacy_off/drhd_regs.txt").read_text())[0]
+    live_off = parse_drhd_regs_text((FIX / "live_regs/legacy_off/drhd_regs.txt").read_text())[0]
+    on = parse_drhd_regs_text((FIX / "kdump_regs/legacy_on/drhd_regs.txt").read_text())[0]
+    assert old_table_in_rtaddr(off.gsts) and off.rtaddr == live_off.rtaddr
+    assert not old_table_in_rtaddr(on.gsts)
+
+    monkeypatch.setattr(system, "read_dmar_table", lambda root, warnings: (None, None))
+    monkeypatch.setattr(system, "read_units", lambda root, dmar, warnings, read_registers=True: [
+        IommuUnit(name=on.name, address=on.base, registers=decode_vtd_registers({"RTADDR": on.rtaddr,
+                                                                                "GSTS": on.gsts}))])
+    with open_dump(str(LEG)) as dump:
+        got = vmcore_vtd._resolve(dump, Path("/proc/vmcore"), None, None, None, "auto")
+    assert got[2] == "scan" and got[0] == 0x25D5000
+
+
+def test_saved_record_from_the_kdump_kernel_falls_back_to_scan():
+    # kdump/legacy_on's RTADDR is the kdump kernel's new table: not in the vmcore
+    code, out, err = run("iommu", str(LEG), "--saved", str(FIX / "kdump_regs/legacy_on"), "-f", "json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["root_table"]["source"] == "scan" and obj["root_table"]["address"] == 0x25D5000
+    assert any("0x1d836000 does not look like a root table (root table unreadable: not in the dump)" in w
+               for w in obj["warnings"])

@@ -59,6 +59,23 @@ def disagreements(data: bytes, o) -> List[str]:  # o: lspci_oracle.VvvDevice
             for bit, name in bits:
                 if name in theirs and theirs[name] != bool(value & bit):
                     out.append(f"{key} {name}")
+    if len(data) >= 4096 and o.ext_values:
+        ours: dict = {}
+        if c.ats is not None:
+            ours.update(ats_qdep=c.ats.cap & 0x1F, ats_enable=c.ats.enabled, ats_stu=c.ats.stu)
+        if c.pasid is not None:
+            ours.update(pasid_exec=c.pasid.exec_perm, pasid_priv=c.pasid.priv_mode,
+                        pasid_width=c.pasid.max_width, pasid_enable=c.pasid.enabled)
+        if c.pri is not None:
+            ours.update(pri_enable=c.pri.enabled, pri_stopped=c.pri.stopped, pri_capacity=c.pri.max_requests)
+        if c.sriov is not None:
+            v = c.sriov
+            ours.update(iov_enable=v.vf_enabled, iov_mse=v.vf_memory_space, iov_initial=v.initial_vfs,
+                        iov_total=v.total_vfs, iov_num=v.num_vfs, iov_offset=v.first_vf_offset,
+                        iov_stride=v.vf_stride, iov_devid=v.vf_device_id)
+        for key, theirs in o.ext_values.items():
+            if ours.get(key) != theirs:
+                out.append(f"{key}: ours {ours.get(key)!r}, lspci {theirs!r}")
     if o.port_type is not None and (c.pcie is None or c.pcie.port_type_name != o.port_type):
         out.append(f"port type {c.pcie.port_type_name if c.pcie else None!r} vs {o.port_type!r}")
     return out

@@ -19,6 +19,7 @@ from kdumptool.formats.klog import (
     fault_reason_text,
     normalise_line,
     parse_log,
+    wallclock_seconds,
 )
 
 
@@ -412,3 +413,45 @@ def test_invalidation_queue_errors() -> None:
     assert evs[3].details == {"which": "HEAD", "desc": "UNKNOWN", "qw0": 0, "qw1": 0}
     assert evs[5].details == {"error": "Time-out", "code": "ITE"}
     assert evs[6].bdf == "0000:03:00.0"
+
+
+def test_aer_newer_wording_and_vmd_domain() -> None:
+    # full/093 (linux-pci, 6.x): "message received from"; full/107: a VMD domain 10000.
+    evs = events(
+        "[    1.949940] pcieport 0000:00:1c.0: AER: Multiple Correctable error message received from 0000:00:1c.0\n"
+        "[    1.949950] pcieport 0000:00:1c.0: PCIe Bus Error: severity=Correctable, type=Physical Layer, (Receiver ID)\n"
+        "[    1.397106] pcieport 10000:e0:1b.4: AER: enabled with IRQ 185\n"
+        "[    1.5] nvme 10000:e1:00.0: AER: Corrected error received: 10000:e1:00.0\n"
+    )
+    assert [(e.kind, e.bdf) for e in evs] == [
+        ("aer", "0000:00:1c.0"), ("aer", "0000:00:1c.0"), ("aer", "10000:e1:00.0")]
+    assert evs[1].details["severity"] == "Correctable"
+
+
+def test_wrapped_marker_lines_joined() -> None:
+    # excerpts/173 (bugzilla quote): "DMAR: DRHD: handling fault" / "status reg 2".
+    evs = events(
+        "Aug 26 11:47:22 xps13a.happyassassin.net kernel: DMAR: DRHD: handling fault\n"
+        "status reg 2\n"
+        "DMAR: Copied translation tables from previous kernel\n"
+        "for dmar1\n"
+        "[ 1.0] iommu: Default domain type: Translated\n"
+        "[ 1.1] DMAR: IOMMU enabled\n"
+    )
+    assert [(e.kind, e.line, e.end_line, e.value, e.unit) for e in evs] == [
+        ("fault_status", 1, 2, 2, None), ("tables_copied", 3, 4, None, "dmar1"), ("iommu_enabled", 6, 6, None, None)]
+
+
+def test_no_join_when_next_line_is_its_own_message() -> None:
+    evs = events("DMAR: DRHD: handling fault\nDMAR: IOMMU disabled\n")
+    assert [e.kind for e in evs] == ["iommu_disabled"]
+
+
+def test_wallclock_seconds() -> None:
+    assert wallclock_seconds("Thu Oct 22 08:55:54 2020") - wallclock_seconds("Thu Oct 22 08:54:51 2020") == 63  # type: ignore[operator]
+    assert wallclock_seconds("Fri May  1 09:46:41 2026") == wallclock_seconds("2026-05-01T09:46:41Z")
+    assert wallclock_seconds("2014-04-25T09:37:53.5+01:00") == wallclock_seconds("2014-04-25T08:37:53.5Z")
+    assert wallclock_seconds("2021-12-01T10:00:00,25+00:00") == wallclock_seconds("2021-12-01T10:00:00.25Z")
+    assert wallclock_seconds("aug 23 18:04:17") - wallclock_seconds("Aug 23 18:04:15") == 2  # type: ignore[operator]
+    assert wallclock_seconds("kwi27 22:04") is None and wallclock_seconds("Foo 99 99:99:99") is None
+    assert wallclock_seconds(None) is None

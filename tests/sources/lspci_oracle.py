@@ -26,6 +26,29 @@ class VvvDevice:
     caps: List[Tuple[int, str]] = field(default_factory=list)  # (offset, text)
     ext_caps: List[Tuple[int, str]] = field(default_factory=list)
     ext_flags: Dict[str, Dict[str, bool]] = field(default_factory=dict)  # UESta, ACSCtl...
+    ext_values: Dict[str, int] = field(default_factory=dict)  # ATS/PASID/PRI/SR-IOV fields
+
+
+_VALUE_LINES = (
+    ("ats_qdep", re.compile(r"^ATSCap:\s+Invalidate Queue Depth: ([0-9a-f]+)"), 16),
+    ("ats_enable", re.compile(r"^ATSCtl:\s+Enable([+-])"), 0),
+    ("ats_stu", re.compile(r"^ATSCtl:.*Smallest Translation Unit: ([0-9a-f]+)"), 16),
+    ("pasid_exec", re.compile(r"^PASIDCap:\s+Exec([+-])"), 0),
+    ("pasid_priv", re.compile(r"^PASIDCap:.*Priv([+-])"), 0),
+    ("pasid_width", re.compile(r"^PASIDCap:.*Max PASID Width: ([0-9a-f]+)"), 16),
+    ("pasid_enable", re.compile(r"^PASIDCtl:\s+Enable([+-])"), 0),
+    ("pri_enable", re.compile(r"^PRICtl:\s+Enable([+-])"), 0),
+    ("pri_stopped", re.compile(r"^PRISta:.*Stopped([+-])"), 0),
+    ("pri_capacity", re.compile(r"^Page Request Capacity: ([0-9a-f]+)"), 16),
+    ("iov_enable", re.compile(r"^IOVCtl:\s+Enable([+-])"), 0),
+    ("iov_mse", re.compile(r"^IOVCtl:.*MSE([+-])"), 0),
+    ("iov_initial", re.compile(r"^Initial VFs: (\d+)"), 10),
+    ("iov_total", re.compile(r"^Initial VFs: \d+, Total VFs: (\d+)"), 10),
+    ("iov_num", re.compile(r"^Initial VFs: .*Number of VFs: (\d+)"), 10),
+    ("iov_offset", re.compile(r"^VF offset: (\d+)"), 10),
+    ("iov_stride", re.compile(r"^VF offset: \d+, stride: (\d+)"), 10),
+    ("iov_devid", re.compile(r"^VF offset: .*Device ID: ([0-9a-f]+)"), 16),
+)
 
 
 def _flags(text: str) -> Dict[str, bool]:
@@ -55,6 +78,12 @@ def parse_vvv(text: str, quoted: bool = False) -> Dict[str, VvvDevice]:
             cur.status = _flags(s[7:])
         elif s.startswith("Kernel driver in use:"):
             cur.driver = s.split(":", 1)[1].strip()
+        elif any(rx.match(s) for _, rx, _ in _VALUE_LINES):
+            for key, rx, base in _VALUE_LINES:
+                vm = rx.match(s)
+                if vm and key not in cur.ext_values:
+                    v = vm.group(1)
+                    cur.ext_values[key] = (v == "+") if base == 0 else int(v, base)
         elif s.split(":", 1)[0] in EXT_FLAG_LINES and ":" in s:
             cur.ext_flags.setdefault(s.split(":", 1)[0], _flags(s.split(":", 1)[1]))
         elif s.startswith("IOMMU group:"):

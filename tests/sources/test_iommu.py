@@ -167,3 +167,55 @@ def test_devmem_reads_aligned_registers_from_a_mapped_page(tmp_path):
 def test_devmem_refusal_is_named(tmp_path):
     with pytest.raises(SourceMissing, match="no such device"):
         DevMemPage(0xFED90000, path=str(tmp_path / "nope"))
+
+
+def test_refusals_say_which(tmp_path, monkeypatch):
+    from kdumptool.sources import devmem
+
+    sec = tmp_path / "sys/kernel/security"
+    sec.mkdir(parents=True)
+    (sec / "lockdown").write_text("none [integrity] confidentiality\n")
+    root = Root(tmp_path)
+    assert devmem.lockdown_mode(root) == "integrity"
+    monkeypatch.setattr(devmem.os, "geteuid", lambda: 0)
+    assert "lockdown (integrity)" in str(devmem._refusal(PermissionError(1, "x"), "open", root))
+    assert "lockdown" in str(devmem._refusal(PermissionError(1, "x"), "mmap", root))
+    (sec / "lockdown").write_text("[none] integrity confidentiality\n")
+    assert "STRICT_DEVMEM" in str(devmem._refusal(PermissionError(1, "Operation not permitted"), "mmap", root))
+    assert "iomem=relaxed" in str(devmem._refusal(PermissionError(1, "x"), "mmap", root))
+    monkeypatch.setattr(devmem.os, "geteuid", lambda: 1000)
+    assert "not root" in str(devmem._refusal(PermissionError(13, "x"), "open", root))
+
+
+class _LiveLike(Root):
+    """A tree that says it is the live host, so the /dev/mem path is taken."""
+
+    @property
+    def is_live(self) -> bool:
+        return True
+
+
+def test_live_register_refusal_carries_on(tmp_path, monkeypatch):
+    from kdumptool.sources import devmem
+
+    src = SNAPSHOTS / "live_legacy_on"
+    unit = tmp_path / "sys/devices/virtual/iommu/dmar0/intel-iommu"
+    unit.mkdir(parents=True)
+    for f in (src / "sys/class/iommu/dmar0/intel-iommu").iterdir():
+        (unit / f.name).write_text(f.read_text())
+    (tmp_path / "sys/class/iommu").mkdir(parents=True)
+    (tmp_path / "sys/class/iommu/dmar0").symlink_to("../../devices/virtual/iommu/dmar0")
+
+    def refuse(address, root=None, max_frcd=256, path=devmem.DEV_MEM):
+        raise devmem._refusal(PermissionError(1, "Operation not permitted"), "mmap", Root(tmp_path))
+
+    monkeypatch.setattr(devmem, "read_vtd_page", refuse)
+    system = read_system(_LiveLike(tmp_path), use_udev=False)
+    u = system.units[0]
+    assert u.name == "dmar0" and u.registers is None
+    assert "iomem=relaxed" in u.read_error
+    assert u.cap == 0xD2008C22260206  # still known from sysfs
+    from kdumptool.render.iommu import render_iommu_text
+
+    text = render_iommu_text(system)
+    assert "registers: not read" in text and "CAP 0x00d2008c22260206" in text

@@ -277,3 +277,21 @@ def test_open_errors(tmp_path):
     flat.write_bytes(b"makedumpfile" + b"\0" * 4084)
     with pytest.raises(UnsupportedFormat, match="makedumpfile -R"):
         open_dump(str(flat))
+
+
+@pytest.mark.parametrize("run", ["legacy_on", "sm_mismatch_vmcore"])
+@pytest.mark.parametrize("ext", ["kdump", "elf"])
+def test_panicking_cpu_note_matches_the_kernels_own_line(run, ext):
+    """Oracle: panic() prints "CPU: <n> PID: <pid> Comm: ..."; that CPU's NT_PRSTATUS note
+    (notes are in CPU order) saved the same pid."""
+    import re
+
+    with open_dump(str(FIXTURES / "vmcore" / f"{run}.trim.{ext}")) as dump:
+        text = "\n".join(decode_printk(dump.vmcoreinfo, dump.read_virt).dmesg_lines())
+        m = re.search(r"\] CPU: (\d+) PID: (\d+) Comm: sh Kdump: loaded", text)
+        assert m is not None
+        cpu, pid = int(m.group(1)), int(m.group(2))
+        assert len(dump.prstatus) == 2
+        assert dump.prstatus[cpu].pid == pid
+        stext = dump.vmcoreinfo.symbol("_stext")
+        assert stext is not None and stext <= dump.prstatus[cpu].reg("rip") < stext + (1 << 30)

@@ -1,0 +1,115 @@
+"""Offline triage: a kdump-kernel snapshot plus what the crashed kernel left (its vmcore:
+printk ring and VT-d tables; a saved first-kernel snapshot). Oracle for the tables:
+``roottable_check.txt``, an independent decode of the same vmcores made in the lab
+(fixtures/vmcore/vtd/<run>/), and the live kernel's RTADDR read with devmem."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from kdumptool.analysis.triage import triage
+from kdumptool.sources.root import Root
+from kdumptool.sources.triage import read_triage_input
+from tests.conftest import FIXTURES
+
+SNAP = FIXTURES / "snapshots"
+VTD = FIXTURES / "vmcore" / "vtd"
+RUNS = ["legacy_on", "sm_mismatch_vmcore"]
+
+
+def oracle(run: str):
+    """bdf -> (DID, mapped 4K) and the LOOKUP lines of roottable_check.txt."""
+    text = (VTD / run / "roottable_check.txt").read_text()
+    root = re.search(r"root table @ (0x[0-9a-f]+) \((legacy|scalable) mode\)", text)
+    devs = {}
+    lookups = {}
+    cur = None
+    for line in text.splitlines():
+        m = re.match(r"\s+([0-9a-f]{2}:[0-9a-f]{2}\.[0-7]) P=1", line)
+        if m:
+            cur = "0000:" + m.group(1)
+        m = re.search(r"DID=(\d+) .*mapped 4K=(\d+) large=(\d+)", line)
+        if m and cur:
+            devs[cur] = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        m = re.search(r"LOOKUP iova (0x[0-9a-f]+) -> pte (0x[0-9a-f]+)", line)
+        if m and cur:
+            lookups[(cur, int(m.group(1), 16))] = int(m.group(2), 16) & ~0xFFF
+    return int(root.group(1), 16), root.group(2), devs, lookups
+
+
+def offline(run: str, vmcore=True, saved=True):
+    inp = read_triage_input(
+        Root(SNAP / f"kdump_{run}"),
+        vmcore=str(VTD / f"{run}.trim.kdump") if vmcore else None,
+        saved=str(SNAP / f"live_{run}") if saved else None,
+        use_tools=False,
+    )
+    return inp, triage(inp)
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_tables_from_the_vmcore_match_roottable_check(run):
+    inp, r = offline(run)
+    addr, mode, devs, _ = oracle(run)
+    t = inp.crashed.tables
+    assert (t.root_address, t.mode) == (addr, mode)
+    assert "saved first-kernel snapshot" in t.found_by
+    got = {d.bdf: (d.domain_id, d.mapped_4k, d.mapped_large) for d in t.devices if d.present}
+    for bdf, want in devs.items():
+        assert got[bdf] == want, bdf
+    f = [f for f in r.findings if f.id == "crashed-kernel-tables"][0]
+    assert any("0000:00:02.0" in e.text and f"{devs['0000:00:02.0'][1]} mapped 4 KiB" in e.text for e in f.evidence)
+    assert r.scenario.first.scalable == (mode == "scalable")
+
+
+def test_fault_iova_translated_with_the_crashed_kernels_tables():
+    inp, r = offline("sm_mismatch_vmcore")
+    _, _, _, lookups = oracle("sm_mismatch_vmcore")
+    fl = inp.crashed.tables.fault_lookups
+    assert [(x.bdf, x.iova) for x in fl] == [("0000:00:02.0", 0xFFFFC000)]
+    assert fl[0].phys == lookups[("0000:00:02.0", 0xFFFFC000)] and fl[0].read and fl[0].write
+    fault = [f for f in r.findings if f.id == "dmar-fault"][0]
+    assert any(f"maps to phys 0x{fl[0].phys:x}" in e.text for e in fault.evidence)
+    assert r.scenario.case == "sm-mismatch" and r.verdict == "error"
+
+
+def test_crashed_kernel_log_and_drivers():
+    inp, r = offline("legacy_on")
+    c = inp.crashed
+    assert c.source.endswith("(printk ring)")
+    assert "lab.run=legacy_on" in c.cmdline and "lab.mode=live" in c.cmdline
+    assert c.drivers["0000:00:02.0"] == "e1000e"  # from the saved first-kernel snapshot
+    assert r.scenario.first.x2apic is False  # "Enabled IRQ remapping in xapic mode" in the crashed log
+
+
+def test_saved_snapshot_without_vmcore():
+    inp, r = offline("legacy_on", vmcore=False)
+    c = inp.crashed
+    assert c.tables is None and c.vmcore is None
+    assert c.source.endswith("_kdumptool/dmesg.txt") and c.drivers["0000:03:01.0"] == "e1000"
+    assert r.scenario.case == "copied"
+
+
+def test_vmcore_without_saved_snapshot_finds_the_table_by_scanning():
+    inp, r = offline("sm_mismatch_vmcore", saved=False)
+    addr, mode, _, _ = oracle("sm_mismatch_vmcore")
+    t = inp.crashed.tables
+    assert (t.root_address, t.mode) == (addr, mode) and t.found_by.startswith("scan of the vmcore")
+    # drivers now come from the crashed kernel's own probe lines
+    assert inp.crashed.drivers.get("0000:00:02.0") == "e1000e"
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("run", RUNS)
+def test_full_lab_vmcore_scan_finds_the_live_rtaddr(shared: Path, run):
+    regs = (shared / "lab-captures/live" / run / "drhd_regs.txt").read_text()
+    rtaddr = int(re.search(r"^RTADDR\s+off=0x020 w=64 (0x[0-9A-F]+)", regs, re.M).group(1), 16)
+    inp = read_triage_input(Root(SNAP / f"kdump_{run}"),
+                            vmcore=str(shared / "lab-captures/kdump" / run / "vmcore.d31.zlib.kdump"), use_tools=False)
+    t = inp.crashed.tables
+    assert t.root_address == rtaddr & ~0xFFF and t.mode == ("scalable" if rtaddr & 0x400 else "legacy")
+    r = triage(inp)
+    assert r.verdict in ("warning", "error")

@@ -1,0 +1,64 @@
+"""Golden text and JSON of ``kdumptool pci`` and ``kdumptool iommu`` on the lab snapshots.
+Regenerate with KDUMPTOOL_REGEN_GOLDEN=1 and read the diff. The snapshot path is written
+as ``<root>`` so the files do not depend on the checkout's location."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from kdumptool.cli.main import main
+from tests.conftest import FIXTURES
+
+SNAP = FIXTURES / "snapshots"
+GOLDEN = FIXTURES / "system_golden"
+REGEN = os.environ.get("KDUMPTOOL_REGEN_GOLDEN") == "1"
+
+CASES = [
+    ("pci_kdump_legacy_on.txt", ["pci", "kdump_legacy_on"]),
+    ("pci_v_live_legacy_on.txt", ["pci", "live_legacy_on", "-v"]),
+    ("pci_live_legacy_on.json", ["pci", "live_legacy_on"]),
+    ("iommu_live_legacy_on.txt", ["iommu", "live_legacy_on"]),
+    ("iommu_live_sm_mismatch.txt", ["iommu", "live_sm_mismatch"]),
+    ("iommu_kdump_sm_mismatch.json", ["iommu", "kdump_sm_mismatch"]),
+    ("iommu_kdump_legacy_off.txt", ["iommu", "kdump_legacy_off"]),
+]
+
+
+@pytest.mark.parametrize("name,args", CASES, ids=[c[0] for c in CASES])
+def test_golden(capsys, name, args):
+    cmd, run, *rest = args
+    root = str(SNAP / run)
+    fmt = "json" if name.endswith(".json") else "text"
+    with pytest.raises(SystemExit) as ei:
+        main([cmd, "--root", root, "-f", fmt, *rest])
+    assert ei.value.code in (0, None)
+    out = capsys.readouterr().out.replace(root, "<root>")
+    if fmt == "json":
+        json.loads(out)
+    path = GOLDEN / name
+    if REGEN:
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(out)
+    assert out == path.read_text(), f"golden {name} differs (KDUMPTOOL_REGEN_GOLDEN=1 to update)"
+
+
+@pytest.mark.parametrize("run", ["kdump_legacy_on", "live_sm_mismatch", "kdump_legacy_off"])
+def test_rich_renderers_show_the_same_facts(run):
+    from rich.console import Console
+
+    from kdumptool.render.iommu import render_iommu_rich
+    from kdumptool.render.pci import render_pci_rich
+    from kdumptool.sources.system import read_system
+
+    system = read_system(SNAP / run)
+    console = Console(record=True, width=200, color_system=None)
+    console.print(render_pci_rich(system, verbose=True))
+    console.print(render_iommu_rich(system))
+    text = console.export_text()
+    for d in system.devices.values():
+        assert d.short_bdf in text
+    assert ("RISK" in text) == any(d.kdump_risk for d in system.devices.values())
+    assert "TES+" in text or "TES-" in text
