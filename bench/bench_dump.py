@@ -2,14 +2,15 @@
 
 Inputs (built once into a temp directory unless --keep DIR names one):
 - the lab's kdump-compressed zlib dump (``../shared``; 20 MB file, 29,070 dumped pages);
-- an ELF64 core of the whole RAM image, like the 859 MB ``/proc/vmcore`` it came from:
-  every RAM page (filtered ones as zeros), one PT_LOAD per RAM run, streamed from the
-  kdump dump (never held in memory);
+- an ELF64 core of the whole RAM image laid out like the 859 MB ``/proc/vmcore`` it came
+  from (1 PT_NOTE, a kernel-text PT_LOAD aliasing RAM, one PT_LOAD per RAM run; filtered
+  pages as zeros), streamed from the kdump dump (never held in memory);
 - with ``makedumpfile`` installed, its LZO dump of that ELF (``-l -d 31``).
 
 Each measurement runs in a fresh child process, so its peak RSS (``ru_maxrss``) is its
 own: open + kernel log; N random 8-byte reads at random dumped pages; a sequential read
-of every dumped byte (compare: ``cat FILE > /dev/null``). Page cache is warm.
+of every dumped byte (compare: ``cat FILE > /dev/null``). Page cache is warm. Wall and
+CPU time are both printed: on a shared machine the CPU time is the stable figure.
 
     PYTHONPATH=. python3 bench/bench_dump.py [--reads 20000] [--keep /tmp/kdt-bench]
 """
@@ -35,26 +36,37 @@ SHARED = Path(os.environ.get("KDUMPTOOL_SHARED", REPO.parent / "shared"))
 LAB = SHARED / "lab-captures" / "kdump" / "legacy_on" / "vmcore.d31.zlib.kdump"
 
 
+def kernel_image(iomem: Path):
+    """[start, end) physical of the kernel image (Kernel code .. Kernel bss) in iomem."""
+    lo = hi = None
+    for line in iomem.read_text().splitlines():
+        rng, _, name = line.strip().partition(" : ")
+        if name in ("Kernel code", "Kernel bss"):
+            a, b = (int(x, 16) for x in rng.split("-"))
+            lo = a if name == "Kernel code" else lo
+            hi = b + 1 if name == "Kernel bss" else hi
+    return lo, hi
+
+
 def write_full_elf(src: str, out: str) -> int:
-    """Stream an ELF core with every RAM page of ``src`` (filtered pages as zeros)."""
+    """Stream an ELF core laid out like the lab's /proc/vmcore: a kernel-text PT_LOAD
+    (from the live iomem's Kernel code .. bss), then every RAM page of ``src`` (filtered
+    pages as zeros), one PT_LOAD per RAM run."""
     from kdumptool.sources.vmcore import KdumpDump, open_dump
     from tests.dumpwriter import DumpSpec, build_notes
 
     with open_dump(src) as dump:
         assert isinstance(dump, KdumpDump)
         ps = dump.page_size
-        bm1 = dump._bitmap1
-        runs = []
-        for pfn in range(dump.max_mapnr):
-            if bm1[pfn >> 3] >> (pfn & 7) & 1:
-                if runs and runs[-1][1] == pfn:
-                    runs[-1][1] = pfn + 1
-                else:
-                    runs.append([pfn, pfn + 1])
+        runs = [[s // ps, e // ps] for s, e in dump.iter_ram_ranges()]
         notes, _ = build_notes(DumpSpec(pages={}, vmcoreinfo=dump.vmcoreinfo.raw.encode(),
                                         prstatus=[(p.pid, dict(p.registers))
                                                   for p in dump.prstatus]))
-        phnum = 1 + len(runs)
+        lo, hi = kernel_image(SHARED / "lab-captures" / "live" / "legacy_on" / "iomem.txt")
+        stext = dump.vmcoreinfo.symbol("_stext")
+        assert lo is not None and hi is not None and stext is not None
+        assert dump.virt_to_phys(stext) == lo, "SYMBOL(_stext) is not the Kernel code start"
+        phnum = 2 + len(runs)
         off = 64 + 56 * phnum + len(notes)
         off += -off % ps
         with open(out, "wb") as f:
@@ -66,6 +78,8 @@ def write_full_elf(src: str, out: str) -> int:
             f.write(struct.pack("<IIQQQQQQ", 4, 0, 64 + 56 * phnum, 0, 0, len(notes),
                                 len(notes), 4))
             data_off = off
+            f.write(struct.pack("<IIQQQQQQ", 1, 7, data_off, stext, lo, hi - lo, hi - lo, ps))
+            data_off += hi - lo
             for s, e in runs:
                 size = (e - s) * ps
                 f.write(struct.pack("<IIQQQQQQ", 1, 7, data_off, 0xFFFF888000000000 + s * ps,
@@ -74,10 +88,12 @@ def write_full_elf(src: str, out: str) -> int:
             f.write(notes)
             f.write(b"\0" * (off - f.tell()))
             zero = bytes(ps)
+            for pfn in range(lo // ps, hi // ps):
+                f.write(dump.read(pfn * ps, ps) if dump.is_dumped(pfn * ps) else zero)
             for s, e in runs:
                 for pfn in range(s, e):
                     f.write(dump.read(pfn * ps, ps) if dump.is_dumped(pfn * ps) else zero)
-        return len(runs)
+        return phnum - 1
 
 
 CHILD = r"""
@@ -102,14 +118,14 @@ with open_dump(path) as d:
         pages = [a for s, e in d.iter_dumped_ranges() for a in range(s, e, ps)]
         rng = random.Random(1)
         picks = [rng.choice(pages) + rng.randrange(ps - 8) for _ in range(n)]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for a in picks:
             d.read(a, 8)
-        dt = time.perf_counter() - t
-        out.update(reads=n, reads_per_s=n / dt, pages_read=d.stats["pages_read"],
+        dt, dc = time.perf_counter() - t, time.process_time() - c
+        out.update(reads=n, reads_per_s=n / dt, reads_per_cpu_s=n / dc, pages_read=d.stats["pages_read"],
                    cache_hits=d.stats["cache_hits"])
     else:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         total = 0
         for s, e in d.iter_dumped_ranges():
             a = s
@@ -117,8 +133,8 @@ with open_dump(path) as d:
                 k = min(1 << 20, e - a)
                 total += len(d.read(a, k))
                 a += k
-        dt = time.perf_counter() - t
-        out.update(bytes=total, seconds=dt, mb_per_s=total / dt / 1e6)
+        dt, dc = time.perf_counter() - t, time.process_time() - c
+        out.update(bytes=total, seconds=dt, cpu_seconds=dc, mb_per_s=total / dt / 1e6)
     out["file_bytes_read"] = d.stats["bytes_read"]
 out["rss_python_kb"] = rss1
 out["rss_peak_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -172,13 +188,15 @@ def main() -> None:
               f"peak RSS {lg['rss_peak_kb'] / 1024:.1f} MiB "
               f"(python+imports {lg['rss_python_kb'] / 1024:.1f} MiB)")
         rd = child("random", path, a.reads)
-        print(f"  random 8-byte reads: {rd['reads_per_s']:,.0f}/s over {rd['reads']:,} reads "
+        print(f"  random 8-byte reads: {rd['reads_per_s']:,.0f}/s wall, "
+              f"{rd['reads_per_cpu_s']:,.0f}/CPU-s over {rd['reads']:,} reads "
               f"({rd['pages_read']:,} pages read+decompressed, {rd['cache_hits']:,} cache hits); "
               f"peak RSS {rd['rss_peak_kb'] / 1024:.1f} MiB")
         sq = child("seq", path, 0)
         cat = cat_seconds(path)
         print(f"  sequential read of every dumped byte: {sq['bytes'] / 1e6:.0f} MB in "
-              f"{sq['seconds']:.2f} s = {sq['mb_per_s']:.0f} MB/s (decompressed); "
+              f"{sq['seconds']:.2f} s wall ({sq['cpu_seconds']:.2f} CPU-s) = "
+              f"{sq['mb_per_s']:.0f} MB/s; "
               f"cat of the file: {cat:.2f} s; peak RSS {sq['rss_peak_kb'] / 1024:.1f} MiB")
     print(f"\nmax RSS of this parent process: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB")

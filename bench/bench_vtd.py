@@ -8,7 +8,9 @@ For each dump, in separate child processes (so peak RSS is per phase):
   read     every dumped page read through Dump.read in 256 KiB chunks (the decompression floor)
   scan     find_root_tables over every dumped page (what `vmcore scan` does)
   decode   walk_root_table from RTADDR + find_exposure (what `vmcore iommu/exposure` do)
-and the byte prefilter alone on 64 MiB of random pages. Prints seconds, MB/s of dumped
+the byte prefilter alone on 64 MiB of random pages, and the page-table walk on big
+synthetic tables. The lab dumps are also rewritten as uncompressed ELF cores (same pages,
+cached in /tmp) to measure the scan where there is nothing to inflate. Prints seconds, MB/s of dumped
 (uncompressed) memory, and peak RSS (ru_maxrss) of the phase.
 """
 
@@ -91,7 +93,52 @@ def prefilter_rate() -> float:
     return (len(data) / (1 << 20)) / (time.perf_counter() - t0)
 
 
+def synthetic_walks() -> None:
+    """Walk time of big in-memory page tables: 4 GiB mapped with 4 KiB pages, linear
+    (identity-style) and scattered (every page elsewhere), and 64 GiB of 2 MiB pages."""
+    import random
+
+    from kdumptool.analysis.vtd_walk import walk_page_table
+    from tests.vtd_memory import PageTable, VtdMemory
+
+    for name, n, size, scatter in (("4 GiB linear 4K", 1 << 20, 4096, False),
+                                   ("4 GiB scattered 4K", 1 << 20, 4096, True),
+                                   ("64 GiB of 2M", 1 << 15, 2 << 20, False)):
+        mem = VtdMemory(base=1 << 40)
+        pt = PageTable(mem, 4)
+        rnd = random.Random(1)
+        for i in range(n):
+            phys = (rnd.randrange(1 << 24) * 4096) if scatter else i * size
+            pt.map(i * size, phys & ~(size - 1), size)
+        t0 = time.perf_counter()
+        w = walk_page_table(mem, pt.root, 4)
+        dt = time.perf_counter() - t0
+        print(f"  {name:<20} {n:>8} leaves, {w.table_pages:>5} table pages, {len(w.extents):>8} extents: "
+              f"{dt:.3f} s ({n / dt / 1e6:.2f} M leaves/s)")
+
+
+def make_elf(src: str) -> str:
+    """The same dumped pages as ``src`` written as an ELF core (uncompressed), cached in /tmp."""
+    from kdumptool.sources.vmcore import open_dump
+    from tests.dumpwriter import DumpSpec, write_elf
+
+    out = f"/tmp/kdt_bench_{Path(src).parent.name}.elf"
+    if os.path.exists(out):
+        return out
+    pages = {}
+    with open_dump(src) as dump:
+        for s, e in dump.iter_dumped_ranges():
+            for p in range(s, e, 4096):
+                pages[p // 4096] = dump.read(p, 4096)
+        vmcoreinfo = dump.vmcoreinfo.raw.encode() if isinstance(dump.vmcoreinfo.raw, str) else b""
+    Path(out).write_bytes(write_elf(DumpSpec(pages=pages, vmcoreinfo=vmcoreinfo)))
+    return out
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--make-elf":
+        print(make_elf(sys.argv[2]))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--phase":
         print(json.dumps(phase(sys.argv[2], sys.argv[3], int(sys.argv[4], 16))))
         return
@@ -101,6 +148,13 @@ def main() -> None:
         (str(LAB / "kdump/sm_mismatch_vmcore/vmcore.d31.zlib.kdump"), 0x2411400),
     ]
     print(f"prefilter alone on random pages: {prefilter_rate():.0f} MiB/s")
+    if not args:  # the lab dumps again, as uncompressed ELF cores (scan without inflating)
+        elfs = []
+        for p, r in dumps:  # written by a child: this process's peak RSS is inherited by the phases
+            out = subprocess.run([sys.executable, __file__, "--make-elf", p], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+            elfs.append((out, r))
+        dumps += elfs
     for path, rtaddr in dumps:
         size = os.path.getsize(path)
         print(f"\n{path} ({size / 1e6:.1f} MB file)")
@@ -112,6 +166,9 @@ def main() -> None:
             extra = {k: v for k, v in r.items() if k not in ("seconds", "maxrss_mib", "dumped_bytes")}
             print(f"  {name:<22} {r['seconds']:8.3f} s   {mb / r['seconds']:8.0f} MB/s of dumped memory   "
                   f"peak RSS {r['maxrss_mib']:.0f} MiB  {extra if extra else ''}")
+    # last: the synthetic tables grow this process, and children inherit ru_maxrss
+    print("\npage-table walk on synthetic tables (in memory):")
+    synthetic_walks()
 
 
 if __name__ == "__main__":

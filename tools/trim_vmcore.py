@@ -105,14 +105,8 @@ def _keep_makedumpfile_pages(dump: Dump) -> None:
 def ram_pfns(dump: Dump) -> Set[int]:
     """Every pfn that was RAM in the source (dumped or filtered)."""
     if isinstance(dump, KdumpDump):
-        out = set()
-        bm = dump._bitmap1
-        for i, byte in enumerate(bm):
-            if byte:
-                for b in range(8):
-                    if byte >> b & 1 and i * 8 + b < dump.max_mapnr:
-                        out.add(i * 8 + b)
-        return out
+        ps = dump.page_size
+        return {pfn for s, e in dump.iter_ram_ranges() for pfn in range(s // ps, e // ps)}
     out = set()
     for seg in getattr(dump, "segments", []):
         out.update(range(seg.start // dump.page_size, (seg.start + seg.memsz) // dump.page_size))

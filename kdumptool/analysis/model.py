@@ -131,6 +131,14 @@ class System:
     def has_vtd(self) -> bool:
         return bool(self.units)
 
+    def domain_type(self, bdf: str) -> Optional[str]:
+        """The IOMMU group's default domain type of ``bdf`` (DMA, DMA-FQ, identity...)."""
+        dev = self.devices.get(bdf)
+        if dev is None or dev.iommu_group is None:
+            return None
+        g = self.groups.get(dev.iommu_group)
+        return g.type if g else None
+
     def unit_for(self, bdf: str) -> Optional[IommuUnit]:
         dev = self.devices.get(bdf)
         if dev is None or dev.drhd is None:

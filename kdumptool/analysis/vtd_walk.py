@@ -20,9 +20,10 @@ are the construct specs in ``kdumptool.formats.vtd_tables`` (cross-checked by a 
 
 from __future__ import annotations
 
+import gc
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Protocol, Tuple, Union
 
 from kdumptool.errors import KdumptoolError, NotMapped
 from kdumptool.formats.vtd_tables import (
@@ -73,9 +74,11 @@ class Unreadable:
         return {"paddr": self.paddr, "what": self.what, "why": self.why}
 
 
-@dataclass(frozen=True)
-class Extent:
-    """A run of IOVA pages mapped to contiguous physical memory with the same rights."""
+class Extent(NamedTuple):
+    """A run of IOVA pages mapped to contiguous physical memory with the same rights.
+
+    A NamedTuple rather than a frozen dataclass: a big page table has a million of these
+    and a tuple is built several times faster."""
 
     iova: int
     phys: int
@@ -246,29 +249,61 @@ def walk_page_table(
     present_mask = 1 if first else 3
     if not 1 <= levels <= MAX_LEVELS:
         return PageTableWalk(kind, pt_root, levels, (), 0, 0, 0, (), (f"unsupported level count {levels}",))
-    extents: List[Extent] = []
+    # runs in parallel lists of ints while walking (no per-run container object for the
+    # garbage collector to trace); Extents are built once at the end
+    r_iova: List[int] = []
+    r_phys: List[int] = []
+    r_size: List[int] = []
+    r_rw: List[int] = []
     unreadable: List[Unreadable] = []
     problems: List[str] = []
     visited: set = set()
-    n4k = 0
-    nlarge = 0
-    # current extent being merged: iova, phys, size, rw
-    cur: List[int] = [0, 0, 0, -1]
-
-    def flush() -> None:
-        if cur[2]:
-            extents.append(Extent(cur[0], cur[1], cur[2], bool(cur[3] & 1), bool(cur[3] & 2)))
-        cur[2] = 0
+    counts = [0, 0]  # 4K leaves, large leaves
 
     def add(iova: int, phys: int, size: int, rw: int) -> None:
-        if cur[2] and cur[0] + cur[2] == iova and cur[1] + cur[2] == phys and cur[3] == rw:
-            cur[2] += size
+        if r_size and r_iova[-1] + r_size[-1] == iova and r_phys[-1] + r_size[-1] == phys and r_rw[-1] == rw:
+            r_size[-1] += size
+            return
+        r_iova.append(iova)
+        r_phys.append(phys)
+        r_size.append(size)
+        r_rw.append(rw)
+
+    def leaf_table(qs: Tuple[int, ...], base: int, rights: int) -> None:
+        v0 = qs[0]
+        if v0 & present_mask and qs == tuple(range(v0, v0 + (512 << 12), 4096)):
+            # a whole table of contiguous pages with equal bits (identity and other linear
+            # maps): one 2 MiB run, without a Python step per entry
+            counts[0] += 512
+            add(base, v0 & ADDR_MASK, 512 << 12, ((3 if v0 & 2 else 1) if first else (v0 & 3)) & rights)
+            return
+        n = 0
+        if r_size:
+            c_end_iova = r_iova[-1] + r_size[-1]
+            c_end_phys = r_phys[-1] + r_size[-1]
+            c_rw = r_rw[-1]
         else:
-            flush()
-            cur[0], cur[1], cur[2], cur[3] = iova, phys, size, rw
+            c_end_iova = c_end_phys = c_rw = -1
+        for i, v in enumerate(qs):
+            if not v & present_mask:
+                continue
+            n += 1
+            rw = ((3 if v & 2 else 1) if first else (v & 3)) & rights
+            iova = base | (i << 12)
+            phys = v & ADDR_MASK
+            if iova == c_end_iova and phys == c_end_phys and rw == c_rw:
+                r_size[-1] += 4096
+            else:
+                r_iova.append(iova)
+                r_phys.append(phys)
+                r_size.append(4096)
+                r_rw.append(rw)
+                c_rw = rw
+            c_end_iova = iova + 4096
+            c_end_phys = phys + 4096
+        counts[0] += n
 
     def table(paddr: int, level: int, base: int, rights: int) -> None:
-        nonlocal n4k, nlarge
         if paddr in visited:
             problems.append(f"level-{level} table 0x{paddr:x} reached twice (loop or shared table): not followed again")
             return
@@ -280,16 +315,11 @@ def walk_page_table(
             return
         if progress is not None:
             progress(1)
-        shift = 12 + 9 * (level - 1)
         qs = _UNPACK_PAGE(data)
         if level == 1:
-            for i, v in enumerate(qs):
-                if not v & present_mask:
-                    continue
-                rw = ((3 if v & 2 else 1) if first else (v & 3)) & rights
-                n4k += 1
-                add(base | (i << 12), v & ADDR_MASK, 4096, rw)
+            leaf_table(qs, base, rights)
             return
+        shift = 12 + 9 * (level - 1)
         for i, v in enumerate(qs):
             if not v & present_mask:
                 continue
@@ -300,15 +330,22 @@ def walk_page_table(
                     problems.append(f"PS set in level-{level} entry {i} of table 0x{paddr:x}: ignored")
                     continue
                 size = 1 << shift
-                nlarge += 1
+                counts[1] += 1
                 add(iova, v & ADDR_MASK & ~(size - 1), size, rw)
             else:
                 table(v & ADDR_MASK, level - 1, iova, rw)
 
     table(pt_root, levels, 0, 3)
-    flush()
+    rwb = ((False, False), (True, False), (False, True), (True, True))
+    gc_was = gc.isenabled()
+    gc.disable()  # a million small immutable records: tracing them is pure overhead
+    try:
+        extents = tuple(Extent(a, b, c, *rwb[r]) for a, b, c, r in zip(r_iova, r_phys, r_size, r_rw))
+    finally:
+        if gc_was:
+            gc.enable()
     return PageTableWalk(
-        kind, pt_root, levels, tuple(extents), n4k, nlarge, len(visited) - len(unreadable), tuple(unreadable),
+        kind, pt_root, levels, extents, counts[0], counts[1], len(visited) - len(unreadable), tuple(unreadable),
         tuple(problems),
     )
 
@@ -667,3 +704,58 @@ def lookup_iova(mem: PhysMemory, root_address: int, mode: str, bus: int, devfn: 
             return done(None, base + (iova & (size - 1)), size, rights)
         pt = v & ADDR_MASK
     return done("walk ended without a leaf")  # pragma: no cover - loop always returns
+
+
+# --- DMA faults of the kdump kernel against the crashed kernel's tables -----------------------
+
+
+@dataclass(frozen=True)
+class FaultCheck:
+    """One distinct DMA fault (device, address, access) from a kernel log, looked up in the
+    crashed kernel's tables: was the device using a mapping the old kernel had set up?"""
+
+    bdf: str
+    address: int
+    access: Optional[str]  # "read" / "write" / None when the log did not say
+    count: int
+    first_line: int
+    reason: Optional[str]
+    lookup: Optional[IovaLookup]  # None when the BDF is outside this table's segment
+    verdict: str
+
+
+def check_faults(mem: PhysMemory, root_address: int, mode: str, events: list, segment: int = 0) -> List[FaultCheck]:
+    """Look up every distinct DMA fault of ``events`` (``kdumptool.formats.klog.LogEvent``
+    of kind ``dma_fault``) in the old tables.
+
+    A fault in the kdump kernel at an IOVA that the crashed kernel's tables map with the
+    faulting access allowed means the device kept doing DMA the crashed kernel had set up
+    (in-flight DMA across the crash), and that the new kernel's tables did not carry the
+    mapping over (translation tables not copied, or the domain torn down)."""
+    groups: Dict[Tuple[str, int, Optional[str]], List[object]] = {}
+    for ev in events:
+        if getattr(ev, "kind", None) != "dma_fault" or ev.bdf is None or ev.address is None:
+            continue
+        groups.setdefault((ev.bdf, ev.address, ev.access), []).append(ev)
+    out: List[FaultCheck] = []
+    for (bdf, address, access), evs in groups.items():
+        first = evs[0]
+        seg, bus, df = bdf.split(":")
+        dev, fn = df.split(".")
+        if int(seg, 16) != segment:
+            out.append(FaultCheck(bdf, address, access, len(evs), first.line, first.reason, None,  # type: ignore[attr-defined]
+                                  f"segment {seg} is not this root table's"))
+            continue
+        r = lookup_iova(mem, root_address, mode, int(bus, 16), (int(dev, 16) << 3) | int(fn, 16), address)
+        if r.phys is None:
+            verdict = f"not mapped in the crashed kernel's tables either ({r.reason})"
+        else:
+            allowed = {"read": r.read, "write": r.write}.get(access or "", r.read or r.write)
+            rights = ("R" if r.read else "-") + ("W" if r.write else "-")
+            if allowed:
+                verdict = (f"mapped {rights} to phys 0x{r.phys:x} in the crashed kernel's tables: "
+                           "in-flight DMA set up before the crash, not carried over to this kernel's tables")
+            else:
+                verdict = f"mapped {rights} to phys 0x{r.phys:x} in the crashed kernel's tables, but without {access} access"
+        out.append(FaultCheck(bdf, address, access, len(evs), first.line, first.reason, r, verdict))  # type: ignore[attr-defined]
+    return out

@@ -235,8 +235,10 @@ def settings_of(family: str, files: List[KdumpConfFile]) -> KdumpSettings:
             lvl = dump_level_of(cc.value)
             if lvl is not None:
                 dump_level = Setting(lvl, kc.path, cc)
+            elif _DUMPLEVEL.search(cc.value):
+                warnings.append(f"{kc.path}: line {cc.line}: makedumpfile dump level is not 0-31: {cc.value!r}")
             elif "makedumpfile" in cc.value:
-                dump_level = Setting(0, kc.path, cc)
+                dump_level = Setting(0, kc.path, cc)  # makedumpfile's own default: every page
         for e in kc.get_all("extra_modules"):
             for mod in e.value.split():
                 extra.append((mod, Setting(mod, kc.path, e)))

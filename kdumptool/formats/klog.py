@@ -437,6 +437,7 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("copy_failed", re.compile(r"Failed to copy translation tables from previous kernel for (?P<unit>\S+)")),
     ("translation_not_kdump", re.compile(r"Translation was enabled for (?P<unit>\S+) but we are not in kdump mode")),
     ("ir_copied", re.compile(r"Copied IR table for (?P<unit>\S+) from previous kernel")),
+    ("ir_copy_failed", re.compile(r"Failed to copy IR table for (?P<unit>\S+) from previous kernel")),
     ("ir_not_kdump", re.compile(r"IRQ remapping was enabled on (?P<unit>\S+) but we are not in kdump mode")),
     ("sm_disallowed", re.compile(r"Scalable mode is disallowed")),
     ("iommu_disabled", re.compile(r"(?:DMAR|dmar|Intel-IOMMU)\s*:\s*IOMMU disabled")),

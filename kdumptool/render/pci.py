@@ -6,7 +6,7 @@ JSON shape (``render_pci_json``)::
     {"source": str, "vtd": bool, "no_vtd_reason": str|null,
      "devices": [{"bdf", "vendor_id", "device_id", "class_code", "header_type", "command",
                   "status", "bus_master", "is_bridge", "is_host_bridge", "secondary_bus",
-                  "subordinate_bus", "port_type", "driver", "iommu_group", "upstream",
+                  "subordinate_bus", "port_type", "driver", "iommu_group", "domain_type", "upstream",
                   "unit", "drhd", "rmrrs", "kdump_risk", "config_size",
                   "capabilities": [{"offset", "id", "name"}],
                   "ext_capabilities": [{"offset", "id", "version", "name"}],
@@ -92,6 +92,9 @@ def _line(system: System, d: PciDevice) -> str:
     bm = "BusMaster+" if d.bus_master else "BusMaster-"
     drv = d.driver or "-"
     grp = f"group {d.iommu_group}" if d.iommu_group is not None else "no group"
+    dtype = system.domain_type(d.bdf)
+    if dtype:
+        grp += f" ({dtype})"
     unit = unit_name(system, d) or ("-" if system.units else "")
     text = f"{d.short_bdf} {ids} {kind}  {bm} driver={drv} {grp}"
     if unit:
@@ -217,6 +220,7 @@ def device_json(system: System, d: PciDevice) -> Dict[str, Any]:
         "port_type": d.port_type,
         "driver": d.driver,
         "iommu_group": d.iommu_group,
+        "domain_type": system.domain_type(d.bdf),
         "upstream": list(d.upstream),
         "unit": unit_name(system, d),
         "drhd": d.drhd,

@@ -223,11 +223,11 @@ class ElfDump(Dump):
             phnum = elf.phnum_from_section0(self._pread(elf.SHDR_SIZE, self.header.e_shoff), path)
         table = self._pread(phnum * elf.PHDR_SIZE, self.header.e_phoff)
         self.phdrs = elf.parse_program_headers(table, phnum, self.header.e_phoff, path)
-        self.warnings += elf.check_load_segments(self.phdrs, self.file_size, path)
-        self.segments = sorted(
-            (Segment(p.p_paddr, p.p_filesz, p.p_memsz, p.p_offset, p.index)
-             for p in self.phdrs if p.p_type == elf.PT_LOAD and p.p_memsz),
-            key=lambda s: s.start)
+        index, warnings = elf.check_load_segments(self.phdrs, self.file_size, path)
+        self.warnings += warnings
+        # Physical index (the kernel-text alias of /proc/vmcore is left out, see elf.py).
+        self.segments = [Segment(p.p_paddr, p.p_filesz, p.p_memsz, p.p_offset, p.index)
+                         for p in index]
         self._starts = [s.start for s in self.segments]
         if self.segments:
             self.page_size = 4096
@@ -304,6 +304,11 @@ class ElfDump(Dump):
     def describe(self) -> dict:
         return {
             "format": "elf",
+            "kernel_text_aliases": [
+                {"index": p.index, "vaddr": p.p_vaddr, "paddr": p.p_paddr, "memsz": p.p_memsz}
+                for p in self.phdrs
+                if p.p_type == elf.PT_LOAD and p.p_memsz
+                and p.p_vaddr >= elf.KERNEL_TEXT_VADDR],
             "segments": [
                 {"index": s.index, "paddr": s.start, "filesz": s.filesz, "memsz": s.memsz,
                  "offset": s.offset} for s in self.segments],
@@ -315,8 +320,48 @@ _CHUNK = 64    # bytes of bitmap per prefix-count entry (512 pages): 8 bytes per
 _DESC_BLOCK = 256    # page descriptors read at once (6 KiB), kept in a small LRU
 
 
+_BM_BLOCK = 4096     # bitmap bytes read at once (32,768 pages), kept in a small LRU
+_BM_STREAM = 1 << 20  # bitmap bytes per read when streaming over a whole bitmap
+
+
 def _popcount(b: bytes) -> int:
     return bin(int.from_bytes(b, "little")).count("1")
+
+
+def _bit_runs(data: bytes, base: int) -> Iterator[Tuple[int, int]]:
+    """Runs [start, end) of set bits in ``data`` (bit N of byte N // 8), offset by
+    ``base``; O(runs) per 64-bit word, whole zero / all-ones words skipped."""
+    full = (1 << 64) - 1
+    start = -1
+    for wi in range(0, len(data), 8):
+        word = int.from_bytes(data[wi:wi + 8], "little")
+        pos = base + wi * 8
+        nbits = min(64, (len(data) - wi) * 8)
+        if word == 0:
+            if start >= 0:
+                yield start, pos
+                start = -1
+            continue
+        if word == full and start >= 0:
+            continue
+        b = 0
+        while b < nbits:
+            if start < 0:
+                if not word:
+                    break
+                tz = (word & -word).bit_length() - 1
+                start = pos + b + tz
+                word >>= tz
+                b += tz
+            ones = ((word ^ (word + 1)).bit_length() - 1)
+            if b + ones >= nbits:
+                break             # the run reaches the end of this word
+            yield start, pos + b + ones
+            start = -1
+            word >>= ones
+            b += ones
+    if start >= 0:
+        yield start, base + len(data) * 8
 
 
 class KdumpDump(Dump):
@@ -348,13 +393,17 @@ class KdumpDump(Dump):
             self.warnings.append(f"{path}: max_mapnr {self.max_mapnr} exceeds the bitmap's "
                                  f"{half * 8} bits; pfns past it are not in the dump")
             self.max_mapnr = half * 8
-        self._bitmap1 = self._pread(half, self.bitmap_offset)
-        self._bitmap2 = self._pread(half, self.bitmap_offset + half)
+        # The bitmaps stay in the file: a prefix count of dumped pages every 64 bytes of
+        # the 2nd bitmap is built by streaming it once; lookups read 4 KiB blocks (LRU).
+        self._bitmap_len = half
+        self._bm_cache: OrderedDict[Tuple[int, int], bytes] = OrderedDict()
         self._prefix = array("Q", [0])
         total = 0
-        for i in range(0, half, _CHUNK):
-            total += _popcount(self._bitmap2[i:i + _CHUNK])
-            self._prefix.append(total)
+        for pos in range(0, half, _BM_STREAM):
+            data = self._pread(min(_BM_STREAM, half - pos), self.bitmap_offset + half + pos)
+            for i in range(0, len(data), _CHUNK):
+                total += _popcount(data[i:i + _CHUNK])
+                self._prefix.append(total)
         self._desc_cache: OrderedDict[int, bytes] = OrderedDict()
         self.split_range: Optional[Tuple[int, int]] = None
         if self.sub.split:
@@ -372,9 +421,9 @@ class KdumpDump(Dump):
                 f"(0x{self.file_size:x}): the dump is truncated")
         # VMCOREINFO and notes stored by makedumpfile.
         if self.sub.offset_note and self.sub.size_note:
-            data = self._meta(self.sub.offset_note, self.sub.size_note, "ELF notes")
-            if data is not None:
-                notes, warns = elf.parse_notes(data, f"{path}: notes")
+            notes_data = self._meta(self.sub.offset_note, self.sub.size_note, "ELF notes")
+            if notes_data is not None:
+                notes, warns = elf.parse_notes(notes_data, f"{path}: notes")
                 self.notes += notes
                 self.warnings += warns
         vmcoreinfo_bytes = None
@@ -395,9 +444,26 @@ class KdumpDump(Dump):
         base = self.vmcoreinfo.phys_base
         return base if base is not None else self.sub.phys_base
 
-    def _bit(self, bitmap: bytes, pfn: int) -> bool:
+    def _bm_block(self, which: int, block_no: int) -> bytes:
+        """4 KiB block ``block_no`` of bitmap 1 (RAM) or 2 (dumped)."""
+        key = (which, block_no)
+        block = self._bm_cache.get(key)
+        if block is None:
+            off = self.bitmap_offset + (which - 1) * self._bitmap_len + block_no * _BM_BLOCK
+            block = self._pread(min(_BM_BLOCK, self._bitmap_len - block_no * _BM_BLOCK), off)
+            self._bm_cache[key] = block
+            if len(self._bm_cache) > 16:
+                self._bm_cache.popitem(last=False)
+        else:
+            self._bm_cache.move_to_end(key)
+        return block
+
+    def _bit(self, which: int, pfn: int) -> bool:
         i = pfn >> 3
-        return i < len(bitmap) and bool(bitmap[i] >> (pfn & 7) & 1)
+        if i >= self._bitmap_len:
+            return False
+        block = self._bm_block(which, i // _BM_BLOCK)
+        return bool(block[i % _BM_BLOCK] >> (pfn & 7) & 1)
 
     def _rank(self, pfn: int) -> int:
         """Number of dumped pfns below ``pfn`` (2nd bitmap)."""
@@ -405,19 +471,50 @@ class KdumpDump(Dump):
         c = byte // _CHUNK
         if c >= len(self._prefix) - 1:
             return self._prefix[-1]
-        n = self._prefix[c] + _popcount(self._bitmap2[c * _CHUNK:byte])
+        n = self._prefix[c]
         rem = pfn & 7
-        if rem:
-            n += bin(self._bitmap2[byte] & ((1 << rem) - 1)).count("1")
+        if byte > c * _CHUNK or rem:
+            block = self._bm_block(2, byte // _BM_BLOCK)
+            lo = c * _CHUNK % _BM_BLOCK          # chunks never straddle blocks
+            hi = byte % _BM_BLOCK
+            n += _popcount(block[lo:hi])
+            if rem:
+                n += bin(block[hi] & ((1 << rem) - 1)).count("1")
         return n
+
+    def iter_ram_ranges(self) -> Iterator[Tuple[int, int]]:
+        """Physical [start, end) runs that were RAM (1st bitmap: dumped or filtered)."""
+        return self._iter_bitmap_runs(1)
+
+    def _iter_bitmap_runs(self, which: int) -> Iterator[Tuple[int, int]]:
+        ps = self.page_size
+        limit = self.max_mapnr
+        cur: Optional[List[int]] = None
+        base_off = self.bitmap_offset + (which - 1) * self._bitmap_len
+        for pos in range(0, self._bitmap_len, _BM_STREAM):
+            if pos * 8 >= limit:
+                break
+            data = self._pread(min(_BM_STREAM, self._bitmap_len - pos), base_off + pos)
+            for s, e in _bit_runs(data, pos * 8):
+                e = min(e, limit)
+                if s >= e:
+                    continue
+                if cur is not None and cur[1] == s:
+                    cur[1] = e
+                    continue
+                if cur is not None:
+                    yield cur[0] * ps, cur[1] * ps
+                cur = [s, e]
+        if cur is not None:
+            yield cur[0] * ps, cur[1] * ps
 
     def _why_absent(self, pfn: int) -> Optional[str]:
         if pfn >= self.max_mapnr:
             return NOT_IN_DUMP
         if self.split_range and not self.split_range[0] <= pfn < self.split_range[1]:
             return NOT_IN_DUMP
-        if not self._bit(self._bitmap2, pfn):
-            return FILTERED if self._bit(self._bitmap1, pfn) else NOT_IN_DUMP
+        if not self._bit(2, pfn):
+            return FILTERED if self._bit(1, pfn) else NOT_IN_DUMP
         return None
 
     def page_desc(self, pfn: int) -> dd.PageDesc:
@@ -469,34 +566,15 @@ class KdumpDump(Dump):
         return pd.offset + pd.size <= self.file_size
 
     def iter_dumped_ranges(self) -> Iterator[Tuple[int, int]]:
-        """Runs of set bits of the 2nd bitmap, as physical [start, end). Pages whose data
-        lies past a truncated end are included (use is_dumped/read to tell)."""
-        ps = self.page_size
+        """Runs of set bits of the 2nd bitmap, as physical [start, end), streamed from
+        the file. Pages whose data lies past a truncated end are included (use
+        is_dumped/read to tell)."""
         lo, hi = self.split_range or (0, self.max_mapnr)
-        bm = self._bitmap2
-        run_start = -1
-        step = 8
-        for wi in range(0, len(bm), step):
-            word = int.from_bytes(bm[wi:wi + step], "little")
-            base = wi * 8
-            if base >= hi:
-                break
-            nbits = min(step * 8, len(bm) * 8 - base)
-            full = (1 << nbits) - 1
-            if word == 0 and run_start < 0:
-                continue
-            if word == full and run_start >= 0:
-                continue
-            for b in range(nbits):
-                pfn = base + b
-                on = bool(word >> b & 1) and lo <= pfn < hi
-                if on and run_start < 0:
-                    run_start = pfn
-                elif not on and run_start >= 0:
-                    yield run_start * ps, pfn * ps
-                    run_start = -1
-        if run_start >= 0:
-            yield run_start * ps, min(hi, len(bm) * 8) * ps
+        ps = self.page_size
+        for s, e in self._iter_bitmap_runs(2):
+            s, e = max(s, lo * ps), min(e, hi * ps)
+            if s < e:
+                yield s, e
 
     def describe(self) -> dict:
         h, s = self.header, self.sub

@@ -234,3 +234,23 @@ def test_bursts_by_wallclock_in_syslog() -> None:
     report = analyse_log(lines(CORPUS / "excerpts" / "030_iommu_5429b7f131_p1_body.log"))
     (b,) = report.bursts
     assert (b.count, b.first_wallclock, b.last_wallclock) == (3, "May 30 17:35:46", "May 30 17:35:46")
+
+
+
+def test_ir_copy_failed_is_a_kdump_warning() -> None:
+    r = analyse_log(["[ 0.2] DMAR-IR: Failed to copy IR table for dmar1 from previous kernel"])
+    assert r.in_kdump_kernel and r.verdict_level == "warning"
+    assert r.verdict == ("WARNING: kdump kernel: the kdump kernel failed to copy the "
+                         "interrupt-remapping table for dmar1")
+
+
+
+def test_last_boot_only() -> None:
+    # full/060: a first boot (line 61) and the kexec'd one (line 1149), both with crashkernel.
+    log = lines(CORPUS / "full" / "060_kexec_3c955ceb2d_p1_body.log")
+    whole = analyse_log(log)
+    last = analyse_log(log, last_boot_only=True)
+    assert whole.boots == last.boots == 2
+    assert whole.counts["crashkernel_reserved"] == 2 and last.counts["crashkernel_reserved"] == 1
+    assert last.events[0].kind == "boot" and last.events[0].line == 1149
+    assert last.counts["dma_fault"] == 1 and last.counts["translation_not_kdump"] == 2

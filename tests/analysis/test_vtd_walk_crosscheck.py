@@ -90,7 +90,9 @@ def test_fast_walk_equals_construct_walk_synthetic(levels):
     pt.map(1 << 30, 0x200000, 2 << 20, write=False)
     for i in range(40):
         pt.map(0x80000000 + i * 4096, 0x1000000 + (i // 3) * 4096, write=bool(i % 5))
+    for i in range(512):  # a full linear leaf table (the walk's fast case)
+        pt.map(0xC0000000 + i * 4096, 0x3000000 + i * 4096)
     w = walk_page_table(mem, pt.root, levels)
     ext, n4k, nl = reference_walk(mem, pt.root, levels)
     assert (_as_tuples(w), w.mapped_4k_pages, w.mapped_large_pages) == (ext, n4k, nl)
-    assert n4k == 40 and nl == 2
+    assert n4k == 40 + 512 and nl == 2

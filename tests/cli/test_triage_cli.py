@@ -15,7 +15,29 @@ from tests.conftest import FIXTURES, REPO
 SNAP = FIXTURES / "snapshots"
 
 
-def kt(*args: str):
+class Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def kt(*args: str) -> Result:
+    """``kdumptool triage ARGS`` in this process (main() as the entry point runs it)."""
+    import contextlib
+    import io
+
+    from kdumptool.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(["triage", *args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def kt_process(*args: str):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-m", "kdumptool", "triage", *args], capture_output=True, text=True, env=env)
 
@@ -65,7 +87,7 @@ def _host_has_vtd() -> bool:
 
 @pytest.mark.skipif(_host_has_vtd(), reason="this host has VT-d: the no-VT-d check is for the dev machines")
 def test_live_host_without_vtd_has_nothing_to_triage():
-    p = kt("--format", "text")
+    p = kt_process("--format", "text")
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("VERDICT: NOTHING TO TRIAGE (exit 0)")
     assert "nothing to triage for VT-d" in p.stdout

@@ -282,6 +282,7 @@ def test_f7_f8_f9_status_suppressed_firmware() -> None:
         ("DMAR: Copied translation tables from previous kernel for dmar0", "tables_copied", "dmar0"),
         ("DMAR: Failed to copy translation tables from previous kernel for dmar0", "copy_failed", "dmar0"),
         ("DMAR-IR: Copied IR table for dmar0 from previous kernel", "ir_copied", "dmar0"),
+        ("DMAR-IR: Failed to copy IR table for dmar1 from previous kernel", "ir_copy_failed", "dmar1"),
         ("DMAR: Translation was enabled for dmar0 but we are not in kdump mode", "translation_not_kdump", "dmar0"),
         ("DMAR-IR: IRQ remapping was enabled on dmar6 but we are not in kdump mode", "ir_not_kdump", "dmar6"),
         ("DMAR: Scalable mode is disallowed", "sm_disallowed", None),

@@ -184,7 +184,7 @@ def test_kexec_logs_markers() -> None:
 # The corpus's SOURCES.tsv counts kdump/kexec lines per file (column n_kdump_kexec_lines),
 # counted by the corpus builder independently of this parser: an oracle for the markers.
 KDUMP_KINDS = {"translation_preenabled", "tables_copied", "copy_failed", "translation_not_kdump",
-               "ir_copied", "ir_not_kdump"}
+               "ir_copied", "ir_copy_failed", "ir_not_kdump"}
 
 
 def _kdump_agreement(top: Path) -> Tuple[int, List[str]]:

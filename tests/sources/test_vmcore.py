@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kdumptool.errors import DecodeError, NotMapped, SourceMissing, UnsupportedFormat
 from kdumptool.formats.printk import decode_printk
 from kdumptool.formats.vmcoreinfo import START_KERNEL_MAP
-from kdumptool.sources.vmcore import KdumpDump, open_dump
+from kdumptool.sources.vmcore import KdumpDump, _bit_runs, open_dump
 from tests.conftest import FIXTURES
 from tests.dumpwriter import DumpSpec, need, write_elf, write_kdump
 
@@ -31,8 +33,7 @@ def _spec_from_fixture() -> DumpSpec:
         for start, end in dump.iter_dumped_ranges():
             for pfn in range(start // ps, end // ps):
                 pages[pfn] = dump.read(pfn * ps, ps)
-        bm1 = dump._bitmap1
-        ram = {i for i in range(dump.max_mapnr) if bm1[i >> 3] >> (i & 7) & 1}
+        ram = {pfn for s, e in dump.iter_ram_ranges() for pfn in range(s // ps, e // ps)}
         return DumpSpec(pages=pages, filtered=ram - set(pages),
                         vmcoreinfo=dump.vmcoreinfo.raw.encode(),
                         prstatus=[(p.pid, dict(p.registers)) for p in dump.prstatus],
@@ -295,3 +296,29 @@ def test_panicking_cpu_note_matches_the_kernels_own_line(run, ext):
         assert dump.prstatus[cpu].pid == pid
         stext = dump.vmcoreinfo.symbol("_stext")
         assert stext is not None and stext <= dump.prstatus[cpu].reg("rip") < stext + (1 << 30)
+
+
+@given(st.binary(max_size=80), st.integers(0, 1000))
+def test_bit_runs_match_a_naive_scan(data, base):
+    naive = []
+    for i in range(len(data) * 8):
+        if data[i >> 3] >> (i & 7) & 1:
+            if naive and naive[-1][1] == base + i:
+                naive[-1][1] += 1
+            else:
+                naive.append([base + i, base + i + 1])
+    assert [list(r) for r in _bit_runs(data, base)] == naive
+
+
+def test_bitmaps_are_not_held_in_memory(spec, tmp_path):
+    """Only the prefix counts (8 bytes per 512 pages) and a 16-block LRU stay resident."""
+    path = tmp_path / "big.kdump"
+    path.write_bytes(write_kdump(DumpSpec(pages=dict(list(spec.pages.items())[:50]),
+                                          max_mapnr=1 << 22), "zlib"))   # 16 GiB of pfns
+    with open_dump(str(path)) as dump:
+        assert dump._bitmap_len == 512 << 10
+        assert len(dump._prefix) == (512 << 10) // 64 + 1
+        for pfn in list(spec.pages)[:50]:
+            assert dump.read(pfn * 4096, 8) == spec.pages[pfn][:8]
+        assert len(dump._bm_cache) <= 16
+        assert sum(e - s for s, e in dump.iter_dumped_ranges()) == 50 * 4096
