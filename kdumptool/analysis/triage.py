@@ -163,6 +163,7 @@ class TriageInput:
     device_modules: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
     builtin_modules: Optional[FrozenSet[str]] = None
     crashed: Optional[CrashedKernel] = None
+    quiesce_conf: Optional[Evidence] = None  # quiesce=1 in /etc/kdumptool/kdumptool.conf
     early_log: Optional[LogMarkers] = None
 
 
@@ -353,7 +354,35 @@ def _module_remedy(s: Optional[KdumpSettings], modules: Sequence[str]) -> str:
     )
 
 
-QUIESCE_HINT = "or enable the kdumptool quiesce hook (`kdumptool integration`) to clear bus mastering on driverless devices before the dump"
+QUIESCE_HINT = (
+    "or add kdumptool's dracut module to the kdump initramfs (`kdumptool install-integration`, "
+    "`dracut_args --add kdumptool` in /etc/kdump.conf) with kdumptool.quiesce=1 on the kdump command line: "
+    "it clears Bus Master on driverless devices before the kdump kernel reboots"
+)
+QUIESCE_PARAM = "kdumptool.quiesce=1"
+
+
+def quiesce_state(inp: TriageInput, kd_cmdline: Optional[str]) -> Tuple[Optional[bool], Tuple[Evidence, ...]]:
+    """Whether kdumptool's quiesce hook will run in the kdump kernel (None: cannot tell)."""
+    ev: List[Evidence] = []
+    enabled_by = None
+    if kd_cmdline and QUIESCE_PARAM in kd_cmdline.split():
+        enabled_by = Evidence("/proc/cmdline" if inp.system.in_kdump_kernel else "kdump command line", QUIESCE_PARAM)
+    elif inp.quiesce_conf is not None:
+        enabled_by = inp.quiesce_conf
+    if enabled_by is None:
+        return False, ()
+    ev.append(enabled_by)
+    if inp.system.in_kdump_kernel:
+        return True, tuple(ev)
+    initrd = inp.kdump_initrd
+    if initrd is None:
+        return None, tuple(ev)
+    if not initrd.has_kdumptool:
+        ev.append(Evidence(initrd.path, "no usr/bin/kdumptool: the dracut module is not in the kdump initramfs"))
+        return False, tuple(ev)
+    ev.append(Evidence(initrd.path, "holds usr/bin/kdumptool and /usr/libexec/kdumptool/kdump-post"))
+    return True, tuple(ev)
 
 
 # --------------------------------------------------------------------------------------
@@ -536,7 +565,7 @@ def triage(inp: TriageInput) -> TriageReport:
 
     # ---- devices
     risks, faults = find_device_risks(inp, scen)
-    findings.extend(_device_findings(inp, scen, risks, faults))
+    findings.extend(_device_findings(inp, scen, risks, faults, kd_cmdline))
 
     # ---- copied tables torn down by driver probes (inside kdump)
     if scen.in_kdump and scen.table_copy == "copied":
@@ -594,9 +623,11 @@ def triage(inp: TriageInput) -> TriageReport:
 
 
 def _device_findings(
-    inp: TriageInput, scen: Scenario, risks: Sequence[DeviceRisk], faults: Mapping[str, List[Evidence]]
+    inp: TriageInput, scen: Scenario, risks: Sequence[DeviceRisk], faults: Mapping[str, List[Evidence]],
+    kd_cmdline: Optional[str] = None,
 ) -> List[Finding]:
     out: List[Finding] = []
+    quiesce, q_ev = quiesce_state(inp, kd_cmdline)
     sysm = inp.system
     s = inp.kdump_settings
     driverless = [r for r in risks if any("bus master" in x for x in r.reasons)]
@@ -622,7 +653,10 @@ def _device_findings(
             ev.append(Evidence(inp.kdump_initrd.path, f"no {', '.join(r.modules) or '?'} module among {len(inp.kdump_initrd.modules)} modules ({inp.kdump_initrd.method})"))
         mods = list(r.modules) or ([r.driver] if r.driver else [])
         bridges = f" below {' -> '.join(_short(b) for b in r.upstream)}" if r.upstream else ""
-        remedy = (_module_remedy(s, mods) + "; " + QUIESCE_HINT) if mods else QUIESCE_HINT.replace("or enable", "enable")
+        if quiesce:
+            remedy = (_module_remedy(s, mods) + " (the quiesce hook stops it only after the dump)") if mods else None
+        else:
+            remedy = (_module_remedy(s, mods) + "; " + QUIESCE_HINT) if mods else QUIESCE_HINT[3:]
         out.append(
             Finding(
                 "driverless-bus-master",
@@ -643,19 +677,26 @@ def _device_findings(
             Evidence(f"/sys/bus/pci/devices/{b}", f"bridge above {', '.join(_short(x) for x in devs)}")
             for b, devs in sorted(pairs.items())
         ]
-        out.append(
-            Finding(
-                "bridge-shutdown-order",
-                "warning",
-                f"{len(pairs)} bridge(s) sit above driverless bus masters: {', '.join(_short(b) for b in sorted(pairs))}; "
-                "a bridge disabled before the device below it stops mastering turns its DMA into "
-                "Unsupported Requests (AER, possibly an NMI)",
-                tuple(ev),
-                "stop the devices first: put their drivers in the kdump initramfs, " + QUIESCE_HINT
-                + " (it clears Bus Master on endpoints before bridges)",
-                devices=tuple(sorted(pairs)),
-            )
+        title = (
+            f"{len(pairs)} bridge(s) sit above driverless bus masters: {', '.join(_short(b) for b in sorted(pairs))}; "
+            "a bridge disabled before the device below it stops mastering turns its DMA into "
+            "Unsupported Requests (AER, possibly an NMI)"
         )
+        if quiesce:
+            out.append(Finding("bridge-shutdown-order", "info", title + ": mitigated, the kdumptool quiesce hook "
+                               "clears Bus Master on the devices below first", tuple(ev) + q_ev,
+                               devices=tuple(sorted(pairs))))
+        else:
+            out.append(
+                Finding(
+                    "bridge-shutdown-order",
+                    "warning",
+                    title,
+                    tuple(ev) + q_ev,
+                    "stop the devices first: put their drivers in the kdump initramfs, " + QUIESCE_HINT,
+                    devices=tuple(sorted(pairs)),
+                )
+            )
     for r in risks:
         if r.rmrrs:
             out.append(
@@ -668,6 +709,17 @@ def _device_findings(
                     devices=(r.bdf,),
                 )
             )
+    supp = inp.log.all("suppressed")
+    if supp:
+        n = sum(int(m.get("n") or 0) for m in supp)
+        out.append(
+            Finding(
+                "faults-suppressed",
+                "warning",
+                f"The kernel suppressed {n} more DMAR fault reports (rate limiting): the fault lines show only part of the DMA",
+                tuple(m.evidence for m in supp[:5]),
+            )
+        )
     lookups: Dict[str, List[FaultLookup]] = {}
     c = inp.crashed
     if c is not None and c.tables is not None:
@@ -691,7 +743,7 @@ def _device_findings(
                 (
                     "the fault is DMA the device started under the crashed kernel; "
                     + ("fix the scalable-mode mismatch above" if scen.case == "sm-mismatch" else
-                       _module_remedy(s, list(fmods)) if fmods else QUIESCE_HINT.replace("or enable", "enable"))
+                       _module_remedy(s, list(fmods)) if fmods else QUIESCE_HINT[3:])
                 ),
                 devices=(bdf,),
             )

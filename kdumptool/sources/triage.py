@@ -19,6 +19,7 @@ from kdumptool.analysis.scenario import (
     DMA_GSTS_RTPS,
     DMA_GSTS_TES,
     DMA_RTADDR_SMT,
+    Evidence,
     KernelDefaults,
     LogMarkers,
     parse_kernel_config,
@@ -385,6 +386,12 @@ def read_triage_input(
     except (PermissionDenied, SourceMissing):
         dev_mods = {}
     crashed = read_crashed_kernel(vmcore, saved, system, log) if (vmcore or saved) else None
+    quiesce_conf = None
+    conf = root.read_optional("/etc/kdumptool/kdumptool.conf")
+    if conf is not None:
+        for n, line in enumerate(conf.splitlines(), 1):
+            if line.split("#", 1)[0].replace(" ", "") in ("quiesce=1", "quiesce=yes", "quiesce=true"):
+                quiesce_conf = Evidence("/etc/kdumptool/kdumptool.conf", line.strip(), n)
     return TriageInput(
         system=system,
         log=log,
@@ -396,4 +403,5 @@ def read_triage_input(
         device_modules=dev_mods,
         builtin_modules=read_builtin_modules(root, release),
         crashed=crashed,
+        quiesce_conf=quiesce_conf,
     )
