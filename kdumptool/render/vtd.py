@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 
 from kdumptool.analysis.exposure import Exposure
 from kdumptool.analysis.rtscan import ScanResult
-from kdumptool.analysis.vtd_walk import DeviceTranslation, IovaLookup, VtdTables
+from kdumptool.analysis.vtd_walk import DeviceTranslation, FaultCheck, IovaLookup, VtdTables
 
 SOURCE_TEXT = {
     "argument": "given with --rtaddr",
@@ -157,6 +157,35 @@ def render_iommu_text(obj: Dict[str, Any], max_extents: int = 8) -> str:
             lines.append(f"  unreadable: {u['what']} at 0x{u['paddr']:x} ({u['why']})")
         for p in d["problems"]:
             lines.append(f"  problem: {p}")
+    return "\n".join(lines) + "\n"
+
+
+def faults_json(checks: List[FaultCheck], source: str) -> Dict[str, Any]:
+    return {
+        "log": source,
+        "faults": [{
+            "bdf": c.bdf,
+            "address": c.address,
+            "access": c.access,
+            "count": c.count,
+            "first_line": c.first_line,
+            "reason": c.reason,
+            "mapped": c.lookup is not None and c.lookup.phys is not None,
+            "phys": c.lookup.phys if c.lookup else None,
+            "read": c.lookup.read if c.lookup else None,
+            "write": c.lookup.write if c.lookup else None,
+            "verdict": c.verdict,
+        } for c in checks],
+    }
+
+
+def render_faults_text(obj: Dict[str, Any]) -> str:
+    lines = [f"DMA faults in {obj['log']}, looked up in the crashed kernel's tables:"]
+    if not obj["faults"]:
+        lines.append("  none")
+    for f in obj["faults"]:
+        lines.append(f"  {f['bdf']} {f['access'] or 'access?'} 0x{f['address']:x} (x{f['count']}, line "
+                     f"{f['first_line']}{', ' + f['reason'] if f['reason'] else ''}): {f['verdict']}")
     return "\n".join(lines) + "\n"
 
 

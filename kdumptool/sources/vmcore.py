@@ -223,11 +223,11 @@ class ElfDump(Dump):
             phnum = elf.phnum_from_section0(self._pread(elf.SHDR_SIZE, self.header.e_shoff), path)
         table = self._pread(phnum * elf.PHDR_SIZE, self.header.e_phoff)
         self.phdrs = elf.parse_program_headers(table, phnum, self.header.e_phoff, path)
-        self.warnings += elf.check_load_segments(self.phdrs, self.file_size, path)
-        self.segments = sorted(
-            (Segment(p.p_paddr, p.p_filesz, p.p_memsz, p.p_offset, p.index)
-             for p in self.phdrs if p.p_type == elf.PT_LOAD and p.p_memsz),
-            key=lambda s: s.start)
+        index, warnings = elf.check_load_segments(self.phdrs, self.file_size, path)
+        self.warnings += warnings
+        # Physical index (the kernel-text alias of /proc/vmcore is left out, see elf.py).
+        self.segments = [Segment(p.p_paddr, p.p_filesz, p.p_memsz, p.p_offset, p.index)
+                         for p in index]
         self._starts = [s.start for s in self.segments]
         if self.segments:
             self.page_size = 4096
@@ -304,6 +304,11 @@ class ElfDump(Dump):
     def describe(self) -> dict:
         return {
             "format": "elf",
+            "kernel_text_aliases": [
+                {"index": p.index, "vaddr": p.p_vaddr, "paddr": p.p_paddr, "memsz": p.p_memsz}
+                for p in self.phdrs
+                if p.p_type == elf.PT_LOAD and p.p_memsz
+                and p.p_vaddr >= elf.KERNEL_TEXT_VADDR],
             "segments": [
                 {"index": s.index, "paddr": s.start, "filesz": s.filesz, "memsz": s.memsz,
                  "offset": s.offset} for s in self.segments],
@@ -416,9 +421,9 @@ class KdumpDump(Dump):
                 f"(0x{self.file_size:x}): the dump is truncated")
         # VMCOREINFO and notes stored by makedumpfile.
         if self.sub.offset_note and self.sub.size_note:
-            data = self._meta(self.sub.offset_note, self.sub.size_note, "ELF notes")
-            if data is not None:
-                notes, warns = elf.parse_notes(data, f"{path}: notes")
+            notes_data = self._meta(self.sub.offset_note, self.sub.size_note, "ELF notes")
+            if notes_data is not None:
+                notes, warns = elf.parse_notes(notes_data, f"{path}: notes")
                 self.notes += notes
                 self.warnings += warns
         vmcoreinfo_bytes = None

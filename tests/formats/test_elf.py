@@ -75,6 +75,34 @@ def test_overlapping_segments_rejected(tmp_path):
         open_dump(str(path))
     msg = str(err.value)
     assert str(path) in msg and "overlaps" in msg and "offset 0x" in msg
+    # A kernel-text mapping partly outside RAM segments fills only the gap.
+    path.write_bytes(write_elf(spec, kernel_text=(0xFFFFFFFF81000000, 0x2000, 0x2000)))
+    with open_dump(str(path)) as dump:
+        assert [(s.start, s.memsz) for s in dump.segments] == [(0x1000, 0x2000), (0x3000, 0x1000)]
+        assert dump.read(0x2000, 4096) == b"\2" * 4096
+        assert dump.read(0x3000, 4096) == bytes(4096)     # the alias's own bytes
+
+
+def test_proc_vmcore_kernel_text_alias(tmp_path):
+    """/proc/vmcore maps the kernel text twice: as System RAM and as a PT_LOAD at
+    __START_KERNEL_map (kexec-tools, crash_prepare_elf64_headers). Not an overlap error;
+    reads come from the RAM segment and equal the alias's copy."""
+    pages = {p: bytes([p]) * 4096 for p in range(1, 9)}
+    spec = DumpSpec(pages=pages)
+    path = tmp_path / "vmcore.elf"
+    path.write_bytes(write_elf(spec, kernel_text=(0xFFFFFFFF81000000, 0x3000, 0x3000)))
+    data = path.read_bytes()
+    h = elf.parse_elf_header(data)
+    phdrs = elf.parse_program_headers(data[h.e_phoff:], h.e_phnum)
+    text = [p for p in phdrs if p.p_type == elf.PT_LOAD and p.p_vaddr >= 0xFFFFFFFF80000000]
+    assert len(text) == 1 and text[0].p_paddr == 0x3000
+    index, warnings = elf.check_load_segments(phdrs, len(data))
+    assert text[0].index not in [p.index for p in index] and warnings == []
+    assert data[text[0].p_offset:text[0].p_offset + 0x3000] == pages[3] + pages[4] + pages[5]
+    with open_dump(str(path)) as dump:
+        assert [s.index for s in dump.segments] == [p.index for p in index]
+        assert dump.read(0x1000, 8 * 4096) == b"".join(pages[p] for p in range(1, 9))
+        assert list(dump.iter_dumped_ranges()) == [(0x1000, 0x9000)]
 
 
 def test_prstatus_too_short():
