@@ -256,8 +256,9 @@ def _resolve(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Pat
             got = accept(value, detail)
             if got:
                 return got[0], got[1], "register", detail, name, warnings
-    with _progress("scanning for root tables", None, "bytes") as tick:
-        res = find_root_tables(dump, dump.iter_dumped_ranges(), progress=tick)
+    ranges = list(dump.iter_dumped_ranges())
+    with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
+        res = find_root_tables(dump, ranges, progress=tick)
     if res.best is None:
         from kdumptool.errors import SourceMissing
 
