@@ -41,6 +41,9 @@ EXCLUDE_TOP = {
     "rich", "pygments", "markdown_it", "mdurl", "shellingham", "pytest", "_pytest",
     "hypothesis", "pip", "setuptools", "pkg_resources", "_distutils_hack", "mypy",
     "ruff", "vermin", "tests",
+    # udev enumeration is for the running system; in the initramfs record and quiesce read
+    # sysfs (and pyudev would need libudev found through ldconfig)
+    "pyudev",
 }
 #: Stdlib modules always kept: the interpreter's startup set and the path landmark.
 ALWAYS = ["os", "encodings", "encodings.utf_8", "encodings.aliases", "encodings.ascii",

@@ -709,6 +709,17 @@ def _device_findings(
                     devices=(r.bdf,),
                 )
             )
+    supp = inp.log.all("suppressed")
+    if supp:
+        n = sum(int(m.get("n") or 0) for m in supp)
+        out.append(
+            Finding(
+                "faults-suppressed",
+                "warning",
+                f"The kernel suppressed {n} more DMAR fault reports (rate limiting): the fault lines show only part of the DMA",
+                tuple(m.evidence for m in supp[:5]),
+            )
+        )
     lookups: Dict[str, List[FaultLookup]] = {}
     c = inp.crashed
     if c is not None and c.tables is not None:

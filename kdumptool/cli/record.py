@@ -252,24 +252,21 @@ def _triage(r: object) -> Optional[dict]:
     if importlib.util.find_spec("kdumptool.analysis.triage") is None:
         return None
     try:
+        import functools
+
         from kdumptool.analysis.triage import triage
         from kdumptool.render.triage import render_triage_json
         from kdumptool.sources import system as system_src
         from kdumptool.sources.triage import read_triage_input
 
-        if importlib.util.find_spec("pyudev") is None:
-            # The kdump initramfs carries no pyudev/libudev: enumerate through sysfs, as
-            # record itself does (read_triage_input looks read_system up at call time).
-            import functools
-
-            real = system_src.read_system
-            system_src.read_system = functools.partial(real, use_udev=False)  # type: ignore[assignment]
-            try:
-                inp = read_triage_input(r)  # type: ignore[arg-type]
-            finally:
-                system_src.read_system = real  # type: ignore[assignment]
-        else:
+        # Enumerate through sysfs, as record itself does: the kdump initramfs carries no
+        # pyudev/libudev (read_triage_input looks read_system up at call time).
+        real = system_src.read_system
+        system_src.read_system = functools.partial(real, use_udev=False)  # type: ignore[assignment]
+        try:
             inp = read_triage_input(r)  # type: ignore[arg-type]
+        finally:
+            system_src.read_system = real  # type: ignore[assignment]
         return render_triage_json(triage(inp))  # type: ignore[no-any-return]
     except Exception as exc:  # the record must not fail because of the triage
         return {"error": f"{type(exc).__name__}: {exc}"}

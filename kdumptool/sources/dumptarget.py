@@ -440,8 +440,9 @@ def find_dump_targets(root: Root, conf: Optional[KdumpConf] = None) -> DumpTarge
 
     if not conf.targets:
         # No explicit target: the dump goes to the filesystem holding the path. In a
-        # kdump initramfs the root filesystem is mounted at /sysroot.
-        cands = [conf.path, "/sysroot" + conf.path]
+        # kdump initramfs kdump-utils mounts the dump target at /kdumproot and the root
+        # filesystem at /sysroot.
+        cands = [conf.path, "/kdumproot" + conf.path, "/sysroot" + conf.path]
         for cand in cands:
             m = mount_for_path(mounts, cand)
             if m is None or m.fstype in PSEUDO_FS:

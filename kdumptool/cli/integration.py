@@ -1,0 +1,101 @@
+"""``kdumptool install-integration``: put the dracut module, the systemd units, the
+system-shutdown hook and the config file in place (under ``--prefix``, default ``/``).
+
+Sources are the ``dracut/`` and ``systemd/`` folders of the kdumptool checkout this
+package runs from (or ``--source``). Nothing is enabled or rebuilt here: the command
+prints the few commands that do that, since they differ between distributions.
+"""
+
+# No ``from __future__ import annotations``: typer reads the annotations of the command
+# defined inside register() (see cli/quiesce.py).
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+DRACUT_MODULE = "99kdumptool"
+
+
+def _source_dir(source: Optional[Path]) -> Path:
+    from kdumptool.errors import SourceMissing
+
+    cands = [source] if source else []
+    import kdumptool
+
+    cands.append(Path(kdumptool.__file__).resolve().parent.parent)
+    cands.append(Path(sys.prefix) / "share" / "kdumptool")
+    for c in cands:
+        if c is not None and (c / "dracut" / DRACUT_MODULE / "module-setup.sh").is_file():
+            return c
+    raise SourceMissing(
+        "cannot find the dracut/ and systemd/ folders of kdumptool (give --source CHECKOUT)"
+    )
+
+
+def plan_install(src: Path, prefix: Path) -> List[Tuple[Path, Path, int, bool]]:
+    """(source, destination, mode, overwrite) for every file to put in place."""
+    out: List[Tuple[Path, Path, int, bool]] = []
+    mod = src / "dracut" / DRACUT_MODULE
+    for f in sorted(mod.iterdir()):
+        if f.is_file():
+            mode = 0o755 if f.suffix == ".sh" else 0o644
+            out.append((f, prefix / "usr/lib/dracut/modules.d" / DRACUT_MODULE / f.name, mode, True))
+    sd = src / "systemd"
+    for name in ("kdumptool-boot-record.service", "kdumptool-quiesce.service"):
+        out.append((sd / name, prefix / "usr/lib/systemd/system" / name, 0o644, True))
+    out.append((sd / "kdumptool.shutdown", prefix / "usr/lib/systemd/system-shutdown/kdumptool.shutdown", 0o755, True))
+    out.append((sd / "kdumptool.conf", prefix / "etc/kdumptool/kdumptool.conf", 0o644, False))
+    return out
+
+
+def run_install(prefix: Path, dry_run: bool, source: Optional[Path], python: Optional[str]) -> str:
+    src = _source_dir(source)
+    lines: List[str] = []
+    verb = "would install" if dry_run else "installed"
+    for s, d, mode, overwrite in plan_install(src, prefix):
+        if d.exists() and not overwrite:
+            lines.append(f"kept      {d} (exists)")
+            continue
+        lines.append(f"{verb} {d}")
+        if not dry_run:
+            d.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(s, d)
+            os.chmod(d, mode)
+    py = python or os.path.realpath(sys.executable)
+    pyfile = prefix / "etc/kdumptool/python"
+    lines.append(f"{verb} {pyfile} ({py}: the interpreter the dracut module ships)")
+    if not dry_run:
+        pyfile.parent.mkdir(parents=True, exist_ok=True)
+        pyfile.write_text(py + "\n")
+    lines += [
+        "",
+        "next steps:",
+        "  systemctl daemon-reload",
+        "  systemctl enable --now kdumptool-boot-record.service   # RTADDR, PCI state at boot",
+        "  # kdump-utils (RHEL/Fedora): add the module to the kdump initramfs, opt in, rebuild",
+        "  echo 'dracut_args --add kdumptool' >> /etc/kdump.conf",
+        "  sed -i 's/^quiesce=0/quiesce=1/' /etc/kdumptool/kdumptool.conf   # or kdumptool.quiesce=1",
+        "  kdumpctl rebuild && kdumpctl restart",
+        "  # any other dracut-built capture initramfs:",
+        "  dracut --force --add kdumptool /boot/initramfs-$(uname -r)kdump.img $(uname -r)",
+        "  # outside kdump (a systemd-managed capture system):",
+        "  systemctl enable kdumptool-quiesce.service",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def register(app: Any) -> None:
+    import typer
+
+    @app.command("install-integration")
+    def install_integration(
+        prefix: Path = typer.Option(Path("/"), "--prefix", help="Install below this root (a package build root)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be installed."),
+        source: Optional[Path] = typer.Option(None, "--source", help="A kdumptool checkout (default: this one)."),
+        python: Optional[str] = typer.Option(
+            None, "--python", help="Interpreter for the initramfs (default: the one running this)."
+        ),
+    ) -> None:
+        """Put the dracut module, systemd units and shutdown hook in place."""
+        sys.stdout.write(run_install(prefix, dry_run, source, python))
