@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdumptool.errors import DecodeError, KdumptoolError, UnsupportedFormat
@@ -120,6 +120,7 @@ def test_pn_xnum_count():
         elf.phnum_from_section0(b"\0" * 10)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_fuzz_notes(data):
     notes, warnings = elf.parse_notes(data)
@@ -127,6 +128,7 @@ def test_fuzz_notes(data):
         assert n.offset + 12 <= len(data)
 
 
+@settings(deadline=None)
 @given(st.binary(min_size=0, max_size=128))
 def test_fuzz_elf_header(data):
     try:
@@ -135,6 +137,7 @@ def test_fuzz_elf_header(data):
         pass
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=300), st.integers(0, 8))
 def test_fuzz_program_headers(data, count):
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdumptool.errors import DecodeError, NotMapped, SourceMissing, UnsupportedFormat
@@ -298,6 +298,7 @@ def test_panicking_cpu_note_matches_the_kernels_own_line(run, ext):
         assert stext is not None and stext <= dump.prstatus[cpu].reg("rip") < stext + (1 << 30)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=80), st.integers(0, 1000))
 def test_bit_runs_match_a_naive_scan(data, base):
     naive = []
