@@ -117,7 +117,8 @@ def exposure(
         devices = [d for d in tables.devices if (d.bus, d.devfn) == (dev[1], dev[2])]
     ex = find_exposure(tables, ranges, devices=devices)
     obj = rv.exposure_json(ex, tables, source, detail, warnings)
-    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12))
+    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12),
+         rich=lambda: rv.render_exposure_rich(obj))
 
 
 def scan(vmcore: VmcoreArg, fmt: FormatOpt = "auto") -> None:
@@ -134,7 +135,7 @@ def scan(vmcore: VmcoreArg, fmt: FormatOpt = "auto") -> None:
         with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
             res = find_root_tables(dump, ranges, progress=tick)
     obj = rv.scan_json(res)
-    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj))
+    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj), rich=lambda: rv.render_scan_rich(obj))
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -256,8 +257,9 @@ def _resolve(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Pat
             got = accept(value, detail)
             if got:
                 return got[0], got[1], "register", detail, name, warnings
-    with _progress("scanning for root tables", None, "bytes") as tick:
-        res = find_root_tables(dump, dump.iter_dumped_ranges(), progress=tick)
+    ranges = list(dump.iter_dumped_ranges())
+    with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
+        res = find_root_tables(dump, ranges, progress=tick)
     if res.best is None:
         from kdumptool.errors import SourceMissing
 

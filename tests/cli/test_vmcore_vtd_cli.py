@@ -241,3 +241,11 @@ def test_faults_of_the_kdump_kernel_against_the_old_tables():
     golden("faults_sm_mismatch.txt", out)
     code, _, err = run("iommu", str(SM), "--rtaddr", "0x2411400", "--faults", "/nonexistent/dmesg.txt")
     assert code == 1 and "/nonexistent/dmesg.txt" in err
+
+
+@pytest.mark.parametrize("args", [["iommu", str(LEG), "--rtaddr", "0x25d5000"], ["exposure", str(SM)],
+                                  ["scan", str(SM)]])
+def test_rich_output_renders(args):
+    code, out, err = run(*args, "-f", "rich")
+    assert code == 0, err
+    assert "0x25d5000" in out or "0x2411000" in out
