@@ -44,6 +44,9 @@ def iommu(
     device: DeviceOpt = None,
     iova: Annotated[Optional[str], typer.Option("--iova", help="Translate this IOVA for --device, "
                                                                "printing every entry like the kernel's fault dump.")] = None,
+    faults: Annotated[Optional[Path], typer.Option(
+        "--faults", help="A kernel log (the kdump kernel's dmesg, or a snapshot's _kdumptool/dmesg.txt): "
+                         "look up each DMA fault it reports in the crashed kernel's tables.")] = None,
     fmt: FormatOpt = "auto",
 ) -> None:
     """Decode the VT-d root, context, PASID and page tables of the crashed kernel."""
@@ -63,6 +66,15 @@ def iommu(
             r = lookup_iova(dump, addr, tmode, dev[1], dev[2], _int(iova, "--iova"))
             obj = rv.lookup_json(r, unit_name, source)
             emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_lookup_text(obj))
+            return
+        if faults is not None:
+            checks = _fault_checks(dump, addr, tmode, faults)
+            fobj = rv.faults_json(checks, str(faults))
+            fobj["root_table"] = {"address": addr, "mode": tmode, "source": source, "source_detail": detail}
+            fobj["warnings"] = warnings
+            emit(fmt, json_obj=lambda: fobj, text=lambda: "".join(
+                [f"root table 0x{addr:x} ({tmode} mode), {rv.SOURCE_TEXT.get(source, source)}\n"]
+                + [f"warning: {w}\n" for w in warnings] + [rv.render_faults_text(fobj)]))
             return
         with _progress("walking page tables", None, "tables") as tick:
             tables = walk_root_table(dump, addr, tmode, segment=dev[0] if dev else 0, progress=tick)
@@ -105,7 +117,8 @@ def exposure(
         devices = [d for d in tables.devices if (d.bus, d.devfn) == (dev[1], dev[2])]
     ex = find_exposure(tables, ranges, devices=devices)
     obj = rv.exposure_json(ex, tables, source, detail, warnings)
-    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12))
+    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12),
+         rich=lambda: rv.render_exposure_rich(obj))
 
 
 def scan(vmcore: VmcoreArg, fmt: FormatOpt = "auto") -> None:
@@ -122,10 +135,25 @@ def scan(vmcore: VmcoreArg, fmt: FormatOpt = "auto") -> None:
         with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
             res = find_root_tables(dump, ranges, progress=tick)
     obj = rv.scan_json(res)
-    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj))
+    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj), rich=lambda: rv.render_scan_rich(obj))
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:
+    from kdumptool.analysis.vtd_walk import check_faults
+    from kdumptool.errors import SourceMissing
+    from kdumptool.formats.klog import parse_log
+
+    path = log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            events = list(parse_log(f))
+    except OSError as exc:
+        raise SourceMissing(f"{path}: {exc.strerror}") from None
+    return check_faults(dump, addr, mode, events)
+
 
 
 def _int(text: str, opt: str) -> int:
@@ -229,8 +257,9 @@ def _resolve(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Pat
             got = accept(value, detail)
             if got:
                 return got[0], got[1], "register", detail, name, warnings
-    with _progress("scanning for root tables", None, "bytes") as tick:
-        res = find_root_tables(dump, dump.iter_dumped_ranges(), progress=tick)
+    ranges = list(dump.iter_dumped_ranges())
+    with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
+        res = find_root_tables(dump, ranges, progress=tick)
     if res.best is None:
         from kdumptool.errors import SourceMissing
 

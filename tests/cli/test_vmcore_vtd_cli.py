@@ -225,3 +225,27 @@ def test_saved_record_from_the_kdump_kernel_falls_back_to_scan():
     assert obj["root_table"]["source"] == "scan" and obj["root_table"]["address"] == 0x25D5000
     assert any("0x1d836000 does not look like a root table (root table unreadable: not in the dump)" in w
                for w in obj["warnings"])
+
+
+def test_faults_of_the_kdump_kernel_against_the_old_tables():
+    """sm_mismatch: the kdump kernel (sm_off) failed to copy the scalable-mode tables and
+    00:02.0 faulted reading 0xffffc000; the crashed kernel's tables map it R/W."""
+    code, out, err = run("iommu", str(SM), "--saved", str(FIX / "sm_mismatch_vmcore"),
+                         "--faults", str(FIX / "sm_mismatch_vmcore/kdump_dmesg.txt"), "-f", "json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert [(f["bdf"], f["address"], f["access"], f["mapped"], f["read"], f["write"]) for f in obj["faults"]] == [
+        ("0000:00:02.0", 0xFFFFC000, "read", True, True, True)]
+    code, out, _ = run("iommu", str(SM), "--saved", str(FIX / "sm_mismatch_vmcore"),
+                       "--faults", str(FIX / "sm_mismatch_vmcore/kdump_dmesg.txt"), "-f", "text")
+    golden("faults_sm_mismatch.txt", out)
+    code, _, err = run("iommu", str(SM), "--rtaddr", "0x2411400", "--faults", "/nonexistent/dmesg.txt")
+    assert code == 1 and "/nonexistent/dmesg.txt" in err
+
+
+@pytest.mark.parametrize("args", [["iommu", str(LEG), "--rtaddr", "0x25d5000"], ["exposure", str(SM)],
+                                  ["scan", str(SM)]])
+def test_rich_output_renders(args):
+    code, out, err = run(*args, "-f", "rich")
+    assert code == 0, err
+    assert "0x25d5000" in out or "0x2411000" in out
