@@ -246,8 +246,9 @@ def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional
     sysm = inp.system
     units = unit_regs(sysm)
     has_units = bool(units) or sysm.dmar is not None
+    sysfs_on = _sysfs_evidence(sysm)
     if sysm.in_kdump_kernel:
-        kd = observe_kernel("kdump", sysm.cmdline, units, inp.log)
+        kd = observe_kernel("kdump", sysm.cmdline, units, inp.log, sysfs_on)
         first = infer_first_from_kdump(kd, units, inp.log)
         crashed = inp.crashed
         if crashed is not None and crashed.log is not None:
@@ -258,7 +259,7 @@ def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional
             first = _with_tables(first, crashed)
         scen = classify(first, kd, True, has_units, inp.log)
         return scen, kd.cmdline, "observed: /proc/cmdline of this kdump kernel"
-    first = observe_kernel("first", sysm.cmdline, units, inp.log)
+    first = observe_kernel("first", sysm.cmdline, units, inp.log, sysfs_on)
     line, basis, ev = _kdump_cmdline(inp, sysm.cmdline or "")
     kd = predict_kernel("kdump", line, inp.defaults, units, ev)
     if kd.vtd and kd.scalable is None and first.scalable is not None:
@@ -275,6 +276,17 @@ def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional
             kd = KernelState(kd.role, kd.basis, kd.cmdline, first.vtd, kd.scalable or first.scalable, kd.ir, first.x2apic, kd.evidence)
     scen = classify(first, kd, False, has_units, None)
     return scen, line, basis
+
+
+def _sysfs_evidence(sysm: Any) -> Optional[Evidence]:
+    for u in sysm.units:
+        if getattr(u, "sysfs_devices", ()):
+            return Evidence(f"/sys/class/iommu/{u.name}/devices",
+                            f"{len(u.sysfs_devices)} devices: the VT-d driver is up in this kernel")
+    groups = [g for g in sysm.groups.values() if g.type in ("DMA", "DMA-FQ", "identity")]
+    if groups:
+        return Evidence("/sys/kernel/iommu_groups", f"{len(groups)} groups of type DMA/DMA-FQ/identity")
+    return None
 
 
 def _tables_evidence(c: CrashedKernel) -> Evidence:
