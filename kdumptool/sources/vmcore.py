@@ -224,6 +224,10 @@ class ElfDump(Dump):
         phnum = self.header.e_phnum
         if phnum == elf.PN_XNUM:
             phnum = elf.phnum_from_section0(self._pread(elf.SHDR_SIZE, self.header.e_shoff), path)
+        if self.header.e_phoff + phnum * elf.PHDR_SIZE > self.file_size:
+            raise DecodeError(path, self.header.e_phoff,
+                              f"{phnum} program headers at 0x{self.header.e_phoff:x} run past the "
+                              f"end of the file (0x{self.file_size:x})")
         table = self._pread(phnum * elf.PHDR_SIZE, self.header.e_phoff)
         self.phdrs = elf.parse_program_headers(table, phnum, self.header.e_phoff, path)
         index, warnings = elf.check_load_segments(self.phdrs, self.file_size, path)

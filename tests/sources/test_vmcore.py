@@ -355,3 +355,14 @@ def test_a_1_gib_elf_is_read_only_where_asked(tmp_path, spec):
         # A filtered page of the lab dump is plain zeros in this image (as in /proc/vmcore
         # there is no filtering): the reader returns what the file holds.
         assert dump.read(min(spec.filtered) * 4096, 8) == bytes(8)
+
+
+def test_elf_program_header_count_past_the_file(tmp_path):
+    blob = bytearray(write_elf(DumpSpec(pages={1: bytes(4096)})))
+    struct.pack_into("<H", blob, 0x38, 0xFFFF)                    # PN_XNUM ...
+    struct.pack_into("<Q", blob, 0x28, 0x80)                      # ... shdr 0 at 0x80
+    struct.pack_into("<I", blob, 0x80 + 0x2C, 0x7FFFFFFF)         # sh_info: 2^31 - 1
+    path = tmp_path / "xnum.elf"
+    path.write_bytes(bytes(blob))
+    with pytest.raises(DecodeError, match="2147483647 program headers at 0x40 run past the end"):
+        open_dump(str(path))
