@@ -2,9 +2,9 @@
 
 Inputs (built once into a temp directory unless --keep DIR names one):
 - the lab's kdump-compressed zlib dump (``../shared``; 20 MB file, 29,070 dumped pages);
-- an ELF64 core of the whole RAM image, like the 859 MB ``/proc/vmcore`` it came from:
-  every RAM page (filtered ones as zeros), one PT_LOAD per RAM run, streamed from the
-  kdump dump (never held in memory);
+- an ELF64 core of the whole RAM image laid out like the 859 MB ``/proc/vmcore`` it came
+  from (1 PT_NOTE, a kernel-text PT_LOAD aliasing RAM, one PT_LOAD per RAM run; filtered
+  pages as zeros), streamed from the kdump dump (never held in memory);
 - with ``makedumpfile`` installed, its LZO dump of that ELF (``-l -d 31``).
 
 Each measurement runs in a fresh child process, so its peak RSS (``ru_maxrss``) is its
@@ -36,8 +36,22 @@ SHARED = Path(os.environ.get("KDUMPTOOL_SHARED", REPO.parent / "shared"))
 LAB = SHARED / "lab-captures" / "kdump" / "legacy_on" / "vmcore.d31.zlib.kdump"
 
 
+def kernel_image(iomem: Path):
+    """[start, end) physical of the kernel image (Kernel code .. Kernel bss) in iomem."""
+    lo = hi = None
+    for line in iomem.read_text().splitlines():
+        rng, _, name = line.strip().partition(" : ")
+        if name in ("Kernel code", "Kernel bss"):
+            a, b = (int(x, 16) for x in rng.split("-"))
+            lo = a if name == "Kernel code" else lo
+            hi = b + 1 if name == "Kernel bss" else hi
+    return lo, hi
+
+
 def write_full_elf(src: str, out: str) -> int:
-    """Stream an ELF core with every RAM page of ``src`` (filtered pages as zeros)."""
+    """Stream an ELF core laid out like the lab's /proc/vmcore: a kernel-text PT_LOAD
+    (from the live iomem's Kernel code .. bss), then every RAM page of ``src`` (filtered
+    pages as zeros), one PT_LOAD per RAM run."""
     from kdumptool.sources.vmcore import KdumpDump, open_dump
     from tests.dumpwriter import DumpSpec, build_notes
 
@@ -48,7 +62,11 @@ def write_full_elf(src: str, out: str) -> int:
         notes, _ = build_notes(DumpSpec(pages={}, vmcoreinfo=dump.vmcoreinfo.raw.encode(),
                                         prstatus=[(p.pid, dict(p.registers))
                                                   for p in dump.prstatus]))
-        phnum = 1 + len(runs)
+        lo, hi = kernel_image(SHARED / "lab-captures" / "live" / "legacy_on" / "iomem.txt")
+        stext = dump.vmcoreinfo.symbol("_stext")
+        assert lo is not None and hi is not None and stext is not None
+        assert dump.virt_to_phys(stext) == lo, "SYMBOL(_stext) is not the Kernel code start"
+        phnum = 2 + len(runs)
         off = 64 + 56 * phnum + len(notes)
         off += -off % ps
         with open(out, "wb") as f:
@@ -60,6 +78,8 @@ def write_full_elf(src: str, out: str) -> int:
             f.write(struct.pack("<IIQQQQQQ", 4, 0, 64 + 56 * phnum, 0, 0, len(notes),
                                 len(notes), 4))
             data_off = off
+            f.write(struct.pack("<IIQQQQQQ", 1, 7, data_off, stext, lo, hi - lo, hi - lo, ps))
+            data_off += hi - lo
             for s, e in runs:
                 size = (e - s) * ps
                 f.write(struct.pack("<IIQQQQQQ", 1, 7, data_off, 0xFFFF888000000000 + s * ps,
@@ -68,10 +88,12 @@ def write_full_elf(src: str, out: str) -> int:
             f.write(notes)
             f.write(b"\0" * (off - f.tell()))
             zero = bytes(ps)
+            for pfn in range(lo // ps, hi // ps):
+                f.write(dump.read(pfn * ps, ps) if dump.is_dumped(pfn * ps) else zero)
             for s, e in runs:
                 for pfn in range(s, e):
                     f.write(dump.read(pfn * ps, ps) if dump.is_dumped(pfn * ps) else zero)
-        return len(runs)
+        return phnum - 1
 
 
 CHILD = r"""

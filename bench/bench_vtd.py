@@ -9,7 +9,8 @@ For each dump, in separate child processes (so peak RSS is per phase):
   scan     find_root_tables over every dumped page (what `vmcore scan` does)
   decode   walk_root_table from RTADDR + find_exposure (what `vmcore iommu/exposure` do)
 the byte prefilter alone on 64 MiB of random pages, and the page-table walk on big
-synthetic tables. Prints seconds, MB/s of dumped
+synthetic tables. The lab dumps are also rewritten as uncompressed ELF cores (same pages,
+cached in /tmp) to measure the scan where there is nothing to inflate. Prints seconds, MB/s of dumped
 (uncompressed) memory, and peak RSS (ru_maxrss) of the phase.
 """
 
@@ -116,7 +117,28 @@ def synthetic_walks() -> None:
               f"{dt:.3f} s ({n / dt / 1e6:.2f} M leaves/s)")
 
 
+def make_elf(src: str) -> str:
+    """The same dumped pages as ``src`` written as an ELF core (uncompressed), cached in /tmp."""
+    from kdumptool.sources.vmcore import open_dump
+    from tests.dumpwriter import DumpSpec, write_elf
+
+    out = f"/tmp/kdt_bench_{Path(src).parent.name}.elf"
+    if os.path.exists(out):
+        return out
+    pages = {}
+    with open_dump(src) as dump:
+        for s, e in dump.iter_dumped_ranges():
+            for p in range(s, e, 4096):
+                pages[p // 4096] = dump.read(p, 4096)
+        vmcoreinfo = dump.vmcoreinfo.raw.encode() if isinstance(dump.vmcoreinfo.raw, str) else b""
+    Path(out).write_bytes(write_elf(DumpSpec(pages=pages, vmcoreinfo=vmcoreinfo)))
+    return out
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--make-elf":
+        print(make_elf(sys.argv[2]))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--phase":
         print(json.dumps(phase(sys.argv[2], sys.argv[3], int(sys.argv[4], 16))))
         return
@@ -126,6 +148,13 @@ def main() -> None:
         (str(LAB / "kdump/sm_mismatch_vmcore/vmcore.d31.zlib.kdump"), 0x2411400),
     ]
     print(f"prefilter alone on random pages: {prefilter_rate():.0f} MiB/s")
+    if not args:  # the lab dumps again, as uncompressed ELF cores (scan without inflating)
+        elfs = []
+        for p, r in dumps:  # written by a child: this process's peak RSS is inherited by the phases
+            out = subprocess.run([sys.executable, __file__, "--make-elf", p], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+            elfs.append((out, r))
+        dumps += elfs
     for path, rtaddr in dumps:
         size = os.path.getsize(path)
         print(f"\n{path} ({size / 1e6:.1f} MB file)")

@@ -2,7 +2,8 @@
 # The lab tier of CI (.ci/run calls this when it is executable): install what the lab needs
 # on the host, fetch and unpack the guest's ingredients from the Debian archive (cached in
 # lab/cache for the rest of the run), then boot every scenario under QEMU through a real
-# panic and run the assertions: python3 -m pytest -m lab tests/lab.
+# panic and run the assertions: python3 -m pytest -m lab (tests/lab and any other
+# stream's tests marked lab, e.g. for a scenario with its own kdump initrd).
 # Environment: LAB_SCENARIOS=a,b narrows the scenarios; LAB_REUSE=1 reuses lab/out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ fi
 python3 lab/run --prepare-only
 echo "lab tier: ingredients ready after $(( $(date +%s) - t0 ))s"
 set +e
-python3 -m pytest -m lab tests/lab -q -rs -p no:cacheprovider
+python3 -m pytest -m lab -q -rsx -p no:cacheprovider
 rc=$?
 set -e
 echo "lab tier: $(( $(date +%s) - t0 ))s in all"

@@ -199,12 +199,16 @@ def _runs(pfns: Iterable[int]) -> List[Tuple[int, int]]:
 
 
 def write_elf(spec: DumpSpec, overlap: bool = False, note_trailing_zeros: int = 0,
-              filtered_in_memsz: bool = True) -> bytes:
+              filtered_in_memsz: bool = True,
+              kernel_text: Optional[Tuple[int, int, int]] = None) -> bytes:
     """An ELF64 ET_CORE with one PT_NOTE and PT_LOADs. Filtered pages that end a run of
     RAM are described by p_memsz past p_filesz (as makedumpfile -E does); a filtered
     page followed by dumped ones starts a new segment. ``filtered_in_memsz=False`` leaves
     filtered pages out of every segment (makedumpfile 1.7.2 mis-reads a segment that
-    starts where the previous one's p_memsz ends when that exceeds its p_filesz)."""
+    starts where the previous one's p_memsz ends when that exceeds its p_filesz).
+    ``kernel_text=(vaddr, paddr, size)`` adds, first, the kernel-text PT_LOAD that
+    /proc/vmcore carries (the same physical memory again, its own copy in the file;
+    pages not in ``spec.pages`` are zeros there)."""
     ps = spec.page_size
     notes, _ = build_notes(spec, note_trailing_zeros)
     segs: List[Tuple[int, int, int]] = []      # (start pfn, file pages, mem pages)
@@ -221,13 +225,21 @@ def write_elf(spec: DumpSpec, overlap: bool = False, note_trailing_zeros: int = 
     if overlap and segs:
         s0 = segs[0]
         segs.append((s0[0], s0[1], s0[2]))
-    phnum = 1 + len(segs)
+    text: List[Tuple[int, int, int]] = []
+    if kernel_text is not None:
+        text.append(kernel_text)
+    phnum = 1 + len(segs) + len(text)
     off = 64 + 56 * phnum
     ph = [struct.pack("<IIQQQQQQ", 4, 0, off, 0, 0, len(notes), len(notes), 4)]
     body = bytearray(notes)
     off += len(notes)
     off += -off % ps
     body += b"\0" * (-(64 + 56 * phnum + len(body)) % ps)
+    for vaddr, paddr, size in text:
+        ph.append(struct.pack("<IIQQQQQQ", 1, 7, off, vaddr, paddr, size, size, ps))
+        for p in range(paddr // ps, (paddr + size) // ps):
+            body += spec.pages.get(p, bytes(ps))
+        off += size
     for s, fpages, mpages in segs:
         ph.append(struct.pack("<IIQQQQQQ", 1, 7, off, 0xFFFF888000000000 + s * ps, s * ps,
                               fpages * ps, mpages * ps, ps))

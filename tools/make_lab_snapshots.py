@@ -139,12 +139,16 @@ def build(run: Path, out: Path, kind: str) -> None:
     for name, base, regs in parse_devmem_dump(regs_text, str(run / "drhd_regs.txt")):
         units.append({"name": name, "address": base, "read_error": None, "registers": regs})
     _write(extra / "vtd_registers.json", json.dumps({"units": units}, indent=2) + "\n")
-    if (run / "drhd_regs_early.txt").exists():
-        early = [
+    # Other moments of the same run (kdump: early in the kdump kernel, after drivers).
+    for other in sorted(run.glob("drhd_regs_*.txt")):
+        tag = other.stem[len("drhd_regs_") :]
+        if tag == "final":
+            continue  # the live runs' end-of-script re-read, identical moment to drhd_regs.txt
+        units_other = [
             {"name": n, "address": a, "read_error": None, "registers": r}
-            for n, a, r in parse_devmem_dump((run / "drhd_regs_early.txt").read_text())
+            for n, a, r in parse_devmem_dump(other.read_text(), str(other))
         ]
-        _write(extra / "vtd_registers_early.json", json.dumps({"units": early}, indent=2) + "\n")
+        _write(extra / f"vtd_registers_{tag}.json", json.dumps({"units": units_other}, indent=2) + "\n")
     sysfs = {}
     for line in regs_text.splitlines():
         if line.startswith("sysfs "):
@@ -185,8 +189,11 @@ def build(run: Path, out: Path, kind: str) -> None:
         _write(out / "sys/kernel" / k, v + "\n")
 
     shutil.copyfile(run / "dmesg.txt", extra / "dmesg.txt")
-    if (run / "dmesg_early.txt").exists():
-        shutil.copyfile(run / "dmesg_early.txt", extra / "dmesg_early.txt")
+    for other in sorted(run.glob("dmesg_*.txt")):
+        shutil.copyfile(other, extra / other.name)
+    for other in sorted(run.glob("iommu_groups_*.txt")):
+        if other.name != "iommu_groups_ls.txt":
+            shutil.copyfile(other, extra / other.name)
     for f in EXTRA_FILES:
         if (run / f).exists():
             shutil.copyfile(run / f, extra / f)

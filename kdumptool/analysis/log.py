@@ -134,6 +134,7 @@ class DeviceInfo:
     bdf: str
     known: bool
     modelled: bool = True  # False: no system model was given at all
+    from_log: bool = False  # driver/group/identity maps filled from the log's own lines
     vendor_device: Optional[str] = None
     driver: Optional[str] = None
     iommu_group: Optional[int] = None
@@ -143,7 +144,7 @@ class DeviceInfo:
 
     def label(self) -> str:
         bits = [self.bdf]
-        if not self.known:
+        if not self.known and not self.from_log:
             if self.modelled:
                 bits.append("(not in the system model)")
             return " ".join(bits)
@@ -153,12 +154,15 @@ class DeviceInfo:
             bits.append(f"[{self.vendor_device}] no driver")
         if self.iommu_group is not None:
             bits.append(f"group {self.iommu_group}")
+        if self.from_log:
+            bits.append("(from the log)")
         return " ".join(bits)
 
     def to_json(self) -> Dict[str, Any]:
         return {
             "bdf": self.bdf,
             "known": self.known,
+            "from_log": self.from_log,
             "vendor_device": self.vendor_device,
             "driver": self.driver,
             "iommu_group": self.iommu_group,
@@ -184,10 +188,14 @@ class LogReport:
     in_kdump_kernel: bool
     suppressed_total: int
     warnings: List[str] = field(default_factory=list)
+    boots: int = 0  # "Linux version" lines seen in the whole input
+    last_boot_only: bool = False  # the summary covers only the last of them
 
     def summary_json(self) -> Dict[str, Any]:
         return {
             "verdict": self.verdict,
+            "boots": self.boots,
+            "last_boot_only": self.last_boot_only,
             "verdict_level": self.verdict_level,
             "in_kdump_kernel": self.in_kdump_kernel,
             "counts": dict(sorted(self.counts.items())),
@@ -313,12 +321,15 @@ def analyse_log(
     events: Iterable[Union[LogEvent, str]],
     system: Any = None,
     max_events: Optional[int] = None,
+    last_boot_only: bool = False,
 ) -> LogReport:
     """Summarise events (or raw log lines) into a :class:`LogReport`.
 
     ``events`` may be LogEvents or strings (then :func:`parse_log` runs first), so
     ``analyse_log(open(f).read().splitlines())`` works. ``max_events`` caps the events
-    kept in the report (all are counted and summarised).
+    kept in the report (all are counted and summarised). ``last_boot_only`` forgets
+    everything before the last ``Linux version`` line (a syslog file holding several
+    boots); ``report.boots`` counts the boots seen either way.
     """
     it = iter(events)
     first = next(it, None)
@@ -326,115 +337,184 @@ def analyse_log(
     if first is None:
         stream = ()
     elif isinstance(first, LogEvent):
-        stream = _chain(first, it)  # type: ignore[arg-type]
+        stream = _chain(first, it)
     else:
-        stream = parse_log(_chain(first, it))  # type: ignore[arg-type]
+        stream = parse_log(_chain(first, it))
 
-    kept: List[LogEvent] = []
-    omitted = 0
-    counts: Dict[str, int] = {}
-    groups: Dict[Tuple[str, Optional[str], Optional[int]], FaultGroup] = {}
-    bursts: List[Burst] = []
-    bursts_omitted = 0
-    markers: List[LogEvent] = []
-    units: List[LogEvent] = []
-    devices: Dict[str, DeviceInfo] = {}
-    suppressed_total = 0
-    warnings: List[str] = []
-    cur: Optional[Burst] = None
-    log_rmrrs: List[Tuple[int, int, int]] = []
-    last_marker_key: Optional[Tuple[str, str]] = None
-
+    acc = _Acc(system, max_events)
+    boots = 0
     for ev in stream:
-        counts[ev.kind] = counts.get(ev.kind, 0) + 1
-        if max_events is None or len(kept) < max_events:
-            kept.append(ev)
+        if ev.kind == "boot":
+            boots += 1
+            if last_boot_only and boots > 1:
+                acc = _Acc(system, max_events)
+        acc.add(ev)
+    report = acc.finish()
+    report.boots = boots
+    report.last_boot_only = last_boot_only
+    return report
+
+
+class _Acc:
+    """The running summary of one stretch of log (all of it, or the last boot)."""
+
+    def __init__(self, system: Any, max_events: Optional[int]) -> None:
+        self.system = system
+        self.max_events = max_events
+        self.kept: List[LogEvent] = []
+        self.omitted = 0
+        self.counts: Dict[str, int] = {}
+        self.groups: Dict[Tuple[str, Optional[str], Optional[int]], FaultGroup] = {}
+        self.bursts: List[Burst] = []
+        self.bursts_omitted = 0
+        self.markers: List[LogEvent] = []
+        self.units: List[LogEvent] = []
+        self.devices: Dict[str, DeviceInfo] = {}
+        self.suppressed_total = 0
+        self.warnings: List[str] = []
+        self.cur: Optional[Burst] = None
+        self.log_rmrrs: List[Tuple[int, int, int]] = []
+        self.last_marker_key: Optional[Tuple[str, str]] = None
+        # What the log itself says about devices (used when the model does not know one).
+        self.log_drivers: Dict[str, str] = {}
+        self.log_groups: Dict[str, int] = {}
+        self.idmaps: Dict[Tuple[int, int], List[str]] = {}
+
+    def add(self, ev: LogEvent) -> None:
+        self.counts[ev.kind] = self.counts.get(ev.kind, 0) + 1
+        if self.max_events is None or len(self.kept) < self.max_events:
+            self.kept.append(ev)
         else:
-            omitted += 1
-        if ev.warnings and len(warnings) < 100:
-            warnings.extend(f"line {ev.line}: {w}" for w in ev.warnings)
+            self.omitted += 1
+        if ev.warnings and len(self.warnings) < 100:
+            self.warnings.extend(f"line {ev.line}: {w}" for w in ev.warnings)
         if ev.kind in MARKER_KINDS:
             key = (ev.kind, ev.text)
-            if key != last_marker_key and len(markers) < 500:
-                markers.append(ev)
-            last_marker_key = key
-        if ev.kind == "rmrr" and len(log_rmrrs) < 256:
+            if key != self.last_marker_key and len(self.markers) < 500:
+                self.markers.append(ev)
+            self.last_marker_key = key
+        if ev.kind == "rmrr" and len(self.log_rmrrs) < 256:
             lo, hi = ev.details.get("base"), ev.details.get("end")
-            if isinstance(lo, int) and isinstance(hi, int) and (ev.line, lo, hi) not in log_rmrrs:
-                log_rmrrs.append((ev.line, lo, hi))
+            if isinstance(lo, int) and isinstance(hi, int) and (ev.line, lo, hi) not in self.log_rmrrs:
+                self.log_rmrrs.append((ev.line, lo, hi))
+        if ev.bdf and ev.kind == "driver" and len(self.log_drivers) < 4096:
+            self.log_drivers.setdefault(ev.bdf, str(ev.details.get("driver")))
+        if ev.bdf and ev.kind == "iommu_group" and ev.value is not None and len(self.log_groups) < 4096:
+            self.log_groups[ev.bdf] = ev.value
+        if ev.bdf and ev.kind == "identity_map":
+            lo, hi = ev.details.get("base"), ev.details.get("end")
+            if isinstance(lo, int) and isinstance(hi, int):
+                owners = self.idmaps.get((lo, hi))
+                if owners is None and len(self.idmaps) < 1024:
+                    owners = self.idmaps[(lo, hi)] = []
+                if owners is not None and ev.bdf not in owners and len(owners) < 64:
+                    owners.append(ev.bdf)
         if ev.kind == "unit":
             # One entry per unit and base (a log holding several boots repeats them).
-            units = [u for u in units if (u.unit, u.details.get("reg_base_addr")) != (ev.unit, ev.details.get("reg_base_addr"))]
-            if len(units) < 256:
-                units.append(ev)
-        if ev.bdf and ev.bdf not in devices and (ev.kind in FAULT_KINDS or ev.kind == "aer"):
-            if len(devices) < 4096:
-                devices[ev.bdf] = _device_info(system, ev.bdf) if system is not None else DeviceInfo(ev.bdf, False, modelled=False)
+            ident = (ev.unit, ev.details.get("reg_base_addr"))
+            self.units = [u for u in self.units if (u.unit, u.details.get("reg_base_addr")) != ident]
+            if len(self.units) < 256:
+                self.units.append(ev)
+        if ev.bdf and ev.bdf not in self.devices and (ev.kind in FAULT_KINDS or ev.kind == "aer"):
+            if len(self.devices) < 4096:
+                self.devices[ev.bdf] = (
+                    _device_info(self.system, ev.bdf) if self.system is not None
+                    else DeviceInfo(ev.bdf, False, modelled=False)
+                )
+        cur = self.cur
         if ev.kind == "suppressed" and cur is not None:
             # The ratelimiter reports what it dropped since the last printed fault: those
             # faults belong to the burst before this line, which lasted until now.
             n = ev.value or 0
             cur.suppressed += n
-            suppressed_total += n
+            self.suppressed_total += n
             cur.last_line = ev.line
             _touch(cur, ev)
-            continue
-        if ev.kind in FAULT_KINDS or ev.kind == "suppressed":
-            if cur is None or not _same_burst(cur, ev):
-                if cur is not None:
-                    if len(bursts) < MAX_BURSTS:
-                        bursts.append(cur)
-                    else:
-                        bursts_omitted += 1
-                cur = Burst(ev.line, ev.end_line or ev.line, None, None)
-            cur.last_line = ev.end_line or ev.line
-            _touch(cur, ev)
-            if ev.kind == "suppressed":
-                n = ev.value or 0
-                cur.suppressed += n
-                suppressed_total += n
-                continue
-            cur.count += 1
-            if ev.bdf and ev.bdf not in cur.devices and len(cur.devices) < 64:
-                cur.devices.append(ev.bdf)
-            _add_fault(groups, ev, devices.get(ev.bdf) if ev.bdf else None)
-    if cur is not None:
-        if len(bursts) < MAX_BURSTS:
-            bursts.append(cur)
-        else:
-            bursts_omitted += 1
+            return
+        if ev.kind not in FAULT_KINDS and ev.kind != "suppressed":
+            return
+        if cur is None or not _same_burst(cur, ev):
+            self._close_burst()
+            cur = self.cur = Burst(ev.line, ev.end_line or ev.line, None, None)
+        cur.last_line = ev.end_line or ev.line
+        _touch(cur, ev)
+        if ev.kind == "suppressed":
+            n = ev.value or 0
+            cur.suppressed += n
+            self.suppressed_total += n
+            return
+        cur.count += 1
+        if ev.bdf and ev.bdf not in cur.devices and len(cur.devices) < 64:
+            cur.devices.append(ev.bdf)
+        _add_fault(self.groups, ev, self.devices.get(ev.bdf) if ev.bdf else None)
 
-    faults = sorted(groups.values(), key=lambda g: (-g.count, g.first_line))
-    if log_rmrrs:
+    def _close_burst(self) -> None:
+        if self.cur is not None:
+            if len(self.bursts) < MAX_BURSTS:
+                self.bursts.append(self.cur)
+            else:
+                self.bursts_omitted += 1
+            self.cur = None
+
+    def _fill_from_log(self, info: DeviceInfo) -> None:
+        bdf = info.bdf
+        drv, grp = self.log_drivers.get(bdf), self.log_groups.get(bdf)
+        own = sorted(r for r, owners in self.idmaps.items() if bdf in owners)
+        if drv is None and grp is None and not own:
+            return
+        info.from_log = True
+        info.driver = info.driver or drv
+        info.iommu_group = info.iommu_group if info.iommu_group is not None else grp
+        info.rmrrs = info.rmrrs or own
+
+    def finish(self) -> LogReport:
+        self._close_burst()
+        for dev in self.devices.values():
+            if not dev.known:
+                self._fill_from_log(dev)
+        faults = sorted(self.groups.values(), key=lambda g: (-g.count, g.first_line))
         for g in faults:
-            info = devices.get(g.bdf) if g.bdf else None
-            if info is not None and info.known:
-                continue  # the model's own RMRR list for the device was checked above
+            info = self.devices.get(g.bdf) if g.bdf else None
+            if info is not None and info.from_log:
+                for a in g.addresses:
+                    for note in check_fault_address(info, a):
+                        if note not in g.address_notes:
+                            g.address_notes.append(note.replace(" RMRR ", " identity map (RMRR) ", 1))
             for a in g.addresses:
-                for ln, lo, hi in log_rmrrs:
+                for (lo, hi), owners in sorted(self.idmaps.items()):
+                    if lo <= a <= hi and g.bdf not in owners:
+                        note = (f"0x{a:x} is inside the identity map [0x{lo:x}-0x{hi:x}] (an RMRR) the kernel set up "
+                                f"for {', '.join(owners)} but not for {g.bdf}: is the device missing from the RMRR's scope?")
+                        if note not in g.address_notes:
+                            g.address_notes.append(note)
+            if info is not None and info.known:
+                continue  # the model's own RMRR list for the device was checked already
+            for a in g.addresses:
+                for ln, lo, hi in self.log_rmrrs:
                     if lo <= a <= hi:
                         note = (f"0x{a:x} is inside RMRR [0x{lo:x}-0x{hi:x}] announced at line {ln} "
                                 "(its device scope is not in the log)")
                         if note not in g.address_notes:
                             g.address_notes.append(note)
-    in_kdump = any(counts.get(k) for k in _KDUMP_KINDS)
-    level, verdict = _verdict(counts, faults, markers, devices, in_kdump, suppressed_total)
-    return LogReport(
-        events=kept,
-        events_omitted=omitted,
-        counts=counts,
-        faults=faults,
-        bursts=bursts,
-        bursts_omitted=bursts_omitted,
-        markers=markers,
-        units=units,
-        devices=devices,
-        verdict_level=level,
-        verdict=verdict,
-        in_kdump_kernel=in_kdump,
-        suppressed_total=suppressed_total,
-        warnings=warnings,
-    )
+        counts = self.counts
+        in_kdump = any(counts.get(k) for k in _KDUMP_KINDS)
+        level, verdict = _verdict(counts, faults, self.markers, self.devices, in_kdump, self.suppressed_total)
+        return LogReport(
+            events=self.kept,
+            events_omitted=self.omitted,
+            counts=counts,
+            faults=faults,
+            bursts=self.bursts,
+            bursts_omitted=self.bursts_omitted,
+            markers=self.markers,
+            units=self.units,
+            devices=self.devices,
+            verdict_level=level,
+            verdict=verdict,
+            in_kdump_kernel=in_kdump,
+            suppressed_total=self.suppressed_total,
+            warnings=self.warnings,
+        )
 
 
 def _chain(first: Any, rest: Any) -> Any:

@@ -289,6 +289,31 @@ def _top_level_ok(reader: PageReader, root: int, levels: int, kind: str, limit: 
     return True
 
 
+# translate tables: 0 for an allowed byte, 1 for a byte that rules the page out
+_BAD01 = bytes(0 if b in (0, 1) else 1 for b in range(256))
+_BADNIB = bytes(1 if b & 0x0F else 0 for b in range(256))
+
+
+def chunk_prefilter(blob: bytes, n: int) -> List[int]:
+    """Indices of the pages of ``blob`` (n whole 4 KiB pages) that could be root tables by
+    the byte rules of the lower qwords, with one entry present: the work is done over the
+    whole chunk by C-level bytes operations, leaving one ``find`` per page in Python."""
+    bad = (int.from_bytes(blob[0::16].translate(_BAD01), "little")
+           | int.from_bytes(blob[1::16].translate(_BADNIB), "little")).to_bytes(n * 256, "little")
+    lo0 = blob[0::16]
+    hi0 = blob[8::16]
+    out = []
+    find = bad.find
+    for k in range(n):
+        a = k * 256
+        if find(b"\x01", a, a + 256) >= 0:
+            continue
+        if lo0.find(b"\x01", a, a + 256) < 0 and hi0.find(b"\x01", a, a + 256) < 0:
+            continue
+        out.append(k)
+    return out
+
+
 def partial_prefilter(head: bytes) -> bool:
     """The byte rules of ``prefilter`` on the first bytes of a page (no presence test):
     a necessary condition, so a page failing it is never a root table."""
@@ -392,7 +417,7 @@ def find_root_tables(
     mem: PhysMemory,
     ranges: Iterable[Tuple[int, int]],
     progress: Optional[Callable[[int], None]] = None,
-    chunk_pages: int = 64,
+    chunk_pages: int = 256,
     keep: int = 10,
     use_fast: bool = True,
 ) -> ScanResult:
@@ -436,7 +461,7 @@ def find_root_tables(
                 n = min(chunk_pages, (end - p) // PAGE)
                 try:
                     blob = bytes(mem.read(p, n * PAGE))
-                    pages = [(p + i * PAGE, blob[i * PAGE : (i + 1) * PAGE]) for i in range(n)]
+                    pages = [(p + i * PAGE, blob[i * PAGE : (i + 1) * PAGE]) for i in chunk_prefilter(blob, n)]
                 except NotMapped:
                     pages = []
                     for i in range(n):

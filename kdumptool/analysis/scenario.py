@@ -257,8 +257,9 @@ MARKERS: Tuple[Tuple[str, re.Pattern[str]], ...] = tuple(
         ("ir_enabled", r"DMAR-IR: Enabled IRQ remapping in (?P<mode>x2apic|xapic) mode"),
         ("ir_disabled", r"DMAR-IR: (?:IRQ remapping was enabled on .* but we are not in kdump mode|Disabled IRQ remapping)"),
         ("x2apic", r"x2apic enabled|Switched APIC routing to (?:cluster|physical) x2apic"),
+        ("suppressed", r"dmar_fault: (?P<n>\d+) callbacks suppressed"),
         ("probe", r"^(?P<drv>[A-Za-z0-9_-]+) (?P<bdf>[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])[: ]"),
-        ("fault", r"DMAR: \[(?P<kind>[^\]]+)\] Request device \[(?P<bdf>[0-9a-f:.]+)\] (?:PASID \S+ )?fault addr (?:0x)?(?P<addr>[0-9a-f]+) \[fault reason (?:0x)?(?P<reason>[0-9a-f]+)\] ?(?P<why>.*)$"),
+        ("fault", r"DMAR: ?\[(?P<kind>[^\]]+)\] Request device \[(?P<bdf>(?:[0-9a-f]{4}:)?(?:0x)?[0-9a-f]{2}:(?:0x)?[0-9a-f]{2}\.[0-7])\](?: PASID (?:0x)?[0-9a-f]+)? fault (?:addr(?: (?:0x)?(?P<addr>[0-9a-f]+))?|index(?: (?:0x)?(?P<index>[0-9a-f]+))?)(?: ?\[fault reason (?:0x)?(?P<reason>[0-9a-f]+)\] ?(?P<why>.*))?"),
     )
 )
 
@@ -295,7 +296,7 @@ class LogMarkers:
 
 #: Device lines of the PCI core and port services are not a driver's probe.
 _NOT_DRIVERS = frozenset(("pci", "pcieport", "pci_bus", "acpi", "ACPI", "PCI"))
-_DMAR_KINDS = tuple((k, rx) for k, rx in MARKERS if k not in ("cmdline", "probe", "x2apic"))
+_DMAR_KINDS = tuple((k, rx) for k, rx in MARKERS if k not in ("cmdline", "probe", "x2apic", "suppressed"))
 _BY_KIND = dict(MARKERS)
 
 
@@ -339,7 +340,7 @@ def scan_log_text(
     found: List[Marker] = []
     probed = set()
     cands: List[Tuple[int, str]] = []
-    for kw in ("DMAR", "x2apic", "Kernel command line"):
+    for kw in ("DMAR", "x2apic", "Kernel command line", "dmar_fault:"):
         cands.extend((p, kw) for p in _positions(data, kw.encode()))
     if probes:
         for seg in segments:
@@ -369,7 +370,7 @@ def scan_log_text(
         elif kw == "bdf":
             kinds = (("probe", _BY_KIND["probe"]),)
         else:
-            k = "x2apic" if kw == "x2apic" else "cmdline"
+            k = {"x2apic": "x2apic", "dmar_fault:": "suppressed"}.get(kw, "cmdline")
             kinds = ((k, _BY_KIND[k]),)
         for kind, rx in kinds:
             m = rx.search(body)
@@ -379,7 +380,8 @@ def scan_log_text(
                     if key[0] in _NOT_DRIVERS or key in probed:
                         break
                     probed.add(key)
-                groups = tuple((k, v) for k, v in m.groupdict().items() if v is not None)
+                groups = tuple((k, v.replace("0x", "") if k == "bdf" else v)
+                               for k, v in m.groupdict().items() if v is not None)
                 found.append(Marker(kind, Evidence(source, raw.strip(), lineno), groups))
                 break
     total = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
@@ -480,8 +482,11 @@ def observe_kernel(
     cmdline: Optional[str],
     units: Sequence[UnitRegs],
     log: LogMarkers,
+    sysfs_on: Optional[Evidence] = None,
 ) -> KernelState:
-    """The running kernel's VT-d state, from its registers and its own log."""
+    """The running kernel's VT-d state, from its registers and its own log; failing both,
+    ``sysfs_on`` (the kernel registers /sys/class/iommu/dmarN and IOMMU groups only once
+    its VT-d driver has set translation up)."""
     ev: List[Evidence] = []
     c = log.first("cmdline")
     if c is not None:
@@ -502,6 +507,9 @@ def observe_kernel(
             vtd = False if not log.empty else None
         if log.first("vtd_up") is not None:
             vtd = True
+        if vtd is None and sysfs_on is not None:
+            vtd = True
+            ev.append(sysfs_on)
     scalable: Optional[bool] = None
     if vtd:
         smt = [u.rtaddr_smt for u in units if u.tes]

@@ -163,6 +163,7 @@ class TriageInput:
     device_modules: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
     builtin_modules: Optional[FrozenSet[str]] = None
     crashed: Optional[CrashedKernel] = None
+    quiesce_conf: Optional[Evidence] = None  # quiesce=1 in /etc/kdumptool/kdumptool.conf
     early_log: Optional[LogMarkers] = None
 
 
@@ -245,8 +246,9 @@ def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional
     sysm = inp.system
     units = unit_regs(sysm)
     has_units = bool(units) or sysm.dmar is not None
+    sysfs_on = _sysfs_evidence(sysm)
     if sysm.in_kdump_kernel:
-        kd = observe_kernel("kdump", sysm.cmdline, units, inp.log)
+        kd = observe_kernel("kdump", sysm.cmdline, units, inp.log, sysfs_on)
         first = infer_first_from_kdump(kd, units, inp.log)
         crashed = inp.crashed
         if crashed is not None and crashed.log is not None:
@@ -257,7 +259,7 @@ def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional
             first = _with_tables(first, crashed)
         scen = classify(first, kd, True, has_units, inp.log)
         return scen, kd.cmdline, "observed: /proc/cmdline of this kdump kernel"
-    first = observe_kernel("first", sysm.cmdline, units, inp.log)
+    first = observe_kernel("first", sysm.cmdline, units, inp.log, sysfs_on)
     line, basis, ev = _kdump_cmdline(inp, sysm.cmdline or "")
     kd = predict_kernel("kdump", line, inp.defaults, units, ev)
     if kd.vtd and kd.scalable is None and first.scalable is not None:
@@ -274,6 +276,17 @@ def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional
             kd = KernelState(kd.role, kd.basis, kd.cmdline, first.vtd, kd.scalable or first.scalable, kd.ir, first.x2apic, kd.evidence)
     scen = classify(first, kd, False, has_units, None)
     return scen, line, basis
+
+
+def _sysfs_evidence(sysm: Any) -> Optional[Evidence]:
+    for u in sysm.units:
+        if getattr(u, "sysfs_devices", ()):
+            return Evidence(f"/sys/class/iommu/{u.name}/devices",
+                            f"{len(u.sysfs_devices)} devices: the VT-d driver is up in this kernel")
+    groups = [g for g in sysm.groups.values() if g.type in ("DMA", "DMA-FQ", "identity")]
+    if groups:
+        return Evidence("/sys/kernel/iommu_groups", f"{len(groups)} groups of type DMA/DMA-FQ/identity")
+    return None
 
 
 def _tables_evidence(c: CrashedKernel) -> Evidence:
@@ -353,7 +366,35 @@ def _module_remedy(s: Optional[KdumpSettings], modules: Sequence[str]) -> str:
     )
 
 
-QUIESCE_HINT = "or enable the kdumptool quiesce hook (`kdumptool integration`) to clear bus mastering on driverless devices before the dump"
+QUIESCE_HINT = (
+    "or add kdumptool's dracut module to the kdump initramfs (`kdumptool install-integration`, "
+    "`dracut_args --add kdumptool` in /etc/kdump.conf) with kdumptool.quiesce=1 on the kdump command line: "
+    "it clears Bus Master on driverless devices before the kdump kernel reboots"
+)
+QUIESCE_PARAM = "kdumptool.quiesce=1"
+
+
+def quiesce_state(inp: TriageInput, kd_cmdline: Optional[str]) -> Tuple[Optional[bool], Tuple[Evidence, ...]]:
+    """Whether kdumptool's quiesce hook will run in the kdump kernel (None: cannot tell)."""
+    ev: List[Evidence] = []
+    enabled_by = None
+    if kd_cmdline and QUIESCE_PARAM in kd_cmdline.split():
+        enabled_by = Evidence("/proc/cmdline" if inp.system.in_kdump_kernel else "kdump command line", QUIESCE_PARAM)
+    elif inp.quiesce_conf is not None:
+        enabled_by = inp.quiesce_conf
+    if enabled_by is None:
+        return False, ()
+    ev.append(enabled_by)
+    if inp.system.in_kdump_kernel:
+        return True, tuple(ev)
+    initrd = inp.kdump_initrd
+    if initrd is None:
+        return None, tuple(ev)
+    if not initrd.has_kdumptool:
+        ev.append(Evidence(initrd.path, "no usr/bin/kdumptool: the dracut module is not in the kdump initramfs"))
+        return False, tuple(ev)
+    ev.append(Evidence(initrd.path, "holds usr/bin/kdumptool and /usr/libexec/kdumptool/kdump-post"))
+    return True, tuple(ev)
 
 
 # --------------------------------------------------------------------------------------
@@ -536,7 +577,7 @@ def triage(inp: TriageInput) -> TriageReport:
 
     # ---- devices
     risks, faults = find_device_risks(inp, scen)
-    findings.extend(_device_findings(inp, scen, risks, faults))
+    findings.extend(_device_findings(inp, scen, risks, faults, kd_cmdline))
 
     # ---- copied tables torn down by driver probes (inside kdump)
     if scen.in_kdump and scen.table_copy == "copied":
@@ -594,9 +635,11 @@ def triage(inp: TriageInput) -> TriageReport:
 
 
 def _device_findings(
-    inp: TriageInput, scen: Scenario, risks: Sequence[DeviceRisk], faults: Mapping[str, List[Evidence]]
+    inp: TriageInput, scen: Scenario, risks: Sequence[DeviceRisk], faults: Mapping[str, List[Evidence]],
+    kd_cmdline: Optional[str] = None,
 ) -> List[Finding]:
     out: List[Finding] = []
+    quiesce, q_ev = quiesce_state(inp, kd_cmdline)
     sysm = inp.system
     s = inp.kdump_settings
     driverless = [r for r in risks if any("bus master" in x for x in r.reasons)]
@@ -622,7 +665,10 @@ def _device_findings(
             ev.append(Evidence(inp.kdump_initrd.path, f"no {', '.join(r.modules) or '?'} module among {len(inp.kdump_initrd.modules)} modules ({inp.kdump_initrd.method})"))
         mods = list(r.modules) or ([r.driver] if r.driver else [])
         bridges = f" below {' -> '.join(_short(b) for b in r.upstream)}" if r.upstream else ""
-        remedy = (_module_remedy(s, mods) + "; " + QUIESCE_HINT) if mods else QUIESCE_HINT.replace("or enable", "enable")
+        if quiesce:
+            remedy = (_module_remedy(s, mods) + " (the quiesce hook stops it only after the dump)") if mods else None
+        else:
+            remedy = (_module_remedy(s, mods) + "; " + QUIESCE_HINT) if mods else QUIESCE_HINT[3:]
         out.append(
             Finding(
                 "driverless-bus-master",
@@ -643,19 +689,26 @@ def _device_findings(
             Evidence(f"/sys/bus/pci/devices/{b}", f"bridge above {', '.join(_short(x) for x in devs)}")
             for b, devs in sorted(pairs.items())
         ]
-        out.append(
-            Finding(
-                "bridge-shutdown-order",
-                "warning",
-                f"{len(pairs)} bridge(s) sit above driverless bus masters: {', '.join(_short(b) for b in sorted(pairs))}; "
-                "a bridge disabled before the device below it stops mastering turns its DMA into "
-                "Unsupported Requests (AER, possibly an NMI)",
-                tuple(ev),
-                "stop the devices first: put their drivers in the kdump initramfs, " + QUIESCE_HINT
-                + " (it clears Bus Master on endpoints before bridges)",
-                devices=tuple(sorted(pairs)),
-            )
+        title = (
+            f"{len(pairs)} bridge(s) sit above driverless bus masters: {', '.join(_short(b) for b in sorted(pairs))}; "
+            "a bridge disabled before the device below it stops mastering turns its DMA into "
+            "Unsupported Requests (AER, possibly an NMI)"
         )
+        if quiesce:
+            out.append(Finding("bridge-shutdown-order", "info", title + ": mitigated, the kdumptool quiesce hook "
+                               "clears Bus Master on the devices below first", tuple(ev) + q_ev,
+                               devices=tuple(sorted(pairs))))
+        else:
+            out.append(
+                Finding(
+                    "bridge-shutdown-order",
+                    "warning",
+                    title,
+                    tuple(ev) + q_ev,
+                    "stop the devices first: put their drivers in the kdump initramfs, " + QUIESCE_HINT,
+                    devices=tuple(sorted(pairs)),
+                )
+            )
     for r in risks:
         if r.rmrrs:
             out.append(
@@ -668,6 +721,17 @@ def _device_findings(
                     devices=(r.bdf,),
                 )
             )
+    supp = inp.log.all("suppressed")
+    if supp:
+        n = sum(int(m.get("n") or 0) for m in supp)
+        out.append(
+            Finding(
+                "faults-suppressed",
+                "warning",
+                f"The kernel suppressed {n} more DMAR fault reports (rate limiting): the fault lines show only part of the DMA",
+                tuple(m.evidence for m in supp[:5]),
+            )
+        )
     lookups: Dict[str, List[FaultLookup]] = {}
     c = inp.crashed
     if c is not None and c.tables is not None:
@@ -691,7 +755,7 @@ def _device_findings(
                 (
                     "the fault is DMA the device started under the crashed kernel; "
                     + ("fix the scalable-mode mismatch above" if scen.case == "sm-mismatch" else
-                       _module_remedy(s, list(fmods)) if fmods else QUIESCE_HINT.replace("or enable", "enable"))
+                       _module_remedy(s, list(fmods)) if fmods else QUIESCE_HINT[3:])
                 ),
                 devices=(bdf,),
             )

@@ -704,3 +704,58 @@ def lookup_iova(mem: PhysMemory, root_address: int, mode: str, bus: int, devfn: 
             return done(None, base + (iova & (size - 1)), size, rights)
         pt = v & ADDR_MASK
     return done("walk ended without a leaf")  # pragma: no cover - loop always returns
+
+
+# --- DMA faults of the kdump kernel against the crashed kernel's tables -----------------------
+
+
+@dataclass(frozen=True)
+class FaultCheck:
+    """One distinct DMA fault (device, address, access) from a kernel log, looked up in the
+    crashed kernel's tables: was the device using a mapping the old kernel had set up?"""
+
+    bdf: str
+    address: int
+    access: Optional[str]  # "read" / "write" / None when the log did not say
+    count: int
+    first_line: int
+    reason: Optional[str]
+    lookup: Optional[IovaLookup]  # None when the BDF is outside this table's segment
+    verdict: str
+
+
+def check_faults(mem: PhysMemory, root_address: int, mode: str, events: list, segment: int = 0) -> List[FaultCheck]:
+    """Look up every distinct DMA fault of ``events`` (``kdumptool.formats.klog.LogEvent``
+    of kind ``dma_fault``) in the old tables.
+
+    A fault in the kdump kernel at an IOVA that the crashed kernel's tables map with the
+    faulting access allowed means the device kept doing DMA the crashed kernel had set up
+    (in-flight DMA across the crash), and that the new kernel's tables did not carry the
+    mapping over (translation tables not copied, or the domain torn down)."""
+    groups: Dict[Tuple[str, int, Optional[str]], List[object]] = {}
+    for ev in events:
+        if getattr(ev, "kind", None) != "dma_fault" or ev.bdf is None or ev.address is None:
+            continue
+        groups.setdefault((ev.bdf, ev.address, ev.access), []).append(ev)
+    out: List[FaultCheck] = []
+    for (bdf, address, access), evs in groups.items():
+        first = evs[0]
+        seg, bus, df = bdf.split(":")
+        dev, fn = df.split(".")
+        if int(seg, 16) != segment:
+            out.append(FaultCheck(bdf, address, access, len(evs), first.line, first.reason, None,  # type: ignore[attr-defined]
+                                  f"segment {seg} is not this root table's"))
+            continue
+        r = lookup_iova(mem, root_address, mode, int(bus, 16), (int(dev, 16) << 3) | int(fn, 16), address)
+        if r.phys is None:
+            verdict = f"not mapped in the crashed kernel's tables either ({r.reason})"
+        else:
+            allowed = {"read": r.read, "write": r.write}.get(access or "", r.read or r.write)
+            rights = ("R" if r.read else "-") + ("W" if r.write else "-")
+            if allowed:
+                verdict = (f"mapped {rights} to phys 0x{r.phys:x} in the crashed kernel's tables: "
+                           "in-flight DMA set up before the crash, not carried over to this kernel's tables")
+            else:
+                verdict = f"mapped {rights} to phys 0x{r.phys:x} in the crashed kernel's tables, but without {access} access"
+        out.append(FaultCheck(bdf, address, access, len(evs), first.line, first.reason, r, verdict))  # type: ignore[attr-defined]
+    return out

@@ -14,7 +14,7 @@ def dmar(
     file: Optional[Path] = typer.Argument(
         None,
         help="A DMAR table: raw (/sys/firmware/acpi/tables/DMAR, acpidump -b) or acpidump "
-        "text. Default: the live system's, or the one under --root.",
+        "text; - reads standard input. Default: the live system's, or the one under --root.",
         show_default=False,
     ),
     root: RootOpt = None,
@@ -42,7 +42,7 @@ def dmar(
     with open_root(root) as r:
         if file is not None:
             data = read_table_file(file)
-            source = str(file)
+            source = "<stdin>" if str(file) == "-" else str(file)
         else:
             raw = read_dmar(r)
             if raw is None:

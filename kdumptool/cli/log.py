@@ -26,6 +26,9 @@ def log(
     no_system: Annotated[
         bool, typer.Option("--no-system", help="Do not tie faults to devices of the system model.")
     ] = False,
+    last_boot: Annotated[
+        bool, typer.Option("--last-boot", help="Only the last boot of a log that holds several.")
+    ] = False,
     system_root: Annotated[
         Optional[str],
         typer.Option("--system-root", help="Tie faults to the devices of this snapshot instead (e.g. the "
@@ -55,7 +58,8 @@ def log(
                 system = read_system(srt)
         elif rt is not None or file is None:
             system = _read_system(rt)
-        report = analyse_log(parse_log(src), system=system, max_events=MAX_JSON_EVENTS)
+        report = analyse_log(parse_log(src), system=system, max_events=MAX_JSON_EVENTS,
+                             last_boot_only=last_boot)
         report.warnings[:0] = src.warnings
         if src.count == 0:
             report.warnings.insert(0, f"{src.name}: no lines read")

@@ -72,8 +72,54 @@ def _build_app() -> Any:
         if importlib.util.find_spec(modname) is None:
             continue
         importlib.import_module(modname).register(app)
+    if sys.version_info < (3, 10):
+        _resolve_annotations(app)
     _state["app"] = app
     return app
+
+
+def _resolve_annotations(app: Any) -> None:
+    """Evaluate the string annotations of every command callback (Python 3.9).
+
+    Our modules use ``from __future__ import annotations``, so annotations are strings.
+    On Python < 3.10 typer reads them with ``inspect.signature(func)`` (no
+    ``eval_str``) and never sees the ``Annotated[..., typer.Option(...)]`` metadata
+    (``FormatOpt``, ``RootOpt``): ``-f`` would not exist. Replacing
+    ``__annotations__`` with the evaluated hints fixes that before typer looks.
+    """
+    import inspect
+    import typing
+
+    callbacks = [c.callback for c in app.registered_commands]
+    if app.registered_callback is not None:
+        callbacks.append(app.registered_callback.callback)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            _resolve_annotations(group.typer_instance)
+        callbacks.append(group.callback)
+    for cb in callbacks:
+        if cb is None:
+            continue
+        for fn in {cb, inspect.unwrap(cb)}:
+            try:
+                hints = typing.get_type_hints(fn, include_extras=True)
+            except Exception:  # names only a closure knows: leave that one as it is
+                continue
+            hints = {k: _strip_implicit_optional(v) for k, v in hints.items()}
+            fn.__annotations__ = {**getattr(fn, "__annotations__", {}), **hints}
+
+
+def _strip_implicit_optional(hint: Any) -> Any:
+    """Python 3.9's ``get_type_hints`` turns ``x: Annotated[Optional[T], m] = None`` into
+    ``Optional[Annotated[...]]``, hiding the ``Annotated`` from typer: undo that."""
+    import typing
+
+    if typing.get_origin(hint) is typing.Union:
+        args = typing.get_args(hint)
+        ann = [a for a in args if typing.get_origin(a) is typing.Annotated]
+        if len(ann) == 1 and all(a is type(None) or a is ann[0] for a in args):
+            return ann[0]
+    return hint
 
 
 def __getattr__(name: str) -> Any:

@@ -79,6 +79,9 @@ def _info_text(r: dict, full_vmcoreinfo: bool) -> str:
         for s in r["segments"]:
             out.append(f"  PT_LOAD {s['index']}: phys 0x{s['paddr']:x}-0x{s['paddr'] + s['memsz']:x}"
                        f" file 0x{s['offset']:x} filesz 0x{s['filesz']:x}")
+        for a in r["kernel_text_aliases"]:
+            out.append(f"  PT_LOAD {a['index']}: kernel text 0x{a['vaddr']:x} = phys "
+                       f"0x{a['paddr']:x}-0x{a['paddr'] + a['memsz']:x} (an alias of RAM above)")
     out.append(f"  dumped: {r['dumped_bytes']:,} bytes in {len(r['dumped_ranges'])} ranges")
     out.append(f"  kernel: {vi['osrelease'] or '?'}  crash time: {vi['crashtime'] or '?'}  "
                f"KERNELOFFSET: {_hex(vi['kerneloffset'])}  phys_base: "

@@ -184,30 +184,62 @@ def parse_program_headers(data: bytes, count: int, base_offset: int = 0,
     return out
 
 
+KERNEL_TEXT_VADDR = 0xFFFFFFFF80000000   # x86-64 __START_KERNEL_map
+
+
 def check_load_segments(phdrs: List[ProgramHeader], file_size: Optional[int],
-                        what: str = "ELF") -> List[str]:
-    """Raise on PT_LOAD segments whose physical ranges overlap (the mapping would be
-    ambiguous); return warnings for segments extending past the end of the file."""
+                        what: str = "ELF") -> Tuple[List[ProgramHeader], List[str]]:
+    """The PT_LOADs that index physical memory (sorted, disjoint), and warnings.
+
+    ``/proc/vmcore`` (kexec-tools and the kernel's crash_prepare_elf64_headers alike)
+    carries a kernel-text PT_LOAD (``p_vaddr`` = ``_text`` in ``__START_KERNEL_map``,
+    ``p_paddr`` = its physical address) whose physical range lies inside the System RAM
+    PT_LOADs: the same memory twice. Kernel-text segments therefore only fill what no
+    other segment covers: they are clipped to the gaps (the returned headers may be such
+    clipped pieces, same ``index``), and dropped where fully covered. Any other overlap
+    makes the mapping ambiguous: DecodeError naming both segments. Segments extending past
+    the end of the file give warnings (the dump is truncated).
+    """
     warnings = []
-    loads = sorted((p for p in phdrs if p.p_type == PT_LOAD and p.p_memsz),
-                   key=lambda p: p.p_paddr)
-    for a, b in zip(loads, loads[1:]):
-        if b.p_paddr < a.p_paddr + a.p_memsz:
-            raise DecodeError(
-                what, EHDR_SIZE + b.index * PHDR_SIZE,
-                f"PT_LOAD {b.index} [0x{b.p_paddr:x}-0x{b.p_paddr + b.p_memsz:x}) overlaps "
-                f"PT_LOAD {a.index} [0x{a.p_paddr:x}-0x{a.p_paddr + a.p_memsz:x})")
-    for p in phdrs:
-        if p.p_type != PT_LOAD:
-            continue
+    loads = [p for p in phdrs if p.p_type == PT_LOAD and p.p_memsz]
+    for p in loads:
         if p.p_filesz > p.p_memsz:
             raise DecodeError(what, EHDR_SIZE + p.index * PHDR_SIZE,
                               f"PT_LOAD {p.index}: p_filesz 0x{p.p_filesz:x} > p_memsz 0x{p.p_memsz:x}")
+        if p.p_paddr + p.p_memsz > 1 << 64:
+            raise DecodeError(what, EHDR_SIZE + p.index * PHDR_SIZE,
+                              f"PT_LOAD {p.index}: physical range wraps past 2^64")
         if file_size is not None and p.p_offset + p.p_filesz > file_size:
             warnings.append(
                 f"PT_LOAD {p.index} ends at file offset 0x{p.p_offset + p.p_filesz:x}, past the "
                 f"end of the file (0x{file_size:x}): the dump is truncated")
-    return warnings
+
+    def check_disjoint(segs: List[ProgramHeader]) -> None:
+        for a, b in zip(segs, segs[1:]):
+            if b.p_paddr < a.p_paddr + a.p_memsz:
+                raise DecodeError(
+                    what, EHDR_SIZE + b.index * PHDR_SIZE,
+                    f"PT_LOAD {b.index} [0x{b.p_paddr:x}-0x{b.p_paddr + b.p_memsz:x}) overlaps "
+                    f"PT_LOAD {a.index} [0x{a.p_paddr:x}-0x{a.p_paddr + a.p_memsz:x})")
+
+    ram = sorted((p for p in loads if p.p_vaddr < KERNEL_TEXT_VADDR), key=lambda p: p.p_paddr)
+    text = sorted((p for p in loads if p.p_vaddr >= KERNEL_TEXT_VADDR), key=lambda p: p.p_paddr)
+    check_disjoint(ram)
+    check_disjoint(text)
+    pieces: List[ProgramHeader] = []
+    for t in text:
+        lo, hi = t.p_paddr, t.p_paddr + t.p_memsz
+        cuts = [(r.p_paddr, r.p_paddr + r.p_memsz) for r in ram
+                if r.p_paddr < hi and lo < r.p_paddr + r.p_memsz]
+        pos = lo
+        for a, b in cuts + [(hi, hi)]:
+            if a > pos:
+                rel = pos - t.p_paddr
+                filesz = max(0, min(t.p_filesz, a - t.p_paddr) - rel)
+                pieces.append(ProgramHeader(t.index, t.p_type, t.p_flags, t.p_offset + rel,
+                                            t.p_vaddr + rel, pos, filesz, a - pos, t.p_align))
+            pos = max(pos, b)
+    return sorted(ram + pieces, key=lambda p: p.p_paddr), warnings
 
 
 def _align4(n: int) -> int:

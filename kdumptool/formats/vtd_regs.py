@@ -360,6 +360,12 @@ class VtdRegisters:
         return None if v is None else _bits(v, 15, 8)
 
     @property
+    def pmr_enabled(self) -> Optional[bool]:
+        """PMEN_REG.EPM (bit 31): protected memory regions enabled (DMA_PMEN_EPM)."""
+        v = self.get("PMEN")
+        return None if v is None else bool(v >> 31 & 1)
+
+    @property
     def fault_interrupt_masked(self) -> Optional[bool]:  # FECTL.IM bit 31
         v = self.get("FECTL")
         return None if v is None else bool(v >> 31 & 1)

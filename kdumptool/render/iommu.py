@@ -11,7 +11,7 @@ JSON shape (``render_iommu_json``)::
                 "decoded": {"translation_enabled", "root_table", "mode", "ir_enabled",
                             "irta", "irta_entries", "qi_enabled", "iq_address", "iq_head",
                             "iq_tail", "gsts": {TES: bool...}, "sagaw_levels", "mgaw",
-                            "domains", "nfr", "fro", "ecap": {SMTS: bool...},
+                            "domains", "nfr", "fro", "ecap": {SMTS: bool...}, "pmr_enabled",
                             "fsts": [flag], "faults": [{"index", "source", "reason",
                             "address", "write", "pasid"}]} | null}],
      "groups": [{"number", "type", "devices": [bdf],
@@ -89,6 +89,8 @@ def unit_lines(u: IommuUnit) -> List[str]:
         if fsts is not None:
             flags = r.fsts_flags()
             out.append(f"  FSTS {fsts:#010x}: {' '.join(flags) if flags else 'no fault status'}")
+        if r.pmr_enabled:
+            out.append(f"  protected memory regions: enabled (PMEN {r.get('PMEN'):#010x}): DMA to them is blocked")
         pend = r.pending_faults
         out.append(f"  fault records: {len(r.frcd)} read, {len(pend)} pending")
         for f in pend:
@@ -97,7 +99,9 @@ def unit_lines(u: IommuUnit) -> List[str]:
                 f"addr {f.fault_info:#x} reason {f.reason:#04x}"
                 + (f" PASID {f.pasid:#x}" if f.pasid is not None else "")
             )
-    out.append(f"  devices: {len(u.devices)}" + (f" ({', '.join(d[5:] for d in u.devices)})" if u.devices else ""))
+    shown = [d[5:] if d.startswith("0000:") else d for d in u.devices[:16]]
+    more = f", ... {len(u.devices) - 16} more" if len(u.devices) > 16 else ""
+    out.append(f"  devices: {len(u.devices)}" + (f" ({', '.join(shown)}{more})" if u.devices else ""))
     return out
 
 
@@ -151,6 +155,7 @@ def unit_json(u: IommuUnit) -> Dict[str, Any]:
             "fro": cap.fro if cap else None,
             "ecap": {n: bool(ecap.raw >> b & 1) for b, n, _ in ECAP_BITS} if ecap else None,
             "fsts": r.fsts_flags(),
+            "pmr_enabled": r.pmr_enabled,
             "faults": [
                 {
                     "index": f.index,

@@ -38,6 +38,9 @@ def render_log_json(report: LogReport, source: str, lines: Optional[int] = None)
 def render_log_text(report: LogReport, source: str, nlines: Optional[int] = None) -> str:
     """Stable plain text (no colour, no wall-clock of ours) for golden files."""
     lines: List[str] = [_head(source, nlines), report.verdict, ""]
+    if report.boots > 1:
+        lines[2:2] = [f"(the log holds {report.boots} boots; "
+                      + ("only the last is summarised)" if report.last_boot_only else "all are summarised: --last-boot for the last)")]
     if report.markers:
         lines.append("kdump / IOMMU markers, in log order:")
         for m in report.markers:

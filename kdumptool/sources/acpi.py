@@ -44,9 +44,17 @@ def no_dmar_reason(root: Root) -> str:
 
 
 def read_table_file(path: Union[str, Path], signature: str = "DMAR") -> bytes:
-    """A table from a file: raw binary (sysfs, ``acpidump -b``) or acpidump text."""
+    """A table from a file (``-`` is standard input): raw binary (sysfs,
+    ``acpidump -b``) or acpidump text."""
     from kdumptool.formats.acpi_text import extract_table
 
+    if str(path) == "-":
+        import sys
+
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise DecodeError("<stdin>", 0, "empty input")
+        return extract_table(data, signature, "<stdin>")
     p = Path(path)
     try:
         data = p.read_bytes()

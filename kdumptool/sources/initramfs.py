@@ -39,6 +39,16 @@ class KdumpInitrd:
     modules: Tuple[str, ...]
     method: str  # lsinitrd | lsinitramfs | cpio
     warnings: Tuple[str, ...] = ()
+    #: kdumptool's dracut module is in the image (usr/bin/kdumptool and its kdump hooks)
+    has_kdumptool: bool = False
+
+
+KDUMPTOOL_FILES = ("usr/bin/kdumptool", "usr/libexec/kdumptool/kdump-post")
+
+
+def _has_kdumptool(names: List[str]) -> bool:
+    clean = {n.lstrip("./") for n in names}
+    return all(f in clean for f in KDUMPTOOL_FILES)
 
 
 def find_kdump_initrds(root: Root) -> List[Tuple[str, str]]:
@@ -134,7 +144,7 @@ def read_kdump_initrd(
         got = _names_from_tool(real)
         if got is not None:
             names, tool = got
-            return KdumpInitrd(path, release, tuple(modules_of(names)), tool)
+            return KdumpInitrd(path, release, tuple(modules_of(names)), tool, (), _has_kdumptool(names))
     try:
         data = root.read_bytes(path)
     except (SourceMissing, PermissionDenied):
@@ -148,4 +158,5 @@ def read_kdump_initrd(
         image = parse_cpio(data, what=path, decompressors=decs)
     except DecodeError as exc:
         raise exc.with_source(path) from None
-    return KdumpInitrd(path, release, tuple(modules_of(image.names())), "cpio", image.warnings)
+    names = image.names()
+    return KdumpInitrd(path, release, tuple(modules_of(names)), "cpio", image.warnings, _has_kdumptool(names))

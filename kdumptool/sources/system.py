@@ -184,21 +184,28 @@ def read_system(
     if use_udev:
         if not root.is_live:
             raise KdumptoolError("udev enumeration only works on the live host (--root /)")
-        raw = pci_src.read_pci_devices_udev(warnings)
+        try:
+            raw = pci_src.read_pci_devices_udev(warnings)
+        except SourceMissing as err:
+            # A kdump initramfs may have no libudev: the files say the same thing.
+            warnings.append(f"{err}; enumerating sysfs files instead")
+            raw = pci_src.read_pci_devices(root, warnings)
     else:
         raw = pci_src.read_pci_devices(root, warnings)
     groups = iommu_src.read_groups(root, warnings)
     dmar_present, dmar = read_dmar_table(root, warnings)
     units = read_units(root, dmar, warnings, read_registers)
     iomem_text = root.read_optional("/proc/iomem")
+    cmdline = root.read_optional("/proc/cmdline")
     return build_system(
         source="live" if root.is_live else str(root.path),
         raw_devices=raw,
         groups=groups,
         units=units,
         dmar=dmar,
-        cmdline=root.read_optional("/proc/cmdline"),
-        in_kdump_kernel=root.exists("/proc/vmcore"),
+        cmdline=cmdline,
+        # /proc/vmcore exists only in a capture kernel; elfcorehdr= is what kexec passes it.
+        in_kdump_kernel=root.exists("/proc/vmcore") or "elfcorehdr=" in (cmdline or ""),
         kexec_crash_loaded=_flag(root.read_optional("/sys/kernel/kexec_crash_loaded")),
         kexec_crash_size=_int(root.read_optional("/sys/kernel/kexec_crash_size")),
         iomem=parse_iomem(iomem_text) if iomem_text else (),

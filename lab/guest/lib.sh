@@ -124,21 +124,26 @@ nic_up() {
 }
 
 live_main() {
+    local O t0
     O=/out/live; mkdir -p "$O"
     say "live start run=$RUN kernel=$(uname -r)"
     for m in $LIVE_DRIVERS; do modprobe "$m" || say "modprobe $m failed"; done
     sleep 1
     nic_up
-    oracle "$O"
-    kdt_probe "$O"
-    kdt_batch "$O" version=--version 'dmar=dmar -f json' 'pci=pci -f json' \
-        'iommu=iommu -f json' 'log=log -f json' 'triage=triage -f json' \
-        "collect=collect --output $O/snapshot"
+    # What Debian's kdump-tools would have said to kexec: kdumptool triage reads it to
+    # predict the kdump kernel's command line.
+    mkdir -p /etc/default
+    echo "KDUMP_CMDLINE=\"$KDUMP_APPEND\"" > /etc/default/kdump-tools
     t0=$(up)
     "$KEXEC" -p "/t/boot/vmlinuz-$KVER" --initrd="$KDUMP_INITRD" --append="$KDUMP_APPEND" \
         > "$O/kexec.txt" 2>&1
     echo "rc=$? t0=$t0 t1=$(up)" >> "$O/kexec.txt"
     echo "loaded=$(cat /sys/kernel/kexec_crash_loaded)" >> "$O/kexec.txt"
+    oracle "$O"
+    kdt_probe "$O"
+    kdt_batch "$O" version=--version 'dmar=dmar -f json' 'pci=pci -f json' \
+        'iommu=iommu -f json' 'log=log -f json' 'triage=triage -f json' \
+        "collect=collect --output $O/snapshot -f json"
     # The RTADDR the crashed kernel had, read as late as possible before the panic.
     drhd_regs > "$O/drhd_regs_final.txt" 2>&1
     dmesg > "$O/dmesg_final.txt"
@@ -189,7 +194,7 @@ kdump_main() {
     oracle "$O"
     kdt_probe "$O"
     kdt_batch "$O" 'dmar=dmar -f json' 'pci=pci -f json' 'iommu=iommu -f json' \
-        'log=log -f json' 'triage=triage -f json' "record=record --output $O/record" \
+        'log=log -f json' 'triage=triage -f json' "record=record --out $O/record -f json" \
         'quiesce_plan=quiesce --plan -f json' 'vmcore_info=vmcore info /proc/vmcore -f json' \
         'vmcore_log=vmcore log /proc/vmcore -f json' \
         'vmcore_iommu=vmcore iommu /proc/vmcore --saved /out/live/drhd_regs_final.txt -f json'
@@ -200,6 +205,10 @@ kdump_main() {
         oracle "$O/after_drivers"
     fi
     for f in $DUMPS; do dump "$f"; done
+    # The dump is finished: quiesce for real, then look again with the oracle tools.
+    kdt_batch "$O" "quiesce_apply=quiesce --apply --dump-finished --journal $O/quiesce.journal -f json" \
+        'quiesce_again=quiesce --apply --dump-finished -f json'
+    oracle "$O/after_quiesce"
     dmesg > "$O/dmesg_final.txt"
     drhd_regs > "$O/drhd_regs_final.txt" 2>&1
     echo "$(up)" > "$O/done.txt"

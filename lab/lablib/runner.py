@@ -170,6 +170,8 @@ def run_scenario(sc: Scenario, facts: Dict[str, str], qemu: str,
             now = time.monotonic() - t0
             serial.write(f"{now:8.2f} {line}\n")
             serial.flush()
+            if "Kernel panic - not syncing" in line and "sysrq triggered crash" not in line:
+                marks.setdefault("unexpected_panic", round(now, 2))
             for key, needle in MARKS:
                 if needle in line and key not in marks:
                     if key == "kdump_banner" and "panic" not in marks:
@@ -199,6 +201,7 @@ def run_scenario(sc: Scenario, facts: Dict[str, str], qemu: str,
         "wall_s": round(wall, 2), "prepare_s": round(build_s, 2), "marks": marks,
         "udp_packets_sent": traffic.sent, "initrd_size": initrd_size, "kdump_initrd": kinfo,
         "kernel_package": facts["kernel_package"], "kver": facts["kver"],
+        "unexpected_panic": "unexpected_panic" in marks,
         "live_ok": (guest / "live" / "panic_at.txt").exists(),
         "kdump_ok": (guest / "kdump" / "done.txt").exists(),
     }

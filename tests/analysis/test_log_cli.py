@@ -113,4 +113,4 @@ def test_system_root_ties_kdump_fault_to_crashed_kernels_driver(
     dev = json.loads(out)["summary"]["devices"]["0000:00:02.0"]
     assert (dev["driver"], dev["iommu_group"], dev["drhd"]) == ("e1000e", 2, "0xfed90000")
     code, out, err = run(capsys, "log", "--root", "fixtures/snapshots/kdump_sm_mismatch", "--no-system", "-f", "text")
-    assert "most: 0000:00:02.0, 0x06" in out
+    assert "most: 0000:00:02.0 group 2 (from the log), 0x06" in out

@@ -105,3 +105,17 @@ def test_fuzz_check_and_walk(mem):
 def test_random_pages_never_pass_prefilter():
     rnd = os.urandom(4096 * 200)
     assert not any(any(prefilter(rnd[i : i + 4096])) for i in range(0, len(rnd), 4096))
+
+
+@settings(max_examples=60, deadline=None)
+@given(fuzz_memory())
+def test_chunk_prefilter_keeps_every_page_prefilter_keeps(mem):
+    from kdumptool.analysis.rtscan import chunk_prefilter
+
+    pages = [bytes(mem.pages[p]) for p in sorted(mem.pages)]
+    blob = b"".join(pages)
+    kept = set(chunk_prefilter(blob, len(pages)))
+    assert {i for i, pg in enumerate(pages) if any(prefilter(pg))} <= kept
+    for i in kept:  # and chunk_prefilter is exactly prefilter's lower-qword rules
+        lo0 = pages[i][0::16]
+        assert not lo0.translate(None, b"\x00\x01") and (b"\x01" in lo0 or b"\x01" in pages[i][8::16])

@@ -199,3 +199,22 @@ def test_fuzz_scan_bytes(data):
     from kdumptool.analysis.scenario import scan_log_text
 
     scan_log_text(data + b"\nDMAR: [DMA Read] Request device [00:02.0] fault addr 0x1 [fault reason 0x06] x\n 0000:00:01.0")
+
+
+def test_fault_line_formats_of_several_kernel_eras():
+    """One verbatim example per format, from ../shared/corpus/dmesg/FAULT_LINES.txt."""
+    lines = [
+        "[ 1692.021403] dmar: DMAR:[DMA Read] Request device [00:02.0] fault addr 1a45aa9000 ",
+        "[   20.279508] DMAR: [DMA Read] Request device [00:02.0] fault addr 8900a000 [fault reason 05] PTE Write access is not set",
+        "[   27.498868] DMAR: [DMA Read] Request device [02:00.0] PASID ffffffff fault addr bdf83000 [fault reason 06] PTE Read access is not set",
+        "[    0.938401] kernel: DMAR: [DMA Read NO_PASID] Request device [0x00:0x02.0] fault addr 0x70ad5000 [fault reason 0x07] Next page table ptr is invalid",
+        "[Thu Oct 22 08:54:51 2020] DMAR: [INTR-REMAP] Request device [42:00.2] fault index 1600 [fault reason 37] Blocked a compatibility format interrupt request",
+        "[    6.837629] DMAR: [DMA Write NO_PASID] Request device [07:00.0] fault addr",
+        "[  100.000000] dmar_fault: 131757 callbacks suppressed",
+    ]
+    m = scan_log(lines)
+    faults = m.all("fault")
+    assert [f.get("bdf") for f in faults] == ["00:02.0", "00:02.0", "02:00.0", "00:02.0", "42:00.2", "07:00.0"]
+    assert [f.get("addr") for f in faults] == ["1a45aa9000", "8900a000", "bdf83000", "70ad5000", None, None]
+    assert faults[4].get("index") == "1600" and faults[4].get("reason") == "37"
+    assert m.first("suppressed").get("n") == "131757"

@@ -206,3 +206,27 @@ def test_golden(name):
     assert gt.exists(), f"no golden file {gt}: run with KDUMPTOOL_REGEN_GOLDEN=1"
     assert got_text == gt.read_text()
     assert got_json == gj.read_text()
+
+
+def test_kdump_commandline_override_drops_intel_iommu_on(tmp_path):
+    """A RHEL KDUMP_COMMANDLINE that replaces /proc/cmdline without intel_iommu=on, on a
+    kernel built without CONFIG_INTEL_IOMMU_DEFAULT_ON: the kdump kernel will run with
+    translation off while the first kernel has it on."""
+    sysconfig = (FIXTURES / "kdumpconf/rhel-sysconfig-kdump").read_text().replace(
+        'KDUMP_COMMANDLINE=""', 'KDUMP_COMMANDLINE="root=/dev/vda1 ro console=ttyS0"')
+    config = "CONFIG_INTEL_IOMMU=y\n# CONFIG_INTEL_IOMMU_DEFAULT_ON is not set\nCONFIG_IRQ_REMAP=y\n"
+    root = _with_files(tmp_path, "live_legacy_on", {
+        "etc/kdump.conf": FIXTURES / "kdumpconf/rhel-kdump.conf",
+        "etc/sysconfig/kdump": sysconfig,
+        "etc/os-release": 'ID="fedora"\n',
+        "proc/sys/kernel/osrelease": "6.1.0-56-amd64\n",
+        "boot/config-6.1.0-56-amd64": config,
+    })
+    r = run(root)
+    assert r.scenario.case == "on-off" and r.verdict == "error"
+    assert "intel_iommu" not in (r.kdump_cmdline or "")
+    f = by_id(r, "translation-off-in-kdump")[0]
+    ev = [str(e) for e in f.evidence]
+    assert any("/etc/sysconfig/kdump:15:" in e for e in ev)
+    assert any("/boot/config-6.1.0-56-amd64:2: # CONFIG_INTEL_IOMMU_DEFAULT_ON is not set" in e for e in ev)
+    assert "KDUMP_COMMANDLINE_APPEND" in f.remedy and "intel_iommu=on" in f.remedy

@@ -90,3 +90,60 @@ def test_fuzz_log_and_config(tmp_path, log, conf):
     (root / "_kdumptool/dmesg.txt").write_bytes(log)
     (root / "etc/kdump.conf").write_text(conf)
     run(root)
+
+
+def newc(entries) -> bytes:
+    """A newc archive built in code (name, mode, data) for the edge cases below."""
+    out = bytearray()
+    for i, (name, mode, data) in enumerate(list(entries) + [("TRAILER!!!", 0, b"")]):
+        nm = name.encode() + b"\0"
+        hdr = b"070701" + b"".join(b"%08X" % v for v in (i + 1, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(nm), 0))
+        out += hdr + nm
+        out += b"\0" * (-len(out) % 4) + data
+        out += b"\0" * (-len(out) % 4)
+    return bytes(out)
+
+
+KDT_INITRD = [
+    ("usr/bin/kdumptool", 0o100755, b"#!/bin/sh\n"),
+    ("usr/libexec/kdumptool/kdump-post", 0o100755, b"#!/bin/sh\n"),
+    ("usr/lib/modules/6.1.0-56-amd64/kernel/drivers/nvme/host/nvme.ko", 0o100644, b"x"),
+]
+
+
+def test_quiesce_inside_kdump_mitigates_the_bridge_hazard(tmp_path):
+    root = copy(tmp_path, "kdump_legacy_on")
+    cmd = (root / "proc/cmdline").read_text().strip()
+    (root / "proc/cmdline").write_text(cmd + " kdumptool.quiesce=1\n")
+    r = run(root)
+    br = [f for f in r.findings if f.id == "bridge-shutdown-order"][0]
+    assert br.severity == "info" and "mitigated" in br.title
+    assert any(e.text == "kdumptool.quiesce=1" for e in br.evidence)
+    assert r.verdict == "warning"  # driverless devices still master during the dump
+
+
+def test_quiesce_on_a_live_host_needs_the_module_in_the_initramfs(tmp_path):
+    root = copy(tmp_path, "live_legacy_on")
+    (root / "etc/kdumptool").mkdir(parents=True)
+    (root / "etc/kdumptool/kdumptool.conf").write_text("# kdumptool\nquiesce=1\n")
+    (root / "boot").mkdir()
+    img = root / "boot/initramfs-6.1.0-56-amd64kdump.img"
+    img.write_bytes(newc(KDT_INITRD))
+    r = run(root)
+    br = [f for f in r.findings if f.id == "bridge-shutdown-order"][0]
+    assert br.severity == "info"
+    assert any(e.source == "/etc/kdumptool/kdumptool.conf" and e.line == 2 for e in br.evidence)
+    img.write_bytes(newc(KDT_INITRD[2:]))  # the module missing
+    r = run(root)
+    br = [f for f in r.findings if f.id == "bridge-shutdown-order"][0]
+    assert br.severity == "warning" and any("not in the kdump initramfs" in e.text for e in br.evidence)
+
+
+def test_live_without_registers_or_log_uses_sysfs(tmp_path):
+    root = copy(tmp_path, "live_legacy_on")
+    (root / "_kdumptool/vtd_registers.json").unlink()
+    (root / "_kdumptool/dmesg.txt").unlink()
+    r = run(root)
+    assert r.scenario.first.vtd is True
+    assert any(e.source == "/sys/class/iommu/dmar0/devices" for e in r.scenario.first.evidence)
+    assert r.scenario.case == "copied"

@@ -234,3 +234,27 @@ def test_full_linear_leaf_table_fast_case_matches_entry_by_entry():
         Extent(0x400000 + 100 * 4096, 0x40200000 + 100 * 4096, 4096, True, False),
         Extent(0x400000 + 101 * 4096, 0x40200000 + 101 * 4096, 411 * 4096, True, True),
     )
+
+
+def test_check_faults_verdicts():
+    from kdumptool.analysis.vtd_walk import check_faults
+    from kdumptool.formats.klog import parse_log
+
+    mem = VtdMemory()
+    pt = PageTable(mem, 3)
+    pt.map(0xFFFFC000, 0x3B6B000)
+    pt.map(0xFFFFD000, 0x3B6C000, write=False)
+    lt = LegacyTables(mem)
+    lt.device(0, 0x10, pt.root, did=4)
+    log = [
+        "[    1.3] DMAR: [DMA Read NO_PASID] Request device [00:02.0] fault addr 0xffffc000 [fault reason 0x06] PTE Read access is not set",
+        "[    1.4] DMAR: [DMA Read NO_PASID] Request device [00:02.0] fault addr 0xffffc000 [fault reason 0x06] PTE Read access is not set",
+        "[    1.5] DMAR: [DMA Write NO_PASID] Request device [00:02.0] fault addr 0xffffd000 [fault reason 0x05] PTE Write access is not set",
+        "[    1.6] DMAR: [DMA Read NO_PASID] Request device [00:02.0] fault addr 0x1000 [fault reason 0x06] PTE Read access is not set",
+    ]
+    got = check_faults(mem, lt.root, "legacy", list(parse_log(log)))
+    assert [(c.address, c.access, c.count) for c in got] == [(0xFFFFC000, "read", 2), (0xFFFFD000, "write", 1),
+                                                            (0x1000, "read", 1)]
+    assert "in-flight DMA set up before the crash" in got[0].verdict and got[0].lookup.phys == 0x3B6B000
+    assert got[1].verdict.endswith("but without write access")
+    assert got[2].verdict.startswith("not mapped in the crashed kernel's tables either")

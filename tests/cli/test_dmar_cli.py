@@ -197,3 +197,72 @@ def test_version(capsys: pytest.CaptureFixture) -> None:
 
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out == f"kdumptool {__version__}\n"
+
+
+def test_annotations_resolved_for_python39() -> None:
+    """On Python < 3.10 typer reads string annotations unevaluated; main resolves them so
+    ``FormatOpt``/``RootOpt`` (and ``Annotated[Optional[...], ...] = None``) keep their
+    typer metadata. Exercised here on any Python."""
+    import typing
+
+    import typer
+
+    from kdumptool.cli import dmar as dmar_cli
+    from kdumptool.cli.main import _resolve_annotations, _strip_implicit_optional
+
+    app = typer.Typer()
+    dmar_cli.register(app)
+    cb = app.registered_commands[0].callback
+    saved = dict(cb.__annotations__)
+    try:
+        # As ``from __future__ import annotations`` leaves them (before any resolution).
+        cb.__annotations__ = {"file": "Optional[Path]", "root": "RootOpt",
+                              "fmt": "FormatOpt", "no_pci": "bool", "return": "None"}
+        _resolve_annotations(app)
+        for name in ("root", "fmt"):
+            ann = cb.__annotations__[name]
+            assert typing.get_origin(ann) is typing.Annotated, (name, ann)
+    finally:
+        cb.__annotations__ = saved
+    opt = typing.Optional[typing.Annotated[typing.Optional[str], "meta"]]
+    assert typing.get_origin(_strip_implicit_optional(opt)) is typing.Annotated
+    assert _strip_implicit_optional(typing.Optional[int]) == typing.Optional[int]
+
+
+def test_stdin(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    raw = (D / "text" / "lab_acpidump.txt").read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+    code, out, _ = run(capsys, "dmar", "-", "-f", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["source"] == "<stdin>"
+    assert doc["structures"][0]["register_base_address"] == 0xFED90000
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    code, lines = err_line(capsys, "dmar", "-")
+    assert code == 1 and lines == ["error: <stdin>: offset 0x0: empty input"]
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    from kdumptool.errors import SourceMissing
+
+    with pytest.raises(SourceMissing):
+        main(["--debug", "dmar", str(tmp_path / "nope.bin")])
+
+
+def test_internal_error_is_one_line(capsys: pytest.CaptureFixture,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import kdumptool.formats.dmar as fd
+
+    def boom(*a: object, **k: object) -> None:
+        raise ZeroDivisionError("simulated bug")
+
+    monkeypatch.setattr(fd, "parse_dmar", boom)
+    code, lines = err_line(capsys, "dmar", str(X01))
+    assert code == 1
+    assert lines == ["error: internal error: ZeroDivisionError: simulated bug "
+                     "(run with --debug for the traceback)"]
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "dmar", str(X01)])

@@ -16,18 +16,20 @@ EXPECT: Dict[str, Dict[str, Any]] = {
     # kdump_tes: GSTS.TES in the kdump kernel; kdump_rtaddr: "old" (still the crashed
     # kernel's root table) or "new" (a table the kdump kernel allocated, in crashkernel).
     # fault_device: a DMAR fault the kdump kernel must log for this requester.
+    # triage_case: the case of kdumptool.analysis.scenario that the kernel's lines above
+    # amount to (copied | on-off | sm-mismatch).
     "legacy_on": dict(live_sm=False, kdump_lines=[COPIED], kdump_absent=[COPY_FAILED],
-                      kdump_tes=True, kdump_rtaddr="new", fault_device=None),
+                      kdump_tes=True, kdump_rtaddr="new", fault_device=None, triage_case="copied"),
     "legacy_off": dict(live_sm=False, kdump_lines=[DISABLED], kdump_absent=[COPIED],
-                       kdump_tes=False, kdump_rtaddr="old", fault_device=None),
+                       kdump_tes=False, kdump_rtaddr="old", fault_device=None, triage_case="on-off"),
     "legacy_drv": dict(live_sm=False, kdump_lines=[COPIED], kdump_absent=[COPY_FAILED],
-                       kdump_tes=True, kdump_rtaddr="new", fault_device=None,
+                       kdump_tes=True, kdump_rtaddr="new", fault_device=None, triage_case="copied",
                        drivers_after={"0000:00:02.0": "e1000e", "0000:00:03.0": "nvme"}),
     "sm_on": dict(live_sm=True, kdump_lines=[COPIED], kdump_absent=[COPY_FAILED],
-                  kdump_tes=True, kdump_rtaddr="new", fault_device=None),
+                  kdump_tes=True, kdump_rtaddr="new", fault_device=None, triage_case="copied"),
     "sm_mismatch": dict(live_sm=True, kdump_lines=[COPY_FAILED, "DMAR: DRHD: handling fault status reg"],
                         kdump_absent=[COPIED], kdump_tes=True, kdump_rtaddr="new",
-                        fault_device="00:02.0"),
+                        fault_device="00:02.0", triage_case="sm-mismatch"),
 }
 
 
@@ -38,6 +40,9 @@ KNOWN_ISSUES: List[Tuple[str, str]] = [
     ("overlaps PT_LOAD",
      "formats/elf.py check_load_segments rejects real x86-64 /proc/vmcore and makedumpfile -E "
      "dumps (their kernel-text PT_LOAD overlaps a RAM PT_LOAD by design)"),
+    ("\\x09",
+     "collect's _kdumptool/dmesg.txt keeps /dev/kmsg's \\xNN escapes (a tab prints as \\x09), "
+     "so it is not the log 'as dmesg prints it' (system stream)"),
 ]
 
 

@@ -12,6 +12,7 @@ pytestmark = pytest.mark.lab
 
 
 def test_live_kernel_reached_the_panic(run: Run) -> None:
+    assert not run.result.get("unexpected_panic"), f"{run.name}: a kernel panicked before/after the sysrq crash (see {run.dir}/serial.log)"
     assert run.result["live_ok"], f"{run.name}: the live kernel did not reach the panic (see {run.dir}/serial.log)"
     assert "loaded=1" in run.text("live", "kexec.txt"), \
         f"{run.name}: kexec -p did not load the capture kernel: {run.text('live', 'kexec.txt')}"

@@ -219,3 +219,10 @@ def test_live_register_refusal_carries_on(tmp_path, monkeypatch):
 
     text = render_iommu_text(system)
     assert "registers: not read" in text and "CAP 0x00d2008c22260206" in text
+
+
+def test_pmen_and_fectl_bits():
+    r = decode_vtd_registers({"PMEN": 0x80000001, "FECTL": 0x80000000, "FSTS": 0x0102})
+    assert r.pmr_enabled and r.fault_interrupt_masked
+    assert r.fsts_flags() == ["PPF"] and r.fault_record_index == 1
+    assert decode_vtd_registers({"PMEN": 0}).pmr_enabled is False

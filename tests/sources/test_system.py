@@ -178,3 +178,24 @@ def test_unreadable_dmar_is_not_reported_as_absent(tmp_path, monkeypatch):
     assert system.dmar_present and system.dmar is None
     assert any("permission denied" in w for w in system.warnings)
     assert "could not be read" in no_vtd_reason(system)
+
+
+def test_udev_failure_falls_back_to_files(monkeypatch):
+    from kdumptool.errors import SourceMissing
+    from kdumptool.sources import pci as pci_src
+
+    def broken(warnings=None):
+        raise SourceMissing("udev enumeration failed: No library named udev")
+
+    monkeypatch.setattr(pci_src, "read_pci_devices_udev", broken)
+    system = read_system("/", use_udev=True, read_registers=False)
+    assert any("enumerating sysfs files instead" in w for w in system.warnings)
+    assert set(system.devices) == set(read_system(Root("/"), use_udev=False, read_registers=False).devices)
+
+
+def test_kdump_kernel_known_from_elfcorehdr(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cmdline").write_text("BOOT_IMAGE=/vmlinuz irqpoll reset_devices elfcorehdr=720244K\n")
+    assert read_system(tmp_path).in_kdump_kernel
+    (tmp_path / "proc/cmdline").write_text("BOOT_IMAGE=/vmlinuz crashkernel=256M\n")
+    assert not read_system(tmp_path).in_kdump_kernel

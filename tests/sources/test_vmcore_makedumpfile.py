@@ -31,8 +31,16 @@ def test_makedumpfile_lzo_and_elf_of_the_same_crash(shared, tmp_path):
                         prstatus=[(p.pid, dict(p.registers)) for p in dump.prstatus],
                         max_mapnr=dump.max_mapnr)
         ref_log = decode_printk(dump.vmcoreinfo, dump.read_virt).records
+        # Laid out like /proc/vmcore: the kernel image (live iomem: Kernel code .. bss)
+        # also as a kernel-text PT_LOAD at SYMBOL(_stext).
+        iomem = (shared / "lab-captures" / "live" / "legacy_on" / "iomem.txt").read_text()
+        spans = {ln.split(" : ")[1]: [int(x, 16) for x in ln.strip().split(" : ")[0].split("-")]
+                 for ln in iomem.splitlines() if " : Kernel " in ln}
+        lo, hi = spans["Kernel code"][0], spans["Kernel bss"][1] + 1
+        stext = dump.vmcoreinfo.symbol("_stext")
+        assert stext is not None and dump.virt_to_phys(stext) == lo
     elf = tmp_path / "crash.elf"
-    elf.write_bytes(write_elf(spec, filtered_in_memsz=False))
+    elf.write_bytes(write_elf(spec, filtered_in_memsz=False, kernel_text=(stext, lo, hi - lo)))
     del spec, pages
     lzo = tmp_path / "crash.lzo.kdump"
     out_e = tmp_path / "crash.E.elf"
@@ -40,6 +48,8 @@ def test_makedumpfile_lzo_and_elf_of_the_same_crash(shared, tmp_path):
         r = subprocess.run(["makedumpfile", *args, "-d", "31", str(elf), str(out)],
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stdout[-500:] + r.stderr[-500:]
+    with open_dump(str(elf)) as ours:
+        assert len(ours.describe()["kernel_text_aliases"]) == 1
     with open_dump(str(src)) as ref, open_dump(str(lzo)) as a, open_dump(str(out_e)) as b:
         assert a.header.compression == ("lzo",)
         compared_a = compared_b = filtered_zero = 0
