@@ -27,6 +27,10 @@ def register(app: typer.Typer) -> None:
         from kdumptool.sources.root import open_root
         from kdumptool.sources.snapshot import collect as do_collect
 
+        if output.exists() and not output.is_dir():
+            from kdumptool.errors import KdumptoolError
+
+            raise KdumptoolError(f"{output}: exists (collect does not overwrite a file)")
         src = open_root(root)
         progress: Optional[Any] = None
         bar: Optional[Any] = None

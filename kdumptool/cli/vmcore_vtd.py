@@ -341,7 +341,7 @@ def _saved_units(saved: Path, unit: Optional[str], warnings: List[str], all_unit
         if not path.is_file():
             continue
         try:
-            text = path.read_text()
+            text = path.read_text(errors="replace")  # binary junk fails to parse below
         except OSError as exc:
             raise SourceMissing(f"{path}: {exc.strerror}") from None
         try:
