@@ -189,9 +189,12 @@ def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:
 
 def _int(text: str, opt: str) -> int:
     try:
-        return int(text, 16) if not text.lower().startswith(("0x", "0o", "0b")) else int(text, 0)
+        value = int(text, 16) if not text.lower().startswith(("0x", "0o", "0b")) else int(text, 0)
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a hex number", param_hint=opt) from None
+    if not 0 <= value < 1 << 64:
+        raise typer.BadParameter(f"{text!r} is not a 64-bit address", param_hint=opt)
+    return value
 
 
 def _parse_bdf(text: str) -> tuple:
