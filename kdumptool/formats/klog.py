@@ -656,13 +656,15 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
         body = raw.rstrip("\r\n")
         parts = body.split("\n") if "\n" in body else [body]
         for part in parts:
+            ln_dev: Optional[LogLine] = None
             if _DEVLINE_HINT_RE.search(part) and len(drivers_seen) < _MAX_DRIVERS:
-                dev = _driver_event(part, number, drivers_seen)
+                ln_dev = normalise_line(part, number)
+                dev = _driver_event(ln_dev, drivers_seen)
                 if dev is not None:
                     yield dev
             if pending is None and held is None and not _KEYWORDS_RE.search(part):
                 continue  # fast path: nothing we know starts here (the message is a substring)
-            ln = normalise_line(part, number)
+            ln = ln_dev if ln_dev is not None else normalise_line(part, number)
             if ln.meta:
                 continue
             if held is not None:
@@ -695,9 +697,9 @@ _NOT_DRIVERS = frozenset({"pci", "PCI", "pci_bus", "acpi", "ACPI"})
 _MAX_DRIVERS = 4096
 
 
-def _driver_event(part: str, number: int, seen: Set[Tuple[str, str]]) -> Optional[LogEvent]:
+def _driver_event(ln: LogLine, seen: Set[Tuple[str, str]]) -> Optional[LogEvent]:
     """A ``driver`` event the first time a driver speaks for a PCI device."""
-    ln = normalise_line(part, number)
+    number = ln.number
     m = _DEVLINE_RE.match(ln.text)
     if m is None or m.group(1) in _NOT_DRIVERS:
         return None

@@ -6,10 +6,11 @@ copy of it, ``makedumpfile -E``) or makedumpfile's kdump-compressed format. Both
 
 - only the pages asked for are read (``os.pread``) and decompressed; decompressed pages sit
   in a small LRU cache (``cache_pages``, 256 by default = 1 MiB with 4 KiB pages). The
-  kdump-compressed bitmaps are kept (two bits per page of RAM: 64 KiB for 1 GiB) with a
-  prefix count every 64 bytes (8 more bytes per 2 MiB of RAM), so finding a page's
-  descriptor is one lookup plus a popcount of at most 64 bytes; descriptors are read 256
-  at a time into a 16-block LRU (96 KiB). Nothing else scales with the dump.
+  kdump-compressed bitmaps stay in the file: a prefix count of dumped pages every 64
+  bytes of the 2nd bitmap (8 bytes per 2 MiB of RAM) is built by streaming it once, so
+  finding a page's descriptor is one lookup plus a popcount of at most 64 bytes of a
+  4 KiB bitmap block (16-block LRU); descriptors are read 256 at a time into a 16-block
+  LRU (96 KiB). Nothing else scales with the dump.
 - a page that is not there raises ``NotMapped(paddr, why)`` with ``why`` one of
   ``filtered`` (excluded by makedumpfile's dump level, or in an ELF segment's
   ``p_memsz`` past ``p_filesz``), ``not in the dump`` (no segment / not RAM / outside a
@@ -18,7 +19,9 @@ copy of it, ``makedumpfile -E``) or makedumpfile's kdump-compressed format. Both
 
 Kernel virtual addresses (for the printk buffers) are translated the x86-64 way:
 ``__START_KERNEL_map`` addresses (``SYMBOL()`` values) by ``vaddr - 0xffffffff80000000 +
-phys_base`` with ``phys_base`` from ``NUMBER(phys_base)`` (or the kdump sub-header);
+phys_base`` with ``phys_base`` from ``NUMBER(phys_base)``, else the kdump sub-header's
+``phys_base``, else derived from an ELF kernel-text PT_LOAD (``p_paddr - (p_vaddr -
+0xffffffff80000000)``, what /proc/vmcore's kernel-text segment encodes);
 anything else (the direct map at ``page_offset_base``, which KASLR moves and VMCOREINFO
 does not record, vmalloc) by walking the kernel page tables from ``SYMBOL(init_top_pgt)``
 (4 or 5 levels by ``NUMBER(pgtable_l5_enabled)``, 1 GiB / 2 MiB pages, ``NUMBER(sme_mask)``
@@ -221,6 +224,10 @@ class ElfDump(Dump):
         phnum = self.header.e_phnum
         if phnum == elf.PN_XNUM:
             phnum = elf.phnum_from_section0(self._pread(elf.SHDR_SIZE, self.header.e_shoff), path)
+        if self.header.e_phoff + phnum * elf.PHDR_SIZE > self.file_size:
+            raise DecodeError(path, self.header.e_phoff,
+                              f"{phnum} program headers at 0x{self.header.e_phoff:x} run past the "
+                              f"end of the file (0x{self.file_size:x})")
         table = self._pread(phnum * elf.PHDR_SIZE, self.header.e_phoff)
         self.phdrs = elf.parse_program_headers(table, phnum, self.header.e_phoff, path)
         index, warnings = elf.check_load_segments(self.phdrs, self.file_size, path)
@@ -241,6 +248,16 @@ class ElfDump(Dump):
             self.notes += notes
             self.warnings += warns
         _load_notes(self)
+
+    @property
+    def phys_base(self) -> Optional[int]:
+        base = self.vmcoreinfo.phys_base
+        if base is not None:
+            return base
+        for p in self.phdrs:
+            if p.p_type == elf.PT_LOAD and p.p_vaddr >= START_KERNEL_MAP:
+                return p.p_paddr - (p.p_vaddr - START_KERNEL_MAP)
+        return None
 
     def _segment(self, paddr: int) -> Optional[Segment]:
         i = bisect.bisect_right(self._starts, paddr) - 1
