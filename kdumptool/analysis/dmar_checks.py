@@ -196,6 +196,13 @@ def check_dmar(
                         f"DRHD 0x{base:x} has no device scope and no INCLUDE_PCI_ALL: it "
                         "covers no device (servers list such units for unpopulated "
                         "sockets or hot-plug)", d.offset))
+    spans = sorted(((d.register_base_address, d.register_base_address + d.register_set_bytes, d)
+                    for d in drhds if d.register_base_address), key=lambda t: t[:2])
+    for (a0, a1, da), (b0, _b1, db) in zip(spans, spans[1:]):
+        if b0 < a1 and b0 != a0:  # equal bases are DRHD_DUPLICATE_BASE already
+            add(Finding("DRHD_REGISTERS_OVERLAP", ERROR,
+                        f"DRHD register set 0x{b0:x} overlaps the {da.register_set_bytes >> 10} "
+                        f"KiB register set of the DRHD at 0x{a0:x}", db.offset))
     for seg, units in include_all_by_seg.items():
         if len(units) > 1:
             add(Finding("MULTIPLE_INCLUDE_ALL", ERROR,
@@ -234,6 +241,10 @@ def check_dmar(
                         "(Linux: '[Firmware Bug]: No firmware reserved region can cover this "
                         "RMRR'): the OS may hand it out while a device still DMAs to it",
                         r.offset))
+        if 12 <= dmar.host_address_width <= 64 and r.end_address >> dmar.host_address_width:
+            add(Finding("RMRR_BEYOND_HAW", WARNING,
+                        f"RMRR {rng} ends above the {dmar.host_address_width}-bit host address "
+                        "width: remapping hardware cannot address all of it", r.offset))
         if not r.device_scopes:
             add(Finding("RMRR_NO_DEVICES", WARNING,
                         f"RMRR {rng} names no device", r.offset))

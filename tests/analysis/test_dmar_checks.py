@@ -26,6 +26,9 @@ def ids(structures: List[bytes], flags: int = 1, pci: Optional[dict] = None, **k
 
 
 def test_clean_table_has_no_findings() -> None:
+    # Register sets back to back (8 KiB then 4 KiB), an RMRR just below 2^39.
+    assert ids([B.drhd(0xFED90000, [EP], size=1), B.drhd(0xFED92000, [IOAPIC], flags=1),
+                B.rmrr(0x7F_FFFF_F000, 0x7F_FFFF_FFFF, [EP])]) == []
     assert ids([B.drhd(0xFED90000, [EP]), B.drhd(0xFED91000, [IOAPIC], flags=1),
                 B.rmrr(0x8C000000, 0x8C0FFFFF, [B.scope(1, 0, [(0x14, 0)])])]) == []
     # Without an INCLUDE_PCI_ALL unit, an RMRR device that a DRHD lists is covered.
@@ -63,6 +66,10 @@ def test_clean_table_has_no_findings() -> None:
     ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.unknown(9, b"abcd")], 1, "UNKNOWN_STRUCTURE"),
     ([B.drhd(0xFED90000, [IOAPIC, EP]), B.rmrr(0x1000, 0x1FFF, [B.scope(1, 0, [(0x14, 0)])])],
      1, "SCOPE_NOT_UNDER_ANY_DRHD"),
+    ([B.drhd(0xFED90000, [IOAPIC], size=1), B.drhd(0xFED91000, [EP])], 1,
+     "DRHD_REGISTERS_OVERLAP"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x80_0000_0000, 0x80_0000_0FFF, [EP])], 1,
+     "RMRR_BEYOND_HAW"),
     ([], 1, "NO_STRUCTURES"),
     ([B.rmrr(0x1000, 0x1FFF, [EP])], 1, "NO_DRHD"),
     ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.drhd(0xFED91000, length=0x100)], 1,

@@ -114,3 +114,15 @@ def test_system_root_ties_kdump_fault_to_crashed_kernels_driver(
     assert (dev["driver"], dev["iommu_group"], dev["drhd"]) == ("e1000e", 2, "0xfed90000")
     code, out, err = run(capsys, "log", "--root", "fixtures/snapshots/kdump_sm_mismatch", "--no-system", "-f", "text")
     assert "most: 0000:00:02.0 group 2 (from the log), 0x06" in out
+
+
+
+def test_fail_on_exit_codes(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    sm = ["--root", "fixtures/snapshots/kdump_sm_mismatch", "-f", "json"]
+    ok = ["--root", "fixtures/snapshots/kdump_legacy_on", "-f", "json"]
+    assert run(capsys, "log", *sm, "--fail-on", "fault")[0] == 3
+    assert run(capsys, "log", *sm, "--fail-on", "warning")[0] == 3
+    assert run(capsys, "log", *ok, "--fail-on", "warning")[0] == 0
+    code, out, err = run(capsys, "log", *ok, "--fail-on", "bogus")
+    assert code == 2 and "bogus" in err
