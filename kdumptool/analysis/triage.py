@@ -330,7 +330,17 @@ def _merge_first(inferred: KernelState, seen: KernelState) -> KernelState:
 
 
 def _cmdline_remedy(s: Optional[KdumpSettings], want: str, drop: Sequence[str] = ()) -> str:
-    """How to make the kdump kernel boot with ``want``."""
+    """How to make the kdump kernel boot with ``want``: edit the setting that carries the
+    conflicting parameter (``KDUMP_CMDLINE``/``KDUMP_COMMANDLINE`` when it replaces the
+    command line and holds it), else the append variable (later parameters win)."""
+    names = ("intel_iommu", *drop)
+    rep = s.cmdline_replace if s is not None else None
+    if rep is not None and rep.entry is not None and rep.file is not None:
+        cur_args = str(rep.value).split()
+        if any(a.split("=", 1)[0] in names for a in cur_args):
+            args = [a for a in cur_args if a.split("=", 1)[0] not in names] + [want]
+            return (f'set {rep.entry.key}="{" ".join(args)}" in {rep.file} (line {rep.entry.line}), '
+                    f"then restart the kdump service")
     if s is not None and s.append_var is not None:
         path, var = s.append_var
         cur = ""
