@@ -164,6 +164,7 @@ class TriageInput:
     builtin_modules: Optional[FrozenSet[str]] = None
     crashed: Optional[CrashedKernel] = None
     quiesce_conf: Optional[Evidence] = None  # quiesce=1 in /etc/kdumptool/kdumptool.conf
+    amd_iommu: Optional[Evidence] = None  # an ACPI IVRS table: AMD-Vi, not VT-d
     early_log: Optional[LogMarkers] = None
 
 
@@ -330,7 +331,17 @@ def _merge_first(inferred: KernelState, seen: KernelState) -> KernelState:
 
 
 def _cmdline_remedy(s: Optional[KdumpSettings], want: str, drop: Sequence[str] = ()) -> str:
-    """How to make the kdump kernel boot with ``want``."""
+    """How to make the kdump kernel boot with ``want``: edit the setting that carries the
+    conflicting parameter (``KDUMP_CMDLINE``/``KDUMP_COMMANDLINE`` when it replaces the
+    command line and holds it), else the append variable (later parameters win)."""
+    names = ("intel_iommu", *drop)
+    rep = s.cmdline_replace if s is not None else None
+    if rep is not None and rep.entry is not None and rep.file is not None:
+        cur_args = str(rep.value).split()
+        if any(a.split("=", 1)[0] in names for a in cur_args):
+            args = [a for a in cur_args if a.split("=", 1)[0] not in names] + [want]
+            return (f'set {rep.entry.key}="{" ".join(args)}" in {rep.file} (line {rep.entry.line}), '
+                    f"then restart the kdump service")
     if s is not None and s.append_var is not None:
         path, var = s.append_var
         cur = ""
@@ -476,14 +487,12 @@ def triage(inp: TriageInput) -> TriageReport:
     src = sysm.source
 
     if scen.case == "no-vtd":
-        findings.append(
-            Finding(
-                "no-vtd",
-                "info",
-                "No Intel VT-d (no DMAR table, no DMAR units): nothing to triage for VT-d",
-                (Evidence("/sys/firmware/acpi/tables/DMAR", "absent"), Evidence("/sys/class/iommu", "no dmar units")),
-            )
-        )
+        ev = (Evidence("/sys/firmware/acpi/tables/DMAR", "absent"), Evidence("/sys/class/iommu", "no dmar units"))
+        title = "No Intel VT-d (no DMAR table, no DMAR units): nothing to triage for VT-d"
+        if inp.amd_iommu is not None:
+            ev = ev + (inp.amd_iommu,)
+            title += "; this machine has an AMD IOMMU (ACPI IVRS), which kdumptool does not triage"
+        findings.append(Finding("no-vtd", "info", title, ev))
         findings.extend(_capacity_findings(inp))
         return _report(scen, findings, [], src, kd_cmdline, kd_basis)
 

@@ -440,8 +440,9 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("ir_copy_failed", re.compile(r"Failed to copy IR table for (?P<unit>\S+) from previous kernel")),
     ("ir_not_kdump", re.compile(r"IRQ remapping was enabled on (?P<unit>\S+) but we are not in kdump mode")),
     ("sm_disallowed", re.compile(r"Scalable mode is disallowed")),
-    ("iommu_disabled", re.compile(r"(?:DMAR|dmar|Intel-IOMMU)\s*:\s*IOMMU disabled")),
-    ("iommu_enabled", re.compile(r"(?:DMAR|dmar)\s*:\s*IOMMU enabled")),
+    # "DMAR: IOMMU disabled" (>= 4.x pr_fmt), "Intel-IOMMU: disabled" (2.6/3.x printk).
+    ("iommu_disabled", re.compile(r"(?:(?:DMAR|dmar)\s*:\s*IOMMU|Intel-IOMMU:) disabled$")),
+    ("iommu_enabled", re.compile(r"(?:(?:DMAR|dmar)\s*:\s*IOMMU|Intel-IOMMU:) enabled$")),
     ("firmware_bug", re.compile(r"(?:DMAR|dmar|DMAR-IR).*\[Firmware (?:Bug|Warn)\]|\[Firmware (?:Bug|Warn)\].*(?:DMAR|RMRR|DRHD|IOMMU|VT-d)")),
     ("unit", re.compile(
         r"(?P<unit>dmar\d+)\s*:\s*reg_base_addr\s+(?P<reg_base_addr>[0-9a-fA-F]+)\s+ver\s+(?P<ver>\d+:\d+)"

@@ -288,6 +288,8 @@ def test_f7_f8_f9_status_suppressed_firmware() -> None:
         ("DMAR: Scalable mode is disallowed", "sm_disallowed", None),
         ("DMAR: IOMMU disabled", "iommu_disabled", None),
         ("DMAR: IOMMU enabled", "iommu_enabled", None),
+        ("Intel-IOMMU: disabled", "iommu_disabled", None),
+        ("Intel-IOMMU: enabled", "iommu_enabled", None),
         ("DMAR-IR: Enabled IRQ remapping in x2apic mode", "ir_mode", None),
         ("Kernel panic - not syncing: sysrq triggered crash", "panic", None),
     ],
