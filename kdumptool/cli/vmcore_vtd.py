@@ -47,8 +47,9 @@ def iommu(
     all_units: Annotated[bool, typer.Option("--all-units", help="Decode the root table of every unit "
                                                                "(saved record, registers or scan), not only the first.")] = False,
     faults: Annotated[Optional[Path], typer.Option(
-        "--faults", help="A kernel log (the kdump kernel's dmesg, or a snapshot's _kdumptool/dmesg.txt): "
-                         "look up each DMA fault it reports in the crashed kernel's tables.")] = None,
+        "--faults", help="A kernel log (the kdump kernel's dmesg, or a snapshot's _kdumptool/dmesg.txt), or "
+                         "'vmcore' for the crashed kernel's own log in the dump: look up each DMA fault it "
+                         "reports in the crashed kernel's tables.")] = None,
     fmt: FormatOpt = "auto",
 ) -> None:
     """Decode the VT-d root, context, PASID and page tables of the crashed kernel."""
@@ -87,7 +88,8 @@ def iommu(
             return
         if faults is not None:
             checks = _fault_checks(dump, addr, tmode, faults)
-            fobj = rv.faults_json(checks, str(faults))
+            fobj = rv.faults_json(checks, "the crashed kernel's log (from the dump)" if str(faults) == "vmcore"
+                                  and not faults.exists() else str(faults))
             fobj["root_table"] = {"address": addr, "mode": tmode, "source": source, "source_detail": detail}
             fobj["warnings"] = warnings
             emit(fmt, json_obj=lambda: fobj, text=lambda: "".join(
@@ -177,6 +179,11 @@ def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:
     from kdumptool.errors import SourceMissing
     from kdumptool.formats.klog import parse_log
 
+    if str(log) == "vmcore" and not log.exists():
+        from kdumptool.formats.printk import decode_printk
+
+        return check_faults(dump, addr, mode, list(parse_log(decode_printk(dump.vmcoreinfo,
+                                                                           dump.read_virt).dmesg_lines())))
     path = log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
