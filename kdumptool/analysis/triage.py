@@ -164,6 +164,7 @@ class TriageInput:
     builtin_modules: Optional[FrozenSet[str]] = None
     crashed: Optional[CrashedKernel] = None
     quiesce_conf: Optional[Evidence] = None  # quiesce=1 in /etc/kdumptool/kdumptool.conf
+    amd_iommu: Optional[Evidence] = None  # an ACPI IVRS table: AMD-Vi, not VT-d
     early_log: Optional[LogMarkers] = None
 
 
@@ -486,14 +487,12 @@ def triage(inp: TriageInput) -> TriageReport:
     src = sysm.source
 
     if scen.case == "no-vtd":
-        findings.append(
-            Finding(
-                "no-vtd",
-                "info",
-                "No Intel VT-d (no DMAR table, no DMAR units): nothing to triage for VT-d",
-                (Evidence("/sys/firmware/acpi/tables/DMAR", "absent"), Evidence("/sys/class/iommu", "no dmar units")),
-            )
-        )
+        ev = (Evidence("/sys/firmware/acpi/tables/DMAR", "absent"), Evidence("/sys/class/iommu", "no dmar units"))
+        title = "No Intel VT-d (no DMAR table, no DMAR units): nothing to triage for VT-d"
+        if inp.amd_iommu is not None:
+            ev = ev + (inp.amd_iommu,)
+            title += "; this machine has an AMD IOMMU (ACPI IVRS), which kdumptool does not triage"
+        findings.append(Finding("no-vtd", "info", title, ev))
         findings.extend(_capacity_findings(inp))
         return _report(scen, findings, [], src, kd_cmdline, kd_basis)
 
