@@ -101,11 +101,13 @@ def check_dmar(
     dmar: Dmar,
     pci: Optional[Mapping[str, Optional[int]]] = None,
     reserved: Optional[Sequence[Tuple[int, int]]] = None,
+    crashkernel: Optional[Sequence[Tuple[int, int]]] = None,
 ) -> List[Finding]:
     """All findings for ``dmar``; ``pci`` maps known BDFs to bridge secondary buses
     (None for non-bridges), as :func:`kdumptool.sources.acpi.read_pci_bridges` gives;
     ``reserved`` lists the firmware-reserved memory ranges (inclusive), as
-    :func:`kdumptool.sources.acpi.read_reserved_ranges` gives."""
+    :func:`kdumptool.sources.acpi.read_reserved_ranges` gives; ``crashkernel`` the
+    ``Crash kernel`` ranges of /proc/iomem (the memory the kdump kernel runs in)."""
     f: List[Finding] = []
     add = f.append
 
@@ -241,6 +243,12 @@ def check_dmar(
                         "(Linux: '[Firmware Bug]: No firmware reserved region can cover this "
                         "RMRR'): the OS may hand it out while a device still DMAs to it",
                         r.offset))
+        for c0, c1 in crashkernel or ():
+            if r.end_address >= r.base_address and r.base_address <= c1 and c0 <= r.end_address:
+                add(Finding("RMRR_IN_CRASHKERNEL", ERROR,
+                            f"RMRR {rng} overlaps the crash kernel reservation "
+                            f"0x{c0:x}-0x{c1:x}: a device that DMAs to its RMRR writes into "
+                            "the kdump kernel's memory", r.offset))
         if 12 <= dmar.host_address_width <= 64 and r.end_address >> dmar.host_address_width:
             add(Finding("RMRR_BEYOND_HAW", WARNING,
                         f"RMRR {rng} ends above the {dmar.host_address_width}-bit host address "

@@ -11,7 +11,12 @@ import pytest
 
 from kdumptool.analysis.dmar_checks import check_dmar, range_is_reserved
 from kdumptool.formats.dmar import parse_dmar
-from kdumptool.sources.acpi import read_dmar, read_pci_bridges, read_reserved_ranges
+from kdumptool.sources.acpi import (
+    read_dmar,
+    read_iomem_ranges,
+    read_pci_bridges,
+    read_reserved_ranges,
+)
 from kdumptool.sources.root import open_root
 from tests.conftest import FIXTURES
 from tests.formats import dmar_builder as B
@@ -270,3 +275,14 @@ def test_read_reserved_ranges(tmp_path: Path) -> None:
         assert read_reserved_ranges(root) == [(0xA0000, 0xFFFFF)]
     with open_root(tmp_path / "proc") as root:
         assert read_reserved_ranges(root) is None
+
+
+def test_rmrr_in_crashkernel() -> None:
+    with open_root(FIXTURES / "dmar" / "lab_root") as root:
+        crash = read_iomem_ranges(root, "Crash kernel")
+    assert crash == [(0x1C000000, 0x2BFFFFFF)]  # crashkernel=256M of the lab guest
+    inside = [B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x2BFFF000, 0x2C000FFF, [EP])]
+    found = check_dmar(parse_dmar(B.table(inside)), crashkernel=crash)
+    assert [f.id for f in found] == ["RMRR_IN_CRASHKERNEL"]
+    outside = [B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x2C000000, 0x2C000FFF, [EP])]
+    assert check_dmar(parse_dmar(B.table(outside)), crashkernel=crash) == []

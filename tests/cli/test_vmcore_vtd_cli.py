@@ -306,3 +306,19 @@ def test_dump_without_vtd_tables_is_a_one_line_error(tmp_path):
     code, out, _ = run("scan", str(dump), "-f", "json")
     obj = json.loads(out)
     assert code == 0 and obj["best"] is None and obj["pages_scanned"] == 8
+
+
+def test_faults_from_the_crashed_kernels_own_log():
+    # the trimmed dumps keep the printk pages; the lab's live kernels logged no DMA fault
+    code, out, err = run("iommu", str(SM), "--rtaddr", "0x2411400", "--faults", "vmcore", "-f", "json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["log"] == "the crashed kernel's log (from the dump)" and obj["faults"] == []
+    # and the log was really read: the same decode finds the crash trigger and the DRHD
+    from kdumptool.formats.klog import parse_log
+    from kdumptool.formats.printk import decode_printk
+    from kdumptool.sources.vmcore import open_dump
+
+    with open_dump(str(SM)) as dump:
+        kinds = {e.kind for e in parse_log(decode_printk(dump.vmcoreinfo, dump.read_virt).dmesg_lines())}
+    assert {"drhd", "panic", "crash_trigger"} <= kinds and "dma_fault" not in kinds
