@@ -646,5 +646,9 @@ def _verdict(
             parts.append("no DMAR faults")
         else:
             parts.append("no VT-d (DMAR) lines in this log")
+    panics = [m for m in markers if m.kind == "panic"]
+    if panics:
+        why = str(panics[-1].details.get("why") or "").strip()
+        parts.append(f"this kernel panicked{': ' + why if why else ''} (line {panics[-1].line})")
     ctx = "kdump kernel: " if in_kdump else ""
     return level, f"{level.upper()}: {ctx}" + "; ".join(parts)
