@@ -63,16 +63,19 @@ def main() -> None:
         if not args.no_tracemalloc:
             tracemalloc.start()
         t0 = time.perf_counter()
+        c0 = time.process_time()
         report = analyse_log(parse_log(open_log_file(path)), max_events=10_000)
         dt = time.perf_counter() - t0
+        cpu = time.process_time() - c0
         peak = tracemalloc.get_traced_memory()[1] if not args.no_tracemalloc else None
         rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     n_faults = report.counts.get("dma_fault", 0)
     assert n_faults == injected, (n_faults, injected)
     print(f"lines: {args.lines:,} ({size / 1e6:.1f} MB), events: {sum(report.counts.values()):,}, "
           f"dma_fault: {n_faults:,} (expected {injected:,})")
-    print(f"time: {dt:.2f} s, {args.lines / dt:,.0f} lines/s, {size / 1e6 / dt:.1f} MB/s"
-          f"{' (under tracemalloc)' if peak is not None else ''}")
+    print(f"time: {dt:.2f} s wall, {cpu:.2f} s CPU; {args.lines / dt:,.0f} lines/s wall, "
+          f"{args.lines / cpu:,.0f} lines/s per CPU second, {size / 1e6 / dt:.1f} MB/s"
+          f"{' (under tracemalloc)' if peak is not None else ''}; load average {os.getloadavg()[0]:.1f}")
     if peak is not None:
         print(f"tracemalloc peak: {peak / 1e6:.2f} MB (events kept: {len(report.events):,}, "
               f"omitted: {report.events_omitted:,})")

@@ -169,10 +169,12 @@ def measure(root: Path) -> None:
     peak = tracemalloc.get_traced_memory()[1] if trace else 0
     if trace:
         tracemalloc.stop()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    rss = ru.ru_maxrss * 1024
+    cpu = ru.ru_utime + ru.ru_stime
     print(json.dumps({
         "import_s": round(t1 - t0, 3), "gather_s": round(t2 - t1, 3), "analyse_render_s": round(t3 - t2, 3),
-        "total_s": round(t3 - t0, 3), "python_peak_mb": round(peak / 2**20, 1), "max_rss_mb": round(rss / 2**20, 1),
+        "total_s": round(t3 - t0, 3), "cpu_s": round(cpu, 3), "python_peak_mb": round(peak / 2**20, 1), "max_rss_mb": round(rss / 2**20, 1),
         "devices": len(inp.system.devices), "units": len(inp.system.units), "findings": len(report.findings),
         "verdict": report.verdict, "text_lines": text.count("\n"), "json_bytes": len(js),
     }))
@@ -211,7 +213,8 @@ def main() -> None:
         best["python_peak_mb"] = json.loads(out.stdout)["python_peak_mb"]
         for r in results:
             print(json.dumps(r))
-        print(f"triage wall time (best of {a.runs}): {best['total_s']:.3f} s "
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(f"triage wall time (best of {a.runs}): {best['total_s']:.3f} s, CPU {best['cpu_s']:.3f} s "
               f"(imports {best['import_s']:.3f}, gather {best['gather_s']:.3f}, analyse+render {best['analyse_render_s']:.3f}); "
               f"peak Python heap {best['python_peak_mb']} MB, max RSS {best['max_rss_mb']} MB; "
               f"{best['devices']} devices, {best['units']} units, {best['findings']} findings, verdict {best['verdict']}")

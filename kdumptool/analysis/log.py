@@ -134,6 +134,7 @@ class DeviceInfo:
     bdf: str
     known: bool
     modelled: bool = True  # False: no system model was given at all
+    from_log: bool = False  # driver/group/identity maps filled from the log's own lines
     vendor_device: Optional[str] = None
     driver: Optional[str] = None
     iommu_group: Optional[int] = None
@@ -143,7 +144,7 @@ class DeviceInfo:
 
     def label(self) -> str:
         bits = [self.bdf]
-        if not self.known:
+        if not self.known and not self.from_log:
             if self.modelled:
                 bits.append("(not in the system model)")
             return " ".join(bits)
@@ -153,12 +154,15 @@ class DeviceInfo:
             bits.append(f"[{self.vendor_device}] no driver")
         if self.iommu_group is not None:
             bits.append(f"group {self.iommu_group}")
+        if self.from_log:
+            bits.append("(from the log)")
         return " ".join(bits)
 
     def to_json(self) -> Dict[str, Any]:
         return {
             "bdf": self.bdf,
             "known": self.known,
+            "from_log": self.from_log,
             "vendor_device": self.vendor_device,
             "driver": self.driver,
             "iommu_group": self.iommu_group,
@@ -371,6 +375,10 @@ class _Acc:
         self.cur: Optional[Burst] = None
         self.log_rmrrs: List[Tuple[int, int, int]] = []
         self.last_marker_key: Optional[Tuple[str, str]] = None
+        # What the log itself says about devices (used when the model does not know one).
+        self.log_drivers: Dict[str, str] = {}
+        self.log_groups: Dict[str, int] = {}
+        self.idmaps: Dict[Tuple[int, int], List[str]] = {}
 
     def add(self, ev: LogEvent) -> None:
         self.counts[ev.kind] = self.counts.get(ev.kind, 0) + 1
@@ -389,6 +397,18 @@ class _Acc:
             lo, hi = ev.details.get("base"), ev.details.get("end")
             if isinstance(lo, int) and isinstance(hi, int) and (ev.line, lo, hi) not in self.log_rmrrs:
                 self.log_rmrrs.append((ev.line, lo, hi))
+        if ev.bdf and ev.kind == "driver" and len(self.log_drivers) < 4096:
+            self.log_drivers.setdefault(ev.bdf, str(ev.details.get("driver")))
+        if ev.bdf and ev.kind == "iommu_group" and ev.value is not None and len(self.log_groups) < 4096:
+            self.log_groups[ev.bdf] = ev.value
+        if ev.bdf and ev.kind == "identity_map":
+            lo, hi = ev.details.get("base"), ev.details.get("end")
+            if isinstance(lo, int) and isinstance(hi, int):
+                owners = self.idmaps.get((lo, hi))
+                if owners is None and len(self.idmaps) < 1024:
+                    owners = self.idmaps[(lo, hi)] = []
+                if owners is not None and ev.bdf not in owners and len(owners) < 64:
+                    owners.append(ev.bdf)
         if ev.kind == "unit":
             # One entry per unit and base (a log holding several boots repeats them).
             ident = (ev.unit, ev.details.get("reg_base_addr"))
@@ -436,11 +456,37 @@ class _Acc:
                 self.bursts_omitted += 1
             self.cur = None
 
+    def _fill_from_log(self, info: DeviceInfo) -> None:
+        bdf = info.bdf
+        drv, grp = self.log_drivers.get(bdf), self.log_groups.get(bdf)
+        own = sorted(r for r, owners in self.idmaps.items() if bdf in owners)
+        if drv is None and grp is None and not own:
+            return
+        info.from_log = True
+        info.driver = info.driver or drv
+        info.iommu_group = info.iommu_group if info.iommu_group is not None else grp
+        info.rmrrs = info.rmrrs or own
+
     def finish(self) -> LogReport:
         self._close_burst()
+        for dev in self.devices.values():
+            if not dev.known:
+                self._fill_from_log(dev)
         faults = sorted(self.groups.values(), key=lambda g: (-g.count, g.first_line))
         for g in faults:
             info = self.devices.get(g.bdf) if g.bdf else None
+            if info is not None and info.from_log:
+                for a in g.addresses:
+                    for note in check_fault_address(info, a):
+                        if note not in g.address_notes:
+                            g.address_notes.append(note.replace(" RMRR ", " identity map (RMRR) ", 1))
+            for a in g.addresses:
+                for (lo, hi), owners in sorted(self.idmaps.items()):
+                    if lo <= a <= hi and g.bdf not in owners:
+                        note = (f"0x{a:x} is inside the identity map [0x{lo:x}-0x{hi:x}] (an RMRR) the kernel set up "
+                                f"for {', '.join(owners)} but not for {g.bdf}: is the device missing from the RMRR's scope?")
+                        if note not in g.address_notes:
+                            g.address_notes.append(note)
             if info is not None and info.known:
                 continue  # the model's own RMRR list for the device was checked already
             for a in g.addresses:
@@ -600,5 +646,9 @@ def _verdict(
             parts.append("no DMAR faults")
         else:
             parts.append("no VT-d (DMAR) lines in this log")
+    panics = [m for m in markers if m.kind == "panic"]
+    if panics:
+        why = str(panics[-1].details.get("why") or "").strip()
+        parts.append(f"this kernel panicked{': ' + why if why else ''} (line {panics[-1].line})")
     ctx = "kdump kernel: " if in_kdump else ""
     return level, f"{level.upper()}: {ctx}" + "; ".join(parts)

@@ -324,6 +324,12 @@ def build_system(
             )
         command = c.command if c is not None else 0
         bus_master = bool(c is not None and c.bus_master)
+        dev_warnings = list(r.warnings)
+        if c is not None and c.vendor_id == 0xFFFF:
+            # All ones: the device does not answer config reads (surprise-removed, in a
+            # reset, or behind a link that is down). Its command bits mean nothing.
+            bus_master = False
+            dev_warnings.append(f"{bdf}: config space reads all ones (device not responding)")
         class_code = c.class_code if c is not None else (r.class_code or 0)
         is_bridge = bool(c.is_bridge) if c is not None else (class_code >> 8) == PCI_CLASS_BRIDGE_PCI
         devices[bdf] = PciDevice(
@@ -353,7 +359,7 @@ def build_system(
             config=c,
             config_size=r.config_size,
             physfn=r.physfn,
-            warnings=r.warnings,
+            warnings=tuple(dev_warnings),
         )
     linked_units = []
     for u in units:

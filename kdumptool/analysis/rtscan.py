@@ -21,6 +21,7 @@ first; the output says why.
 
 from __future__ import annotations
 
+import bisect
 import struct
 import time
 from dataclasses import dataclass
@@ -349,12 +350,21 @@ def _kdump_pages(dump: Any, ranges: List[Tuple[int, int]], stats: List[int]) -> 
         file_size = dump.file_size
         if page_size != PAGE or getattr(dump, "split_range", None):
             return None
-        pfns = [p for s, e in ranges for p in range(s // PAGE, e // PAGE)]
-        if not pfns:
+        # pfn of the i-th dumped page, without a list of them all (memory stays bounded)
+        starts: List[int] = []
+        total = 0
+        for s_, e_ in ranges:
+            starts.append(total)
+            total += e_ // PAGE - s_ // PAGE
+        if not total:
             return []
-        probe = [0, len(pfns) // 2, len(pfns) - 1]
-        for i in probe:
-            want = dump.page_desc(pfns[i])
+
+        def pfn_at(i: int) -> int:
+            k = bisect.bisect_right(starts, i) - 1
+            return ranges[k][0] // PAGE + i - starts[k]
+
+        for i in (0, total // 2, total - 1):
+            want = dump.page_desc(pfn_at(i))
             got = dd.parse_page_desc(pread(dd.PAGE_DESC_SIZE, desc_offset + i * dd.PAGE_DESC_SIZE))
             if (want.offset, want.size, want.flags) != (got.offset, got.size, got.flags):
                 return None
@@ -370,10 +380,16 @@ def _kdump_pages(dump: Any, ranges: List[Tuple[int, int]], stats: List[int]) -> 
         buf = b""
         buf_start = 0
         chunk = 65536
-        for base in range(0, len(pfns), chunk):
-            raw = pread(dd.PAGE_DESC_SIZE * min(chunk, len(pfns) - base), desc_offset + base * dd.PAGE_DESC_SIZE)
-            for j, (off, size, flags, _) in enumerate(unpack(raw[: len(raw) // 24 * 24])):
-                paddr = pfns[base + j] * PAGE
+        pfn_iter = (p for s_, e_ in ranges for p in range(s_ // PAGE, e_ // PAGE))
+        for base in range(0, total, chunk):
+            want_n = min(chunk, total - base)
+            raw = pread(dd.PAGE_DESC_SIZE * want_n, desc_offset + base * dd.PAGE_DESC_SIZE)
+            short = want_n - len(raw) // 24  # descriptors past a truncated end
+            if short > 0:
+                stats[0] += short
+                stats[1] += short
+            for (off, size, flags, _), pfn in zip(unpack(raw[: len(raw) // 24 * 24]), pfn_iter):
+                paddr = pfn * PAGE
                 stats[0] += 1
                 if off < 0 or size > 2 * PAGE or off + size > file_size:
                     stats[1] += 1

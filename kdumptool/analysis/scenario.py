@@ -482,8 +482,11 @@ def observe_kernel(
     cmdline: Optional[str],
     units: Sequence[UnitRegs],
     log: LogMarkers,
+    sysfs_on: Optional[Evidence] = None,
 ) -> KernelState:
-    """The running kernel's VT-d state, from its registers and its own log."""
+    """The running kernel's VT-d state, from its registers and its own log; failing both,
+    ``sysfs_on`` (the kernel registers /sys/class/iommu/dmarN and IOMMU groups only once
+    its VT-d driver has set translation up)."""
     ev: List[Evidence] = []
     c = log.first("cmdline")
     if c is not None:
@@ -504,6 +507,9 @@ def observe_kernel(
             vtd = False if not log.empty else None
         if log.first("vtd_up") is not None:
             vtd = True
+        if vtd is None and sysfs_on is not None:
+            vtd = True
+            ev.append(sysfs_on)
     scalable: Optional[bool] = None
     if vtd:
         smt = [u.rtaddr_smt for u in units if u.tes]

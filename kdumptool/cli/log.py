@@ -29,6 +29,11 @@ def log(
     last_boot: Annotated[
         bool, typer.Option("--last-boot", help="Only the last boot of a log that holds several.")
     ] = False,
+    fail_on: Annotated[
+        Optional[str],
+        typer.Option("--fail-on", help="Exit 3 when the verdict is at least this level: fault or warning "
+                     "(for scripts; the report is printed either way)."),
+    ] = None,
     system_root: Annotated[
         Optional[str],
         typer.Option("--system-root", help="Tie faults to the devices of this snapshot instead (e.g. the "
@@ -45,6 +50,8 @@ def log(
     from kdumptool.sources.root import open_root
 
     fmt = check_format(fmt)
+    if fail_on is not None and fail_on not in ("fault", "warning"):
+        raise typer.BadParameter(f"{fail_on!r} is not fault or warning", param_hint="--fail-on")
     rt = open_root(root) if root is not None else None
     try:
         src = open_log(file, rt)
@@ -70,6 +77,9 @@ def log(
             text=lambda: render_log_text(report, name, n),
             rich=lambda: render_log_rich(report, name, n),
         )
+        rank = {"ok": 0, "warning": 1, "fault": 2}
+        if fail_on is not None and rank[report.verdict_level] >= rank[fail_on]:
+            raise typer.Exit(3)
     finally:
         if rt is not None:
             rt.close()

@@ -158,6 +158,7 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
     system = read_system(r, use_udev=False)  # type: ignore[arg-type]
     targets = find_dump_targets(r)  # type: ignore[arg-type]
     plan = plan_quiesce(system, targets.bdfs, dump_finished=False)
+    timings = {"system": round(time.monotonic() - t0, 3)}
     units = []
     rtaddr = {}
     for u in system.units:
@@ -202,16 +203,21 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
         "knobs": {k.name: {"value": k.value, "source": k.source} for k in read_knobs(r)},  # type: ignore[arg-type]
         "warnings": list(system.warnings),
     }
+    t1 = time.monotonic()
     triage = _triage(r)
+    timings["triage"] = round(time.monotonic() - t1, 3)
     if triage is not None:
         report["triage"] = triage
     files = [REPORT_JSON, REPORT_TEXT]
     if snapshot:
+        t1 = time.monotonic()
         snap = _snapshot(r, dest / SNAPSHOT)
+        timings["snapshot"] = round(time.monotonic() - t1, 3)
         report["snapshot"] = snap
         if snap.get("file"):
             files.append(SNAPSHOT)
     report["elapsed_s"] = round(time.monotonic() - t0, 3)
+    report["timings_s"] = timings
 
     lines = [
         f"kdumptool record {report['time']} kernel {report['kernel']} "
@@ -238,7 +244,8 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
         lines.append(f"triage: not available: {triage['error']}")
     elif isinstance(triage, dict):
         lines.append(f"triage: {triage.get('verdict')}: {triage.get('headline')}")
-    lines.append(f"recorded in {report['elapsed_s']} s into {dest}: {', '.join(files)}")
+    parts = ", ".join(f"{k} {v}" for k, v in timings.items())
+    lines.append(f"recorded in {report['elapsed_s']} s ({parts}) into {dest}: {', '.join(files)}")
     text = "\n".join(lines) + "\n"
     (dest / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
     (dest / REPORT_TEXT).write_text(text)

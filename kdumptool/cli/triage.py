@@ -44,6 +44,15 @@ def triage_cmd(
     from kdumptool.sources.root import open_root
     from kdumptool.sources.triage import read_triage_input
 
+    if offline and root is None:
+        from kdumptool.sources.triage import find_kdump_snapshot
+
+        found = find_kdump_snapshot(str(saved)) if saved else None
+        if found is None:
+            raise typer.BadParameter(
+                "--offline needs --root (the kdump kernel's snapshot) or a --saved folder holding "
+                "kdumptool record's kdumptool-snapshot.tar.gz", param_hint="--root")
+        root = Path(found)
     with open_root(root) as r:
         inp = read_triage_input(r, str(vmcore) if vmcore else None, str(saved) if saved else None)
     report = triage(inp)

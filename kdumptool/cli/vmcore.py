@@ -22,13 +22,15 @@ vmcore_app = typer.Typer(
     no_args_is_help=True,
 )
 
-VmcoreArg = Annotated[Path, typer.Argument(help="The dump: /proc/vmcore, an ELF core or a "
-                                                "makedumpfile kdump-compressed file.")]
+VmcoreArg = Annotated[Path, typer.Argument(help="The dump: /proc/vmcore (the default, in a "
+                                                "kdump kernel), an ELF core or a makedumpfile "
+                                                "kdump-compressed file.")]
+PROC_VMCORE = Path("/proc/vmcore")
 
 
 @vmcore_app.command("info")
 def info(
-    vmcore: VmcoreArg,
+    vmcore: VmcoreArg = PROC_VMCORE,
     fmt: FormatOpt = "auto",
     vmcoreinfo: bool = typer.Option(False, "--vmcoreinfo", help="Print every VMCOREINFO line."),
 ) -> None:
@@ -106,7 +108,7 @@ def _hex(v: Any) -> str:
 
 @vmcore_app.command("log")
 def log(
-    vmcore: VmcoreArg,
+    vmcore: VmcoreArg = PROC_VMCORE,
     fmt: FormatOpt = "auto",
     analyse: bool = typer.Option(False, "--analyse", "--analyze",
                                  help="Feed the log to the kernel-log analysis (VT-d faults, "

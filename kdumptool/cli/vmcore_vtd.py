@@ -19,7 +19,9 @@ import typer
 
 from kdumptool.cli.common import FormatOpt
 
-VmcoreArg = Annotated[Path, typer.Argument(help="The dump: /proc/vmcore, an ELF core or a kdump-compressed file.")]
+VmcoreArg = Annotated[Path, typer.Argument(help="The dump: /proc/vmcore (the default, in a kdump kernel), "
+                                                "an ELF core or a kdump-compressed file.")]
+PROC_VMCORE = Path("/proc/vmcore")
 RtaddrOpt = Annotated[Optional[str], typer.Option(
     "--rtaddr", help="Root-table address or RTADDR register value (hex); bits 11:10 give the mode.")]
 SavedOpt = Annotated[Optional[Path], typer.Option(
@@ -36,7 +38,7 @@ def register(vmcore_app: typer.Typer) -> None:
 
 
 def iommu(
-    vmcore: VmcoreArg,
+    vmcore: VmcoreArg = PROC_VMCORE,
     rtaddr: RtaddrOpt = None,
     saved: SavedOpt = None,
     unit: UnitOpt = None,
@@ -44,9 +46,12 @@ def iommu(
     device: DeviceOpt = None,
     iova: Annotated[Optional[str], typer.Option("--iova", help="Translate this IOVA for --device, "
                                                                "printing every entry like the kernel's fault dump.")] = None,
+    all_units: Annotated[bool, typer.Option("--all-units", help="Decode the root table of every unit "
+                                                               "(saved record, registers or scan), not only the first.")] = False,
     faults: Annotated[Optional[Path], typer.Option(
-        "--faults", help="A kernel log (the kdump kernel's dmesg, or a snapshot's _kdumptool/dmesg.txt): "
-                         "look up each DMA fault it reports in the crashed kernel's tables.")] = None,
+        "--faults", help="A kernel log (the kdump kernel's dmesg, or a snapshot's _kdumptool/dmesg.txt), or "
+                         "'vmcore' for the crashed kernel's own log in the dump: look up each DMA fault it "
+                         "reports in the crashed kernel's tables.")] = None,
     fmt: FormatOpt = "auto",
 ) -> None:
     """Decode the VT-d root, context, PASID and page tables of the crashed kernel."""
@@ -60,6 +65,22 @@ def iommu(
     dev = _parse_bdf(device) if device else None
     if iova is not None and dev is None:
         raise typer.BadParameter("--iova needs --device", param_hint="--iova")
+    if all_units and (iova is not None or faults is not None):
+        raise typer.BadParameter("--iova and --faults work on one unit (use --unit)", param_hint="--all-units")
+    if all_units:
+        with open_dump(str(vmcore)) as dump:
+            roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode)
+            objs = []
+            for addr, tmode, source, detail, _name in roots:
+                with _progress("walking page tables", None, "tables") as tick:
+                    t = walk_root_table(dump, addr, tmode, progress=tick)
+                devs = [d for d in t.devices if (d.bus, d.devfn) == (dev[1], dev[2])] if dev else None
+                objs.append(rv.iommu_json(t, source, detail, [], devs))
+        uobj = {"units": objs, "warnings": warnings}
+        emit(fmt, json_obj=lambda: uobj, text=lambda: "".join(
+            [f"warning: {w}\n" for w in warnings] + ["\n".join(rv.render_iommu_text(o, 1 << 62 if dev else 8)
+                                                                for o in objs)]))
+        return
     with open_dump(str(vmcore)) as dump:
         addr, tmode, source, detail, unit_name, warnings = _resolve(dump, vmcore, rtaddr, saved, unit, mode)
         if iova is not None and dev is not None:
@@ -69,7 +90,8 @@ def iommu(
             return
         if faults is not None:
             checks = _fault_checks(dump, addr, tmode, faults)
-            fobj = rv.faults_json(checks, str(faults))
+            fobj = rv.faults_json(checks, "the crashed kernel's log (from the dump)" if str(faults) == "vmcore"
+                                  and not faults.exists() else str(faults))
             fobj["root_table"] = {"address": addr, "mode": tmode, "source": source, "source_detail": detail}
             fobj["warnings"] = warnings
             emit(fmt, json_obj=lambda: fobj, text=lambda: "".join(
@@ -89,12 +111,13 @@ def iommu(
 
 
 def exposure(
-    vmcore: VmcoreArg,
+    vmcore: VmcoreArg = PROC_VMCORE,
     rtaddr: RtaddrOpt = None,
     saved: SavedOpt = None,
     unit: UnitOpt = None,
     mode: ModeOpt = "auto",
     device: DeviceOpt = None,
+    all_units: Annotated[bool, typer.Option("--all-units", help="Every unit's root table together.")] = False,
     fmt: FormatOpt = "auto",
 ) -> None:
     """Physical memory each device could still read or write by DMA, and whether it was dumped."""
@@ -107,20 +130,33 @@ def exposure(
 
     fmt = check_format(fmt)
     dev = _parse_bdf(device) if device else None
+    import dataclasses
+
     with open_dump(str(vmcore)) as dump:
-        addr, tmode, source, detail, _, warnings = _resolve(dump, vmcore, rtaddr, saved, unit, mode)
-        with _progress("walking page tables", None, "tables") as tick:
-            tables = walk_root_table(dump, addr, tmode, progress=tick)
+        roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=all_units)
+        parts = []
+        for r in roots:
+            with _progress("walking page tables", None, "tables") as tick:
+                parts.append(walk_root_table(dump, r[0], r[1], progress=tick))
         ranges = list(dump.iter_dumped_ranges())
+    addr, tmode, source, detail, _ = roots[0]
+    tables = parts[0]
+    if len(parts) > 1:  # one exposure over every unit's devices
+        tables = dataclasses.replace(
+            tables, devices=tuple(d for t in parts for d in t.devices),
+            domains=tuple(w for t in parts for w in t.domains),
+            unreadable=tuple(u for t in parts for u in t.unreadable))
+        detail = "; ".join(f"0x{r[0]:x} ({r[1]}, {r[3]})" for r in roots)
     devices = None
     if dev is not None:
         devices = [d for d in tables.devices if (d.bus, d.devfn) == (dev[1], dev[2])]
     ex = find_exposure(tables, ranges, devices=devices)
     obj = rv.exposure_json(ex, tables, source, detail, warnings)
-    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12))
+    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12),
+         rich=lambda: rv.render_exposure_rich(obj))
 
 
-def scan(vmcore: VmcoreArg, fmt: FormatOpt = "auto") -> None:
+def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
     """Find VT-d root tables in the dump with no hint, validated and ranked."""
     from kdumptool.analysis.rtscan import find_root_tables
     from kdumptool.cli.common import check_format
@@ -134,7 +170,7 @@ def scan(vmcore: VmcoreArg, fmt: FormatOpt = "auto") -> None:
         with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
             res = find_root_tables(dump, ranges, progress=tick)
     obj = rv.scan_json(res)
-    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj))
+    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj), rich=lambda: rv.render_scan_rich(obj))
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -145,6 +181,11 @@ def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:
     from kdumptool.errors import SourceMissing
     from kdumptool.formats.klog import parse_log
 
+    if str(log) == "vmcore" and not log.exists():
+        from kdumptool.formats.printk import decode_printk
+
+        return check_faults(dump, addr, mode, list(parse_log(decode_printk(dump.vmcoreinfo,
+                                                                           dump.read_virt).dmesg_lines())))
     path = log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -216,6 +257,15 @@ class _progress:
 def _resolve(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Path], unit: Optional[str],
              mode: str) -> tuple:
     """(address, mode, source, detail, unit name, warnings) of the root table to walk."""
+    roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=False)
+    return roots[0] + (warnings,)
+
+
+def _resolve_all(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Path], unit: Optional[str],
+                 mode: str, all_units: bool = True) -> tuple:
+    """([(address, mode, source, detail, unit name), ...], warnings): every root table the
+    first source that yields one gives (one per unit), or only its first with
+    ``all_units=False``."""
     from kdumptool.analysis.rtscan import check_root_table, find_root_tables
     from kdumptool.formats.vtd_tables import decode_rtaddr
 
@@ -242,34 +292,53 @@ def _resolve(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Pat
                         + "; ".join(best.violations) + "): trying the next source")
         return None
 
+    def collect(items: List[tuple], source: str) -> List[tuple]:
+        out: List[tuple] = []
+        for name, value, detail in items:
+            got = accept(value, detail)
+            if got:
+                out.append((got[0], got[1], source, detail, name))
+                if not all_units:
+                    break
+        return out
+
     if rtaddr is not None:
-        got = accept(_int(rtaddr, "--rtaddr"), "--rtaddr")
-        if got:
-            return got[0], got[1], "argument", f"--rtaddr {rtaddr}", unit or "dmar", warnings
+        values = [v.strip() for v in rtaddr.split(",") if v.strip()]
+        if not values:
+            raise typer.BadParameter("no address", param_hint="--rtaddr")
+        found = collect([(unit or (f"dmar{i}" if len(values) > 1 else "dmar"), _int(v, "--rtaddr"),
+                          f"--rtaddr {v}") for i, v in enumerate(values)], "argument")
+        if found:
+            return found, warnings
     if saved is not None:
-        for name, value, detail in _saved_units(saved, unit, warnings):
-            got = accept(value, detail)
-            if got:
-                return got[0], got[1], "saved", detail, name, warnings
+        found = collect(_saved_units(saved, unit, warnings, all_units), "saved")
+        if found:
+            return found, warnings
     if str(vmcore) == "/proc/vmcore":
-        for name, value, detail in _live_units(unit, warnings):
-            got = accept(value, detail)
-            if got:
-                return got[0], got[1], "register", detail, name, warnings
-    with _progress("scanning for root tables", None, "bytes") as tick:
-        res = find_root_tables(dump, dump.iter_dumped_ranges(), progress=tick)
+        found = collect(_live_units(unit, warnings), "register")
+        if found:
+            return found, warnings
+    ranges = list(dump.iter_dumped_ranges())
+    with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
+        res = find_root_tables(dump, ranges, progress=tick)
     if res.best is None:
         from kdumptool.errors import SourceMissing
 
         raise SourceMissing(f"{vmcore}: no root-table address given or saved, and the scan of "
                             f"{res.pages_scanned} pages found no valid VT-d root table")
-    others = [c for c in res.candidates[1:] if c.valid]
-    if others:
-        warnings.append("the scan found other valid root tables: " + ", ".join(f"0x{c.address:x}" for c in others))
-    return res.best.address, res.best.mode, "scan", f"best of {len(res.candidates)} candidates", unit or "dmar", warnings
+    valid: List[Any] = []
+    for c in res.candidates:
+        if c.valid and c.address not in {v.address for v in valid}:
+            valid.append(c)
+    if len(valid) > 1 and not all_units:
+        warnings.append("the scan found other valid root tables: " + ", ".join(f"0x{c.address:x}" for c in valid[1:])
+                        + " (--all-units to decode every one)")
+    picked = valid if all_units else valid[:1]
+    return [(c.address, c.mode, "scan", f"scan candidate {i + 1} of {len(valid)} valid", unit or f"dmar{i}"
+             if all_units and len(valid) > 1 else unit or "dmar") for i, c in enumerate(picked)], warnings
 
 
-def _saved_units(saved: Path, unit: Optional[str], warnings: List[str]) -> List[tuple]:
+def _saved_units(saved: Path, unit: Optional[str], warnings: List[str], all_units: bool = False) -> List[tuple]:
     import json
 
     from kdumptool.errors import DecodeError, SourceMissing
@@ -309,8 +378,9 @@ def _saved_units(saved: Path, unit: Optional[str], warnings: List[str]) -> List[
         out.append((u.name, u.rtaddr, f"{path} {u.name} RTADDR 0x{u.rtaddr:x}"))
     if unit is not None and not out:
         raise SourceMissing(f"{path}: no unit {unit!r} with an RTADDR")
-    if len(out) > 1:
-        warnings.append(f"{path} has {len(out)} units; using the first that decodes (--unit to choose)")
+    if len(out) > 1 and not all_units:
+        warnings.append(f"{path} has {len(out)} units; using the first that decodes (--unit to choose, "
+                        "--all-units for every one)")
     return out
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 # --- fault reason tables (drivers/iommu/intel/dmar.c) -----------------------------------
 
@@ -440,8 +440,9 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("ir_copy_failed", re.compile(r"Failed to copy IR table for (?P<unit>\S+) from previous kernel")),
     ("ir_not_kdump", re.compile(r"IRQ remapping was enabled on (?P<unit>\S+) but we are not in kdump mode")),
     ("sm_disallowed", re.compile(r"Scalable mode is disallowed")),
-    ("iommu_disabled", re.compile(r"(?:DMAR|dmar|Intel-IOMMU)\s*:\s*IOMMU disabled")),
-    ("iommu_enabled", re.compile(r"(?:DMAR|dmar)\s*:\s*IOMMU enabled")),
+    # "DMAR: IOMMU disabled" (>= 4.x pr_fmt), "Intel-IOMMU: disabled" (2.6/3.x printk).
+    ("iommu_disabled", re.compile(r"(?:(?:DMAR|dmar)\s*:\s*IOMMU|Intel-IOMMU:) disabled$")),
+    ("iommu_enabled", re.compile(r"(?:(?:DMAR|dmar)\s*:\s*IOMMU|Intel-IOMMU:) enabled$")),
     ("firmware_bug", re.compile(r"(?:DMAR|dmar|DMAR-IR).*\[Firmware (?:Bug|Warn)\]|\[Firmware (?:Bug|Warn)\].*(?:DMAR|RMRR|DRHD|IOMMU|VT-d)")),
     ("unit", re.compile(
         r"(?P<unit>dmar\d+)\s*:\s*reg_base_addr\s+(?P<reg_base_addr>[0-9a-fA-F]+)\s+ver\s+(?P<ver>\d+:\d+)"
@@ -456,6 +457,10 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("qi_error", re.compile(
         r"QI (?P<which>HEAD|PRIOR):\s*(?P<desc>\S+)\s+qw0\s*=\s*(?P<qw0>" + _HEX + r"),\s*qw1\s*=\s*(?P<qw1>" + _HEX + r")")),
     ("hw_malfunction", re.compile(r"DMAR hardware is malfunctioning")),
+    ("iommu_group", re.compile(r"^\S+ (?P<bdf>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]): Adding to iommu group (?P<group>\d+)")),
+    ("identity_map", re.compile(
+        r"(?P<bdf>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]):? (?:DMAR: )?Setting identity map "
+        r"(?:for device \S+ )?\[(?P<base>" + _HEX + r") - (?P<end>" + _HEX + r")\]")),
     ("boot", re.compile(r"^Linux version (?P<version>\S+)")),
     ("kdump_kernel", re.compile(r"Kernel command line:.*\belfcorehdr=(?P<elfcorehdr>\S+)")),
     ("crashkernel_reserved", re.compile(r"Reserving (?P<size>\d+MB) of (?:low )?memory at (?P<at>\S+) for crashkernel")),
@@ -606,11 +611,15 @@ def _simple_event(ln: LogLine) -> Optional[LogEvent]:
                 address = _hexint(v)
             elif k in _INT_DETAILS:
                 d[k] = int(v, 10) if k == "level" else _hexint(v)
+            elif k == "group":
+                value = int(v)
+            elif k == "bdf":
+                d[k] = v.lower()
             else:
                 d[k] = v
         if kind == "unit":
             unit = m.group("unit")
-        sid_bdf: Optional[str] = None
+        sid_bdf: Optional[str] = d.pop("bdf", None)
         sid_val: Any = d.get("sid")
         if isinstance(sid_val, int) and sid_val not in (0, 0xFFFF) and sid_val <= 0xFFFF:
             # A source id is bus:devfn; 0 means "not recorded", ffff the all-ones of a dead device.
@@ -639,6 +648,7 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
     """
     pending: Optional[_Pending] = None
     held: Optional[LogLine] = None  # a keyword line that said nothing yet: maybe wrapped
+    drivers_seen: Set[Tuple[str, str]] = set()
     number = 0
     for raw in lines:
         number += 1
@@ -647,9 +657,15 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
         body = raw.rstrip("\r\n")
         parts = body.split("\n") if "\n" in body else [body]
         for part in parts:
+            ln_dev: Optional[LogLine] = None
+            if _DEVLINE_HINT_RE.search(part) and len(drivers_seen) < _MAX_DRIVERS:
+                ln_dev = normalise_line(part, number)
+                dev = _driver_event(ln_dev, drivers_seen)
+                if dev is not None:
+                    yield dev
             if pending is None and held is None and not _KEYWORDS_RE.search(part):
                 continue  # fast path: nothing we know starts here (the message is a substring)
-            ln = normalise_line(part, number)
+            ln = ln_dev if ln_dev is not None else normalise_line(part, number)
             if ln.meta:
                 continue
             if held is not None:
@@ -672,6 +688,28 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
                 held = ln
     if pending is not None:
         yield from _flush(pending)
+
+
+# "e1000e 0000:00:02.0: ..." -- dev_printk() prints the bound driver's name, or the bus
+# name ("pci") when no driver is bound. A cheap hint first: the regex below is slower.
+_DEVLINE_HINT_RE = re.compile(r":[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]: ")
+_DEVLINE_RE = re.compile(r"([\w.-]+) ([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]): ")
+_NOT_DRIVERS = frozenset({"pci", "PCI", "pci_bus", "acpi", "ACPI"})
+_MAX_DRIVERS = 4096
+
+
+def _driver_event(ln: LogLine, seen: Set[Tuple[str, str]]) -> Optional[LogEvent]:
+    """A ``driver`` event the first time a driver speaks for a PCI device."""
+    number = ln.number
+    m = _DEVLINE_RE.match(ln.text)
+    if m is None or m.group(1) in _NOT_DRIVERS:
+        return None
+    key = (m.group(1), m.group(2).lower())
+    if key in seen:
+        return None
+    seen.add(key)
+    return LogEvent(number, "driver", ln.text, number, ln.timestamp, ln.wallclock, bdf=key[1],
+                    details={"driver": key[0]})
 
 
 def _join_wrapped(held: LogLine, ln: LogLine) -> Optional[LogEvent]:

@@ -69,9 +69,19 @@ class PrintkRecord:
         prefix = f"[{sec:5d}.{nsec // 1000:06d}] "
         return [prefix + line for line in self.text.split("\n")]
 
+    @property
+    def caller(self) -> Optional[str]:
+        """``T<pid>`` or ``C<cpu>`` as printk's caller id says (bit 31 set: a CPU id, the
+        message came from interrupt context), like the kernel's ``[T123]`` prefix."""
+        if self.caller_id is None:
+            return None
+        if self.caller_id & 0x80000000:
+            return f"C{self.caller_id & 0x7FFFFFFF}"
+        return f"T{self.caller_id}"
+
     def to_json(self) -> dict:
         return {"seq": self.seq, "ts_nsec": self.ts_nsec, "level": self.level,
-                "facility": self.facility, "caller_id": self.caller_id,
+                "facility": self.facility, "caller_id": self.caller_id, "caller": self.caller,
                 "subsystem": self.subsystem, "device": self.device, "text": self.text}
 
 

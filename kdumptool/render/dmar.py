@@ -239,7 +239,7 @@ def render_dmar_rich(dmar: Dmar, findings: Sequence[Finding], source: str = "") 
         for sc in s.device_scopes:
             node.add(Text(scope_line(seg, sc)))
 
-    out: List[Any] = [head, tree]
+    out: List[Any] = [head, Text(""), tree, Text("")]
     if findings:
         tab = Table(title=f"Findings ({_count(findings)})", title_justify="left",
                     show_lines=False, expand=False)

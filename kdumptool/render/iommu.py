@@ -99,7 +99,9 @@ def unit_lines(u: IommuUnit) -> List[str]:
                 f"addr {f.fault_info:#x} reason {f.reason:#04x}"
                 + (f" PASID {f.pasid:#x}" if f.pasid is not None else "")
             )
-    out.append(f"  devices: {len(u.devices)}" + (f" ({', '.join(d[5:] for d in u.devices)})" if u.devices else ""))
+    shown = [d[5:] if d.startswith("0000:") else d for d in u.devices[:16]]
+    more = f", ... {len(u.devices) - 16} more" if len(u.devices) > 16 else ""
+    out.append(f"  devices: {len(u.devices)}" + (f" ({', '.join(shown)}{more})" if u.devices else ""))
     return out
 
 

@@ -333,3 +333,42 @@ def render_scan_text(obj: Dict[str, Any]) -> str:
         lines.append(f"{'0x{:x}'.format(c['address']):>12} {c['mode']:<9} {'yes' if c['valid'] else 'no':<5} "
                      f"{c['score']:>6} {c['buses']:>5} {c['devices']:>7} {c['page_tables_ok']:>5}  {why}")
     return "\n".join(lines) + "\n"
+
+
+def render_exposure_rich(obj: Dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    t = obj["totals"]
+    dev = Table(title="DMA exposure per device")
+    for col in ("BDF", "DID", "read", "write", "not dumped", "ranges"):
+        dev.add_column(col, justify="left" if col == "BDF" else "right")
+    for d in obj["devices"]:
+        dev.add_row(d["bdf"], str(d["domain_id"] if d["domain_id"] is not None else "-"), _size(d["readable_bytes"]),
+                    _size(d["writable_bytes"]),
+                    _size(d["not_dumped_bytes"]) if d["not_dumped_bytes"] is not None else "?", str(len(d["ranges"])))
+    rng = Table(title="physical ranges reachable by DMA")
+    for col in ("range", "size", "rights", "dumped", "devices"):
+        rng.add_column(col)
+    for r in obj["union"]:
+        dumped = {True: "dumped", False: "[red]NOT dumped[/red]", None: "[yellow]partly[/yellow]"}[r["dumped"]]
+        rng.add_row(f"0x{r['start']:x}-0x{r['end'] - 1:x}", _size(r["size"]), _rw(r["read"], r["write"]), dumped,
+                    ", ".join(r.get("devices", [])))
+    head = (f"DMA could reach {_size(t['readable_bytes'])} by read and {_size(t['writable_bytes'])} by write"
+            + (f"; {_size(t['not_dumped_bytes'])} reachable but not dumped" if t["not_dumped_bytes"] is not None else ""))
+    rt = obj["root_table"]
+    where = f"root table 0x{rt['address']:x} ({rt['mode']} mode), {SOURCE_TEXT.get(rt['source'], rt['source'])}"
+    return [where, head, dev, rng] + [f"[yellow]warning:[/yellow] {w}" for w in obj.get("warnings", [])]
+
+
+def render_scan_rich(obj: Dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    t = Table(title=f"root-table candidates ({obj['pages_scanned']:,} pages scanned, "
+                    f"{obj['prefilter_passed']} past the byte prefilter)")
+    for col in ("address", "mode", "valid", "score", "buses", "devices", "pt ok", "why"):
+        t.add_column(col, justify="right" if col in ("score", "buses", "devices", "pt ok") else "left")
+    for c in obj["candidates"]:
+        why = "; ".join(c["violations"]) if c["violations"] else "; ".join(c["evidence"])
+        t.add_row(f"0x{c['address']:x}", c["mode"], "[green]yes[/green]" if c["valid"] else "no", str(c["score"]),
+                  str(c["buses"]), str(c["devices"]), str(c["page_tables_ok"]), why)
+    return t

@@ -49,9 +49,17 @@ def _iter_stream(fh: IO[bytes]) -> Iterator[str]:
         yield raw.decode("utf-8", "replace").rstrip("\r\n")
 
 
+def _iter_text(fh: IO[str]) -> Iterator[str]:
+    for line in fh:
+        yield line.rstrip("\r\n")
+
+
 def _iter_path(path: str) -> Iterator[str]:
+    # Text mode with replacement: the C decoder is several times faster than decoding
+    # each line in Python; newline="\n" splits on \n only (a stray \r stays in its line,
+    # so line numbers match grep -n).
     try:
-        fh = open(path, "rb")
+        fh = open(path, encoding="utf-8", errors="replace", newline="\n")
     except FileNotFoundError:
         raise SourceMissing(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -59,7 +67,7 @@ def _iter_path(path: str) -> Iterator[str]:
     except PermissionError:
         raise PermissionDenied(f"{path}: permission denied") from None
     with fh:
-        yield from _iter_stream(fh)
+        yield from _iter_text(fh)
 
 
 def open_log_file(path: str) -> LogSource:

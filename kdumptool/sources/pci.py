@@ -14,9 +14,9 @@ import re
 from typing import Dict, List, Optional, Tuple
 
 from kdumptool.analysis.model import RawDevice
-from kdumptool.errors import DecodeError, KdumptoolError, PermissionDenied, SourceMissing
+from kdumptool.errors import DecodeError, PermissionDenied, SourceMissing
 from kdumptool.formats.lspci_dump import parse_lspci_dump
-from kdumptool.formats.pciconfig import parse_pci_config
+from kdumptool.formats.pciconfig import PciConfig, parse_pci_config
 from kdumptool.sources.root import Root
 
 PCI_DEVICES = "/sys/bus/pci/devices"
@@ -42,7 +42,7 @@ def _parent_from_target(target: Optional[str], bdf: str) -> Optional[str]:
     return None
 
 
-def _decode_config(data: bytes, what: str, warnings: List[str]) -> Optional[object]:
+def _decode_config(data: bytes, what: str, warnings: List[str]) -> Optional[PciConfig]:
     try:
         cfg = parse_pci_config(data, what)
     except DecodeError as err:
@@ -71,7 +71,7 @@ def read_device(root: Root, bdf: str, warnings: Optional[List[str]] = None) -> R
     physfn = root.link_name(f"{base}/physfn")
     dev = RawDevice(
         bdf=bdf,
-        config=config,  # type: ignore[arg-type]
+        config=config,
         config_size=size,
         vendor_id=_int_attr(root.read_optional(f"{base}/vendor")),
         device_id=_int_attr(root.read_optional(f"{base}/device")),
@@ -139,7 +139,7 @@ def read_pci_devices_udev(warnings: Optional[List[str]] = None) -> Dict[str, Raw
 
         out[bdf] = RawDevice(
             bdf=bdf,
-            config=config,  # type: ignore[arg-type]
+            config=config,
             config_size=size,
             vendor_id=attr("vendor"),
             device_id=attr("device"),
@@ -171,25 +171,6 @@ def read_lspci_dump(text: str, name: str = "lspci dump") -> Tuple[Dict[str, RawD
             s = line.strip()
             if s.startswith("Kernel driver in use:"):
                 driver = s.split(":", 1)[1].strip() or None
-        out[d.bdf] = RawDevice(bdf=d.bdf, config=config, config_size=len(d.data), driver=driver, warnings=tuple(w))  # type: ignore[arg-type]
+        out[d.bdf] = RawDevice(bdf=d.bdf, config=config, config_size=len(d.data), driver=driver, warnings=tuple(w))
         warnings.extend(w)
     return out, warnings
-
-
-def read_config_file(path: str) -> bytes:
-    """Raw bytes of a config file (a helper for tests and ``--config``)."""
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(4096)
-    except OSError as exc:
-        raise SourceMissing(f"{path}: {exc.strerror}") from None
-
-
-__all__ = [
-    "KdumptoolError",
-    "iter_bdfs",
-    "read_device",
-    "read_lspci_dump",
-    "read_pci_devices",
-    "read_pci_devices_udev",
-]

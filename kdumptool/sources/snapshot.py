@@ -45,6 +45,7 @@ SMALL_FILES = (
     "/sys/kernel/vmcoreinfo",
     "/sys/kernel/security/lockdown",
     "/sys/firmware/acpi/tables/DMAR",
+    "/sys/firmware/acpi/tables/IVRS",  # an AMD IOMMU: says why there is no DMAR
     "/sys/module/intel_iommu/parameters/enabled",
 ) + KDUMP_CONFIGS
 LSPCI_RUNS = (("lspci_vvv.txt", ["-vvv"]), ("lspci_tree.txt", ["-tv"]), ("lspci_xxxx.txt", ["-xxxx"]), ("lspci_nn.txt", ["-nn"]))

@@ -36,7 +36,7 @@ from kdumptool.analysis.triage import (
 from kdumptool.errors import KdumptoolError, PermissionDenied, SourceMissing
 from kdumptool.sources.initramfs import read_kdump_initrd, running_release
 from kdumptool.sources.kdumpconf import read_kdump_settings
-from kdumptool.sources.root import Root
+from kdumptool.sources.root import Root, open_root
 
 
 def read_log_text(root: Root) -> Tuple[Union[str, bytes], str]:
@@ -222,8 +222,56 @@ def _snapshot_dir(d: Path) -> Optional[Path]:
     return None
 
 
-def _old_root_table(first_sys: Optional[object], current: Optional[object]) -> Optional[Tuple[int, str, str]]:
+RECORD_JSON = "kdumptool-record.json"
+RECORD_SNAPSHOT = "kdumptool-snapshot.tar.gz"
+
+
+def _records(d: Path) -> List[Tuple[Path, Dict[str, Any]]]:
+    """``kdumptool record`` outputs in a saved crash directory (itself or its kdumptool/)."""
+    import json
+
+    out = []
+    for sub in (d, d / "kdumptool"):
+        p = sub / RECORD_JSON
+        if p.is_file():
+            try:
+                data = json.loads(p.read_text(errors="replace"))
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                out.append((sub, data))
+    return out
+
+
+def _hexes(m: Any) -> Dict[str, int]:
+    out: Dict[str, int] = {}
+    if isinstance(m, dict):
+        for k, v in m.items():
+            try:
+                out[str(k)] = int(str(v), 0)
+            except ValueError:
+                continue
+    return out
+
+
+def find_kdump_snapshot(saved: str) -> Optional[str]:
+    """The kdump kernel's snapshot that ``kdumptool record`` left in a crash directory."""
+    for sub, data in _records(Path(saved)):
+        if data.get("in_kdump_kernel") and (sub / RECORD_SNAPSHOT).is_file():
+            return str(sub / RECORD_SNAPSHOT)
+    return None
+
+
+def _old_root_table(
+    first_sys: Optional[object], current: Optional[object], recorded: Optional[Tuple[Dict[str, int], str]] = None
+) -> Optional[Tuple[int, str, str]]:
     """(address, mode, how) of the crashed kernel's root table, from registers."""
+    if recorded is not None:
+        rts, where = recorded
+        for name, rt in sorted(rts.items()):
+            if rt & ~0xFFF:
+                return rt & ~0xFFF, "scalable" if rt & DMA_RTADDR_SMT else "legacy", \
+                    f"{name} RTADDR=0x{rt:x} recorded at boot ({where})"
     if first_sys is not None:
         for u in getattr(first_sys, "units", ()):
             regs = u.registers
@@ -245,11 +293,11 @@ def _old_root_table(first_sys: Optional[object], current: Optional[object]) -> O
 
 def _tables_of(
     dump: Any, first_sys: Optional[object], current: Optional[object], warnings: List[str],
-    current_log: Optional[LogMarkers] = None,
+    current_log: Optional[LogMarkers] = None, recorded: Optional[Tuple[Dict[str, int], str]] = None,
 ) -> Optional[CrashedTables]:
     from kdumptool.analysis.vtd_walk import lookup_iova, walk_root_table
 
-    where = _old_root_table(first_sys, current)
+    where = _old_root_table(first_sys, current, recorded)
     if where is None:
         from kdumptool.analysis.rtscan import find_root_tables
 
@@ -303,16 +351,35 @@ def read_crashed_kernel(
     source = ""
     warnings: List[str] = []
     first_sys = None
+    snap_log: Optional[Tuple[bytes, str]] = None
+    recorded: Optional[Tuple[Dict[str, int], str]] = None
     if saved is not None:
         d = Path(saved)
         if not d.is_dir():
             raise SourceMissing(f"{saved}: not a directory")
-        snap = _snapshot_dir(d)
-        if snap is not None:
-            first_sys = read_system(Root(snap))
+        first_snap: Optional[Path] = _snapshot_dir(d)
+        for sub, data in _records(d):
+            if data.get("in_kdump_kernel"):
+                boot = data.get("boot_record") or {}
+                rts = _hexes(boot.get("rtaddr") if isinstance(boot, dict) else None)
+                if rts and recorded is None:
+                    recorded = (rts, f"{sub / RECORD_JSON}: boot_record {boot.get('path')}")
+            else:
+                rts = _hexes(data.get("rtaddr"))
+                if rts:
+                    recorded = (rts, str(sub / RECORD_JSON))
+                if first_snap is None and (sub / RECORD_SNAPSHOT).is_file():
+                    first_snap = sub / RECORD_SNAPSHOT
+        if first_snap is not None:
+            with open_root(first_snap) as fr:
+                first_sys = read_system(fr)
+                p = fr.extra("dmesg.txt")
+                if p.is_file():
+                    snap_log = (p.read_bytes(), f"{first_snap}: _kdumptool/dmesg.txt")
             if first_sys.in_kdump_kernel:
-                warnings.append(f"{snap}: this snapshot was taken inside a kdump kernel, not the first kernel")
+                warnings.append(f"{first_snap}: this snapshot was taken inside a kdump kernel, not the first kernel")
                 first_sys = None
+                snap_log = None
         if vmcore is None:
             for name in sorted(os.listdir(d)):
                 if (name == "vmcore" or name.startswith(("vmcore.", "dump."))) and not name.endswith((".txt", ".log")):
@@ -337,13 +404,11 @@ def read_crashed_kernel(
                 except KdumptoolError as exc:
                     warnings.append(f"{vmcore}: crashed kernel's log not decoded: {exc}")
             try:
-                tables = _tables_of(dump, first_sys, current, warnings, current_log)
+                tables = _tables_of(dump, first_sys, current, warnings, current_log, recorded)
             except KdumptoolError as exc:
                 warnings.append(f"{vmcore}: VT-d tables not decoded: {exc}")
-    if text is None and first_sys is not None and snap is not None:
-        p = snap / "_kdumptool" / "dmesg.txt"
-        if p.is_file():
-            text, source = p.read_bytes(), str(p)
+    if text is None and snap_log is not None:
+        text, source = snap_log
     if text is None and tables is None and first_sys is None:
         return None
     markers = scan_log_text(text, source) if text is not None else None
@@ -361,11 +426,14 @@ def read_crashed_kernel(
 
 
 def read_triage_input(
-    root: Root, vmcore: Optional[str] = None, saved: Optional[str] = None, use_tools: Optional[bool] = None
+    root: Root, vmcore: Optional[str] = None, saved: Optional[str] = None, use_tools: Optional[bool] = None,
+    use_udev: Optional[bool] = None,
 ) -> TriageInput:
-    from kdumptool.sources.system import read_system
+    """Everything triage needs. ``use_udev=False`` enumerates PCI through sysfs only (the
+    kdump initramfs carries no libudev); ``use_tools`` picks lsinitrd/lsinitramfs."""
+    from kdumptool.sources import system as system_src
 
-    system = read_system(root)
+    system = system_src.read_system(root) if use_udev is None else system_src.read_system(root, use_udev=use_udev)
     text, log_source = read_log_text(root)
     # Probe lines are needed inside a kdump kernel (which drivers replaced copied
     # entries); a first kernel's log can be huge and its probes are not used.
@@ -404,4 +472,6 @@ def read_triage_input(
         builtin_modules=read_builtin_modules(root, release),
         crashed=crashed,
         quiesce_conf=quiesce_conf,
+        amd_iommu=Evidence("/sys/firmware/acpi/tables/IVRS", "present (AMD I/O Virtualization Reporting Structure)")
+        if root.exists("/sys/firmware/acpi/tables/IVRS") else None,
     )

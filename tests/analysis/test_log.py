@@ -254,3 +254,49 @@ def test_last_boot_only() -> None:
     assert whole.counts["crashkernel_reserved"] == 2 and last.counts["crashkernel_reserved"] == 1
     assert last.events[0].kind == "boot" and last.events[0].line == 1149
     assert last.counts["dma_fault"] == 1 and last.counts["translation_not_kdump"] == 2
+
+
+
+def test_log_only_correlation_identity_maps_of_other_devices() -> None:
+    # excerpts/026 (iommu list, "direct mappings" thread, HP server): the kernel set up
+    # RMRR identity maps for 00:1f.2 and 06:00.x/07:00.x; 02:00.0 and 01:00.2 then fault
+    # inside two of those ranges, which were never mapped for them.
+    report = analyse_log(lines(CORPUS / "excerpts" / "026_iommu_d1d63e6199_p2_direct-mappings.log"))
+    d = report.devices
+    assert (d["0000:02:00.0"].from_log, d["0000:02:00.0"].iommu_group, d["0000:02:00.0"].rmrrs) == (True, 21, [])
+    assert d["0000:01:00.2"].iommu_group == 25
+    notes = {g.bdf: g.address_notes for g in report.faults}
+    owners = "0000:00:1f.2, 0000:06:00.0, 0000:06:00.1, 0000:07:00.0, 0000:07:00.1"
+    assert notes["0000:02:00.0"] == [
+        f"0xbdf83000 is inside the identity map [0xbdf83000-0xbdf84fff] (an RMRR) the kernel set up for {owners} "
+        "but not for 0000:02:00.0: is the device missing from the RMRR's scope?"]
+    assert notes["0000:01:00.2"] == [
+        f"0xf4000 is inside the identity map [0xf4000-0xf4fff] (an RMRR) the kernel set up for {owners} "
+        "but not for 0000:01:00.2: is the device missing from the RMRR's scope?"]
+
+
+def test_log_only_correlation_own_identity_map_and_driver() -> None:
+    log = [
+        "[ 1.0] pci 0000:00:1f.2: Adding to iommu group 19",
+        "[ 1.1] pci 0000:00:1f.2: DMAR: Setting identity map [0xe8000 - 0xe8fff]",
+        "[ 2.0] ahci 0000:00:1f.2: AHCI 0001.0300 32 slots 6 ports 6 Gbps 0x3f impl SATA mode",
+        "[ 3.0] DMAR: [DMA Write NO_PASID] Request device [00:1f.2] fault addr 0xe8000 [fault reason 0x05] PTE Write access is not set",
+    ]
+    report = analyse_log(log)
+    info = report.devices["0000:00:1f.2"]
+    assert info.label() == "0000:00:1f.2 ahci group 19 (from the log)"
+    assert info.rmrrs == [(0xE8000, 0xE8FFF)]
+    assert report.faults[0].address_notes == [
+        "0xe8000 is inside identity map (RMRR) [0xe8000-0xe8fff] of 0000:00:1f.2: the firmware's identity map "
+        "for this device is missing in the active tables"]
+
+
+
+def test_panic_is_named_in_the_verdict() -> None:
+    # The crashed kernel's last lines (lab run, as its printk buffer in the vmcore holds them).
+    r = analyse_log([
+        "[   21.311674] sysrq: Trigger a crash",
+        "[   21.312503] Kernel panic - not syncing: sysrq triggered crash",
+    ])
+    assert r.verdict == "OK: no VT-d (DMAR) lines in this log; this kernel panicked: sysrq triggered crash (line 2)"
+    assert [m.kind for m in r.markers] == ["crash_trigger", "panic"]

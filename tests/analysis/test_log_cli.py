@@ -42,6 +42,9 @@ CASES = [
     ("excerpt_030", ["fixtures/dmesg/corpus/excerpts/030_iommu_5429b7f131_p1_body.log"]),
     ("web_W01", ["fixtures/dmesg/corpus/web_excerpts/W01_OpenNetworkLinux-PR897_as4630_54te.log"]),
     ("full_060", ["fixtures/dmesg/corpus/full/060_kexec_3c955ceb2d_p1_body.log"]),
+    ("excerpt_026", ["fixtures/dmesg/corpus/excerpts/026_iommu_d1d63e6199_p2_direct-mappings.log"]),
+    ("excerpt_173", ["fixtures/dmesg/corpus/excerpts/173_linux-usb_aeb32671f1_p1_body.log"]),
+    ("excerpt_046", ["fixtures/dmesg/corpus/excerpts/046_iommu_e7c23eaba2_p1_body.log"]),
 ]
 
 
@@ -113,4 +116,16 @@ def test_system_root_ties_kdump_fault_to_crashed_kernels_driver(
     dev = json.loads(out)["summary"]["devices"]["0000:00:02.0"]
     assert (dev["driver"], dev["iommu_group"], dev["drhd"]) == ("e1000e", 2, "0xfed90000")
     code, out, err = run(capsys, "log", "--root", "fixtures/snapshots/kdump_sm_mismatch", "--no-system", "-f", "text")
-    assert "most: 0000:00:02.0, 0x06" in out
+    assert "most: 0000:00:02.0 group 2 (from the log), 0x06" in out
+
+
+
+def test_fail_on_exit_codes(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    sm = ["--root", "fixtures/snapshots/kdump_sm_mismatch", "-f", "json"]
+    ok = ["--root", "fixtures/snapshots/kdump_legacy_on", "-f", "json"]
+    assert run(capsys, "log", *sm, "--fail-on", "fault")[0] == 3
+    assert run(capsys, "log", *sm, "--fail-on", "warning")[0] == 3
+    assert run(capsys, "log", *ok, "--fail-on", "warning")[0] == 0
+    code, out, err = run(capsys, "log", *ok, "--fail-on", "bogus")
+    assert code == 2 and "bogus" in err

@@ -66,3 +66,10 @@ def test_snapshot_and_file_sources() -> None:
     assert lines == (FIXTURES / "dmesg" / "lab" / "kdump_sm_mismatch.txt").read_text().splitlines()
     src = open_log(str(FIXTURES / "dmesg" / "lab" / "kdump_legacy_on.txt"), None)
     assert sum(1 for _ in src) == 488
+
+
+
+def test_crlf_and_stray_cr(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "win.log"
+    p.write_bytes(b"[ 1.0] DMAR: IOMMU enabled\r\n[ 2.0] a\rb\r\n\xff\xfe tail")
+    assert list(open_log_file(str(p))) == ["[ 1.0] DMAR: IOMMU enabled", "[ 2.0] a\rb", "\ufffd\ufffd tail"]

@@ -167,3 +167,15 @@ def test_scope_naming_a_missing_device_is_ignored():
     devs = raw_devices()
     table = SimpleNamespace(structures=(drhd(0xB000, [scope("PCI_ENDPOINT", 5, (9, 0))]),))
     assert find_drhd("0000:00:02.0", (), table, devs) is None
+
+
+def test_all_ones_config_is_not_a_bus_master():
+    b = bytes([0xFF]) * 256
+    devs = {"0000:05:00.0": RawDevice("0000:05:00.0", parse_pci_config(b), 256)}
+    system = build_system(
+        source="t", raw_devices=devs, groups={}, units=[], dmar=None, cmdline=None,
+        in_kdump_kernel=True, kexec_crash_loaded=None, kexec_crash_size=None, iomem=(),
+    )
+    d = system.devices["0000:05:00.0"]
+    assert not d.bus_master and not d.kdump_risk
+    assert any("all ones" in w for w in d.warnings)

@@ -113,3 +113,56 @@ def test_full_lab_vmcore_scan_finds_the_live_rtaddr(shared: Path, run):
     assert t.root_address == rtaddr & ~0xFFF and t.mode == ("scalable" if rtaddr & 0x400 else "legacy")
     r = triage(inp)
     assert r.verdict in ("warning", "error")
+
+
+def _crash_dir(tmp_path: Path, run: str) -> Path:
+    """A crash folder as kdump + `kdumptool record --publish` leave it: the vmcore, and
+    kdumptool/ with the record (boot-time RTADDR of the first kernel) and the kdump
+    kernel's snapshot as .tar.gz."""
+    import json
+    import shutil
+    import tarfile
+
+    d = tmp_path / "127.0.0.1-2026-11-21-07:51:10"
+    (d / "kdumptool").mkdir(parents=True)
+    shutil.copy(VTD / f"{run}.trim.kdump", d / "vmcore")
+    live_rt = re.search(r"^RTADDR\s+off=0x020 w=64 (0x[0-9A-F]+)", (VTD / run / "drhd_regs.txt").read_text(), re.M)
+    record = {"in_kdump_kernel": True, "rtaddr": {"dmar0": "0x1d836000"},
+              "boot_record": {"path": "/sysroot/var/lib/kdumptool/boot", "rtaddr": {"dmar0": live_rt.group(1)}}}
+    (d / "kdumptool/kdumptool-record.json").write_text(json.dumps(record))
+    with tarfile.open(d / "kdumptool/kdumptool-snapshot.tar.gz", "w:gz") as tar:
+        tar.add(SNAP / f"kdump_{run}", arcname="snapshot")
+    return d
+
+
+def test_saved_crash_folder_of_kdumptool_record(tmp_path):
+    from kdumptool.sources.triage import find_kdump_snapshot
+
+    d = _crash_dir(tmp_path, "legacy_on")
+    snap = find_kdump_snapshot(str(d))
+    assert snap is not None and snap.endswith("kdumptool/kdumptool-snapshot.tar.gz")
+    from kdumptool.sources.root import open_root
+
+    with open_root(snap) as r:
+        inp = read_triage_input(r, saved=str(d), use_tools=False, use_udev=False)
+    t = inp.crashed.tables
+    addr, mode, devs, _ = oracle("legacy_on")
+    assert (t.root_address, t.mode) == (addr, mode) and "recorded at boot" in t.found_by
+    assert inp.crashed.vmcore == str(d / "vmcore")
+    r = triage(inp)
+    assert r.scenario.case == "copied" and any(f.id == "crashed-kernel-tables" for f in r.findings)
+
+
+def test_cli_offline_with_only_a_saved_folder(tmp_path):
+    import json
+
+    from tests.cli.test_triage_cli import kt
+
+    d = _crash_dir(tmp_path, "sm_mismatch_vmcore")
+    p = kt("--offline", "--saved", str(d), "-f", "json")
+    assert p.returncode == 4, p.stderr
+    j = json.loads(p.stdout)
+    assert j["scenario"]["case"] == "sm-mismatch"
+    fault = [f for f in j["findings"] if f["id"] == "dmar-fault"][0]
+    assert any("maps to phys 0x3b6b000" in e["text"] for e in fault["evidence"])
+    assert kt("--offline", "--saved", str(tmp_path)).returncode == 2  # no kdump snapshot there

@@ -137,3 +137,23 @@ def test_quiesce_on_a_live_host_needs_the_module_in_the_initramfs(tmp_path):
     r = run(root)
     br = [f for f in r.findings if f.id == "bridge-shutdown-order"][0]
     assert br.severity == "warning" and any("not in the kdump initramfs" in e.text for e in br.evidence)
+
+
+def test_live_without_registers_or_log_uses_sysfs(tmp_path):
+    root = copy(tmp_path, "live_legacy_on")
+    (root / "_kdumptool/vtd_registers.json").unlink()
+    (root / "_kdumptool/dmesg.txt").unlink()
+    r = run(root)
+    assert r.scenario.first.vtd is True
+    assert any(e.source == "/sys/class/iommu/dmar0/devices" for e in r.scenario.first.evidence)
+    assert r.scenario.case == "copied"
+
+
+def test_amd_machine_says_amd(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cmdline").write_text("root=/dev/sda1 amd_iommu=on\n")
+    (tmp_path / "sys/firmware/acpi/tables").mkdir(parents=True)
+    (tmp_path / "sys/firmware/acpi/tables/IVRS").write_bytes(b"IVRS" + bytes(44))
+    r = run(tmp_path)
+    assert r.verdict == "nothing" and r.exit_code == 0
+    assert "AMD IOMMU" in r.findings[0].title

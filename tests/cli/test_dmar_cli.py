@@ -243,3 +243,26 @@ def test_stdin(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
     code, lines = err_line(capsys, "dmar", "-")
     assert code == 1 and lines == ["error: <stdin>: offset 0x0: empty input"]
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    from kdumptool.errors import SourceMissing
+
+    with pytest.raises(SourceMissing):
+        main(["--debug", "dmar", str(tmp_path / "nope.bin")])
+
+
+def test_internal_error_is_one_line(capsys: pytest.CaptureFixture,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import kdumptool.formats.dmar as fd
+
+    def boom(*a: object, **k: object) -> None:
+        raise ZeroDivisionError("simulated bug")
+
+    monkeypatch.setattr(fd, "parse_dmar", boom)
+    code, lines = err_line(capsys, "dmar", str(X01))
+    assert code == 1
+    assert lines == ["error: internal error: ZeroDivisionError: simulated bug "
+                     "(run with --debug for the traceback)"]
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "dmar", str(X01)])

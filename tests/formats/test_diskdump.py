@@ -7,7 +7,7 @@ import struct
 import zlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdumptool.errors import DecodeError, KdumptoolError, UnsupportedFormat
@@ -124,6 +124,7 @@ def test_wrong_size_and_flags():
         dd.decompress_page(b"x" * 100, 3, 4096)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=600))
 def test_fuzz_disk_dump_header(data):
     try:
@@ -132,6 +133,7 @@ def test_fuzz_disk_dump_header(data):
         pass
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=120), st.integers(1, 8))
 def test_fuzz_sub_header(data, version):
     try:
@@ -140,6 +142,7 @@ def test_fuzz_sub_header(data, version):
         pass
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=300), st.sampled_from([0, 1, 2, 4, 0x20, 0x21]))
 def test_fuzz_decompress(data, flags):
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdumptool.errors import DecodeError, KdumptoolError, UnsupportedFormat
@@ -120,6 +120,7 @@ def test_pn_xnum_count():
         elf.phnum_from_section0(b"\0" * 10)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_fuzz_notes(data):
     notes, warnings = elf.parse_notes(data)
@@ -127,6 +128,7 @@ def test_fuzz_notes(data):
         assert n.offset + 12 <= len(data)
 
 
+@settings(deadline=None)
 @given(st.binary(min_size=0, max_size=128))
 def test_fuzz_elf_header(data):
     try:
@@ -135,6 +137,7 @@ def test_fuzz_elf_header(data):
         pass
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=300), st.integers(0, 8))
 def test_fuzz_program_headers(data, count):
     try:
@@ -142,3 +145,18 @@ def test_fuzz_program_headers(data, count):
         elf.check_load_segments(phdrs, len(data))
     except KdumptoolError:
         pass
+
+
+def test_phys_base_from_the_kernel_text_segment(tmp_path):
+    """Without NUMBER(phys_base) the kernel-text PT_LOAD gives it: p_paddr - (p_vaddr -
+    __START_KERNEL_map). Real values of the lab crash: _stext 0xffffffffb5200000 at
+    physical 0x2cc00000 (live iomem "Kernel code"), phys_base -0x8600000."""
+    pages = {0x2CC00: b"text" * 1024}
+    vi = b"OSRELEASE=6.1.0-56-amd64\nSYMBOL(_stext)=ffffffffb5200000\n"
+    spec = DumpSpec(pages=pages, vmcoreinfo=vi)
+    path = tmp_path / "nophysbase.elf"
+    path.write_bytes(write_elf(spec, kernel_text=(0xFFFFFFFFB5200000, 0x2CC00000, 0x1000)))
+    with open_dump(str(path)) as dump:
+        assert dump.vmcoreinfo.phys_base is None
+        assert dump.phys_base == -0x8600000
+        assert dump.read_virt(0xFFFFFFFFB5200000, 8) == b"texttext"

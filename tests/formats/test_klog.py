@@ -288,6 +288,8 @@ def test_f7_f8_f9_status_suppressed_firmware() -> None:
         ("DMAR: Scalable mode is disallowed", "sm_disallowed", None),
         ("DMAR: IOMMU disabled", "iommu_disabled", None),
         ("DMAR: IOMMU enabled", "iommu_enabled", None),
+        ("Intel-IOMMU: disabled", "iommu_disabled", None),
+        ("Intel-IOMMU: enabled", "iommu_enabled", None),
         ("DMAR-IR: Enabled IRQ remapping in x2apic mode", "ir_mode", None),
         ("Kernel panic - not syncing: sysrq triggered crash", "panic", None),
     ],
@@ -311,6 +313,7 @@ def test_aer_lines_tied_to_device() -> None:
         "[  5.3] pcieport 0000:00:1c.0: AER: Multiple Uncorrected (Non-Fatal) error received: id=0300\n"
         "[  0.9] pcieport 0000:00:04.0: AER: enabled with IRQ 24\n"
     )
+    evs = [e for e in evs if e.kind != "driver"]
     assert [(e.kind, e.bdf) for e in evs] == [
         ("aer", "0000:03:00.0"), ("aer", "0000:03:00.0"), ("aer", "0000:03:00.0"),
     ]
@@ -370,7 +373,8 @@ def test_complete_lines_are_not_joined_with_next_line_in_untimestamped_log() -> 
         "DMAR: [DMA Write] Request device [00:02.0] fault addr 0 [fault reason 01] Present bit in root entry is clear\n"
         "pci 0000:00:00.0: Adding to iommu group 0\n"
     )
-    assert len(evs) == 1 and evs[0].end_line == 1
+    assert [(e.kind, e.line, e.end_line) for e in evs] == [("dma_fault", 1, 1), ("iommu_group", 2, 2)]
+    assert evs[1].bdf == "0000:00:00.0" and evs[1].value == 0
 
 
 def test_parse_log_streams_lazily() -> None:
@@ -424,9 +428,12 @@ def test_aer_newer_wording_and_vmd_domain() -> None:
         "[    1.397106] pcieport 10000:e0:1b.4: AER: enabled with IRQ 185\n"
         "[    1.5] nvme 10000:e1:00.0: AER: Corrected error received: 10000:e1:00.0\n"
     )
-    assert [(e.kind, e.bdf) for e in evs] == [
+    assert [(e.kind, e.bdf) for e in evs if e.kind != "driver"] == [
         ("aer", "0000:00:1c.0"), ("aer", "0000:00:1c.0"), ("aer", "10000:e1:00.0")]
-    assert evs[1].details["severity"] == "Correctable"
+    assert [(e.bdf, e.details["driver"]) for e in evs if e.kind == "driver"] == [
+        ("0000:00:1c.0", "pcieport"), ("10000:e0:1b.4", "pcieport"), ("10000:e1:00.0", "nvme")]
+    aer = [e for e in evs if e.kind == "aer"]
+    assert aer[1].details["severity"] == "Correctable"
 
 
 def test_wrapped_marker_lines_joined() -> None:
@@ -456,3 +463,18 @@ def test_wallclock_seconds() -> None:
     assert wallclock_seconds("aug 23 18:04:17") - wallclock_seconds("Aug 23 18:04:15") == 2  # type: ignore[operator]
     assert wallclock_seconds("kwi27 22:04") is None and wallclock_seconds("Foo 99 99:99:99") is None
     assert wallclock_seconds(None) is None
+
+
+def test_device_lines_driver_group_identity_map() -> None:
+    # excerpts/026 (HP server, "direct mappings" thread) and the lab's legacy_drv kdump log.
+    evs = events(
+        "[   21.895979] pci 0000:00:1f.2: Adding to iommu group 19\n"
+        "[   21.898870] pci 0000:00:1f.2: DMAR: Setting identity map [0xe8000 - 0xe8fff]\n"
+        "[    3.1] e1000e 0000:00:02.0: Interrupt Throttling Rate (ints/sec) set to dynamic conservative mode\n"
+        "[    3.2] e1000e 0000:00:02.0 eth0: (PCI Express:2.5GT/s:Width x1) 52:54:00:12:34:56\n"
+        "[    3.3] pci 0000:00:03.0: [1b36:0010] type 00 class 0x010802\n"
+    )
+    assert [(e.kind, e.bdf, e.value) for e in evs] == [
+        ("iommu_group", "0000:00:1f.2", 19), ("identity_map", "0000:00:1f.2", None), ("driver", "0000:00:02.0", None)]
+    assert evs[1].details == {"base": 0xE8000, "end": 0xE8FFF}
+    assert evs[2].details == {"driver": "e1000e"}  # once per driver and device; "pci" is no driver

@@ -49,6 +49,10 @@ def test_real_ring_against_live_dmesg_and_makedumpfile(run, ext):
     assert any("Kernel panic - not syncing: sysrq triggered crash" in ln for ln in lines[-40:])
     first = log.records[0]
     assert first.text.startswith("Linux version 6.1.0-56-amd64") and first.level == 5
+    # The panic comes from the "sh" task whose pid the kernel printed ("PID: 104/105").
+    panic = next(r for r in log.records if r.text.startswith("Kernel panic"))
+    pid = next(r for r in log.records if r.text.startswith("CPU: ")).text.split()[3]
+    assert panic.caller == f"T{pid}"
 
 
 @pytest.mark.corpus
@@ -153,6 +157,7 @@ def test_lockless_wrapped_block_dataless_and_stale_descriptors():
     assert [(r.seq, r.text, r.level) for r in log.records] == [
         (4, "alpha-alpha-alph", 6), (5, "", 4), (6, "wrapping-text!", 3)]
     assert log.records[0].subsystem == "pci" and log.records[0].caller_id == 0x80000001
+    assert log.records[0].caller == "C1"
     assert log.dmesg_lines()[-1] == "[    3.000001] wrapping-text!"
     assert log.dmesg_lines()[0] == "[    0.001500] alpha-alpha-alph"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdumptool.errors import DecodeError, KdumptoolError
@@ -62,6 +62,7 @@ def test_not_text_is_decode_error():
         raise AssertionError("no error")
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=400))
 def test_fuzz_vmcoreinfo(data):
     try:
@@ -70,6 +71,7 @@ def test_fuzz_vmcoreinfo(data):
         pass
 
 
+@settings(deadline=None)
 @given(st.text(max_size=300))
 def test_fuzz_vmcoreinfo_text(text):
     vi = parse_vmcoreinfo(text)

@@ -199,3 +199,14 @@ def test_kdump_kernel_known_from_elfcorehdr(tmp_path):
     assert read_system(tmp_path).in_kdump_kernel
     (tmp_path / "proc/cmdline").write_text("BOOT_IMAGE=/vmlinuz crashkernel=256M\n")
     assert not read_system(tmp_path).in_kdump_kernel
+
+
+@pytest.mark.corpus
+def test_from_lspci_on_every_corpus_dump(shared, capsys):
+    """Users' dumps as found in mails: every corpus hex file gives a tree, never a traceback."""
+    files = sorted((shared / "corpus" / "lspci" / "hex").iterdir())
+    assert files
+    for f in files:
+        code, out, err = run_cli(capsys, "pci", "--from-lspci", str(f), "-v", "-f", "text")
+        assert code in (0, None), (f.name, err)
+        assert "VT-d state unknown" in out and "Control:" in out, f.name

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdumptool.errors import DecodeError, NotMapped, SourceMissing, UnsupportedFormat
@@ -298,6 +298,7 @@ def test_panicking_cpu_note_matches_the_kernels_own_line(run, ext):
         assert stext is not None and stext <= dump.prstatus[cpu].reg("rip") < stext + (1 << 30)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=80), st.integers(0, 1000))
 def test_bit_runs_match_a_naive_scan(data, base):
     naive = []
@@ -322,3 +323,88 @@ def test_bitmaps_are_not_held_in_memory(spec, tmp_path):
             assert dump.read(pfn * 4096, 8) == spec.pages[pfn][:8]
         assert len(dump._bm_cache) <= 16
         assert sum(e - s for s, e in dump.iter_dumped_ranges()) == 50 * 4096
+
+
+def test_a_1_gib_elf_is_read_only_where_asked(tmp_path, spec):
+    """A sparse 1 GiB ELF core (one PT_LOAD over all of RAM, like /proc/vmcore) holding the
+    lab crash's pages: open + the whole kernel log read well under 1 MiB of it."""
+    from tests.dumpwriter import build_notes
+
+    notes, _ = build_notes(spec)
+    data_off = 0x10000
+    size = spec.mapnr() * 4096
+    path = tmp_path / "sparse.elf"
+    with open(path, "wb") as f:
+        ehdr = bytearray(64)
+        ehdr[0:16] = b"\x7fELF\x02\x01\x01" + bytes(9)
+        struct.pack_into("<HHIQQQIHHHHHH", ehdr, 16, 4, 62, 1, 0, 64, 0, 0, 64, 56, 2, 0, 0, 0)
+        f.write(ehdr)
+        f.write(struct.pack("<IIQQQQQQ", 4, 0, 64 + 112, 0, 0, len(notes), len(notes), 4))
+        f.write(struct.pack("<IIQQQQQQ", 1, 7, data_off, 0xFFFF888000000000, 0, size, size, 4096))
+        f.write(notes)
+        for pfn, page in spec.pages.items():
+            f.seek(data_off + pfn * 4096)
+            f.write(page)
+        f.truncate(data_off + size)
+    assert path.stat().st_size > 1000 << 20          # max_mapnr 262,101 pages
+    with open_dump(str(path)) as dump:
+        opened = dump.stats["bytes_read"]
+        log = decode_printk(dump.vmcoreinfo, dump.read_virt)
+        assert len(log.records) == 559
+        assert opened < 64 << 10 and dump.stats["bytes_read"] < 1 << 20
+        # A filtered page of the lab dump is plain zeros in this image (as in /proc/vmcore
+        # there is no filtering): the reader returns what the file holds.
+        assert dump.read(min(spec.filtered) * 4096, 8) == bytes(8)
+
+
+def test_elf_program_header_count_past_the_file(tmp_path):
+    blob = bytearray(write_elf(DumpSpec(pages={1: bytes(4096)})))
+    struct.pack_into("<H", blob, 0x38, 0xFFFF)                    # PN_XNUM ...
+    struct.pack_into("<Q", blob, 0x28, 0x80)                      # ... shdr 0 at 0x80
+    struct.pack_into("<I", blob, 0x80 + 0x2C, 0x7FFFFFFF)         # sh_info: 2^31 - 1
+    path = tmp_path / "xnum.elf"
+    path.write_bytes(bytes(blob))
+    with pytest.raises(DecodeError, match="2147483647 program headers at 0x40 run past the end"):
+        open_dump(str(path))
+
+
+def test_real_proc_vmcore_headers_cut_short():
+    """The real layout of /proc/vmcore (lab run, its first 8 KiB): the RAM PT_LOADs are
+    the live iomem's System RAM minus the Crash kernel range, the kernel-text PT_LOAD
+    (at "Kernel code") is an alias, the notes decode, and every page is past the
+    truncated end."""
+    head = FIXTURES / "vmcore" / "lab_legacy_on.proc_vmcore.head"
+    ram, crash, code = [], None, None
+    for line in (FIXTURES / "vmcore" / "lab_legacy_on.live_iomem.txt").read_text().splitlines():
+        rng, _, name = line.strip().partition(" : ")
+        a, b = (int(x, 16) for x in rng.split("-"))
+        if name == "System RAM":
+            ram.append((a, b + 1))
+        elif name == "Crash kernel":
+            crash = (a, b + 1)
+        elif name == "Kernel code":
+            code = a
+    assert crash is not None and code is not None
+    expect = []
+    for a, b in ram:
+        if a <= crash[0] and crash[1] <= b:
+            expect += [(a, crash[0]), (crash[1], b)]
+        else:
+            expect.append((a, b))
+    with open_dump(str(head)) as dump:
+        assert [(s.start, s.start + s.memsz) for s in dump.segments] == expect
+        aliases = dump.describe()["kernel_text_aliases"]
+        assert [a["paddr"] for a in aliases] == [code]
+        assert dump.vmcoreinfo.osrelease == (FIXTURES / "vmcore" / "lab_legacy_on.live_uname.txt"
+                                             ).read_text().strip()
+        # The kernel-text segment encodes phys_base; VMCOREINFO says the same.
+        assert aliases[0]["paddr"] - (aliases[0]["vaddr"] - START_KERNEL_MAP) == \
+            dump.vmcoreinfo.phys_base
+        assert aliases[0]["vaddr"] == dump.vmcoreinfo.symbol("_stext")
+        assert len(dump.prstatus) == 2 and [n.name for n in dump.notes][-1] == "VMCOREINFO"
+        assert any("truncated" in w for w in dump.warnings)
+        for start, _end in expect:
+            with pytest.raises(NotMapped) as err:
+                dump.read(start, 8)
+            assert err.value.why == "past the truncated end"
+        assert list(dump.iter_dumped_ranges()) == []

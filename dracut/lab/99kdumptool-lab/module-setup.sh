@@ -21,7 +21,7 @@ installkernel() {
 
 install() {
     inst_multiple makedumpfile lspci setpci modprobe mount umount mkdir cat cut sync sleep \
-        date mv cp ls grep sed readlink basename tee
+        date mv cp ls grep sed readlink basename tee head
     inst_multiple -o /usr/share/misc/pci.ids /usr/share/hwdata/pci.ids
     inst_script "$moddir/lab-capture.sh" /usr/libexec/kdumptool-lab/capture
     inst_simple "$moddir/kdumptool-lab.service" "$systemdsystemunitdir/kdumptool-lab.service"
