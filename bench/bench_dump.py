@@ -113,6 +113,11 @@ with open_dump(path) as d:
         log = decode_printk(d.vmcoreinfo, d.read_virt)
         out["log_s"] = time.perf_counter() - t
         out["records"] = len(log.records)
+    elif mode == "ranges":
+        t = time.perf_counter()
+        rs = list(d.iter_dumped_ranges())
+        out.update(ranges=len(rs), ranges_s=time.perf_counter() - t,
+                   pages=sum(e - s for s, e in rs) // d.page_size)
     elif mode == "random":
         ps = d.page_size
         pages = [a for s, e in d.iter_dumped_ranges() for a in range(s, e, ps)]
@@ -198,6 +203,21 @@ def main() -> None:
               f"{sq['seconds']:.2f} s wall ({sq['cpu_seconds']:.2f} CPU-s) = "
               f"{sq['mb_per_s']:.0f} MB/s; "
               f"cat of the file: {cat:.2f} s; peak RSS {sq['rss_peak_kb'] / 1024:.1f} MiB")
+    # Scale: a 1 TiB machine (2^28 pages, 32 MiB per bitmap), 4,096 pages dumped.
+    tib = work / "tib.kdump"
+    if not tib.exists():
+        from tests.dumpwriter import DumpSpec as Spec
+        from tests.dumpwriter import write_kdump
+
+        pages = {p: bytes([p >> 16 & 0xFF]) * 4096 for p in range(0, 1 << 28, 1 << 16)}
+        tib.write_bytes(write_kdump(Spec(pages=pages, max_mapnr=1 << 28), "zlib"))
+    rg = child("ranges", str(tib), 0)
+    rd = child("random", str(tib), 2000)
+    print(f"\nkdump of a 1 TiB machine (synthetic, 2^28 pfns, {rg['pages']:,} dumped; "
+          f"{tib.stat().st_size / 1e6:.0f} MB file of which 64 MiB bitmaps): open "
+          f"{rg['open_s'] * 1e3:.0f} ms, dumped ranges listed in {rg['ranges_s'] * 1e3:.0f} ms; "
+          f"random reads {rd['reads_per_s']:,.0f}/s; peak RSS {rd['rss_peak_kb'] / 1024:.1f} MiB "
+          f"(python+imports {rd['rss_python_kb'] / 1024:.1f} MiB)")
     print(f"\nmax RSS of this parent process: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB")
     if not a.keep:

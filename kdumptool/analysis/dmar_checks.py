@@ -14,7 +14,7 @@ problem, or worth a look), ``info`` (a fact that matters to kdump/IOMMU behaviou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from kdumptool.formats.dmar import (
     Andd,
@@ -101,11 +101,13 @@ def check_dmar(
     dmar: Dmar,
     pci: Optional[Mapping[str, Optional[int]]] = None,
     reserved: Optional[Sequence[Tuple[int, int]]] = None,
+    crashkernel: Optional[Sequence[Tuple[int, int]]] = None,
 ) -> List[Finding]:
     """All findings for ``dmar``; ``pci`` maps known BDFs to bridge secondary buses
     (None for non-bridges), as :func:`kdumptool.sources.acpi.read_pci_bridges` gives;
     ``reserved`` lists the firmware-reserved memory ranges (inclusive), as
-    :func:`kdumptool.sources.acpi.read_reserved_ranges` gives."""
+    :func:`kdumptool.sources.acpi.read_reserved_ranges` gives; ``crashkernel`` the
+    ``Crash kernel`` ranges of /proc/iomem (the memory the kdump kernel runs in)."""
     f: List[Finding] = []
     add = f.append
 
@@ -196,6 +198,13 @@ def check_dmar(
                         f"DRHD 0x{base:x} has no device scope and no INCLUDE_PCI_ALL: it "
                         "covers no device (servers list such units for unpopulated "
                         "sockets or hot-plug)", d.offset))
+    spans = sorted(((d.register_base_address, d.register_base_address + d.register_set_bytes, d)
+                    for d in drhds if d.register_base_address), key=lambda t: t[:2])
+    for (a0, a1, da), (b0, _b1, db) in zip(spans, spans[1:]):
+        if b0 < a1 and b0 != a0:  # equal bases are DRHD_DUPLICATE_BASE already
+            add(Finding("DRHD_REGISTERS_OVERLAP", ERROR,
+                        f"DRHD register set 0x{b0:x} overlaps the {da.register_set_bytes >> 10} "
+                        f"KiB register set of the DRHD at 0x{a0:x}", db.offset))
     for seg, units in include_all_by_seg.items():
         if len(units) > 1:
             add(Finding("MULTIPLE_INCLUDE_ALL", ERROR,
@@ -234,6 +243,16 @@ def check_dmar(
                         "(Linux: '[Firmware Bug]: No firmware reserved region can cover this "
                         "RMRR'): the OS may hand it out while a device still DMAs to it",
                         r.offset))
+        for c0, c1 in crashkernel or ():
+            if r.end_address >= r.base_address and r.base_address <= c1 and c0 <= r.end_address:
+                add(Finding("RMRR_IN_CRASHKERNEL", ERROR,
+                            f"RMRR {rng} overlaps the crash kernel reservation "
+                            f"0x{c0:x}-0x{c1:x}: a device that DMAs to its RMRR writes into "
+                            "the kdump kernel's memory", r.offset))
+        if 12 <= dmar.host_address_width <= 64 and r.end_address >> dmar.host_address_width:
+            add(Finding("RMRR_BEYOND_HAW", WARNING,
+                        f"RMRR {rng} ends above the {dmar.host_address_width}-bit host address "
+                        "width: remapping hardware cannot address all of it", r.offset))
         if not r.device_scopes:
             add(Finding("RMRR_NO_DEVICES", WARNING,
                         f"RMRR {rng} names no device", r.offset))
@@ -356,5 +375,72 @@ def check_dmar(
                                 f"{s.type} lists {bdf} as PCI_BRIDGE but it is not a bridge "
                                 "(fwts DevScopeTypeNoMatch)", sc.offset))
 
+        f.extend(_uncovered_devices(drhds, set(include_all_by_seg), pci))
+
     f.sort(key=lambda x: (SEVERITY_ORDER.get(x.severity, 9), x.offset or 0))
     return f
+
+
+def _uncovered_devices(
+    drhds: Sequence[Drhd], include_all_segs: Set[int], pci: Mapping[str, Optional[int]]
+) -> List[Finding]:
+    """PCI devices that no remapping unit covers: not in an INCLUDE_PCI_ALL segment, not
+    listed themselves, and not below a bridge a DRHD lists (a PCI_BRIDGE scope covers
+    the whole hierarchy under it). Their DMA is not translated at all, in the kdump
+    kernel as everywhere else."""
+    listed: Dict[str, Drhd] = {}  # bdf -> unit, for PCI scopes that resolve
+    bridge_listed: Dict[str, Drhd] = {}
+    for d in drhds:
+        for sc in d.device_scopes:
+            if sc.type not in ("PCI_ENDPOINT", "PCI_BRIDGE") or not sc.path:
+                continue
+            bdf, _ = walk_scope_path(d.segment, sc, pci)
+            if bdf is None:
+                continue
+            listed[bdf] = d
+            if sc.type == "PCI_BRIDGE":
+                bridge_listed[bdf] = d
+    parent: Dict[Tuple[int, int], str] = {}  # (segment, secondary bus) -> bridge bdf
+    for bdf, sec in pci.items():
+        loc = _seg_bus(bdf)
+        if sec is not None and loc is not None:
+            parent[(loc[0], sec)] = bdf
+    out: List[Finding] = []
+    for bdf in sorted(pci):
+        loc = _seg_bus(bdf)
+        # Domains above 0xffff are VMD's: its devices DMA with the VMD endpoint's ID.
+        if loc is None or loc[0] > 0xFFFF:
+            continue
+        seg = loc[0]
+        if seg in include_all_segs or bdf in listed:
+            continue
+        cur, seen = bdf, set()
+        covered = False
+        while cur not in seen:
+            seen.add(cur)
+            here = _seg_bus(cur)
+            up = parent.get(here) if here is not None else None
+            if up is None:
+                break
+            if up in bridge_listed:
+                covered = True
+                break
+            cur = up
+        if not covered:
+            out.append(Finding("DEVICE_NOT_COVERED", WARNING,
+                               f"{bdf} is behind no remapping unit (not listed, no listed "
+                               f"bridge above it, no INCLUDE_PCI_ALL unit for segment "
+                               f"{seg:04x}): its DMA is not translated, in the kdump kernel "
+                               "too"))
+    return out
+
+
+def _seg_bus(bdf: str) -> Optional[Tuple[int, int]]:
+    """(segment, bus) of ``SSSS:BB:DD.F`` (the segment may have more digits: VMD)."""
+    parts = bdf.rsplit(":", 2)
+    if len(parts) != 3:
+        return None
+    try:
+        return int(parts[0], 16), int(parts[1], 16)
+    except ValueError:
+        return None

@@ -164,6 +164,7 @@ class TriageInput:
     builtin_modules: Optional[FrozenSet[str]] = None
     crashed: Optional[CrashedKernel] = None
     quiesce_conf: Optional[Evidence] = None  # quiesce=1 in /etc/kdumptool/kdumptool.conf
+    amd_iommu: Optional[Evidence] = None  # an ACPI IVRS table: AMD-Vi, not VT-d
     early_log: Optional[LogMarkers] = None
 
 
@@ -289,6 +290,21 @@ def _sysfs_evidence(sysm: Any) -> Optional[Evidence]:
     return None
 
 
+def first_passthrough(inp: TriageInput, scen: Scenario) -> Optional[Evidence]:
+    """Evidence that the first kernel gave devices identity (pass-through) DMA mappings."""
+    sysm = inp.system
+    cmd = scen.first.cmdline or (inp.crashed.cmdline if inp.crashed is not None else None)
+    if cmd is None and not sysm.in_kdump_kernel:
+        cmd = sysm.cmdline
+    if cmd and parse_iommu_params(cmd).passthrough:
+        return Evidence("first kernel command line", next(a for a in cmd.split() if a.startswith("iommu=")))
+    if not sysm.in_kdump_kernel:
+        types = {g.type for g in sysm.groups.values() if g.devices}
+        if types == {"identity"}:
+            return Evidence("/sys/kernel/iommu_groups/*/type", f"identity for all {len(sysm.groups)} groups")
+    return None
+
+
 def _tables_evidence(c: CrashedKernel) -> Evidence:
     t = c.tables
     assert t is not None
@@ -330,7 +346,17 @@ def _merge_first(inferred: KernelState, seen: KernelState) -> KernelState:
 
 
 def _cmdline_remedy(s: Optional[KdumpSettings], want: str, drop: Sequence[str] = ()) -> str:
-    """How to make the kdump kernel boot with ``want``."""
+    """How to make the kdump kernel boot with ``want``: edit the setting that carries the
+    conflicting parameter (``KDUMP_CMDLINE``/``KDUMP_COMMANDLINE`` when it replaces the
+    command line and holds it), else the append variable (later parameters win)."""
+    names = ("intel_iommu", *drop)
+    rep = s.cmdline_replace if s is not None else None
+    if rep is not None and rep.entry is not None and rep.file is not None:
+        cur_args = str(rep.value).split()
+        if any(a.split("=", 1)[0] in names for a in cur_args):
+            args = [a for a in cur_args if a.split("=", 1)[0] not in names] + [want]
+            return (f'set {rep.entry.key}="{" ".join(args)}" in {rep.file} (line {rep.entry.line}), '
+                    f"then restart the kdump service")
     if s is not None and s.append_var is not None:
         path, var = s.append_var
         cur = ""
@@ -476,20 +502,32 @@ def triage(inp: TriageInput) -> TriageReport:
     src = sysm.source
 
     if scen.case == "no-vtd":
-        findings.append(
-            Finding(
-                "no-vtd",
-                "info",
-                "No Intel VT-d (no DMAR table, no DMAR units): nothing to triage for VT-d",
-                (Evidence("/sys/firmware/acpi/tables/DMAR", "absent"), Evidence("/sys/class/iommu", "no dmar units")),
-            )
-        )
+        nv_ev: List[Evidence] = [Evidence("/sys/firmware/acpi/tables/DMAR", "absent"),
+                                 Evidence("/sys/class/iommu", "no dmar units")]
+        title = "No Intel VT-d (no DMAR table, no DMAR units): nothing to triage for VT-d"
+        if inp.amd_iommu is not None:
+            nv_ev.append(inp.amd_iommu)
+            title += "; this machine has an AMD IOMMU (ACPI IVRS), which kdumptool does not triage"
+        findings.append(Finding("no-vtd", "info", title, tuple(nv_ev)))
         findings.extend(_capacity_findings(inp))
         return _report(scen, findings, [], src, kd_cmdline, kd_basis)
 
     # ---- the scenario itself
     scen_ev = tuple(scen.evidence)
-    if scen.case == "on-off":
+    pt = first_passthrough(inp, scen)
+    if scen.case == "on-off" and pt is not None:
+        findings.append(
+            Finding(
+                "translation-off-in-kdump",
+                "warning",
+                "VT-d translation is off in the kdump kernel, but the first kernel used pass-through (identity) "
+                "DMA: device addresses were physical already, so in-flight DMA lands in the old kernel's memory",
+                scen_ev + (pt,),
+                "nothing required for DMA safety; keep the kdump kernel's VT-d setting in step with the first "
+                "kernel if pass-through is ever turned off",
+            )
+        )
+    elif scen.case == "on-off":
         fp = parse_iommu_params(scen.first.cmdline or sysm.cmdline or "")
         want = "intel_iommu=on" + (",sm_on" if scen.first.scalable else "") if fp.sm is None else (
             "intel_iommu=on," + ("sm_on" if fp.sm else "sm_off"))
@@ -610,8 +648,8 @@ def triage(inp: TriageInput) -> TriageReport:
             if td is not None and td.present:
                 ev.append(Evidence(str(c.vmcore), f"{r.bdf}: {td.translation_type}, DID {td.domain_id}, "
                                    f"{td.mapped_4k} mapped 4 KiB + {td.mapped_large} large pages"))
-        live = sum(1 for r in risks if (t.device(r.bdf) or TableDevice("", False, "", None, 0, 0)).mapped_4k
-                   + (t.device(r.bdf) or TableDevice("", False, "", None, 0, 0)).mapped_large > 0)
+        mapped = [t.device(r.bdf) for r in risks]
+        live = sum(1 for td in mapped if td is not None and td.mapped_4k + td.mapped_large > 0)
         findings.append(
             Finding(
                 "crashed-kernel-tables",
@@ -643,7 +681,7 @@ def _device_findings(
     sysm = inp.system
     s = inp.kdump_settings
     driverless = [r for r in risks if any("bus master" in x for x in r.reasons)]
-    if scen.case in ("on-off",):
+    if scen.case == "on-off" and first_passthrough(inp, scen) is None:
         sev = "error"
         why = "its DMA goes to raw physical addresses in the kdump kernel"
     elif scen.case == "copied":

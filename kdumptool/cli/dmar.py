@@ -33,6 +33,7 @@ def dmar(
     from kdumptool.sources.acpi import (
         no_dmar_reason,
         read_dmar,
+        read_iomem_ranges,
         read_pci_bridges,
         read_reserved_ranges,
         read_table_file,
@@ -54,11 +55,12 @@ def dmar(
         machine = not (file is not None and root is None)
         pci = read_pci_bridges(r) if machine and not no_pci else None
         reserved = read_reserved_ranges(r) if machine else None
+        crash = read_iomem_ranges(r, "Crash kernel") if machine else None
     try:
         table = parse_dmar(data, source)
     except DecodeError as err:
         raise err.with_source(source) if err.what != source else err from None
-    findings = check_dmar(table, pci, reserved)
+    findings = check_dmar(table, pci, reserved, crash)
     emit(
         fmt,
         json_obj=lambda: dmar_json(table, findings, source),

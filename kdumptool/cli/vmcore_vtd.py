@@ -19,7 +19,9 @@ import typer
 
 from kdumptool.cli.common import FormatOpt
 
-VmcoreArg = Annotated[Path, typer.Argument(help="The dump: /proc/vmcore, an ELF core or a kdump-compressed file.")]
+VmcoreArg = Annotated[Path, typer.Argument(help="The dump: /proc/vmcore (the default, in a kdump kernel), "
+                                                "an ELF core or a kdump-compressed file.")]
+PROC_VMCORE = Path("/proc/vmcore")
 RtaddrOpt = Annotated[Optional[str], typer.Option(
     "--rtaddr", help="Root-table address or RTADDR register value (hex); bits 11:10 give the mode.")]
 SavedOpt = Annotated[Optional[Path], typer.Option(
@@ -36,7 +38,7 @@ def register(vmcore_app: typer.Typer) -> None:
 
 
 def iommu(
-    vmcore: VmcoreArg,
+    vmcore: VmcoreArg = PROC_VMCORE,
     rtaddr: RtaddrOpt = None,
     saved: SavedOpt = None,
     unit: UnitOpt = None,
@@ -47,8 +49,9 @@ def iommu(
     all_units: Annotated[bool, typer.Option("--all-units", help="Decode the root table of every unit "
                                                                "(saved record, registers or scan), not only the first.")] = False,
     faults: Annotated[Optional[Path], typer.Option(
-        "--faults", help="A kernel log (the kdump kernel's dmesg, or a snapshot's _kdumptool/dmesg.txt): "
-                         "look up each DMA fault it reports in the crashed kernel's tables.")] = None,
+        "--faults", help="A kernel log (the kdump kernel's dmesg, or a snapshot's _kdumptool/dmesg.txt), or "
+                         "'vmcore' for the crashed kernel's own log in the dump: look up each DMA fault it "
+                         "reports in the crashed kernel's tables.")] = None,
     fmt: FormatOpt = "auto",
 ) -> None:
     """Decode the VT-d root, context, PASID and page tables of the crashed kernel."""
@@ -87,7 +90,8 @@ def iommu(
             return
         if faults is not None:
             checks = _fault_checks(dump, addr, tmode, faults)
-            fobj = rv.faults_json(checks, str(faults))
+            fobj = rv.faults_json(checks, "the crashed kernel's log (from the dump)" if str(faults) == "vmcore"
+                                  and not faults.exists() else str(faults))
             fobj["root_table"] = {"address": addr, "mode": tmode, "source": source, "source_detail": detail}
             fobj["warnings"] = warnings
             emit(fmt, json_obj=lambda: fobj, text=lambda: "".join(
@@ -107,7 +111,7 @@ def iommu(
 
 
 def exposure(
-    vmcore: VmcoreArg,
+    vmcore: VmcoreArg = PROC_VMCORE,
     rtaddr: RtaddrOpt = None,
     saved: SavedOpt = None,
     unit: UnitOpt = None,
@@ -152,7 +156,7 @@ def exposure(
          rich=lambda: rv.render_exposure_rich(obj))
 
 
-def scan(vmcore: VmcoreArg, fmt: FormatOpt = "auto") -> None:
+def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
     """Find VT-d root tables in the dump with no hint, validated and ranked."""
     from kdumptool.analysis.rtscan import find_root_tables
     from kdumptool.cli.common import check_format
@@ -177,6 +181,11 @@ def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:
     from kdumptool.errors import SourceMissing
     from kdumptool.formats.klog import parse_log
 
+    if str(log) == "vmcore" and not log.exists():
+        from kdumptool.formats.printk import decode_printk
+
+        return check_faults(dump, addr, mode, list(parse_log(decode_printk(dump.vmcoreinfo,
+                                                                           dump.read_virt).dmesg_lines())))
     path = log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log
     try:
         with open(path, encoding="utf-8", errors="replace") as f:

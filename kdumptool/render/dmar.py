@@ -153,7 +153,8 @@ def structure_summary(s: Structure) -> str:
         return (f"base 0x{s.register_base_address:x}  proximity domain "
                 f"{s.proximity_domain}")
     if isinstance(s, Andd):
-        return f"ACPI device number {s.acpi_device_number}  {s.acpi_object_name}"
+        name = "".join(c if " " <= c < "\x7f" else f"\\x{ord(c):02x}" for c in s.acpi_object_name)
+        return f"ACPI device number {s.acpi_device_number}  {name}"
     if isinstance(s, Satc):
         return (f"segment {s.segment:04x}  flags 0x{s.flags:02x}"
                 f"{' (ATC_REQUIRED)' if s.atc_required else ''}")
@@ -239,7 +240,7 @@ def render_dmar_rich(dmar: Dmar, findings: Sequence[Finding], source: str = "") 
         for sc in s.device_scopes:
             node.add(Text(scope_line(seg, sc)))
 
-    out: List[Any] = [head, tree]
+    out: List[Any] = [head, Text(""), tree, Text("")]
     if findings:
         tab = Table(title=f"Findings ({_count(findings)})", title_justify="left",
                     show_lines=False, expand=False)

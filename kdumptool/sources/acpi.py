@@ -105,18 +105,40 @@ def read_pci_bridges(root: Root) -> Optional[Dict[str, Optional[int]]]:
     return out
 
 
+def read_iomem_ranges(root: Root, name: str) -> Optional[List[Tuple[int, int]]]:
+    """Inclusive ranges of the ``/proc/iomem`` entries called ``name`` (case-insensitive,
+    any depth), or None when /proc/iomem is unreadable or shows only zeros (unprivileged)."""
+    text = root.read_optional("/proc/iomem")
+    if not text:
+        return None
+    # "start-end : name", indented two spaces per level. Parsed here rather than with
+    # sources.system.parse_iomem so that `kdumptool dmar` does not import the whole
+    # system model (about 40 ms of start-up).
+    out: List[Tuple[int, int]] = []
+    nonzero = False
+    for line in text.splitlines():
+        rng, sep, label = line.strip().partition(" : ")
+        a, dash, b = rng.partition("-")
+        if not sep or not dash:
+            continue
+        try:
+            start, end = int(a, 16), int(b, 16)
+        except ValueError:
+            continue
+        nonzero = nonzero or end != 0
+        if label.strip().lower() == name.lower():
+            out.append((start, end))
+    return out if nonzero else None
+
+
 def read_reserved_ranges(root: Root) -> Optional[List[Tuple[int, int]]]:
     """Memory the firmware reserved (e820 type 2), inclusive ranges: the ``Reserved``
     entries of ``/proc/iomem`` (built from the kernel's e820 table, at any depth, since
     they nest under PCI windows), else ``/sys/firmware/memmap``. None when neither is
     readable (an unprivileged /proc/iomem shows every address as 0)."""
-    text = root.read_optional("/proc/iomem")
-    if text:
-        from kdumptool.sources.system import parse_iomem
-
-        ranges = parse_iomem(text)
-        if any(r.end for r in ranges):
-            return [(r.start, r.end) for r in ranges if r.name.lower() == "reserved"]
+    from_iomem = read_iomem_ranges(root, "Reserved")
+    if from_iomem is not None:
+        return from_iomem
     out: List[Tuple[int, int]] = []
     for entry in root.listdir("/sys/firmware/memmap"):
         base = f"/sys/firmware/memmap/{entry}"

@@ -472,4 +472,6 @@ def read_triage_input(
         builtin_modules=read_builtin_modules(root, release),
         crashed=crashed,
         quiesce_conf=quiesce_conf,
+        amd_iommu=Evidence("/sys/firmware/acpi/tables/IVRS", "present (AMD I/O Virtualization Reporting Structure)")
+        if root.exists("/sys/firmware/acpi/tables/IVRS") else None,
     )

@@ -11,7 +11,12 @@ import pytest
 
 from kdumptool.analysis.dmar_checks import check_dmar, range_is_reserved
 from kdumptool.formats.dmar import parse_dmar
-from kdumptool.sources.acpi import read_dmar, read_pci_bridges, read_reserved_ranges
+from kdumptool.sources.acpi import (
+    read_dmar,
+    read_iomem_ranges,
+    read_pci_bridges,
+    read_reserved_ranges,
+)
 from kdumptool.sources.root import open_root
 from tests.conftest import FIXTURES
 from tests.formats import dmar_builder as B
@@ -26,6 +31,9 @@ def ids(structures: List[bytes], flags: int = 1, pci: Optional[dict] = None, **k
 
 
 def test_clean_table_has_no_findings() -> None:
+    # Register sets back to back (8 KiB then 4 KiB), an RMRR just below 2^39.
+    assert ids([B.drhd(0xFED90000, [EP], size=1), B.drhd(0xFED92000, [IOAPIC], flags=1),
+                B.rmrr(0x7F_FFFF_F000, 0x7F_FFFF_FFFF, [EP])]) == []
     assert ids([B.drhd(0xFED90000, [EP]), B.drhd(0xFED91000, [IOAPIC], flags=1),
                 B.rmrr(0x8C000000, 0x8C0FFFFF, [B.scope(1, 0, [(0x14, 0)])])]) == []
     # Without an INCLUDE_PCI_ALL unit, an RMRR device that a DRHD lists is covered.
@@ -63,6 +71,10 @@ def test_clean_table_has_no_findings() -> None:
     ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.unknown(9, b"abcd")], 1, "UNKNOWN_STRUCTURE"),
     ([B.drhd(0xFED90000, [IOAPIC, EP]), B.rmrr(0x1000, 0x1FFF, [B.scope(1, 0, [(0x14, 0)])])],
      1, "SCOPE_NOT_UNDER_ANY_DRHD"),
+    ([B.drhd(0xFED90000, [IOAPIC], size=1), B.drhd(0xFED91000, [EP])], 1,
+     "DRHD_REGISTERS_OVERLAP"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x80_0000_0000, 0x80_0000_0FFF, [EP])], 1,
+     "RMRR_BEYOND_HAW"),
     ([], 1, "NO_STRUCTURES"),
     ([B.rmrr(0x1000, 0x1FFF, [EP])], 1, "NO_DRHD"),
     ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.drhd(0xFED91000, length=0x100)], 1,
@@ -124,11 +136,30 @@ def test_pci_tree_from_lab_root() -> None:
         ("SCOPE_DEVICE_ABSENT", 0x58), ("SCOPE_TYPE_MISMATCH", 0x60)]
 
 
+def test_devices_not_covered() -> None:
+    with open_root(FIXTURES / "dmar" / "lab_root") as root:
+        pci = read_pci_bridges(root)
+        dmar = parse_dmar(read_dmar(root) or b"")
+    assert pci is not None
+    # The lab lists 00:04.0 and 00:05.0 as bridges: 01:00.0, 02:00.0 and 03:01.0 (two
+    # levels down) are covered. A device the table does not name is not.
+    assert check_dmar(dmar, pci) == []
+    more = dict(pci, **{"0000:00:07.0": None, "0000:04:00.0": None, "0000:00:08.0": 4,
+                        "10000:e1:00.0": None})  # a VMD child: DMAs as the VMD endpoint
+    found = [(f.id, f.message.split()[0]) for f in check_dmar(dmar, more)]
+    assert found == [("DEVICE_NOT_COVERED", "0000:00:07.0"), ("DEVICE_NOT_COVERED", "0000:00:08.0"),
+                     ("DEVICE_NOT_COVERED", "0000:04:00.0")]
+    # With an INCLUDE_PCI_ALL unit nothing is uncovered.
+    tbl = B.table([B.drhd(0xFED90000, [IOAPIC], flags=1)])
+    assert check_dmar(parse_dmar(tbl), more) == []
+
+
 def test_multi_hop_walk() -> None:
     scope = B.scope(1, 0, [(0x1C, 4), (0, 2)])
     tbl = [B.drhd(0xFED90000, [IOAPIC, scope])]
     pci = {"0000:00:1c.4": 5, "0000:05:00.2": None}
-    assert ids(tbl, pci=pci) == []
+    # The endpoint is reached; the root port above it is listed by no unit.
+    assert ids(tbl, pci=pci) == ["DEVICE_NOT_COVERED"]
     assert "SCOPE_DEVICE_ABSENT" in ids(tbl, pci={"0000:00:1c.4": 6, "0000:05:00.2": None})
     assert "SCOPE_DEVICE_ABSENT" in ids(tbl, pci={"0000:00:1c.4": None, "0000:05:00.2": None})
 
@@ -244,3 +275,14 @@ def test_read_reserved_ranges(tmp_path: Path) -> None:
         assert read_reserved_ranges(root) == [(0xA0000, 0xFFFFF)]
     with open_root(tmp_path / "proc") as root:
         assert read_reserved_ranges(root) is None
+
+
+def test_rmrr_in_crashkernel() -> None:
+    with open_root(FIXTURES / "dmar" / "lab_root") as root:
+        crash = read_iomem_ranges(root, "Crash kernel")
+    assert crash == [(0x1C000000, 0x2BFFFFFF)]  # crashkernel=256M of the lab guest
+    inside = [B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x2BFFF000, 0x2C000FFF, [EP])]
+    found = check_dmar(parse_dmar(B.table(inside)), crashkernel=crash)
+    assert [f.id for f in found] == ["RMRR_IN_CRASHKERNEL"]
+    outside = [B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x2C000000, 0x2C000FFF, [EP])]
+    assert check_dmar(parse_dmar(B.table(outside)), crashkernel=crash) == []

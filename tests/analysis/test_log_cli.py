@@ -42,6 +42,9 @@ CASES = [
     ("excerpt_030", ["fixtures/dmesg/corpus/excerpts/030_iommu_5429b7f131_p1_body.log"]),
     ("web_W01", ["fixtures/dmesg/corpus/web_excerpts/W01_OpenNetworkLinux-PR897_as4630_54te.log"]),
     ("full_060", ["fixtures/dmesg/corpus/full/060_kexec_3c955ceb2d_p1_body.log"]),
+    ("excerpt_026", ["fixtures/dmesg/corpus/excerpts/026_iommu_d1d63e6199_p2_direct-mappings.log"]),
+    ("excerpt_173", ["fixtures/dmesg/corpus/excerpts/173_linux-usb_aeb32671f1_p1_body.log"]),
+    ("excerpt_046", ["fixtures/dmesg/corpus/excerpts/046_iommu_e7c23eaba2_p1_body.log"]),
 ]
 
 

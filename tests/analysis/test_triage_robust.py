@@ -147,3 +147,13 @@ def test_live_without_registers_or_log_uses_sysfs(tmp_path):
     assert r.scenario.first.vtd is True
     assert any(e.source == "/sys/class/iommu/dmar0/devices" for e in r.scenario.first.evidence)
     assert r.scenario.case == "copied"
+
+
+def test_amd_machine_says_amd(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cmdline").write_text("root=/dev/sda1 amd_iommu=on\n")
+    (tmp_path / "sys/firmware/acpi/tables").mkdir(parents=True)
+    (tmp_path / "sys/firmware/acpi/tables/IVRS").write_bytes(b"IVRS" + bytes(44))
+    r = run(tmp_path)
+    assert r.verdict == "nothing" and r.exit_code == 0
+    assert "AMD IOMMU" in r.findings[0].title

@@ -293,3 +293,45 @@ def test_all_units_two_root_tables(tmp_path):
     r = CliRunner().invoke(_app(), ["vmcore", "iommu", str(dump), "--all-units", "--device", "00:02.0",
                                     "--iova", "0x1000"])
     assert r.exit_code == 2
+
+
+def test_dump_without_vtd_tables_is_a_one_line_error(tmp_path):
+    from tests.dumpwriter import DumpSpec, write_kdump
+
+    pages = {0x100 + i: bytes((i * 7 + j) & 0xFF for j in range(4096)) for i in range(8)}
+    dump = tmp_path / "novtd.kdump"
+    dump.write_bytes(write_kdump(DumpSpec(pages=pages)))
+    code, _, err = run("iommu", str(dump))
+    assert code == 1 and "found no valid VT-d root table" in err and "\n" not in err
+    code, out, _ = run("scan", str(dump), "-f", "json")
+    obj = json.loads(out)
+    assert code == 0 and obj["best"] is None and obj["pages_scanned"] == 8
+
+
+def test_faults_from_the_crashed_kernels_own_log():
+    # the trimmed dumps keep the printk pages; the lab's live kernels logged no DMA fault
+    code, out, err = run("iommu", str(SM), "--rtaddr", "0x2411400", "--faults", "vmcore", "-f", "json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["log"] == "the crashed kernel's log (from the dump)" and obj["faults"] == []
+    # and the log was really read: the same decode finds the crash trigger and the DRHD
+    from kdumptool.formats.klog import parse_log
+    from kdumptool.formats.printk import decode_printk
+    from kdumptool.sources.vmcore import open_dump
+
+    with open_dump(str(SM)) as dump:
+        kinds = {e.kind for e in parse_log(decode_printk(dump.vmcoreinfo, dump.read_virt).dmesg_lines())}
+    assert {"drhd", "panic", "crash_trigger"} <= kinds and "dma_fault" not in kinds
+
+
+def test_saved_record_without_registers_falls_back_to_scan(tmp_path):
+    snap = tmp_path / "snap" / "_kdumptool"
+    snap.mkdir(parents=True)
+    (snap / "vtd_registers.json").write_text(json.dumps({"units": [
+        {"name": "dmar0", "address": 0xFED90000, "registers": None,
+         "read_error": "/dev/mem: mapping refused (CONFIG_IO_STRICT_DEVMEM; boot with iomem=relaxed)"}]}))
+    code, out, err = run("iommu", str(SM), "--saved", str(tmp_path / "snap"), "-f", "json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["root_table"]["source"] == "scan" and obj["root_table"]["address"] == 0x2411000
+    assert any("dmar0: no RTADDR saved" in w for w in obj["warnings"])

@@ -188,3 +188,47 @@ def test_bad_config_text_never_raises(text):
     parse_kdump_conf(text)
     parse_kdump_tools_defaults(text)
     parse_mounts(text)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from kdumptool.errors import KdumptoolError  # noqa: E402
+from kdumptool.sources.dumptarget import _parse_route4, _parse_route6  # noqa: E402
+from kdumptool.sources.knobs import parse_cmdline, parse_config  # noqa: E402
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+_LINES = st.lists(
+    st.one_of(
+        _TEXT,
+        st.sampled_from(["path /var/crash", "ssh a@b", "nfs h:/e", "raw /dev/x", "xfs UUID=1", "path",
+                         "Iface\tDestination", "eth0\t0002000A\t0\t0\t0\t0\t0\t00FFFFFF", "a b c d",
+                         "kdumptool.quiesce=1", "quiesce=yes", "NFS='x:/y'", "0" * 32 + " 40 " + "0" * 32]),
+    ),
+    max_size=12,
+).map("\n".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_LINES)
+def test_fuzz_text_parsers(text):
+    for fn in (parse_kdump_conf, parse_kdump_tools_defaults, parse_mounts, _parse_route4, _parse_route6,
+               parse_cmdline, parse_config):
+        try:
+            fn(text)
+        except KdumptoolError:
+            pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(_TEXT, _LINES)
+def test_fuzz_find_dump_targets(tmp_path_factory, conf, mounts):
+    tmp = tmp_path_factory.mktemp("fz")
+    (tmp / "etc").mkdir()
+    (tmp / "proc").mkdir()
+    (tmp / "etc/kdump.conf").write_text(conf)
+    (tmp / "proc/mounts").write_text(mounts)
+    try:
+        find_dump_targets(Root(tmp))
+    except KdumptoolError:
+        pass
