@@ -629,6 +629,10 @@ def _verdict(
         parts.append(f"{_plural(counts['qi_error'], 'invalidation queue error line')} (IQE/ITE/ICE)")
         if level == "ok":
             level = "warning"
+    if counts.get("amd_vi_fault"):
+        parts.append(f"{_plural(counts['amd_vi_fault'], 'AMD-Vi event')} (an AMD IOMMU, not VT-d: not analysed further)")
+        if level == "ok":
+            level = "warning"
     if counts.get("firmware_bug"):
         parts.append(f"{_plural(counts['firmware_bug'], 'firmware bug warning')} about the DMAR table")
         if level == "ok":
@@ -646,5 +650,9 @@ def _verdict(
             parts.append("no DMAR faults")
         else:
             parts.append("no VT-d (DMAR) lines in this log")
+    panics = [m for m in markers if m.kind == "panic"]
+    if panics:
+        why = str(panics[-1].details.get("why") or "").strip()
+        parts.append(f"this kernel panicked{': ' + why if why else ''} (line {panics[-1].line})")
     ctx = "kdump kernel: " if in_kdump else ""
     return level, f"{level.upper()}: {ctx}" + "; ".join(parts)

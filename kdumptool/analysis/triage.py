@@ -290,6 +290,21 @@ def _sysfs_evidence(sysm: Any) -> Optional[Evidence]:
     return None
 
 
+def first_passthrough(inp: TriageInput, scen: Scenario) -> Optional[Evidence]:
+    """Evidence that the first kernel gave devices identity (pass-through) DMA mappings."""
+    sysm = inp.system
+    cmd = scen.first.cmdline or (inp.crashed.cmdline if inp.crashed is not None else None)
+    if cmd is None and not sysm.in_kdump_kernel:
+        cmd = sysm.cmdline
+    if cmd and parse_iommu_params(cmd).passthrough:
+        return Evidence("first kernel command line", next(a for a in cmd.split() if a.startswith("iommu=")))
+    if not sysm.in_kdump_kernel:
+        types = {g.type for g in sysm.groups.values() if g.devices}
+        if types == {"identity"}:
+            return Evidence("/sys/kernel/iommu_groups/*/type", f"identity for all {len(sysm.groups)} groups")
+    return None
+
+
 def _tables_evidence(c: CrashedKernel) -> Evidence:
     t = c.tables
     assert t is not None
@@ -498,7 +513,20 @@ def triage(inp: TriageInput) -> TriageReport:
 
     # ---- the scenario itself
     scen_ev = tuple(scen.evidence)
-    if scen.case == "on-off":
+    pt = first_passthrough(inp, scen)
+    if scen.case == "on-off" and pt is not None:
+        findings.append(
+            Finding(
+                "translation-off-in-kdump",
+                "warning",
+                "VT-d translation is off in the kdump kernel, but the first kernel used pass-through (identity) "
+                "DMA: device addresses were physical already, so in-flight DMA lands in the old kernel's memory",
+                scen_ev + (pt,),
+                "nothing required for DMA safety; keep the kdump kernel's VT-d setting in step with the first "
+                "kernel if pass-through is ever turned off",
+            )
+        )
+    elif scen.case == "on-off":
         fp = parse_iommu_params(scen.first.cmdline or sysm.cmdline or "")
         want = "intel_iommu=on" + (",sm_on" if scen.first.scalable else "") if fp.sm is None else (
             "intel_iommu=on," + ("sm_on" if fp.sm else "sm_off"))
@@ -652,7 +680,7 @@ def _device_findings(
     sysm = inp.system
     s = inp.kdump_settings
     driverless = [r for r in risks if any("bus master" in x for x in r.reasons)]
-    if scen.case in ("on-off",):
+    if scen.case == "on-off" and first_passthrough(inp, scen) is None:
         sev = "error"
         why = "its DMA goes to raw physical addresses in the kdump kernel"
     elif scen.case == "copied":

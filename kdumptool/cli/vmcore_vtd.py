@@ -19,7 +19,9 @@ import typer
 
 from kdumptool.cli.common import FormatOpt
 
-VmcoreArg = Annotated[Path, typer.Argument(help="The dump: /proc/vmcore, an ELF core or a kdump-compressed file.")]
+VmcoreArg = Annotated[Path, typer.Argument(help="The dump: /proc/vmcore (the default, in a kdump kernel), "
+                                                "an ELF core or a kdump-compressed file.")]
+PROC_VMCORE = Path("/proc/vmcore")
 RtaddrOpt = Annotated[Optional[str], typer.Option(
     "--rtaddr", help="Root-table address or RTADDR register value (hex); bits 11:10 give the mode.")]
 SavedOpt = Annotated[Optional[Path], typer.Option(
@@ -36,7 +38,7 @@ def register(vmcore_app: typer.Typer) -> None:
 
 
 def iommu(
-    vmcore: VmcoreArg,
+    vmcore: VmcoreArg = PROC_VMCORE,
     rtaddr: RtaddrOpt = None,
     saved: SavedOpt = None,
     unit: UnitOpt = None,
@@ -109,7 +111,7 @@ def iommu(
 
 
 def exposure(
-    vmcore: VmcoreArg,
+    vmcore: VmcoreArg = PROC_VMCORE,
     rtaddr: RtaddrOpt = None,
     saved: SavedOpt = None,
     unit: UnitOpt = None,
@@ -154,7 +156,7 @@ def exposure(
          rich=lambda: rv.render_exposure_rich(obj))
 
 
-def scan(vmcore: VmcoreArg, fmt: FormatOpt = "auto") -> None:
+def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
     """Find VT-d root tables in the dump with no hint, validated and ranked."""
     from kdumptool.analysis.rtscan import find_root_tables
     from kdumptool.cli.common import check_format

@@ -99,12 +99,24 @@ def read_iomem_ranges(root: Root, name: str) -> Optional[List[Tuple[int, int]]]:
     text = root.read_optional("/proc/iomem")
     if not text:
         return None
-    from kdumptool.sources.system import parse_iomem
-
-    ranges = parse_iomem(text)
-    if not any(r.end for r in ranges):
-        return None
-    return [(r.start, r.end) for r in ranges if r.name.lower() == name.lower()]
+    # "start-end : name", indented two spaces per level. Parsed here rather than with
+    # sources.system.parse_iomem so that `kdumptool dmar` does not import the whole
+    # system model (about 40 ms of start-up).
+    out: List[Tuple[int, int]] = []
+    nonzero = False
+    for line in text.splitlines():
+        rng, sep, label = line.strip().partition(" : ")
+        a, dash, b = rng.partition("-")
+        if not sep or not dash:
+            continue
+        try:
+            start, end = int(a, 16), int(b, 16)
+        except ValueError:
+            continue
+        nonzero = nonzero or end != 0
+        if label.strip().lower() == name.lower():
+            out.append((start, end))
+    return out if nonzero else None
 
 
 def read_reserved_ranges(root: Root) -> Optional[List[Tuple[int, int]]]:

@@ -289,3 +289,14 @@ def test_log_only_correlation_own_identity_map_and_driver() -> None:
     assert report.faults[0].address_notes == [
         "0xe8000 is inside identity map (RMRR) [0xe8000-0xe8fff] of 0000:00:1f.2: the firmware's identity map "
         "for this device is missing in the active tables"]
+
+
+
+def test_panic_is_named_in_the_verdict() -> None:
+    # The crashed kernel's last lines (lab run, as its printk buffer in the vmcore holds them).
+    r = analyse_log([
+        "[   21.311674] sysrq: Trigger a crash",
+        "[   21.312503] Kernel panic - not syncing: sysrq triggered crash",
+    ])
+    assert r.verdict == "OK: no VT-d (DMAR) lines in this log; this kernel panicked: sysrq triggered crash (line 2)"
+    assert [m.kind for m in r.markers] == ["crash_trigger", "panic"]

@@ -244,3 +244,19 @@ def test_remedy_edits_the_variable_that_holds_sm_off(tmp_path):
     sm = by_id(r, "scalable-mode-mismatch")[0]
     assert ('set KDUMP_CMDLINE="console=ttyS0 irqpoll nr_cpus=1 reset_devices iomem=relaxed lab.mode=kdump '
             'lab.run=sm_mismatch intel_iommu=on,sm_on" in /etc/default/kdump-tools (line 1)') in sm.remedy
+
+
+def test_translation_off_in_kdump_after_passthrough_is_only_a_warning(tmp_path):
+    """iommu=pt in the first kernel: DMA addresses were physical, so a kdump kernel with
+    intel_iommu=off lets in-flight DMA land where it always did."""
+    conf = 'KDUMP_CMDLINE_APPEND="reset_devices intel_iommu=off"\n'
+    root = _with_files(tmp_path, "live_legacy_off", {"etc/default/kdump-tools": conf})
+    cmd = (root / "proc/cmdline").read_text().strip()
+    r = run(root)
+    assert r.scenario.case == "on-off" and by_id(r, "translation-off-in-kdump")[0].severity == "error"
+    (root / "proc/cmdline").write_text(cmd + " iommu=pt\n")
+    r = run(root)
+    f = by_id(r, "translation-off-in-kdump")[0]
+    assert f.severity == "warning" and "pass-through" in f.title
+    assert any(e.text == "iommu=pt" for e in f.evidence)
+    assert all(x.severity != "error" for x in by_id(r, "driverless-bus-master"))

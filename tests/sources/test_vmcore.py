@@ -366,3 +366,45 @@ def test_elf_program_header_count_past_the_file(tmp_path):
     path.write_bytes(bytes(blob))
     with pytest.raises(DecodeError, match="2147483647 program headers at 0x40 run past the end"):
         open_dump(str(path))
+
+
+def test_real_proc_vmcore_headers_cut_short():
+    """The real layout of /proc/vmcore (lab run, its first 8 KiB): the RAM PT_LOADs are
+    the live iomem's System RAM minus the Crash kernel range, the kernel-text PT_LOAD
+    (at "Kernel code") is an alias, the notes decode, and every page is past the
+    truncated end."""
+    head = FIXTURES / "vmcore" / "lab_legacy_on.proc_vmcore.head"
+    ram, crash, code = [], None, None
+    for line in (FIXTURES / "vmcore" / "lab_legacy_on.live_iomem.txt").read_text().splitlines():
+        rng, _, name = line.strip().partition(" : ")
+        a, b = (int(x, 16) for x in rng.split("-"))
+        if name == "System RAM":
+            ram.append((a, b + 1))
+        elif name == "Crash kernel":
+            crash = (a, b + 1)
+        elif name == "Kernel code":
+            code = a
+    assert crash is not None and code is not None
+    expect = []
+    for a, b in ram:
+        if a <= crash[0] and crash[1] <= b:
+            expect += [(a, crash[0]), (crash[1], b)]
+        else:
+            expect.append((a, b))
+    with open_dump(str(head)) as dump:
+        assert [(s.start, s.start + s.memsz) for s in dump.segments] == expect
+        aliases = dump.describe()["kernel_text_aliases"]
+        assert [a["paddr"] for a in aliases] == [code]
+        assert dump.vmcoreinfo.osrelease == (FIXTURES / "vmcore" / "lab_legacy_on.live_uname.txt"
+                                             ).read_text().strip()
+        # The kernel-text segment encodes phys_base; VMCOREINFO says the same.
+        assert aliases[0]["paddr"] - (aliases[0]["vaddr"] - START_KERNEL_MAP) == \
+            dump.vmcoreinfo.phys_base
+        assert aliases[0]["vaddr"] == dump.vmcoreinfo.symbol("_stext")
+        assert len(dump.prstatus) == 2 and [n.name for n in dump.notes][-1] == "VMCOREINFO"
+        assert any("truncated" in w for w in dump.warnings)
+        for start, _end in expect:
+            with pytest.raises(NotMapped) as err:
+                dump.read(start, 8)
+            assert err.value.why == "past the truncated end"
+        assert list(dump.iter_dumped_ranges()) == []
