@@ -153,7 +153,8 @@ def structure_summary(s: Structure) -> str:
         return (f"base 0x{s.register_base_address:x}  proximity domain "
                 f"{s.proximity_domain}")
     if isinstance(s, Andd):
-        return f"ACPI device number {s.acpi_device_number}  {s.acpi_object_name}"
+        name = "".join(c if " " <= c < "\x7f" else f"\\x{ord(c):02x}" for c in s.acpi_object_name)
+        return f"ACPI device number {s.acpi_device_number}  {name}"
     if isinstance(s, Satc):
         return (f"segment {s.segment:04x}  flags 0x{s.flags:02x}"
                 f"{' (ATC_REQUIRED)' if s.atc_required else ''}")
