@@ -78,12 +78,19 @@ def qemu_command(qemu: str, sc: Scenario, kernel: Path, initrd: Path, cfg: Path,
 
 class Traffic(threading.Thread):
     """UDP packets to the guest's e1000e through the loopback hostfwd, so the NIC is
-    DMA-ing into its receive ring when the live kernel panics. Bounded in count and time."""
+    DMA-ing into its receive ring when the live kernel panics. Bounded in count and time.
 
-    def __init__(self, port: int, max_packets: int = 100000, max_s: float = 900.0) -> None:
+    Paused from the panic until the kdump kernel has set up its IOMMU: nobody refills the
+    crashed kernel's receive ring (256 descriptors), and at 20 packets/s a slow kdump boot
+    (20 s on a loaded host) would find it full, with no DMA left to fault on. Resumed, the
+    NIC's next receive is the DMA that sm_mismatch's kdump kernel must fault on."""
+
+    def __init__(self, port: int, interval_s: float = 0.05, max_packets: int = 50000,
+                 max_s: float = 900.0) -> None:
         super().__init__(daemon=True)
-        self.port, self.max_packets, self.max_s = port, max_packets, max_s
+        self.port, self.interval_s, self.max_packets, self.max_s = port, interval_s, max_packets, max_s
         self.stop = threading.Event()
+        self.paused = threading.Event()
         self.sent = 0
 
     def run(self) -> None:
@@ -92,12 +99,13 @@ class Traffic(threading.Thread):
             payload = b"kdumptool-lab " * 40
             while (not self.stop.is_set() and self.sent < self.max_packets
                    and time.monotonic() - t0 < self.max_s):
-                try:
-                    s.sendto(payload, ("127.0.0.1", self.port))
-                    self.sent += 1
-                except OSError:
-                    pass
-                self.stop.wait(0.01)
+                if not self.paused.is_set():
+                    try:
+                        s.sendto(payload, ("127.0.0.1", self.port))
+                        self.sent += 1
+                    except OSError:
+                        pass
+                self.stop.wait(self.interval_s)
 
 
 def kdump_initrd(sc: Scenario, facts: Dict[str, str], default_initrd: Path, dest: Path) -> Dict[str, object]:
@@ -170,6 +178,12 @@ def run_scenario(sc: Scenario, facts: Dict[str, str], qemu: str,
             now = time.monotonic() - t0
             serial.write(f"{now:8.2f} {line}\n")
             serial.flush()
+            if "sysrq: Trigger a crash" in line:
+                traffic.paused.set()
+            elif "DMAR: Intel(R) Virtualization Technology" in line and "panic" in marks:
+                traffic.paused.clear()
+            elif "init mode=kdump" in line:  # intel_iommu=off: no such line
+                traffic.paused.clear()
             if "Kernel panic - not syncing" in line and "sysrq triggered crash" not in line:
                 marks.setdefault("unexpected_panic", round(now, 2))
             for key, needle in MARKS:

@@ -125,8 +125,8 @@ def test_record_bus_masters_match_lspci(run: Run) -> None:
 
 # -- quiesce (kdump) --------------------------------------------------------------------------
 
-def driverless_masters(run: Run) -> Set[str]:
-    bm, sf = bus_master(run, "kdump"), sysfs(run, "kdump")
+def driverless_masters(run: Run, mode: str = "kdump") -> Set[str]:
+    bm, sf = bus_master(run, mode), sysfs(run, mode)
     return {b for b, on in bm.items() if on and sf[b]["driver"] == "-" and not b.endswith("00:00.0")}
 
 
@@ -170,9 +170,11 @@ def test_quiesce_apply_cleared_bus_master(run: Run) -> None:
     planned devices, every other COMMAND register unchanged, and the journal's
     old -> new values are lspci's before/after."""
     kdt_json(run, "kdump", "quiesce_apply")
-    before = command_words(run.text("kdump", "lspci_xxxx.txt"))
+    # The last look before --apply: after the drivers, where the scenario loads some.
+    last = "kdump/after_drivers" if run.path("kdump", "after_drivers/lspci_xxxx.txt").is_file() else "kdump"
+    before = command_words(run.text(last, "lspci_xxxx.txt"))
     after = command_words(run.text("kdump", "after_quiesce/lspci_xxxx.txt"))
-    planned = driverless_masters(run)
+    planned = driverless_masters(run, last)
     journal: List[List[str]] = [ln.split()[1:] for ln in run.text("kdump", "quiesce.journal").splitlines() if " COMMAND " in ln]
     assert sorted(j[0] for j in journal) == sorted(planned), f"{run.name}: journal {journal} != planned {sorted(planned)}"
     for bdf, _, old, _, new in journal:
