@@ -629,6 +629,10 @@ def _verdict(
         parts.append(f"{_plural(counts['qi_error'], 'invalidation queue error line')} (IQE/ITE/ICE)")
         if level == "ok":
             level = "warning"
+    if counts.get("amd_vi_fault"):
+        parts.append(f"{_plural(counts['amd_vi_fault'], 'AMD-Vi event')} (an AMD IOMMU, not VT-d: not analysed further)")
+        if level == "ok":
+            level = "warning"
     if counts.get("firmware_bug"):
         parts.append(f"{_plural(counts['firmware_bug'], 'firmware bug warning')} about the DMAR table")
         if level == "ok":

@@ -425,7 +425,7 @@ _SECOND_LINE_RE = re.compile(r"(?:(?:DMAR|dmar|INTR-REMAP)\s*:\s*)+\[\s*fault\s+
 _KEYWORDS_RE = re.compile(
     r"DMAR|dmar|INTR-REMAP|AER|PCIe Bus Error|IOMMU|iommu|Firmware Bug|elfcorehdr|crashkernel"
     r"|Kernel panic|Trigger a crash|Starting new kernel|table entries|entry|pte level|not present"
-    r"|Request device|\[DMA|Linux version|Invalidation|QI "
+    r"|Request device|\[DMA|Linux version|Invalidation|QI |AMD-Vi"
 )
 
 _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
@@ -461,6 +461,13 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("identity_map", re.compile(
         r"(?P<bdf>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]):? (?:DMAR: )?Setting identity map "
         r"(?:for device \S+ )?\[(?P<base>" + _HEX + r") - (?P<end>" + _HEX + r")\]")),
+    # AMD IOMMU (not VT-d): recognised so that an AMD machine's log is named as such.
+    # "<drv> 0000:06:00.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0010 address=0x.. flags=0x0020]"
+    # (>= 5.x) or "AMD-Vi: Event logged [IO_PAGE_FAULT device=03:00.0 domain=... address=... flags=...]".
+    ("amd_vi_fault", re.compile(
+        r"(?:(?P<bdf>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]): )?AMD-Vi: Event logged "
+        r"\[(?P<event>[A-Z_]+)(?: device=(?P<device>[0-9a-fA-F:.]+))?(?: pasid=\S+)? domain=(?P<domain>" + _HEX
+        + r")(?: pasid=\S+)? address=(?P<iova>" + _HEX + r")")),
     ("boot", re.compile(r"^Linux version (?P<version>\S+)")),
     ("kdump_kernel", re.compile(r"Kernel command line:.*\belfcorehdr=(?P<elfcorehdr>\S+)")),
     ("crashkernel_reserved", re.compile(r"Reserving (?P<size>\d+MB) of (?:low )?memory at (?P<at>\S+) for crashkernel")),
@@ -488,7 +495,7 @@ _AER_SRC_RE = re.compile(
 _AER_ERROR_RE = re.compile(r"[Ee]rror|severity=|Uncorrect|Corrected")
 _AER_SEV_RE = re.compile(r"severity=(?P<sev>[A-Za-z ()-]+?),\s*type=(?P<type>[^,]+)")
 _INT_DETAILS = frozenset({"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "flags",
-                          "level", "sid", "qw0", "qw1", "reason"})
+                          "level", "sid", "qw0", "qw1", "reason", "domain"})
 
 _MAX_HELD = 4  # lines a wrapped fault may span
 
@@ -620,6 +627,10 @@ def _simple_event(ln: LogLine) -> Optional[LogEvent]:
         if kind == "unit":
             unit = m.group("unit")
         sid_bdf: Optional[str] = d.pop("bdf", None)
+        dev_tok = d.pop("device", None)
+        if sid_bdf is None and isinstance(dev_tok, str):
+            parts_ = dev_tok.lower().split(":")
+            sid_bdf = dev_tok.lower() if len(parts_) == 3 else "0000:" + dev_tok.lower() if len(parts_) == 2 else None
         sid_val: Any = d.get("sid")
         if isinstance(sid_val, int) and sid_val not in (0, 0xFFFF) and sid_val <= 0xFFFF:
             # A source id is bus:devfn; 0 means "not recorded", ffff the all-ones of a dead device.

@@ -55,6 +55,7 @@ def device_json(d: DeviceTranslation, with_extents: bool = True) -> Dict[str, An
         "extents": [x.to_json() for x in w.extents] if (w and with_extents) else [],
         "unreadable_tables": [u.to_json() for u in d.all_unreadable],
         # extras (not in the contract, documented in docs/vtd.md)
+        "aw": d.aw,
         "levels": d.levels,
         "fpd": d.fpd,
         "context_entry": d.context_paddr,

@@ -322,3 +322,16 @@ def test_faults_from_the_crashed_kernels_own_log():
     with open_dump(str(SM)) as dump:
         kinds = {e.kind for e in parse_log(decode_printk(dump.vmcoreinfo, dump.read_virt).dmesg_lines())}
     assert {"drhd", "panic", "crash_trigger"} <= kinds and "dma_fault" not in kinds
+
+
+def test_saved_record_without_registers_falls_back_to_scan(tmp_path):
+    snap = tmp_path / "snap" / "_kdumptool"
+    snap.mkdir(parents=True)
+    (snap / "vtd_registers.json").write_text(json.dumps({"units": [
+        {"name": "dmar0", "address": 0xFED90000, "registers": None,
+         "read_error": "/dev/mem: mapping refused (CONFIG_IO_STRICT_DEVMEM; boot with iomem=relaxed)"}]}))
+    code, out, err = run("iommu", str(SM), "--saved", str(tmp_path / "snap"), "-f", "json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["root_table"]["source"] == "scan" and obj["root_table"]["address"] == 0x2411000
+    assert any("dmar0: no RTADDR saved" in w for w in obj["warnings"])

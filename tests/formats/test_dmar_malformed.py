@@ -7,8 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kdumptool.analysis.dmar_checks import check_dmar
 from kdumptool.errors import DecodeError, KdumptoolError, UnsupportedFormat
 from kdumptool.formats.dmar import Andd, Drhd, Malformed, Rmrr, UnknownStructure, parse_dmar
+from kdumptool.render.dmar import dmar_json, render_dmar_text
 from tests.conftest import FIXTURES
 from tests.formats import dmar_builder as B
 
@@ -169,6 +171,11 @@ def test_fuzz_mutated_real_table(edits: list, cut: int) -> None:
         assert s.offset + (s.length if not isinstance(s, Malformed) else 0) <= len(data)
         for sc in s.device_scopes:
             assert s.offset <= sc.offset < s.offset + s.length
+    # The rest of the pipeline takes whatever the decoder returns.
+    findings = check_dmar(d, {"0000:00:02.0": None, "0000:00:04.0": 1}, [(0, 0xFFFFF)],
+                          [(0x1C000000, 0x2BFFFFFF)])
+    render_dmar_text(d, findings)
+    dmar_json(d, findings)
 
 
 @settings(max_examples=300, deadline=None)

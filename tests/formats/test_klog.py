@@ -478,3 +478,14 @@ def test_device_lines_driver_group_identity_map() -> None:
         ("iommu_group", "0000:00:1f.2", 19), ("identity_map", "0000:00:1f.2", None), ("driver", "0000:00:02.0", None)]
     assert evs[1].details == {"base": 0xE8000, "end": 0xE8FFF}
     assert evs[2].details == {"driver": "e1000e"}  # once per driver and device; "pci" is no driver
+
+
+def test_amd_vi_faults_are_named() -> None:
+    # excerpts/125 (linux-usb) and the older form with device= inside the brackets.
+    evs = [e for e in events(
+        "  thunderbolt 0000:06:00.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0010 address=0xbb0e3400 flags=0x0020]\n"
+        "[ 5.0] AMD-Vi: Event logged [IO_PAGE_FAULT device=03:00.0 domain=0x000f address=0x00000000fdf8c000 flags=0x0010]\n"
+    ) if e.kind != "driver"]
+    assert [(e.kind, e.bdf, e.address, e.details.get("domain")) for e in evs] == [
+        ("amd_vi_fault", "0000:06:00.0", 0xBB0E3400, 0x10), ("amd_vi_fault", "0000:03:00.0", 0xFDF8C000, 0xF)]
+    assert evs[0].details["event"] == "IO_PAGE_FAULT"
