@@ -502,12 +502,13 @@ def triage(inp: TriageInput) -> TriageReport:
     src = sysm.source
 
     if scen.case == "no-vtd":
-        ev = (Evidence("/sys/firmware/acpi/tables/DMAR", "absent"), Evidence("/sys/class/iommu", "no dmar units"))
+        nv_ev: List[Evidence] = [Evidence("/sys/firmware/acpi/tables/DMAR", "absent"),
+                                 Evidence("/sys/class/iommu", "no dmar units")]
         title = "No Intel VT-d (no DMAR table, no DMAR units): nothing to triage for VT-d"
         if inp.amd_iommu is not None:
-            ev = ev + (inp.amd_iommu,)
+            nv_ev.append(inp.amd_iommu)
             title += "; this machine has an AMD IOMMU (ACPI IVRS), which kdumptool does not triage"
-        findings.append(Finding("no-vtd", "info", title, ev))
+        findings.append(Finding("no-vtd", "info", title, tuple(nv_ev)))
         findings.extend(_capacity_findings(inp))
         return _report(scen, findings, [], src, kd_cmdline, kd_basis)
 
@@ -647,8 +648,8 @@ def triage(inp: TriageInput) -> TriageReport:
             if td is not None and td.present:
                 ev.append(Evidence(str(c.vmcore), f"{r.bdf}: {td.translation_type}, DID {td.domain_id}, "
                                    f"{td.mapped_4k} mapped 4 KiB + {td.mapped_large} large pages"))
-        live = sum(1 for r in risks if (t.device(r.bdf) or TableDevice("", False, "", None, 0, 0)).mapped_4k
-                   + (t.device(r.bdf) or TableDevice("", False, "", None, 0, 0)).mapped_large > 0)
+        mapped = [t.device(r.bdf) for r in risks]
+        live = sum(1 for td in mapped if td is not None and td.mapped_4k + td.mapped_large > 0)
         findings.append(
             Finding(
                 "crashed-kernel-tables",

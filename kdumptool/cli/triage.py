@@ -19,7 +19,7 @@ def triage_cmd(
     root: RootOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Triage a saved crash: --root is the saved snapshot, plus --vmcore and/or --saved.")] = False,
     vmcore: Annotated[Optional[Path], typer.Option("--vmcore", help="The crashed kernel's vmcore (ELF or kdump-compressed).")] = None,
-    saved: Annotated[Optional[Path], typer.Option("--saved", help="A saved crash directory (vmcore, dmesg.txt...).")] = None,
+    saved: Annotated[Optional[Path], typer.Option("--saved", help="A saved crash folder: vmcore, vmcore-dmesg.txt, kdumptool/ (record, snapshot); without --root its kdump snapshot is used.")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: auto (rich on a terminal, text when piped), text, rich, json or prometheus (node_exporter textfile collector).", case_sensitive=False)] = "auto",
 ) -> None:
     """Tell whether kdump will survive in-flight DMA on this VT-d machine, with evidence and remedies."""

@@ -169,13 +169,13 @@ def test_predicted_cases_on_a_live_host():
     assert classify(off, KernelState("kdump", "predicted", "", False), False, False).case == "no-vtd"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.text(max_size=120), max_size=30))
 def test_fuzz_scan_log(lines):
     scan_log(lines)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(max_size=200))
 def test_fuzz_params(text):
     parse_iommu_params(text)
@@ -193,7 +193,7 @@ def test_text_and_bytes_scans_agree():
     assert [m.kind for m in c.markers] == [m.kind for m in a.markers if m.kind != "probe"]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=400))
 def test_fuzz_scan_bytes(data):
     from kdumptool.analysis.scenario import scan_log_text

@@ -99,7 +99,7 @@ def test_truncated_gzip():
     assert "does not decompress" in str(ei.value)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=400))
 def test_fuzz_only_our_errors(data):
     try:
@@ -108,7 +108,7 @@ def test_fuzz_only_our_errors(data):
         pass
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.integers(0, 4095), st.binary(min_size=1, max_size=4))
 def test_fuzz_mutated_real_image(pos, patch):
     data = bytearray((IF / "initrd-early-gzip.img").read_bytes())
@@ -120,7 +120,7 @@ def test_fuzz_mutated_real_image(pos, patch):
         pass
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=200))
 def test_fuzz_lz4_block(data):
     try:

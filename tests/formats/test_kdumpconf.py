@@ -107,7 +107,7 @@ def test_unterminated_quote_is_a_warning():
     assert f.get("KDUMP_COMMANDLINE_APPEND").value.startswith("irqpoll")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(max_size=300))
 def test_fuzz_parsers_never_raise(text):
     for fn in (parse_kdump_conf, parse_sysconfig_kdump, parse_kdump_tools):
