@@ -47,8 +47,8 @@ def run_quiesce(
                 )
                 return 0
         # sysfs enumeration, not udev: the driver links are what the kernel says, and the
-        # kdump initramfs need not carry libudev.
-        system = read_system(r, use_udev=False)
+        # kdump initramfs need not carry libudev. No VT-d register reads: quiesce needs only PCI.
+        system = read_system(r, use_udev=False, read_registers=False)
         targets = find_dump_targets(r)
         bdfs = tuple(targets.bdfs) + tuple(t.lower() for t in dump_target)
         plan = plan_quiesce(system, bdfs, dump_finished)

@@ -225,8 +225,8 @@ def render_dmar_rich(dmar: Dmar, findings: Sequence[Finding], source: str = "") 
     head.add_row("DMAR", Text(source or dmar.name))
     head.add_row("length / revision", f"{dmar.length} bytes, revision {dmar.revision}")
     head.add_row("checksum", Text.assemble(f"0x{dmar.checksum:02x} ", csum))
-    head.add_row("OEM", f"{dmar.oem_id!r} {dmar.oem_table_id!r} rev 0x{dmar.oem_revision:x}")
-    head.add_row("compiler", f"{dmar.asl_compiler_id!r} 0x{dmar.asl_compiler_revision:x}")
+    head.add_row("OEM", Text(f"{dmar.oem_id!r} {dmar.oem_table_id!r} rev 0x{dmar.oem_revision:x}"))
+    head.add_row("compiler", Text(f"{dmar.asl_compiler_id!r} 0x{dmar.asl_compiler_revision:x}"))
     head.add_row("host address width", f"{dmar.host_address_width} bits")
     head.add_row("flags", f"0x{dmar.flags:02x}: {flag_names(dmar)}")
 
@@ -249,8 +249,10 @@ def render_dmar_rich(dmar: Dmar, findings: Sequence[Finding], source: str = "") 
         tab.add_column("at", justify="right", style="dim")
         tab.add_column("finding")
         for fd in findings:
-            tab.add_row(Text(fd.severity, style=_SEV_STYLE.get(fd.severity, "")), fd.id,
-                        f"0x{fd.offset:x}" if fd.offset is not None else "", fd.message)
+            # Text(), not str: a message may quote firmware strings with [brackets],
+            # which rich would read as markup.
+            tab.add_row(Text(fd.severity, style=_SEV_STYLE.get(fd.severity, "")), Text(fd.id),
+                        f"0x{fd.offset:x}" if fd.offset is not None else "", Text(fd.message))
         out.append(tab)
     else:
         out.append(Text("Findings: none", style="green"))

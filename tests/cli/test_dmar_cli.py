@@ -266,3 +266,27 @@ def test_internal_error_is_one_line(capsys: pytest.CaptureFixture,
                      "(run with --debug for the traceback)"]
     with pytest.raises(ZeroDivisionError):
         main(["--debug", "dmar", str(X01)])
+
+
+def test_rich_does_not_read_firmware_strings_as_markup(capsys: pytest.CaptureFixture,
+                                                       tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.formats import dmar_builder as B
+
+    monkeypatch.setenv("COLUMNS", "250")
+    tbl = B.table([B.drhd(0xFED90000, [B.scope(3, 0xF0, [(0x1F, 0)])], flags=1),
+                   B.andd(7, "[bold]\\_SB.X[/bold]")])
+    p = tmp_path / "t.bin"
+    p.write_bytes(tbl)
+    code, out, _ = run(capsys, "dmar", str(p), "-f", "rich")
+    assert code == 0
+    lines = [ln for ln in out.splitlines() if "ANDD_UNREFERENCED" in ln]
+    assert len(lines) == 1 and "[bold]\\_SB.X[/bold]" in lines[0]
+
+
+def test_fail_on(capsys: pytest.CaptureFixture) -> None:
+    x02 = next((D / "tables").glob("X02_*.dat"))  # 2 errors, 1 warning
+    assert run(capsys, "dmar", str(x02), "-f", "json", "--fail-on", "error")[0] == 3
+    assert run(capsys, "dmar", str(X01), "-f", "json", "--fail-on", "warning")[0] == 0  # info only
+    assert run(capsys, "dmar", str(X01), "-f", "json", "--fail-on", "info")[0] == 3
+    assert run(capsys, "dmar", str(X01), "--fail-on", "bogus")[0] == 2

@@ -269,3 +269,65 @@ def test_fuzz_lockless(blob, head, tail):
         assert len(log.records) <= 4
     except KdumptoolError:
         pass
+
+
+_REAL: dict = {}
+
+
+def _real_ring():
+    """The trimmed lab dump's pages and translation, read once."""
+    if not _REAL:
+        dump = open_dump(str(FIXTURES / "vmcore" / "legacy_on.trim.kdump"))
+        touched: Dict[int, bytes] = {}
+        orig = dump.read
+
+        def rec(paddr: int, size: int) -> bytes:
+            for pfn in range(paddr >> 12, (paddr + max(size, 1) - 1 >> 12) + 1):
+                touched.setdefault(pfn, orig(pfn << 12, 4096))
+            return orig(paddr, size)
+
+        dump.read = rec  # type: ignore[method-assign]
+        decode_printk(dump.vmcoreinfo, dump.read_virt)
+        dump.read = orig  # type: ignore[method-assign]
+        _REAL.update(dump=dump, pages=touched)
+    return _REAL
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 4095), st.integers(0, 255)),
+                min_size=1, max_size=40))
+def test_fuzz_real_ring_with_damaged_pages(edits):
+    """Random bytes changed in the real ring's pages (descriptors, infos, text, the
+    page tables on the way): the decoder gives records and warnings, or our error."""
+    real = _real_ring()
+    dump, pages = real["dump"], real["pages"]
+    pfns = sorted(pages)
+    damaged = {p: bytearray(b) for p, b in pages.items()}
+    for which, off, val in edits:
+        damaged[pfns[which % len(pfns)]][off] = val
+
+    def read_phys(paddr: int, size: int) -> bytes:
+        out = b""
+        while size > 0:
+            page = damaged.get(paddr >> 12)
+            if page is None:
+                raise NotMapped(paddr, "filtered")
+            n = min(size, 4096 - (paddr & 0xFFF))
+            out += bytes(page[paddr & 0xFFF:(paddr & 0xFFF) + n])
+            paddr, size = paddr + n, size - n
+        return out
+
+    def read_virt(vaddr: int, size: int) -> bytes:
+        out = b""
+        while size > 0:
+            n = min(size, 4096 - (vaddr & 0xFFF))
+            pa = dump.virt_to_phys(vaddr)     # translation from the undamaged dump
+            out += read_phys(pa, n)
+            vaddr, size = vaddr + n, size - n
+        return out
+
+    try:
+        log = decode_printk(dump.vmcoreinfo, read_virt)
+        assert len(log.records) <= 1 << 17
+    except KdumptoolError:
+        pass
