@@ -27,6 +27,10 @@ def register(app: typer.Typer) -> None:
         from kdumptool.sources.root import open_root
         from kdumptool.sources.snapshot import collect as do_collect
 
+        if output.exists() and not output.is_dir():
+            from kdumptool.errors import KdumptoolError
+
+            raise KdumptoolError(f"{output}: exists (collect does not overwrite a file)")
         src = open_root(root)
         progress: Optional[Any] = None
         bar: Optional[Any] = None
@@ -40,8 +44,22 @@ def register(app: typer.Typer) -> None:
             def progress(step: str, done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total, description=step)
 
+        existed = output.exists()
         try:
             meta = do_collect(output, src, progress, read_registers=not no_registers, run_lspci=not no_lspci)
+        except BaseException as exc:
+            if not existed:  # nothing written on error: remove what this run created
+                import shutil
+
+                if output.is_dir():
+                    shutil.rmtree(output, ignore_errors=True)
+                elif output.is_file():
+                    output.unlink()
+            if isinstance(exc, OSError):
+                from kdumptool.errors import KdumptoolError
+
+                raise KdumptoolError(f"{exc.filename or output}: {exc.strerror or exc}") from None
+            raise
         finally:
             if bar is not None:
                 bar.stop()

@@ -49,25 +49,53 @@ def plan_install(src: Path, prefix: Path) -> List[Tuple[Path, Path, int, bool]]:
     return out
 
 
-def run_install(prefix: Path, dry_run: bool, source: Optional[Path], python: Optional[str]) -> str:
+def _check_writable(paths: List[Path]) -> None:
+    """Refuse before writing anything: the nearest existing folder of each destination
+    must be a writable directory (not root, a --prefix that is a file...)."""
+    from kdumptool.errors import PermissionDenied, SourceMissing
+
+    for d in paths:
+        p = d.parent
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        if not p.is_dir():
+            raise SourceMissing(f"{p}: not a directory (cannot install {d})")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise PermissionDenied(f"{p}: permission denied (cannot install {d}; run as root?)")
+
+
+def run_install(prefix: Path, dry_run: bool, source: Optional[Path], python: Optional[str],
+                records: Optional[List[dict]] = None) -> str:
+    from kdumptool.errors import KdumptoolError
+
     src = _source_dir(source)
     lines: List[str] = []
+    rec: List[dict] = [] if records is None else records
     verb = "would install" if dry_run else "installed"
-    for s, d, mode, overwrite in plan_install(src, prefix):
-        if d.exists() and not overwrite:
-            lines.append(f"kept      {d} (exists)")
-            continue
-        lines.append(f"{verb} {d}")
-        if not dry_run:
-            d.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(s, d)
-            os.chmod(d, mode)
-    py = python or os.path.realpath(sys.executable)
+    plan = plan_install(src, prefix)
     pyfile = prefix / "etc/kdumptool/python"
-    lines.append(f"{verb} {pyfile} ({py}: the interpreter the dracut module ships)")
     if not dry_run:
-        pyfile.parent.mkdir(parents=True, exist_ok=True)
-        pyfile.write_text(py + "\n")
+        _check_writable([d for _, d, _, _ in plan] + [pyfile])
+    try:
+        for s, d, mode, overwrite in plan:
+            if d.exists() and not overwrite:
+                lines.append(f"kept      {d} (exists)")
+                rec.append({"action": "keep", "path": str(d)})
+                continue
+            lines.append(f"{verb} {d}")
+            rec.append({"action": "install", "path": str(d), "mode": mode})
+            if not dry_run:
+                d.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(s, d)
+                os.chmod(d, mode)
+        py = python or os.path.realpath(sys.executable)
+        lines.append(f"{verb} {pyfile} ({py}: the interpreter the dracut module ships)")
+        rec.append({"action": "install", "path": str(pyfile), "mode": 0o644, "python": py})
+        if not dry_run:
+            pyfile.parent.mkdir(parents=True, exist_ok=True)
+            pyfile.write_text(py + "\n")
+    except OSError as exc:
+        raise KdumptoolError(f"{exc.filename or prefix}: {exc.strerror or exc}") from None
     lines += [
         "",
         "next steps:",
@@ -88,6 +116,8 @@ def run_install(prefix: Path, dry_run: bool, source: Optional[Path], python: Opt
 def register(app: Any) -> None:
     import typer
 
+    from kdumptool.cli.common import FormatOpt
+
     @app.command("install-integration")
     def install_integration(
         prefix: Path = typer.Option(Path("/"), "--prefix", help="Install below this root (a package build root)."),
@@ -96,6 +126,14 @@ def register(app: Any) -> None:
         python: Optional[str] = typer.Option(
             None, "--python", help="Interpreter for the initramfs (default: the one running this)."
         ),
+        fmt: FormatOpt = "auto",
     ) -> None:
         """Put the dracut module, systemd units and shutdown hook in place."""
-        sys.stdout.write(run_install(prefix, dry_run, source, python))
+        from kdumptool.cli.common import check_format
+        from kdumptool.render.output import emit
+
+        fmt = check_format(fmt)
+        records: List[dict] = []
+        text = run_install(prefix, dry_run, source, python, records)
+        emit(fmt, json_obj=lambda: {"prefix": str(prefix), "dry_run": dry_run, "files": records},
+             text=lambda: text.rstrip("\n"))

@@ -23,6 +23,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """PCI devices as a tree (like lspci -tv) with BusMaster, driver, IOMMU group and VT-d unit."""
         fmt = check_format(fmt)
+        if slot is not None:
+            import re
+
+            slot = slot.lower()
+            if not re.fullmatch(r"([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]", slot):
+                raise typer.BadParameter(f"{slot!r} is not BB:DD.F or SSSS:BB:DD.F", param_hint="--slot")
         from kdumptool.render.output import emit
         from kdumptool.render.pci import render_pci_json, render_pci_rich, render_pci_text
 
@@ -34,6 +40,10 @@ def register(app: typer.Typer) -> None:
             from kdumptool.sources.system import read_system
 
             system = read_system(root)
+        if slot is not None and not any(slot in (d.bdf, d.short_bdf) for d in system.devices.values()):
+            from kdumptool.errors import SourceMissing
+
+            raise SourceMissing(f"{from_lspci or root or '/'}: no PCI device {slot}")
         emit(
             fmt,
             json_obj=lambda: render_pci_json(system, slot),

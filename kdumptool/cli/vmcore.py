@@ -118,13 +118,19 @@ def log(
     import sys
 
     from kdumptool.cli.common import check_format
+    from kdumptool.errors import DecodeError, KdumptoolError, UnsupportedFormat
     from kdumptool.formats.printk import decode_printk
     from kdumptool.render.output import emit
     from kdumptool.sources.vmcore import open_dump
 
     fmt = check_format(fmt)
     with open_dump(str(vmcore)) as dump:
-        klog = decode_printk(dump.vmcoreinfo, dump.read_virt)
+        try:
+            klog = decode_printk(dump.vmcoreinfo, dump.read_virt)
+        except KdumptoolError as err:  # name the dump, as every other error does
+            if isinstance(err, DecodeError):
+                raise err.with_source(str(vmcore)) from None
+            raise UnsupportedFormat(f"{vmcore}: {err}") from None
         warnings = list(dump.warnings) + list(klog.warnings)
     lines = klog.dmesg_lines()
     for w in warnings:

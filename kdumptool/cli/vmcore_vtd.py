@@ -198,9 +198,12 @@ def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:
 
 def _int(text: str, opt: str) -> int:
     try:
-        return int(text, 16) if not text.lower().startswith(("0x", "0o", "0b")) else int(text, 0)
+        value = int(text, 16) if not text.lower().startswith(("0x", "0o", "0b")) else int(text, 0)
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a hex number", param_hint=opt) from None
+    if not 0 <= value < 1 << 64:
+        raise typer.BadParameter(f"{text!r} is not a 64-bit address", param_hint=opt)
+    return value
 
 
 def _parse_bdf(text: str) -> tuple:
@@ -350,7 +353,7 @@ def _saved_units(saved: Path, unit: Optional[str], warnings: List[str], all_unit
         if not path.is_file():
             continue
         try:
-            text = path.read_text()
+            text = path.read_text(errors="replace")  # binary junk fails to parse below
         except OSError as exc:
             raise SourceMissing(f"{path}: {exc.strerror}") from None
         try:

@@ -43,6 +43,15 @@ def no_dmar_reason(root: Root) -> str:
     )
 
 
+#: Largest table file read: an acpidump text of a whole large server is a few MiB.
+MAX_TABLE_FILE = 64 << 20
+
+
+def _check_size(data: bytes, what: str) -> None:
+    if len(data) > MAX_TABLE_FILE:
+        raise DecodeError(what, MAX_TABLE_FILE, "larger than 64 MiB: not an ACPI table nor an acpidump file")
+
+
 def read_table_file(path: Union[str, Path], signature: str = "DMAR") -> bytes:
     """A table from a file (``-`` is standard input): raw binary (sysfs,
     ``acpidump -b``) or acpidump text."""
@@ -51,13 +60,15 @@ def read_table_file(path: Union[str, Path], signature: str = "DMAR") -> bytes:
     if str(path) == "-":
         import sys
 
-        data = sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(MAX_TABLE_FILE + 1)
+        _check_size(data, "<stdin>")
         if not data:
             raise DecodeError("<stdin>", 0, "empty input")
         return extract_table(data, signature, "<stdin>")
     p = Path(path)
     try:
-        data = p.read_bytes()
+        with open(p, "rb") as fh:  # bounded: /dev/zero or a disk image must not fill memory
+            data = fh.read(MAX_TABLE_FILE + 1)
     except FileNotFoundError:
         raise SourceMissing(f"{p}: no such file") from None
     except IsADirectoryError:
@@ -66,6 +77,7 @@ def read_table_file(path: Union[str, Path], signature: str = "DMAR") -> bytes:
         raise PermissionDenied(f"{p}: permission denied") from None
     except OSError as exc:
         raise SourceMissing(f"{p}: {exc.strerror}") from None
+    _check_size(data, str(p))
     if not data:
         raise DecodeError(str(p), 0, "empty file")
     return extract_table(data, signature, str(p))

@@ -105,7 +105,7 @@ def read_registers_json(root: Root, name: str = REGS_JSON) -> Optional[List[Dict
     """The ``units`` list of a snapshot's register file, None when there is none."""
     path = root.extra(name)
     try:
-        text = path.read_text()
+        text = path.read_bytes()  # json.loads finds the encoding; bad bytes are a ValueError
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -19,7 +19,7 @@ import os
 import sys
 from typing import IO, Iterator, List, Optional
 
-from kdumptool.errors import PermissionDenied, SourceMissing
+from kdumptool.errors import PermissionDenied, SourceMissing, UnsupportedFormat
 from kdumptool.sources.root import Root
 
 KMSG_PATH = "/dev/kmsg"
@@ -78,7 +78,17 @@ def open_log_file(path: str) -> LogSource:
         raise SourceMissing(f"{path}: no such file")
     if os.path.isdir(path):
         raise SourceMissing(f"{path}: is a directory")
-    return LogSource(path, _iter_path(path))
+    src = LogSource(path, _iter_path(path))
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return src  # _iter_path says why when it is read
+    if head.startswith((b"\x7fELF", b"KDUMP   ", b"makedumpfile")):
+        raise UnsupportedFormat(f"{path}: a vmcore, not a text log (kdumptool vmcore log reads its log)")
+    if b"\x00" in head:
+        src.warnings.append(f"{path}: binary data (NUL bytes) in the first 4 KiB: is this a kernel log?")
+    return src
 
 
 def open_snapshot_log(root: Root) -> LogSource:

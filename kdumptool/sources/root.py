@@ -13,7 +13,7 @@ import os
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Iterator, List, Optional, Union
 
 from kdumptool.errors import DecodeError, PermissionDenied, SourceMissing
 
@@ -105,6 +105,26 @@ class Root:
         self.close()
 
 
+def _inside(dest: str, path: str) -> bool:
+    return path == dest or path.startswith(dest + os.sep)
+
+
+def _check_member(archive: Path, dest: str, m: tarfile.TarInfo) -> None:
+    """Refuse a member that would be written, or would point, outside ``dest``."""
+    parent = os.path.realpath(os.path.join(dest, os.path.dirname(m.name)))
+    where = os.path.realpath(os.path.join(dest, m.name)) if not m.issym() else parent
+    if not (_inside(dest, parent) and _inside(dest, where)):
+        raise DecodeError(str(archive), None, f"unsafe member path {m.name!r} (leaves the snapshot through a link)")
+    if m.issym():
+        target = os.path.realpath(os.path.join(parent, m.linkname))
+    elif m.islnk():
+        target = os.path.realpath(os.path.join(dest, m.linkname))
+    else:
+        return
+    if m.linkname.startswith("/") or not _inside(dest, target):
+        raise DecodeError(str(archive), None, f"unsafe link {m.name!r} -> {m.linkname!r} (points outside the snapshot)")
+
+
 def open_root(path: Union[str, Path, None]) -> Root:
     """Open ``--root``: None or ``/`` is the live host, a directory is used as is, a tar
     archive is unpacked (members with absolute paths or ``..`` are refused)."""
@@ -118,21 +138,27 @@ def open_root(path: Union[str, Path, None]) -> Root:
     if not tarfile.is_tarfile(str(p)):
         raise DecodeError(str(p), None, "not a directory or a tar snapshot")
     tmp = tempfile.TemporaryDirectory(prefix="kdumptool-root-")
+    dest = os.path.realpath(tmp.name)
+    # tarfile's own "data" filter (Python 3.12, backported to 3.9.17+) refuses links that
+    # leave the tree; _check_member does the same where it is missing.
+    kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     try:
         with tarfile.open(str(p)) as tar:
-            members = []
-            for m in tar.getmembers():
-                name = m.name
-                if name.startswith("/") or ".." in Path(name).parts:
-                    raise DecodeError(str(p), None, f"unsafe member path {name!r}")
-                if m.isdev():
-                    continue
-                if m.issym() and (m.linkname.startswith("/") or ".." in Path(m.linkname).parts):
-                    # sysfs links are relative with ..: keep them, they stay inside the tree
-                    # as long as they do not climb above it; checked after extraction.
-                    pass
-                members.append(m)
-            tar.extractall(tmp.name, members=members)  # noqa: S202 - members checked above
+
+            def members() -> Iterator[tarfile.TarInfo]:
+                # Checked one by one as extractall reaches them, against what is already
+                # extracted (a link may pass through an earlier one): nothing may be
+                # written, or point, outside the tree. sysfs links are relative with ..:
+                # kept while they stay inside it.
+                for m in tar:
+                    if m.name.startswith("/") or ".." in Path(m.name).parts:
+                        raise DecodeError(str(p), None, f"unsafe member path {m.name!r}")
+                    if m.isdev():
+                        continue
+                    _check_member(p, dest, m)
+                    yield m
+
+            tar.extractall(dest, members=members(), **kwargs)  # type: ignore[arg-type]  # noqa: S202
     except (tarfile.TarError, OSError, EOFError) as exc:
         tmp.cleanup()
         raise DecodeError(str(p), None, f"unreadable snapshot archive: {exc}") from None
