@@ -22,10 +22,18 @@ def dmar(
     no_pci: bool = typer.Option(
         False, "--no-pci", help="Do not check device scopes against the PCI tree."
     ),
+    fail_on: Optional[str] = typer.Option(
+        None, "--fail-on", metavar="SEVERITY",
+        help="Exit 3 when a finding of this severity or worse is present: error, warning "
+        "or info (for scripts and CI).",
+    ),
 ) -> None:
     """Decode an ACPI DMAR table (every structure and device scope) and check it."""
     fmt = check_format(fmt)
-    from kdumptool.analysis.dmar_checks import check_dmar
+    if fail_on is not None and fail_on.lower() not in ("error", "warning", "info"):
+        raise typer.BadParameter(f"{fail_on!r} is not one of error, warning, info",
+                                 param_hint="--fail-on")
+    from kdumptool.analysis.dmar_checks import SEVERITY_ORDER, check_dmar
     from kdumptool.errors import DecodeError, SourceMissing
     from kdumptool.formats.dmar import parse_dmar
     from kdumptool.render.dmar import dmar_json, render_dmar_rich, render_dmar_text
@@ -67,6 +75,10 @@ def dmar(
         text=lambda: render_dmar_text(table, findings, source),
         rich=lambda: render_dmar_rich(table, findings, source),
     )
+    if fail_on is not None:
+        limit = SEVERITY_ORDER[fail_on.lower()]
+        if any(SEVERITY_ORDER.get(f.severity, 9) <= limit for f in findings):
+            raise typer.Exit(3)
 
 
 def register(app: typer.Typer) -> None:

@@ -282,3 +282,11 @@ def test_rich_does_not_read_firmware_strings_as_markup(capsys: pytest.CaptureFix
     assert code == 0
     lines = [ln for ln in out.splitlines() if "ANDD_UNREFERENCED" in ln]
     assert len(lines) == 1 and "[bold]\\_SB.X[/bold]" in lines[0]
+
+
+def test_fail_on(capsys: pytest.CaptureFixture) -> None:
+    x02 = next((D / "tables").glob("X02_*.dat"))  # 2 errors, 1 warning
+    assert run(capsys, "dmar", str(x02), "-f", "json", "--fail-on", "error")[0] == 3
+    assert run(capsys, "dmar", str(X01), "-f", "json", "--fail-on", "warning")[0] == 0  # info only
+    assert run(capsys, "dmar", str(X01), "-f", "json", "--fail-on", "info")[0] == 3
+    assert run(capsys, "dmar", str(X01), "--fail-on", "bogus")[0] == 2

@@ -23,6 +23,11 @@ FRAGMENTS = [
     "Copied translation tables from previous kernel for dmar0", "Kernel command line: elfcorehdr=1K",
     "pcieport 0000:00:1c.0: AER: Corrected error received: 0000:03:00.0", "\\x0a", "[  +0,000004] ",
     "[Fri May 22 09:34:59 2026] ", "    8.490171] ", "%02x", "\x00", "\udcff", "é",
+    "pci 0000:00:02.0: Adding to iommu group 3", "e1000e 0000:00:02.0: ", "10000:e1:00.0: ",
+    "DMAR: Setting identity map [0xe8000 - 0xe8fff]", "Linux version 6.1.0 ",
+    "AMD-Vi: Event logged [IO_PAGE_FAULT device=03:00.0 domain=0x1 address=0x2 flags=0x0]",
+    "VT-d detected Invalidation Time-out Error: SID ", "ffff", "RMRR base: 0x1000 end: 0x1fff",
+    "Kernel panic - not syncing: ", "Aug 27 11:51:07 host kernel: ", "status reg 2",
 ]
 
 line = st.one_of(

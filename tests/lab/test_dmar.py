@@ -95,9 +95,12 @@ def test_kdumptool_dmar_command_in_guest(run: Run, mode: str) -> None:
     host = kdumptool("dmar", str(run.path(mode, "DMAR.bin")), "--no-pci", "-f", "json")
     assert host.returncode == 0, host.stderr
     g, h = json.loads(out), json.loads(host.stdout)
-    # The guest read /sys/firmware/acpi/tables/DMAR itself: same table, same structures.
-    assert g.get("structures", g) == h.get("structures", h) or json.dumps(g).count("fed90000") == json.dumps(h).count("fed90000"), \
-        f"{run.name} ({mode}): kdumptool dmar in the guest and on the host disagree"
+    # The guest read /sys/firmware/acpi/tables/DMAR itself: same table, same decode (the
+    # source path differs; findings may differ as only the guest checks scopes against PCI).
+    for key in set(g) | set(h):
+        if key not in ("source", "findings"):
+            assert g.get(key) == h.get(key), f"{run.name} ({mode}): kdumptool dmar {key}: guest {g.get(key)!r} != host {h.get(key)!r}"
+    assert g.get("structures"), f"{run.name} ({mode}): kdumptool dmar decoded no structure"
 
 
 def test_kdumptool_dmar_command_host(run: Run) -> None:

@@ -190,3 +190,21 @@ def test_quiesce_apply_cleared_bus_master(run: Run) -> None:
 def test_quiesce_is_idempotent(run: Run) -> None:
     again = kdt_json(run, "kdump", "quiesce_again")["plan"]
     assert again["steps"] == [], f"{run.name}: a second --apply planned {again['steps']}"
+
+
+def test_triage_offline_of_the_saved_crash(run: Run) -> None:
+    """On the host, after the fact: the live snapshot, the dump and the kdump kernel's
+    folder (its dmesg.txt) give the same case as the kernel's own lines."""
+    from tests.lab.labrun import has_command, kdumptool
+    from tests.lab.test_vmcore import dump_paths
+
+    if not has_command("triage"):
+        pytest.skip("kdumptool triage is not in this tree")
+    fmt, path = next(dump_paths(run))
+    r = kdumptool("triage", "--offline", "--root", str(run.path("live", "snapshot")), "--vmcore", path,
+                  "--saved", str(run.guest / "kdump"), "-f", "json")
+    assert r.stdout, f"{run.name}: triage --offline printed nothing: {r.stderr[-1500:]}"
+    doc = json.loads(r.stdout)
+    assert doc["exit_code"] == r.returncode, f"{run.name}: exit_code {doc['exit_code']} != rc {r.returncode}"
+    want = expect(run.name)["triage_case"]
+    assert doc["scenario"]["case"] == want, f"{run.name} ({fmt}): offline triage case {doc['scenario']['case']!r}, kernel shows {want!r}"

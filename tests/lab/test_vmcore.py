@@ -246,3 +246,26 @@ def test_vmcore_iommu_e1000e_receive_mappings(run: Run) -> None:
         for a in addrs:
             hit = [e for e in nic["extents"] if e["iova"] <= a < e["iova"] + e["size"]]
             assert hit, f"{run.name} ({fmt}): fault addr {a:#x} is not mapped for 00:02.0 in the crashed kernel's tables"
+
+
+def test_vmcore_commands_in_the_kdump_kernel(run: Run) -> None:
+    """The kdump kernel's own kdumptool on /proc/vmcore (RTADDR from the live kernel's
+    drhd_regs.txt via --saved) finds the same context entries as the host's analysis of the
+    raw copy, the crashed kernel's release and its panic."""
+    res = run.kdt("kdump", "vmcore_iommu")
+    if res is None:
+        pytest.skip("kdumptool vmcore is not in this tree")
+    rc, out, err = res
+    assert rc == 0, f"{run.name}: vmcore iommu /proc/vmcore in the kdump kernel: rc={rc} {err[-1500:]}"
+    guest = json.loads(out)
+    assert guest["root_table"]["address"] == live_rtaddr(run) & ~0xFFF, f"{run.name}: {guest['root_table']}"
+    fmt, path = next(dump_paths(run))
+    host = _iommu(run, path)
+    g = {d["bdf"]: d.get("domain_id") for d in guest["devices"] if d.get("present")}
+    h = {d["bdf"]: d.get("domain_id") for d in host["devices"] if d.get("present")}
+    assert g == h, f"{run.name}: in the kdump kernel {g} != on the host ({fmt}) {h}"
+    rc, out, err = run.kdt("kdump", "vmcore_info") or (0, "{}", "")
+    assert rc == 0, f"{run.name}: vmcore info /proc/vmcore: {err[-800:]}"
+    assert run.text("live", "uname.txt").strip() in out, f"{run.name}: vmcore info in the kdump kernel lacks the release"
+    rc, out, err = run.kdt("kdump", "vmcore_log") or (0, "", "")
+    assert rc == 0 and "sysrq: Trigger a crash" in out, f"{run.name}: vmcore log /proc/vmcore: rc={rc} {err[-800:]}"
