@@ -914,8 +914,11 @@ def _capacity_findings(inp: TriageInput) -> List[Finding]:
             )
         )
     elif size and c.mem_total:
-        # kdump kernel + initramfs + page tables for makedumpfile's bitmap (2 bits per page).
-        need = 160 * 2**20 + (c.mem_total // PAGE_SIZE) // 4
+        # kdump-utils' default for x86_64 (crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M),
+        # and at least the kdump kernel + initramfs (~160 MiB) plus makedumpfile's
+        # bitmaps (2 bits per page of RAM).
+        table = 192 << 20 if c.mem_total < 4 << 30 else (256 << 20 if c.mem_total < 64 << 30 else 512 << 20)
+        need = max(table, 160 * 2**20 + (c.mem_total // PAGE_SIZE) // 4)
         if size < need:
             out.append(
                 Finding(
