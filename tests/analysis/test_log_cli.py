@@ -141,4 +141,5 @@ def test_root_tar_snapshot(capsys: pytest.CaptureFixture, tmp_path) -> None:  # 
     assert code == 0, err
     doc = json.loads(out)
     assert doc["summary"]["lines"] == 493 and doc["summary"]["counts"]["dma_fault"] == 1
+    assert doc["summary"]["source"] == f"{tgz}:_kdumptool/dmesg.txt"
     assert doc["summary"]["devices"]["0000:00:02.0"]["iommu_group"] == 2
