@@ -852,6 +852,9 @@ def _config_findings(inp: TriageInput, scen: Scenario) -> List[Finding]:
 def _input_warnings(inp: TriageInput) -> List[Finding]:
     """What could not be read or decoded cleanly, so a reader knows what the verdict rests on."""
     out: List[Finding] = []
+    if inp.log.lines == 0:
+        out.append(Finding("input-warning", "info", f"No kernel log read: {inp.log.source}",
+                           (Evidence(inp.log.source, "no lines"),)))
     for w in list(getattr(inp.system, "warnings", ()))[:20]:
         out.append(Finding("input-warning", "info", w, (Evidence(str(inp.system.source), w),)))
     if inp.kdump_settings is not None:

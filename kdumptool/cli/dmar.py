@@ -57,7 +57,8 @@ def dmar(
             if raw is None:
                 raise SourceMissing(no_dmar_reason(r))
             data = raw
-            source = str(r.p("/sys/firmware/acpi/tables/DMAR"))
+            where = "/sys/firmware/acpi/tables/DMAR"
+            source = where if root is None else f"{root}:{where}"
         # The PCI tree and the memory map are known for the live host and for --root,
         # never for a bare file.
         machine = not (file is not None and root is None)

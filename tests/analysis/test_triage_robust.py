@@ -183,3 +183,24 @@ def test_capacity_checks(tmp_path):
     inp = dataclasses.replace(inp, capacity=Capacity(mem_total=721308 * 1024, crash_size=0, crash_loaded=False))
     ids_ = [f.id for f in triage(inp).findings]
     assert "no-crashkernel" in ids_ and "kdump-not-loaded" in ids_
+
+
+def test_rmrr_device(tmp_path):
+    """The lab's real DMAR table with one RMRR appended (VT-d spec 8.4: type 1, segment,
+    base, limit, an endpoint scope for 00:02.0): the device is reported with its RMRR."""
+    import struct
+
+    root = copy(tmp_path, "live_legacy_on")
+    path = root / "sys/firmware/acpi/tables/DMAR"
+    table = bytearray(path.read_bytes())
+    scope = struct.pack("<BBHBB", 1, 8, 0, 0, 0) + bytes([2, 0])  # endpoint, bus 0, dev 2 fn 0
+    rmrr = struct.pack("<HHHHQQ", 1, 24 + len(scope), 0, 0, 0x7C000000, 0x7C0FFFFF) + scope
+    table += rmrr
+    table[4:8] = struct.pack("<I", len(table))
+    table[9] = 0
+    table[9] = (-sum(table)) & 0xFF
+    path.write_bytes(bytes(table))
+    r = run(root)
+    f = [f for f in r.findings if f.id == "rmrr-device"]
+    assert f and f[0].devices == ("0000:00:02.0",) and "0x7c000000" in f[0].title
+    assert any(d.bdf == "0000:00:02.0" and d.rmrrs == (0x7C000000,) for d in r.devices)
