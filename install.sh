@@ -4,8 +4,8 @@
 # Usage: ./install.sh            (root installs system packages; others skip that step)
 set -eu
 cd "$(dirname "$0")"
-PKGS_DEB="pciutils acpica-tools kmod cpio zstd makedumpfile"
-PKGS_RPM="pciutils acpica-tools kmod cpio zstd"
+PKGS_DEB="pciutils acpica-tools kmod cpio zstd makedumpfile dracut-core systemd"
+PKGS_RPM="pciutils acpica-tools kmod cpio zstd makedumpfile dracut systemd"
 if [ "$(id -u)" = 0 ]; then
     if command -v apt-get >/dev/null 2>&1; then
         export DEBIAN_FRONTEND=noninteractive

@@ -183,10 +183,11 @@ def plan_quiesce(
 
     # Bridges that must keep a path open: above a device with a driver (which may master
     # at any time) or, before the dump is finished, above a dump target.
+    # Whatever the device's own skip reason: an absent-looking (0xffff) or unreadable
+    # device with a driver bound may be in reset or a low-power state, not gone.
     protected: Dict[str, str] = {}
     for bdf in sorted(devices):
-        code = first_pass.get(bdf, ("", ""))[0]
-        if code in (SKIP_DRIVER, SKIP_DUMP_TARGET) or (bdf in targets and not dump_finished):
+        if getattr(devices[bdf], "driver", None) or (bdf in targets and not dump_finished):
             for up in _upstream(devices[bdf])[:MAX_DEPTH]:
                 protected.setdefault(up, bdf)
 

@@ -852,6 +852,9 @@ def _config_findings(inp: TriageInput, scen: Scenario) -> List[Finding]:
 def _input_warnings(inp: TriageInput) -> List[Finding]:
     """What could not be read or decoded cleanly, so a reader knows what the verdict rests on."""
     out: List[Finding] = []
+    if inp.log.lines == 0:
+        out.append(Finding("input-warning", "info", f"No kernel log read: {inp.log.source}",
+                           (Evidence(inp.log.source, "no lines"),)))
     for w in list(getattr(inp.system, "warnings", ()))[:20]:
         out.append(Finding("input-warning", "info", w, (Evidence(str(inp.system.source), w),)))
     if inp.kdump_settings is not None:
@@ -914,8 +917,11 @@ def _capacity_findings(inp: TriageInput) -> List[Finding]:
             )
         )
     elif size and c.mem_total:
-        # kdump kernel + initramfs + page tables for makedumpfile's bitmap (2 bits per page).
-        need = 160 * 2**20 + (c.mem_total // PAGE_SIZE) // 4
+        # kdump-utils' default for x86_64 (crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M),
+        # and at least the kdump kernel + initramfs (~160 MiB) plus makedumpfile's
+        # bitmaps (2 bits per page of RAM).
+        table = 192 << 20 if c.mem_total < 4 << 30 else (256 << 20 if c.mem_total < 64 << 30 else 512 << 20)
+        need = max(table, 160 * 2**20 + (c.mem_total // PAGE_SIZE) // 4)
         if size < need:
             out.append(
                 Finding(

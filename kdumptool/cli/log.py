@@ -71,6 +71,8 @@ def log(
         if src.count == 0:
             report.warnings.insert(0, f"{src.name}: no lines read")
         name, n = src.name, src.count
+        if file is None and root is not None and root.is_file():
+            name = f"{root}:_kdumptool/dmesg.txt"  # a tar snapshot, unpacked to a temporary dir
         emit(
             fmt,
             json_obj=lambda: render_log_json(report, name, n),

@@ -53,7 +53,15 @@ def read_log_text(root: Root) -> Tuple[Union[str, bytes], str]:
                     return proc.stdout, "dmesg"
             except (OSError, subprocess.TimeoutExpired):
                 pass
-        return "\n".join(_read_kmsg()), "/dev/kmsg"
+        lines = _read_kmsg()
+        if not lines:  # say why, so the report does not rest on a log it never saw
+            try:
+                os.close(os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK))
+                why = "empty"
+            except OSError as exc:
+                why = f"{exc.strerror}; run as root, or lower kernel.dmesg_restrict"
+            return "", f"/dev/kmsg (not read: {why})"
+        return "\n".join(lines), "/dev/kmsg"
     return "", "(no kernel log in the snapshot)"
 
 

@@ -177,3 +177,18 @@ def test_journal_unwritable_falls_back_to_console(tmp_path):
     log.write("0000:03:01.0 COMMAND 0x0107 -> 0x0103")
     text = out.getvalue()
     assert "0000:03:01.0 COMMAND 0x0107 -> 0x0103" in text and "console only" in text
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF))
+def test_check_change_accepts_only_clearing_bus_master(before, after):
+    allowed = after in (before, before & ~0x4)
+    try:
+        check_change(E1000, before, after)
+        accepted = True
+    except ActionRefused:
+        accepted = False
+    assert accepted == allowed

@@ -153,3 +153,47 @@ def test_bridge_above_driver_bound_non_mastering_device_is_kept():
     plan = plan_quiesce(SimpleNamespace(devices=devs))
     assert plan.steps == ()
     assert {k.bdf: k.reason for k in plan.skips} == {"0000:00:01.0": SKIP_KEEPS_PATH, "0000:01:00.0": SKIP_DRIVER}
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def _trees(draw):
+    """Random PCI forests: each device hangs below an earlier bridge or on the root bus."""
+    n = draw(st.integers(1, 14))
+    devs = {}
+    bridges = []
+    for i in range(n):
+        bdf = f"0000:{i:02x}:00.0"
+        parent = draw(st.sampled_from([None] + bridges)) if bridges else None
+        ups = [] if parent is None else [parent] + list(devs[parent].upstream)
+        is_bridge = draw(st.booleans())
+        cmd = draw(st.sampled_from([0x0000, 0x0103, 0x0107, 0x0507, 0xFFFF]))
+        driver = draw(st.sampled_from([None, None, "nvme", "pcieport"]))
+        devs[bdf] = _dev(bdf, command=cmd, driver=driver, upstream=ups, bridge=is_bridge,
+                         vendor=0xFFFF if cmd == 0xFFFF else 0x8086, host=draw(st.booleans()) and i == 0)
+        if is_bridge:
+            bridges.append(bdf)
+    targets = draw(st.lists(st.sampled_from(sorted(devs)), max_size=2))
+    return devs, targets, draw(st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(_trees())
+def test_planner_properties(tree):
+    devs, targets, finished = tree
+    plan = plan_quiesce(SimpleNamespace(devices=devs), targets, finished)
+    steps = [s.bdf for s in plan.steps]
+    # every device exactly once, as a step or a skip
+    assert sorted(steps + [k.bdf for k in plan.skips]) == sorted(devs)
+    assert order_is_safe(plan.steps, devs)
+    kept = {b for b, d in devs.items() if d.driver or (b in targets and not finished)}
+    for s in plan.steps:
+        d = devs[s.bdf]
+        assert d.command & 0x4 and d.command != 0xFFFF and not d.driver and not d.is_host_bridge
+        assert s.new_command == d.command & ~0x4
+        assert not (s.bdf in targets and not finished)
+        # never a bridge above a device that keeps (or may start) mastering
+        assert not any(s.bdf in devs[k].upstream for k in kept)

@@ -129,3 +129,17 @@ def test_fail_on_exit_codes(capsys: pytest.CaptureFixture, monkeypatch: pytest.M
     assert run(capsys, "log", *ok, "--fail-on", "warning")[0] == 0
     code, out, err = run(capsys, "log", *ok, "--fail-on", "bogus")
     assert code == 2 and "bogus" in err
+
+
+def test_root_tar_snapshot(capsys: pytest.CaptureFixture, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import tarfile
+
+    tgz = tmp_path / "snap.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        tar.add(FIXTURES / "snapshots" / "kdump_sm_mismatch", arcname="kdump_sm_mismatch")
+    code, out, err = run(capsys, "log", "--root", str(tgz), "-f", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["summary"]["lines"] == 493 and doc["summary"]["counts"]["dma_fault"] == 1
+    assert doc["summary"]["source"] == f"{tgz}:_kdumptool/dmesg.txt"
+    assert doc["summary"]["devices"]["0000:00:02.0"]["iommu_group"] == 2

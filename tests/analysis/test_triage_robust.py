@@ -157,3 +157,50 @@ def test_amd_machine_says_amd(tmp_path):
     r = run(tmp_path)
     assert r.verdict == "nothing" and r.exit_code == 0
     assert "AMD IOMMU" in r.findings[0].title
+
+
+def test_capacity_checks(tmp_path):
+    """crashkernel vs RAM and free space at the dump target vs the dump level (figures as
+    psutil and /proc/meminfo give them; the RAM size is the lab guest's MemTotal x 1000)."""
+    import dataclasses
+
+    from kdumptool.analysis.triage import Capacity, expected_dump_size
+    from kdumptool.formats.kdumpconf import parse_kdump_conf, settings_of
+
+    inp = read_triage_input(Root(SNAP / "live_legacy_on"), use_tools=False)
+    conf = settings_of("rhel", [parse_kdump_conf((FIXTURES / "kdumpconf/rhel-kdump.conf").read_text())])
+    big = 721308 * 1024 * 1000
+    inp = dataclasses.replace(inp, kdump_settings=conf, capacity=Capacity(
+        mem_total=big, mem_used=big // 2, crash_size=256 << 20, crash_loaded=True,
+        target_path="/var/crash", target_free=10 << 30))
+    r = triage(inp)
+    small = [f for f in r.findings if f.id == "crashkernel-small"][0]
+    assert small.severity == "warning" and "256 MiB" in small.title
+    space = [f for f in r.findings if f.id == "dump-target-space"][0]
+    assert "level 31" in space.title and any(":14: core_collector" in str(e) for e in space.evidence)
+    assert expected_dump_size(31, big // 2, big) == big // 8
+    assert expected_dump_size(0, big // 2, big) == big
+    inp = dataclasses.replace(inp, capacity=Capacity(mem_total=721308 * 1024, crash_size=0, crash_loaded=False))
+    ids_ = [f.id for f in triage(inp).findings]
+    assert "no-crashkernel" in ids_ and "kdump-not-loaded" in ids_
+
+
+def test_rmrr_device(tmp_path):
+    """The lab's real DMAR table with one RMRR appended (VT-d spec 8.4: type 1, segment,
+    base, limit, an endpoint scope for 00:02.0): the device is reported with its RMRR."""
+    import struct
+
+    root = copy(tmp_path, "live_legacy_on")
+    path = root / "sys/firmware/acpi/tables/DMAR"
+    table = bytearray(path.read_bytes())
+    scope = struct.pack("<BBHBB", 1, 8, 0, 0, 0) + bytes([2, 0])  # endpoint, bus 0, dev 2 fn 0
+    rmrr = struct.pack("<HHHHQQ", 1, 24 + len(scope), 0, 0, 0x7C000000, 0x7C0FFFFF) + scope
+    table += rmrr
+    table[4:8] = struct.pack("<I", len(table))
+    table[9] = 0
+    table[9] = (-sum(table)) & 0xFF
+    path.write_bytes(bytes(table))
+    r = run(root)
+    f = [f for f in r.findings if f.id == "rmrr-device"]
+    assert f and f[0].devices == ("0000:00:02.0",) and "0x7c000000" in f[0].title
+    assert any(d.bdf == "0000:00:02.0" and d.rmrrs == (0x7C000000,) for d in r.devices)

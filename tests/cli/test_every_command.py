@@ -461,3 +461,14 @@ def test_install_integration(capsys: pytest.CaptureFixture, tmp_path: Path, host
     code, out, err = run(capsys, *args)
     check(code, out, err, args, names=(str(hostile["random"]),))
     assert code == 1
+
+
+def test_triage_says_when_it_read_no_log(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    """A VT-d snapshot without its kernel log: the report says the log was not read."""
+    snap = tmp_path / "snap"
+    shutil.copytree(LIVE_SNAP, snap, symlinks=True)
+    (snap / "_kdumptool" / "dmesg.txt").unlink()
+    code, out, err = run(capsys, "triage", "--root", str(snap), "-f", "json")
+    check(code, out, err, ["triage", "json"])
+    titles = [f["title"] for f in json.loads(out)["findings"]]
+    assert any(t.startswith("No kernel log read") for t in titles), titles

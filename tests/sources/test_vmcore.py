@@ -408,3 +408,24 @@ def test_real_proc_vmcore_headers_cut_short():
                 dump.read(start, 8)
             assert err.value.why == "past the truncated end"
         assert list(dump.iter_dumped_ranges()) == []
+
+
+def test_direct_map_walk_agrees_with_the_kernels_own_elf_header():
+    """page_offset_base is randomized (KASLR) and absent from VMCOREINFO; /proc/vmcore's
+    RAM PT_LOADs carry it (p_vaddr - p_paddr). Our page-table walk of the same crash must
+    put SYMBOL(mem_section), a direct-map address, at mem_section - that base."""
+    v = FIXTURES / "vmcore"
+    with open_dump(str(v / "lab_legacy_on.proc_vmcore.head")) as head:
+        bases = {p.p_vaddr - p.p_paddr for p in head.phdrs
+                 if p.p_type == 1 and p.p_memsz and p.p_vaddr < START_KERNEL_MAP}
+        crashtime = head.vmcoreinfo.crashtime
+    assert len(bases) == 1
+    (page_offset_base,) = bases
+    with open_dump(str(v / "lab_legacy_on.trim.kdump")) as dump:
+        assert dump.vmcoreinfo.crashtime == crashtime          # the same crash
+        ms = dump.vmcoreinfo.symbol("mem_section")
+        assert ms is not None and ms >= page_offset_base
+        assert dump.virt_to_phys(ms) == ms - page_offset_base
+        lines = set(decode_printk(dump.vmcoreinfo, dump.read_virt).dmesg_lines())
+    live = (v / "lab_legacy_on.live_dmesg.txt").read_text().splitlines()
+    assert len(live) > 400 and [ln for ln in live if ln not in lines] == []
