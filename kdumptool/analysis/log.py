@@ -139,6 +139,7 @@ class DeviceInfo:
     driver: Optional[str] = None
     iommu_group: Optional[int] = None
     drhd: Optional[int] = None
+    unit: Optional[str] = None  # the covering unit's name (dmar0), from the model or the log
     rmrrs: List[Tuple[int, int]] = field(default_factory=list)
     reserved_regions: List[Tuple[int, int, str]] = field(default_factory=list)
 
@@ -167,6 +168,7 @@ class DeviceInfo:
             "driver": self.driver,
             "iommu_group": self.iommu_group,
             "drhd": None if self.drhd is None else f"0x{self.drhd:x}",
+            "unit": self.unit,
             "rmrrs": [[f"0x{a:x}", f"0x{b:x}"] for a, b in self.rmrrs],
             "reserved_regions": [[f"0x{a:x}", f"0x{b:x}", t] for a, b, t in self.reserved_regions],
         }
@@ -269,6 +271,11 @@ def _device_info(system: Any, bdf: str) -> DeviceInfo:
         drhd=_get(dev, "drhd") if isinstance(_get(dev, "drhd"), int) else _get(_get(dev, "drhd"), "register_base_address"),
     )
     rmrr_ends = _rmrr_table(system)
+    if info.drhd is not None:
+        for u in _get(system, "units") or ():
+            if _get(u, "address") == info.drhd and _get(u, "name"):
+                info.unit = str(_get(u, "name"))
+                break
     for r in _get(dev, "rmrrs") or ():
         # The model lists RMRRs by base address (analysis/model.py); the end comes from
         # the DMAR table. Objects or (base, end) pairs are taken as they are.
@@ -469,9 +476,12 @@ class _Acc:
 
     def finish(self) -> LogReport:
         self._close_burst()
+        unit_names = {u.details.get("reg_base_addr"): u.unit for u in self.units}
         for dev in self.devices.values():
             if not dev.known:
                 self._fill_from_log(dev)
+            if dev.unit is None and dev.drhd is not None and unit_names.get(dev.drhd):
+                dev.unit = unit_names[dev.drhd]
         faults = sorted(self.groups.values(), key=lambda g: (-g.count, g.first_line))
         for g in faults:
             info = self.devices.get(g.bdf) if g.bdf else None

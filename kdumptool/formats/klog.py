@@ -25,9 +25,10 @@ The fault record formats (see ``drivers/iommu/intel/dmar.c``, ``dmar_fault_do_on
   fault addr 8900a000 [fault reason 05] PTE Write access is not set``.
 * 5.3 .. 5.13, with ``PASID %x`` (``ffffffff`` = none), decimal reason.
 * >= 5.14: ``[DMA Read NO_PASID]`` / ``[DMA Write PASID 0x1]``, ``0x`` address and hex
-  ``0x`` reason; 5.14-era kernels printed ``[0x00:0x02.0]`` in the brackets until
-  Linux commit 6a1d9d3b2a5c ("iommu/vt-d: Drop "0x" prefix from PCI bus & device
-  addresses"). A proposed interim form printed ``[fault reason 25h]``.
+  ``0x`` reason (Linux commit 719a19335692 ("iommu/vt-d: Tweak the description of a DMA
+  fault")), which also printed ``[0x00:0x02.0]`` in the brackets until the patch
+  "iommu/vt-d: Drop "0x" prefix from PCI bus & device addresses" (linux-iommu, Sep 2021).
+  A proposed interim form printed ``[fault reason 25h]`` and ``w/o PASID``.
 
 So a reason with ``0x`` (or an ``h`` suffix) is hex and one without is decimal; the printed
 text is then checked against the kernel's tables (:data:`DMA_REMAP_FAULT_REASONS`,

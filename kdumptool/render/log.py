@@ -73,7 +73,7 @@ def render_log_text(report: LogReport, source: str, nlines: Optional[int] = None
             if info is not None and info.known:
                 extra = []
                 if info.drhd is not None:
-                    extra.append(f"DRHD 0x{info.drhd:x}")
+                    extra.append(f"DRHD 0x{info.drhd:x}" + (f" ({info.unit})" if info.unit else ""))
                 if info.rmrrs:
                     extra.append("RMRR " + ", ".join(f"0x{a:x}-0x{b:x}" for a, b in info.rmrrs))
                 if extra:

@@ -182,8 +182,8 @@ def test_sm_mismatch_fault_tied_to_e1000e_from_live_snapshot() -> None:
     log = (SNAP / "kdump_sm_mismatch" / "_kdumptool" / "dmesg.txt").read_text().splitlines()
     report = analyse_log(log, system=system)
     info = report.devices["0000:00:02.0"]
-    assert (info.known, info.driver, info.iommu_group, info.drhd, info.vendor_device) == (
-        True, "e1000e", 2, 0xFED90000, "8086:10d3")
+    assert (info.known, info.driver, info.iommu_group, info.drhd, info.vendor_device, info.unit) == (
+        True, "e1000e", 2, 0xFED90000, "8086:10d3", "dmar0")
     assert info.reserved_regions == [(0xFEE00000, 0xFEEFFFFF, "msi")]
     assert report.faults[0].address_notes == []
     assert "(most: 0000:00:02.0 e1000e group 2, 0x06 PTE Read access is not set)" in report.verdict
