@@ -244,6 +244,13 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
         lines.append(f"triage: not available: {triage['error']}")
     elif isinstance(triage, dict):
         lines.append(f"triage: {triage.get('verdict')}: {triage.get('headline')}")
+    warns = report["warnings"]
+    lines.extend(f"warning: {w}" for w in warns[:10])
+    if len(warns) > 10:
+        lines.append(f"warning: ... {len(warns) - 10} more in {REPORT_JSON}")
+    snap_info = report.get("snapshot")
+    if isinstance(snap_info, dict) and snap_info.get("why"):
+        lines.append(f"warning: snapshot not saved: {snap_info['why']}")
     parts = ", ".join(f"{k} {v}" for k, v in timings.items())
     lines.append(f"recorded in {report['elapsed_s']} s ({parts}) into {dest}: {', '.join(files)}")
     text = "\n".join(lines) + "\n"

@@ -34,7 +34,10 @@ def render_triage_text(r: TriageReport) -> str:
     out.append(r.headline)
     out.append("")
     out.append(f"source:       {r.source}")
-    out.append(f"scenario:     {s.case}" + (f" (table copy: {s.table_copy})" if s.table_copy else ""))
+    copies = [f"table copy: {s.table_copy}"] if s.table_copy else []
+    if s.ir_copy:
+        copies.append(f"IR table copy: {s.ir_copy}")
+    out.append(f"scenario:     {s.case}" + (f" ({'; '.join(copies)})" if copies else ""))
     out.append(_state_line("first kernel:", s.first))
     out.append(_state_line("kdump kernel:", s.kdump))
     if r.kdump_cmdline is not None:

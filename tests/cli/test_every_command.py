@@ -472,3 +472,16 @@ def test_triage_says_when_it_read_no_log(capsys: pytest.CaptureFixture, tmp_path
     check(code, out, err, ["triage", "json"])
     titles = [f["title"] for f in json.loads(out)["findings"]]
     assert any(t.startswith("No kernel log read") for t in titles), titles
+
+
+def test_record_text_shows_warnings(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    """What record could not read is in its text report too, not only in the JSON."""
+    snap = tmp_path / "snap"
+    shutil.copytree(KDUMP_SNAP, snap, symlinks=True)
+    cfg = sorted((snap / "sys" / "devices").rglob("config"))[0]
+    cfg.write_bytes(cfg.read_bytes()[:7])
+    code, out, err = run(capsys, "record", "--root", str(snap), "--out", str(tmp_path / "rec"), "-f", "text")
+    check(code, out, err, ["record"])
+    doc = json.loads((tmp_path / "rec" / "kdumptool-record.json").read_text())
+    assert doc["warnings"]
+    assert f"warning: {doc['warnings'][0]}" in out
