@@ -22,7 +22,7 @@ Memory stays bounded however long the log: at most ``max_events`` events are kep
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from kdumptool.formats.klog import LogEvent, parse_log, wallclock_seconds
 
@@ -384,6 +384,7 @@ class _Acc:
         self.last_marker_key: Optional[Tuple[str, str]] = None
         # What the log itself says about devices (used when the model does not know one).
         self.log_drivers: Dict[str, str] = {}
+        self.log_driver_line: Dict[str, int] = {}
         self.log_groups: Dict[str, int] = {}
         self.idmaps: Dict[Tuple[int, int], List[str]] = {}
 
@@ -406,6 +407,7 @@ class _Acc:
                 self.log_rmrrs.append((ev.line, lo, hi))
         if ev.bdf and ev.kind == "driver" and len(self.log_drivers) < 4096:
             self.log_drivers.setdefault(ev.bdf, str(ev.details.get("driver")))
+            self.log_driver_line.setdefault(ev.bdf, ev.line)
         if ev.bdf and ev.kind == "iommu_group" and ev.value is not None and len(self.log_groups) < 4096:
             self.log_groups[ev.bdf] = ev.value
         if ev.bdf and ev.kind == "identity_map":
@@ -474,6 +476,20 @@ class _Acc:
         info.iommu_group = info.iommu_group if info.iommu_group is not None else grp
         info.rmrrs = info.rmrrs or own
 
+    def _driverless(self, faults: List[FaultGroup]) -> List[str]:
+        """DMA-faulting devices that no driver had claimed in this log before their first
+        fault: in a kdump kernel, DMA the crashed kernel's driver left running."""
+        out = []
+        for g in faults:
+            if g.kind != "dma_fault" or not g.bdf or g.bdf in out:
+                continue
+            # The log is this kernel's: a driver line before the first fault means a driver
+            # had the device by then (the model may describe another kernel: --system-root).
+            first = self.log_driver_line.get(g.bdf)
+            if first is None or first > g.first_line:
+                out.append(g.bdf)
+        return out
+
     def finish(self) -> LogReport:
         self._close_burst()
         unit_names = {u.details.get("reg_base_addr"): u.unit for u in self.units}
@@ -508,7 +524,8 @@ class _Acc:
                             g.address_notes.append(note)
         counts = self.counts
         in_kdump = any(counts.get(k) for k in _KDUMP_KINDS)
-        level, verdict = _verdict(counts, faults, self.markers, self.devices, in_kdump, self.suppressed_total)
+        level, verdict = _verdict(counts, faults, self.markers, self.devices, in_kdump, self.suppressed_total,
+                                  driverless=self._driverless(faults) if in_kdump else [])
         return LogReport(
             events=self.kept,
             events_omitted=self.omitted,
@@ -601,6 +618,7 @@ def _verdict(
     devices: Dict[str, DeviceInfo],
     in_kdump: bool,
     suppressed: int,
+    driverless: Sequence[str] = (),
 ) -> Tuple[str, str]:
     parts: List[str] = []
     level = "ok"
@@ -630,6 +648,9 @@ def _verdict(
         who = devices[top.bdf].label() if top.bdf in devices else (top.bdf or "?")
         reason = f"0x{top.reason_code:02x} {top.reason}" if top.reason_code is not None else "reason not printed"
         parts.append(f"{_plural(n, word)} from {_plural(len(devs), 'device')} (most: {who}, {reason})")
+        if kind == "dma_fault" and driverless:
+            parts.append(f"no driver had claimed {', '.join(driverless[:4])}{' ...' if len(driverless) > 4 else ''} "
+                         "in this kernel before it faulted: DMA left running by the crashed kernel's driver")
     if suppressed:
         parts.append(f"{suppressed} more fault messages suppressed by rate limiting")
     if counts.get("hw_malfunction"):

@@ -300,3 +300,17 @@ def test_panic_is_named_in_the_verdict() -> None:
     ])
     assert r.verdict == "OK: no VT-d (DMAR) lines in this log; this kernel panicked: sysrq triggered crash (line 2)"
     assert [m.kind for m in r.markers] == ["crash_trigger", "panic"]
+
+
+
+def test_kdump_fault_from_a_device_no_driver_claimed() -> None:
+    # sm_mismatch: nothing in the kdump kernel's log claims 00:02.0 before its fault.
+    r = analyse_log(lines(LAB / "kdump_sm_mismatch.txt"))
+    assert r.verdict.endswith("; no driver had claimed 0000:00:02.0 in this kernel before it faulted: "
+                              "DMA left running by the crashed kernel's driver")
+    # legacy_drv: e1000e probes 00:02.0 in the kdump kernel (line 493); a fault after it is
+    # not called in-flight DMA, one before it is.
+    log = lines(LAB / "kdump_legacy_drv.txt")
+    fault = "[ 9.0] DMAR: [DMA Read NO_PASID] Request device [00:02.0] fault addr 0x1000 [fault reason 0x06] PTE Read access is not set"
+    assert "no driver had claimed" not in analyse_log(log + [fault]).verdict
+    assert "no driver had claimed 0000:00:02.0" in analyse_log(log[:400] + [fault] + log[400:]).verdict
