@@ -56,7 +56,7 @@ class Root:
         except IsADirectoryError:
             raise SourceMissing(f"{path}: is a directory") from None
         except OSError as exc:
-            if exc.errno in (errno.EIO, errno.ENXIO, errno.ENODEV, errno.EINVAL):
+            if exc.errno in (errno.EIO, errno.ENXIO, errno.ENODEV, errno.EINVAL, errno.ELOOP, errno.ENOTDIR):
                 raise SourceMissing(f"{path}: {exc.strerror}") from None
             raise
 
@@ -75,6 +75,10 @@ class Root:
             return sorted(os.listdir(self.p(rel)))
         except (FileNotFoundError, NotADirectoryError):
             return []
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SourceMissing(f"{self.p(rel)}: {exc.strerror}") from None
+            raise
         except PermissionError:
             raise PermissionDenied(f"{self.p(rel)}: permission denied") from None
 

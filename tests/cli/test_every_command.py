@@ -485,3 +485,26 @@ def test_record_text_shows_warnings(capsys: pytest.CaptureFixture, tmp_path: Pat
     doc = json.loads((tmp_path / "rec" / "kdumptool-record.json").read_text())
     assert doc["warnings"]
     assert f"warning: {doc['warnings'][0]}" in out
+
+
+def test_symlink_loop_in_snapshot(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    """A config file that is a symlink loop: a warning naming it, the rest of the tree shown;
+    a looping directory: one error line naming it (never an internal error)."""
+    snap = tmp_path / "snap"
+    shutil.copytree(KDUMP_SNAP, snap, symlinks=True)
+    cfg = snap / "sys" / "devices" / "pci0000:00" / "0000:00:02.0" / "config"
+    cfg.unlink()
+    cfg.symlink_to("config")
+    for cmd, says in ((["pci"], "symbolic links"), (["triage"], "symbolic links"),
+                      (["quiesce", "--plan"], "config unreadable")):
+        args = cmd + ["--root", str(snap), "-f", "json"]
+        code, out, err = run(capsys, *args)
+        check(code, out, err, args)
+        assert code != 1 and says in out + err, (args, code, err)
+    groups = snap / "sys" / "kernel" / "iommu_groups"
+    loop = sorted(groups.iterdir())[0] / "devices"
+    shutil.rmtree(loop)
+    loop.symlink_to("devices")
+    args = ["iommu", "--root", str(snap)]
+    code, out, err = run(capsys, *args)
+    check(code, out, err, args, names=(str(loop),))
