@@ -77,10 +77,14 @@ class FaultGroup:
     fault_indexes: List[int] = field(default_factory=list)
     pasids: List[int] = field(default_factory=list)
     address_notes: List[str] = field(default_factory=list)
+    #: The kernel's "Dump dmarN table entries for IOVA" blocks after this group's faults
+    #: (CONFIG_DMAR_DEBUG, >= 5.17): the first two, each as its lines' messages.
+    table_dumps: List[List[str]] = field(default_factory=list)
 
     def to_json(self) -> Dict[str, Any]:
         return {
             "kind": self.kind,
+            "table_dumps": self.table_dumps,
             "bdf": self.bdf,
             "reason_code": None if self.reason_code is None else f"0x{self.reason_code:02x}",
             "reason": self.reason,
@@ -380,6 +384,8 @@ class _Acc:
         self.suppressed_total = 0
         self.warnings: List[str] = []
         self.cur: Optional[Burst] = None
+        self.last_group: Optional[FaultGroup] = None
+        self.dump: Optional[List[str]] = None  # the table dump being collected
         self.log_rmrrs: List[Tuple[int, int, int]] = []
         self.last_marker_key: Optional[Tuple[str, str]] = None
         # What the log itself says about devices (used when the model does not know one).
@@ -430,6 +436,17 @@ class _Acc:
                     _device_info(self.system, ev.bdf) if self.system is not None
                     else DeviceInfo(ev.bdf, False, modelled=False)
                 )
+        if ev.kind == "fault_dump":
+            self.dump = None
+            g = self.last_group
+            if g is not None and len(g.table_dumps) < 2:
+                self.dump = [ev.text]
+                g.table_dumps.append(self.dump)
+        elif ev.kind == "dump_entry":
+            if self.dump is not None and len(self.dump) < 24:
+                self.dump.append(ev.text)
+        else:
+            self.dump = None
         cur = self.cur
         if ev.kind == "suppressed" and cur is not None:
             # The ratelimiter reports what it dropped since the last printed fault: those
@@ -455,7 +472,7 @@ class _Acc:
         cur.count += 1
         if ev.bdf and ev.bdf not in cur.devices and len(cur.devices) < 64:
             cur.devices.append(ev.bdf)
-        _add_fault(self.groups, ev, self.devices.get(ev.bdf) if ev.bdf else None)
+        self.last_group = _add_fault(self.groups, ev, self.devices.get(ev.bdf) if ev.bdf else None)
 
     def _close_burst(self) -> None:
         if self.cur is not None:
@@ -577,7 +594,7 @@ def _add_fault(
     groups: Dict[Tuple[str, Optional[str], Optional[int]], FaultGroup],
     ev: LogEvent,
     info: Optional[DeviceInfo],
-) -> None:
+) -> FaultGroup:
     key = (ev.kind, ev.bdf, ev.reason_code)
     g = groups.get(key)
     if g is None:
@@ -605,6 +622,7 @@ def _add_fault(
         g.fault_indexes.append(ev.fault_index)
     if ev.pasid is not None and ev.pasid not in g.pasids and len(g.pasids) < MAX_ADDRESSES:
         g.pasids.append(ev.pasid)
+    return g
 
 
 def _plural(n: int, word: str) -> str:

@@ -82,6 +82,9 @@ def render_log_text(report: LogReport, source: str, nlines: Optional[int] = None
                     lines.append("      no fault address is in an RMRR or reserved region of the device")
             for note in g.address_notes:
                 lines.append(f"      {note}")
+            for dump in g.table_dumps:
+                lines.append(f"      kernel's table dump: {dump[0]}")
+                lines.extend(f"        {d}" for d in dump[1:])
         lines.append("")
     if report.bursts:
         lines.append("bursts:")

@@ -314,3 +314,23 @@ def test_kdump_fault_from_a_device_no_driver_claimed() -> None:
     fault = "[ 9.0] DMAR: [DMA Read NO_PASID] Request device [00:02.0] fault addr 0x1000 [fault reason 0x06] PTE Read access is not set"
     assert "no driver had claimed" not in analyse_log(log + [fault]).verdict
     assert "no driver had claimed 0000:00:02.0" in analyse_log(log[:400] + [fault] + log[400:]).verdict
+
+
+
+def test_table_dump_attached_to_its_fault() -> None:
+    # The >= 5.17 CONFIG_DMAR_DEBUG block, as quoted in the iommu list (Zhenzhong Duan's fix).
+    log = [
+        "[  442.2] DMAR: [DMA Read NO_PASID] Request device [00:02.0] fault addr 0xffffd000 [fault reason 0x71] SM: Present bit in first-level paging entry is clear",
+        "[  442.2] DMAR: Dump dmar5 table entries for IOVA 0xffffd000",
+        "[  442.2] DMAR: scalable mode root entry: hi 0x0000000000000000, low 0x000000010b7ab001",
+        "[  442.2] DMAR: context entry: hi 0x0000000000000008, low 0x000000010d1f6205",
+        "[  442.2] DMAR: PTE not present at level 2",
+        "[  443.0] e1000e 0000:00:02.0: something else",
+    ]
+    (g,) = analyse_log(log).faults
+    assert g.table_dumps == [[
+        "DMAR: Dump dmar5 table entries for IOVA 0xffffd000",
+        "DMAR: scalable mode root entry: hi 0x0000000000000000, low 0x000000010b7ab001",
+        "DMAR: context entry: hi 0x0000000000000008, low 0x000000010d1f6205",
+        "DMAR: PTE not present at level 2",
+    ]]
