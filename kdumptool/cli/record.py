@@ -108,7 +108,7 @@ def _publish(r: object, src: Path) -> Path:
 def _uname(r: object) -> Optional[str]:
     """The release from a snapshot's saved ``uname -a`` (third word), if any."""
     try:
-        words = r.extra("uname.txt").read_text().split()  # type: ignore[attr-defined]
+        words = r.extra("uname.txt").read_text(errors="replace").split()  # type: ignore[attr-defined]
     except OSError:
         return None
     return words[2] if len(words) > 2 else None

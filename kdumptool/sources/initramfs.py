@@ -63,15 +63,19 @@ def find_kdump_initrds(root: Root) -> List[Tuple[str, str]]:
 
 
 def running_release(root: Root) -> Optional[str]:
+    """The kernel release, only when it looks like one: it becomes part of paths
+    (``/lib/modules/<release>``), so a damaged snapshot must not put NUL or ``..`` there."""
     rel = root.read_optional("/proc/sys/kernel/osrelease")
-    if rel:
-        return rel
-    try:
-        text = root.extra("uname.txt").read_text()
-    except OSError:
+    if not rel:
+        try:
+            text = root.extra("uname.txt").read_text(errors="replace")
+        except OSError:
+            return None
+        parts = text.split()
+        rel = parts[2] if len(parts) > 2 and parts[0] == "Linux" else (parts[0] if parts else None)
+    if rel is None or not re.fullmatch(r"[A-Za-z0-9+_~-][A-Za-z0-9.+_~-]*", rel):
         return None
-    parts = text.split()
-    return parts[2] if len(parts) > 2 and parts[0] == "Linux" else (parts[0] if parts else None)
+    return rel
 
 
 def pick_kdump_initrd(root: Root) -> Optional[Tuple[str, str]]:

@@ -55,6 +55,8 @@ class Root:
             raise PermissionDenied(f"{path}: permission denied (run as root?)") from None
         except IsADirectoryError:
             raise SourceMissing(f"{path}: is a directory") from None
+        except ValueError:  # a NUL in a path built from a damaged snapshot's text
+            raise SourceMissing(f"{str(path)!r}: not a valid path") from None
         except OSError as exc:
             if exc.errno in (errno.EIO, errno.ENXIO, errno.ENODEV, errno.EINVAL, errno.ELOOP, errno.ENOTDIR):
                 raise SourceMissing(f"{path}: {exc.strerror}") from None

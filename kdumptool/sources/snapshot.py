@@ -18,6 +18,7 @@ import errno
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tarfile
@@ -158,6 +159,26 @@ def _units(c: _Collector) -> List[Tuple[str, int]]:
     return units
 
 
+_KMSG_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
+
+
+def format_kmsg_record(rec: bytes) -> List[str]:
+    """One ``/dev/kmsg`` record (``prio,seq,usec,flags;text`` plus dictionary lines) as
+    the lines ``dmesg`` prints: the kernel's ``\\xNN`` escapes decoded (a tab is a tab,
+    ``\\x5c`` a backslash), and each line of a multi-line message under the record's
+    timestamp. Records that do not parse give no line."""
+    text = rec.decode("utf-8", "replace")
+    head, sep, msg = text.partition(";")
+    parts = head.split(",")
+    if not sep or len(parts) < 3 or not parts[2].isdigit():
+        return []
+    usec = int(parts[2])
+    first = msg.split("\n", 1)[0]  # continuation lines hold the KEY=value dictionary
+    first = _KMSG_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), first)
+    stamp = f"[{usec // 1000000:5d}.{usec % 1000000:06d}]"
+    return [f"{stamp} {line}" for line in first.split("\n")]
+
+
 def read_kmsg(path: str = "/dev/kmsg", max_records: int = 200000) -> str:
     """The kernel log as ``dmesg`` prints it, from /dev/kmsg records
     (``prio,seq,usec,flags;text``, Documentation/ABI/testing/dev-kmsg)."""
@@ -182,14 +203,7 @@ def read_kmsg(path: str = "/dev/kmsg", max_records: int = 200000) -> str:
                 raise SourceMissing(f"{path}: {exc.strerror}") from None
             if not rec:
                 break
-            text = rec.decode("utf-8", "replace")
-            head, _, msg = text.partition(";")
-            parts = head.split(",")
-            if len(parts) < 3 or not parts[2].isdigit():
-                continue
-            usec = int(parts[2])
-            first = msg.split("\n", 1)[0]  # continuation lines hold KEY=value dictionary
-            lines.append(f"[{usec // 1000000:5d}.{usec % 1000000:06d}] {first}")
+            lines.extend(format_kmsg_record(rec))
     finally:
         os.close(fd)
     return "\n".join(lines) + ("\n" if lines else "")

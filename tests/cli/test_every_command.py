@@ -508,3 +508,26 @@ def test_symlink_loop_in_snapshot(capsys: pytest.CaptureFixture, tmp_path: Path)
     args = ["iommu", "--root", str(snap)]
     code, out, err = run(capsys, *args)
     check(code, out, err, args, names=(str(loop),))
+
+
+def test_damaged_release_files(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    """The kernel release goes into paths (/lib/modules/<release>): a binary uname.txt or
+    an osrelease with NUL or .. is ignored, never an internal error or a path outside."""
+    from kdumptool.sources.initramfs import running_release
+    from kdumptool.sources.root import open_root
+
+    snap = tmp_path / "snap"
+    shutil.copytree(KDUMP_SNAP, snap, symlinks=True)
+    (snap / "_kdumptool" / "uname.txt").write_bytes(b"Linux vm \xff\xfe\x00 #1 SMP")
+    osrel = snap / "proc" / "sys" / "kernel" / "osrelease"
+    osrel.parent.mkdir(parents=True, exist_ok=True)
+    for bad in (b"6.1\x00evil", b"../../../../etc", b""):
+        osrel.write_bytes(bad)
+        with open_root(snap) as root:
+            assert running_release(root) is None
+        for cmd in (["triage"], ["record", "--out", str(tmp_path / f"rec{len(bad)}")]):
+            code, out, err = run(capsys, *cmd, "--root", str(snap), "-f", "json")
+            check(code, out, err, cmd)
+    osrel.write_bytes(b"6.1.0-56-amd64\n")
+    with open_root(snap) as root:
+        assert running_release(root) == "6.1.0-56-amd64"

@@ -40,9 +40,6 @@ KNOWN_ISSUES: List[Tuple[str, str]] = [
     ("overlaps PT_LOAD",
      "formats/elf.py check_load_segments rejects real x86-64 /proc/vmcore and makedumpfile -E "
      "dumps (their kernel-text PT_LOAD overlaps a RAM PT_LOAD by design)"),
-    ("\\x09",
-     "collect's _kdumptool/dmesg.txt keeps /dev/kmsg's \\xNN escapes (a tab prints as \\x09), "
-     "so it is not the log 'as dmesg prints it' (system stream)"),
 ]
 
 
