@@ -404,7 +404,7 @@ def normalise_line(raw: str, number: int = 0) -> LogLine:
 
 _HEX = r"(?:0[xX])?[0-9a-fA-F]+"
 _FAULT_RE = re.compile(
-    r"(?:(?:DMAR|dmar)\s*:\s*)*"
+    # No leading "(DMAR:)*": searched, it would make a line of repeated "DMAR: " quadratic.
     r"(?:\[(?P<access>DMA\s+(?:Read|Write))"
     r"(?:\s+(?P<nopasid>NO_PASID|w/o\s+PASID)|\s+PASID\s+(?P<pasid1>" + _HEX + r"))?\]"
     r"|(?P<ir>\[INTR-REMAP\]|INTR-REMAP\s*:))"
@@ -444,7 +444,9 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     # "DMAR: IOMMU disabled" (>= 4.x pr_fmt), "Intel-IOMMU: disabled" (2.6/3.x printk).
     ("iommu_disabled", re.compile(r"(?:(?:DMAR|dmar)\s*:\s*IOMMU|Intel-IOMMU:) disabled$")),
     ("iommu_enabled", re.compile(r"(?:(?:DMAR|dmar)\s*:\s*IOMMU|Intel-IOMMU:) enabled$")),
-    ("firmware_bug", re.compile(r"(?:DMAR|dmar|DMAR-IR).*\[Firmware (?:Bug|Warn)\]|\[Firmware (?:Bug|Warn)\].*(?:DMAR|RMRR|DRHD|IOMMU|VT-d)")),
+    # Only about the IOMMU: _simple_event checks the line also names DMAR/RMRR/DRHD/IOMMU/VT-d
+    # (a ".*" on both sides here would be quadratic on long lines).
+    ("firmware_bug", re.compile(r"\[Firmware (?:Bug|Warn)\]")),
     ("unit", re.compile(
         r"(?P<unit>dmar\d+)\s*:\s*reg_base_addr\s+(?P<reg_base_addr>[0-9a-fA-F]+)\s+ver\s+(?P<ver>\d+:\d+)"
         r"\s+cap\s+(?P<cap>[0-9a-fA-F]+)\s+ecap\s+(?P<ecap>[0-9a-fA-F]+)")),
@@ -470,7 +472,7 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
         r"\[(?P<event>[A-Z_]+)(?: device=(?P<device>[0-9a-fA-F:.]+))?(?: pasid=\S+)? domain=(?P<domain>" + _HEX
         + r")(?: pasid=\S+)? address=(?P<iova>" + _HEX + r")")),
     ("boot", re.compile(r"^Linux version (?P<version>\S+)")),
-    ("kdump_kernel", re.compile(r"Kernel command line:.*\belfcorehdr=(?P<elfcorehdr>\S+)")),
+    ("kdump_kernel", re.compile(r"^Kernel command line:(?=.*\belfcorehdr=(?P<elfcorehdr>\S+))")),
     ("crashkernel_reserved", re.compile(r"Reserving (?P<size>\d+MB) of (?:low )?memory at (?P<at>\S+) for crashkernel")),
     ("panic", re.compile(r"Kernel panic - not syncing:\s*(?P<why>.*)")),
     ("crash_trigger", re.compile(r"sysrq: Trigger a crash")),
@@ -484,6 +486,7 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
         r"table(?: entry)? is not present|pasid directory entry is not present|PTE not present at level \d+"
         r"|page table not present at level -?\d+)")),
 ]
+_FW_IOMMU_RE = re.compile(r"DMAR|dmar|RMRR|DRHD|IOMMU|VT-d")
 _AER_RE = re.compile(
     r"^(?:(?P<driver>[\w.-]+)\s+)?(?P<dev>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])\s*:\s*"
     r"(?P<rest>(?:AER:|PCIe Bus Error).*)$"
@@ -499,6 +502,7 @@ _INT_DETAILS = frozenset({"reg_base_addr", "cap", "ecap", "base", "end", "hi", "
                           "level", "sid", "qw0", "qw1", "reason", "domain"})
 
 _MAX_HELD = 4  # lines a wrapped fault may span
+_MAX_LINE = 8192  # characters of one input line that are looked at
 
 
 def _hexint(tok: str) -> int:
@@ -604,6 +608,8 @@ def _simple_event(ln: LogLine) -> Optional[LogEvent]:
         m = rx.search(text)
         if not m:
             continue
+        if kind == "firmware_bug" and not _FW_IOMMU_RE.search(text):
+            continue
         d: Dict[str, Any] = {}
         unit = None
         value = None
@@ -669,6 +675,8 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
         body = raw.rstrip("\r\n")
         parts = body.split("\n") if "\n" in body else [body]
         for part in parts:
+            if len(part) > _MAX_LINE:
+                part = part[:_MAX_LINE]  # printk lines are < 1 KiB: bound the regex work
             ln_dev: Optional[LogLine] = None
             if _DEVLINE_HINT_RE.search(part) and len(drivers_seen) < _MAX_DRIVERS:
                 ln_dev = normalise_line(part, number)
