@@ -144,7 +144,17 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     debug = "--debug" in args
     try:
-        _build_app()(args=args, prog_name="kdumptool")
+        app = _build_app()
+        if _bare_group(app, args):
+            # A command group without its subcommand is a usage error (exit 2). click
+            # >= 8.2 says so itself; click 8.1 (what pip installs on Python 3.9) prints
+            # the help and exits 0, so do the same thing on both.
+            try:
+                app(args=args + ["--help"], prog_name="kdumptool")
+            except SystemExit:
+                pass
+            sys.exit(2)
+        app(args=args, prog_name="kdumptool")
     except KdumptoolError as err:
         if debug:
             raise
@@ -164,6 +174,18 @@ def main(argv: Optional[List[str]] = None) -> None:
             raise
         _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         sys.exit(1)
+
+
+def _bare_group(app: Any, args: List[str]) -> bool:
+    """True when ``args`` name a command group (``kdumptool vmcore``) and nothing more."""
+    rest = [a for a in args if a != "--debug"]
+    if len(rest) != 1:
+        return False
+    for group in app.registered_groups:
+        name = group.name or getattr(getattr(group.typer_instance, "info", None), "name", None)
+        if name == rest[0]:
+            return True
+    return False
 
 
 def _error(msg: str) -> None:

@@ -290,3 +290,21 @@ def test_fail_on(capsys: pytest.CaptureFixture) -> None:
     assert run(capsys, "dmar", str(X01), "-f", "json", "--fail-on", "warning")[0] == 0  # info only
     assert run(capsys, "dmar", str(X01), "-f", "json", "--fail-on", "info")[0] == 3
     assert run(capsys, "dmar", str(X01), "--fail-on", "bogus")[0] == 2
+
+
+def test_bare_group_is_a_usage_error() -> None:
+    """``kdumptool GROUP`` without its subcommand exits 2 on every click version."""
+    import typer
+
+    from kdumptool.cli.main import _bare_group
+
+    app = typer.Typer()
+    sub = typer.Typer(name="grp", no_args_is_help=True)
+
+    @sub.command("x")
+    def _x() -> None:
+        pass
+
+    app.add_typer(sub, name="grp")
+    assert _bare_group(app, ["grp"]) and _bare_group(app, ["--debug", "grp"])
+    assert not _bare_group(app, ["grp", "x"]) and not _bare_group(app, ["dmar"])
