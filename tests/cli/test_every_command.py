@@ -531,3 +531,12 @@ def test_damaged_release_files(capsys: pytest.CaptureFixture, tmp_path: Path) ->
     osrel.write_bytes(b"6.1.0-56-amd64\n")
     with open_root(snap) as root:
         assert running_release(root) == "6.1.0-56-amd64"
+
+
+def test_record_out_errors(capsys: pytest.CaptureFixture, hostile: Dict[str, Path]) -> None:
+    """record --out a file, below a file, or in /proc: one error line naming it."""
+    for out_path in (hostile["random"], hostile["random"] / "x", Path("/proc/kdumptool-qa-rec")):
+        args = ["record", "--root", str(KDUMP_SNAP), "--out", str(out_path)]
+        code, out, err = run(capsys, *args)
+        check(code, out, err, args, names=(str(out_path),))
+        assert code == 1
