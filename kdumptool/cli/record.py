@@ -152,7 +152,12 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
 
     t0 = time.monotonic()
     dest = out if out is not None else _default_out(r)
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from kdumptool.errors import KdumptoolError
+
+        raise KdumptoolError(f"{dest}: cannot create the record folder: {exc.strerror}") from None
     # sysfs enumeration (not udev): the kdump initramfs need not carry libudev, and the
     # driver links in sysfs are what the kernel itself says.
     system = read_system(r, use_udev=False)  # type: ignore[arg-type]

@@ -126,7 +126,7 @@ def test_every_command_has_format(capsys: pytest.CaptureFixture) -> None:
     assert not lacking, f"commands without --format: {lacking}"
 
 
-@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("fmt", ["text", "json", "rich"])
 def test_fixtures_every_command(capsys: pytest.CaptureFixture, tmp_path: Path, fmt: str) -> None:
     for cmd, runs in good_runs(tmp_path).items():
         extra = ["-f", fmt] if has_format(capsys, cmd) else []
@@ -195,7 +195,7 @@ HOSTILE_FILES = ["empty", "dir", "missing", "random", "trunc_dmar", "trunc_kdump
 def test_hostile_files(capsys: pytest.CaptureFixture, hostile: Dict[str, Path], cmd: List[str]) -> None:
     for i, kind in enumerate(HOSTILE_FILES):
         path = hostile[kind]
-        for fmt in ("text", "json")[i % 2:][:1] if kind not in ("empty", "random") else ("text", "json"):
+        for fmt in ("text", "json", "rich")[i % 3:][:1] if kind not in ("empty", "random") else ("text", "json"):
             args = [a.replace("{}", str(path)) for a in cmd] + ["-f", fmt]
             code, out, err = run(capsys, *args)
             check(code, out, err, args, names=(str(path), path.name))
@@ -316,7 +316,7 @@ ROOT_COMMANDS = [
 @pytest.mark.parametrize("cmd", ROOT_COMMANDS, ids="-".join)
 def test_hostile_roots(capsys: pytest.CaptureFixture, roots: Dict[str, Path], cmd: List[str]) -> None:
     for i, (kind, root) in enumerate(roots.items()):
-        for fmt in ("text", "json")[i % 2:][:1]:  # one format each, alternating (time)
+        for fmt in ("text", "json", "rich")[i % 3:][:1]:  # one format each, in turn (time)
             args = cmd + ["--root", str(root), "-f", fmt]
             code, out, err = run(capsys, *args)
             check(code, out, err, args, names=(root.name,) if kind in ("missing", "file") else ())
@@ -531,3 +531,12 @@ def test_damaged_release_files(capsys: pytest.CaptureFixture, tmp_path: Path) ->
     osrel.write_bytes(b"6.1.0-56-amd64\n")
     with open_root(snap) as root:
         assert running_release(root) == "6.1.0-56-amd64"
+
+
+def test_record_out_errors(capsys: pytest.CaptureFixture, hostile: Dict[str, Path]) -> None:
+    """record --out a file, below a file, or in /proc: one error line naming it."""
+    for out_path in (hostile["random"], hostile["random"] / "x", Path("/proc/kdumptool-qa-rec")):
+        args = ["record", "--root", str(KDUMP_SNAP), "--out", str(out_path)]
+        code, out, err = run(capsys, *args)
+        check(code, out, err, args, names=(str(out_path),))
+        assert code == 1
