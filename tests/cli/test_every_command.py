@@ -556,3 +556,18 @@ def test_initramfs_entry_point(capsys: pytest.CaptureFixture, tmp_path: Path, ro
             check(code, out, err, args)
             if code == 1:
                 assert not out_path.exists(), f"{args}: wrote {out_path} although it failed"
+
+
+def test_missing_dependency(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interpreter without typer (a user's /usr/bin/python3): say which module is missing."""
+    import sys
+
+    from kdumptool.cli import main as cli_main
+
+    monkeypatch.setitem(cli_main._state, "app", None)
+    monkeypatch.setitem(sys.modules, "typer", None)
+    code, out, err = run(capsys, "pci")
+    assert code == 1 and "missing Python module 'typer'" in err and "internal error" not in err
+    monkeypatch.undo()
+    code, out, err = run(capsys, "--version")
+    assert code == 0 and out.startswith("kdumptool ")
