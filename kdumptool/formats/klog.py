@@ -474,7 +474,7 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("boot", re.compile(r"^Linux version (?P<version>\S+)")),
     ("kdump_kernel", re.compile(r"^Kernel command line:(?=.*\belfcorehdr=(?P<elfcorehdr>\S+))")),
     ("crashkernel_reserved", re.compile(r"Reserving (?P<size>\d+MB) of (?:low )?memory at (?P<at>\S+) for crashkernel")),
-    ("panic", re.compile(r"Kernel panic - not syncing:\s*(?P<why>.*)")),
+    ("panic", re.compile(r"^Kernel panic - not syncing:\s*(?P<why>.*)")),  # not the "---[ end ..." trailer
     ("crash_trigger", re.compile(r"sysrq: Trigger a crash")),
     ("kexec", re.compile(r"kexec_core: Starting new kernel")),
     ("dump_entry", re.compile(

@@ -489,3 +489,12 @@ def test_amd_vi_faults_are_named() -> None:
     assert [(e.kind, e.bdf, e.address, e.details.get("domain")) for e in evs] == [
         ("amd_vi_fault", "0000:06:00.0", 0xBB0E3400, 0x10), ("amd_vi_fault", "0000:03:00.0", 0xFDF8C000, 0xF)]
     assert evs[0].details["event"] == "IO_PAGE_FAULT"
+
+
+def test_panic_trailer_is_not_a_second_panic() -> None:
+    # excerpts/023 (iommu list): the oops ends with both lines.
+    evs = events(
+        "[   5.1] Kernel panic - not syncing: Fatal exception\n"
+        "[   5.2] ---[ end Kernel panic - not syncing: Fatal exception ]---\n"
+    )
+    assert [(e.kind, e.details) for e in evs] == [("panic", {"why": "Fatal exception"})]
