@@ -64,6 +64,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stdout.flush()
         sys.stderr.write(f"error: {err}\n")
         return err.exit_code
+    except Exception as exc:  # a bug: one line, as kdumptool.cli.main does; --debug for the traceback
+        if args.debug:
+            raise
+        sys.stdout.flush()
+        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)\n")
+        return 1
 
 
 if __name__ == "__main__":

@@ -169,6 +169,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     except KeyboardInterrupt:
         _error("interrupted")
         sys.exit(130)
+    except ModuleNotFoundError as exc:  # a dependency not installed for this interpreter
+        if debug:
+            raise
+        _error(f"missing Python module {exc.name!r} for {sys.executable}: install kdumptool's "
+               "dependencies (pip install kdumptool, or the distribution's packages)")
+        sys.exit(1)
     except Exception as exc:  # a bug: say so in one line, traceback with --debug
         if debug:
             raise

@@ -540,3 +540,34 @@ def test_record_out_errors(capsys: pytest.CaptureFixture, hostile: Dict[str, Pat
         code, out, err = run(capsys, *args)
         check(code, out, err, args, names=(str(out_path),))
         assert code == 1
+
+
+def test_initramfs_entry_point(capsys: pytest.CaptureFixture, tmp_path: Path, roots: Dict[str, Path]) -> None:
+    """The argparse entry point of the kdump initramfs (python3 -S -m kdumptool.cli.initrd)
+    keeps the same rules on the same hostile roots."""
+    from kdumptool.cli.initrd import main as initrd_main
+
+    for i, (kind, root) in enumerate(roots.items()):
+        out_path = tmp_path / f"rec-{kind}"
+        for args in (["record", "--root", str(root), "--out", str(out_path), "-f", "json"],
+                     ["quiesce", "--plan", "--root", str(root), "-f", ("text", "json")[i % 2]]):
+            code = initrd_main(args)
+            out, err = capsys.readouterr()
+            check(code, out, err, args)
+            if code == 1:
+                assert not out_path.exists(), f"{args}: wrote {out_path} although it failed"
+
+
+def test_missing_dependency(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interpreter without typer (a user's /usr/bin/python3): say which module is missing."""
+    import sys
+
+    from kdumptool.cli import main as cli_main
+
+    monkeypatch.setitem(cli_main._state, "app", None)
+    monkeypatch.setitem(sys.modules, "typer", None)
+    code, out, err = run(capsys, "pci")
+    assert code == 1 and "missing Python module 'typer'" in err and "internal error" not in err
+    monkeypatch.undo()
+    code, out, err = run(capsys, "--version")
+    assert code == 0 and out.startswith("kdumptool ")
