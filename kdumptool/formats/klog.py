@@ -808,7 +808,10 @@ def _continue(p: _Pending, ln: LogLine) -> Tuple[str, List[LogEvent]]:
                     return _WAIT, []
                 return _DONE, _flush(p)
         return _AGAIN, _flush(p)
-    if text and (bare or _SECOND_LINE_RE.match(text)) and len(p.lines) < _MAX_HELD:
+    second = _SECOND_LINE_RE.match(text) is not None
+    if text and not second and _FAULT_HEAD_RE.search(text):
+        return _AGAIN, _flush(p)  # the next record starts here: this one was cut short
+    if text and (bare or second) and len(p.lines) < _MAX_HELD:
         joined = p.joined + " " + text
         m = _FAULT_RE.search(joined)
         if m is not None and (

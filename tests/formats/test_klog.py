@@ -498,3 +498,15 @@ def test_panic_trailer_is_not_a_second_panic() -> None:
         "[   5.2] ---[ end Kernel panic - not syncing: Fatal exception ]---\n"
     )
     assert [(e.kind, e.details) for e in evs] == [("panic", {"why": "Fatal exception"})]
+
+
+def test_two_first_lines_in_a_row_stay_two_records() -> None:
+    # An untimestamped log where the first record's "[fault reason]" line was lost.
+    evs = faults(
+        "DMAR:[DMA Read] Request device [00:02.0] fault addr 1000\n"
+        "DMAR:[DMA Write] Request device [00:03.0] fault addr 2000\n"
+        "DMAR:[fault reason 05] PTE Write access is not set\n"
+    )
+    assert [(e.line, e.end_line, e.bdf, e.address, e.reason_code) for e in evs] == [
+        (1, 1, "0000:00:02.0", 0x1000, None), (2, 3, "0000:00:03.0", 0x2000, 5)]
+    assert any("cut short" in w for w in evs[0].warnings)
