@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import IO, Iterator, List, Optional
+from typing import IO, Any, Iterator, List, Optional
 
 from kdumptool.errors import PermissionDenied, SourceMissing, UnsupportedFormat
 from kdumptool.sources.root import Root
@@ -44,13 +44,31 @@ class LogSource:
             yield line
 
 
+#: Longest line kept (the rest of a longer one is skipped): input without newlines
+#: (binary junk, /dev/zero) must not grow one line without bound.
+_MAX_LINE = 1 << 20
+
+
+def _bounded_lines(readline: Any, nl: Any) -> Iterator[Any]:
+    while True:
+        line = readline(_MAX_LINE)
+        if not line:
+            return
+        if len(line) == _MAX_LINE and not line.endswith(nl):
+            while True:  # skip the rest of an overlong line, so line numbers stay right
+                rest = readline(_MAX_LINE)
+                if not rest or rest.endswith(nl):
+                    break
+        yield line
+
+
 def _iter_stream(fh: IO[bytes]) -> Iterator[str]:
-    for raw in fh:
+    for raw in _bounded_lines(fh.readline, b"\n"):
         yield raw.decode("utf-8", "replace").rstrip("\r\n")
 
 
 def _iter_text(fh: IO[str]) -> Iterator[str]:
-    for line in fh:
+    for line in _bounded_lines(fh.readline, "\n"):
         yield line.rstrip("\r\n")
 
 

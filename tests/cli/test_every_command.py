@@ -571,3 +571,15 @@ def test_missing_dependency(capsys: pytest.CaptureFixture, monkeypatch: pytest.M
     monkeypatch.undo()
     code, out, err = run(capsys, "--version")
     assert code == 0 and out.startswith("kdumptool ")
+
+
+def test_log_overlong_line(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    """A line of megabytes (binary junk, /dev/zero) is cut at 1 MiB, not held whole, and
+    the line numbers of the events after it stay right."""
+    code, out, _ = run(capsys, "log", str(DMESG_FILE), "-f", "json")
+    plain = [e["line"] for e in json.loads(out)["events"]]
+    junk = tmp_path / "junk.log"
+    junk.write_bytes(b"\x00" * (3 << 20) + b"\n" + DMESG_FILE.read_bytes())
+    code, out, err = run(capsys, "log", str(junk), "-f", "json")
+    check(code, out, err, ["log", "json"])
+    assert plain and [e["line"] for e in json.loads(out)["events"]] == [n + 1 for n in plain]
