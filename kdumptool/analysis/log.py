@@ -46,6 +46,7 @@ MARKER_KINDS = (
     "translation_preenabled",
     "tables_copied",
     "copy_failed",
+    "vtd_ready",
     "translation_not_kdump",
     "ir_copied",
     "ir_copy_failed",

@@ -443,6 +443,8 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("sm_disallowed", re.compile(r"Scalable mode is disallowed")),
     # "DMAR: IOMMU disabled" (>= 4.x pr_fmt), "Intel-IOMMU: disabled" (2.6/3.x printk).
     ("iommu_disabled", re.compile(r"(?:(?:DMAR|dmar)\s*:\s*IOMMU|Intel-IOMMU:) disabled$")),
+    # The last line of intel_iommu_init(): this kernel's remapping is now on.
+    ("vtd_ready", re.compile(r"(?:DMAR|dmar)\s*:\s*Intel\(R\) Virtualization Technology for Directed I/O$")),
     ("iommu_enabled", re.compile(r"(?:(?:DMAR|dmar)\s*:\s*IOMMU|Intel-IOMMU:) enabled$")),
     # Only about the IOMMU: _simple_event checks the line also names DMAR/RMRR/DRHD/IOMMU/VT-d
     # (a ".*" on both sides here would be quadratic on long lines).

@@ -72,7 +72,7 @@ def test_json_contract_sm_mismatch(capsys: pytest.CaptureFixture, monkeypatch: p
     s = doc["summary"]
     assert s["lines"] == 493 and s["in_kdump_kernel"] is True and s["verdict_level"] == "fault"
     assert s["devices"]["0000:00:02.0"]["iommu_group"] == 2
-    assert [m["kind"] for m in s["markers"]][-3:] == ["ir_copied", "translation_preenabled", "copy_failed"]
+    assert [m["kind"] for m in s["markers"]][-4:] == ["ir_copied", "translation_preenabled", "copy_failed", "vtd_ready"]
 
 
 def test_stdin(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -288,6 +288,7 @@ def test_f7_f8_f9_status_suppressed_firmware() -> None:
         ("DMAR: Scalable mode is disallowed", "sm_disallowed", None),
         ("DMAR: IOMMU disabled", "iommu_disabled", None),
         ("DMAR: IOMMU enabled", "iommu_enabled", None),
+        ("DMAR: Intel(R) Virtualization Technology for Directed I/O", "vtd_ready", None),
         ("Intel-IOMMU: disabled", "iommu_disabled", None),
         ("Intel-IOMMU: enabled", "iommu_enabled", None),
         ("DMAR-IR: Enabled IRQ remapping in x2apic mode", "ir_mode", None),
