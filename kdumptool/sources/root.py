@@ -32,17 +32,67 @@ class Root:
     def __init__(self, path: Union[str, Path] = "/") -> None:
         self.path = Path(path)
         self._tmp: Optional[tempfile.TemporaryDirectory] = None  # type: ignore[type-arg]
+        self._abs_links: Optional[bool] = None
 
     @property
     def is_live(self) -> bool:
         return str(self.path) == "/"
 
-    def p(self, rel: str) -> Path:
+    def p(self, rel: str, follow_last: bool = True) -> Path:
         """The real path of ``rel`` (an absolute path on the mirrored system)."""
-        return self.path / rel.lstrip("/")
+        path = self.path / rel.lstrip("/")
+        if self.is_live or not self._has_absolute_links():
+            return path
+        return self._reroot(rel, follow_last) or path
+
+    def _has_absolute_links(self) -> bool:
+        """Whether the tree holds any absolute symlink (one scan, on first use): the
+        usual snapshot has none, and its paths need no walk."""
+        if self._abs_links is None:
+            found = False
+            stack = [str(self.path)]
+            while stack and not found:
+                try:
+                    with os.scandir(stack.pop()) as it:
+                        for e in it:
+                            if e.is_symlink():
+                                if os.readlink(e.path).startswith("/"):
+                                    found = True
+                                    break
+                            elif e.is_dir(follow_symlinks=False):
+                                stack.append(e.path)
+                except OSError:
+                    continue
+            self._abs_links = found
+        return self._abs_links
+
+    def _reroot(self, rel: str, follow_last: bool) -> Optional[Path]:
+        """``rel`` with absolute symlinks met on the way resolved below the root (a copied
+        tree must not lead to the host's own files); None when there are none."""
+        parts = [c for c in rel.split("/") if c not in ("", ".")]
+        cur: List[str] = []
+        rerooted = False
+        hops = 0
+        while parts:
+            name = parts.pop(0)
+            if name == "..":
+                if cur:
+                    cur.pop()
+                continue
+            cand = os.path.join(self.path, *cur, name)
+            if (parts or follow_last) and os.path.islink(cand) and hops < 40:
+                hops += 1
+                target = os.readlink(cand)
+                if target.startswith("/"):
+                    rerooted = True
+                    cur = []
+                parts = [c for c in target.split("/") if c not in ("", ".")] + parts
+                continue
+            cur.append(name)
+        return Path(self.path, *cur) if rerooted else None
 
     def exists(self, rel: str) -> bool:
-        return os.path.lexists(self.p(rel))
+        return os.path.lexists(self.p(rel, follow_last=False))
 
     def read_bytes(self, rel: str, limit: Optional[int] = None) -> bytes:
         path = self.p(rel)
@@ -86,7 +136,7 @@ class Root:
 
     def readlink(self, rel: str) -> Optional[str]:
         try:
-            return os.readlink(self.p(rel))
+            return os.readlink(self.p(rel, follow_last=False))
         except OSError:
             return None
 

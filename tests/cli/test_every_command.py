@@ -615,3 +615,26 @@ def test_unreadable_config_is_not_busmaster_off(capsys: pytest.CaptureFixture, t
     line = next(ln for ln in out.splitlines() if "00:02.0" in ln)
     assert "BusMaster?" in line, line
     assert "BusMaster+" in next(ln for ln in out.splitlines() if "00:03.0" in ln)
+
+
+def test_absolute_link_in_directory_snapshot(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    """An absolute link in a snapshot folder resolves below the snapshot, never to the
+    host's own file (it printed this host's /etc/hostname as the kdump cmdline)."""
+    from kdumptool.sources.root import open_root
+
+    snap = tmp_path / "snap"
+    shutil.copytree(KDUMP_SNAP, snap, symlinks=True)
+    (snap / "etc").mkdir(exist_ok=True)
+    (snap / "etc" / "qa-cmdline").write_text("from-the-snapshot\n")
+    (snap / "proc" / "cmdline").unlink()
+    (snap / "proc" / "cmdline").symlink_to("/etc/qa-cmdline")
+    (snap / "proc" / "version").symlink_to("/etc/hostname")  # absent below the snapshot
+    with open_root(snap) as root:
+        assert root.read_text("/proc/cmdline").strip() == "from-the-snapshot"
+        assert root.readlink("/proc/cmdline") == "/etc/qa-cmdline"
+        assert root.exists("/proc/version") and root.read_optional("/proc/version") is None
+        # relative sysfs links still resolve as before
+        assert root.link_name("/sys/bus/pci/devices/0000:00:02.0") == "0000:00:02.0"
+    code, out, err = run(capsys, "triage", "--root", str(snap), "-f", "json")
+    check(code, out, err, ["triage"])
+    assert "from-the-snapshot" in out
