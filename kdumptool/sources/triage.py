@@ -361,6 +361,7 @@ def read_crashed_kernel(
     first_sys = None
     snap_log: Optional[Tuple[bytes, str]] = None
     recorded: Optional[Tuple[Dict[str, int], str]] = None
+    found_vmcore = vmcore is None  # one found in --saved may be damaged: warn, use the rest
     if saved is not None:
         d = Path(saved)
         if not d.is_dir():
@@ -402,19 +403,27 @@ def read_crashed_kernel(
         from kdumptool.formats.printk import decode_printk
         from kdumptool.sources.vmcore import open_dump
 
-        with open_dump(vmcore) as dump:
-            warnings.extend(dump.warnings)
-            if dump.vmcoreinfo is not None:
+        try:
+            opened = open_dump(vmcore)
+        except KdumptoolError as exc:
+            if not found_vmcore:
+                raise
+            warnings.append(f"the vmcore was not read: {exc}")
+            opened = None
+        if opened is not None:
+            with opened as dump:
+                warnings.extend(dump.warnings)
+                if dump.vmcoreinfo is not None:
+                    try:
+                        plog = decode_printk(dump.vmcoreinfo, dump.read_virt)
+                        text, source = "\n".join(plog.dmesg_lines()), f"{vmcore} (printk ring)"
+                        warnings.extend(plog.warnings)
+                    except KdumptoolError as exc:
+                        warnings.append(f"{vmcore}: crashed kernel's log not decoded: {exc}")
                 try:
-                    plog = decode_printk(dump.vmcoreinfo, dump.read_virt)
-                    text, source = "\n".join(plog.dmesg_lines()), f"{vmcore} (printk ring)"
-                    warnings.extend(plog.warnings)
+                    tables = _tables_of(dump, first_sys, current, warnings, current_log, recorded)
                 except KdumptoolError as exc:
-                    warnings.append(f"{vmcore}: crashed kernel's log not decoded: {exc}")
-            try:
-                tables = _tables_of(dump, first_sys, current, warnings, current_log, recorded)
-            except KdumptoolError as exc:
-                warnings.append(f"{vmcore}: VT-d tables not decoded: {exc}")
+                    warnings.append(f"{vmcore}: VT-d tables not decoded: {exc}")
     if text is None and snap_log is not None:
         text, source = snap_log
     if text is None and tables is None and first_sys is None:

@@ -583,3 +583,23 @@ def test_log_overlong_line(capsys: pytest.CaptureFixture, tmp_path: Path) -> Non
     code, out, err = run(capsys, "log", str(junk), "-f", "json")
     check(code, out, err, ["log", "json"])
     assert plain and [e["line"] for e in json.loads(out)["events"]] == [n + 1 for n in plain]
+
+
+def test_triage_saved_folder_with_damaged_vmcore(capsys: pytest.CaptureFixture, tmp_path: Path,
+                                                 hostile: Dict[str, Path]) -> None:
+    """A --saved folder whose vmcore is damaged: triage goes on with the vmcore-dmesg.txt
+    beside it and says the vmcore was not read; an explicit --vmcore stays an error."""
+    saved = tmp_path / "crash"
+    saved.mkdir()
+    shutil.copyfile(hostile["random"], saved / "vmcore")
+    shutil.copyfile(VMC / "legacy_on.makedumpfile_dmesg.txt", saved / "vmcore-dmesg.txt")
+    args = ["triage", "--offline", "--root", str(KDUMP_SNAP), "--saved", str(saved), "-f", "json"]
+    code, out, err = run(capsys, *args)
+    check(code, out, err, args)
+    assert code in (0, 3, 4)
+    titles = [f["title"] for f in json.loads(out)["findings"]]
+    assert any(t.startswith("the vmcore was not read") and str(saved / "vmcore") in t for t in titles), titles
+    args = ["triage", "--offline", "--root", str(KDUMP_SNAP), "--vmcore", str(saved / "vmcore")]
+    code, out, err = run(capsys, *args)
+    check(code, out, err, args, names=(str(saved / "vmcore"),))
+    assert code == 1
