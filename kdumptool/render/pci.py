@@ -89,7 +89,8 @@ def unit_name(system: System, dev: PciDevice) -> Optional[str]:
 def _line(system: System, d: PciDevice) -> str:
     ids = f"[{d.vendor_id:04x}:{d.device_id:04x}]"
     kind = d.port_type or class_name(d.class_code)
-    bm = "BusMaster+" if d.bus_master else "BusMaster-"
+    # no COMMAND register read (config unreadable): unknown, not "off"
+    bm = "BusMaster?" if d.config_size < 6 else ("BusMaster+" if d.bus_master else "BusMaster-")
     drv = d.driver or "-"
     grp = f"group {d.iommu_group}" if d.iommu_group is not None else "no group"
     dtype = system.domain_type(d.bdf)

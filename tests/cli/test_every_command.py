@@ -603,3 +603,15 @@ def test_triage_saved_folder_with_damaged_vmcore(capsys: pytest.CaptureFixture, 
     code, out, err = run(capsys, *args)
     check(code, out, err, args, names=(str(saved / "vmcore"),))
     assert code == 1
+
+
+def test_unreadable_config_is_not_busmaster_off(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    """pci shows BusMaster? (not BusMaster-) for a device whose COMMAND register was not read."""
+    snap = tmp_path / "snap"
+    shutil.copytree(KDUMP_SNAP, snap, symlinks=True)
+    (snap / "sys" / "devices" / "pci0000:00" / "0000:00:02.0" / "config").write_bytes(b"")
+    code, out, err = run(capsys, "pci", "--root", str(snap), "-f", "text")
+    check(code, out, err, ["pci"])
+    line = next(ln for ln in out.splitlines() if "00:02.0" in ln)
+    assert "BusMaster?" in line, line
+    assert "BusMaster+" in next(ln for ln in out.splitlines() if "00:03.0" in ln)
