@@ -259,7 +259,6 @@ MARKERS: Tuple[Tuple[str, re.Pattern[str]], ...] = tuple(
         ("x2apic", r"x2apic enabled|Switched APIC routing to (?:cluster|physical) x2apic"),
         ("suppressed", r"dmar_fault: (?P<n>\d+) callbacks suppressed"),
         ("probe", r"^(?P<drv>[A-Za-z0-9_-]+) (?P<bdf>[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])[: ]"),
-        ("fault", r"DMAR: ?\[(?P<kind>[^\]]+)\] Request device \[(?P<bdf>(?:[0-9a-f]{4}:)?(?:0x)?[0-9a-f]{2}:(?:0x)?[0-9a-f]{2}\.[0-7])\](?: PASID (?:0x)?[0-9a-f]+)? fault (?:addr(?: (?:0x)?(?P<addr>[0-9a-f]+))?|index(?: (?:0x)?(?P<index>[0-9a-f]+))?)(?: ?\[fault reason (?:0x)?(?P<reason>[0-9a-f]+)\] ?(?P<why>.*))?"),
     )
 )
 
@@ -328,6 +327,38 @@ def _strip_ts(raw: str) -> str:
 _NOT_DRIVERS_B = frozenset(w.encode() for w in _NOT_DRIVERS)
 
 
+def _fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
+    """``fault`` markers for one log line holding ``Request device [``, decoded by
+    :func:`kdumptool.formats.klog.parse_log` (groups: ``bdf`` as ``SSSS:BB:DD.F``,
+    ``addr`` and ``index`` in hex, ``reason`` code in hex, ``why`` its text, ``kind``)."""
+    from kdumptool.formats.klog import parse_log
+
+    out = []
+    for ev in parse_log([raw]):
+        if ev.kind not in ("dma_fault", "ir_fault") or not ev.bdf:
+            continue
+        groups = [("bdf", ev.bdf), ("kind", ev.kind)]
+        if ev.address is not None:
+            groups.append(("addr", f"{ev.address:x}"))
+        if ev.fault_index is not None:
+            groups.append(("index", f"{ev.fault_index:x}"))
+        if ev.reason_code is not None:
+            groups.append(("reason", f"{ev.reason_code:02x}"))
+        if ev.reason:
+            groups.append(("why", ev.reason))
+        out.append(Marker("fault", Evidence(source, raw.strip(), lineno), tuple(groups)))
+    if not out:
+        # A record cut short (its address wrapped away): the device is still known.
+        m = _REQUEST_DEVICE.search(raw)
+        if m:
+            bdf = "0000:" + m.group(1).replace("0x", "")
+            out.append(Marker("fault", Evidence(source, raw.strip(), lineno), (("bdf", bdf),)))
+    return out
+
+
+_REQUEST_DEVICE = re.compile(r"Request device \[\[?((?:0x)?[0-9a-f]{2}:(?:0x)?[0-9a-f]{2}\.[0-7])\]")
+
+
 def scan_log_text(
     text: Union[str, bytes], source: str = "dmesg", probes: bool = True, segments: Iterable[int] = (0,)
 ) -> LogMarkers:
@@ -340,7 +371,7 @@ def scan_log_text(
     found: List[Marker] = []
     probed = set()
     cands: List[Tuple[int, str]] = []
-    for kw in ("DMAR", "x2apic", "Kernel command line", "dmar_fault:"):
+    for kw in ("DMAR", "x2apic", "Kernel command line", "dmar_fault:", "Request device"):
         cands.extend((p, kw) for p in _positions(data, kw.encode()))
     if probes:
         for seg in segments:
@@ -364,6 +395,11 @@ def scan_log_text(
         lineno += data.count(b"\n", counted_to, start)
         counted_to = start
         raw = data[start:line_end].decode("utf-8", "replace")
+        if "Request device" in raw:
+            # Fault records: the kernel-log parser knows every format the kernel has
+            # printed (DMA and interrupt-remapping, hex or decimal reasons, PASID forms).
+            found.extend(_fault_markers(raw, source, lineno))
+            continue
         body = _strip_ts(raw)
         if kw == "DMAR":
             kinds: Tuple[Tuple[str, re.Pattern[str]], ...] = _DMAR_KINDS

@@ -131,8 +131,37 @@ def kdump_initrd(sc: Scenario, facts: Dict[str, str], default_initrd: Path, dest
             "build_s": round(took, 2), "builder_stdout": r.stdout[-4000:]}
 
 
+#: Lines that mean the guest itself is wedged (TCG on a loaded host can lose a vCPU's timer
+#: interrupt: "rcu_preempt kthread timer wakeup didn't happen", then hung tasks): such a run
+#: proves nothing about kdumptool, so it is killed at once and the scenario booted again.
+STALL_NEEDLES = ("blocked for more than", "kthread timer wakeup didn't happen")
+#: The live kernel reaches /init in about 6 s on an idle machine; past this the boot is stuck.
+BOOT_LIMIT_S = 300
+#: Boots per scenario when the guest wedges (never retried for anything else).
+ATTEMPTS = 3
+
+
 def run_scenario(sc: Scenario, facts: Dict[str, str], qemu: str,
                  timeout_s: Optional[int] = None) -> Dict[str, object]:
+    """Boot a scenario; boot it again (up to ATTEMPTS times) only when the guest wedged
+    (STALL_NEEDLES, or no /init within BOOT_LIMIT_S), which says nothing about kdumptool.
+    Every attempt's reason is kept in result.json ``attempts``."""
+    attempts: List[str] = []
+    for n in range(1, ATTEMPTS + 1):
+        result = _run_once(sc, facts, qemu, timeout_s)
+        stall = result.get("stalled")
+        if not stall:
+            break
+        attempts.append(f"attempt {n}: guest wedged: {stall}")
+        log(f"{sc.name}: attempt {n} wedged ({stall}); " +
+            ("booting again" if n < ATTEMPTS else "giving up"))
+    result["attempts"] = attempts
+    (OUT / sc.name / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def _run_once(sc: Scenario, facts: Dict[str, str], qemu: str,
+              timeout_s: Optional[int] = None) -> Dict[str, object]:
     out = OUT / sc.name
     if out.exists():
         shutil.rmtree(out)
@@ -170,6 +199,7 @@ def run_scenario(sc: Scenario, facts: Dict[str, str], qemu: str,
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=open(out / "qemu-stderr.txt", "w"))
     marks: Dict[str, float] = {}
+    stalled: Dict[str, str] = {}
 
     def reader() -> None:
         assert proc.stdout is not None
@@ -186,6 +216,9 @@ def run_scenario(sc: Scenario, facts: Dict[str, str], qemu: str,
                 traffic.paused.clear()
             if "Kernel panic - not syncing" in line and "sysrq triggered crash" not in line:
                 marks.setdefault("unexpected_panic", round(now, 2))
+            for needle in STALL_NEEDLES:
+                if needle in line:
+                    stalled.setdefault("why", f"{needle!r} at {now:.0f} s")
             for key, needle in MARKS:
                 if needle in line and key not in marks:
                     if key == "kdump_banner" and "panic" not in marks:
@@ -197,11 +230,20 @@ def run_scenario(sc: Scenario, facts: Dict[str, str], qemu: str,
     traffic.start()
     timed_out = False
     try:
-        rc = proc.wait(timeout=limit)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        proc.kill()
-        rc = proc.wait()
+        while True:
+            try:
+                rc = proc.wait(timeout=1)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            elapsed = time.monotonic() - t0
+            if "live_init" not in marks and elapsed > BOOT_LIMIT_S:
+                stalled.setdefault("why", f"no /init after {BOOT_LIMIT_S} s")
+            if stalled or elapsed > limit:
+                timed_out = not stalled
+                proc.kill()
+                rc = proc.wait()
+                break
     finally:
         if proc.poll() is None:  # interrupted (Ctrl-C, SIGTERM): never leave QEMU behind
             proc.kill()
@@ -218,6 +260,7 @@ def run_scenario(sc: Scenario, facts: Dict[str, str], qemu: str,
         "unexpected_panic": "unexpected_panic" in marks,
         "live_ok": (guest / "live" / "panic_at.txt").exists(),
         "kdump_ok": (guest / "kdump" / "done.txt").exists(),
+        "stalled": stalled.get("why"),
     }
     (out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     log(f"{sc.name}: qemu rc={rc} wall={wall:.1f}s live_ok={result['live_ok']} "

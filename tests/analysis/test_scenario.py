@@ -104,9 +104,28 @@ def test_scan_log_markers_and_line_numbers():
         "copy_failed", "vtd_up", "fault", "probe",
     ]
     f = m.first("fault")
-    assert f.evidence.line == 10 and f.get("bdf") == "00:02.0" and f.get("reason") == "06"
+    assert f.evidence.line == 10 and f.get("bdf") == "0000:00:02.0" and f.get("reason") == "06"
     assert m.first("probe").get("drv") == "e1000e"
     assert m.first("copy_failed").get("unit") == "dmar0"
+
+
+def test_fault_markers_in_every_kernel_format():
+    # Verbatim lines of ../shared/corpus/dmesg/FAULT_LINES.txt eras: the decimal reason of
+    # the 3.x one-line form is decimal (12 = 0x0c), the 2.6 two-line form has no reason on
+    # its first line, interrupt-remapping faults carry an index instead of an address.
+    m = scan_log([
+        "[  108.451233] DMAR:[DMA Write] Request device [00:02.0] fault addr 3ffff000",
+        "[  108.451237] DMAR:[fault reason 05] PTE Write access is not set",
+        "[ 1234.567] DMAR: DMAR:[DMA Read] Request device [07:00.0] fault addr fff00000 DMAR:[fault reason 12] non-zero reserved fields in PTE",
+        "[    3.1] DMAR: [INTR-REMAP] Request device [f0:1f.0] fault index 0x2 [fault reason 0x25] Blocked a compatibility format interrupt request",
+    ])
+    faults = m.all("fault")
+    assert [(f.get("bdf"), f.get("kind"), f.evidence.line) for f in faults] == [
+        ("0000:00:02.0", "dma_fault", 1), ("0000:07:00.0", "dma_fault", 3), ("0000:f0:1f.0", "ir_fault", 4),
+    ]
+    assert faults[0].get("addr") == "3ffff000"
+    assert faults[1].get("reason") == "0c" and faults[1].get("addr") == "fff00000"
+    assert faults[2].get("index") == "2" and faults[2].get("reason") == "25"
 
 
 def test_sm_mismatch_inside_kdump():
@@ -214,7 +233,10 @@ def test_fault_line_formats_of_several_kernel_eras():
     ]
     m = scan_log(lines)
     faults = m.all("fault")
-    assert [f.get("bdf") for f in faults] == ["00:02.0", "00:02.0", "02:00.0", "00:02.0", "42:00.2", "07:00.0"]
+    assert [f.get("bdf") for f in faults] == [
+        "0000:00:02.0", "0000:00:02.0", "0000:02:00.0", "0000:00:02.0", "0000:42:00.2", "0000:07:00.0"]
     assert [f.get("addr") for f in faults] == ["1a45aa9000", "8900a000", "bdf83000", "70ad5000", None, None]
-    assert faults[4].get("index") == "1600" and faults[4].get("reason") == "37"
+    # "[fault reason 37]" without 0x is decimal: 0x25, the kernel's "Blocked a compatibility
+    # format interrupt request" (irq_remap_fault_reasons[5]).
+    assert faults[4].get("index") == "1600" and faults[4].get("reason") == "25"
     assert m.first("suppressed").get("n") == "131757"
