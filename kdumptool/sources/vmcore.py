@@ -647,7 +647,8 @@ def open_dump(path: str, cache_pages: int = 256) -> Dump:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        raise SourceMissing(f"{path}: no such file") from None
+        hint = " (this is not a kdump kernel: give a saved dump file)" if path == "/proc/vmcore" else ""
+        raise SourceMissing(f"{path}: no such file{hint}") from None
     except PermissionError:
         from kdumptool.errors import PermissionDenied
 

@@ -638,3 +638,14 @@ def test_absolute_link_in_directory_snapshot(capsys: pytest.CaptureFixture, tmp_
     code, out, err = run(capsys, "triage", "--root", str(snap), "-f", "json")
     check(code, out, err, ["triage"])
     assert "from-the-snapshot" in out
+
+
+def test_vmcore_default_outside_kdump(capsys: pytest.CaptureFixture) -> None:
+    """vmcore info/log default to /proc/vmcore: outside a kdump kernel, say so plainly."""
+    import os
+
+    if os.path.exists("/proc/vmcore"):
+        pytest.skip("running in a kdump kernel")
+    for sub in ("info", "log"):
+        code, out, err = run(capsys, "vmcore", sub)
+        assert code == 1 and "/proc/vmcore: no such file (this is not a kdump kernel" in err, err
