@@ -333,6 +333,8 @@ def _fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
     ``addr`` and ``index`` in hex, ``reason`` code in hex, ``why`` its text, ``kind``)."""
     from kdumptool.formats.klog import parse_log
 
+    if "fault addr" not in raw and "fault index" not in raw:
+        return []  # a device name quoted without its record (prose in a mail, a diff)
     out = []
     for ev in parse_log([raw]):
         if ev.kind not in ("dma_fault", "ir_fault") or not ev.bdf:
