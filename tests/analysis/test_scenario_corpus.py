@@ -1,5 +1,7 @@
 """The log scanner on real kernel logs from many kernel eras (../shared/corpus/dmesg):
-every fault record line a plain grep finds, with its line number, and nothing else."""
+every fault record line a plain grep finds, with its line number, and nothing else.
+The grep asks for the device and the address/index on one line, not for the ``DMAR: [..]``
+prefix: mail clients wrap that prefix onto the line before, and those records count."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pytest
 
 from kdumptool.analysis.scenario import scan_log_text
 
-GREP_START = re.compile(r"(?i)dmar: ?\[[^\]]*\] Request device \[")
+GREP_START = re.compile(r"Request device \[\[?(?:0x)?[0-9a-f]{2}:(?:0x)?[0-9a-f]{2}\.[0-7]\]")
 GREP_KIND = re.compile(r"fault (addr|index)")
 
 
