@@ -5,35 +5,20 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
-from typing import Tuple
 
 import pytest
 
-from kdumptool.cli.main import main
+from tests.cliutil import check_golden, run
 from tests.conftest import FIXTURES, REPO
 
 GOLDEN = FIXTURES / "dmesg" / "golden"
-REGEN = os.environ.get("KDUMPTOOL_REGEN_GOLDEN") == "1"
 
 
-def run(capsys: pytest.CaptureFixture, *args: str) -> Tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if REGEN:
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert text == path.read_text(), f"golden {name} differs (KDUMPTOOL_REGEN_GOLDEN=1 to update)"
+    check_golden(GOLDEN, name, text)
 
 
 CASES = [

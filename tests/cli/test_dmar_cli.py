@@ -4,7 +4,6 @@ and one-line errors. Regenerate goldens with KDUMPTOOL_REGEN_GOLDEN=1 (then read
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import List, Tuple
@@ -12,30 +11,18 @@ from typing import List, Tuple
 import pytest
 
 from kdumptool.cli.main import main
+from tests.cliutil import check_golden, run
 from tests.conftest import FIXTURES
 
 D = FIXTURES / "dmar"
 GOLDEN = D / "golden"
 X01 = D / "tables" / "X01_Server_Supermicro_SMCI-MB_SkylakeSP-2S_from-dsl.dat"
-REGEN = os.environ.get("KDUMPTOOL_REGEN_GOLDEN") == "1"
 
 
-def run(capsys: pytest.CaptureFixture, *args: str) -> Tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if REGEN:
-        GOLDEN.mkdir(exist_ok=True)
-        path.write_text(text)
-    assert text == path.read_text(), f"golden {name} differs (KDUMPTOOL_REGEN_GOLDEN=1 to update)"
+    check_golden(GOLDEN, name, text)
 
 
 GOLDEN_CASES = [

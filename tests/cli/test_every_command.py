@@ -21,7 +21,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from kdumptool.cli.main import main
+from tests.cliutil import run
 from tests.conftest import FIXTURES
 
 SNAP = FIXTURES / "snapshots"
@@ -41,14 +41,6 @@ LSPCI_DUMP = LIVE_SNAP / "_kdumptool" / "lspci_xxxx.txt"
 OK_CODES = {0, 1, 3, 4}
 
 
-def run(capsys: pytest.CaptureFixture, *args: str) -> Tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def check(code: int, out: str, err: str, args: List[str], names: Tuple[str, ...] = ()) -> None:

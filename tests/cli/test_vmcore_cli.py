@@ -4,39 +4,24 @@ exit codes and one-line errors. Regenerate goldens with KDUMPTOOL_REGEN_GOLDEN=1
 from __future__ import annotations
 
 import json
-import os
 import struct
-from typing import Tuple
 
 import pytest
 
-from kdumptool.cli.main import main
 from kdumptool.sources.vmcore import open_dump
+from tests.cliutil import check_golden, run
 from tests.conftest import FIXTURES
 from tests.dumpwriter import DumpSpec, need, write_elf, write_kdump
 
 V = FIXTURES / "vmcore"
 GOLDEN = V / "golden"
-REGEN = os.environ.get("KDUMPTOOL_REGEN_GOLDEN") == "1"
 RUNS = ("legacy_on", "sm_mismatch_vmcore")
 
 
-def run(capsys: pytest.CaptureFixture, *args: str) -> Tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if REGEN:
-        GOLDEN.mkdir(exist_ok=True)
-        path.write_text(text)
-    assert text == path.read_text(), f"golden {name} differs (KDUMPTOOL_REGEN_GOLDEN=1 to update)"
+    check_golden(GOLDEN, name, text)
 
 
 def _small_spec() -> DumpSpec:

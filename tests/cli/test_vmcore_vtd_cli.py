@@ -4,7 +4,6 @@ Regenerate goldens with KDUMPTOOL_REGEN_GOLDEN=1 (then read the diff)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from typing import List, Tuple
@@ -151,7 +150,6 @@ def test_errors_are_one_line(tmp_path):
     assert r.exit_code == 2
 
 
-@pytest.mark.skipif(importlib.util.find_spec("kdumptool.cli.vmcore") is None, reason="vmcore CLI not landed")
 def test_wired_into_kdumptool_vmcore(capsys):
     from kdumptool.cli.main import main
 
