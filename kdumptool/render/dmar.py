@@ -26,6 +26,7 @@ from kdumptool.formats.dmar import (
     Structure,
     UnknownStructure,
 )
+from kdumptool.render.output import human_size
 
 
 def scope_json(sc: DeviceScope) -> Dict[str, Any]:
@@ -100,15 +101,6 @@ def dmar_json(dmar: Dmar, findings: Sequence[Finding], source: str = "") -> Dict
 # ---------------------------------------------------------------------------- text
 
 
-def _size(n: int) -> str:
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift} {unit}"
-    if n >= 1 << 20:
-        return f"{n / (1 << 20):.1f} MiB"
-    if n >= 1 << 10:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n} B"
 
 
 def flag_names(dmar: Dmar) -> str:
@@ -140,10 +132,10 @@ def structure_summary(s: Structure) -> str:
         n = len(s.device_scopes)
         scope = "INCLUDE_PCI_ALL" if s.include_pci_all else f"{n} scope{'' if n == 1 else 's'}"
         return (f"segment {s.segment:04x}  base 0x{s.register_base_address:x}  "
-                f"size {_size(s.register_set_bytes)}  flags 0x{s.flags:02x} ({scope})")
+                f"size {human_size(s.register_set_bytes)}  flags 0x{s.flags:02x} ({scope})")
     if isinstance(s, Rmrr):
         n = s.end_address - s.base_address + 1
-        size = _size(n) if n > 0 else "empty"
+        size = human_size(n) if n > 0 else "empty"
         return (f"segment {s.segment:04x}  0x{s.base_address:x}-0x{s.end_address:x} "
                 f"({size})")
     if isinstance(s, Atsr):

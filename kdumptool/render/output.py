@@ -58,3 +58,16 @@ def emit(
                 console.print(r)
         else:
             console.print(renderable)
+
+
+def human_size(n: int) -> str:
+    """Bytes as people read them: exact units when they divide (``4 KiB``, ``16 MiB``),
+    else one decimal (``1.5 MiB``)."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.1f} MiB"
+    if n >= 1 << 10:
+        return f"{n / (1 << 10):.1f} KiB"
+    return f"{n} B"

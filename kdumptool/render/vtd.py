@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 from kdumptool.analysis.exposure import Exposure
 from kdumptool.analysis.rtscan import ScanResult
 from kdumptool.analysis.vtd_walk import DeviceTranslation, FaultCheck, IovaLookup, VtdTables
+from kdumptool.render.output import human_size
 
 SOURCE_TEXT = {
     "argument": "given with --rtaddr",
@@ -23,15 +24,6 @@ SOURCE_TEXT = {
 }
 
 
-def _size(n: int) -> str:
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift} {unit}"
-    if n >= 1 << 20:
-        return f"{n / (1 << 20):.1f} MiB"
-    if n >= 1 << 10:
-        return f"{n / (1 << 10):.1f} KiB"
-    return f"{n} B"
 
 
 def _rw(read: bool, write: bool) -> str:
@@ -151,7 +143,7 @@ def render_iommu_text(obj: Dict[str, Any], max_extents: int = 8) -> str:
                      f"{len(d['extents'])} extents")
         for x in d["extents"][:max_extents]:
             lines.append(f"  iova 0x{x['iova']:x}-0x{x['iova'] + x['size'] - 1:x} -> phys 0x{x['phys']:x}-"
-                         f"0x{x['phys'] + x['size'] - 1:x} {_size(x['size'])} {_rw(x['read'], x['write'])}")
+                         f"0x{x['phys'] + x['size'] - 1:x} {human_size(x['size'])} {_rw(x['read'], x['write'])}")
         if len(d["extents"]) > max_extents:
             lines.append(f"  ... {len(d['extents']) - max_extents} more (--device {sharing[0]} or -f json for all)")
         for u in d["unreadable_tables"]:
@@ -247,7 +239,7 @@ def render_lookup_text(obj: Dict[str, Any]) -> str:
         else:
             lines.append(f"pte level: {s['level']}, pte value: 0x{v[0]:016x}")
     if obj["phys"] is not None:
-        size = _size(obj["page_size"]) if obj["page_size"] else "pass-through"
+        size = human_size(obj["page_size"]) if obj["page_size"] else "pass-through"
         lines.append(f"=> phys 0x{obj['phys']:x} ({size} page), {'R' if obj['read'] else '-'}"
                      f"{'W' if obj['write'] else '-'}")
     else:
@@ -275,10 +267,10 @@ def render_exposure_text(obj: Dict[str, Any], max_ranges: int = 12) -> str:
         lines.append(f"warning: {w}")
     nd = t["not_dumped_bytes"]
     wd = t["writable_dumped_bytes"]
-    lines.append(f"DMA could reach {_size(t['readable_bytes'])} by read and {_size(t['writable_bytes'])} by write"
-                 + (f"; {_size(wd)} of the writable memory is in the dump (may have changed after the crash)"
+    lines.append(f"DMA could reach {human_size(t['readable_bytes'])} by read and {human_size(t['writable_bytes'])} by write"
+                 + (f"; {human_size(wd)} of the writable memory is in the dump (may have changed after the crash)"
                     if wd is not None else "")
-                 + (f"; {_size(nd)} reachable but not dumped" if nd is not None else ""))
+                 + (f"; {human_size(nd)} reachable but not dumped" if nd is not None else ""))
     if t["passthrough_devices"]:
         lines.append(f"pass-through (all memory): {', '.join(t['passthrough_devices'])}")
     if t["incomplete"]:
@@ -287,15 +279,15 @@ def render_exposure_text(obj: Dict[str, Any], max_ranges: int = 12) -> str:
     lines.append(f"{'BDF':<13} {'DID':>5} {'READ':>10} {'WRITE':>10} {'NOT DUMPED':>10} {'RANGES':>6}")
     for d in obj["devices"]:
         lines.append(f"{d['bdf']:<13} {d['domain_id'] if d['domain_id'] is not None else '-':>5} "
-                     f"{_size(d['readable_bytes']):>10} {_size(d['writable_bytes']):>10} "
-                     f"{_size(d['not_dumped_bytes']) if d['not_dumped_bytes'] is not None else '?':>10} "
+                     f"{human_size(d['readable_bytes']):>10} {human_size(d['writable_bytes']):>10} "
+                     f"{human_size(d['not_dumped_bytes']) if d['not_dumped_bytes'] is not None else '?':>10} "
                      f"{len(d['ranges']):>6}")
     lines.append("")
     lines.append(f"physical ranges reachable by DMA ({len(obj['union'])}):")
     for r in obj["union"][:max_ranges]:
         dumped = {True: "dumped", False: "NOT dumped", None: "partly dumped"}[r["dumped"]]
         span = f"0x{r['start']:x}-0x{r['end'] - 1:x}"
-        lines.append(f"  {span:<25} {_size(r['size']):>10} {_rw(r['read'], r['write'])} "
+        lines.append(f"  {span:<25} {human_size(r['size']):>10} {_rw(r['read'], r['write'])} "
                      f"{dumped:<13} {', '.join(r.get('devices', []))}")
     if len(obj["union"]) > max_ranges:
         lines.append(f"  ... {len(obj['union']) - max_ranges} more (-f json for all)")
@@ -320,7 +312,7 @@ def scan_json(res: ScanResult, read_seconds: Optional[float] = None) -> Dict[str
 
 
 def render_scan_text(obj: Dict[str, Any]) -> str:
-    lines = [f"scanned {obj['pages_scanned']:,} pages ({_size(obj['bytes_scanned'])}); "
+    lines = [f"scanned {obj['pages_scanned']:,} pages ({human_size(obj['bytes_scanned'])}); "
              f"{obj['prefilter_passed']} passed the byte prefilter"]
     best = obj["best"]
     if best:
@@ -344,18 +336,18 @@ def render_exposure_rich(obj: Dict[str, Any]) -> Any:
     for col in ("BDF", "DID", "read", "write", "not dumped", "ranges"):
         dev.add_column(col, justify="left" if col == "BDF" else "right")
     for d in obj["devices"]:
-        dev.add_row(d["bdf"], str(d["domain_id"] if d["domain_id"] is not None else "-"), _size(d["readable_bytes"]),
-                    _size(d["writable_bytes"]),
-                    _size(d["not_dumped_bytes"]) if d["not_dumped_bytes"] is not None else "?", str(len(d["ranges"])))
+        dev.add_row(d["bdf"], str(d["domain_id"] if d["domain_id"] is not None else "-"), human_size(d["readable_bytes"]),
+                    human_size(d["writable_bytes"]),
+                    human_size(d["not_dumped_bytes"]) if d["not_dumped_bytes"] is not None else "?", str(len(d["ranges"])))
     rng = Table(title="physical ranges reachable by DMA")
     for col in ("range", "size", "rights", "dumped", "devices"):
         rng.add_column(col)
     for r in obj["union"]:
         dumped = {True: "dumped", False: "[red]NOT dumped[/red]", None: "[yellow]partly[/yellow]"}[r["dumped"]]
-        rng.add_row(f"0x{r['start']:x}-0x{r['end'] - 1:x}", _size(r["size"]), _rw(r["read"], r["write"]), dumped,
+        rng.add_row(f"0x{r['start']:x}-0x{r['end'] - 1:x}", human_size(r["size"]), _rw(r["read"], r["write"]), dumped,
                     ", ".join(r.get("devices", [])))
-    head = (f"DMA could reach {_size(t['readable_bytes'])} by read and {_size(t['writable_bytes'])} by write"
-            + (f"; {_size(t['not_dumped_bytes'])} reachable but not dumped" if t["not_dumped_bytes"] is not None else ""))
+    head = (f"DMA could reach {human_size(t['readable_bytes'])} by read and {human_size(t['writable_bytes'])} by write"
+            + (f"; {human_size(t['not_dumped_bytes'])} reachable but not dumped" if t["not_dumped_bytes"] is not None else ""))
     rt = obj["root_table"]
     where = f"root table 0x{rt['address']:x} ({rt['mode']} mode), {SOURCE_TEXT.get(rt['source'], rt['source'])}"
     return [where, head, dev, rng] + [f"[yellow]warning:[/yellow] {w}" for w in obj.get("warnings", [])]

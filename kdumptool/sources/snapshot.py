@@ -14,7 +14,6 @@ Nothing here writes anywhere but the output.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import platform
@@ -188,22 +187,17 @@ def read_kmsg(path: str = "/dev/kmsg", max_records: int = 200000) -> str:
         raise SourceMissing(f"{path}: no such device") from None
     except PermissionError:
         raise PermissionDenied(f"{path}: permission denied (kernel.dmesg_restrict? run as root)") from None
-    lines = []
+    from kdumptool.sources.kmsg import read_kmsg_records
+
+    lines: List[str] = []
     try:
-        for _ in range(max_records):
-            try:
-                rec = os.read(fd, 8192)
-            except BlockingIOError:
+        for n, rec in enumerate(read_kmsg_records(fd)):
+            if n >= max_records:
                 break
-            except OSError as exc:
-                if exc.errno == errno.EPIPE:  # overwritten while reading: skip ahead
-                    continue
-                if exc.errno == errno.EINVAL:
-                    break
-                raise SourceMissing(f"{path}: {exc.strerror}") from None
-            if not rec:
-                break
-            lines.extend(format_kmsg_record(rec))
+            if not rec.startswith(" "):  # dictionary lines (" KEY=value") are not printed
+                lines.extend(format_kmsg_record(rec.encode("utf-8", "replace")))
+    except OSError as exc:
+        raise SourceMissing(f"{path}: {exc.strerror}") from None
     finally:
         os.close(fd)
     return "\n".join(lines) + ("\n" if lines else "")
