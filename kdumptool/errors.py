@@ -72,3 +72,9 @@ class PermissionDenied(KdumptoolError):
 
 class ActionRefused(KdumptoolError):
     """A hardware change that the safety rules refuse."""
+
+
+class BadArgument(KdumptoolError):
+    """A command-line value that cannot be used (exit 2, like a usage error)."""
+
+    exit_code = 2
