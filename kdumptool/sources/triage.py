@@ -302,10 +302,15 @@ def _old_root_table(
 def _tables_of(
     dump: Any, first_sys: Optional[object], current: Optional[object], warnings: List[str],
     current_log: Optional[LogMarkers] = None, recorded: Optional[Tuple[Dict[str, int], str]] = None,
+    scan: bool = True,
 ) -> Optional[CrashedTables]:
     from kdumptool.analysis.vtd_walk import lookup_iova, walk_root_table
 
     where = _old_root_table(first_sys, current, recorded)
+    if where is None and not scan:
+        warnings.append("the crashed kernel's VT-d root table was not located: no register names it and the "
+                        "whole-memory scan is skipped inside the kdump kernel (`kdumptool vmcore iommu` scans)")
+        return None
     if where is None:
         from kdumptool.analysis.rtscan import find_root_tables
 
@@ -346,7 +351,7 @@ def _tables_of(
 
 def read_crashed_kernel(
     vmcore: Optional[str], saved: Optional[str], current: Optional[object] = None,
-    current_log: Optional[LogMarkers] = None,
+    current_log: Optional[LogMarkers] = None, scan: bool = True,
 ) -> Optional[CrashedKernel]:
     """What the crashed kernel left: its log (decoded from the vmcore's printk ring, else
     a ``dmesg.txt``/``vmcore-dmesg.txt`` beside it, else a saved first-kernel snapshot's),
@@ -399,6 +404,7 @@ def read_crashed_kernel(
                 text, source = (d / name).read_bytes(), str(d / name)
                 break
     tables = None
+    release = banner = None
     if vmcore is not None:
         from kdumptool.formats.printk import decode_printk
         from kdumptool.sources.vmcore import open_dump
@@ -414,14 +420,16 @@ def read_crashed_kernel(
             with opened as dump:
                 warnings.extend(dump.warnings)
                 if dump.vmcoreinfo is not None:
+                    release = dump.vmcoreinfo.osrelease
                     try:
                         plog = decode_printk(dump.vmcoreinfo, dump.read_virt)
                         text, source = "\n".join(plog.dmesg_lines()), f"{vmcore} (printk ring)"
                         warnings.extend(plog.warnings)
+                        banner = next((r.text for r in plog.records[:5] if r.text.startswith("Linux version")), None)
                     except KdumptoolError as exc:
                         warnings.append(f"{vmcore}: crashed kernel's log not decoded: {exc}")
                 try:
-                    tables = _tables_of(dump, first_sys, current, warnings, current_log, recorded)
+                    tables = _tables_of(dump, first_sys, current, warnings, current_log, recorded, scan)
                 except KdumptoolError as exc:
                     warnings.append(f"{vmcore}: VT-d tables not decoded: {exc}")
     if text is None and snap_log is not None:
@@ -439,7 +447,23 @@ def read_crashed_kernel(
                 drivers[b] = drv
     c = markers.first("cmdline") if markers is not None else None
     cmdline = c.get("cmdline") if c else (first_sys.cmdline if first_sys is not None else None)
-    return CrashedKernel(source or str(saved or vmcore), markers, cmdline, drivers, tables, vmcore, tuple(warnings))
+    return CrashedKernel(source or str(saved or vmcore), markers, cmdline, drivers, tables, vmcore, tuple(warnings),
+                         release, banner)
+
+
+def _snapshot_release(root: Root) -> Optional[str]:
+    """The kernel release ``kdumptool collect``/``record`` noted in _kdumptool/collect.json."""
+    import json
+
+    try:
+        p = root.extra("collect.json")
+        data = json.loads(p.read_text(errors="replace")) if p.is_file() else None
+    except (OSError, ValueError):
+        return None
+    rel = data.get("kernel") if isinstance(data, dict) else None
+    if isinstance(rel, str) and re.fullmatch(r"[A-Za-z0-9+_~-][A-Za-z0-9.+_~-]*", rel):
+        return rel
+    return None
 
 
 def read_triage_input(
@@ -471,12 +495,25 @@ def read_triage_input(
     except (PermissionDenied, SourceMissing):
         dev_mods = {}
     crashed = read_crashed_kernel(vmcore, saved, system, log) if (vmcore or saved) else None
+    if crashed is None and system.in_kdump_kernel and root.is_live and os.path.exists("/proc/vmcore"):
+        # Inside the kdump kernel the crashed kernel is right there: read its version,
+        # command line, log and VT-d tables from /proc/vmcore before inferring anything.
+        try:
+            crashed = read_crashed_kernel("/proc/vmcore", None, system, log, scan=False)
+        except (KdumptoolError, OSError) as exc:
+            crashed = CrashedKernel("/proc/vmcore", warnings=(f"/proc/vmcore not read: {exc}",))
     quiesce_conf = None
     conf = root.read_optional("/etc/kdumptool/kdumptool.conf")
     if conf is not None:
         for n, line in enumerate(conf.splitlines(), 1):
             if line.split("#", 1)[0].replace(" ", "") in ("quiesce=1", "quiesce=yes", "quiesce=true"):
                 quiesce_conf = Evidence("/etc/kdumptool/kdumptool.conf", line.strip(), n)
+    banner = root.read_optional("/proc/version")
+    bm = log.first("banner")
+    if banner is None and bm is not None:
+        banner = bm.evidence.text
+    if release is None:
+        release = _snapshot_release(root) or (bm.get("release") if bm is not None else None)
     return TriageInput(
         system=system,
         log=log,
@@ -489,6 +526,8 @@ def read_triage_input(
         builtin_modules=read_builtin_modules(root, release),
         crashed=crashed,
         quiesce_conf=quiesce_conf,
+        release=release,
+        banner=banner,
         amd_iommu=Evidence("/sys/firmware/acpi/tables/IVRS", "present (AMD I/O Virtualization Reporting Structure)")
         if root.exists("/sys/firmware/acpi/tables/IVRS") else None,
     )
