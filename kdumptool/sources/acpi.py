@@ -35,12 +35,36 @@ def no_dmar_reason(root: Root) -> str:
             "(no DMAR table to read)"
         )
     if root.exists(f"{ACPI_TABLES}/IVRS"):
-        return f"{where}: AMD IOMMU (IVRS table), no DMAR: not an Intel VT-d machine"
+        return (f"{where}: AMD IOMMU (IVRS table), no DMAR: not an Intel VT-d machine; "
+                "decode the AMD table with `kdumptool ivrs`")
     return (
         f"{where}: no DMAR table: the firmware reports no Intel VT-d IOMMU "
         "(usual in VMs without an emulated intel-iommu, or with VT-d disabled in the "
         "firmware set-up)"
     )
+
+
+def read_table(root: Root, signature: str) -> Optional[bytes]:
+    """The raw ACPI table ``signature`` of ``root`` (IVRS, APIC...), or None when the
+    firmware publishes none."""
+    path = f"{ACPI_TABLES}/{signature}"
+    if not root.exists(path):
+        return None
+    return root.read_bytes(path)
+
+
+def no_ivrs_reason(root: Root) -> str:
+    """One plain sentence saying why ``root`` has no IVRS table."""
+    where = "this machine" if root.is_live else str(root.path)
+    if not root.exists(ACPI_TABLES):
+        return (f"{where}: no {ACPI_TABLES}: not an ACPI system, or sysfs is not mounted "
+                "(no IVRS table to read)")
+    if root.exists(f"{ACPI_TABLES}/DMAR"):
+        return (f"{where}: Intel VT-d (DMAR table), no IVRS: not an AMD-Vi machine; "
+                "decode the Intel table with `kdumptool dmar`")
+    return (f"{where}: no IVRS table: the firmware reports no AMD IOMMU (usual in VMs "
+            "without an emulated amd-iommu, or with the IOMMU disabled in the firmware "
+            "set-up)")
 
 
 #: Largest table file read: an acpidump text of a whole large server is a few MiB.
