@@ -33,38 +33,13 @@ def ivrs(
                                  param_hint="--fail-on")
     from kdumptool.analysis.dmar_checks import SEVERITY_ORDER
     from kdumptool.analysis.ivrs_checks import check_ivrs
-    from kdumptool.errors import DecodeError, SourceMissing
-    from kdumptool.formats.ivrs import parse_ivrs
-    from kdumptool.formats.madt import parse_madt_ioapic_ids
     from kdumptool.render.ivrs import ivrs_json, render_ivrs_rich, render_ivrs_text
     from kdumptool.render.output import emit
-    from kdumptool.sources.acpi import no_ivrs_reason, read_table, read_table_file
+    from kdumptool.sources.acpi import read_ivrs_input
     from kdumptool.sources.root import open_root
 
-    madt: Optional[bytes] = None
     with open_root(root) as r:
-        if file is not None:
-            data = read_table_file(file, "IVRS")
-            source = "<stdin>" if str(file) == "-" else str(file)
-        else:
-            raw = read_table(r, "IVRS")
-            if raw is None:
-                raise SourceMissing(no_ivrs_reason(r))
-            data = raw
-            where = "/sys/firmware/acpi/tables/IVRS"
-            source = where if root is None else f"{root}:{where}"
-        if not (file is not None and root is None):
-            madt = read_table(r, "APIC")
-    try:
-        table = parse_ivrs(data, source)
-    except DecodeError as err:
-        raise err.with_source(source) if err.what != source else err from None
-    ioapics = None
-    if madt is not None:
-        try:
-            ioapics = parse_madt_ioapic_ids(madt, "APIC")
-        except DecodeError:
-            ioapics = None
+        table, ioapics, source = read_ivrs_input(r, file, None if root is None else str(root))
     findings = check_ivrs(table, ioapics)
     emit(
         fmt,
