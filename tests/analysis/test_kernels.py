@@ -11,7 +11,9 @@ from dataclasses import replace
 
 import pytest
 
-from kdumptool.analysis.kernels import (
+from kdumptool.analysis.scenario import KernelState, check_verdict, classify
+from kdumptool.analysis.triage import triage
+from kdumptool.model.kernel_table import (
     COPY_ECS,
     COPY_SMT,
     KERNEL_TABLE,
@@ -20,16 +22,9 @@ from kdumptool.analysis.kernels import (
     parse_version,
     translation_meaning,
 )
-from kdumptool.analysis.scenario import (
-    KernelState,
-    LogMarkers,
-    check_verdict,
-    classify,
-    scan_log,
-)
-from kdumptool.analysis.triage import triage
+from kdumptool.model.log import LogMarkers, scan_log
 from kdumptool.sources.root import open_root
-from kdumptool.sources.triage import read_triage_input
+from kdumptool.sources.triage import open_triage_input
 from tests.conftest import FIXTURES
 
 LAB = FIXTURES / "lab"
@@ -72,9 +67,9 @@ def test_translation_meanings():
 
 def _kdump_triage(name: str, with_vmcore: bool = True):
     d = LAB / name
-    with open_root(d / "kdump_snapshot.tar.gz") as root:
-        inp = read_triage_input(root, str(d / "vmcore.trim.kdump") if with_vmcore else None)
-    return triage(inp)
+    with open_root(d / "kdump_snapshot.tar.gz") as root, \
+            open_triage_input(root, str(d / "vmcore.trim.kdump") if with_vmcore else None) as inp:
+        return triage(inp)
 
 
 def _oracle(name: str) -> str:
