@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from kdumptool.cli import integration
+from kdumptool.actions import integration
+from kdumptool.sources import kdumpstack
 from tests.cliutil import run
 from tests.conftest import FIXTURES, REPO
 
@@ -103,7 +104,7 @@ def test_kdump_coredir_from_debian_config(capsys, tmp_path):
     root = _debian_root(tmp_path)
     cfg = root / "etc/default/kdump-tools"
     cfg.write_text(cfg.read_text().replace('KDUMP_COREDIR="/var/crash"', 'KDUMP_COREDIR="/srv/crash"  # big disk'))
-    assert integration.kdump_tools_coredir(root) == "/srv/crash"
+    assert kdumpstack.kdump_tools_coredir(root) == "/srv/crash"
     code, out, err = run(capsys, "install-integration", "--prefix", str(root), "--kdumptool",
                          "/opt/venv/bin/kdumptool", "--dry-run", "-f", "text")
     assert code == 0, err
@@ -111,7 +112,7 @@ def test_kdump_coredir_from_debian_config(capsys, tmp_path):
     assert "    | ExecStart=/usr/libexec/kdumptool/kdump-tools-publish /srv/crash" in out
     # kdump-config's own default when the file says nothing
     cfg.write_text("USE_KDUMP=1\n")
-    assert integration.kdump_tools_coredir(root) == "/var/crash"
+    assert kdumpstack.kdump_tools_coredir(root) == "/var/crash"
 
 
 @needs_analyze
