@@ -245,27 +245,25 @@ def parse_page_desc(data: bytes, offset: int = 0) -> PageDesc:
 
 
 def _decompress_lzo(data: bytes, size: int) -> bytes:
+    # A compiled LZO module when this interpreter has one (lzokay is a base dependency
+    # where a wheel exists), else the pure-Python decoder (formats/lzo.py): same bytes.
     try:
         import lzokay  # type: ignore[import-not-found]
+    except ImportError:
+        from kdumptool.formats import lzo
 
-        return bytes(lzokay.decompress(data, size))
-    except ImportError:
-        pass
-    try:
-        import lzo  # type: ignore[import-not-found]
-    except ImportError:
-        raise UnsupportedFormat("LZO-compressed pages need the lzokay (or python-lzo) "
-                                "package: pip install 'kdumptool[vmcore]'") from None
-    return bytes(lzo.decompress(data, False, size))
+        return lzo.decompress(data, size)
+    return bytes(lzokay.decompress(data, size))
 
 
 def _decompress_snappy(data: bytes, size: int) -> bytes:
+    # makedumpfile uses snappy's raw format (snappy_compress), not the framed one.
     try:
         import cramjam  # type: ignore[import-not-found]
     except ImportError:
-        raise UnsupportedFormat("snappy-compressed pages need the cramjam package: "
-                                "pip install 'kdumptool[vmcore]'") from None
-    # makedumpfile uses snappy's raw format (snappy_compress), not the framed one.
+        from kdumptool.formats import snappy
+
+        return snappy.decompress(data, size)
     return bytes(cramjam.snappy.decompress_raw(data))
 
 
@@ -280,7 +278,8 @@ def _decompress_zstd(data: bytes, size: int) -> bytes:
         import cramjam  # type: ignore[import-not-found]
     except ImportError:
         raise UnsupportedFormat("zstd-compressed pages need the zstandard or cramjam "
-                                "package: pip install 'kdumptool[vmcore]'") from None
+                                "package (kdumptool's dependencies): pip install "
+                                "zstandard") from None
     return bytes(cramjam.zstd.decompress(data))
 
 
