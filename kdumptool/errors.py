@@ -72,3 +72,14 @@ class PermissionDenied(KdumptoolError):
 
 class ActionRefused(KdumptoolError):
     """A hardware change that the safety rules refuse."""
+
+
+class DecompressorMissing(UnsupportedFormat):
+    """A dump whose pages use a compression no installed module decodes (zstd without
+    zstandard or cramjam): raised when the dump is opened, so that no command reads on
+    and reports an empty result instead of an error."""
+
+
+class UnreadablePages(KdumptoolError):
+    """A result that would rest on dump pages that could not be read or decompressed (a
+    scan that found nothing, with pages it could not look at): an error, never "none"."""

@@ -2,8 +2,12 @@
 system-shutdown hook and the config file in place (under ``--prefix``, default ``/``).
 
 Sources are the ``dracut/`` and ``systemd/`` folders of the kdumptool checkout this
-package runs from (or ``--source``). Nothing is enabled or rebuilt here: the command
-prints the few commands that do that, since they differ between distributions.
+package runs from, else the copies a wheel installs under ``<prefix>/share/kdumptool``
+(or ``--source``). The systemd units and the shutdown hook are written with the path of
+the kdumptool that runs this (``/usr/local/bin/kdumptool`` from install.sh, a venv's
+``bin/kdumptool``...), not a fixed ``/usr/bin/kdumptool``. Nothing is enabled or rebuilt
+here: the command prints the few commands that do that, since they differ between
+distributions.
 """
 
 # No ``from __future__ import annotations``: typer reads the annotations of the command
@@ -24,13 +28,44 @@ def _source_dir(source: Optional[Path]) -> Path:
     import kdumptool
 
     cands.append(Path(kdumptool.__file__).resolve().parent.parent)
+    # where a wheel's data files land: pip install into a venv or the system, --user
+    import site
+
     cands.append(Path(sys.prefix) / "share" / "kdumptool")
+    cands.append(Path(site.getuserbase()) / "share" / "kdumptool")
     for c in cands:
         if c is not None and (c / "dracut" / DRACUT_MODULE / "module-setup.sh").is_file():
             return c
     raise SourceMissing(
         "cannot find the dracut/ and systemd/ folders of kdumptool (give --source CHECKOUT)"
     )
+
+
+#: the kdumptool path the unit files in systemd/ name; replaced by the installed one
+UNIT_KDUMPTOOL = "/usr/bin/kdumptool"
+
+
+def installed_kdumptool() -> str:
+    """The absolute path of the ``kdumptool`` command running now: the script or link it
+    was started as (``/usr/local/bin/kdumptool``), else the one beside this interpreter (a
+    venv's ``bin/``), else the one on PATH, else /usr/bin/kdumptool."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) == "kdumptool" and os.path.isfile(argv0):
+        return os.path.abspath(argv0)
+    beside = Path(sys.executable).parent / "kdumptool"
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("kdumptool") or UNIT_KDUMPTOOL
+
+
+def _unit_text(src: Path, exe: str) -> bytes:
+    """A unit or the shutdown hook, naming ``exe`` wherever it runs kdumptool."""
+    text = src.read_text()
+    text = text.replace(UNIT_KDUMPTOOL, exe)
+    if src.name == "kdumptool.shutdown":  # a bare `kdumptool` there: PATH is minimal at shutdown
+        text = "\n".join(exe + ln[len("kdumptool"):] if ln.startswith("kdumptool ") else ln
+                         for ln in text.split("\n"))
+    return text.encode()
 
 
 def plan_install(src: Path, prefix: Path) -> List[Tuple[Path, Path, int, bool]]:
@@ -73,6 +108,8 @@ def run_install(prefix: Path, dry_run: bool, source: Optional[Path], python: Opt
     rec: List[dict] = [] if records is None else records
     verb = "would install" if dry_run else "installed"
     plan = plan_install(src, prefix)
+    exe = installed_kdumptool()
+    lines.append(f"units run {exe}")
     pyfile = prefix / "etc/kdumptool/python"
     if not dry_run:
         _check_writable([d for _, d, _, _ in plan] + [pyfile])
@@ -86,9 +123,14 @@ def run_install(prefix: Path, dry_run: bool, source: Optional[Path], python: Opt
             rec.append({"action": "install", "path": str(d), "mode": mode})
             if not dry_run:
                 d.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(s, d)
+                if s.parent.name == "systemd":
+                    d.write_bytes(_unit_text(s, exe))
+                else:
+                    shutil.copyfile(s, d)
                 os.chmod(d, mode)
-        py = python or os.path.realpath(sys.executable)
+        # A venv's own python (not the interpreter it links to): only it imports kdumptool.
+        in_venv = sys.prefix != getattr(sys, "base_prefix", sys.prefix)
+        py = python or (os.path.abspath(sys.executable) if in_venv else os.path.realpath(sys.executable))
         lines.append(f"{verb} {pyfile} ({py}: the interpreter the dracut module ships)")
         rec.append({"action": "install", "path": str(pyfile), "mode": 0o644, "python": py})
         if not dry_run:

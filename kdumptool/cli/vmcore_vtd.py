@@ -171,6 +171,13 @@ def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
             res = find_root_tables(dump, ranges, progress=tick)
     obj = rv.scan_json(res)
     emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj), rich=lambda: rv.render_scan_rich(obj))
+    if res.best is None and res.unreadable_pages:
+        from kdumptool.errors import UnreadablePages
+
+        # "No root table" would be a guess: the table may sit in a page we could not read.
+        raise UnreadablePages(f"{vmcore}: no valid VT-d root table among the readable pages, and "
+                              f"{res.unreadable_pages:,} of {res.pages_scanned:,} pages could not be "
+                              "read or decompressed")
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -327,8 +334,14 @@ def _resolve_all(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional
     if res.best is None:
         from kdumptool.errors import SourceMissing
 
+        why = "".join(f"; {w}" for w in warnings)
+        if res.unreadable_pages:
+            from kdumptool.errors import UnreadablePages
+
+            raise UnreadablePages(f"{vmcore}: no valid VT-d root table found: {res.unreadable_pages:,} of "
+                                  f"{res.pages_scanned:,} pages could not be read or decompressed{why}")
         raise SourceMissing(f"{vmcore}: no root-table address given or saved, and the scan of "
-                            f"{res.pages_scanned} pages found no valid VT-d root table")
+                            f"{res.pages_scanned} pages found no valid VT-d root table{why}")
     valid: List[Any] = []
     for c in res.candidates:
         if c.valid and c.address not in {v.address for v in valid}:

@@ -32,7 +32,7 @@ from typing import Dict, Optional, Tuple
 
 from construct import Bytes, Const, ConstructError, Int32sl, Int32ul, Int64sl, Int64ul, Struct
 
-from kdumptool.errors import DecodeError, UnsupportedFormat
+from kdumptool.errors import DecodeError, DecompressorMissing, UnsupportedFormat
 
 KDUMP_SIGNATURE = b"KDUMP   "
 FLAT_SIGNATURE = b"makedumpfile"        # MAKEDUMPFILE_SIGNATURE, flattened format
@@ -277,10 +277,33 @@ def _decompress_zstd(data: bytes, size: int) -> bytes:
     try:
         import cramjam  # type: ignore[import-not-found]
     except ImportError:
-        raise UnsupportedFormat("zstd-compressed pages need the zstandard or cramjam "
-                                "package (kdumptool's dependencies): pip install "
-                                "zstandard") from None
+        raise DecompressorMissing("zstd-compressed pages need the zstandard or cramjam "
+                                  "package (kdumptool's dependencies): pip install "
+                                  "zstandard") from None
     return bytes(cramjam.zstd.decompress(data))
+
+
+def missing_decompressor(flags: int) -> Optional[str]:
+    """Why pages with these compression flags cannot be decompressed by this interpreter
+    (a sentence naming the package to install), or None when they can. LZO and snappy
+    always can (pure-Python fallbacks); zstd needs zstandard or cramjam."""
+    if flags & DUMP_DH_COMPRESSED_ZSTD:
+        if not any(_importable(m) for m in ("zstandard", "cramjam")):
+            return ("its pages are zstd-compressed and this Python has neither the "
+                    "zstandard nor the cramjam module: pip install zstandard")
+    return None
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+    import sys
+
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def decompress_page(data: bytes, flags: int, page_size: int, what: str = "page",

@@ -319,6 +319,9 @@ def render_scan_text(obj: Dict[str, Any]) -> str:
         lines.append(f"root table: 0x{best['address']:x} ({best['mode']} mode)")
     else:
         lines.append("no valid VT-d root table found")
+    if obj.get("unreadable_pages"):
+        lines.append(f"incomplete: {obj['unreadable_pages']:,} pages could not be read or decompressed "
+                     "(not scanned)")
     lines.append("")
     lines.append(f"{'ADDRESS':>12} {'MODE':<9} {'VALID':<5} {'SCORE':>6} {'BUSES':>5} {'DEVICES':>7} {'PT_OK':>5}  WHY")
     for c in obj["candidates"]:
