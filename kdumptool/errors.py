@@ -83,3 +83,12 @@ class DecompressorMissing(UnsupportedFormat):
 class UnreadablePages(KdumptoolError):
     """A result that would rest on dump pages that could not be read or decompressed (a
     scan that found nothing, with pages it could not look at): an error, never "none"."""
+
+
+class IncompleteResult(KdumptoolError):
+    """Raised by a command AFTER it has printed its (partial) result, when that result
+    rests on damaged, missing or cut-short evidence (a damaged printk ring, a truncated
+    dump, a table walk stopped at a limit). The CLI prints the one line and exits 3: a
+    partial answer is never a clean exit 0."""
+
+    exit_code = 3

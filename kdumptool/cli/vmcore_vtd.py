@@ -169,15 +169,18 @@ def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
         ranges = list(dump.iter_dumped_ranges())
         with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
             res = find_root_tables(dump, ranges, progress=tick)
+        truncated = dump.truncated
+        warnings = list(dump.warnings)
     obj = rv.scan_json(res)
+    # pages the scan could not read may hold the root table: say so, and exit non-zero
+    obj["incomplete"] = truncated or res.unreadable_pages > 0
+    obj["warnings"] = warnings
     emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj), rich=lambda: rv.render_scan_rich(obj))
-    if res.best is None and res.unreadable_pages:
-        from kdumptool.errors import UnreadablePages
+    if obj["incomplete"]:
+        from kdumptool.errors import IncompleteResult
 
-        # "No root table" would be a guess: the table may sit in a page we could not read.
-        raise UnreadablePages(f"{vmcore}: no valid VT-d root table among the readable pages, and "
-                              f"{res.unreadable_pages:,} of {res.pages_scanned:,} pages could not be "
-                              "read or decompressed")
+        raise IncompleteResult(f"{vmcore}: scan incomplete: {res.unreadable_pages} page(s) "
+                               f"unreadable{' (the dump is truncated)' if truncated else ''}")
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -338,6 +341,7 @@ def _resolve_all(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional
         if res.unreadable_pages:
             from kdumptool.errors import UnreadablePages
 
+            # "No root table" would be a guess: it may sit in a page that was not read.
             raise UnreadablePages(f"{vmcore}: no valid VT-d root table found: {res.unreadable_pages:,} of "
                                   f"{res.pages_scanned:,} pages could not be read or decompressed{why}")
         raise SourceMissing(f"{vmcore}: no root-table address given or saved, and the scan of "
