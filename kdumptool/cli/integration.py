@@ -41,10 +41,6 @@ def _source_dir(source: Optional[Path]) -> Path:
     )
 
 
-#: the kdumptool path the unit files in systemd/ name; replaced by the installed one
-UNIT_KDUMPTOOL = "/usr/bin/kdumptool"
-
-
 def installed_kdumptool() -> str:
     """The absolute path of the ``kdumptool`` command running now: the script or link it
     was started as (``/usr/local/bin/kdumptool``), else the one beside this interpreter (a
@@ -55,17 +51,7 @@ def installed_kdumptool() -> str:
     beside = Path(sys.executable).parent / "kdumptool"
     if beside.is_file():
         return str(beside)
-    return shutil.which("kdumptool") or UNIT_KDUMPTOOL
-
-
-def _unit_text(src: Path, exe: str) -> bytes:
-    """A unit or the shutdown hook, naming ``exe`` wherever it runs kdumptool."""
-    text = src.read_text()
-    text = text.replace(UNIT_KDUMPTOOL, exe)
-    if src.name == "kdumptool.shutdown":  # a bare `kdumptool` there: PATH is minimal at shutdown
-        text = "\n".join(exe + ln[len("kdumptool"):] if ln.startswith("kdumptool ") else ln
-                         for ln in text.split("\n"))
-    return text.encode()
+    return shutil.which("kdumptool") or "/usr/bin/kdumptool"
 
 
 def plan_install(src: Path, prefix: Path) -> List[Tuple[Path, Path, int, bool]]:
@@ -122,12 +108,9 @@ def run_install(prefix: Path, dry_run: bool, source: Optional[Path], python: Opt
             lines.append(f"{verb} {d}")
             rec.append({"action": "install", "path": str(d), "mode": mode})
             if not dry_run:
-                d.parent.mkdir(parents=True, exist_ok=True)
-                if s.parent.name == "systemd":
-                    d.write_bytes(_unit_text(s, exe))
-                else:
-                    shutil.copyfile(s, d)
-                os.chmod(d, mode)
+                from kdumptool.actions.integration import put_file
+
+                put_file(s, d, mode, exe)
         # A venv's own python (not the interpreter it links to): only it imports kdumptool.
         in_venv = sys.prefix != getattr(sys, "base_prefix", sys.prefix)
         py = python or (os.path.abspath(sys.executable) if in_venv else os.path.realpath(sys.executable))
