@@ -56,13 +56,26 @@ def _source_dir(source: Optional[Path]) -> Path:
     import kdumptool
 
     cands.append(Path(kdumptool.__file__).resolve().parent.parent)
+    # where a wheel's data files land: pip install into a venv or the system, --user
+    import site
+
     cands.append(Path(sys.prefix) / "share" / "kdumptool")
+    cands.append(Path(site.getuserbase()) / "share" / "kdumptool")
     for c in cands:
         if c is not None and (c / "dracut" / DRACUT_MODULE / "module-setup.sh").is_file():
             return c
     raise SourceMissing(
         "cannot find the dracut/ and systemd/ folders of kdumptool (give --source CHECKOUT)"
     )
+
+
+def _is_shim(p: Path) -> bool:
+    """A pyenv shim: it picks the interpreter per caller's environment."""
+    try:
+        head = p.read_bytes()[:4096].decode("utf-8", "replace")
+    except OSError:
+        return False
+    return "PYENV_ROOT" in head or "libexec/pyenv" in head
 
 
 def _is_console_script(p: Path) -> bool:
@@ -75,8 +88,7 @@ def _is_console_script(p: Path) -> bool:
     except OSError:
         return False
     first = head.splitlines()[0] if head else ""
-    shim = "PYENV_ROOT" in head or "libexec/pyenv" in head  # resolves the interpreter per caller
-    return first.startswith("#!") and "python" in first and "kdumptool" in head and not shim
+    return first.startswith("#!") and "python" in first and "kdumptool" in head and not _is_shim(p)
 
 
 def _imports_cleanly(python: str) -> bool:
@@ -99,6 +111,10 @@ def resolve_kdumptool(explicit: Optional[str]) -> Tuple[str, str]:
         if not words or not os.path.isabs(words[0]):
             raise BadArgument(f"--kdumptool {explicit!r}: give an absolute path")
         return " ".join(words), "given with --kdumptool"
+    # the command running now, as started (/usr/local/bin/kdumptool, a venv's bin/kdumptool)
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) == "kdumptool" and os.path.isfile(argv0) and not _is_shim(Path(argv0)):
+        return os.path.abspath(argv0), "the kdumptool running this"
     here = Path(sys.executable).parent / "kdumptool"  # not resolved: a venv's bin/
     if _is_console_script(here):
         return str(here), f"the console script beside {sys.executable}"
@@ -162,7 +178,7 @@ def plan_install(src: Path, prefix: Path, stacks: List[str], kdumptool_cmd: str,
             PlannedFile(lib / "kdump-tools-publish", 0o755, _template(sd / "kdump-tools-publish.sh", subst),
                         stacks=kt, what="copy the record into the crash folder"),
             PlannedFile(prefix / UNITDIR / "kdump-tools-dump.service.d/50-kdumptool.conf", 0o644,
-                        _template(sd / "kdump-tools-dump.service.d/50-kdumptool.conf", subst), stacks=kt,
+                        _template(sd / "kdumptool-kdump-tools-dump.conf", subst), stacks=kt,
                         what="pulls the two units below into kdump-tools' dump service"),
         ]
         for name, what in (("kdumptool-kdump-tools-record.service", "record before kdump-config savecore"),
@@ -251,14 +267,16 @@ def run_install(prefix: Path, dry_run: bool, source: Optional[Path], python: Opt
     cmd, how = resolve_kdumptool(kdumptool_cmd)
     if any(c.isspace() for c in cmd.split(" ")[0]):
         raise BadArgument(f"{cmd}: a path with white space cannot go into a unit's ExecStart=")
-    py = python or os.path.realpath(sys.executable)
+    # a venv's own python (not the interpreter it links to): only it imports kdumptool
+    in_venv = sys.prefix != getattr(sys, "base_prefix", sys.prefix)
+    py = python or (os.path.abspath(sys.executable) if in_venv else os.path.realpath(sys.executable))
     coredir = kdump_tools_coredir(prefix)
     plan = plan_install(src, prefix, stacks, cmd, py, coredir)
     if meta is not None:
         meta.update({"stacks": stacks, "detected": found, "why": why, "kdumptool": cmd,
                      "kdumptool_found": how, "python": py, "kdump_coredir": coredir})
     lines = [f"stacks:    {', '.join(stacks)} ({why})",
-             f"kdumptool: {cmd} ({how})"]
+             f"units run {cmd} ({how})"]
     if "suse-kdump" in found:
         lines.append("note:      SUSE's kdump found (dracut module 'kdump'): not installed for; "
                      "see docs/initramfs.md")
