@@ -2,7 +2,7 @@
 
 :func:`analyse_log` takes :class:`~kdumptool.formats.klog.LogEvent` records (from
 :func:`~kdumptool.formats.klog.parse_log`, or a list of strings, parsed here) and an
-optional system model (:class:`kdumptool.analysis.model.System`), and returns a
+optional system model (:class:`kdumptool.model.system.System`), and returns a
 :class:`LogReport`:
 
 * faults grouped per device, kind and reason, with first/last line and time, access
@@ -282,7 +282,7 @@ def _device_info(system: Any, bdf: str) -> DeviceInfo:
                 info.unit = str(_get(u, "name"))
                 break
     for r in _get(dev, "rmrrs") or ():
-        # The model lists RMRRs by base address (analysis/model.py); the end comes from
+        # The model lists RMRRs by base address (model/system.py); the end comes from
         # the DMAR table. Objects or (base, end) pairs are taken as they are.
         if isinstance(r, int):
             end = rmrr_ends.get(r)

@@ -8,14 +8,12 @@ the devices at risk with their upstream bridges. No file is read here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from kdumptool.analysis.crashed import with_crashed_tables
 from kdumptool.analysis.scenario import (
-    Evidence,
-    KernelDefaults,
     KernelState,
-    LogMarkers,
     Scenario,
     UnitRegs,
     classify,
@@ -25,6 +23,10 @@ from kdumptool.analysis.scenario import (
     predict_kernel,
 )
 from kdumptool.formats.kdumpconf import KdumpSettings, build_kdump_cmdline
+from kdumptool.model.evidence import Evidence
+from kdumptool.model.log import LogMarkers
+from kdumptool.model.system import PciDevice, System
+from kdumptool.model.triage import CrashedKernel, CrashedTables, FaultLookup, TriageInput
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 EXIT_CODES = {"ok": 0, "nothing": 0, "warning": 3, "error": 4}
@@ -83,92 +85,6 @@ class DeviceRisk:
 
 
 @dataclass(frozen=True)
-class Capacity:
-    mem_total: Optional[int] = None  # bytes of RAM (psutil / meminfo)
-    mem_used: Optional[int] = None  # bytes in use (what dump level 31 roughly keeps)
-    crash_size: Optional[int] = None  # /sys/kernel/kexec_crash_size
-    crash_loaded: Optional[bool] = None  # /sys/kernel/kexec_crash_loaded
-    target_path: Optional[str] = None
-    target_free: Optional[int] = None  # bytes free at the dump target
-    target_error: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class TableDevice:
-    """One requester ID in the crashed kernel's VT-d tables (decoded from the vmcore)."""
-
-    bdf: str
-    present: bool
-    translation_type: str
-    domain_id: Optional[int]
-    mapped_4k: int
-    mapped_large: int
-
-
-@dataclass(frozen=True)
-class FaultLookup:
-    """A faulting IOVA of the kdump kernel's log, translated with the crashed kernel's tables."""
-
-    bdf: str
-    iova: int
-    phys: Optional[int]
-    read: bool
-    write: bool
-    reason: Optional[str]
-
-    def text(self) -> str:
-        if self.phys is None:
-            return f"IOVA 0x{self.iova:x} of {self.bdf[5:]} is not mapped in the crashed kernel's tables ({self.reason})"
-        rw = ("R" if self.read else "") + ("W" if self.write else "")
-        return (f"IOVA 0x{self.iova:x} of {self.bdf[5:]} maps to phys 0x{self.phys:x} ({rw}) in the crashed kernel's "
-                f"tables: DMA the device set up before the crash")
-
-
-@dataclass(frozen=True)
-class CrashedTables:
-    root_address: int
-    mode: str  # legacy | scalable
-    found_by: str  # how the root table address was obtained
-    devices: Tuple[TableDevice, ...]
-    problems: Tuple[str, ...] = ()
-    fault_lookups: Tuple[FaultLookup, ...] = ()
-
-    def device(self, bdf: str) -> Optional[TableDevice]:
-        return next((d for d in self.devices if d.bdf == bdf), None)
-
-
-@dataclass(frozen=True)
-class CrashedKernel:
-    """Offline triage: what the crashed kernel's own records say (its log out of the
-    vmcore or a saved snapshot, the VT-d tables decoded from the vmcore)."""
-
-    source: str
-    log: Optional[LogMarkers] = None
-    cmdline: Optional[str] = None
-    drivers: Mapping[str, str] = field(default_factory=dict)  # bdf -> driver in the first kernel
-    tables: Optional[CrashedTables] = None
-    vmcore: Optional[str] = None
-    warnings: Tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class TriageInput:
-    system: Any  # kdumptool.analysis.model.System
-    log: LogMarkers
-    kdump_settings: Optional[KdumpSettings] = None
-    kdump_initrd: Optional[Any] = None  # kdumptool.sources.initramfs.KdumpInitrd
-    initrd_error: Optional[str] = None
-    defaults: KernelDefaults = KernelDefaults()
-    capacity: Capacity = Capacity()
-    device_modules: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
-    builtin_modules: Optional[FrozenSet[str]] = None
-    crashed: Optional[CrashedKernel] = None
-    quiesce_conf: Optional[Evidence] = None  # quiesce=1 in /etc/kdumptool/kdumptool.conf
-    amd_iommu: Optional[Evidence] = None  # an ACPI IVRS table: AMD-Vi, not VT-d
-    early_log: Optional[LogMarkers] = None
-
-
-@dataclass(frozen=True)
 class TriageReport:
     verdict: str  # ok | warning | error | nothing
     headline: str
@@ -178,6 +94,7 @@ class TriageReport:
     source: str
     kdump_cmdline: Optional[str]
     kdump_cmdline_basis: Optional[str]
+    crashed_tables: Optional[CrashedTables] = None  # decoded from the vmcore (not rendered on its own)
 
     @property
     def exit_code(self) -> int:
@@ -200,7 +117,7 @@ class TriageReport:
 # --------------------------------------------------------------------------------------
 
 
-def unit_regs(system: Any) -> List[UnitRegs]:
+def unit_regs(system: System) -> List[UnitRegs]:
     out = []
     for u in system.units:
         regs = u.registers
@@ -279,7 +196,7 @@ def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional
     return scen, line, basis
 
 
-def _sysfs_evidence(sysm: Any) -> Optional[Evidence]:
+def _sysfs_evidence(sysm: System) -> Optional[Evidence]:
     for u in sysm.units:
         if getattr(u, "sysfs_devices", ()):
             return Evidence(f"/sys/class/iommu/{u.name}/devices",
@@ -426,7 +343,7 @@ def quiesce_state(inp: TriageInput, kd_cmdline: Optional[str]) -> Tuple[Optional
 # --------------------------------------------------------------------------------------
 
 
-def _device_modules(inp: TriageInput, bdf: str, dev: Any) -> Tuple[str, ...]:
+def _device_modules(inp: TriageInput, bdf: str, dev: PciDevice) -> Tuple[str, ...]:
     mods = tuple(inp.device_modules.get(bdf, ()))
     if not mods and inp.crashed is not None and bdf in inp.crashed.drivers:
         mods = (_module(inp.crashed.drivers[bdf]),)
@@ -495,6 +412,7 @@ def _probe_evidence(log: LogMarkers, bdf: str) -> Optional[Evidence]:
 
 
 def triage(inp: TriageInput) -> TriageReport:
+    inp = with_crashed_tables(inp)
     sysm = inp.system
     scen, kd_cmdline, kd_basis = assess_scenario(inp)
     findings: List[Finding] = []
@@ -669,7 +587,8 @@ def triage(inp: TriageInput) -> TriageReport:
         findings.extend(_config_findings(inp, scen))
     findings.extend(_input_warnings(inp))
     findings.extend(_capacity_findings(inp))
-    return _report(scen, findings, risks, src, kd_cmdline, kd_basis)
+    return replace(_report(scen, findings, risks, src, kd_cmdline, kd_basis),
+                   crashed_tables=c.tables if c is not None else None)
 
 
 def _device_findings(
@@ -777,13 +696,13 @@ def _device_findings(
             lookups.setdefault(fl.bdf, []).append(fl)
     for bdf, evs in sorted(faults.items()):
         extra = tuple(Evidence(str(c.vmcore if c is not None else ""), fl.text()) for fl in lookups.get(bdf, [])[:3])
-        dev = sysm.devices.get(bdf)
-        fmods: Tuple[str, ...] = _device_modules(inp, bdf, dev) if dev is not None else ()
-        driver_now = dev.driver if dev is not None else None
+        fdev = sysm.devices.get(bdf)
+        fmods: Tuple[str, ...] = _device_modules(inp, bdf, fdev) if fdev is not None else ()
+        driver_now = fdev.driver if fdev is not None else None
         who = ", ".join(fmods) if fmods else "unknown driver"
         sev = "error" if scen.case in ("sm-mismatch", "on-off") or sysm.in_kdump_kernel else "warning"
         tie = f"the {who} device" if fmods else "a device"
-        state = f", driver now {driver_now}" if driver_now else (", no driver bound now" if dev is not None else "")
+        state = f", driver now {driver_now}" if driver_now else (", no driver bound now" if fdev is not None else "")
         out.append(
             Finding(
                 "dmar-fault",

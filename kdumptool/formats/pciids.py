@@ -40,6 +40,48 @@ class PciIds:
     malformed: Tuple[Tuple[int, str], ...] = ()  # (1-based line, reason), first MAX_MALFORMED
     malformed_count: int = 0
 
+    # Look-ups, with lspci's words for what the database lacks.
+
+    def vendor(self, vendor_id: int) -> Optional[str]:
+        return self.vendors.get(vendor_id)
+
+    def device(self, vendor_id: int, device_id: int) -> str:
+        """``Vendor Device`` as lspci prints it (``Device 10d3`` for an unknown device)."""
+        v = self.vendors.get(vendor_id)
+        d = self.devices.get((vendor_id, device_id))
+        if v is None:
+            return f"Device {vendor_id:04x}:{device_id:04x}"
+        return f"{v} {d if d is not None else f'Device {device_id:04x}'}"
+
+    def subsystem(self, vendor_id: int, device_id: int, sub_vendor: int, sub_device: int) -> str:
+        """The subsystem as lspci -v prints it: ``Red Hat, Inc. QEMU Virtual Machine``."""
+        name = self.subsystems.get((vendor_id, device_id, sub_vendor, sub_device))
+        if name is None and (vendor_id, device_id) == (sub_vendor, sub_device):
+            name = self.devices.get((vendor_id, device_id))  # lspci does the same
+        v = self.vendors.get(sub_vendor)
+        if v is None:
+            return f"Device {sub_vendor:04x}:{sub_device:04x}"
+        if name is None:
+            d = f"Device {sub_device:04x}"
+        else:
+            d = name
+        return f"{v} {d}"
+
+    def class_name(self, class_code: int) -> str:
+        """As lspci: the subclass name (``Ethernet controller``); for a subclass the
+        database lacks, the base class name and the number (``Unclassified device [0002]``);
+        ``Class 0002`` when neither is known. ``class_code`` is the 24-bit register."""
+        base, sub = class_code >> 16, (class_code >> 8) & 0xFF
+        name = self.subclasses.get((base, sub))
+        if name is not None:
+            return name
+        b = self.classes.get(base)
+        return f"{b} [{base:02x}{sub:02x}]" if b is not None else f"Class {base:02x}{sub:02x}"
+
+    def prog_if(self, class_code: int) -> Optional[str]:
+        base, sub, pi = class_code >> 16, (class_code >> 8) & 0xFF, class_code & 0xFF
+        return self.prog_ifs.get((base, sub, pi))
+
 
 def _split(body: str) -> Optional[Tuple[str, str]]:
     """``"8086  Intel Corporation"`` -> ("8086", "Intel Corporation")."""

@@ -1,15 +1,16 @@
 """Device names the way lspci prints them, or numbers only (``-n``).
 
 Every renderer that names a PCI device goes through :func:`device_title`, so ``pci``,
-``triage``, ``quiesce`` and records read alike. ``names`` is a
-:class:`kdumptool.sources.pciids.PciNames` (the system's pci.ids) or None for numbers.
+``triage``, ``quiesce`` and records read alike. ``names`` is the
+system's decoded pci.ids (:func:`kdumptool.sources.pciids.read_pci_names`; the CLI picks it
+with :func:`kdumptool.cli.common.naming`) or None.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from kdumptool.sources.pciids import PciNames, read_pci_names
+from kdumptool.formats.pciids import PciIds
 
 #: Used when there is no pci.ids at all (numbers are still printed beside them).
 BUILTIN_CLASSES = {
@@ -30,7 +31,7 @@ NO_PCI_IDS = ("no pci.ids found (/usr/share/misc/pci.ids, /usr/share/hwdata/pci.
 class Naming:
     """Which names to print: ``numeric`` (``-n``) or those of ``names`` (None: no pci.ids)."""
 
-    def __init__(self, names: Optional[PciNames], numeric: bool) -> None:
+    def __init__(self, names: Optional[PciIds], numeric: bool) -> None:
         self.names = names
         self.numeric = numeric
 
@@ -75,13 +76,8 @@ class Naming:
             v = self.names.vendor(vendor_id)
         d = None
         if v is not None and self.names is not None:
-            d = self.names.ids.devices.get((vendor_id, device_id))
+            d = self.names.devices.get((vendor_id, device_id))
         return {"vendor_name": v, "device_name": d, "class_name": self.class_name(class_code)}
-
-
-def naming(numeric: bool = False) -> Naming:
-    """The naming a command uses: the system's pci.ids unless ``numeric``."""
-    return Naming(None if numeric else read_pci_names(), numeric)
 
 
 NUMERIC = Naming(None, True)

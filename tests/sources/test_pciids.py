@@ -15,8 +15,10 @@ from typing import Dict, Tuple
 
 import pytest
 
-from kdumptool.render.names import Naming, naming
-from kdumptool.sources.pciids import PciNames, read_pci_names
+from kdumptool.cli.common import naming
+from kdumptool.formats.pciids import PciIds
+from kdumptool.render.names import Naming
+from kdumptool.sources.pciids import read_pci_names
 from kdumptool.sources.system import read_system
 from tests.conftest import FIXTURES, PCI_IDS_FIXTURE
 
@@ -85,7 +87,7 @@ def test_gzip_missing_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     gz = tmp_path / "pci.ids.gz"
     gz.write_bytes(gzip.compress(PCI_IDS_FIXTURE.read_bytes()))
     n = read_pci_names(str(gz))
-    assert isinstance(n, PciNames) and n.vendor(0x1B36) == "Red Hat, Inc."
+    assert isinstance(n, PciIds) and n.vendor(0x1B36) == "Red Hat, Inc."
     bad = tmp_path / "bad.ids.gz"
     bad.write_bytes(b"not gzip")
     assert read_pci_names(str(bad)) is None
