@@ -18,9 +18,6 @@ class Format(str, Enum):
     json = "json"
 
 
-if TYPE_CHECKING:
-    from kdumptool.render.names import Naming
-
 if TYPE_CHECKING:  # commands see a str (Format is a str Enum); typer sees the Enum
     FormatOpt = Annotated[str, "--format"]
 else:
@@ -56,11 +53,3 @@ def check_format(fmt: object) -> str:
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
     return fmt
-
-
-def naming(numeric: bool = False) -> Naming:
-    """How a command names devices: the system's pci.ids unless ``numeric`` (``-n``)."""
-    from kdumptool.render.names import Naming
-    from kdumptool.sources.pciids import read_pci_names
-
-    return Naming(None if numeric else read_pci_names(), numeric)

@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
             slot = slot.lower()
             if not re.fullmatch(r"([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]", slot):
                 raise typer.BadParameter(f"{slot!r} is not BB:DD.F or SSSS:BB:DD.F", param_hint="--slot")
-        from kdumptool.cli.common import naming
+        from kdumptool.cli.names import naming
         from kdumptool.render.output import emit
         from kdumptool.render.pci import render_pci_json, render_pci_rich, render_pci_text
 

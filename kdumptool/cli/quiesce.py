@@ -96,7 +96,7 @@ def _named_plan(plan: Any, system: Any, numeric: bool) -> Any:
     doc = plan.as_json()
     if numeric:
         return {}, doc
-    from kdumptool.cli.common import naming
+    from kdumptool.cli.names import naming
 
     names = naming(False)
     if names.names is None:

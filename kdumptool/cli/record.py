@@ -185,7 +185,7 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
             rtaddr[u.name] = _hex(regs.get("RTADDR"))
         units.append(entry)
     # names when this system has a pci.ids (the kdump initramfs usually has none): null then
-    from kdumptool.cli.common import naming
+    from kdumptool.cli.names import naming
 
     names = naming(False)
     masters = [

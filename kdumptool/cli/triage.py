@@ -42,7 +42,7 @@ def triage_cmd(
     import sys
 
     from kdumptool.analysis.triage import triage
-    from kdumptool.cli.common import naming
+    from kdumptool.cli.names import naming
     from kdumptool.render.output import emit
     from kdumptool.render.triage import (
         render_triage_json,

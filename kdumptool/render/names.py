@@ -3,7 +3,7 @@
 Every renderer that names a PCI device goes through :func:`device_title`, so ``pci``,
 ``triage``, ``quiesce`` and records read alike. ``names`` is the
 system's decoded pci.ids (:func:`kdumptool.sources.pciids.read_pci_names`; the CLI picks it
-with :func:`kdumptool.cli.common.naming`) or None.
+with :func:`kdumptool.cli.names.naming`) or None.
 """
 
 from __future__ import annotations

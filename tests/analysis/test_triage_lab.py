@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kdumptool.analysis.triage import triage
-from kdumptool.cli.common import naming
+from kdumptool.cli.names import naming
 from kdumptool.render.triage import render_triage_json, render_triage_prometheus, render_triage_text
 from kdumptool.sources.root import Root
 from kdumptool.sources.triage import read_triage_input

@@ -15,7 +15,7 @@ from typing import Dict, Tuple
 
 import pytest
 
-from kdumptool.cli.common import naming
+from kdumptool.cli.names import naming
 from kdumptool.formats.pciids import PciIds
 from kdumptool.render.names import Naming
 from kdumptool.sources.pciids import read_pci_names
