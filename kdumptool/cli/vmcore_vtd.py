@@ -108,6 +108,7 @@ def iommu(
     obj = rv.iommu_json(tables, source, detail, warnings, devices)
     emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_iommu_text(obj, 1 << 62 if dev else 8),
          rich=lambda: rv.render_iommu_rich(obj))
+    _fail_if_incomplete(vmcore, tables, devices)
 
 
 def exposure(
@@ -154,6 +155,11 @@ def exposure(
     obj = rv.exposure_json(ex, tables, source, detail, warnings)
     emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12),
          rich=lambda: rv.render_exposure_rich(obj))
+    if ex.incomplete:
+        from kdumptool.errors import IncompleteResult
+
+        raise IncompleteResult(f"{vmcore}: exposure incomplete: table pages unreadable or a walk stopped at a "
+                               "limit (see above)")
 
 
 def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
@@ -184,6 +190,19 @@ def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def _fail_if_incomplete(vmcore: Path, tables: Any, devices: Optional[list]) -> None:
+    """Exit 3 (after the output) when the decoded tables rest on unreadable pages or a walk
+    stopped at a limit: a partial answer is not a clean 0."""
+    from kdumptool.errors import IncompleteResult
+
+    devs = tables.devices if devices is None else devices
+    unread = len(tables.unreadable) + sum(len(d.all_unreadable) for d in devs)
+    cut = sum(1 for d in devs for w in d.walks if w.truncated)
+    if unread or cut:
+        raise IncompleteResult(f"{vmcore}: VT-d tables incomplete: {unread} table page(s) unreadable, "
+                               f"{cut} walk(s) truncated at a limit (see above)")
 
 
 def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:
@@ -337,8 +356,15 @@ def _resolve_all(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional
     if res.best is None:
         from kdumptool.errors import SourceMissing
 
+        why = "".join(f"; {w}" for w in warnings)
+        if res.unreadable_pages:
+            from kdumptool.errors import UnreadablePages
+
+            # "No root table" would be a guess: it may sit in a page that was not read.
+            raise UnreadablePages(f"{vmcore}: no valid VT-d root table found: {res.unreadable_pages:,} of "
+                                  f"{res.pages_scanned:,} pages could not be read or decompressed{why}")
         raise SourceMissing(f"{vmcore}: no root-table address given or saved, and the scan of "
-                            f"{res.pages_scanned} pages found no valid VT-d root table")
+                            f"{res.pages_scanned} pages found no valid VT-d root table{why}")
     valid: List[Any] = []
     for c in res.candidates:
         if c.valid and c.address not in {v.address for v in valid}:
