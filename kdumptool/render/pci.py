@@ -146,18 +146,18 @@ def render_config_lines(d: PciDevice, naming: Naming = NUMERIC, level: int = 1) 
     lines.extend(bar_lines(c))
     for cap in c.capabilities:
         extra = ""
-        sub: List[str] = []
+        detail: List[str] = []
         if c.pcie is not None and cap.cap_id == 0x10:
             extra = f" (v{c.pcie.version}) {c.pcie.port_type_name}{' (Slot+)' if c.pcie.slot else ''}"
             if level >= 2:
-                sub = pcie_lines(c.pcie)
+                detail = pcie_lines(c.pcie)
         elif cap.cap_id == 0x05 and c.msi is not None and c.find(0x05) is cap:
-            extra, sub = msi_lines(c.msi)
+            extra, detail = msi_lines(c.msi)
         elif cap.cap_id == 0x11 and c.msix is not None and c.find(0x11) is cap:
-            extra, sub = msix_lines(c.msix)
+            extra, detail = msix_lines(c.msix)
         lines.append(f"Capabilities: [{cap.offset:02x}] {cap.name}{extra}")
         if level >= 2:
-            lines.extend("\t" + x for x in sub)
+            lines.extend("\t" + x for x in detail)
     for cap in c.ext_capabilities:
         lines.append(f"Capabilities: [{cap.offset:03x} v{cap.version}] {cap.name}")
         lines.extend("\t" + x for x in _ext_detail(c, cap))
