@@ -66,7 +66,7 @@ def _line(system: System, d: PciDevice, naming: Naming = NUMERIC) -> str:
     kind = f"  PCIe {d.port_type}" if d.port_type else ""
     # no COMMAND register read (config unreadable): unknown, not "off"
     bm = "BusMaster?" if d.config_size < 6 else ("BusMaster+" if d.bus_master else "BusMaster-")
-    drv = d.driver or "-"
+    drv = d.driver or ("-" if d.driver_known else "? (unknown)")
     grp = f"group {d.iommu_group}" if d.iommu_group is not None else "no group"
     dtype = system.domain_type(d.bdf)
     if dtype:
@@ -303,6 +303,7 @@ def device_json(system: System, d: PciDevice, naming: Naming = NUMERIC) -> Dict[
         "subordinate_bus": d.subordinate_bus,
         "port_type": d.port_type,
         "driver": d.driver,
+        "driver_known": d.driver_known,
         "iommu_group": d.iommu_group,
         "domain_type": system.domain_type(d.bdf),
         "upstream": list(d.upstream),
