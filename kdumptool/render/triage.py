@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from kdumptool.analysis.triage import SEVERITY_RANK, TriageReport
+from kdumptool.analysis.triage import RISK_FAULTS, TriageReport
+from kdumptool.model.finding import SEVERITY_RANK
 
 _MARK = {"error": "ERROR", "warning": "WARN ", "info": "info "}
 _VERDICT_VALUE = {"ok": 0, "nothing": 0, "warning": 1, "error": 2}
@@ -102,7 +103,7 @@ def render_triage_rich(r: TriageReport) -> List[Any]:
                 if key not in nodes:
                     nodes[key] = parent.add(Text(f"bridge {b[5:]}", style="magenta"))
                 parent = nodes[key]
-            worst = "red" if any("raw physical" in x or "fault" in x.lower() for x in d.reasons) else "yellow"
+            worst = "red" if RISK_FAULTS in d.causes else "yellow"
             parent.add(Text(f"{d.bdf[5:]} [{d.ids}] {d.driver or ','.join(d.modules) or '-'}: " + "; ".join(d.reasons), style=worst))
         parts.append(tree)
     return parts
