@@ -403,7 +403,7 @@ def _kdump_pages(dump: Any, ranges: List[Tuple[int, int]], stats: List[int]) -> 
                         data = pread(size, off)
                 else:
                     data = buf[off - buf_start : off - buf_start + size]
-                comp = flags & 0xF
+                comp = flags & dd.COMPRESSION_MASK   # zstd is 0x20: not in the low nibble
                 try:
                     if comp == 0:
                         if compressed_dump:

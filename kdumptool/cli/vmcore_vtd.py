@@ -169,8 +169,18 @@ def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
         ranges = list(dump.iter_dumped_ranges())
         with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
             res = find_root_tables(dump, ranges, progress=tick)
+        truncated = dump.truncated
+        warnings = list(dump.warnings)
     obj = rv.scan_json(res)
+    # pages the scan could not read may hold the root table: say so, and exit non-zero
+    obj["incomplete"] = truncated or res.unreadable_pages > 0
+    obj["warnings"] = warnings
     emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj), rich=lambda: rv.render_scan_rich(obj))
+    if obj["incomplete"]:
+        from kdumptool.errors import IncompleteResult
+
+        raise IncompleteResult(f"{vmcore}: scan incomplete: {res.unreadable_pages} page(s) "
+                               f"unreadable{' (the dump is truncated)' if truncated else ''}")
 
 
 # --- helpers ---------------------------------------------------------------------------------------

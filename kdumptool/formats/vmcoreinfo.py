@@ -29,6 +29,12 @@ from kdumptool.errors import DecodeError
 # is mapped at this virtual base plus phys_base.
 START_KERNEL_MAP = 0xFFFFFFFF80000000
 
+# PAGESIZE bounds: the smallest and largest base page of any Linux architecture (4 KiB on
+# x86; 16/64 KiB on arm64 and ppc64; 256 KiB on hexagon). A value outside, or not a power
+# of two, is a damaged VMCOREINFO: it is dropped with a warning, never used to cut pages.
+MIN_PAGE_SIZE = 4096
+MAX_PAGE_SIZE = 1 << 20
+
 _KEYED = re.compile(r"^(SYMBOL|OFFSET|SIZE|LENGTH|NUMBER)\((.+)\)$")
 
 
@@ -141,4 +147,13 @@ def parse_vmcoreinfo(data: Union[bytes, str], name: str = "VMCOREINFO") -> Vmcor
                 fields["other"][key] = value
         except ValueError:
             warnings.append(f"line {lineno}: bad value for {key}: {value[:40]!r}")
+    ps = scalars.get("page_size")
+    if ps is not None and not (MIN_PAGE_SIZE <= ps <= MAX_PAGE_SIZE and not ps & (ps - 1)):
+        warnings.append(f"PAGESIZE {ps} is not a power of two in {MIN_PAGE_SIZE}..{MAX_PAGE_SIZE}: "
+                        f"ignored")
+        del scalars["page_size"]
+    for kind in ("offsets", "sizes", "lengths"):
+        bad = [k for k, v in fields[kind].items() if v < 0]
+        for k in bad:   # printed with %lu by the kernel: a negative value is damage
+            warnings.append(f"{kind[:-1].upper()}({k}) {fields[kind].pop(k)} is negative: ignored")
     return VmcoreInfo(raw=text, warnings=tuple(warnings), **scalars, **fields)

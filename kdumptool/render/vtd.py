@@ -319,6 +319,10 @@ def render_scan_text(obj: Dict[str, Any]) -> str:
         lines.append(f"root table: 0x{best['address']:x} ({best['mode']} mode)")
     else:
         lines.append("no valid VT-d root table found")
+    if obj.get("incomplete"):
+        lines.append(f"INCOMPLETE: {obj['unreadable_pages']:,} pages could not be read (a root table "
+                     "there would not be found)")
+    lines += [f"warning: {w}" for w in obj.get("warnings", [])]
     lines.append("")
     lines.append(f"{'ADDRESS':>12} {'MODE':<9} {'VALID':<5} {'SCORE':>6} {'BUSES':>5} {'DEVICES':>7} {'PT_OK':>5}  WHY")
     for c in obj["candidates"]:
@@ -364,4 +368,7 @@ def render_scan_rich(obj: Dict[str, Any]) -> Any:
         why = "; ".join(c["violations"]) if c["violations"] else "; ".join(c["evidence"])
         t.add_row(f"0x{c['address']:x}", c["mode"], "[green]yes[/green]" if c["valid"] else "no", str(c["score"]),
                   str(c["buses"]), str(c["devices"]), str(c["page_tables_ok"]), why)
-    return t
+    notes = [f"[yellow]warning:[/yellow] {w}" for w in obj.get("warnings", [])]
+    if obj.get("incomplete"):
+        notes.append(f"[red]INCOMPLETE:[/red] {obj['unreadable_pages']:,} pages could not be read")
+    return [t] + notes if notes else t
