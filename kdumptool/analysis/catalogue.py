@@ -27,7 +27,7 @@ from kdumptool.model.finding import ERROR, INFO, WARNING, Finding
 @dataclass(frozen=True)
 class Kind:
     id: str
-    command: str  # triage | dmar
+    command: str  # triage | dmar | ivrs
     severities: Tuple[str, ...]  # the severities it may have; the first is the usual one
     title: str  # str.format template over the finding's fields
     remedy: Optional[str]  # remedy key (REMEDIES, or one written in the user's config language)
@@ -77,7 +77,7 @@ DRIVERLESS_WHY = {
 }
 AMD_IOMMU_NOTE = "; this machine has an AMD IOMMU (ACPI IVRS), which kdumptool does not triage"
 
-T, D = "triage", "dmar"
+T, D, V = "triage", "dmar", "ivrs"
 
 CATALOGUE: Tuple[Kind, ...] = (
     # ---- triage: the scenario (analysis/scenario.py CASES gives its title)
@@ -292,6 +292,67 @@ CATALOGUE: Tuple[Kind, ...] = (
          "segment {segment}): its DMA is not translated, in the kdump kernel too", None,
          "with a PCI tree: a device no unit covers (no INCLUDE_PCI_ALL, not listed, no listed bridge above it): its "
          "DMA is untranslated, in the kdump kernel too"),
+    # ---- ivrs (AMD-Vi): what drivers/iommu/amd/init.c complains about
+    Kind("ivrs-checksum", V, (ERROR,),
+         "bad table checksum: Linux logs \"IVRS invalid checksum\" and does not use the AMD IOMMU at all (no DMA "
+         "remapping, no interrupt remapping)", None, "\"IVRS invalid checksum\": AMD-Vi not used at all"),
+    Kind("ivrs-truncated", V, (ERROR,), "{reason}", None, "the file is shorter than the header's length (`WARN_ON(p != end)`)"),
+    Kind("ivrs-malformed", V, (ERROR,), "{reason}; Linux walks the blocks by their length (WARN_ON(p != end) in "
+         "init_iommu_all)", None, "block framing broken (`WARN_ON(p != end)`)"),
+    Kind("ivrs-unknown-block", V, (INFO,),
+         "block type {type_id}h ({length} bytes) is not in the AMD IOMMU specification this decoder follows; kept "
+         "raw. Linux skips it by its length", None, "a block type outside the spec, kept raw (Linux skips it by its length)"),
+    Kind("ivrs-no-ivhd", V, (ERROR,), "no IVHD block: the table describes no IOMMU, Linux finds none", None,
+         "no IOMMU described"),
+    Kind("ivrs-ivhd-type", V, (INFO,), "Linux uses the IVHD type {type_id}h block{plural} ({n} IOMMU{plural}); {others}",
+         None, "which IVHD blocks Linux uses"),
+    Kind("ivrs-dma-remap", V, (INFO,),
+         "IVinfo bit 1 (DMA remap support): the firmware kept DMA protection on until the OS takes over (Linux "
+         "amdr_ivrs_remap_support)", None, "IVinfo DMA-remap bit: firmware DMA protection until the OS takes over"),
+    Kind("ivhd-entries", V, (ERROR, WARNING), "{reason}{unused}", None,
+         "device entry framing broken (`WARN_ON(p != end)`); a warning in an IVHD type Linux does not use"),
+    Kind("ivhd-base-zero", V, (ERROR,), "{where}: register base address 0: Linux cannot map its registers", None,
+         "MMIO base 0"),
+    Kind("ivhd-no-devices", V, (ERROR,),
+         "{where} names no device (no select, range, alias or all entry): Linux's find_last_devid_from_ivhd() fails "
+         "and AMD-Vi is not set up", None, "`find_last_devid_from_ivhd()` fails: AMD-Vi not set up"),
+    Kind("ivhd-range-end-alone", V, (WARNING,),
+         "{where}: range end {end} without a range start: Linux applies it to the range from the last start it saw "
+         "(or from device 00:00.0)", None, "a range end without its start: not the range it says"),
+    Kind("ivhd-range-backwards", V, (WARNING,), "{where}: range {start}..{end} ends before it starts: no device is "
+         "covered", None, "a device range that covers nothing"),
+    Kind("ivhd-special-variety", V, (ERROR,),
+         "{where}: special device entry of variety {variety} (neither IOAPIC 1 nor HPET 2): Linux's "
+         "add_special_device() returns -EINVAL and the AMD-Vi set-up fails", None,
+         "special entry neither IOAPIC nor HPET: `add_special_device()` -EINVAL, set-up fails"),
+    Kind("ivhd-hid-type", V, (WARNING,),
+         "{where}: ACPI HID entry in an IVHD {type_id}h: Linux logs \"[Firmware Bug]: Invalid IVHD device type "
+         "0xf0\" and ignores it", None, "\"[Firmware Bug]: Invalid IVHD device type 0xf0\" (HID entry outside a 40h block)"),
+    Kind("ivhd-hid-empty", V, (WARNING,),
+         "{where}: ACPI HID entry with an empty HID: Linux logs \"[Firmware Bug]: Invalid HID.\" and ignores it",
+         None, "\"[Firmware Bug]: Invalid HID.\""),
+    Kind("ivhd-uid-length", V, (WARNING,),
+         "{where}: ACPI HID entry says no UID but gives UID length {length}: Linux logs \"[Firmware Bug]: Invalid "
+         "UID length.\"", None, "\"[Firmware Bug]: Invalid UID length.\""),
+    Kind("ivrs-ioapic-missing", V, (WARNING,),
+         "I/O APIC id {ioapic} of the MADT has no special entry in the IVHDs in use: Linux logs \"[Firmware Bug]: "
+         "IOAPIC[{ioapic}] not in IVRS table\" and disables interrupt remapping", None,
+         "\"IOAPIC[N] not in IVRS table\" (needs the MADT: live or `--root`)"),
+    Kind("ivrs-no-sb-ioapic", V, (WARNING,),
+         "no I/O APIC at requester ID 00:14.0 in the IVHDs in use{among}: Linux logs \"[Firmware Bug]: No "
+         "southbridge IOAPIC found\" and \"Disabling interrupt remapping\" (then x2APIC above 255 CPUs is not "
+         "possible; DMA remapping goes on)", None, "\"No southbridge IOAPIC found\", \"Disabling interrupt remapping\""),
+    Kind("ivhd-efr-inconsistent", V, (WARNING,),
+         "the IVHD blocks in use carry different EFR images: Linux logs \"Found inconsistent EFR/EFR2\" and uses "
+         "only the features they share", None, "\"Found inconsistent EFR/EFR2\""),
+    Kind("ivmd-range-backwards", V, (WARNING,),
+         "IVMD 22h device range {start}..{end} ends before it starts: no device gets the mapping", None,
+         "an IVMD device range that covers nothing"),
+    Kind("ivmd-empty", V, (WARNING,), "IVMD {type_id}h for {who} has memory length 0", None,
+         "an IVMD of memory length 0"),
+    Kind("ivmd-unity", V, (INFO,),
+         "IVMD {type_id}h: {range} for {who} is {how}: DMA there is never blocked, also not in the kdump kernel", None,
+         "unity/exclusion ranges: mapped 1:1, DMA there is never blocked (also in the kdump kernel)"),
 )
 
 BY_ID: Mapping[str, Kind] = {k.id: k for k in CATALOGUE}

@@ -31,7 +31,6 @@ def ivrs(
     if fail_on is not None and fail_on.lower() not in ("error", "warning", "info"):
         raise typer.BadParameter(f"{fail_on!r} is not one of error, warning, info",
                                  param_hint="--fail-on")
-    from kdumptool.analysis.dmar_checks import SEVERITY_ORDER
     from kdumptool.analysis.ivrs_checks import check_ivrs
     from kdumptool.render.ivrs import ivrs_json, render_ivrs_rich, render_ivrs_text
     from kdumptool.render.output import emit
@@ -48,8 +47,9 @@ def ivrs(
         rich=lambda: render_ivrs_rich(table, findings, source),
     )
     if fail_on is not None:
-        limit = SEVERITY_ORDER[fail_on.lower()]
-        if any(SEVERITY_ORDER.get(f.severity, 9) <= limit for f in findings):
+        from kdumptool.model.finding import at_least
+
+        if at_least(findings, fail_on.lower()):
             raise typer.Exit(3)
 
 

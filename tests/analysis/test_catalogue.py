@@ -13,7 +13,7 @@ from kdumptool.model.finding import SEVERITIES, Finding, at_least, worst
 from tests.cliutil import REGEN
 
 TOP = Path(__file__).resolve().parent.parent.parent
-DOCS = {"triage": TOP / "docs/triage.md", "dmar": TOP / "docs/dmar.md"}
+DOCS = {"triage": TOP / "docs/triage.md", "dmar": TOP / "docs/dmar.md", "ivrs": TOP / "docs/amd.md"}
 
 
 def test_ids_are_unique_and_kebab_case():
