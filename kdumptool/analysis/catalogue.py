@@ -58,6 +58,11 @@ REMEDIES: Dict[str, str] = {
     "raise-crashkernel": "raise crashkernel= to at least {min_mib}M",
     "free-dump-space": "free space at the dump target or raise the dump level (makedumpfile -d 31)",
     "fix-config-line": "fix the line: kdumpctl/kdump-config may stop on it or ignore it",
+    "legacy-mode-both": "run both kernels in legacy mode: boot the first kernel without sm_on (intel_iommu=on; this "
+    "kernel has scalable mode off by default) and keep the kdump kernel's intel_iommu=on; or use a kdump kernel of "
+    "Linux 6.0 or later, which refuses (instead of misreading) a table it cannot copy",
+    "report-contradiction": "report this to kdumptool with the snapshot and the vmcore; meanwhile use the same "
+    "intel_iommu= setting in both kernels",
     "stop-devices-first": "stop the devices first: put their drivers in the kdump initramfs, {quiesce}",
 }
 
@@ -73,8 +78,14 @@ DRIVERLESS_WHY = {
     "on-off": "its DMA goes to raw physical addresses in the kdump kernel",
     "copied": "it keeps mastering through the crashed kernel's page tables",
     "sm-mismatch": "its DMA faults against the kdump kernel's empty tables",
+    "misread": "its DMA goes through context entries the kdump kernel copied in the wrong format (faults, or "
+    "garbage translation)",
     "other": "nothing stops its DMA",
 }
+PASSTHROUGH_COPIED_NOTE = (
+    "; the first kernel ran iommu=pt: its context entries are pass-through, so the copied "
+    "entries give driverless devices unrestricted DMA (no page tables to keep it in bounds)"
+)
 AMD_IOMMU_NOTE = "; this machine has an AMD IOMMU (ACPI IVRS), which kdumptool does not triage"
 
 T, D, V = "triage", "dmar", "ivrs"
@@ -96,8 +107,14 @@ CATALOGUE: Tuple[Kind, ...] = (
          "Case `sm-mismatch`: the kdump kernel refuses to copy a root table of the other mode."),
     Kind("iommu-off-then-on", T, (INFO,), "{scenario}", None, "Case `off-on`: faults until drivers reset their devices."),
     Kind("iommu-off", T, (INFO,), "{scenario}", None, "Case `off-both`: DMA lands in the old kernel's memory."),
-    Kind("tables-copied", T, (INFO,), "{scenario}{expected}", None,
-         "Case `copied`: translation tables copied (or expected to be), old mappings stay live."),
+    Kind("tables-copied", T, (INFO,), "{scenario}{expected}{pt_note}", None,
+         "Case `copied`: translation tables copied (or expected to be), old mappings stay live (with `iommu=pt` in "
+         "the first kernel the copied entries are pass-through: unrestricted DMA)."),
+    Kind("copy-misread", T, (ERROR,), "{scenario}", "legacy-mode-both",
+         "Case `copy-misread`: a kdump kernel (before Linux 6.0) copied scalable-mode tables in the wrong format "
+         "(the kernel table in model/kernel_table.py names the row)."),
+    Kind("verdict-contradiction", T, (WARNING,), "{scenario}", "report-contradiction",
+         "The evidence contradicts the verdict the scenario would give: no verdict is claimed (check_verdict)."),
     Kind("scenario-unknown", T, (WARNING,), "{scenario}", "collect-snapshot",
          "Case `unknown`: not enough evidence for the kdump kernel's VT-d state."),
     # ---- triage: interrupt remapping
@@ -140,9 +157,11 @@ CATALOGUE: Tuple[Kind, ...] = (
          "Copied context entries torn down for {n} device(s) whose drivers loaded in the kdump kernel: {devices_text}", None,
          "Inside kdump: devices whose driver probe tore down the copied context entry."),
     # ---- triage: offline
-    Kind("crashed-kernel-tables", T, (INFO,),
-         "The crashed kernel's VT-d tables are in the vmcore ({mode} mode, {n} devices); {live} of the risky devices "
-         "still had mapped pages at the crash", None, "Offline: the crashed kernel's VT-d tables decoded from the vmcore."),
+    Kind("crashed-kernel-tables", T, (INFO, WARNING),
+         "The crashed kernel's VT-d tables are in the vmcore ({mode} mode, {n} devices, translation {types}); "
+         "{summary}", None,
+         "Offline: the crashed kernel's VT-d tables decoded from the vmcore (a warning when risky devices are "
+         "pass-through: unrestricted DMA)."),
     Kind("offline-source", T, (INFO,), "{warning}", None, "Offline: what could not be read from the saved crash."),
     # ---- triage: kdump configuration and initramfs
     Kind("no-kdump-config", T, (WARNING,),

@@ -62,10 +62,16 @@ def old_root_table(
 def decode_tables(
     dump: DumpMemory, first_sys: Optional[System], current: Optional[System], warnings: List[str],
     current_log: Optional[LogMarkers] = None, recorded: Optional[RecordedRtaddr] = None,
+    scan: bool = True,
 ) -> Optional[CrashedTables]:
     """The crashed kernel's tables: the root table, every context entry, and the kdump
-    kernel's logged faults looked up in them."""
+    kernel's logged faults looked up in them. ``scan``: look for the root table in the
+    whole dump when no register names it."""
     where = old_root_table(first_sys, current, recorded)
+    if where is None and not scan:
+        warnings.append("the crashed kernel's VT-d root table was not located: no register names it and the "
+                        "whole-memory scan is skipped inside the kdump kernel (`kdumptool vmcore iommu` scans)")
+        return None
     if where is None:
         res = find_root_tables(dump, list(dump.iter_dumped_ranges()))
         best = res.best
@@ -111,7 +117,8 @@ def with_crashed_tables(inp: TriageInput) -> TriageInput:
     warnings: List[str] = []
     tables = None
     try:
-        tables = decode_tables(c.memory, c.first_system, inp.system, warnings, inp.log, c.recorded)
+        tables = decode_tables(c.memory, c.first_system, inp.system, warnings, inp.log, c.recorded,
+                               c.scan_tables)
     except KdumptoolError as exc:
         warnings.append(f"{c.vmcore}: VT-d tables not decoded: {exc}")
     crashed: CrashedKernel = replace(c, tables=tables, warnings=c.warnings + tuple(warnings))

@@ -34,6 +34,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from kdumptool.model.evidence import Evidence
 from kdumptool.model.kernel import KernelDefaults
+from kdumptool.model.kernel_table import COPY_ECS, MISMATCH_MISREAD, KernelRow
 from kdumptool.model.log import LogMarkers
 
 # Register bits, spelled as the kernel spells them (include/linux/intel-iommu.h).
@@ -320,9 +321,13 @@ def observe_kernel(
     return KernelState(role, "observed", cmdline, vtd, scalable, ir, x2apic, tuple(_dedup(ev)))
 
 
-def infer_first_from_kdump(kdump: KernelState, units: Sequence[UnitRegs], log: LogMarkers) -> KernelState:
+def infer_first_from_kdump(kdump: KernelState, units: Sequence[UnitRegs], log: LogMarkers,
+                           row: Optional[KernelRow] = None) -> KernelState:
     """What the crashed (first) kernel had, read from inside the kdump kernel: the
-    copy markers of its log and registers it left behind."""
+    copy markers of its log and registers it left behind. ``row`` is the kdump kernel's
+    row of :mod:`kdumptool.model.kernel_table`: a kernel that decides the old format by the
+    ECS bit (before 6.0) "copies" a table of the other mode too, so its "Copied" line says
+    nothing about the crashed kernel's mode."""
     ev: List[Evidence] = []
     vtd: Optional[bool] = None
     scalable: Optional[bool] = None
@@ -335,7 +340,8 @@ def infer_first_from_kdump(kdump: KernelState, units: Sequence[UnitRegs], log: L
     if copied:
         vtd = True
         ev.extend(m.evidence for m in copied)
-        scalable = kdump.scalable
+        if row is None or row.table_copy != COPY_ECS:
+            scalable = kdump.scalable
     if failed:
         vtd = True
         ev.extend(m.evidence for m in failed)
@@ -383,7 +389,7 @@ def _dedup(ev: Iterable[Evidence]) -> List[Evidence]:
 
 @dataclass(frozen=True)
 class Scenario:
-    case: str  # no-vtd | off-both | off-on | on-off | copied | sm-mismatch | unknown
+    case: str  # no-vtd | off-both | off-on | on-off | copied | sm-mismatch | copy-misread | unknown
     severity: str  # info | warning | error
     title: str
     explanation: str
@@ -393,6 +399,12 @@ class Scenario:
     table_copy: Optional[str] = None  # copied | failed | expected | expected-to-fail | none
     ir_copy: Optional[str] = None  # copied | failed | None
     evidence: Tuple[Evidence, ...] = field(default=())
+    #: The kdump kernel's row of the kernel table (kdumptool.model.kernel_table) and how
+    #: its version was known ("kdump kernel 5.10.0-32-amd64 (/proc/sys/kernel/osrelease)").
+    kernel_row: Optional[KernelRow] = None
+    kernel_basis: Optional[str] = None
+    #: What the consistency check over the final verdict found (empty: consistent).
+    contradictions: Tuple[str, ...] = ()
 
     def to_json(self) -> Dict[str, object]:
         return {
@@ -403,6 +415,10 @@ class Scenario:
             "in_kdump_kernel": self.in_kdump,
             "table_copy": self.table_copy,
             "ir_copy": self.ir_copy,
+            "kernel_row": self.kernel_row.id if self.kernel_row is not None else None,
+            "kernel_row_versions": self.kernel_row.versions if self.kernel_row is not None else None,
+            "kernel_basis": self.kernel_basis,
+            "contradictions": list(self.contradictions),
             "first_kernel": self.first.to_json(),
             "kdump_kernel": self.kdump.to_json(),
         }
@@ -415,6 +431,8 @@ CASES = {
     "on-off": ("error", "VT-d translation on in the first kernel but off in the kdump kernel: DMA goes to raw physical addresses"),
     "copied": ("info", "VT-d on in both kernels, same mode: translation tables copied, old mappings stay live"),
     "sm-mismatch": ("error", "VT-d scalable-mode mismatch between the kernels: the table copy fails"),
+    "copy-misread": ("error", "VT-d scalable-mode tables copied in the wrong format: this kdump kernel reads "
+                     "them with its legacy-format copy code (Linux before 6.0)"),
     "unknown": ("warning", "VT-d state of the kdump kernel cannot be determined"),
 }
 
@@ -435,7 +453,19 @@ EXPLAIN = {
     "sm-mismatch": "The kdump kernel refuses to copy a root table of the other mode "
     "(legacy vs scalable), switches translation off and installs empty tables: every device "
     "still doing DMA faults, and devices can hang or corrupt the dump.",
+    "sm-misread": "The kdump kernel (before Linux 6.0, which tells the old table's format by the "
+    "ECS bit, not RTADDR.SMT) copies the crashed kernel's tables of the other mode as if they "
+    "were its own format: the copied context entries are garbage to the hardware (reserved "
+    "fields set, wrong table pointers), so DMA still in flight faults or, worse, is translated "
+    "through misread page-table pointers into memory nobody mapped.",
     "unknown": "Not enough evidence to tell whether the kdump kernel will have VT-d on.",
+    "copy-misread": "Before Linux 6.0 the kdump kernel tells the old table's format by the ECS bit "
+    "(RTADDR bit 11), never set with scalable mode: it copies a scalable-mode table as a legacy "
+    "one, even when it runs scalable mode itself. Only the lower context table of each bus is "
+    "copied (devfn 0x80-0xff lose their entries) and each entry is edited as a legacy one (bit "
+    "11 cleared, bit 67 set: in a scalable-mode entry those are PDTS and RID_PASID), so DMA "
+    "still in flight faults against corrupt entries (5.10 lab: 'fault reason 88 SM: Error "
+    "attempting to access PASID Table Entry').",
 }
 
 
@@ -445,8 +475,13 @@ def classify(
     in_kdump: bool,
     has_units: bool,
     log: Optional[LogMarkers] = None,
+    row: Optional[KernelRow] = None,
+    kernel_basis: Optional[str] = None,
 ) -> Scenario:
-    """Combine the two kernels' states into one of the issue's cases."""
+    """Combine the two kernels' states into one of the issue's cases. ``row`` is the
+    kdump kernel's row of the kernel table: it says whether a mode mismatch fails the
+    copy (6.0+) or is copied and misread (4.2-5.x)."""
+    misreads = row is not None and row.mismatch == MISMATCH_MISREAD
     ev: List[Evidence] = []
     table_copy: Optional[str] = None
     ir_copy: Optional[str] = None
@@ -469,13 +504,25 @@ def classify(
         case = "on-off"
         table_copy = table_copy or "none"
     elif first.vtd and kdump.vtd:
+        differ = first.scalable is not None and kdump.scalable is not None and first.scalable != kdump.scalable
         if table_copy == "failed":
             case = "sm-mismatch" if first.scalable != kdump.scalable or first.scalable is None else "unknown"
+        elif table_copy == "copied" and differ:
+            # The kernel said "Copied" over a table of the other mode: only a kernel that
+            # reads the old format from the ECS bit does that (see kernels.py).
+            case = "sm-mismatch"
+            table_copy = "misread"
+        elif table_copy == "copied" and misreads and first.scalable:
+            case = "copy-misread"
+            table_copy = "misread"
         elif table_copy == "copied":
             case = "copied"
-        elif first.scalable is not None and kdump.scalable is not None and first.scalable != kdump.scalable:
+        elif differ:
             case = "sm-mismatch"
-            table_copy = "expected-to-fail"
+            table_copy = "expected-misread" if misreads else "expected-to-fail"
+        elif misreads and first.scalable and table_copy is None:
+            case = "copy-misread"
+            table_copy = "expected-misread"
         else:
             case = "copied"
             table_copy = table_copy or "expected"
@@ -485,14 +532,65 @@ def classify(
         # Copy failed for another reason than the mode (e.g. no memory): same outcome.
         case = "sm-mismatch" if first.scalable != kdump.scalable else "unknown"
     severity, title = CASES[case]
+    explanation = EXPLAIN[case]
     if case == "sm-mismatch" and first.scalable is not None and kdump.scalable is not None:
+        how = {"failed": "the table copy failed", "expected-to-fail": "the table copy will fail",
+               "misread": "the kdump kernel copied the other mode's tables as its own (misread)",
+               "expected-misread": "the kdump kernel will copy the other mode's tables as its own (misread)",
+               }.get(table_copy or "", "the table copy will fail")
         title = (
             f"VT-d scalable-mode mismatch: first kernel {'scalable' if first.scalable else 'legacy'}, "
-            f"kdump kernel {'scalable' if kdump.scalable else 'legacy'}: the table copy "
-            f"{'failed' if table_copy == 'failed' else 'will fail'}"
+            f"kdump kernel {'scalable' if kdump.scalable else 'legacy'}: {how}"
         )
+        if table_copy in ("misread", "expected-misread"):
+            explanation = EXPLAIN["sm-misread"]
     ev.extend(first.evidence)
     ev.extend(e for e in kdump.evidence if e not in ev)
-    return Scenario(
-        case, severity, title, EXPLAIN[case], first, kdump, in_kdump, table_copy, ir_copy, tuple(ev)
+    scen = Scenario(
+        case, severity, title, explanation, first, kdump, in_kdump, table_copy, ir_copy, tuple(ev),
+        row, kernel_basis,
     )
+    return check_verdict(scen)
+
+
+def contradictions(scen: Scenario, tables_mode: Optional[str] = None) -> List[str]:
+    """Where the verdict says something its own evidence contradicts (empty: consistent).
+    ``tables_mode``: the mode of the crashed kernel's root table as decoded from the
+    vmcore ("legacy" / "scalable"), the most direct evidence of the first kernel's mode."""
+    out: List[str] = []
+    f, k = scen.first, scen.kdump
+    if tables_mode is not None and f.scalable is not None and (tables_mode == "scalable") != f.scalable:
+        out.append(f"the crashed kernel's tables in the vmcore are {tables_mode} but the verdict has the first "
+                   f"kernel in {'scalable' if f.scalable else 'legacy'} mode")
+    if scen.case == "copied" and f.scalable is not None and k.scalable is not None and f.scalable != k.scalable:
+        out.append("'same mode' verdict with the first kernel "
+                   f"{'scalable' if f.scalable else 'legacy'} and the kdump kernel {'scalable' if k.scalable else 'legacy'}")
+    if scen.case == "copied" and tables_mode is not None and k.scalable is not None and (tables_mode == "scalable") != k.scalable:
+        out.append(f"'same mode' verdict, but the crashed kernel's tables are {tables_mode} and the kdump kernel runs "
+                   f"{'scalable' if k.scalable else 'legacy'} mode")
+    if scen.case == "copy-misread" and f.scalable is False:
+        out.append("copy-misread verdict with the first kernel in legacy mode")
+    if scen.case in ("copied", "sm-mismatch", "on-off", "copy-misread") and f.vtd is False:
+        out.append(f"case {scen.case} needs translation on in the first kernel, the evidence has it off")
+    if scen.case in ("off-on", "off-both") and f.vtd is True:
+        out.append(f"case {scen.case} has translation off in the first kernel, the evidence has it on")
+    if scen.case in ("on-off", "off-both") and k.vtd is True:
+        out.append(f"case {scen.case} has translation off in the kdump kernel, the evidence has it on")
+    if scen.case in ("copied", "sm-mismatch", "off-on", "copy-misread") and k.vtd is False:
+        out.append(f"case {scen.case} needs translation on in the kdump kernel, the evidence has it off")
+    if scen.case == "sm-mismatch" and scen.table_copy != "failed" and f.scalable is not None \
+            and k.scalable is not None and f.scalable == k.scalable:
+        out.append("mismatch verdict with both kernels in the same mode")
+    return out
+
+
+def check_verdict(scen: Scenario, tables_mode: Optional[str] = None) -> Scenario:
+    """The consistency check over the final verdict: a case its own evidence contradicts
+    is never reported; the verdict becomes ``unknown`` (a warning) naming the
+    contradiction, so the user sees it and the exit code says it."""
+    bad = contradictions(scen, tables_mode)
+    if not bad:
+        return scen
+    return replace(scen, case="unknown", severity="warning",
+                   title="VT-d verdict withheld: the evidence contradicts itself (" + "; ".join(bad) + ")",
+                   explanation=EXPLAIN["unknown"], contradictions=tuple(bad))

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from kdumptool.analysis.catalogue import (
     AMD_IOMMU_NOTE,
     DRIVERLESS_WHY,
+    PASSTHROUGH_COPIED_NOTE,
     QUIESCE_ALTERNATIVE,
     QUIESCE_REMEDY,
     make,
@@ -23,6 +24,7 @@ from kdumptool.analysis.scenario import (
     KernelState,
     Scenario,
     UnitRegs,
+    check_verdict,
     classify,
     infer_first_from_kdump,
     observe_kernel,
@@ -32,6 +34,7 @@ from kdumptool.analysis.scenario import (
 from kdumptool.formats.kdumpconf import KdumpSettings, build_kdump_cmdline
 from kdumptool.model.evidence import Evidence
 from kdumptool.model.finding import ERROR, INFO, SEVERITY_RANK, WARNING, Finding
+from kdumptool.model.kernel_table import KernelRow, kernel_row, translation_meaning
 from kdumptool.model.log import LogMarkers
 from kdumptool.model.system import PciDevice, System
 from kdumptool.model.triage import CrashedKernel, CrashedTables, FaultLookup, TriageInput
@@ -159,23 +162,75 @@ def _kdump_cmdline(inp: TriageInput, first_cmdline: str) -> Tuple[str, str, Tupl
     return line, "built from " + "; ".join(steps), tuple(ev)
 
 
+def kdump_kernel_row(inp: TriageInput) -> Tuple[Optional[KernelRow], Optional[str]]:
+    """The kdump kernel's row of the kernel table and how its version is known. Inside a
+    kdump kernel: its own release. Otherwise the kdump kernel is taken to be the running
+    (first) kernel's build, as kdump-tools and kdumpctl load it."""
+    rel = inp.release
+    if rel is None:
+        return None, None
+    r = kernel_row(rel, inp.banner)
+    if r is None:
+        return None, None
+    if inp.system.in_kdump_kernel:
+        return r, f"this kdump kernel is {rel}"
+    return r, f"the kdump kernel is taken to be the running kernel's build, {rel}"
+
+
+def _first_mode_from_cmdline(first: KernelState, crashed: CrashedKernel, units: Sequence[UnitRegs]) -> KernelState:
+    """The crashed kernel's own command line (and, before 6.0, its "scalable mode
+    supported" line) decide its mode when the hardware has scalable mode (ECAP.SMTS)."""
+    if first.scalable is not None or first.vtd is False:
+        return first
+    smts = [u.smts for u in units if u.smts is not None]
+    p = parse_iommu_params(crashed.cmdline or "")
+    mark = crashed.log.first("sm_param_on") if crashed.log is not None else None
+    if p.dmar is False or p.no_iommu:
+        return first
+    want: Optional[bool] = p.sm
+    ev: List[Evidence] = []
+    if want is not None:
+        ev.append(Evidence(f"{crashed.source}: crashed kernel's command line",
+                           next(a for a in reversed(p.args) if a.startswith("intel_iommu="))))
+    elif mark is not None:
+        want = True
+        ev.append(mark.evidence)
+    if want is None:
+        return first
+    if want and not (smts and all(smts)):
+        return first  # sm_on on hardware without scalable mode (or unknown): legacy or unknown
+    ev.extend(u.ev("ECAP") for u in units if u.ecap is not None)
+    return KernelState(first.role, first.basis, first.cmdline, first.vtd, want, first.ir, first.x2apic,
+                       first.evidence + tuple(ev))
+
+
 def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional[str]]:
     """The scenario, the kdump kernel's command line and how it was obtained."""
     sysm = inp.system
     units = unit_regs(sysm)
     has_units = bool(units) or sysm.dmar is not None
     sysfs_on = _sysfs_evidence(sysm)
+    row, row_basis = kdump_kernel_row(inp)
+    crashed = inp.crashed
+    tables_mode = None
+    if crashed is not None and crashed.tables is not None and any(d.present for d in crashed.tables.devices):
+        tables_mode = crashed.tables.mode
     if sysm.in_kdump_kernel:
         kd = observe_kernel("kdump", sysm.cmdline, units, inp.log, sysfs_on)
-        first = infer_first_from_kdump(kd, units, inp.log)
-        crashed = inp.crashed
+        first = infer_first_from_kdump(kd, units, inp.log, row)
         if crashed is not None and crashed.log is not None:
             # The crashed kernel's own log (from the vmcore or a saved snapshot).
             seen = observe_kernel("first", crashed.cmdline, [], crashed.log)
             first = _merge_first(first, seen)
         if crashed is not None and crashed.tables is not None:
             first = _with_tables(first, crashed)
-        scen = classify(first, kd, True, has_units, inp.log)
+        if crashed is not None:
+            first = _first_mode_from_cmdline(first, crashed, units)
+            if crashed.release:
+                first = replace(first, evidence=first.evidence + (Evidence(
+                    str(crashed.vmcore or crashed.source), f"crashed kernel {crashed.release} (VMCOREINFO OSRELEASE)"),))
+        scen = classify(first, kd, True, has_units, inp.log, row, row_basis)
+        scen = check_verdict(scen, tables_mode)
         return scen, kd.cmdline, "observed: /proc/cmdline of this kdump kernel"
     first = observe_kernel("first", sysm.cmdline, units, inp.log, sysfs_on)
     line, basis, ev = _kdump_cmdline(inp, sysm.cmdline or "")
@@ -192,7 +247,10 @@ def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional
         if p.dmar is None and fp.dmar is None and not p.no_iommu:
             # Neither command line decides: same kernel, same build default as now.
             kd = KernelState(kd.role, kd.basis, kd.cmdline, first.vtd, kd.scalable or first.scalable, kd.ir, first.x2apic, kd.evidence)
-    scen = classify(first, kd, False, has_units, None)
+    if crashed is not None and crashed.tables is not None:
+        first = _with_tables(first, crashed)
+    scen = classify(first, kd, False, has_units, None, row, row_basis)
+    scen = check_verdict(scen, tables_mode)
     return scen, line, basis
 
 
@@ -220,6 +278,29 @@ def first_passthrough(inp: TriageInput, scen: Scenario) -> Optional[Evidence]:
         if types == {"identity"}:
             return Evidence("/sys/kernel/iommu_groups/*/type", f"identity for all {len(sysm.groups)} groups")
     return None
+
+
+def device_translation(inp: TriageInput, scen: Scenario, bdf: str) -> Tuple[Optional[str], Optional[Evidence]]:
+    """The translation type the crashed kernel gave ``bdf`` (legacy TT / scalable PGTT):
+    its context entry in the vmcore, else pass-through when the first kernel ran with
+    iommu=pt (identity default domains), else unknown (None)."""
+    c = inp.crashed
+    if c is not None and c.tables is not None:
+        td = c.tables.device(bdf)
+        if td is not None and td.present:
+            return td.translation_type, Evidence(str(c.vmcore or c.source),
+                                                 f"{bdf}: context entry {td.translation_type} in the crashed kernel's tables")
+        if td is not None or any(d.present for d in c.tables.devices):
+            return None, None
+    pt = first_passthrough(inp, scen)
+    if pt is not None:
+        return "pass-through", pt
+    return None, None
+
+
+def _unbounded(translation_type: str) -> bool:
+    m = translation_meaning(translation_type)
+    return m is not None and not m.bounded
 
 
 def _tables_evidence(c: CrashedKernel) -> Evidence:
@@ -450,19 +531,37 @@ def triage(inp: TriageInput) -> TriageReport:
         opt = "sm_on" if want_sm else "sm_off"
         if fp.sm is not None:
             opt = "sm_on" if fp.sm else "sm_off"
-        findings.append(make(
-            "scalable-mode-mismatch", evidence=scen_ev, scenario=scen.title,
-            remedy="use the same intel_iommu= setting in both kernels: "
-            + _cmdline_remedy(s, f"intel_iommu=on,{opt}")
-            + (f" (or boot the first kernel with intel_iommu=on,{'sm_off' if want_sm else 'sm_on'} too)"),
-        ))
+        if scen.table_copy in ("misread", "expected-misread"):
+            row_ev = (Evidence("kernel table", f"row {scen.kernel_row.id}: {scen.kernel_row.reads_old_mode}"),) \
+                if scen.kernel_row is not None else ()
+            remedy = ("use the same intel_iommu= setting in both kernels, in legacy mode: this kdump kernel copies "
+                      "scalable-mode tables in the wrong format even when both kernels run sm_on, so boot the first "
+                      "kernel with intel_iommu=on (without sm_on) and keep the kdump kernel's intel_iommu=on"
+                      + (",sm_off" if not scen.kdump.scalable else ""))
+        else:
+            row_ev = ()
+            remedy = ("use the same intel_iommu= setting in both kernels: "
+                      + _cmdline_remedy(s, f"intel_iommu=on,{opt}")
+                      + (f" (or boot the first kernel with intel_iommu=on,{'sm_off' if want_sm else 'sm_on'} too)"))
+        findings.append(make("scalable-mode-mismatch", evidence=scen_ev + row_ev, remedy=remedy, scenario=scen.title))
+    elif scen.case == "copy-misread":
+        row_ev = (Evidence("kernel table", f"row {scen.kernel_row.id}: {scen.kernel_row.reads_old_mode}"),) \
+            if scen.kernel_row is not None else ()
+        findings.append(make("copy-misread", evidence=scen_ev + row_ev, scenario=scen.title))
     elif scen.case == "off-on":
         findings.append(make("iommu-off-then-on", evidence=scen_ev, scenario=scen.title))
     elif scen.case == "off-both":
         findings.append(make("iommu-off", evidence=scen_ev, scenario=scen.title))
     elif scen.case == "copied":
+        if pt is not None:
+            scen_ev = scen_ev + (pt,)
         findings.append(make("tables-copied", evidence=scen_ev, scenario=scen.title,
-                             expected="" if scen.table_copy == "copied" else " (expected)"))
+                             expected="" if scen.table_copy == "copied" else " (expected)",
+                             pt_note=PASSTHROUGH_COPIED_NOTE if pt is not None else ""))
+    elif scen.contradictions:
+        findings.append(make(
+            "verdict-contradiction", scenario=scen.title,
+            evidence=scen_ev + tuple(Evidence("kdumptool consistency check", c) for c in scen.contradictions)))
     else:
         findings.append(make("scenario-unknown", evidence=scen_ev, scenario=scen.title))
 
@@ -506,11 +605,21 @@ def triage(inp: TriageInput) -> TriageReport:
                 ev.append(Evidence(str(c.vmcore), f"{r.bdf}: {td.translation_type}, DID {td.domain_id}, "
                                    f"{td.mapped_4k} mapped 4 KiB + {td.mapped_large} large pages"))
         mapped = [t.device(r.bdf) for r in risks]
-        live = sum(1 for td in mapped if td is not None and td.mapped_4k + td.mapped_large > 0)
+        unbounded = [td for td in mapped if td is not None and td.present
+                     and _unbounded(td.translation_type)]
+        live = sum(1 for td in mapped if td is not None and td.mapped_4k + td.mapped_large > 0 and td not in unbounded)
+        types = sorted({td.translation_type for td in mapped if td is not None and td.present})
+        summary = f"{live} of the risky devices still had mapped pages at the crash"
+        if unbounded:
+            summary = (f"{len(unbounded)} of the risky devices are pass-through (no page table: unrestricted DMA to "
+                       f"all of memory, so mapped-page counts do not apply to them: "
+                       f"{', '.join(_short(td.bdf) for td in unbounded)}); "
+                       f"{live} other risky device(s) still had mapped pages at the crash")
         findings.append(make(
-            "crashed-kernel-tables", evidence=tuple(ev) + tuple(Evidence(str(c.vmcore), p) for p in t.problems[:5]),
+            "crashed-kernel-tables", severity=WARNING if unbounded else INFO,
+            evidence=tuple(ev) + tuple(Evidence(str(c.vmcore), p) for p in t.problems[:5]),
             devices=tuple(r.bdf for r in risks if t.device(r.bdf) is not None),
-            mode=t.mode, n=len(t.devices), live=live))
+            mode=t.mode, n=len(t.devices), types=", ".join(types) or "none present", summary=summary))
     if c is not None:
         for w in c.warnings[:10]:
             findings.append(make("offline-source", evidence=(Evidence(str(c.vmcore or c.source), w),), warning=w))
@@ -535,14 +644,24 @@ def _device_findings(
     driverless = [r for r in risks if r.driverless]
     if scen.case == "on-off" and first_passthrough(inp, scen) is None:
         sev, why = ERROR, DRIVERLESS_WHY["on-off"]
-    elif scen.case in ("copied", "sm-mismatch"):
-        sev, why = WARNING, DRIVERLESS_WHY[scen.case]
+    elif scen.case == "copied":
+        sev, why = WARNING, DRIVERLESS_WHY["copied"]
+    elif scen.case in ("sm-mismatch", "copy-misread") and scen.table_copy in ("misread", "expected-misread"):
+        sev, why = WARNING, DRIVERLESS_WHY["misread"]
+    elif scen.case == "sm-mismatch":
+        sev, why = WARNING, DRIVERLESS_WHY["sm-mismatch"]
     else:
         sev, why = WARNING if sysm.in_kdump_kernel else INFO, DRIVERLESS_WHY["other"]
     for r in driverless:
         ev: List[Evidence] = []
         dev = sysm.devices[r.bdf]
         ev.append(Evidence(f"/sys/bus/pci/devices/{r.bdf}/config", f"COMMAND=0x{dev.command:04x} (Bus Master on)"))
+        dwhy = why
+        tt, tt_ev = device_translation(inp, scen, r.bdf) if scen.case in ("copied", "on-off") else (None, None)
+        meaning = translation_meaning(tt)
+        if meaning is not None and not meaning.bounded and tt_ev is not None:
+            ev.append(tt_ev)
+            dwhy = (f"its translation is {tt} ({meaning.where}): unrestricted DMA, {meaning.in_flight.split(': ', 1)[1]}")
         if sysm.in_kdump_kernel:
             ev.append(Evidence(f"/sys/bus/pci/devices/{r.bdf}/driver", "absent (no driver bound in the kdump kernel)"))
         elif inp.kdump_initrd is not None:
@@ -556,7 +675,7 @@ def _device_findings(
             remedy = (_module_remedy(s, mods) + "; " + QUIESCE_ALTERNATIVE) if mods else QUIESCE_REMEDY
         out.append(make("driverless-bus-master", severity=sev, evidence=ev, remedy=remedy, devices=(r.bdf,),
                         bdf=_short(r.bdf), ids=r.ids, modules=", ".join(mods) or "no known module", bridges=bridges,
-                        why=why))
+                        why=dwhy))
     # Bridges above driverless bus masters: the shutdown-order hazard.
     pairs: Dict[str, List[str]] = {}
     for r in driverless:
@@ -590,13 +709,14 @@ def _device_findings(
         fmods: Tuple[str, ...] = _device_modules(inp, bdf, fdev) if fdev is not None else ()
         driver_now = fdev.driver if fdev is not None else None
         who = ", ".join(fmods) if fmods else "unknown driver"
-        sev = ERROR if scen.case in ("sm-mismatch", "on-off") or sysm.in_kdump_kernel else WARNING
+        sev = ERROR if scen.case in ("sm-mismatch", "on-off", "copy-misread") or sysm.in_kdump_kernel else WARNING
         tie = f"the {who} device" if fmods else "a device"
         state = f", driver now {driver_now}" if driver_now else (", no driver bound now" if fdev is not None else "")
         out.append(make(
             "dmar-fault", severity=sev, evidence=tuple(evs[:5]) + extra, devices=(bdf,),
             remedy="the fault is DMA the device started under the crashed kernel; "
             + ("fix the scalable-mode mismatch above" if scen.case == "sm-mismatch" else
+               "fix the table-copy misread above" if scen.case == "copy-misread" else
                _module_remedy(s, list(fmods)) if fmods else QUIESCE_REMEDY),
             plural="s" if len(evs) > 1 else "", bdf=_short(bdf), tie=tie, state=state, count=len(evs),
         ))

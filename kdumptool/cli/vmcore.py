@@ -135,12 +135,14 @@ def log(
                 raise err.with_source(str(vmcore)) from None
             raise UnsupportedFormat(f"{vmcore}: {err}") from None
         warnings = list(dump.warnings) + list(klog.warnings)
-    lines = klog.dmesg_lines()
     for w in warnings:
         sys.stderr.write(f"warning: {w}\n")
     if analyse:
-        _analyse(fmt, lines, str(vmcore))
+        _analyse(fmt, klog.dmesg_lines(), str(vmcore))
     else:
+        from kdumptool.render.output import dump_dmesg_lines
+
+        lines = [ln for r in klog.records for ln in dump_dmesg_lines(r.ts_nsec, r.text)]
         emit(fmt,
              json_obj=lambda: {"path": str(vmcore), "kind": klog.kind,
                                "records": [r.to_json() for r in klog.records],

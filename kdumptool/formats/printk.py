@@ -331,7 +331,7 @@ def _block_text(mem: _Mem, begin: int, nxt: int, size_bits: int,
             return None
     n = min(text_len, length - 8)
     raw = mem.get(start + 8, n)
-    return None if raw is None else raw.decode("utf-8", "replace")
+    return None if raw is None else raw.decode("utf-8", "backslashreplace")
 
 
 def decode_printk_log(vi: VmcoreInfo, read: Reader) -> PrintkLog:
@@ -387,7 +387,7 @@ def decode_printk_log(vi: VmcoreInfo, read: Reader) -> PrintkLog:
             warnings.append(f"log_buf: text at index {idx} unreadable")
         else:
             records.append(PrintkRecord(
-                seq=seq, ts_nsec=_u(hdr, ts_off, 8), text=raw.decode("utf-8", "replace"),
+                seq=seq, ts_nsec=_u(hdr, ts_off, 8), text=raw.decode("utf-8", "backslashreplace"),
                 level=(hdr[tl_off + 5] >> 5) if has_level else None,
                 facility=hdr[tl_off + 4] if has_level else None))
         seq += 1

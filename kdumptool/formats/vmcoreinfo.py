@@ -11,7 +11,10 @@ Value encodings, as the macros print them:
 
 - ``SYMBOL(name)=%lx``  hexadecimal, no ``0x`` (a run-time, KASLR-relocated virtual address)
 - ``OFFSET(struct.member)=%lu`` / ``SIZE(type)=%lu`` / ``LENGTH(name)=%lu``  decimal
-- ``NUMBER(name)=%ld``  signed decimal (``phys_base`` is negative on some boots)
+- ``NUMBER(name)=%ld``  signed decimal (``phys_base`` is negative on some boots); newer
+  x86-64 kernels append some NUMBER() lines with ``0x%lx`` themselves (6.12:
+  ``NUMBER(VMALLOC_START)=0xffffd1e400000000``, ``NUMBER(page_offset_base)``...), so a
+  ``0x`` prefix means hexadecimal for every decimal key
 - ``KERNELOFFSET=%lx``  hexadecimal; ``PAGESIZE``/``CRASHTIME`` decimal; others kept as text.
 
 Unknown keys are kept verbatim in ``VmcoreInfo.other``; lines without ``=`` become warnings.
@@ -94,9 +97,15 @@ class VmcoreInfo:
 
 
 def _int(text: str, base: int) -> int:
+    """``base`` 16: hex with or without ``0x``. ``base`` 10: decimal, or hex when the kernel
+    wrote a ``0x`` prefix (``-0x...`` too); a bare word like ``ff`` stays an error."""
     t = text.strip()
-    if base == 16 and t.lower().startswith("0x"):
-        t = t[2:]
+    neg = t.startswith("-")
+    body = t[1:] if neg else t
+    if body.lower().startswith("0x"):
+        if base == 10 or not neg:
+            v = int(body[2:], 16)
+            return -v if neg else v
     return int(t, base)
 
 

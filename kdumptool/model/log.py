@@ -13,10 +13,14 @@ MARKERS: Tuple[Tuple[str, re.Pattern[str]], ...] = tuple(
     (k, re.compile(p))
     for k, p in (
         ("cmdline", r"Kernel command line: (?P<cmdline>.*)$"),
+        # The kernel's banner: its release (which row of analysis/kernels.py applies).
+        ("banner", r"^Linux version (?P<release>\S+) .*$"),
         ("param_on", r"DMAR: IOMMU enabled$"),
         ("param_off", r"DMAR: IOMMU disabled$"),
         ("optin_forced", r"DMAR: Intel-IOMMU force enabled due to platform opt in"),
         ("sm_disallowed", r"DMAR: Scalable mode is disallowed"),
+        # 5.0-5.x print this when intel_iommu=sm_on is parsed (the crashed kernel's own word).
+        ("sm_param_on", r"DMAR: Intel-IOMMU: scalable mode supported"),
         ("pre_enabled", r"DMAR: Translation already enabled - trying to copy translation structures"),
         ("copied", r"DMAR: Copied translation tables from previous kernel for (?P<unit>\S+)"),
         ("copy_failed", r"DMAR: Failed to copy translation tables from previous kernel for (?P<unit>\S+)"),
@@ -65,7 +69,7 @@ class LogMarkers:
 
 #: Device lines of the PCI core and port services are not a driver's probe.
 _NOT_DRIVERS = frozenset(("pci", "pcieport", "pci_bus", "acpi", "ACPI", "PCI"))
-_DMAR_KINDS = tuple((k, rx) for k, rx in MARKERS if k not in ("cmdline", "probe", "x2apic", "suppressed"))
+_DMAR_KINDS = tuple((k, rx) for k, rx in MARKERS if k not in ("cmdline", "banner", "probe", "x2apic", "suppressed"))
 _BY_KIND = dict(MARKERS)
 
 
@@ -143,7 +147,7 @@ def scan_log_text(
     found: List[Marker] = []
     probed = set()
     cands: List[Tuple[int, str]] = []
-    for kw in ("DMAR", "x2apic", "Kernel command line", "dmar_fault:", "Request device"):
+    for kw in ("DMAR", "x2apic", "Kernel command line", "dmar_fault:", "Request device", "Linux version"):
         cands.extend((p, kw) for p in _positions(data, kw.encode()))
     if probes:
         for seg in segments:
@@ -178,7 +182,7 @@ def scan_log_text(
         elif kw == "bdf":
             kinds = (("probe", _BY_KIND["probe"]),)
         else:
-            k = {"x2apic": "x2apic", "dmar_fault:": "suppressed"}.get(kw, "cmdline")
+            k = {"x2apic": "x2apic", "dmar_fault:": "suppressed", "Linux version": "banner"}.get(kw, "cmdline")
             kinds = ((k, _BY_KIND[k]),)
         for kind, rx in kinds:
             m = rx.search(body)

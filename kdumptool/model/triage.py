@@ -117,6 +117,11 @@ class CrashedKernel:
     memory: Optional[DumpMemory] = field(default=None, compare=False, repr=False)
     first_system: Optional[System] = field(default=None, compare=False, repr=False)
     recorded: Optional[RecordedRtaddr] = None
+    release: Optional[str] = None  # VMCOREINFO OSRELEASE
+    banner: Optional[str] = None  # its "Linux version ..." log line
+    #: Scan the whole dump for the root table when no register names it (off inside the
+    #: kdump kernel, where /proc/vmcore is read implicitly and memory may be large).
+    scan_tables: bool = True
 
 
 @dataclass(frozen=True)
@@ -134,4 +139,6 @@ class TriageInput:
     quiesce_conf: Optional[Evidence] = None  # quiesce=1 in /etc/kdumptool/kdumptool.conf
     amd_iommu: Optional[Evidence] = None  # an ACPI IVRS table: AMD-Vi, not VT-d
     early_log: Optional[LogMarkers] = None
+    release: Optional[str] = None  # this system's kernel release (osrelease / uname.txt / collect.json)
+    banner: Optional[str] = None  # /proc/version, else the log's "Linux version" line
 

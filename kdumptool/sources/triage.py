@@ -311,7 +311,8 @@ def _read_saved(saved: str) -> Tuple[Optional[System], Optional[Tuple[bytes, str
 
 
 @contextmanager
-def open_crashed_kernel(vmcore: Optional[str], saved: Optional[str]) -> Iterator[Optional[CrashedKernel]]:
+def open_crashed_kernel(vmcore: Optional[str], saved: Optional[str],
+                        scan_tables: bool = True) -> Iterator[Optional[CrashedKernel]]:
     """What the crashed kernel left: its log (decoded from the vmcore's printk ring, else
     a ``dmesg.txt``/``vmcore-dmesg.txt`` beside it, else a saved first-kernel snapshot's),
     its drivers (from that snapshot, else its probe lines), the RTADDR a record or the
@@ -323,6 +324,8 @@ def open_crashed_kernel(vmcore: Optional[str], saved: Optional[str]) -> Iterator
     first_sys: Optional[System] = None
     snap_log: Optional[Tuple[bytes, str]] = None
     recorded: Optional[RecordedRtaddr] = None
+    release: Optional[str] = None
+    banner: Optional[str] = None
     found_vmcore = vmcore is None  # one found in --saved may be damaged: warn, use the rest
     if saved is not None:
         first_sys, snap_log, recorded, saved_text, saved_vmcore, warnings = _read_saved(saved)
@@ -344,10 +347,12 @@ def open_crashed_kernel(vmcore: Optional[str], saved: Optional[str]) -> Iterator
             if dump is not None:
                 warnings.extend(dump.warnings)
                 if dump.vmcoreinfo is not None:
+                    release = dump.vmcoreinfo.osrelease
                     try:
                         plog = decode_printk(dump.vmcoreinfo, dump.read_virt)
                         text, source = "\n".join(plog.dmesg_lines()), f"{vmcore} (printk ring)"
                         warnings.extend(plog.warnings)
+                        banner = next((r.text for r in plog.records[:5] if r.text.startswith("Linux version")), None)
                     except KdumptoolError as exc:
                         warnings.append(f"{vmcore}: crashed kernel's log not decoded: {exc}")
         if text is None and snap_log is not None:
@@ -368,7 +373,23 @@ def open_crashed_kernel(vmcore: Optional[str], saved: Optional[str]) -> Iterator
         cmdline = c.get("cmdline") if c else (first_sys.cmdline if first_sys is not None else None)
         yield CrashedKernel(source or str(saved or vmcore), markers, cmdline, drivers, None,
                             vmcore, tuple(warnings),
-                            memory=dump, first_system=first_sys, recorded=recorded)
+                            memory=dump, first_system=first_sys, recorded=recorded,
+                            release=release, banner=banner, scan_tables=scan_tables)
+
+
+def _snapshot_release(root: Root) -> Optional[str]:
+    """The kernel release ``kdumptool collect``/``record`` noted in _kdumptool/collect.json."""
+    import json
+
+    try:
+        p = root.extra("collect.json")
+        data = json.loads(p.read_text(errors="replace")) if p.is_file() else None
+    except (OSError, ValueError):
+        return None
+    rel = data.get("kernel") if isinstance(data, dict) else None
+    if isinstance(rel, str) and re.fullmatch(r"[A-Za-z0-9+_~-][A-Za-z0-9.+_~-]*", rel):
+        return rel
+    return None
 
 
 def read_triage_input(
@@ -405,9 +426,17 @@ def read_triage_input(
         for n, line in enumerate(conf.splitlines(), 1):
             if line.split("#", 1)[0].replace(" ", "") in ("quiesce=1", "quiesce=yes", "quiesce=true"):
                 quiesce_conf = Evidence("/etc/kdumptool/kdumptool.conf", line.strip(), n)
+    banner = root.read_optional("/proc/version")
+    bm = log.first("banner")
+    if banner is None and bm is not None:
+        banner = bm.evidence.text
+    if release is None:
+        release = _snapshot_release(root) or (bm.get("release") if bm is not None else None)
     return TriageInput(
         system=system,
         log=log,
+        release=release,
+        banner=banner,
         kdump_settings=settings,
         kdump_initrd=initrd,
         initrd_error=initrd_error,
@@ -430,6 +459,17 @@ def open_triage_input(
     (:func:`open_crashed_kernel`): its vmcore stays open inside the ``with`` block."""
     inp = read_triage_input(root, use_tools=use_tools, use_udev=use_udev)
     if not (vmcore or saved):
+        if inp.system.in_kdump_kernel and root.is_live and os.path.exists("/proc/vmcore"):
+            # Inside the kdump kernel the crashed kernel is right there: read its version,
+            # command line and log (and its tables, where a register names them) from
+            # /proc/vmcore before inferring anything.
+            with ExitStack() as stack:
+                try:
+                    crashed = stack.enter_context(open_crashed_kernel("/proc/vmcore", None, scan_tables=False))
+                except (KdumptoolError, OSError) as exc:
+                    crashed = CrashedKernel("/proc/vmcore", warnings=(f"/proc/vmcore not read: {exc}",))
+                yield replace(inp, crashed=crashed)
+            return
         yield inp
         return
     with open_crashed_kernel(vmcore, saved) as crashed:
