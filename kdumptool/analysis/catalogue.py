@@ -372,6 +372,28 @@ CATALOGUE: Tuple[Kind, ...] = (
     Kind("ivmd-unity", V, (INFO,),
          "IVMD {type_id}h: {range} for {who} is {how}: DMA there is never blocked, also not in the kdump kernel", None,
          "unity/exclusion ranges: mapped 1:1, DMA there is never blocked (also in the kdump kernel)"),
+    # ---- ivrs: the AMD-Vi registers (analysis/amdvi.py)
+    Kind("amdvi-registers-unread", V, (WARNING,), "{who}: registers not read: {why}; the IOMMU state is unknown",
+         None, "the state is unknown (refusal, absent from the snapshot)"),
+    Kind("amdvi-translation", V, (INFO,), "{who}: IommuEn {state}", None,
+         "IommuEn on/off and where the device table is"),
+    Kind("amdvi-dev-table-size", V, (WARNING,),
+         "{who}: the device table register says {size} bytes, the IVRS makes Linux expect {want}: a kdump kernel "
+         "refuses to copy it (\"The device table size of IOMMU:N is not expected!\") and starts with an empty table",
+         None, "the register's table size differs from what Linux computes from the IVRS (`tbl_size(32, last_bdf)`): "
+         "\"The device table size of IOMMU:N is not expected!\", copy refused"),
+    Kind("amdvi-dev-table-above-4g", V, (WARNING,),
+         "{who}: device table at {base}, above 4 GiB (or with the SME bit set): a kdump kernel refuses to copy it "
+         "(\"The address of old device table is above 4G, not trustworthy!\") unless SME explains it", None,
+         "\"The address of old device table is above 4G, not trustworthy!\" (unless SME's bit explains it)"),
+    Kind("amdvi-efr-mismatch", V, (WARNING,),
+         "{who}: Extended Feature Register {efr} differs from the IVHD's EFR image {image}: Linux warns \"EFR "
+         "mismatch\" and uses the IVHD's", None, "\"EFR mismatch\" between the register and the IVHD's EFR image"),
+    Kind("amdvi-event-overflow", V, (WARNING,), "{who}: event log overflow: IOMMU events (page faults) were lost",
+         None, "events lost"),
+    Kind("amdvi-events-pending", V, (INFO,),
+         "{who}: {n} event log entr{plural} not yet read by the driver (head {head}, tail {tail})", None,
+         "events not yet read by the driver"),
 )
 
 BY_ID: Mapping[str, Kind] = {k.id: k for k in CATALOGUE}

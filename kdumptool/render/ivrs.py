@@ -11,8 +11,10 @@ device entry is an object with its absolute table ``offset``, ``type``, ``type_i
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
+from kdumptool.analysis.amdvi import AmdViUnit
+from kdumptool.formats.amdvi_regs import AmdViRegisters
 from kdumptool.formats.ivrs import (
     DATA_SETTING_NAMES,
     IVHD_FLAG_NAMES,
@@ -81,7 +83,45 @@ def block_json(b: Block) -> Dict[str, Any]:
     return out
 
 
-def ivrs_json(ivrs: Ivrs, findings: Sequence[Finding], source: str = "") -> Dict[str, Any]:
+def registers_json(r: AmdViRegisters) -> Dict[str, Any]:
+    out: Dict[str, Any] = {
+        "raw": dict(r.raw),
+        "control": {"raw": r.control, "flags": r.control_names, "iommu_en": r.iommu_en,
+                    "ht_tun_en": r.ht_tun_en, "event_log_en": r.event_log_en,
+                    "cmd_buf_en": r.cmd_buf_en, "inv_timeout": r.inv_timeout},
+        "device_table": {"base": r.dev_table_base, "size": r.dev_table_size,
+                         "entries": r.dev_table_entries},
+        "status": None if r.status is None else {"raw": r.status, "flags": r.status_names},
+    }
+    for key, base, head, tail in (("command_buffer", "CMD_BUF", "CMD_HEAD", "CMD_TAIL"),
+                                  ("event_log", "EVT_BUF", "EVT_HEAD", "EVT_TAIL"),
+                                  ("ppr_log", "PPR_LOG", "PPR_HEAD", "PPR_TAIL")):
+        lb = r.log(base)
+        ring = r.ring(base, head, tail)
+        out[key] = None if lb is None else {
+            "base": lb.base, "entries": lb.entries,
+            "head": None if ring is None else ring[0], "tail": None if ring is None else ring[1],
+            "pending": None if ring is None else ring[2]}
+    efr = r.efr
+    out["extended_features"] = None if efr is None else {
+        "raw": efr.value, "flags": efr.names, "hats": efr.hats, "gats": efr.gats,
+        "glx": efr.glx, "pasmax": efr.pasmax,
+        "kernel_text": efr.kernel_text(r.get("EXT_FEATURES2") or 0)}
+    ex = r.exclusion
+    out["exclusion"] = None if ex is None else {"enabled": ex[0], "allow_all": ex[1],
+                                                "base": ex[2], "limit": ex[3]}
+    return out
+
+
+def unit_json(u: AmdViUnit) -> Dict[str, Any]:
+    return {"name": u.name, "ivhd_offset": u.ivhd.offset, "address": u.ivhd.base_address,
+            "pci_segment": u.ivhd.pci_segment, "bdf": devid_text(u.ivhd.device_id),
+            "source": u.source or None, "read_error": u.read_error,
+            "registers": None if u.registers is None else registers_json(u.registers)}
+
+
+def ivrs_json(ivrs: Ivrs, findings: Sequence[Finding], source: str = "",
+              units: Optional[Sequence[AmdViUnit]] = None) -> Dict[str, Any]:
     return {
         "source": source or ivrs.name,
         "vendor": "AMD-Vi",
@@ -100,6 +140,7 @@ def ivrs_json(ivrs: Ivrs, findings: Sequence[Finding], source: str = "") -> Dict
                     "va_size": ivrs.va_size},
         "target_ivhd_type": ivrs.target_ivhd_type(),
         "blocks": [block_json(b) for b in ivrs.blocks],
+        "iommus": None if units is None else [unit_json(u) for u in units],
         "findings": [f.to_json() for f in findings],
         "warnings": list(ivrs.warnings),
     }
@@ -159,7 +200,41 @@ def block_summary(b: Block) -> str:
     return b.reason
 
 
-def render_ivrs_text(ivrs: Ivrs, findings: Sequence[Finding], source: str = "") -> str:
+def registers_lines(u: AmdViUnit) -> List[str]:
+    head = (f"{u.name}: IOMMU {u.ivhd.pci_segment:04x}:{devid_text(u.ivhd.device_id)} at "
+            f"{u.ivhd.base_address:#x}")
+    if u.registers is None:
+        return [head + (f": registers not read: {u.read_error}" if u.source else
+                        ": registers not read")]
+    r = u.registers
+    lines = [head + f" (registers from {u.source})"]
+    lines.append(f"  Control       0x{r.control:016x}: {' '.join(r.control_names) or 'none'}"
+                 f"; InvTimeOut {r.inv_timeout}")
+    lines.append(f"  Device table  0x{r.dev_table_base:x}, {human_size(r.dev_table_size)} "
+                 f"({r.dev_table_entries} entries)")
+    for label, base, hd, tl in (("Command buf", "CMD_BUF", "CMD_HEAD", "CMD_TAIL"),
+                                ("Event log", "EVT_BUF", "EVT_HEAD", "EVT_TAIL"),
+                                ("PPR log", "PPR_LOG", "PPR_HEAD", "PPR_TAIL")):
+        lb = r.log(base)
+        if lb is None:
+            continue
+        ring = r.ring(base, hd, tl)
+        rs = "" if ring is None else f", head {ring[0]} tail {ring[1]} ({ring[2]} pending)"
+        lines.append(f"  {label:<13} 0x{lb.base:x}, {lb.entries} entries{rs}")
+    if r.status is not None:
+        lines.append(f"  Status        0x{r.status:08x}: {' '.join(r.status_names) or 'none'}")
+    efr = r.efr
+    if efr is not None:
+        lines.append(f"  EFR           0x{efr.value:016x}: {' '.join(efr.names) or 'none'}; "
+                     f"HATS {efr.hats} GATS {efr.gats} GLX {efr.glx} PASmax {efr.pasmax}")
+    ex = r.exclusion
+    if ex is not None and ex[0]:
+        lines.append(f"  Exclusion     0x{ex[2]:x}-0x{ex[3]:x}{' (all devices)' if ex[1] else ''}")
+    return lines
+
+
+def render_ivrs_text(ivrs: Ivrs, findings: Sequence[Finding], source: str = "",
+                     units: Optional[Sequence[AmdViUnit]] = None) -> str:
     lines: List[str] = []
     csum = "ok" if ivrs.checksum_valid else "BAD"
     lines.append(f"IVRS table {source or ivrs.name} (AMD-Vi)")
@@ -186,6 +261,11 @@ def render_ivrs_text(ivrs: Ivrs, findings: Sequence[Finding], source: str = "") 
         for e in b.device_entries:
             lines.append(f"      {entry_line(e)}")
     lines.append("")
+    if units:
+        lines.append("IOMMU registers:")
+        for u in units:
+            lines.extend("  " + ln for ln in registers_lines(u))
+        lines.append("")
     if findings:
         lines.append(f"Findings ({_count(findings)}):")
         for fd in findings:
@@ -208,7 +288,8 @@ def _count(findings: Sequence[Finding]) -> str:
 _SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
-def render_ivrs_rich(ivrs: Ivrs, findings: Sequence[Finding], source: str = "") -> List[Any]:
+def render_ivrs_rich(ivrs: Ivrs, findings: Sequence[Finding], source: str = "",
+                     units: Optional[Sequence[AmdViUnit]] = None) -> List[Any]:
     from rich.table import Table
     from rich.text import Text
     from rich.tree import Tree
@@ -224,6 +305,11 @@ def render_ivrs_rich(ivrs: Ivrs, findings: Sequence[Finding], source: str = "") 
         for e in b.device_entries:
             node.add(Text(entry_line(e)))
     out: List[Any] = [Text(head), tree, Text("")]
+    if units:
+        out.append(Text("IOMMU registers:", style="bold"))
+        for u in units:
+            out.append(Text("\n".join("  " + ln for ln in registers_lines(u))))
+        out.append(Text(""))
     if findings:
         tab = Table(title=f"Findings ({_count(findings)})", title_justify="left")
         tab.add_column("severity")

@@ -45,6 +45,7 @@ def device_json(d: DeviceTranslation, with_extents: bool = True) -> Dict[str, An
         "mapped_4k_pages": w.mapped_4k_pages if w else 0,
         "mapped_large_pages": w.mapped_large_pages if w else 0,
         "extents": [x.to_json() for x in w.extents] if (w and with_extents) else [],
+        "extents_truncated": bool(w and w.truncated),
         "unreadable_tables": [u.to_json() for u in d.all_unreadable],
         # extras (not in the issue's contract, documented in docs/vtd.md)
         "aw": d.aw,
@@ -274,7 +275,8 @@ def render_exposure_text(obj: Dict[str, Any], max_ranges: int = 12) -> str:
     if t["passthrough_devices"]:
         lines.append(f"pass-through (all memory): {', '.join(t['passthrough_devices'])}")
     if t["incomplete"]:
-        lines.append("incomplete: some table pages were unreadable, the exposure may be larger")
+        lines.append("incomplete: some table pages were unreadable or a walk stopped at a limit, the exposure "
+                     "may be larger")
     lines.append("")
     lines.append(f"{'BDF':<13} {'DID':>5} {'READ':>10} {'WRITE':>10} {'NOT DUMPED':>10} {'RANGES':>6}")
     for d in obj["devices"]:
