@@ -158,11 +158,12 @@ CATALOGUE: Tuple[Kind, ...] = (
          "Inside kdump: devices whose driver probe tore down the copied context entry."),
     # ---- triage: offline
     Kind("crashed-kernel-tables", T, (INFO, WARNING),
-         "The crashed kernel's VT-d tables are in the vmcore ({mode} mode, {n} devices, translation {types}); "
-         "{summary}", None,
+         "{partial}The crashed kernel's VT-d tables are in the vmcore ({mode} mode, {n} devices{readable}, "
+         "translation {types}); {summary}", None,
          "Offline: the crashed kernel's VT-d tables decoded from the vmcore (a warning when risky devices are "
-         "pass-through: unrestricted DMA)."),
-    Kind("offline-source", T, (INFO,), "{warning}", None, "Offline: what could not be read from the saved crash."),
+         "pass-through: unrestricted DMA, or when table pages could not be read: INCOMPLETE)."),
+    Kind("offline-source", T, (INFO, WARNING), "{warning}", None,
+         "Offline: what could not be read from the saved crash (a warning when evidence was there but unreadable)."),
     # ---- triage: kdump configuration and initramfs
     Kind("no-kdump-config", T, (WARNING,),
          "No kdump configuration found (/etc/kdump.conf, /etc/sysconfig/kdump, /etc/default/kdump-tools): the kdump "

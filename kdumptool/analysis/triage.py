@@ -120,6 +120,11 @@ class TriageReport:
 # --------------------------------------------------------------------------------------
 
 
+#: phrases of the crashed-kernel warnings that mean evidence could not be read (a vmcore
+#: page that did not decompress, a log that did not decode): warnings, not notes
+_UNREAD_MARKS = ("could not be read", "not decoded", "was not read")
+
+
 def unit_regs(system: System) -> List[UnitRegs]:
     out = []
     for u in system.units:
@@ -615,14 +620,23 @@ def triage(inp: TriageInput) -> TriageReport:
                        f"all of memory, so mapped-page counts do not apply to them: "
                        f"{', '.join(_short(td.bdf) for td in unbounded)}); "
                        f"{live} other risky device(s) still had mapped pages at the crash")
+        # Pages of the tables that could not be read or decompressed: a partial result,
+        # said in the title and the severity (never a plain "0 devices").
+        partial = (f"INCOMPLETE: {len(t.unreadable)} table page(s) could not be read or decompressed; "
+                   if t.unreadable else "")
         findings.append(make(
-            "crashed-kernel-tables", severity=WARNING if unbounded else INFO,
-            evidence=tuple(ev) + tuple(Evidence(str(c.vmcore), p) for p in t.problems[:5]),
+            "crashed-kernel-tables", severity=WARNING if unbounded or t.unreadable else INFO,
+            evidence=tuple(ev) + tuple(Evidence(str(c.vmcore), f"unreadable: {u}") for u in t.unreadable[:5])
+            + tuple(Evidence(str(c.vmcore), p) for p in t.problems[:5]),
             devices=tuple(r.bdf for r in risks if t.device(r.bdf) is not None),
-            mode=t.mode, n=len(t.devices), types=", ".join(types) or "none present", summary=summary))
+            partial=partial, mode=t.mode, n=len(t.devices), readable=" readable" if t.unreadable else "",
+            types=", ".join(types) or "none present", summary=summary))
     if c is not None:
         for w in c.warnings[:10]:
-            findings.append(make("offline-source", evidence=(Evidence(str(c.vmcore or c.source), w),), warning=w))
+            # Evidence that was there but could not be read is a warning, not a note.
+            sev = WARNING if any(k in w for k in _UNREAD_MARKS) else INFO
+            findings.append(make("offline-source", severity=sev, evidence=(Evidence(str(c.vmcore or c.source), w),),
+                                 warning=w))
 
     # ---- kdump configuration and initramfs
     if not sysm.in_kdump_kernel:
