@@ -22,7 +22,6 @@ Usage: python3 bench/bench_ratios.py [--runs N] [--kdumptool PATH]
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import shutil
 import statistics

@@ -16,12 +16,15 @@ typer is pinned below 0.29, which would import pydantic for every command (pypro
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
-from typing import Any, List, Optional, Tuple
 
 from kdumptool import __version__
+
+# typing is only read by type checkers here: importing it costs ~9 ms of the start-up
+# of every command (bench/bench_ratios.py), and annotations are strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Tuple
 
 COMMAND_MODULES = (
     "dmar",
@@ -49,8 +52,13 @@ def _build_app() -> Any:
     """The typer app with every available command registered (built once)."""
     if _state["app"] is not None:
         return _state["app"]
+    import typing
+
     import typer
 
+    # typer evaluates the callback's string annotations in this module's globals, where
+    # typing's names are not imported at start-up (the fast path never needs them).
+    globals().setdefault("Optional", typing.Optional)
     app = typer.Typer(
         name="kdumptool",
         help=HELP,
@@ -80,6 +88,9 @@ def _build_app() -> Any:
         ),
     ) -> None:
         _state["debug"] = debug
+
+    import importlib
+    import importlib.util
 
     for name in COMMAND_MODULES:
         modname = f"kdumptool.cli.{name}"

@@ -20,9 +20,14 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Dict, List, Optional, Tuple
 
 from kdumptool.errors import DecodeError, UnsupportedFormat
+
+# typing is only read by type checkers here: importing it costs ~9 ms of the start-up
+# of every command (bench/bench_ratios.py), and annotations are strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 ELFMAG = b"\x7fELF"
 ELFCLASS64 = 2
