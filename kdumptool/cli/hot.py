@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def run_dmar(file: Optional[Path], root: Optional[Path], fmt: str, no_pci: bool = False,
              fail_on: Optional[str] = None) -> None:
-    from kdumptool.analysis.dmar_checks import SEVERITY_ORDER, check_dmar
+    from kdumptool.analysis.dmar_checks import check_dmar
     from kdumptool.errors import DecodeError, SourceMissing
     from kdumptool.formats.dmar import parse_dmar
     from kdumptool.render.dmar import dmar_json, render_dmar_rich, render_dmar_text
@@ -67,8 +67,9 @@ def run_dmar(file: Optional[Path], root: Optional[Path], fmt: str, no_pci: bool 
         rich=lambda: render_dmar_rich(table, findings, source),
     )
     if fail_on is not None:
-        limit = SEVERITY_ORDER[fail_on.lower()]
-        if any(SEVERITY_ORDER.get(f.severity, 9) <= limit for f in findings):
+        from kdumptool.model.finding import at_least
+
+        if at_least(findings, fail_on.lower()):
             sys.exit(3)
 
 
