@@ -376,6 +376,56 @@ def _cmdline_remedy(s: Optional[KdumpSettings], want: str, drop: Sequence[str] =
     )
 
 
+def _amd_cmdline_remedy(s: Optional[KdumpSettings], drop: Sequence[str]) -> str:
+    """How to take amd_iommu=off / iommu=off off the kdump kernel's command line."""
+    for st in (s.cmdline_replace, s.cmdline_append) if s is not None else ():
+        if st is not None and st.entry is not None and st.file is not None:
+            args = str(st.value).split()
+            bad = [a for a in args if a.split("=", 1)[0] in drop and a.split("=", 1)[1:] != ["pt"]]
+            if bad:
+                keep = [a for a in args if a not in bad]
+                return (f'remove {" ".join(bad)} from {st.entry.key} in {st.file} (line {st.entry.line}): '
+                        f'{st.entry.key}="{" ".join(keep)}", then restart the kdump service')
+    return ("remove amd_iommu=off and iommu=off from the kdump kernel's command line "
+            "(KDUMP_COMMANDLINE_APPEND in /etc/sysconfig/kdump on RHEL/SUSE, KDUMP_CMDLINE_APPEND in "
+            "/etc/default/kdump-tools on Debian/Ubuntu) and from the first kernel's if the kdump "
+            "service reuses /proc/cmdline")
+
+
+def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> List[Finding]:
+    """The AMD-Vi scenario (analysis/amdvi_scenario.py) as findings."""
+    from kdumptool.analysis.amdvi_scenario import amdvi_remedies, classify_amdvi
+
+    sysm = inp.system
+    markers = [(m.kind, m.evidence, dict(m.groups)) for m in inp.log.markers if m.kind.startswith("amdvi_")]
+    first_markers = []
+    crashed = inp.crashed
+    if crashed is not None and crashed.log is not None:
+        first_markers = [(m.kind, m.evidence, dict(m.groups)) for m in crashed.log.markers
+                         if m.kind.startswith("amdvi_")]
+    if sysm.in_kdump_kernel:
+        first_cmd = crashed.cmdline if crashed is not None else None
+        kd = sysm.cmdline
+        where = "/proc/cmdline (this kdump kernel)"
+    else:
+        first_cmd = sysm.cmdline
+        kd = kd_cmdline
+        where = "the kdump kernel's command line"
+    a = classify_amdvi(sysm.in_kdump_kernel, first_cmd, kd, markers, first_markers, where,
+                       amdvi_remedies(lambda _want, drop: _amd_cmdline_remedy(inp.kdump_settings, drop)),
+                       "the crashed kernel's command line" if sysm.in_kdump_kernel else "/proc/cmdline")
+    out = [Finding(f"amdvi-{a.case}", a.severity, f"{a.title}. {a.explanation}", a.evidence, a.remedy)]
+    if a.snp:
+        out.append(Finding(
+            "amdvi-snp", "warning",
+            "SEV-SNP is enabled with AMD-Vi in the first kernel (\"IOMMU SNP support enabled.\"): the IOMMU's "
+            "own buffers are RMP-protected; kdump on an SNP host needs a kdump kernel and kexec that support "
+            "SNP host kexec, and DTE Mode 0 (pass-through) is not allowed under SNP",
+            tuple(e for k, e, g in first_markers + markers if k == "amdvi_snp")[:2],
+            "check that the kdump kernel is the same SNP-capable build; keep iommu=pt off the first kernel"))
+    return out
+
+
 def _module_remedy(s: Optional[KdumpSettings], modules: Sequence[str]) -> str:
     mods = " ".join(sorted(set(modules)))
     fam = s.family if s is not None else "unknown"
@@ -510,8 +560,10 @@ def triage(inp: TriageInput) -> TriageReport:
         title = "No Intel VT-d (no DMAR table, no DMAR units): nothing to triage for VT-d"
         if inp.amd_iommu is not None:
             nv_ev.append(inp.amd_iommu)
-            title += "; this machine has an AMD IOMMU (ACPI IVRS), which kdumptool does not triage"
+            title += "; this machine has an AMD IOMMU (ACPI IVRS): see the AMD-Vi finding"
         findings.append(Finding("no-vtd", "info", title, tuple(nv_ev)))
+        if inp.amd_iommu is not None:
+            findings.extend(_amdvi_findings(inp, kd_cmdline))
         findings.extend(_capacity_findings(inp))
         return _report(scen, findings, [], src, kd_cmdline, kd_basis)
 
