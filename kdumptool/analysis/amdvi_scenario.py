@@ -126,7 +126,6 @@ class AmdViScenario:
     copy_why: Tuple[str, ...]
     snp: bool
     evidence: Tuple[Evidence, ...]
-    remedy: Optional[str]
 
 
 def _ev_of(markers: Sequence[Tuple[str, Evidence, dict]], kind: str) -> List[Tuple[Evidence, dict]]:
@@ -140,7 +139,6 @@ def classify_amdvi(
     markers: Sequence[Tuple[str, Evidence, dict]],
     first_markers: Sequence[Tuple[str, Evidence, dict]] = (),
     kdump_cmdline_where: str = "the kdump kernel's command line",
-    remedy_for: Optional[dict] = None,
     first_cmdline_where: str = "the crashed kernel's command line",
 ) -> AmdViScenario:
     """The AMD-Vi case. ``markers``: (kind, evidence, groups) of this kernel's log;
@@ -207,27 +205,5 @@ def classify_amdvi(
     severity, title = CASES[case]
     if case == "amd-copy-failed" and why:
         title += f" ({'; '.join(why)})"
-    remedies = remedy_for or {}
     return AmdViScenario(case, severity, title, EXPLAIN[case], first_on, kdump_on, copy, tuple(why),
-                         bool(snp_lines), tuple(ev + snp_lines[:1]), remedies.get(case))
-
-
-def amdvi_remedies(cmdline_remedy) -> dict:  # type: ignore[no-untyped-def]
-    """Remedy text per case, built with the distribution-aware command-line helper."""
-    return {
-        "amd-on-off": cmdline_remedy("(nothing: remove amd_iommu=off and iommu=off)", ("amd_iommu", "iommu"))
-        + "; with AMD-Vi on, the kdump kernel copies the device table ('Copied DEV table from previous "
-        "kernel') and DMA stays inside the old kernel's buffers",
-        "amd-copy-failed": "use the same kernel build (and the same IVRS handling) for kdump as for the first "
-        "kernel, so both compute the same device table size; if the old table was above 4 GiB, boot the "
-        "first kernel without SME (mem_encrypt=off) or with less memory above 4 GiB reserved for it; put the "
-        "drivers of every bus-mastering device into the kdump initramfs so they reset their devices",
-        "amd-copied": "put the drivers of every bus-mastering device into the kdump initramfs (kdump "
-        "modules) so each device is reset and moved off the old page tables; iommu=pt on the kdump kernel "
-        "does not stop in-flight DMA",
-        "amd-off-both": "turn AMD-Vi on in the first kernel (remove amd_iommu=off / iommu=off) so DMA is "
-        "confined to the buffers the crashed kernel mapped",
-        "amd-off-on": "nothing required; the IO_PAGE_FAULT lines stop when the drivers reset their devices",
-        "amd-unknown": "run kdumptool triage on the live first kernel, or give it the kdump kernel's log "
-        "(kdumptool record)",
-    }
+                         bool(snp_lines), tuple(ev + snp_lines[:1]))
