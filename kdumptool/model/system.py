@@ -87,6 +87,7 @@ class PciDevice:
     config_size: int = 0
     physfn: Optional[str] = None  # an SR-IOV VF's PF
     warnings: Tuple[str, ...] = ()
+    driver_known: bool = True  # False: driver state unknown (shown as such, raises no risk)
 
     @property
     def segment(self) -> int:
@@ -173,6 +174,7 @@ class RawDevice:
     parent: Optional[str] = None  # the sysfs parent device when it is a PCI device
     physfn: Optional[str] = None
     warnings: Tuple[str, ...] = ()
+    driver_known: bool = True  # False: the source cannot tell (an lspci -x dump without -k text)
 
 
 def _bus_of(bdf: str) -> Tuple[int, int]:
@@ -358,11 +360,13 @@ def build_system(
             rmrrs=find_rmrrs(bdf, ups, dmar, raw_devices),
             # A bridge forwards its children's DMA but does not initiate it on its own;
             # with no driver bound, a bus-mastering endpoint keeps DMA going into kdump.
-            kdump_risk=bus_master and not r.driver and not is_bridge,
+            # Unknown driver state (an lspci dump without -k/-v text) is not "no driver".
+            kdump_risk=bus_master and r.driver_known and not r.driver and not is_bridge,
             config=c,
             config_size=r.config_size,
             physfn=r.physfn,
             warnings=tuple(dev_warnings),
+            driver_known=r.driver_known,
         )
     linked_units = []
     for u in units:
