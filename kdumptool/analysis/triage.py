@@ -377,6 +377,56 @@ def _cmdline_remedy(s: Optional[KdumpSettings], want: str, drop: Sequence[str] =
     )
 
 
+def _amd_cmdline_remedy(s: Optional[KdumpSettings], drop: Sequence[str]) -> str:
+    """How to take amd_iommu=off / iommu=off off the kdump kernel's command line."""
+    for st in (s.cmdline_replace, s.cmdline_append) if s is not None else ():
+        if st is not None and st.entry is not None and st.file is not None:
+            args = str(st.value).split()
+            bad = [a for a in args if a.split("=", 1)[0] in drop and a.split("=", 1)[1:] != ["pt"]]
+            if bad:
+                keep = [a for a in args if a not in bad]
+                return (f'remove {" ".join(bad)} from {st.entry.key} in {st.file} (line {st.entry.line}): '
+                        f'{st.entry.key}="{" ".join(keep)}", then restart the kdump service')
+    return ("remove amd_iommu=off and iommu=off from the kdump kernel's command line "
+            "(KDUMP_COMMANDLINE_APPEND in /etc/sysconfig/kdump on RHEL/SUSE, KDUMP_CMDLINE_APPEND in "
+            "/etc/default/kdump-tools on Debian/Ubuntu) and from the first kernel's if the kdump "
+            "service reuses /proc/cmdline")
+
+
+def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> List[Finding]:
+    """The AMD-Vi scenario (analysis/amdvi_scenario.py) as catalogue findings."""
+    from kdumptool.analysis.amdvi_scenario import classify_amdvi
+
+    sysm = inp.system
+    markers = [(m.kind, m.evidence, dict(m.groups)) for m in inp.log.markers if m.kind.startswith("amdvi_")]
+    first_markers = []
+    crashed = inp.crashed
+    if crashed is not None and crashed.log is not None:
+        first_markers = [(m.kind, m.evidence, dict(m.groups)) for m in crashed.log.markers
+                         if m.kind.startswith("amdvi_")]
+    if sysm.in_kdump_kernel:
+        first_cmd = crashed.cmdline if crashed is not None else None
+        kd = sysm.cmdline
+        where = "/proc/cmdline (this kdump kernel)"
+    else:
+        first_cmd = sysm.cmdline
+        kd = kd_cmdline
+        where = "the kdump kernel's command line"
+    a = classify_amdvi(sysm.in_kdump_kernel, first_cmd, kd, markers, first_markers, where,
+                       "the crashed kernel's command line" if sysm.in_kdump_kernel else "/proc/cmdline")
+    fid = "amdvi-" + a.case[len("amd-"):]
+    remedy = None
+    if fid == "amdvi-on-off":
+        remedy = (_amd_cmdline_remedy(inp.kdump_settings, ("amd_iommu", "iommu"))
+                  + "; with AMD-Vi on, the kdump kernel copies the device table ('Copied DEV table from "
+                  "previous kernel') and DMA stays inside the old kernel's buffers")
+    out = [make(fid, evidence=a.evidence, remedy=remedy, scenario=f"{a.title}. {a.explanation}")]
+    if a.snp:
+        out.append(make("amdvi-snp", evidence=tuple(e for k, e, _g in first_markers + markers
+                                                    if k == "amdvi_snp")[:2]))
+    return out
+
+
 def _module_remedy(s: Optional[KdumpSettings], modules: Sequence[str]) -> str:
     mods = " ".join(sorted(set(modules)))
     fam = s.family if s is not None else "unknown"
@@ -526,6 +576,8 @@ def triage(inp: TriageInput) -> TriageReport:
         if inp.amd_iommu is not None:
             nv_ev.append(inp.amd_iommu)
         findings.append(make("no-vtd", evidence=nv_ev, amd=AMD_IOMMU_NOTE if inp.amd_iommu is not None else ""))
+        if inp.amd_iommu is not None:
+            findings.extend(_amdvi_findings(inp, kd_cmdline))
         findings.extend(_capacity_findings(inp))
         return _report(scen, findings, [], src, kd_cmdline, kd_basis)
 

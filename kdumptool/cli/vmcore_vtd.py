@@ -235,7 +235,7 @@ def _vtd_or_amd(err: Exception, vmcore: Path, vendor: str, rtaddr: Optional[str]
         raise err
     try:
         _amd(vmcore, "amd", None, None, None, unit, dev, fmt, exposure,
-             note="vendor AMD-Vi: no VT-d root table in the dump (scan); an AMD-Vi device table was")
+             note="vendor AMD-Vi: the scan found no VT-d root table, so an AMD-Vi device table was looked for")
     except SourceMissing as amd_err:
         raise SourceMissing(f"{err}; {amd_err}") from None
 
