@@ -197,29 +197,10 @@ def exposure(
 
 def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
     """Find VT-d root tables in the dump with no hint, validated and ranked."""
-    from kdumptool.analysis.rtscan import find_root_tables
     from kdumptool.cli.common import check_format
-    from kdumptool.render import vtd as rv
-    from kdumptool.render.output import emit
-    from kdumptool.sources.vmcore import open_dump
+    from kdumptool.cli.hot import run_vmcore_scan
 
-    fmt = check_format(fmt)
-    with open_dump(str(vmcore)) as dump:
-        ranges = list(dump.iter_dumped_ranges())
-        with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
-            res = find_root_tables(dump, ranges, progress=tick)
-        truncated = dump.truncated
-        warnings = list(dump.warnings)
-    obj = rv.scan_json(res)
-    # pages the scan could not read may hold the root table: say so, and exit non-zero
-    obj["incomplete"] = truncated or res.unreadable_pages > 0
-    obj["warnings"] = warnings
-    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj), rich=lambda: rv.render_scan_rich(obj))
-    if obj["incomplete"]:
-        from kdumptool.errors import IncompleteResult
-
-        raise IncompleteResult(f"{vmcore}: scan incomplete: {res.unreadable_pages} page(s) "
-                               f"unreadable{' (the dump is truncated)' if truncated else ''}")
+    run_vmcore_scan(vmcore, check_format(fmt))
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -279,10 +260,10 @@ def _fail_if_incomplete(vmcore: Path, tables: Any, devices: Optional[list]) -> N
 
     devs = tables.devices if devices is None else devices
     unread = len(tables.unreadable) + sum(len(d.all_unreadable) for d in devs)
-    cut = sum(1 for d in devs for w in d.walks if w.truncated)
+    cut = sum(1 for d in devs for w in d.walks if w.truncated) + sum(1 for d in devs if d.pasids_truncated)
     if unread or cut:
         raise IncompleteResult(f"{vmcore}: VT-d tables incomplete: {unread} table page(s) unreadable, "
-                               f"{cut} walk(s) truncated at a limit (see above)")
+                               f"{cut} walk(s) or PASID directories truncated at a limit (see above)")
 
 
 def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:
@@ -333,37 +314,7 @@ def _parse_bdf(text: str) -> tuple:
     return seg, bus, (dev << 3) | fn
 
 
-class _progress:
-    """A rich progress bar on stderr when it is a terminal; a no-op callback otherwise."""
-
-    def __init__(self, what: str, total: Optional[int], unit: str) -> None:
-        import sys
-
-        self.bar: Any = None
-        if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                Progress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            cols: List[Any] = [TextColumn("{task.description}"), BarColumn()]
-            cols += [TaskProgressColumn(), TimeRemainingColumn()] if total else [TextColumn("{task.completed} " + unit)]
-            self.bar = Progress(*cols, console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task(what, total=total)
-
-    def __enter__(self) -> Any:
-        if self.bar is None:
-            return None
-        self.bar.start()
-        return lambda n: self.bar.advance(self.task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+from kdumptool.cli.hot import Progress as _progress  # noqa: E402
 
 
 def _resolve(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Path], unit: Optional[str],

@@ -8,9 +8,13 @@ trailing newline.
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any, Callable, List, Optional
+
+# typing is only read by type checkers here: importing it costs ~9 ms of the start-up
+# of every command (bench/bench_ratios.py), and annotations are strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, List, Optional
 
 FORMATS = ("auto", "text", "rich", "json")
 
@@ -27,6 +31,8 @@ def resolve_format(fmt: str, stream: Any = None) -> str:
 
 
 def to_json(obj: Any) -> str:
+    import json  # only for --format json (start-up: cli/hot.py)
+
     return json.dumps(obj, indent=2) + "\n"
 
 

@@ -37,7 +37,8 @@ def read_log_text(root: Root) -> Tuple[Union[str, bytes], str]:
     """The kernel log as ``dmesg`` prints it (bytes or text), and where it came from."""
     path = root.extra("dmesg.txt")
     if path.exists():
-        return path.read_bytes(), "_kdumptool/dmesg.txt"
+        # relative to the root: _kdumptool/dmesg.txt, or a sos report's sos_commands/kernel/dmesg
+        return path.read_bytes(), os.path.relpath(path, root.path)
     if root.is_live:
         exe = shutil.which("dmesg")
         if exe is not None:
