@@ -918,7 +918,11 @@ class FaultCheck:
     verdict: str
 
 
-def check_faults(mem: PhysMemory, root_address: int, mode: str, events: list, segment: int = 0) -> List[FaultCheck]:
+MAX_FAULT_CHECKS = 4096  # distinct (device, address, access) faults looked up; the rest counted
+
+
+def check_faults(mem: PhysMemory, root_address: int, mode: str, events: list, segment: int = 0,
+                 unchecked: Optional[List[int]] = None) -> List[FaultCheck]:
     """Look up every distinct DMA fault of ``events`` (``kdumptool.formats.klog.LogEvent``
     of kind ``dma_fault``) in the old tables.
 
@@ -927,10 +931,17 @@ def check_faults(mem: PhysMemory, root_address: int, mode: str, events: list, se
     (in-flight DMA across the crash), and that the new kernel's tables did not carry the
     mapping over (translation tables not copied, or the domain torn down)."""
     groups: Dict[Tuple[str, int, Optional[str]], List[object]] = {}
+    skipped = 0
     for ev in events:
         if getattr(ev, "kind", None) != "dma_fault" or ev.bdf is None or ev.address is None:
             continue
-        groups.setdefault((ev.bdf, ev.address, ev.access), []).append(ev)
+        key = (ev.bdf, ev.address, ev.access)
+        if key not in groups and len(groups) >= MAX_FAULT_CHECKS:
+            skipped += 1   # past MAX_FAULT_CHECKS distinct faults: counted, not looked up
+            continue
+        groups.setdefault(key, []).append(ev)
+    if unchecked is not None:
+        unchecked[:] = [skipped]
     out: List[FaultCheck] = []
     for (bdf, address, access), evs in groups.items():
         first = evs[0]
