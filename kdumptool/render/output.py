@@ -8,9 +8,13 @@ trailing newline.
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any, Callable, List, Optional
+
+# typing is only read by type checkers here: importing it costs ~9 ms of the start-up
+# of every command (bench/bench_ratios.py), and annotations are strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, List, Optional
 
 FORMATS = ("auto", "text", "rich", "json")
 
@@ -27,6 +31,8 @@ def resolve_format(fmt: str, stream: Any = None) -> str:
 
 
 def to_json(obj: Any) -> str:
+    import json  # only for --format json (start-up: cli/hot.py)
+
     return json.dumps(obj, indent=2) + "\n"
 
 
@@ -77,6 +83,8 @@ def human_size(n: int) -> str:
 #: (the test makedumpfile's ``--dump-dmesg`` applies to each byte; util-linux ``dmesg``
 #: escapes the same bytes in the C locale).
 _LOG_KEEP = frozenset(chr(c) for c in range(0x20, 0x7F)) | frozenset("\t\n\v\f\r")
+#: str.translate table deleting every kept character: what is left needs escaping
+_DROP_KEPT = dict.fromkeys(map(ord, _LOG_KEEP))
 
 
 def escape_log_text(text: str) -> str:
@@ -85,7 +93,7 @@ def escape_log_text(text: str) -> str:
     ``\\x7f``: "Invalid ELF header magic: != \\x7fELF"), so a crashed kernel's log cannot
     send escape sequences to a terminal. Non-ASCII characters are escaped byte by byte
     (their UTF-8 encoding), as in the C locale. Newlines are kept (callers split on them)."""
-    if all(c in _LOG_KEEP for c in text):
+    if not text.translate(_DROP_KEPT):  # the common case, in C (vmcore log start-up)
         return text
     out = []
     for c in text:

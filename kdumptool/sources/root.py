@@ -31,6 +31,8 @@ class Root:
 
     def __init__(self, path: Union[str, Path] = "/") -> None:
         self.path = Path(path)
+        #: what the user named (a tarball's own path, not the temporary directory)
+        self.origin = str(path)
         self._tmp: Optional[tempfile.TemporaryDirectory] = None  # type: ignore[type-arg]
         self._abs_links: Optional[bool] = None
 
@@ -146,8 +148,15 @@ class Root:
         return os.path.basename(target.rstrip("/")) if target else None
 
     def extra(self, name: str) -> Path:
-        """Path of a non-mirrored snapshot file (``_kdumptool/<name>``)."""
-        return self.path / EXTRA_DIR / name
+        """Path of a non-mirrored snapshot file (``_kdumptool/<name>``); in a sos report,
+        where sos keeps the same thing (sources/sos.py: the kernel log, lspci)."""
+        path = self.path / EXTRA_DIR / name
+        if not path.exists() and not self.is_live:
+            from kdumptool.sources.sos import is_sos_report, sos_extra
+
+            if is_sos_report(self.path):
+                return sos_extra(self.path, name) or path
+        return path
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -227,5 +236,6 @@ def open_root(path: Union[str, Path, None]) -> Root:
     if len(entries) == 1 and (top / entries[0]).is_dir() and not (top / "sys").exists():
         top = top / entries[0]
     root = Root(top)
+    root.origin = str(p)
     root._tmp = tmp
     return root
