@@ -697,7 +697,10 @@ def triage(inp: TriageInput) -> TriageReport:
             partial=partial, mode=t.mode, n=len(t.devices), readable=" readable" if t.unreadable else "",
             types=", ".join(types) or "none present", summary=summary))
     if c is not None:
-        for w in c.warnings[:10]:
+        # No root table to locate when the crashed kernel had translation off.
+        notes = [w for w in c.warnings
+                 if not (scen.first.vtd is False and w.startswith("the crashed kernel's VT-d root table was not located"))]
+        for w in notes[:10]:
             # Evidence that was there but could not be read is a warning, not a note.
             sev = WARNING if any(k in w for k in _UNREAD_MARKS) else INFO
             findings.append(make("offline-source", severity=sev, evidence=(Evidence(str(c.vmcore or c.source), w),),
@@ -730,6 +733,8 @@ def _device_findings(
         sev, why = WARNING, DRIVERLESS_WHY["misread"]
     elif scen.case == "sm-mismatch":
         sev, why = WARNING, DRIVERLESS_WHY["sm-mismatch"]
+    elif scen.case == "off-on":
+        sev, why = WARNING if sysm.in_kdump_kernel else INFO, DRIVERLESS_WHY["off-on"]
     else:
         sev, why = WARNING if sysm.in_kdump_kernel else INFO, DRIVERLESS_WHY["other"]
     for r in driverless:
@@ -858,22 +863,16 @@ def integration_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> List[Fi
                   "kdumpctl restart`" if ig.stack == "kdump-utils" else
                   f"rebuild the kdump initramfs with the module: dracut --force --add kdumptool {initrd.path} "
                   f"{initrd.release}")
-    out.append(Finding("kdumptool-integration", "info", "; ".join(parts), tuple(ev), remedy))
+    out.append(make("kdumptool-integration", evidence=ev, remedy=remedy, state="; ".join(parts)))
     if ig.command_ok is False:
-        out.append(Finding(
-            "kdumptool-integration-broken", "warning",
-            f"kdumptool's units run {ig.command}, which is not an executable file on this system: "
-            "the boot record and the kdump hooks will not run",
-            (Evidence("/usr/lib/systemd/system/kdumptool-boot-record.service", f"ExecStart={ig.command} ..."),),
-            "run `kdumptool install-integration` again with the kdumptool now installed "
-            "(it writes the units with that kdumptool's real path)"))
+        out.append(make(
+            "kdumptool-integration-broken", command=ig.command,
+            evidence=(Evidence("/usr/lib/systemd/system/kdumptool-boot-record.service", f"ExecStart={ig.command} ..."),)))
     if ig.newer_than_initrd and ig.initrd_path:
-        out.append(Finding(
-            "kdump-initramfs-stale", "warning",
-            f"The kdump initramfs is older than {', '.join('/' + f for f in ig.newer_than_initrd)}: the kdump "
-            "kernel runs with the configuration it was built from, not the current one",
-            tuple(Evidence("/" + f, f"changed after {ig.initrd_path} was built") for f in ig.newer_than_initrd),
-            f"rebuild it: `{ig.rebuild}`" if ig.rebuild else None))
+        out.append(make(
+            "kdump-initramfs-stale", files=", ".join("/" + f for f in ig.newer_than_initrd),
+            evidence=tuple(Evidence("/" + f, f"changed after {ig.initrd_path} was built") for f in ig.newer_than_initrd),
+            remedy=f"rebuild it: `{ig.rebuild}`" if ig.rebuild else None))
     return out
 
 

@@ -264,7 +264,9 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
     parts = ", ".join(f"{k} {v}" for k, v in timings.items())
     lines.append(f"recorded in {report['elapsed_s']} s ({parts}) into {dest}: {', '.join(files)}")
     text = "\n".join(lines) + "\n"
-    (dest / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
+    from kdumptool.render.output import with_schema_version
+
+    (dest / REPORT_JSON).write_text(json.dumps(with_schema_version(report), indent=2) + "\n")
     (dest / REPORT_TEXT).write_text(text)
     return report, text, dest
 
