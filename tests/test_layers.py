@@ -41,9 +41,7 @@ CLI_DEBT: Set[Tuple[str, str]] = {
     ("cli/vmcore_vtd.py", "imports kdumptool.formats.klog"),
     ("cli/vmcore_vtd.py", "imports kdumptool.formats.printk"),
     ("cli/vmcore_vtd.py", "calls open()"),
-    ("cli/record.py", "calls .read_text()"),
     ("cli/record.py", "calls .write_text()"),
-    ("cli/record.py", "calls json.loads()"),
 }
 
 FILE_CALLS = ("read_text", "read_bytes", "write_text", "write_bytes")
