@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import signal
 import sys
 from typing import Any, List, Optional
 
@@ -143,6 +144,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     from kdumptool.errors import KdumptoolError
 
     debug = "--debug" in args
+    previous = install_sigterm_exit()
     try:
         app = _build_app()
         if _bare_group(app, args):
@@ -180,6 +182,24 @@ def main(argv: Optional[List[str]] = None) -> None:
             raise
         _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         sys.exit(1)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def install_sigterm_exit() -> Any:
+    """SIGTERM raises SystemExit(143), so ``finally`` blocks run and temporary trees (an
+    unpacked snapshot, a collect in progress) are removed, as they are on Ctrl-C. Returns
+    the previous handler (None when not on the main thread)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminated(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, terminated)
 
 
 def _bare_group(app: Any, args: List[str]) -> bool:

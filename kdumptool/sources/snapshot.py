@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 from kdumptool import __version__
 from kdumptool.errors import KdumptoolError, PermissionDenied, SourceMissing
 from kdumptool.sources import iommu as iommu_src
-from kdumptool.sources.root import EXTRA_DIR, Root
+from kdumptool.sources.root import EXTRA_DIR, MAX_LOG_BYTES, Root, extra_rel
 from kdumptool.sources.system import KDUMP_CONFIGS
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
@@ -266,9 +266,17 @@ def collect(
                         c.unreadable[f"/dev/mem@{e['address']:#x}"] = e["read_error"]
                 (extra / "vtd_registers.json").write_text(json.dumps({"units": entries}, indent=2) + "\n")
         else:
-            for fname in os.listdir(src.path / EXTRA_DIR) if (src.path / EXTRA_DIR).is_dir() else []:
-                if fname != "collect.json":
-                    shutil.copyfile(src.extra(fname), extra / fname)
+            # Read through the root like every other file: a link planted in the source's
+            # _kdumptool/ resolves inside it, a FIFO or device is refused, sizes are capped.
+            for fname in src.listdir("/" + EXTRA_DIR):
+                if fname == "collect.json":
+                    continue
+                try:
+                    data = src.read_bytes(extra_rel(fname), cap=MAX_LOG_BYTES)
+                except KdumptoolError as err:
+                    c.unreadable[extra_rel(fname)] = str(err)
+                    continue
+                (extra / fname).write_bytes(data)
         step(5)
         if src.is_live:
             try:

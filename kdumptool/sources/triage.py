@@ -36,14 +36,14 @@ from kdumptool.analysis.triage import (
 from kdumptool.errors import KdumptoolError, PermissionDenied, SourceMissing
 from kdumptool.sources.initramfs import read_kdump_initrd, running_release
 from kdumptool.sources.kdumpconf import read_kdump_settings
-from kdumptool.sources.root import Root, open_root
+from kdumptool.sources.root import MAX_LOG_BYTES, Root, open_root, read_file_capped
 
 
 def read_log_text(root: Root) -> Tuple[Union[str, bytes], str]:
     """The kernel log as ``dmesg`` prints it (bytes or text), and where it came from."""
-    path = root.extra("dmesg.txt")
-    if path.exists():
-        return path.read_bytes(), "_kdumptool/dmesg.txt"
+    data = root.read_extra("dmesg.txt", cap=MAX_LOG_BYTES)
+    if data is not None:
+        return data, "_kdumptool/dmesg.txt"
     if root.is_live:
         exe = shutil.which("dmesg")
         if exe is not None:
@@ -151,10 +151,13 @@ def read_device_modules(root: Root, release: Optional[str], bdfs: List[str]) -> 
                 out[bdf] = tuple(mods)
     if out:
         return out
-    path = root.extra("lspci_vvv.txt")
-    if path.exists():
+    try:
+        raw = root.read_extra("lspci_vvv.txt")
+    except KdumptoolError:
+        raw = None
+    if raw is not None:
         cur: Optional[str] = None
-        for line in path.read_text(errors="replace").splitlines():
+        for line in raw.decode("utf-8", "replace").splitlines():
             m = _LSPCI_DEV.match(line)
             if m:
                 cur = f"{m.group(1) or '0000'}:{m.group(2)}"
@@ -243,8 +246,8 @@ def _records(d: Path) -> List[Tuple[Path, Dict[str, Any]]]:
         p = sub / RECORD_JSON
         if p.is_file():
             try:
-                data = json.loads(p.read_text(errors="replace"))
-            except ValueError:
+                data = json.loads(read_file_capped(p).decode("utf-8", "replace"))
+            except (ValueError, KdumptoolError):
                 continue
             if isinstance(data, dict):
                 out.append((sub, data))
@@ -382,9 +385,9 @@ def read_crashed_kernel(
         if first_snap is not None:
             with open_root(first_snap) as fr:
                 first_sys = read_system(fr)
-                p = fr.extra("dmesg.txt")
-                if p.is_file():
-                    snap_log = (p.read_bytes(), f"{first_snap}: _kdumptool/dmesg.txt")
+                snap_bytes = fr.read_extra("dmesg.txt", cap=MAX_LOG_BYTES)
+                if snap_bytes is not None:
+                    snap_log = (snap_bytes, f"{first_snap}: _kdumptool/dmesg.txt")
             if first_sys.in_kdump_kernel:
                 warnings.append(f"{first_snap}: this snapshot was taken inside a kdump kernel, not the first kernel")
                 first_sys = None
@@ -396,7 +399,7 @@ def read_crashed_kernel(
                     break
         for name in ("vmcore-dmesg.txt", "dmesg.txt"):
             if (d / name).is_file():
-                text, source = (d / name).read_bytes(), str(d / name)
+                text, source = read_file_capped(d / name, MAX_LOG_BYTES), str(d / name)
                 break
     tables = None
     if vmcore is not None:

@@ -168,10 +168,10 @@ def test_unreadable_dmar_is_not_reported_as_absent(tmp_path, monkeypatch):
     (tables / "DMAR").write_bytes(b"DMAR")
     real = Root.read_bytes
 
-    def deny(self, rel, limit=None):
+    def deny(self, rel, limit=None, **kw):
         if rel.endswith("/DMAR"):
             raise PermissionDenied(f"{self.p(rel)}: permission denied (run as root?)")
-        return real(self, rel, limit)
+        return real(self, rel, limit, **kw)
 
     monkeypatch.setattr(Root, "read_bytes", deny)
     system = read_system(tmp_path)
