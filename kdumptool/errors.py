@@ -72,3 +72,12 @@ class PermissionDenied(KdumptoolError):
 
 class ActionRefused(KdumptoolError):
     """A hardware change that the safety rules refuse."""
+
+
+class IncompleteResult(KdumptoolError):
+    """Raised by a command AFTER it has printed its (partial) result, when that result
+    rests on damaged, missing or cut-short evidence (a damaged printk ring, a truncated
+    dump, a table walk stopped at a limit). The CLI prints the one line and exits 3: a
+    partial answer is never a clean exit 0."""
+
+    exit_code = 3

@@ -150,7 +150,7 @@ def plan_quiesce(
 ) -> Plan:
     """Which devices to stop, in which order, and why every other device is left alone.
 
-    ``system`` is a :class:`kdumptool.analysis.model.System` (only ``devices`` is used);
+    ``system`` is a :class:`kdumptool.model.system.System` (only ``devices`` is used);
     ``dump_target_bdfs`` are the devices carrying the dump target (bridges above them are
     protected as well). Pure: reads nothing, writes nothing.
     """

@@ -76,7 +76,7 @@ class Exposure:
     writable_dumped_bytes: Optional[int]
     not_dumped_bytes: Optional[int]
     passthrough_devices: Tuple[str, ...]
-    incomplete: bool  # some table pages were unreadable: exposure may be larger
+    incomplete: bool  # some table pages were unreadable or a walk was truncated: exposure may be larger
 
     def to_json(self) -> dict:
         return {
@@ -199,6 +199,7 @@ def find_exposure(
             union_items.append((0, end, 3, d.bdf))
             continue
         walks = d.walks
+        incomplete = incomplete or any(w.truncated for w in walks)
         if not walks:
             out.append(DeviceExposure(d.bdf, d.domain_id, d.translation_type, False, (), 0, 0,
                                       0 if dmap else None, unread))

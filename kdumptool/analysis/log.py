@@ -2,7 +2,7 @@
 
 :func:`analyse_log` takes :class:`~kdumptool.formats.klog.LogEvent` records (from
 :func:`~kdumptool.formats.klog.parse_log`, or a list of strings, parsed here) and an
-optional system model (:class:`kdumptool.analysis.model.System`), and returns a
+optional system model (:class:`kdumptool.model.system.System`), and returns a
 :class:`LogReport`:
 
 * faults grouped per device, kind and reason, with first/last line and time, access
@@ -31,7 +31,7 @@ BURST_GAP_LINES = 50
 MAX_ADDRESSES = 8
 MAX_BURSTS = 1000
 
-FAULT_KINDS = ("dma_fault", "ir_fault")
+FAULT_KINDS = ("dma_fault", "ir_fault", "amd_vi_fault")
 #: Events that tell the kdump / kexec story, shown in log order.
 MARKER_KINDS = (
     "boot",
@@ -53,9 +53,18 @@ MARKER_KINDS = (
     "ir_not_kdump",
     "firmware_bug",
     "hw_malfunction",
+    "amdvi_translation_preenabled",
+    "amdvi_tables_copied",
+    "amdvi_copy_failed",
+    "amdvi_copy_refused",
+    "amdvi_not_kdump",
+    "amdvi_firmware",
+    "amdvi_ir_disabled",
+    "amdvi_snp",
 )
 _KDUMP_KINDS = frozenset(
-    {"kdump_kernel", "translation_preenabled", "tables_copied", "copy_failed", "ir_copied", "ir_copy_failed"}
+    {"kdump_kernel", "translation_preenabled", "tables_copied", "copy_failed", "ir_copied", "ir_copy_failed",
+     "amdvi_translation_preenabled", "amdvi_tables_copied", "amdvi_copy_failed", "amdvi_copy_refused"}
 )
 
 
@@ -282,7 +291,7 @@ def _device_info(system: Any, bdf: str) -> DeviceInfo:
                 info.unit = str(_get(u, "name"))
                 break
     for r in _get(dev, "rmrrs") or ():
-        # The model lists RMRRs by base address (analysis/model.py); the end comes from
+        # The model lists RMRRs by base address (model/system.py); the end comes from
         # the DMAR table. Objects or (base, end) pairs are taken as they are.
         if isinstance(r, int):
             end = rmrr_ends.get(r)
@@ -653,10 +662,19 @@ def _verdict(
         ir_units = sorted({m.unit for m in markers if m.kind == "ir_copy_failed" and m.unit})
         parts.append(f"the kdump kernel failed to copy the interrupt-remapping table for {', '.join(ir_units) or 'a unit'}")
         level = "warning"
-    if counts.get("translation_not_kdump") or counts.get("ir_not_kdump"):
+    if counts.get("amdvi_copy_failed") or counts.get("amdvi_copy_refused"):
+        whys = sorted({str(m.details.get("why")) for m in markers
+                       if m.kind == "amdvi_copy_refused" and m.details.get("why")})
+        parts.append("the AMD-Vi kdump kernel failed to copy the crashed kernel's device table"
+                     + (f" ({'; '.join(whys)})" if whys else "")
+                     + ": it starts with an empty table, DMA still in flight from the crashed "
+                     "kernel's devices faults (IO_PAGE_FAULT) or is blocked")
+        level = "warning"
+    if counts.get("translation_not_kdump") or counts.get("ir_not_kdump") or counts.get("amdvi_not_kdump"):
         parts.append("a previous kernel left remapping enabled and this is not a kdump kernel (kexec reboot)")
         level = "warning"
-    for kind, word in (("dma_fault", "DMA remapping fault"), ("ir_fault", "interrupt-remapping fault")):
+    for kind, word in (("dma_fault", "DMA remapping fault"), ("ir_fault", "interrupt-remapping fault"),
+                       ("amd_vi_fault", "AMD-Vi event")):
         n = counts.get(kind, 0)
         if not n:
             continue
@@ -679,8 +697,8 @@ def _verdict(
         parts.append(f"{_plural(counts['qi_error'], 'invalidation queue error line')} (IQE/ITE/ICE)")
         if level == "ok":
             level = "warning"
-    if counts.get("amd_vi_fault"):
-        parts.append(f"{_plural(counts['amd_vi_fault'], 'AMD-Vi event')} (an AMD IOMMU, not VT-d: not analysed further)")
+    if counts.get("amdvi_firmware"):
+        parts.append(f"{_plural(counts['amdvi_firmware'], 'AMD-Vi firmware bug line')} about the IVRS table")
         if level == "ok":
             level = "warning"
     if counts.get("firmware_bug"):
@@ -692,7 +710,9 @@ def _verdict(
         if level == "ok":
             level = "warning"
     if not parts:
-        if counts.get("tables_copied"):
+        if counts.get("amdvi_tables_copied"):
+            parts.append("no AMD-Vi events; the kdump kernel copied the crashed kernel's device table")
+        elif counts.get("tables_copied"):
             parts.append("no DMAR faults; the kdump kernel copied the crashed kernel's translation tables")
         elif counts.get("iommu_disabled"):
             parts.append("no DMAR faults; the IOMMU is disabled in this kernel")

@@ -50,6 +50,8 @@ _UNPACK_512 = struct.Struct("<512Q").unpack
 _UNPACK_4Q = struct.Struct("<4Q").unpack_from
 _UNPACK_8Q = struct.Struct("<8Q").unpack_from
 MAX_DOMAINS_CHECKED = 16
+# Verdicts on context tables and page-table tops kept per scan (a few hundred bytes each).
+MAX_CHECK_CACHE = 1 << 16
 
 
 def prefilter(page: bytes) -> Tuple[bool, bool]:
@@ -124,9 +126,15 @@ def check_root_table(
     mode: str,
     max_paddr: Optional[int] = None,
     page: Optional[bytes] = None,
+    cache: Optional[dict] = None,
 ) -> RootTableCandidate:
-    """Validate the page at ``address`` as a root table of ``mode`` and score it."""
+    """Validate the page at ``address`` as a root table of ``mode`` and score it.
+
+    ``cache`` (one dict per scan) keeps the verdict on each context table and page-table
+    top: root-like pages that share them (copies, stale tables) are checked once."""
     reader = mem if isinstance(mem, PageReader) else PageReader(mem)
+    if cache is None:
+        cache = {}
     limit = max_paddr if max_paddr is not None else 1 << 52
     bad: List[str] = []
     buses = ctables = devices = 0
@@ -171,11 +179,24 @@ def check_root_table(
             if ctp == address:
                 bad.append(f"bus {bus:02x}: context table is the root table")
                 continue
+            ckey = ("ctx", mode, ctp, bus, limit)
+            hit = cache.get(ckey)
+            if hit is not None:
+                c_bad, c_present, c_aws, c_roots = hit
+                bad.extend(c_bad)
+                aws.update(c_aws)
+                for k, v in c_roots:
+                    roots.setdefault(k, v)
+                if not c_bad:
+                    ctables += 1
+                    devices += c_present
+                continue
             try:
                 ctx = reader.page(ctp)
             except NotMapped:
                 continue  # filtered: neither evidence nor violation
-            n_before = len(bad)
+            outer_bad, outer_aws, outer_roots = bad, aws, roots
+            bad, aws, roots = [], set(), {}
             present_here = 0
             if mode == "legacy":
                 cq = _UNPACK_512(ctx)
@@ -209,16 +230,29 @@ def check_root_table(
                         break
                     present_here += 1
                     _check_pasid(reader, sce, limit, bad, aws, roots)
-            if len(bad) == n_before:
+            if len(cache) < MAX_CHECK_CACHE:
+                cache[ckey] = (tuple(bad), present_here, frozenset(aws), tuple(roots.items()))
+            if not bad:
                 ctables += 1
                 devices += present_here
+            outer_bad.extend(bad)
+            outer_aws.update(aws)
+            for k, v in roots.items():
+                outer_roots.setdefault(k, v)
+            bad, aws, roots = outer_bad, outer_aws, outer_roots
     if buses == 0:
         bad.append("no present root entry")
     if len(aws) > 1:
         bad.append(f"inconsistent address widths {sorted(aws)}")
     pt_ok = 0
     for (kind, root, levels) in list(roots)[:MAX_DOMAINS_CHECKED]:
-        if _top_level_ok(reader, root, levels, kind, limit):
+        tkey = ("top", kind, root, levels, limit)
+        ok = cache.get(tkey)
+        if ok is None:
+            ok = _top_level_ok(reader, root, levels, kind, limit)
+            if len(cache) < MAX_CHECK_CACHE:
+                cache[tkey] = ok
+        if ok:
             pt_ok += 1
     checked = min(len(roots), MAX_DOMAINS_CHECKED)
     if checked and pt_ok < checked:
@@ -403,7 +437,7 @@ def _kdump_pages(dump: Any, ranges: List[Tuple[int, int]], stats: List[int]) -> 
                         data = pread(size, off)
                 else:
                     data = buf[off - buf_start : off - buf_start + size]
-                comp = flags & 0xF
+                comp = flags & dd.COMPRESSION_MASK   # zstd is 0x20: not in the low nibble
                 try:
                     if comp == 0:
                         if compressed_dump:
@@ -456,9 +490,10 @@ def find_root_tables(
         passed += 1
         for mode, ok in (("legacy", legacy), ("scalable", scalable)):
             if ok:
-                cands.append(check_root_table(reader, addr, mode, limit, page))
+                cands.append(check_root_table(reader, addr, mode, limit, page, check_cache))
 
     stats = [0, 0, 0]
+    check_cache: dict = {}
     fast = _kdump_pages(mem, ranges, stats) if use_fast else None
     if fast is not None:
         last = 0

@@ -29,9 +29,13 @@ Kernel behaviour modelled (drivers/iommu/intel/iommu.c and irq_remapping.c, Linu
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from kdumptool.model.evidence import Evidence
+from kdumptool.model.kernel import KernelDefaults
+from kdumptool.model.kernel_table import COPY_ECS, MISMATCH_MISREAD, KernelRow
+from kdumptool.model.log import LogMarkers
 
 # Register bits, spelled as the kernel spells them (include/linux/intel-iommu.h).
 DMA_GSTS_TES = 1 << 31
@@ -44,23 +48,6 @@ ECAP_IR_BIT = 3
 IR_X2APIC_MODE = 1 << 11  # IRTA.EIME
 
 SEVERITIES = ("info", "warning", "error")
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """One piece of evidence, quoted exactly: a register value, a log line, a config line."""
-
-    source: str
-    text: str
-    line: Optional[int] = None
-
-    def __str__(self) -> str:
-        if self.line is not None:
-            return f"{self.source}:{self.line}: {self.text}"
-        return f"{self.source}: {self.text}"
-
-    def to_json(self) -> Dict[str, object]:
-        return {"source": self.source, "line": self.line, "text": self.text}
 
 
 # --------------------------------------------------------------------------------------
@@ -117,57 +104,6 @@ def parse_iommu_params(cmdline: str) -> IommuParams:
         elif name == "elfcorehdr":
             p = replace(p, is_kdump=True)
     return replace(p, args=tuple(args))
-
-
-@dataclass(frozen=True)
-class KernelDefaults:
-    """The build-time defaults that decide VT-d when the command line does not."""
-
-    intel_iommu: Optional[bool] = None  # CONFIG_INTEL_IOMMU
-    default_on: Optional[bool] = None  # CONFIG_INTEL_IOMMU_DEFAULT_ON
-    sm_default_on: Optional[bool] = None  # CONFIG_INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON
-    irq_remap: Optional[bool] = None  # CONFIG_IRQ_REMAP
-    source: Optional[str] = None  # e.g. /boot/config-6.1.0-56-amd64
-    lines: Tuple[Evidence, ...] = ()
-
-
-_CONFIG_KEYS = {
-    "CONFIG_INTEL_IOMMU": "intel_iommu",
-    "CONFIG_INTEL_IOMMU_DEFAULT_ON": "default_on",
-    "CONFIG_INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON": "sm_default_on",
-    "CONFIG_IRQ_REMAP": "irq_remap",
-}
-
-
-def parse_kernel_config(text: str, source: str = "config") -> KernelDefaults:
-    """Read the four VT-d switches from a kernel ``.config`` (``/boot/config-*``).
-
-    ``# CONFIG_X is not set`` is an explicit no; a missing line stays unknown (None)
-    unless ``CONFIG_INTEL_IOMMU`` itself is known, in which case its children are no.
-    """
-    vals: Dict[str, Optional[bool]] = {}
-    lines: List[Evidence] = []
-    for n, line in enumerate(text.splitlines(), 1):
-        m = re.match(r"^(CONFIG_[A-Z0-9_]+)=(\S+)", line)
-        if m and m.group(1) in _CONFIG_KEYS:
-            vals[_CONFIG_KEYS[m.group(1)]] = m.group(2) in ("y", "m")
-            lines.append(Evidence(source, line.strip(), n))
-            continue
-        m = re.match(r"^# (CONFIG_[A-Z0-9_]+) is not set", line)
-        if m and m.group(1) in _CONFIG_KEYS:
-            vals[_CONFIG_KEYS[m.group(1)]] = False
-            lines.append(Evidence(source, line.strip(), n))
-    if "intel_iommu" in vals or "irq_remap" in vals:
-        for k in ("default_on", "sm_default_on"):
-            vals.setdefault(k, False)
-    return KernelDefaults(
-        intel_iommu=vals.get("intel_iommu"),
-        default_on=vals.get("default_on"),
-        sm_default_on=vals.get("sm_default_on"),
-        irq_remap=vals.get("irq_remap"),
-        source=source,
-        lines=tuple(lines),
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -234,196 +170,6 @@ def _explain(reg: str, val: Optional[int]) -> str:
     if reg == "IRTA":
         return "x2APIC mode (EIME=1)" if val & IR_X2APIC_MODE else "xAPIC mode (EIME=0)"
     return ""
-
-
-# --------------------------------------------------------------------------------------
-# Kernel log markers
-
-MARKERS: Tuple[Tuple[str, re.Pattern[str]], ...] = tuple(
-    (k, re.compile(p))
-    for k, p in (
-        ("cmdline", r"Kernel command line: (?P<cmdline>.*)$"),
-        ("param_on", r"DMAR: IOMMU enabled$"),
-        ("param_off", r"DMAR: IOMMU disabled$"),
-        ("optin_forced", r"DMAR: Intel-IOMMU force enabled due to platform opt in"),
-        ("sm_disallowed", r"DMAR: Scalable mode is disallowed"),
-        ("pre_enabled", r"DMAR: Translation already enabled - trying to copy translation structures"),
-        ("copied", r"DMAR: Copied translation tables from previous kernel for (?P<unit>\S+)"),
-        ("copy_failed", r"DMAR: Failed to copy translation tables from previous kernel for (?P<unit>\S+)"),
-        ("not_kdump", r"DMAR: Translation was enabled for (?P<unit>\S+) but we are not in kdump mode"),
-        ("vtd_up", r"DMAR: Intel\(R\) Virtualization Technology for Directed I/O"),
-        ("ir_copied", r"DMAR-IR: Copied IR table for (?P<unit>\S+) from previous kernel"),
-        ("ir_copy_failed", r"DMAR-IR: Failed to copy IR table for (?P<unit>\S+) from previous kernel"),
-        ("ir_enabled", r"DMAR-IR: Enabled IRQ remapping in (?P<mode>x2apic|xapic) mode"),
-        ("ir_disabled", r"DMAR-IR: (?:IRQ remapping was enabled on .* but we are not in kdump mode|Disabled IRQ remapping)"),
-        ("x2apic", r"x2apic enabled|Switched APIC routing to (?:cluster|physical) x2apic"),
-        ("suppressed", r"dmar_fault: (?P<n>\d+) callbacks suppressed"),
-        ("probe", r"^(?P<drv>[A-Za-z0-9_-]+) (?P<bdf>[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])[: ]"),
-    )
-)
-
-
-@dataclass(frozen=True)
-class Marker:
-    kind: str
-    evidence: Evidence
-    groups: Tuple[Tuple[str, str], ...] = ()
-
-    def get(self, key: str) -> Optional[str]:
-        return dict(self.groups).get(key)
-
-
-@dataclass(frozen=True)
-class LogMarkers:
-    source: str
-    markers: Tuple[Marker, ...] = ()
-    lines: int = 0
-
-    def all(self, kind: str) -> List[Marker]:
-        return [m for m in self.markers if m.kind == kind]
-
-    def first(self, kind: str) -> Optional[Marker]:
-        for m in self.markers:
-            if m.kind == kind:
-                return m
-        return None
-
-    @property
-    def empty(self) -> bool:
-        return self.lines == 0
-
-
-#: Device lines of the PCI core and port services are not a driver's probe.
-_NOT_DRIVERS = frozenset(("pci", "pcieport", "pci_bus", "acpi", "ACPI", "PCI"))
-_DMAR_KINDS = tuple((k, rx) for k, rx in MARKERS if k not in ("cmdline", "probe", "x2apic", "suppressed"))
-_BY_KIND = dict(MARKERS)
-
-
-def scan_log(lines: Iterable[str], source: str = "dmesg") -> LogMarkers:
-    """Find the VT-d marker lines of a kernel log (line numbers are 1-based)."""
-    return scan_log_text("\n".join(lines), source)
-
-
-def _positions(data: bytes, needle: bytes) -> List[int]:
-    out = []
-    i = data.find(needle)
-    while i >= 0:
-        out.append(i)
-        i = data.find(needle, i + 1)
-    return out
-
-
-def _strip_ts(raw: str) -> str:
-    s = raw.lstrip()
-    if s.startswith("<"):
-        s = s[s.find(">") + 1 :]
-    if s.startswith("["):
-        close = s.find("]")
-        if close > 0:
-            return s[close + 1 :].lstrip(" ")
-    return s
-
-
-_NOT_DRIVERS_B = frozenset(w.encode() for w in _NOT_DRIVERS)
-
-
-def _fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
-    """``fault`` markers for one log line holding ``Request device [``, decoded by
-    :func:`kdumptool.formats.klog.parse_log` (groups: ``bdf`` as ``SSSS:BB:DD.F``,
-    ``addr`` and ``index`` in hex, ``reason`` code in hex, ``why`` its text, ``kind``)."""
-    from kdumptool.formats.klog import parse_log
-
-    if "fault addr" not in raw and "fault index" not in raw:
-        return []  # a device name quoted without its record (prose in a mail, a diff)
-    out = []
-    for ev in parse_log([raw]):
-        if ev.kind not in ("dma_fault", "ir_fault") or not ev.bdf:
-            continue
-        groups = [("bdf", ev.bdf), ("kind", ev.kind)]
-        if ev.address is not None:
-            groups.append(("addr", f"{ev.address:x}"))
-        if ev.fault_index is not None:
-            groups.append(("index", f"{ev.fault_index:x}"))
-        if ev.reason_code is not None:
-            groups.append(("reason", f"{ev.reason_code:02x}"))
-        if ev.reason:
-            groups.append(("why", ev.reason))
-        out.append(Marker("fault", Evidence(source, raw.strip(), lineno), tuple(groups)))
-    if not out:
-        # A record cut short (its address wrapped away): the device is still known.
-        m = _REQUEST_DEVICE.search(raw)
-        if m:
-            bdf = "0000:" + m.group(1).replace("0x", "")
-            out.append(Marker("fault", Evidence(source, raw.strip(), lineno), (("bdf", bdf),)))
-    return out
-
-
-_REQUEST_DEVICE = re.compile(r"Request device \[\[?((?:0x)?[0-9a-f]{2}:(?:0x)?[0-9a-f]{2}\.[0-7])\]")
-
-
-def scan_log_text(
-    text: Union[str, bytes], source: str = "dmesg", probes: bool = True, segments: Iterable[int] = (0,)
-) -> LogMarkers:
-    """:func:`scan_log` over the whole log as one string or bytes (the fast path for big
-    logs: candidate lines are found with ``find`` on literal keywords, line numbers by
-    counting newlines, and only candidate lines are decoded). Driver probe lines
-    (``e1000e 0000:00:02.0: ...``) are collected when ``probes``, for the PCI
-    ``segments`` given."""
-    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
-    found: List[Marker] = []
-    probed = set()
-    cands: List[Tuple[int, str]] = []
-    for kw in ("DMAR", "x2apic", "Kernel command line", "dmar_fault:", "Request device"):
-        cands.extend((p, kw) for p in _positions(data, kw.encode()))
-    if probes:
-        for seg in segments:
-            cands.extend((p, "bdf") for p in _positions(data, f" {seg:04x}:".encode()))
-    cands.sort()
-    lineno = 1
-    counted_to = 0
-    line_end = -1
-    for pos, kw in cands:
-        if pos < line_end:
-            continue  # a second keyword on a line already handled
-        if kw == "bdf":
-            # "[ts] e1000e 0000:00:02.0: ..." -- the word before the address is the driver.
-            w0 = data.rfind(b" ", max(0, pos - 64), pos) + 1
-            if data[w0:pos] in _NOT_DRIVERS_B or data.rfind(b"\n", w0, pos) >= 0:
-                continue
-        start = data.rfind(b"\n", 0, pos) + 1
-        line_end = data.find(b"\n", pos)
-        if line_end < 0:
-            line_end = len(data)
-        lineno += data.count(b"\n", counted_to, start)
-        counted_to = start
-        raw = data[start:line_end].decode("utf-8", "replace")
-        if "Request device" in raw:
-            # Fault records: the kernel-log parser knows every format the kernel has
-            # printed (DMA and interrupt-remapping, hex or decimal reasons, PASID forms).
-            found.extend(_fault_markers(raw, source, lineno))
-            continue
-        body = _strip_ts(raw)
-        if kw == "DMAR":
-            kinds: Tuple[Tuple[str, re.Pattern[str]], ...] = _DMAR_KINDS
-        elif kw == "bdf":
-            kinds = (("probe", _BY_KIND["probe"]),)
-        else:
-            k = {"x2apic": "x2apic", "dmar_fault:": "suppressed"}.get(kw, "cmdline")
-            kinds = ((k, _BY_KIND[k]),)
-        for kind, rx in kinds:
-            m = rx.search(body)
-            if m:
-                if kind == "probe":
-                    key = (m.group("drv"), m.group("bdf"))
-                    if key[0] in _NOT_DRIVERS or key in probed:
-                        break
-                    probed.add(key)
-                groups = tuple((k, v.replace("0x", "") if k == "bdf" else v)
-                               for k, v in m.groupdict().items() if v is not None)
-                found.append(Marker(kind, Evidence(source, raw.strip(), lineno), groups))
-                break
-    total = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-    return LogMarkers(source, tuple(found), total)
 
 
 # --------------------------------------------------------------------------------------
@@ -575,9 +321,13 @@ def observe_kernel(
     return KernelState(role, "observed", cmdline, vtd, scalable, ir, x2apic, tuple(_dedup(ev)))
 
 
-def infer_first_from_kdump(kdump: KernelState, units: Sequence[UnitRegs], log: LogMarkers) -> KernelState:
+def infer_first_from_kdump(kdump: KernelState, units: Sequence[UnitRegs], log: LogMarkers,
+                           row: Optional[KernelRow] = None) -> KernelState:
     """What the crashed (first) kernel had, read from inside the kdump kernel: the
-    copy markers of its log and registers it left behind."""
+    copy markers of its log and registers it left behind. ``row`` is the kdump kernel's
+    row of :mod:`kdumptool.model.kernel_table`: a kernel that decides the old format by the
+    ECS bit (before 6.0) "copies" a table of the other mode too, so its "Copied" line says
+    nothing about the crashed kernel's mode."""
     ev: List[Evidence] = []
     vtd: Optional[bool] = None
     scalable: Optional[bool] = None
@@ -590,7 +340,8 @@ def infer_first_from_kdump(kdump: KernelState, units: Sequence[UnitRegs], log: L
     if copied:
         vtd = True
         ev.extend(m.evidence for m in copied)
-        scalable = kdump.scalable
+        if row is None or row.table_copy != COPY_ECS:
+            scalable = kdump.scalable
     if failed:
         vtd = True
         ev.extend(m.evidence for m in failed)
@@ -638,7 +389,7 @@ def _dedup(ev: Iterable[Evidence]) -> List[Evidence]:
 
 @dataclass(frozen=True)
 class Scenario:
-    case: str  # no-vtd | off-both | off-on | on-off | copied | sm-mismatch | unknown
+    case: str  # no-vtd | off-both | off-on | on-off | copied | sm-mismatch | copy-misread | unknown
     severity: str  # info | warning | error
     title: str
     explanation: str
@@ -648,6 +399,12 @@ class Scenario:
     table_copy: Optional[str] = None  # copied | failed | expected | expected-to-fail | none
     ir_copy: Optional[str] = None  # copied | failed | None
     evidence: Tuple[Evidence, ...] = field(default=())
+    #: The kdump kernel's row of the kernel table (kdumptool.model.kernel_table) and how
+    #: its version was known ("kdump kernel 5.10.0-32-amd64 (/proc/sys/kernel/osrelease)").
+    kernel_row: Optional[KernelRow] = None
+    kernel_basis: Optional[str] = None
+    #: What the consistency check over the final verdict found (empty: consistent).
+    contradictions: Tuple[str, ...] = ()
 
     def to_json(self) -> Dict[str, object]:
         return {
@@ -658,6 +415,10 @@ class Scenario:
             "in_kdump_kernel": self.in_kdump,
             "table_copy": self.table_copy,
             "ir_copy": self.ir_copy,
+            "kernel_row": self.kernel_row.id if self.kernel_row is not None else None,
+            "kernel_row_versions": self.kernel_row.versions if self.kernel_row is not None else None,
+            "kernel_basis": self.kernel_basis,
+            "contradictions": list(self.contradictions),
             "first_kernel": self.first.to_json(),
             "kdump_kernel": self.kdump.to_json(),
         }
@@ -670,6 +431,8 @@ CASES = {
     "on-off": ("error", "VT-d translation on in the first kernel but off in the kdump kernel: DMA goes to raw physical addresses"),
     "copied": ("info", "VT-d on in both kernels, same mode: translation tables copied, old mappings stay live"),
     "sm-mismatch": ("error", "VT-d scalable-mode mismatch between the kernels: the table copy fails"),
+    "copy-misread": ("error", "VT-d scalable-mode tables copied in the wrong format: this kdump kernel reads "
+                     "them with its legacy-format copy code (Linux before 6.0)"),
     "unknown": ("warning", "VT-d state of the kdump kernel cannot be determined"),
 }
 
@@ -690,7 +453,19 @@ EXPLAIN = {
     "sm-mismatch": "The kdump kernel refuses to copy a root table of the other mode "
     "(legacy vs scalable), switches translation off and installs empty tables: every device "
     "still doing DMA faults, and devices can hang or corrupt the dump.",
+    "sm-misread": "The kdump kernel (before Linux 6.0, which tells the old table's format by the "
+    "ECS bit, not RTADDR.SMT) copies the crashed kernel's tables of the other mode as if they "
+    "were its own format: the copied context entries are garbage to the hardware (reserved "
+    "fields set, wrong table pointers), so DMA still in flight faults or, worse, is translated "
+    "through misread page-table pointers into memory nobody mapped.",
     "unknown": "Not enough evidence to tell whether the kdump kernel will have VT-d on.",
+    "copy-misread": "Before Linux 6.0 the kdump kernel tells the old table's format by the ECS bit "
+    "(RTADDR bit 11), never set with scalable mode: it copies a scalable-mode table as a legacy "
+    "one, even when it runs scalable mode itself. Only the lower context table of each bus is "
+    "copied (devfn 0x80-0xff lose their entries) and each entry is edited as a legacy one (bit "
+    "11 cleared, bit 67 set: in a scalable-mode entry those are PDTS and RID_PASID), so DMA "
+    "still in flight faults against corrupt entries (5.10 lab: 'fault reason 88 SM: Error "
+    "attempting to access PASID Table Entry').",
 }
 
 
@@ -700,8 +475,13 @@ def classify(
     in_kdump: bool,
     has_units: bool,
     log: Optional[LogMarkers] = None,
+    row: Optional[KernelRow] = None,
+    kernel_basis: Optional[str] = None,
 ) -> Scenario:
-    """Combine the two kernels' states into one of the issue's cases."""
+    """Combine the two kernels' states into one of the issue's cases. ``row`` is the
+    kdump kernel's row of the kernel table: it says whether a mode mismatch fails the
+    copy (6.0+) or is copied and misread (4.2-5.x)."""
+    misreads = row is not None and row.mismatch == MISMATCH_MISREAD
     ev: List[Evidence] = []
     table_copy: Optional[str] = None
     ir_copy: Optional[str] = None
@@ -724,13 +504,25 @@ def classify(
         case = "on-off"
         table_copy = table_copy or "none"
     elif first.vtd and kdump.vtd:
+        differ = first.scalable is not None and kdump.scalable is not None and first.scalable != kdump.scalable
         if table_copy == "failed":
             case = "sm-mismatch" if first.scalable != kdump.scalable or first.scalable is None else "unknown"
+        elif table_copy == "copied" and differ:
+            # The kernel said "Copied" over a table of the other mode: only a kernel that
+            # reads the old format from the ECS bit does that (see kernels.py).
+            case = "sm-mismatch"
+            table_copy = "misread"
+        elif table_copy == "copied" and misreads and first.scalable:
+            case = "copy-misread"
+            table_copy = "misread"
         elif table_copy == "copied":
             case = "copied"
-        elif first.scalable is not None and kdump.scalable is not None and first.scalable != kdump.scalable:
+        elif differ:
             case = "sm-mismatch"
-            table_copy = "expected-to-fail"
+            table_copy = "expected-misread" if misreads else "expected-to-fail"
+        elif misreads and first.scalable and table_copy is None:
+            case = "copy-misread"
+            table_copy = "expected-misread"
         else:
             case = "copied"
             table_copy = table_copy or "expected"
@@ -740,14 +532,65 @@ def classify(
         # Copy failed for another reason than the mode (e.g. no memory): same outcome.
         case = "sm-mismatch" if first.scalable != kdump.scalable else "unknown"
     severity, title = CASES[case]
+    explanation = EXPLAIN[case]
     if case == "sm-mismatch" and first.scalable is not None and kdump.scalable is not None:
+        how = {"failed": "the table copy failed", "expected-to-fail": "the table copy will fail",
+               "misread": "the kdump kernel copied the other mode's tables as its own (misread)",
+               "expected-misread": "the kdump kernel will copy the other mode's tables as its own (misread)",
+               }.get(table_copy or "", "the table copy will fail")
         title = (
             f"VT-d scalable-mode mismatch: first kernel {'scalable' if first.scalable else 'legacy'}, "
-            f"kdump kernel {'scalable' if kdump.scalable else 'legacy'}: the table copy "
-            f"{'failed' if table_copy == 'failed' else 'will fail'}"
+            f"kdump kernel {'scalable' if kdump.scalable else 'legacy'}: {how}"
         )
+        if table_copy in ("misread", "expected-misread"):
+            explanation = EXPLAIN["sm-misread"]
     ev.extend(first.evidence)
     ev.extend(e for e in kdump.evidence if e not in ev)
-    return Scenario(
-        case, severity, title, EXPLAIN[case], first, kdump, in_kdump, table_copy, ir_copy, tuple(ev)
+    scen = Scenario(
+        case, severity, title, explanation, first, kdump, in_kdump, table_copy, ir_copy, tuple(ev),
+        row, kernel_basis,
     )
+    return check_verdict(scen)
+
+
+def contradictions(scen: Scenario, tables_mode: Optional[str] = None) -> List[str]:
+    """Where the verdict says something its own evidence contradicts (empty: consistent).
+    ``tables_mode``: the mode of the crashed kernel's root table as decoded from the
+    vmcore ("legacy" / "scalable"), the most direct evidence of the first kernel's mode."""
+    out: List[str] = []
+    f, k = scen.first, scen.kdump
+    if tables_mode is not None and f.scalable is not None and (tables_mode == "scalable") != f.scalable:
+        out.append(f"the crashed kernel's tables in the vmcore are {tables_mode} but the verdict has the first "
+                   f"kernel in {'scalable' if f.scalable else 'legacy'} mode")
+    if scen.case == "copied" and f.scalable is not None and k.scalable is not None and f.scalable != k.scalable:
+        out.append("'same mode' verdict with the first kernel "
+                   f"{'scalable' if f.scalable else 'legacy'} and the kdump kernel {'scalable' if k.scalable else 'legacy'}")
+    if scen.case == "copied" and tables_mode is not None and k.scalable is not None and (tables_mode == "scalable") != k.scalable:
+        out.append(f"'same mode' verdict, but the crashed kernel's tables are {tables_mode} and the kdump kernel runs "
+                   f"{'scalable' if k.scalable else 'legacy'} mode")
+    if scen.case == "copy-misread" and f.scalable is False:
+        out.append("copy-misread verdict with the first kernel in legacy mode")
+    if scen.case in ("copied", "sm-mismatch", "on-off", "copy-misread") and f.vtd is False:
+        out.append(f"case {scen.case} needs translation on in the first kernel, the evidence has it off")
+    if scen.case in ("off-on", "off-both") and f.vtd is True:
+        out.append(f"case {scen.case} has translation off in the first kernel, the evidence has it on")
+    if scen.case in ("on-off", "off-both") and k.vtd is True:
+        out.append(f"case {scen.case} has translation off in the kdump kernel, the evidence has it on")
+    if scen.case in ("copied", "sm-mismatch", "off-on", "copy-misread") and k.vtd is False:
+        out.append(f"case {scen.case} needs translation on in the kdump kernel, the evidence has it off")
+    if scen.case == "sm-mismatch" and scen.table_copy != "failed" and f.scalable is not None \
+            and k.scalable is not None and f.scalable == k.scalable:
+        out.append("mismatch verdict with both kernels in the same mode")
+    return out
+
+
+def check_verdict(scen: Scenario, tables_mode: Optional[str] = None) -> Scenario:
+    """The consistency check over the final verdict: a case its own evidence contradicts
+    is never reported; the verdict becomes ``unknown`` (a warning) naming the
+    contradiction, so the user sees it and the exit code says it."""
+    bad = contradictions(scen, tables_mode)
+    if not bad:
+        return scen
+    return replace(scen, case="unknown", severity="warning",
+                   title="VT-d verdict withheld: the evidence contradicts itself (" + "; ".join(bad) + ")",
+                   explanation=EXPLAIN["unknown"], contradictions=tuple(bad))

@@ -8,16 +8,15 @@ the devices at risk with their upstream bridges. No file is read here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from kdumptool.analysis.crashed import with_crashed_tables
 from kdumptool.analysis.scenario import (
-    Evidence,
-    KernelDefaults,
     KernelState,
-    LogMarkers,
     Scenario,
     UnitRegs,
+    check_verdict,
     classify,
     infer_first_from_kdump,
     observe_kernel,
@@ -25,6 +24,11 @@ from kdumptool.analysis.scenario import (
     predict_kernel,
 )
 from kdumptool.formats.kdumpconf import KdumpSettings, build_kdump_cmdline
+from kdumptool.model.evidence import Evidence
+from kdumptool.model.kernel_table import KernelRow, kernel_row, translation_meaning
+from kdumptool.model.log import LogMarkers
+from kdumptool.model.system import PciDevice, System
+from kdumptool.model.triage import CrashedKernel, CrashedTables, FaultLookup, TriageInput
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 EXIT_CODES = {"ok": 0, "nothing": 0, "warning": 3, "error": 4}
@@ -83,92 +87,6 @@ class DeviceRisk:
 
 
 @dataclass(frozen=True)
-class Capacity:
-    mem_total: Optional[int] = None  # bytes of RAM (psutil / meminfo)
-    mem_used: Optional[int] = None  # bytes in use (what dump level 31 roughly keeps)
-    crash_size: Optional[int] = None  # /sys/kernel/kexec_crash_size
-    crash_loaded: Optional[bool] = None  # /sys/kernel/kexec_crash_loaded
-    target_path: Optional[str] = None
-    target_free: Optional[int] = None  # bytes free at the dump target
-    target_error: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class TableDevice:
-    """One requester ID in the crashed kernel's VT-d tables (decoded from the vmcore)."""
-
-    bdf: str
-    present: bool
-    translation_type: str
-    domain_id: Optional[int]
-    mapped_4k: int
-    mapped_large: int
-
-
-@dataclass(frozen=True)
-class FaultLookup:
-    """A faulting IOVA of the kdump kernel's log, translated with the crashed kernel's tables."""
-
-    bdf: str
-    iova: int
-    phys: Optional[int]
-    read: bool
-    write: bool
-    reason: Optional[str]
-
-    def text(self) -> str:
-        if self.phys is None:
-            return f"IOVA 0x{self.iova:x} of {self.bdf[5:]} is not mapped in the crashed kernel's tables ({self.reason})"
-        rw = ("R" if self.read else "") + ("W" if self.write else "")
-        return (f"IOVA 0x{self.iova:x} of {self.bdf[5:]} maps to phys 0x{self.phys:x} ({rw}) in the crashed kernel's "
-                f"tables: DMA the device set up before the crash")
-
-
-@dataclass(frozen=True)
-class CrashedTables:
-    root_address: int
-    mode: str  # legacy | scalable
-    found_by: str  # how the root table address was obtained
-    devices: Tuple[TableDevice, ...]
-    problems: Tuple[str, ...] = ()
-    fault_lookups: Tuple[FaultLookup, ...] = ()
-
-    def device(self, bdf: str) -> Optional[TableDevice]:
-        return next((d for d in self.devices if d.bdf == bdf), None)
-
-
-@dataclass(frozen=True)
-class CrashedKernel:
-    """Offline triage: what the crashed kernel's own records say (its log out of the
-    vmcore or a saved snapshot, the VT-d tables decoded from the vmcore)."""
-
-    source: str
-    log: Optional[LogMarkers] = None
-    cmdline: Optional[str] = None
-    drivers: Mapping[str, str] = field(default_factory=dict)  # bdf -> driver in the first kernel
-    tables: Optional[CrashedTables] = None
-    vmcore: Optional[str] = None
-    warnings: Tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class TriageInput:
-    system: Any  # kdumptool.analysis.model.System
-    log: LogMarkers
-    kdump_settings: Optional[KdumpSettings] = None
-    kdump_initrd: Optional[Any] = None  # kdumptool.sources.initramfs.KdumpInitrd
-    initrd_error: Optional[str] = None
-    defaults: KernelDefaults = KernelDefaults()
-    capacity: Capacity = Capacity()
-    device_modules: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
-    builtin_modules: Optional[FrozenSet[str]] = None
-    crashed: Optional[CrashedKernel] = None
-    quiesce_conf: Optional[Evidence] = None  # quiesce=1 in /etc/kdumptool/kdumptool.conf
-    amd_iommu: Optional[Evidence] = None  # an ACPI IVRS table: AMD-Vi, not VT-d
-    early_log: Optional[LogMarkers] = None
-
-
-@dataclass(frozen=True)
 class TriageReport:
     verdict: str  # ok | warning | error | nothing
     headline: str
@@ -178,6 +96,7 @@ class TriageReport:
     source: str
     kdump_cmdline: Optional[str]
     kdump_cmdline_basis: Optional[str]
+    crashed_tables: Optional[CrashedTables] = None  # decoded from the vmcore (not rendered on its own)
 
     @property
     def exit_code(self) -> int:
@@ -200,7 +119,7 @@ class TriageReport:
 # --------------------------------------------------------------------------------------
 
 
-def unit_regs(system: Any) -> List[UnitRegs]:
+def unit_regs(system: System) -> List[UnitRegs]:
     out = []
     for u in system.units:
         regs = u.registers
@@ -242,23 +161,75 @@ def _kdump_cmdline(inp: TriageInput, first_cmdline: str) -> Tuple[str, str, Tupl
     return line, "built from " + "; ".join(steps), tuple(ev)
 
 
+def kdump_kernel_row(inp: TriageInput) -> Tuple[Optional[KernelRow], Optional[str]]:
+    """The kdump kernel's row of the kernel table and how its version is known. Inside a
+    kdump kernel: its own release. Otherwise the kdump kernel is taken to be the running
+    (first) kernel's build, as kdump-tools and kdumpctl load it."""
+    rel = inp.release
+    if rel is None:
+        return None, None
+    r = kernel_row(rel, inp.banner)
+    if r is None:
+        return None, None
+    if inp.system.in_kdump_kernel:
+        return r, f"this kdump kernel is {rel}"
+    return r, f"the kdump kernel is taken to be the running kernel's build, {rel}"
+
+
+def _first_mode_from_cmdline(first: KernelState, crashed: CrashedKernel, units: Sequence[UnitRegs]) -> KernelState:
+    """The crashed kernel's own command line (and, before 6.0, its "scalable mode
+    supported" line) decide its mode when the hardware has scalable mode (ECAP.SMTS)."""
+    if first.scalable is not None or first.vtd is False:
+        return first
+    smts = [u.smts for u in units if u.smts is not None]
+    p = parse_iommu_params(crashed.cmdline or "")
+    mark = crashed.log.first("sm_param_on") if crashed.log is not None else None
+    if p.dmar is False or p.no_iommu:
+        return first
+    want: Optional[bool] = p.sm
+    ev: List[Evidence] = []
+    if want is not None:
+        ev.append(Evidence(f"{crashed.source}: crashed kernel's command line",
+                           next(a for a in reversed(p.args) if a.startswith("intel_iommu="))))
+    elif mark is not None:
+        want = True
+        ev.append(mark.evidence)
+    if want is None:
+        return first
+    if want and not (smts and all(smts)):
+        return first  # sm_on on hardware without scalable mode (or unknown): legacy or unknown
+    ev.extend(u.ev("ECAP") for u in units if u.ecap is not None)
+    return KernelState(first.role, first.basis, first.cmdline, first.vtd, want, first.ir, first.x2apic,
+                       first.evidence + tuple(ev))
+
+
 def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional[str]]:
     """The scenario, the kdump kernel's command line and how it was obtained."""
     sysm = inp.system
     units = unit_regs(sysm)
     has_units = bool(units) or sysm.dmar is not None
     sysfs_on = _sysfs_evidence(sysm)
+    row, row_basis = kdump_kernel_row(inp)
+    crashed = inp.crashed
+    tables_mode = None
+    if crashed is not None and crashed.tables is not None and any(d.present for d in crashed.tables.devices):
+        tables_mode = crashed.tables.mode
     if sysm.in_kdump_kernel:
         kd = observe_kernel("kdump", sysm.cmdline, units, inp.log, sysfs_on)
-        first = infer_first_from_kdump(kd, units, inp.log)
-        crashed = inp.crashed
+        first = infer_first_from_kdump(kd, units, inp.log, row)
         if crashed is not None and crashed.log is not None:
             # The crashed kernel's own log (from the vmcore or a saved snapshot).
             seen = observe_kernel("first", crashed.cmdline, [], crashed.log)
             first = _merge_first(first, seen)
         if crashed is not None and crashed.tables is not None:
             first = _with_tables(first, crashed)
-        scen = classify(first, kd, True, has_units, inp.log)
+        if crashed is not None:
+            first = _first_mode_from_cmdline(first, crashed, units)
+            if crashed.release:
+                first = replace(first, evidence=first.evidence + (Evidence(
+                    str(crashed.vmcore or crashed.source), f"crashed kernel {crashed.release} (VMCOREINFO OSRELEASE)"),))
+        scen = classify(first, kd, True, has_units, inp.log, row, row_basis)
+        scen = check_verdict(scen, tables_mode)
         return scen, kd.cmdline, "observed: /proc/cmdline of this kdump kernel"
     first = observe_kernel("first", sysm.cmdline, units, inp.log, sysfs_on)
     line, basis, ev = _kdump_cmdline(inp, sysm.cmdline or "")
@@ -275,11 +246,14 @@ def assess_scenario(inp: TriageInput) -> Tuple[Scenario, Optional[str], Optional
         if p.dmar is None and fp.dmar is None and not p.no_iommu:
             # Neither command line decides: same kernel, same build default as now.
             kd = KernelState(kd.role, kd.basis, kd.cmdline, first.vtd, kd.scalable or first.scalable, kd.ir, first.x2apic, kd.evidence)
-    scen = classify(first, kd, False, has_units, None)
+    if crashed is not None and crashed.tables is not None:
+        first = _with_tables(first, crashed)
+    scen = classify(first, kd, False, has_units, None, row, row_basis)
+    scen = check_verdict(scen, tables_mode)
     return scen, line, basis
 
 
-def _sysfs_evidence(sysm: Any) -> Optional[Evidence]:
+def _sysfs_evidence(sysm: System) -> Optional[Evidence]:
     for u in sysm.units:
         if getattr(u, "sysfs_devices", ()):
             return Evidence(f"/sys/class/iommu/{u.name}/devices",
@@ -303,6 +277,29 @@ def first_passthrough(inp: TriageInput, scen: Scenario) -> Optional[Evidence]:
         if types == {"identity"}:
             return Evidence("/sys/kernel/iommu_groups/*/type", f"identity for all {len(sysm.groups)} groups")
     return None
+
+
+def device_translation(inp: TriageInput, scen: Scenario, bdf: str) -> Tuple[Optional[str], Optional[Evidence]]:
+    """The translation type the crashed kernel gave ``bdf`` (legacy TT / scalable PGTT):
+    its context entry in the vmcore, else pass-through when the first kernel ran with
+    iommu=pt (identity default domains), else unknown (None)."""
+    c = inp.crashed
+    if c is not None and c.tables is not None:
+        td = c.tables.device(bdf)
+        if td is not None and td.present:
+            return td.translation_type, Evidence(str(c.vmcore or c.source),
+                                                 f"{bdf}: context entry {td.translation_type} in the crashed kernel's tables")
+        if td is not None or any(d.present for d in c.tables.devices):
+            return None, None
+    pt = first_passthrough(inp, scen)
+    if pt is not None:
+        return "pass-through", pt
+    return None, None
+
+
+def _unbounded(translation_type: str) -> bool:
+    m = translation_meaning(translation_type)
+    return m is not None and not m.bounded
 
 
 def _tables_evidence(c: CrashedKernel) -> Evidence:
@@ -426,7 +423,7 @@ def quiesce_state(inp: TriageInput, kd_cmdline: Optional[str]) -> Tuple[Optional
 # --------------------------------------------------------------------------------------
 
 
-def _device_modules(inp: TriageInput, bdf: str, dev: Any) -> Tuple[str, ...]:
+def _device_modules(inp: TriageInput, bdf: str, dev: PciDevice) -> Tuple[str, ...]:
     mods = tuple(inp.device_modules.get(bdf, ()))
     if not mods and inp.crashed is not None and bdf in inp.crashed.drivers:
         mods = (_module(inp.crashed.drivers[bdf]),)
@@ -495,6 +492,7 @@ def _probe_evidence(log: LogMarkers, bdf: str) -> Optional[Evidence]:
 
 
 def triage(inp: TriageInput) -> TriageReport:
+    inp = with_crashed_tables(inp)
     sysm = inp.system
     scen, kd_cmdline, kd_basis = assess_scenario(inp)
     findings: List[Finding] = []
@@ -548,15 +546,31 @@ def triage(inp: TriageInput) -> TriageReport:
         opt = "sm_on" if want_sm else "sm_off"
         if fp.sm is not None:
             opt = "sm_on" if fp.sm else "sm_off"
+        if scen.table_copy in ("misread", "expected-misread"):
+            row_ev = (Evidence("kernel table", f"row {scen.kernel_row.id}: {scen.kernel_row.reads_old_mode}"),) \
+                if scen.kernel_row is not None else ()
+            remedy = ("use the same intel_iommu= setting in both kernels, in legacy mode: this kdump kernel copies "
+                      "scalable-mode tables in the wrong format even when both kernels run sm_on, so boot the first "
+                      "kernel with intel_iommu=on (without sm_on) and keep the kdump kernel's intel_iommu=on"
+                      + (",sm_off" if not scen.kdump.scalable else ""))
+        else:
+            row_ev = ()
+            remedy = ("use the same intel_iommu= setting in both kernels: "
+                      + _cmdline_remedy(s, f"intel_iommu=on,{opt}")
+                      + (f" (or boot the first kernel with intel_iommu=on,{'sm_off' if want_sm else 'sm_on'} too)"))
+        findings.append(Finding("scalable-mode-mismatch", "error", scen.title, scen_ev + row_ev, remedy))
+    elif scen.case == "copy-misread":
+        row_ev = (Evidence("kernel table", f"row {scen.kernel_row.id}: {scen.kernel_row.reads_old_mode}"),) \
+            if scen.kernel_row is not None else ()
         findings.append(
             Finding(
-                "scalable-mode-mismatch",
+                "copy-misread",
                 "error",
                 scen.title,
-                scen_ev,
-                "use the same intel_iommu= setting in both kernels: "
-                + _cmdline_remedy(s, f"intel_iommu=on,{opt}")
-                + (f" (or boot the first kernel with intel_iommu=on,{'sm_off' if want_sm else 'sm_on'} too)"),
+                scen_ev + row_ev,
+                "run both kernels in legacy mode: boot the first kernel without sm_on (intel_iommu=on; this kernel "
+                "has scalable mode off by default) and keep the kdump kernel's intel_iommu=on; or use a kdump kernel "
+                "of Linux 6.0 or later, which refuses (instead of misreading) a table it cannot copy",
             )
         )
     elif scen.case == "off-on":
@@ -564,8 +578,24 @@ def triage(inp: TriageInput) -> TriageReport:
     elif scen.case == "off-both":
         findings.append(Finding("iommu-off", "info", scen.title, scen_ev))
     elif scen.case == "copied":
+        pt_note = ""
+        if pt is not None:
+            pt_note = ("; the first kernel ran iommu=pt: its context entries are pass-through, so the copied "
+                       "entries give driverless devices unrestricted DMA (no page tables to keep it in bounds)")
+            scen_ev = scen_ev + (pt,)
         findings.append(Finding("tables-copied", "info", scen.title + (
-            "" if scen.table_copy == "copied" else " (expected)"), scen_ev))
+            "" if scen.table_copy == "copied" else " (expected)") + pt_note, scen_ev))
+    elif scen.contradictions:
+        findings.append(
+            Finding(
+                "verdict-contradiction",
+                "warning",
+                scen.title,
+                scen_ev + tuple(Evidence("kdumptool consistency check", c) for c in scen.contradictions),
+                "report this to kdumptool with the snapshot and the vmcore; meanwhile use the same intel_iommu= "
+                "setting in both kernels",
+            )
+        )
     else:
         findings.append(
             Finding(
@@ -649,13 +679,22 @@ def triage(inp: TriageInput) -> TriageReport:
                 ev.append(Evidence(str(c.vmcore), f"{r.bdf}: {td.translation_type}, DID {td.domain_id}, "
                                    f"{td.mapped_4k} mapped 4 KiB + {td.mapped_large} large pages"))
         mapped = [t.device(r.bdf) for r in risks]
-        live = sum(1 for td in mapped if td is not None and td.mapped_4k + td.mapped_large > 0)
+        unbounded = [td for td in mapped if td is not None and td.present
+                     and _unbounded(td.translation_type)]
+        live = sum(1 for td in mapped if td is not None and td.mapped_4k + td.mapped_large > 0 and td not in unbounded)
+        types = sorted({td.translation_type for td in mapped if td is not None and td.present})
+        summary = f"{live} of the risky devices still had mapped pages at the crash"
+        if unbounded:
+            summary = (f"{len(unbounded)} of the risky devices are pass-through (no page table: unrestricted DMA to "
+                       f"all of memory, so mapped-page counts do not apply to them: "
+                       f"{', '.join(_short(td.bdf) for td in unbounded)}); "
+                       f"{live} other risky device(s) still had mapped pages at the crash")
         findings.append(
             Finding(
                 "crashed-kernel-tables",
-                "info",
-                f"The crashed kernel's VT-d tables are in the vmcore ({t.mode} mode, {len(t.devices)} devices); "
-                f"{live} of the risky devices still had mapped pages at the crash",
+                "warning" if unbounded else "info",
+                f"The crashed kernel's VT-d tables are in the vmcore ({t.mode} mode, {len(t.devices)} devices, "
+                f"translation {', '.join(types) or 'none present'}); {summary}",
                 tuple(ev) + tuple(Evidence(str(c.vmcore), p) for p in t.problems[:5]),
                 devices=tuple(r.bdf for r in risks if t.device(r.bdf) is not None),
             )
@@ -669,7 +708,8 @@ def triage(inp: TriageInput) -> TriageReport:
         findings.extend(_config_findings(inp, scen))
     findings.extend(_input_warnings(inp))
     findings.extend(_capacity_findings(inp))
-    return _report(scen, findings, risks, src, kd_cmdline, kd_basis)
+    return replace(_report(scen, findings, risks, src, kd_cmdline, kd_basis),
+                   crashed_tables=c.tables if c is not None else None)
 
 
 def _device_findings(
@@ -687,6 +727,9 @@ def _device_findings(
     elif scen.case == "copied":
         sev = "warning"
         why = "it keeps mastering through the crashed kernel's page tables"
+    elif scen.case in ("sm-mismatch", "copy-misread") and scen.table_copy in ("misread", "expected-misread"):
+        sev = "warning"
+        why = "its DMA goes through context entries the kdump kernel copied in the wrong format (faults, or garbage translation)"
     elif scen.case == "sm-mismatch":
         sev = "warning"
         why = "its DMA faults against the kdump kernel's empty tables"
@@ -697,6 +740,12 @@ def _device_findings(
         ev: List[Evidence] = []
         dev = sysm.devices[r.bdf]
         ev.append(Evidence(f"/sys/bus/pci/devices/{r.bdf}/config", f"COMMAND=0x{dev.command:04x} (Bus Master on)"))
+        dwhy = why
+        tt, tt_ev = device_translation(inp, scen, r.bdf) if scen.case in ("copied", "on-off") else (None, None)
+        meaning = translation_meaning(tt)
+        if meaning is not None and not meaning.bounded and tt_ev is not None:
+            ev.append(tt_ev)
+            dwhy = (f"its translation is {tt} ({meaning.where}): unrestricted DMA, {meaning.in_flight.split(': ', 1)[1]}")
         if sysm.in_kdump_kernel:
             ev.append(Evidence(f"/sys/bus/pci/devices/{r.bdf}/driver", "absent (no driver bound in the kdump kernel)"))
         elif inp.kdump_initrd is not None:
@@ -711,7 +760,7 @@ def _device_findings(
             Finding(
                 "driverless-bus-master",
                 sev,
-                f"{_short(r.bdf)} [{r.ids}] ({', '.join(mods) or 'no known module'}) is a bus master the kdump kernel will not drive{bridges}: {why}",
+                f"{_short(r.bdf)} [{r.ids}] ({', '.join(mods) or 'no known module'}) is a bus master the kdump kernel will not drive{bridges}: {dwhy}",
                 tuple(ev),
                 remedy,
                 devices=(r.bdf,),
@@ -777,13 +826,13 @@ def _device_findings(
             lookups.setdefault(fl.bdf, []).append(fl)
     for bdf, evs in sorted(faults.items()):
         extra = tuple(Evidence(str(c.vmcore if c is not None else ""), fl.text()) for fl in lookups.get(bdf, [])[:3])
-        dev = sysm.devices.get(bdf)
-        fmods: Tuple[str, ...] = _device_modules(inp, bdf, dev) if dev is not None else ()
-        driver_now = dev.driver if dev is not None else None
+        fdev = sysm.devices.get(bdf)
+        fmods: Tuple[str, ...] = _device_modules(inp, bdf, fdev) if fdev is not None else ()
+        driver_now = fdev.driver if fdev is not None else None
         who = ", ".join(fmods) if fmods else "unknown driver"
-        sev = "error" if scen.case in ("sm-mismatch", "on-off") or sysm.in_kdump_kernel else "warning"
+        sev = "error" if scen.case in ("sm-mismatch", "on-off", "copy-misread") or sysm.in_kdump_kernel else "warning"
         tie = f"the {who} device" if fmods else "a device"
-        state = f", driver now {driver_now}" if driver_now else (", no driver bound now" if dev is not None else "")
+        state = f", driver now {driver_now}" if driver_now else (", no driver bound now" if fdev is not None else "")
         out.append(
             Finding(
                 "dmar-fault",
@@ -793,6 +842,7 @@ def _device_findings(
                 (
                     "the fault is DMA the device started under the crashed kernel; "
                     + ("fix the scalable-mode mismatch above" if scen.case == "sm-mismatch" else
+                       "fix the table-copy misread above" if scen.case == "copy-misread" else
                        _module_remedy(s, list(fmods)) if fmods else QUIESCE_HINT[3:])
                 ),
                 devices=(bdf,),

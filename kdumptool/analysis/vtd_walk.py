@@ -103,6 +103,7 @@ class PageTableWalk:
     table_pages: int
     unreadable: Tuple[Unreadable, ...]
     problems: Tuple[str, ...]
+    truncated: bool = False  # extents past MAX_EXTENTS not listed (counts still whole)
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,172 @@ class PageReader:
 
 # --- page-table walk (hot path) ------------------------------------------------------------
 
+# Bounds of one root table's walk (all its domains together), each named in the output
+# when hit: extents listed (pages past it are still counted), leaf runs kept in the
+# table-page memo, distinct table pages read, problem lines kept per page table.
+MAX_EXTENTS = 1 << 20
+MAX_MEMO_RUNS = 2 << 20
+MAX_TABLE_PAGES = 1 << 18
+MAX_PROBLEMS = 64
+# PASID tables and PASID entries decoded per scalable-mode device (besides RID_PASID).
+MAX_PASID_TABLES = 256
+MAX_PASIDS = 4096
+
+
+class _Sub:
+    """One table page decoded at one level (a subtree), IOVAs relative to its base.
+
+    Leaf tables keep their merged runs in arrays (``runs``); upper tables keep their items
+    in IOVA order: ``(rel_iova, phys, size, rw)`` for a large page, ``(rel_iova, _Sub, rw)``
+    for a next-level table. Counts include every subtree, once per reference, as the
+    hardware would translate them."""
+
+    __slots__ = ("paddr", "level", "runs", "items", "n4k", "nlarge", "missing", "problems", "dropped")
+
+    def __init__(self, paddr: int, level: int) -> None:
+        self.paddr = paddr
+        self.level = level
+        self.runs: Optional[Tuple[Any, Any, Any, bytes]] = None
+        self.items: List[tuple] = []
+        self.n4k = 0
+        self.nlarge = 0
+        self.missing: Optional[Unreadable] = None
+        self.problems: List[str] = []
+        self.dropped = False  # runs not kept (memo limit): counted, not listed
+
+
+class WalkContext:
+    """What the walks of one root table share: the table-page memo (a table page is
+    decoded once however many domains or entries reach it) and the limits' budgets."""
+
+    def __init__(self, reader: PageReader) -> None:
+        self.reader = reader
+        self.memo: Dict[Tuple[str, int, int], _Sub] = {}
+        self.extents_left = MAX_EXTENTS
+        self.memo_runs_left = MAX_MEMO_RUNS
+
+
+def _build(ctx: WalkContext, kind: str, paddr: int, level: int, progress: Optional[ProgressFn]) -> _Sub:
+    """The memoised subtree of table ``paddr`` read at ``level`` (iterative, no recursion)."""
+    memo = ctx.memo
+    key = (kind, paddr, level)
+    got = memo.get(key)
+    if got is not None:
+        return got
+    first = kind == "first-level"
+    present_mask = 1 if first else 3
+    # explicit stack of (sub, qs, next index) so a deep or wide walk never recurses
+    stack: List[list] = []
+
+    def open_table(p: int, lvl: int) -> Optional[_Sub]:
+        """A new _Sub for (p, lvl): finished at once (leaf, unreadable) or pushed."""
+        sub = _Sub(p, lvl)
+        memo[(kind, p, lvl)] = sub
+        if len(memo) > MAX_TABLE_PAGES:
+            sub.missing = Unreadable(p, f"level-{lvl} page table", f"not read: more than {MAX_TABLE_PAGES} table pages "
+                                     "(MAX_TABLE_PAGES)")
+            return sub
+        try:
+            data = ctx.reader.page(p)
+        except NotMapped as err:
+            sub.missing = Unreadable(p, f"level-{lvl} page table", err.why)
+            return sub
+        if progress is not None:
+            progress(1)
+        qs = _UNPACK_PAGE(data)
+        if lvl == 1:
+            _leaf(ctx, sub, qs, first, present_mask)
+            return sub
+        stack.append([sub, qs, 0])
+        return None
+
+    top = open_table(paddr, level)
+    if top is not None:
+        return top
+    while stack:
+        frame = stack[-1]
+        sub, qs, i = frame
+        lvl = sub.level
+        shift = 12 + 9 * (lvl - 1)
+        pushed = False
+        while i < 512:
+            v = qs[i]
+            i += 1
+            if not v & present_mask:
+                continue
+            rw = (3 if v & 2 else 1) if first else (v & 3)
+            rel = (i - 1) << shift
+            if v & 0x80:
+                if lvl > 3:
+                    sub.problems.append(f"PS set in level-{lvl} entry {i - 1} of table 0x{sub.paddr:x}: ignored")
+                    continue
+                size = 1 << shift
+                sub.nlarge += 1
+                sub.items.append((rel, v & ADDR_MASK & ~(size - 1), size, rw))
+                continue
+            child_key = (kind, v & ADDR_MASK, lvl - 1)
+            child = memo.get(child_key)
+            if child is None:
+                child = open_table(v & ADDR_MASK, lvl - 1)
+                if child is None:  # pushed: come back to this entry when it is done
+                    frame[2] = i - 1
+                    pushed = True
+                    break
+            elif child.n4k < 0:
+                # still open further up the stack: cannot happen (levels strictly decrease)
+                continue  # pragma: no cover
+            sub.items.append((rel, child, rw))
+            sub.n4k += child.n4k
+            sub.nlarge += child.nlarge
+        if pushed:
+            continue
+        frame[2] = i
+        stack.pop()
+    return memo[key]
+
+
+def _leaf(ctx: WalkContext, sub: _Sub, qs: Tuple[int, ...], first: bool, present_mask: int) -> None:
+    from array import array
+
+    v0 = qs[0]
+    if v0 & present_mask and qs == tuple(range(v0, v0 + (512 << 12), 4096)):
+        # a whole table of contiguous pages with equal bits (identity and other linear maps):
+        # one 2 MiB run, without a Python step per entry
+        sub.n4k = 512
+        sub.runs = (array("Q", [0]), array("Q", [v0 & ADDR_MASK]), array("Q", [512 << 12]),
+                    bytes([(3 if v0 & 2 else 1) if first else (v0 & 3)]))
+        ctx.memo_runs_left -= 1
+        return
+    r_iova: List[int] = []
+    r_phys: List[int] = []
+    r_size: List[int] = []
+    r_rw = bytearray()
+    c_end_iova = c_end_phys = c_rw = -1
+    n = 0
+    for i, v in enumerate(qs):
+        if not v & present_mask:
+            continue
+        n += 1
+        rw = (3 if v & 2 else 1) if first else (v & 3)
+        iova = i << 12
+        phys = v & ADDR_MASK
+        if iova == c_end_iova and phys == c_end_phys and rw == c_rw:
+            r_size[-1] += 4096
+        else:
+            r_iova.append(iova)
+            r_phys.append(phys)
+            r_size.append(4096)
+            r_rw.append(rw)
+            c_rw = rw
+        c_end_iova = iova + 4096
+        c_end_phys = phys + 4096
+    sub.n4k = n
+    if ctx.memo_runs_left < len(r_iova):
+        sub.dropped = True
+        return
+    ctx.memo_runs_left -= len(r_iova)
+    sub.runs = (array("Q", r_iova), array("Q", r_phys), array("Q", r_size), bytes(r_rw))
+
 
 def walk_page_table(
     mem: Union[PhysMemory, PageReader],
@@ -236,6 +403,7 @@ def walk_page_table(
     levels: int,
     kind: str = "second-level",
     progress: Optional[ProgressFn] = None,
+    context: Optional[WalkContext] = None,
 ) -> PageTableWalk:
     """Walk one page table of ``levels`` levels into merged extents.
 
@@ -243,99 +411,105 @@ def walk_page_table(
     rights of a mapping are the AND of R and W down the path. First-stage entries (x86
     layout): present bit 0, writable bit 1. PS (bit 7) makes a 2 MiB leaf at level 2 and a
     1 GiB leaf at level 3; set anywhere else it is reported as a problem.
+
+    A table page is decoded once per level it is read at (``context`` shares that memo
+    between the domains of a root table). A page reached again, at another IOVA or at
+    another level (a loop: levels strictly decrease, so a loop ends at level 1), is
+    translated there again, as the hardware would: its mappings count every time and are
+    listed up to ``MAX_EXTENTS`` (then ``truncated``, said in ``problems``).
     """
-    reader = mem if isinstance(mem, PageReader) else PageReader(mem)
-    first = kind == "first-level"
-    present_mask = 1 if first else 3
+    ctx = context
+    if ctx is None:
+        ctx = WalkContext(mem if isinstance(mem, PageReader) else PageReader(mem))
     if not 1 <= levels <= MAX_LEVELS:
         return PageTableWalk(kind, pt_root, levels, (), 0, 0, 0, (), (f"unsupported level count {levels}",))
-    # runs in parallel lists of ints while walking (no per-run container object for the
-    # garbage collector to trace); Extents are built once at the end
+    top = _build(ctx, kind, pt_root, levels, progress)
+
+    # distinct subtrees of this walk: unreadable pages, problems, table pages, loops, sharing
+    seen: Dict[Tuple[int, int], int] = {}
+    levels_of: Dict[int, set] = {}
+    unreadable: List[Unreadable] = []
+    problems: List[str] = []
+    todo = [top]
+    seen[(top.paddr, top.level)] = 1
+    while todo:
+        s = todo.pop()
+        levels_of.setdefault(s.paddr, set()).add(s.level)
+        if s.missing is not None:
+            unreadable.append(s.missing)
+        problems.extend(s.problems)
+        for it in s.items:
+            c = it[1]
+            if type(c) is _Sub:
+                k = (c.paddr, c.level)
+                if k in seen:
+                    seen[k] += 1
+                else:
+                    seen[k] = 1
+                    todo.append(c)
+    for paddr, lv in levels_of.items():
+        if len(lv) > 1:
+            problems.append(f"table 0x{paddr:x} is read at levels {', '.join(str(x) for x in sorted(lv, reverse=True))} "
+                            "(a loop): translated at each level, as the hardware reads it")
+    shared = sum(1 for n in seen.values() if n > 1)
+    if shared:
+        problems.append(f"{shared} table page(s) reached twice or more (shared tables or a loop): their mappings "
+                        "repeat at each IOVA that reaches them")
+
+    # flatten into merged extents, within the root table's extent budget
     r_iova: List[int] = []
     r_phys: List[int] = []
     r_size: List[int] = []
     r_rw: List[int] = []
-    unreadable: List[Unreadable] = []
-    problems: List[str] = []
-    visited: set = set()
-    counts = [0, 0]  # 4K leaves, large leaves
+    truncated = [False]
+    steps = [4 * MAX_EXTENTS]
 
-    def add(iova: int, phys: int, size: int, rw: int) -> None:
-        if r_size and r_iova[-1] + r_size[-1] == iova and r_phys[-1] + r_size[-1] == phys and r_rw[-1] == rw:
+    def emit(base: int, phys: int, size: int, rw: int) -> bool:
+        if r_size and r_iova[-1] + r_size[-1] == base and r_phys[-1] + r_size[-1] == phys and r_rw[-1] == rw:
             r_size[-1] += size
-            return
-        r_iova.append(iova)
+            return True
+        if ctx.extents_left <= 0:
+            truncated[0] = True
+            return False
+        ctx.extents_left -= 1
+        r_iova.append(base)
         r_phys.append(phys)
         r_size.append(size)
         r_rw.append(rw)
+        return True
 
-    def leaf_table(qs: Tuple[int, ...], base: int, rights: int) -> None:
-        v0 = qs[0]
-        if v0 & present_mask and qs == tuple(range(v0, v0 + (512 << 12), 4096)):
-            # a whole table of contiguous pages with equal bits (identity and other linear
-            # maps): one 2 MiB run, without a Python step per entry
-            counts[0] += 512
-            add(base, v0 & ADDR_MASK, 512 << 12, ((3 if v0 & 2 else 1) if first else (v0 & 3)) & rights)
-            return
-        n = 0
-        if r_size:
-            c_end_iova = r_iova[-1] + r_size[-1]
-            c_end_phys = r_phys[-1] + r_size[-1]
-            c_rw = r_rw[-1]
-        else:
-            c_end_iova = c_end_phys = c_rw = -1
-        for i, v in enumerate(qs):
-            if not v & present_mask:
-                continue
-            n += 1
-            rw = ((3 if v & 2 else 1) if first else (v & 3)) & rights
-            iova = base | (i << 12)
-            phys = v & ADDR_MASK
-            if iova == c_end_iova and phys == c_end_phys and rw == c_rw:
-                r_size[-1] += 4096
-            else:
-                r_iova.append(iova)
-                r_phys.append(phys)
-                r_size.append(4096)
-                r_rw.append(rw)
-                c_rw = rw
-            c_end_iova = iova + 4096
-            c_end_phys = phys + 4096
-        counts[0] += n
+    def flatten(s: _Sub, base: int, rights: int) -> bool:
+        """Emit the extents of ``s`` at ``base``; False once the budget is spent."""
+        steps[0] -= 1
+        if steps[0] < 0:
+            truncated[0] = True
+            return False
+        if s.dropped:
+            truncated[0] = True
+            return s.n4k == 0 or ctx.extents_left > 0
+        if s.runs is not None:
+            ri, rp, rs, rr = s.runs
+            for k in range(len(ri)):
+                if not emit(base | ri[k], rp[k], rs[k], rr[k] & rights):
+                    return False
+            return True
+        for it in s.items:
+            c = it[1]
+            if type(c) is _Sub:
+                if not flatten(c, base | it[0], rights & it[2]):
+                    return False
+            elif not emit(base | it[0], c, it[2], it[3] & rights):
+                return False
+        return True
 
-    def table(paddr: int, level: int, base: int, rights: int) -> None:
-        if paddr in visited:
-            problems.append(f"level-{level} table 0x{paddr:x} reached twice (loop or shared table): not followed again")
-            return
-        visited.add(paddr)
-        try:
-            data = reader.page(paddr)
-        except NotMapped as err:
-            unreadable.append(Unreadable(paddr, f"level-{level} page table", err.why))
-            return
-        if progress is not None:
-            progress(1)
-        qs = _UNPACK_PAGE(data)
-        if level == 1:
-            leaf_table(qs, base, rights)
-            return
-        shift = 12 + 9 * (level - 1)
-        for i, v in enumerate(qs):
-            if not v & present_mask:
-                continue
-            rw = ((3 if v & 2 else 1) if first else (v & 3)) & rights
-            iova = base | (i << shift)
-            if v & 0x80:
-                if level > 3:
-                    problems.append(f"PS set in level-{level} entry {i} of table 0x{paddr:x}: ignored")
-                    continue
-                size = 1 << shift
-                counts[1] += 1
-                add(iova, v & ADDR_MASK & ~(size - 1), size, rw)
-            else:
-                table(v & ADDR_MASK, level - 1, iova, rw)
-
-    table(pt_root, levels, 0, 3)
+    flatten(top, 0, 3)
+    if truncated[0]:
+        problems.append(f"extents truncated: {len(r_iova):,} listed, the rest past MAX_EXTENTS ({MAX_EXTENTS:,} "
+                        "per root table) or MAX_MEMO_RUNS; page counts still include every mapping")
+    if len(problems) > MAX_PROBLEMS:
+        more = len(problems) - MAX_PROBLEMS + 1
+        problems = problems[:MAX_PROBLEMS - 1] + [f"... {more:,} more problems not listed (truncated at MAX_PROBLEMS "
+                                                  f"{MAX_PROBLEMS})"]
     rwb = ((False, False), (True, False), (False, True), (True, True))
     gc_was = gc.isenabled()
     gc.disable()  # a million small immutable records: tracing them is pure overhead
@@ -345,8 +519,8 @@ def walk_page_table(
         if gc_was:
             gc.enable()
     return PageTableWalk(
-        kind, pt_root, levels, extents, counts[0], counts[1], len(visited) - len(unreadable), tuple(unreadable),
-        tuple(problems),
+        kind, pt_root, levels, extents, top.n4k, top.nlarge, len(seen) - len(unreadable), tuple(unreadable),
+        tuple(problems), truncated[0],
     )
 
 
@@ -365,6 +539,7 @@ def walk_root_table(
     if mode not in ("legacy", "scalable"):
         raise ValueError(f"mode must be legacy or scalable, not {mode!r}")
     reader = PageReader(mem)
+    walk_ctx = WalkContext(reader)
     root_address &= ADDR_MASK
     unreadable: List[Unreadable] = []
     problems: List[str] = []
@@ -382,7 +557,7 @@ def walk_root_table(
             return None
         key = (kind, pt_root, levels)
         if key not in domains:
-            domains[key] = walk_page_table(reader, pt_root, levels, kind, progress)
+            domains[key] = walk_page_table(reader, pt_root, levels, kind, progress, walk_ctx)
         return domains[key]
 
     for bus in range(256):
@@ -543,10 +718,15 @@ def _other_pasids(
     domain: Callable[[str, int, int], Optional[PageTableWalk]],
     unreadable: List[Unreadable], problems: List[str],
 ) -> Tuple[PasidTranslation, ...]:
-    """Every present PASID entry reachable from the PASID directory, except RID_PASID."""
+    """Every present PASID entry reachable from the PASID directory, except RID_PASID, up to
+    MAX_PASID_TABLES tables and MAX_PASIDS entries per device (then said in ``problems``)."""
     out: List[PasidTranslation] = []
     seen_tables: set = set()
+    shared = 0
+    cut = False
     for dpage_index in range((entries * PASID_DIR_ENTRY_SIZE + VTD_PAGE_SIZE - 1) // VTD_PAGE_SIZE):
+        if cut:
+            break
         dpaddr = pdir + dpage_index * VTD_PAGE_SIZE
         try:
             dq = _UNPACK_PAGE(reader.page(dpaddr))
@@ -562,8 +742,11 @@ def _other_pasids(
                 break
             table = v & VTD_PAGE_MASK
             if table in seen_tables:
-                problems.append(f"PASID directory entries share table 0x{table:x}: not decoded twice")
+                shared += 1
                 continue
+            if len(seen_tables) >= MAX_PASID_TABLES or len(out) >= MAX_PASIDS:
+                cut = True
+                break
             seen_tables.add(table)
             try:
                 tq = _UNPACK_PAGE(reader.page(table))
@@ -578,6 +761,13 @@ def _other_pasids(
                     continue
                 out.append(_pasid_translation(q0, tq[8 * j + 1], tq[8 * j + 2], pasid,
                                               table + j * PASID_ENTRY_SIZE, domain))
+    if shared:
+        problems.append(f"{shared} PASID directory entr{'y' if shared == 1 else 'ies'} share a table with an "
+                        "earlier entry: not decoded twice")
+    if cut:
+        problems.append(f"PASIDs truncated: {len(out):,} entries of {len(seen_tables):,} PASID tables decoded, "
+                        f"the rest of the directory not (MAX_PASID_TABLES {MAX_PASID_TABLES}, MAX_PASIDS "
+                        f"{MAX_PASIDS} per device)")
     return tuple(out)
 
 

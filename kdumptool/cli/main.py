@@ -20,6 +20,7 @@ from kdumptool import __version__
 
 COMMAND_MODULES = (
     "dmar",
+    "ivrs",
     "pci",
     "iommu",
     "collect",

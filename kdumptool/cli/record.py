@@ -209,7 +209,7 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
         "warnings": list(system.warnings),
     }
     t1 = time.monotonic()
-    triage = _triage(r)
+    triage = _triage(r, system)
     timings["triage"] = round(time.monotonic() - t1, 3)
     if triage is not None:
         report["triage"] = triage
@@ -264,28 +264,15 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
     return report, text, dest
 
 
-def _triage(r: object) -> Optional[dict]:
-    """The triage verdict as JSON (the triage stream's analysis), or why it is missing."""
-    import importlib.util
-
-    if importlib.util.find_spec("kdumptool.analysis.triage") is None:
-        return None
+def _triage(r: object, system: object) -> Optional[dict]:
+    """The triage verdict as JSON, or why it is missing (from the system model record has
+    already read: the system and /dev/mem are read once)."""
     try:
-        import functools
-
         from kdumptool.analysis.triage import triage
         from kdumptool.render.triage import render_triage_json
-        from kdumptool.sources import system as system_src
         from kdumptool.sources.triage import read_triage_input
 
-        # Enumerate through sysfs, as record itself does: the kdump initramfs carries no
-        # pyudev/libudev (read_triage_input looks read_system up at call time).
-        real = system_src.read_system
-        system_src.read_system = functools.partial(real, use_udev=False)  # type: ignore[assignment]
-        try:
-            inp = read_triage_input(r)  # type: ignore[arg-type]
-        finally:
-            system_src.read_system = real  # type: ignore[assignment]
+        inp = read_triage_input(r, system=system)  # type: ignore[arg-type]
         return render_triage_json(triage(inp))  # type: ignore[no-any-return]
     except Exception as exc:  # the record must not fail because of the triage
         return {"error": f"{type(exc).__name__}: {exc}"}

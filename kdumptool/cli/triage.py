@@ -42,7 +42,7 @@ def triage_cmd(
         render_triage_text,
     )
     from kdumptool.sources.root import open_root
-    from kdumptool.sources.triage import read_triage_input
+    from kdumptool.sources.triage import open_triage_input
 
     if offline and root is None:
         from kdumptool.sources.triage import find_kdump_snapshot
@@ -53,9 +53,9 @@ def triage_cmd(
                 "--offline needs --root (the kdump kernel's snapshot) or a --saved folder holding "
                 "kdumptool record's kdumptool-snapshot.tar.gz", param_hint="--root")
         root = Path(found)
-    with open_root(root) as r:
-        inp = read_triage_input(r, str(vmcore) if vmcore else None, str(saved) if saved else None)
-    report = triage(inp)
+    with open_root(root) as r, open_triage_input(r, str(vmcore) if vmcore else None,
+                                                 str(saved) if saved else None) as inp:
+        report = triage(inp)
     if fmt == "prometheus":
         sys.stdout.write(render_triage_prometheus(report))
     else:

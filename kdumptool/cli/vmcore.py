@@ -36,6 +36,7 @@ def info(
 ) -> None:
     """Format, headers, VMCOREINFO and the dumped physical ranges of a dump."""
     from kdumptool.cli.common import check_format
+    from kdumptool.errors import IncompleteResult
     from kdumptool.render.output import emit
     from kdumptool.sources.vmcore import open_dump
 
@@ -43,6 +44,8 @@ def info(
     with open_dump(str(vmcore)) as dump:
         result = _info_json(dump)
     emit(fmt, json_obj=lambda: result, text=lambda: _info_text(result, vmcoreinfo))
+    if result.get("incomplete"):
+        raise IncompleteResult(f"{vmcore}: the dump is incomplete (pages are missing)")
 
 
 def _info_json(dump: Any) -> dict:
@@ -132,17 +135,24 @@ def log(
                 raise err.with_source(str(vmcore)) from None
             raise UnsupportedFormat(f"{vmcore}: {err}") from None
         warnings = list(dump.warnings) + list(klog.warnings)
-    lines = klog.dmesg_lines()
     for w in warnings:
         sys.stderr.write(f"warning: {w}\n")
     if analyse:
-        _analyse(fmt, lines, str(vmcore))
-        return
-    emit(fmt,
-         json_obj=lambda: {"path": str(vmcore), "kind": klog.kind,
-                           "records": [r.to_json() for r in klog.records],
-                           "warnings": warnings},
-         text=lambda: "\n".join(lines))
+        _analyse(fmt, klog.dmesg_lines(), str(vmcore))
+    else:
+        from kdumptool.render.output import dump_dmesg_lines
+
+        lines = [ln for r in klog.records for ln in dump_dmesg_lines(r.ts_nsec, r.text)]
+        emit(fmt,
+             json_obj=lambda: {"path": str(vmcore), "kind": klog.kind,
+                               "records": [r.to_json() for r in klog.records],
+                               "complete": not klog.warnings, "warnings": warnings},
+             text=lambda: "\n".join(lines))
+    if klog.warnings:
+        from kdumptool.errors import IncompleteResult
+
+        raise IncompleteResult(f"{vmcore}: the kernel log is incomplete or damaged "
+                               f"({len(klog.warnings)} warning(s) above)")
 
 
 def _analyse(fmt: str, lines: List[str], name: str) -> None:

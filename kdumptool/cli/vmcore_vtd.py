@@ -108,6 +108,7 @@ def iommu(
     obj = rv.iommu_json(tables, source, detail, warnings, devices)
     emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_iommu_text(obj, 1 << 62 if dev else 8),
          rich=lambda: rv.render_iommu_rich(obj))
+    _fail_if_incomplete(vmcore, tables, devices)
 
 
 def exposure(
@@ -154,6 +155,11 @@ def exposure(
     obj = rv.exposure_json(ex, tables, source, detail, warnings)
     emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12),
          rich=lambda: rv.render_exposure_rich(obj))
+    if ex.incomplete:
+        from kdumptool.errors import IncompleteResult
+
+        raise IncompleteResult(f"{vmcore}: exposure incomplete: table pages unreadable or a walk stopped at a "
+                               "limit (see above)")
 
 
 def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
@@ -169,11 +175,34 @@ def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
         ranges = list(dump.iter_dumped_ranges())
         with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
             res = find_root_tables(dump, ranges, progress=tick)
+        truncated = dump.truncated
+        warnings = list(dump.warnings)
     obj = rv.scan_json(res)
+    # pages the scan could not read may hold the root table: say so, and exit non-zero
+    obj["incomplete"] = truncated or res.unreadable_pages > 0
+    obj["warnings"] = warnings
     emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj), rich=lambda: rv.render_scan_rich(obj))
+    if obj["incomplete"]:
+        from kdumptool.errors import IncompleteResult
+
+        raise IncompleteResult(f"{vmcore}: scan incomplete: {res.unreadable_pages} page(s) "
+                               f"unreadable{' (the dump is truncated)' if truncated else ''}")
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def _fail_if_incomplete(vmcore: Path, tables: Any, devices: Optional[list]) -> None:
+    """Exit 3 (after the output) when the decoded tables rest on unreadable pages or a walk
+    stopped at a limit: a partial answer is not a clean 0."""
+    from kdumptool.errors import IncompleteResult
+
+    devs = tables.devices if devices is None else devices
+    unread = len(tables.unreadable) + sum(len(d.all_unreadable) for d in devs)
+    cut = sum(1 for d in devs for w in d.walks if w.truncated)
+    if unread or cut:
+        raise IncompleteResult(f"{vmcore}: VT-d tables incomplete: {unread} table page(s) unreadable, "
+                               f"{cut} walk(s) truncated at a limit (see above)")
 
 
 def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:

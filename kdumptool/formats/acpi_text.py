@@ -116,8 +116,12 @@ def extract_table(data: bytes, signature: str = "DMAR", name: str = "<input>") -
         if t.signature == signature:
             return t.data
     sigs = [t.signature for t in tables]
-    if "IVRS" in sigs:
-        raise UnsupportedFormat(f"{name}: AMD IOMMU (IVRS): not an Intel VT-d table")
+    if "IVRS" in sigs and signature == "DMAR":
+        raise UnsupportedFormat(f"{name}: AMD IOMMU (IVRS): not an Intel VT-d table; "
+                                "decode it with `kdumptool ivrs`")
+    if "DMAR" in sigs and signature == "IVRS":
+        raise UnsupportedFormat(f"{name}: Intel VT-d table (DMAR): not an AMD IVRS table; "
+                                "decode it with `kdumptool dmar`")
     if len(tables) == 1:
         # One table under another name: let the binary decoder name what it is.
         return tables[0].data

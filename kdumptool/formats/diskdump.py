@@ -272,16 +272,73 @@ def _decompress_snappy(data: bytes, size: int) -> bytes:
 def _decompress_zstd(data: bytes, size: int) -> bytes:
     try:
         import zstandard  # type: ignore[import-not-found]
-
-        return bytes(zstandard.ZstdDecompressor().decompress(data, max_output_size=size))
     except ImportError:
         pass
+    else:
+        # A stream reader stops at size + 1 bytes whatever the frame declares
+        # (decompress(max_output_size=) trusts a declared content size).
+        import io
+
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
+            return bytes(reader.read(size + 1))
     try:
         import cramjam  # type: ignore[import-not-found]
     except ImportError:
         raise UnsupportedFormat("zstd-compressed pages need the zstandard or cramjam "
                                 "package: pip install 'kdumptool[vmcore]'") from None
-    return bytes(cramjam.zstd.decompress(data))
+    out = bytearray(size)      # decompress_into fails rather than write past the buffer
+    n = cramjam.zstd.decompress_into(data, out)
+    return bytes(out[:n])
+
+
+def _varint(data: bytes, limit: int = 5) -> Optional[int]:
+    """A little-endian base-128 varint at the start of ``data`` (snappy's length
+    preamble), or None when it does not end within ``limit`` bytes."""
+    value = 0
+    for i, b in enumerate(data[:limit]):
+        value |= (b & 0x7F) << (7 * i)
+        if not b & 0x80:
+            return value
+    return None
+
+
+ZSTD_MAGIC = 0xFD2FB528
+
+
+def zstd_content_size(data: bytes) -> Optional[int]:
+    """The Frame_Content_Size a zstd frame header declares (RFC 8878 section 3.1.1.1),
+    or None when the frame does not declare one (or is not a zstd frame)."""
+    if len(data) < 5 or int.from_bytes(data[:4], "little") != ZSTD_MAGIC:
+        return None
+    fhd = data[4]
+    fcs_flag, single = fhd >> 6, fhd >> 5 & 1
+    did_size = (0, 1, 2, 4)[fhd & 3]
+    fcs_size = (1 if single else 0, 2, 4, 8)[fcs_flag]
+    if not fcs_size:
+        return None
+    at = 5 + (0 if single else 1) + did_size
+    if len(data) < at + fcs_size:
+        return None
+    value = int.from_bytes(data[at:at + fcs_size], "little")
+    return value + 256 if fcs_size == 2 else value
+
+
+def check_declared_size(data: bytes, comp: int, page_size: int) -> Optional[str]:
+    """Why the size a compressed page declares in its own header is not ``page_size``, or
+    None. Checked BEFORE decompressing: a decompressor trusts that size to allocate its
+    output (a snappy preamble of 4 GiB aborts the process; a zstd frame declaring 300 MB
+    inflates to it)."""
+    if comp == DUMP_DH_COMPRESSED_SNAPPY:
+        declared = _varint(data)
+        if declared is None:
+            return "snappy length preamble is not a varint"
+    elif comp == DUMP_DH_COMPRESSED_ZSTD:
+        declared = zstd_content_size(data)
+    else:
+        return None
+    if declared is not None and declared != page_size:
+        return f"declares {declared} bytes, expected {page_size}"
+    return None
 
 
 def decompress_page(data: bytes, flags: int, page_size: int, what: str = "page",
@@ -299,6 +356,9 @@ def decompress_page(data: bytes, flags: int, page_size: int, what: str = "page",
     if comp & (comp - 1):
         raise DecodeError(what, offset, f"page flags 0x{flags:x} name several compressions")
     name = COMPRESSION_NAMES[comp]
+    why = check_declared_size(data, comp, page_size)
+    if why:
+        raise DecodeError(what, offset, f"corrupt {name} page: {why}")
     try:
         if comp == DUMP_DH_COMPRESSED_ZLIB:
             d = zlib.decompressobj()

@@ -165,7 +165,7 @@ FIXED_LENGTH: Dict[int, int] = {0: 16, 1: 24, 2: 8, 3: 20, 4: 8, 5: 8, 6: 8}
 
 #: Other ACPI tables someone may hand us instead of a DMAR, and what they are.
 OTHER_SIGNATURES: Dict[bytes, str] = {
-    b"IVRS": "AMD IOMMU (IVRS): not an Intel VT-d table",
+    b"IVRS": "AMD IOMMU (IVRS): not an Intel VT-d table; decode it with `kdumptool ivrs`",
     b"IORT": "Arm IO remapping table (IORT): not an Intel VT-d table",
     b"VIOT": "virtual IOMMU table (VIOT): not an Intel VT-d table",
     b"APIC": "ACPI MADT (APIC): not a DMAR table",

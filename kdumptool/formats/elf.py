@@ -37,6 +37,11 @@ NT_PRSTATUS = 1
 VMCOREINFO_NOTE_NAME = "VMCOREINFO"
 
 EHDR_SIZE = 64
+# Bounds on what a dump's headers may ask us to read (a sparse or forged file can claim
+# any size): /proc/vmcore has one PRSTATUS note (336 + 20 bytes) per CPU plus VMCOREINFO
+# (a few KiB), so 8,192 CPUs need about 3 MiB of notes; and one PT_LOAD per RAM range.
+MAX_NOTES_SIZE = 32 << 20
+MAX_PHNUM = 1 << 20
 PHDR_SIZE = 56
 SHDR_SIZE = 64
 

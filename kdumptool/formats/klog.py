@@ -40,7 +40,7 @@ and PASID are always hex (``%llx``/``%x``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 # --- fault reason tables (drivers/iommu/intel/dmar.c) -----------------------------------
@@ -234,7 +234,7 @@ class LogEvent:
 
 
 _HEX_DETAILS = frozenset(
-    {"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "status", "sid", "qw0",
+    {"efr", "efr2", "domain", "reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "status", "sid", "qw0",
      "qw1", "reason"}
 )
 
@@ -431,7 +431,9 @@ _KEYWORDS_RE = re.compile(
 
 _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("fault_status", re.compile(r"DRHD:\s*handling\s+fault\s+status\s+reg\s+(?P<value>[0-9a-fA-F]+)")),
-    ("suppressed", re.compile(r"dmar_fault:\s*(?P<value>\d+)\s+callbacks\s+suppressed")),
+    # "dmar_fault: 5 callbacks suppressed"; AMD-Vi's ratelimit in amd_iommu_report_page_fault().
+    ("suppressed", re.compile(
+        r"(?:dmar_fault|amd_iommu_report_page_fault|iommu_print_event):\s*(?P<value>\d+)\s+callbacks\s+suppressed")),
     ("fault_dump", re.compile(r"Dump\s+(?P<unit>\S+)\s+table\s+entries\s+for\s+IOVA\s+(?P<iova>" + _HEX + r")")),
     ("translation_preenabled", re.compile(r"Translation already enabled - trying to copy translation structures")),
     ("tables_copied", re.compile(r"Copied translation tables from previous kernel for (?P<unit>\S+)")),
@@ -466,13 +468,39 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("identity_map", re.compile(
         r"(?P<bdf>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]):? (?:DMAR: )?Setting identity map "
         r"(?:for device \S+ )?\[(?P<base>" + _HEX + r") - (?P<end>" + _HEX + r")\]")),
-    # AMD IOMMU (not VT-d): recognised so that an AMD machine's log is named as such.
-    # "<drv> 0000:06:00.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0010 address=0x.. flags=0x0020]"
-    # (>= 5.x) or "AMD-Vi: Event logged [IO_PAGE_FAULT device=03:00.0 domain=... address=... flags=...]".
-    ("amd_vi_fault", re.compile(
-        r"(?:(?P<bdf>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]): )?AMD-Vi: Event logged "
-        r"\[(?P<event>[A-Z_]+)(?: device=(?P<device>[0-9a-fA-F:.]+))?(?: pasid=\S+)? domain=(?P<domain>" + _HEX
-        + r")(?: pasid=\S+)? address=(?P<iova>" + _HEX + r")")),
+    # AMD IOMMU (AMD-Vi, drivers/iommu/amd/init.c; pr_fmt "AMD-Vi: "). The event-log lines
+    # ("Event logged [...]") are decoded by _amdvi_event; these are the init/kdump lines.
+    ("amdvi_translation_preenabled", re.compile(
+        r"AMD-Vi: Translation is already enabled - trying to copy translation structures")),
+    ("amdvi_tables_copied", re.compile(r"AMD-Vi: Copied DEV table from previous kernel")),
+    ("amdvi_copy_failed", re.compile(r"AMD-Vi: Failed to copy DEV table from previous kernel")),
+    ("amdvi_copy_refused", re.compile(
+        r"AMD-Vi: (?P<why>The device table size of IOMMU:\s*\d+ is not expected!"
+        r"|The address of old device table is above 4G, not trustworthy!"
+        r"|Wrong old irq remapping flag: \S+|Failed to reserve domain ID \S+"
+        r"|Failed to allocate memory for copying old device table!)")),
+    ("amdvi_not_kdump", re.compile(
+        r"AMD-Vi: Translation was enabled for IOMMU:\s*(?P<unit>\d+) but we are not in kdump mode")),
+    # "AMD-Vi: Extended features (0x29d3, 0x0): PreF PPR GT IA GA HE" (>= 5.x; older kernels
+    # print "AMD-Vi: Extended features: PreF PPR ..." without the values).
+    ("amdvi_features", re.compile(
+        r"AMD-Vi: Extended features(?: \((?P<efr>0x[0-9a-fA-F]+)(?:,\s*(?P<efr2>0x[0-9a-fA-F]+))?\))?:"
+        r"(?P<names>[ \w\[\]]*)$")),
+    ("amdvi_ir_enabled", re.compile(r"AMD-Vi: Interrupt remapping enabled")),
+    ("amdvi_ir_disabled", re.compile(r"AMD-Vi: Disabling interrupt remapping")),
+    # FW_BUG inside pr_err("%s: ...", fw_bug) prints "[Firmware Bug]: : IOAPIC[4] not in IVRS table".
+    ("amdvi_firmware", re.compile(
+        r"AMD-Vi: (?:\[Firmware (?:Bug|Warn)\]:\s*(?::\s*)?)?(?P<what>No southbridge IOAPIC found"
+        r"|IOAPIC\[\d+\] not in IVRS table|IVRS invalid checksum|Invalid IVHD device type \S+"
+        r"|Invalid HID\.|Invalid UID length\.|Found inconsistent EFR/EFR2\b.*|EFR mismatch\b.*"
+        r"|Unsupported IVHD type \S+|IVRS table error: .*)")),
+    ("amdvi_snp", re.compile(r"AMD-Vi: (?P<what>IOMMU SNP support enabled\.|SNP: .*)")),
+    # "AMD-Vi: Found IOMMU at 0000:00:00.2 cap 0x40" (<= 5.x), "pci 0000:00:00.2: AMD-Vi: Found
+    # IOMMU cap 0x40" (dev_printk, >= 5.x).
+    ("amdvi_found", re.compile(
+        r"(?:(?P<bdf>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]): )?AMD-Vi: Found IOMMU"
+        r"(?: at (?P<device>[0-9a-fA-F:.]+))? cap (?P<cap>0x[0-9a-fA-F]+)")),
+    ("amdvi_dte", re.compile(r"AMD-Vi: DTE\[(?P<index>\d)\]: (?P<value>[0-9a-fA-F]{16})")),
     ("boot", re.compile(r"^Linux version (?P<version>\S+)")),
     ("kdump_kernel", re.compile(r"^Kernel command line:(?=.*\belfcorehdr=(?P<elfcorehdr>\S+))")),
     ("crashkernel_reserved", re.compile(r"Reserving (?P<size>\d+MB) of (?:low )?memory at (?P<at>\S+) for crashkernel")),
@@ -489,6 +517,8 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
         r"|page table not present at level -?\d+)")),
 ]
 _FW_IOMMU_RE = re.compile(r"DMAR|dmar|RMRR|DRHD|IOMMU|VT-d")
+_AMD_FIRST = [p for p in _SIMPLE if p[0].startswith("amdvi_")] + [
+    p for p in _SIMPLE if not p[0].startswith("amdvi_")]
 _AER_RE = re.compile(
     r"^(?:(?P<driver>[\w.-]+)\s+)?(?P<dev>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])\s*:\s*"
     r"(?P<rest>(?:AER:|PCIe Bus Error).*)$"
@@ -500,7 +530,7 @@ _AER_SRC_RE = re.compile(
 )
 _AER_ERROR_RE = re.compile(r"[Ee]rror|severity=|Uncorrect|Corrected")
 _AER_SEV_RE = re.compile(r"severity=(?P<sev>[A-Za-z ()-]+?),\s*type=(?P<type>[^,]+)")
-_INT_DETAILS = frozenset({"reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "flags",
+_INT_DETAILS = frozenset({"efr", "efr2", "reg_base_addr", "cap", "ecap", "base", "end", "hi", "lo", "value", "iova", "flags",
                           "level", "sid", "qw0", "qw1", "reason", "domain"})
 
 _MAX_HELD = 4  # lines a wrapped fault may span
@@ -583,10 +613,96 @@ def _fault_event(first: LogLine, last: LogLine, joined: str, m: re.Match[str]) -
     )
 
 
+# AMD-Vi event log (drivers/iommu/amd/iommu.c, iommu_print_event()):
+#   "AMD-Vi: Event logged [IO_PAGE_FAULT device=03:00.0 domain=0x000f address=0x.. flags=0x0010]"
+#   (<= 4.x), "<drv> 0000:06:00.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0010
+#   address=0xbb0e3400 flags=0x0020]" (dev_err, >= 5.x), "device=0000:06:00.0" with the
+#   segment (>= 6.0), "pasid=0x..." (>= 5.12), and the other events:
+#   INVALID_DEVICE_REQUEST, ILLEGAL_DEV_TABLE_ENTRY, DEV_TAB_HARDWARE_ERROR,
+#   PAGE_TAB_HARDWARE_ERROR, ILLEGAL_COMMAND_ERROR, COMMAND_HARDWARE_ERROR,
+#   IOTLB_INV_TIMEOUT, INVALID_PPR_REQUEST, RMP_PAGE_FAULT, RMP_HW_ERROR, UNKNOWN.
+_AMDVI_EVENT_RE = re.compile(
+    r"(?:(?P<bdf>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]): )?AMD-Vi: Event logged "
+    r"\[\s*(?P<event>[A-Z_0-9]+)(?P<rest>[^\]]{0,400})")
+_AMDVI_CONT_RE = re.compile(r"[A-Z][A-Z_0-9]+ ")
+_AMDVI_FIELD_RE = re.compile(r"(?P<k>[a-z_\[\]0-9]+)=(?P<v>0[xX][0-9a-fA-F]+|[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,2}){1,2}\.[0-7])")
+#: EVENT_TYPE_* (amd_iommu_types.h) of each printed event name.
+AMDVI_EVENT_CODES: Dict[str, int] = {
+    "ILLEGAL_DEV_TABLE_ENTRY": 0x1, "IO_PAGE_FAULT": 0x2, "DEV_TAB_HARDWARE_ERROR": 0x3,
+    "PAGE_TAB_HARDWARE_ERROR": 0x4, "ILLEGAL_COMMAND_ERROR": 0x5, "COMMAND_HARDWARE_ERROR": 0x6,
+    "IOTLB_INV_TIMEOUT": 0x7, "INVALID_DEVICE_REQUEST": 0x8, "INVALID_PPR_REQUEST": 0x9,
+    "RMP_PAGE_FAULT": 0xD, "RMP_HW_ERROR": 0xE,
+}
+# IO_PAGE_FAULT flags (AMD IOMMU spec, "IO_PAGE_FAULT Event"): GN NX US I PR RW PE RZ TR.
+AMDVI_FAULT_FLAGS: Tuple[Tuple[int, str], ...] = (
+    (0x001, "GN"), (0x002, "NX"), (0x004, "US"), (0x008, "I"), (0x010, "PR"), (0x020, "RW"),
+    (0x040, "PE"), (0x080, "RZ"), (0x100, "TR"),
+)
+
+
+def _amdvi_event(ln: LogLine) -> Optional[LogEvent]:
+    m = _AMDVI_EVENT_RE.search(ln.text)
+    if not m:
+        return None
+    event = m.group("event")
+    fields = {f.group("k"): f.group("v") for f in _AMDVI_FIELD_RE.finditer(m.group("rest"))}
+    details: Dict[str, Any] = {"event": event}
+    warnings: List[str] = []
+    bdf = m.group("bdf").lower() if m.group("bdf") else None
+    dev = fields.get("device")
+    if bdf is None and dev is not None and not dev.lower().startswith("0x"):
+        parts = dev.lower().split(":")
+        bdf = dev.lower() if len(parts) == 3 else f"0000:{dev.lower()}"
+        if len(parts) == 2:
+            details["segment_assumed"] = True
+    address = None
+    for key in ("domain", "pasid", "flags", "vmg_tag", "gpa", "flags_rmp"):
+        if key in fields and fields[key].lower().startswith("0x"):
+            details[key] = int(fields[key], 16)
+    if "address" in fields and fields["address"].lower().startswith("0x"):
+        address = int(fields["address"], 16)
+    elif "gpa" in details:
+        address = details["gpa"]
+    access = None
+    reason = event
+    flags = details.get("flags")
+    if isinstance(flags, int) and event == "IO_PAGE_FAULT":
+        names = [n for bit, n in AMDVI_FAULT_FLAGS if flags & bit]
+        details["flag_names"] = names
+        access = "write" if flags & 0x020 else "read"
+        if flags & 0x080:
+            why = "reserved bit set in a table entry"
+        elif flags & 0x010 and flags & 0x040:
+            why = "permission violation"
+        elif flags & 0x010:
+            why = "translation present"
+        else:
+            why = "page not present"
+        if flags & 0x008:
+            why = "interrupt request: " + why
+        reason = f"IO_PAGE_FAULT ({why})"
+    if event not in AMDVI_EVENT_CODES and event != "UNKNOWN":
+        warnings.append(f"AMD-Vi event {event!r} is not one the kernel prints")
+    return LogEvent(ln.number, "amd_vi_fault", ln.text, ln.number, ln.timestamp, ln.wallclock,
+                    bdf=bdf, access=access, address=address,
+                    reason_code=AMDVI_EVENT_CODES.get(event), reason=reason,
+                    reason_table=event if event in AMDVI_EVENT_CODES else None,
+                    pasid=details.get("pasid"), details=details, warnings=tuple(warnings))
+
+
 def _simple_event(ln: LogLine) -> Optional[LogEvent]:
     text = ln.text
     if not _KEYWORDS_RE.search(text):
         return None
+    if "AMD-Vi" in text:
+        if "AMD-Vi: Event logged" in text:
+            ev = _amdvi_event(ln)
+            if ev is not None:
+                return ev
+        # AMD's own lines first: VT-d's "Translation was enabled for ..." would take them.
+        patterns = _AMD_FIRST
+    else:
+        patterns = _SIMPLE
     m2 = _AER_RE.match(text)
     if m2 and _AER_ERROR_RE.search(m2.group("rest")):
         rest = m2.group("rest")
@@ -606,7 +722,7 @@ def _simple_event(ln: LogLine) -> Optional[LogEvent]:
             details["type"] = sev.group("type").strip()
         return LogEvent(ln.number, "aer", text, ln.number, ln.timestamp, ln.wallclock, bdf=bdf,
                         details=details)
-    for kind, rx in _SIMPLE:
+    for kind, rx in patterns:
         m = rx.search(text)
         if not m:
             continue
@@ -737,7 +853,18 @@ def _driver_event(ln: LogLine, seen: Set[Tuple[str, str]]) -> Optional[LogEvent]
 def _join_wrapped(held: LogLine, ln: LogLine) -> Optional[LogEvent]:
     """A one-line message that a mailer wrapped: ``DMAR: DRHD: handling fault`` +
     ``status reg 2``. Joined only when the next line is a bare continuation, says
-    nothing on its own, and the two together match (so the match spans the break)."""
+    nothing on its own, and the two together match (so the match spans the break).
+
+    AMD-Vi's event line of 2.6-4.x kernels came out of two printk calls ("AMD-Vi: Event
+    logged [" then "IO_PAGE_FAULT device=..."), which some kernels printed as two records,
+    each with its timestamp: that continuation is joined even though it is prefixed."""
+    amd_split = (held.text.rstrip().endswith("AMD-Vi: Event logged [")
+                 and _AMDVI_CONT_RE.match(ln.text) is not None)
+    if amd_split:
+        joined = LogLine(held.number, held.text.rstrip() + ln.text, held.timestamp,
+                         held.wallclock, held.delta, held.prefixed, held.quote)
+        ev = _amdvi_event(joined)
+        return None if ev is None else replace(ev, end_line=ln.number)
     if ln.prefixed or not ln.text or _simple_event(ln) is not None:
         return None
     if "Request device" in ln.text or _FAULT_HEAD_RE.search(ln.text):

@@ -50,6 +50,13 @@ DESC_ID_MASK = (1 << DESC_FLAGS_SHIFT) - 1
 DESC_COMMITTED = 1
 DESC_FINALIZED = 2
 MAX_RING_BYTES = 64 << 20      # larger than any real log_buf_len (max 2^25 = 32 MiB)
+# Largest struct a VMCOREINFO SIZE() may give for the record structs (prb_desc is 24 bytes,
+# printk_info 88 with dev_info, printk_log 16): a bigger value is damage, not a kernel.
+MAX_STRUCT_SIZE = 4096
+# Longest text of one record: the kernel caps a record's text at about 1 KiB
+# (PRINTKRB_RECORD_MAX, earlier LOG_LINE_MAX = 1024 - 32); 8 KiB leaves room for every
+# kernel and still stops a forged 64 KiB text_len.
+MAX_RECORD_TEXT = 8192
 
 
 @dataclass(frozen=True)
@@ -169,6 +176,15 @@ def decode_lockless(vi: VmcoreInfo, read: Reader) -> PrintkLog:
         "prb_data_ring.size_bits", "prb_data_ring.data"])
     size = _need(vi, "SIZE", ["prb_desc", "printk_info"])
     prb_sym = _need(vi, "SYMBOL", ["prb"])["prb"]
+    lpos = off["prb_desc.text_blk_lpos"]
+    _fits(size, "prb_desc", [
+        ("prb_desc.state_var", off["prb_desc.state_var"], 8),
+        ("prb_desc.text_blk_lpos", lpos + off["prb_data_blk_lpos.begin"], 8),
+        ("prb_desc.text_blk_lpos", lpos + off["prb_data_blk_lpos.next"], 8)])
+    _fits(size, "printk_info", [
+        ("printk_info.seq", off["printk_info.seq"], 8),
+        ("printk_info.ts_nsec", off["printk_info.ts_nsec"], 8),
+        ("printk_info.text_len", off["printk_info.text_len"], 2)])
     counter = vi.offsets.get("atomic_long_t.counter", 0)
     rb = _read_u(read, prb_sym, 8, "prb")
     dr = rb + off["printk_ringbuffer.desc_ring"]
@@ -185,7 +201,8 @@ def decode_lockless(vi: VmcoreInfo, read: Reader) -> PrintkLog:
                           f"size_bits {size_bits}")
     count = 1 << count_bits
     dsize = 1 << size_bits
-    if count * size["printk_info"] > MAX_RING_BYTES or dsize > MAX_RING_BYTES:
+    if count * max(size["printk_info"], size["prb_desc"]) > MAX_RING_BYTES \
+            or dsize > MAX_RING_BYTES:
         raise DecodeError("printk ring", None, f"ring of {count} descriptors / {dsize} bytes "
                           f"is larger than any kernel's")
     desc_mem = _Mem(read, descs, count * size["prb_desc"], "descs")
@@ -194,15 +211,27 @@ def decode_lockless(vi: VmcoreInfo, read: Reader) -> PrintkLog:
     warnings = [f"{m.what}: {len(m.missing)} page(s) unreadable, first {m.missing[0][1]}"
                 for m in (desc_mem, info_mem, data_mem) if m.missing]
     tl_off = off["printk_info.text_len"]
+    isize = size["printk_info"]
     caller_off = vi.offsets.get("printk_info.caller_id")
+    if caller_off is not None and caller_off + 4 > isize:
+        warnings.append(f"OFFSET(printk_info.caller_id) {caller_off} + 4 is past "
+                        f"SIZE(printk_info) {isize}: caller ids not decoded")
+        caller_off = None
     has_level = caller_off is not None and caller_off >= tl_off + 4
     dev_off = vi.offsets.get("printk_info.dev_info")
     sub_off = vi.offsets.get("dev_printk_info.subsystem")
     sub_len = vi.lengths.get("printk_info_subsystem")
     devn_off = vi.offsets.get("dev_printk_info.device")
     devn_len = vi.lengths.get("printk_info_device")
+    if dev_off is not None and any(
+            o is not None and n and dev_off + o + n > isize
+            for o, n in ((sub_off, sub_len), (devn_off, devn_len))):
+        warnings.append(f"printk_info.dev_info runs past SIZE(printk_info) {isize}: "
+                        f"subsystem and device not decoded")
+        dev_off = None
     records: List[PrintkRecord] = []
-    skipped = 0
+    skipped = inconsistent = 0
+    text_budget = dsize      # all texts together come from the data ring: never more
     idx_id = tail_id & DESC_ID_MASK
     head_id &= DESC_ID_MASK
     for _ in range(count):
@@ -220,21 +249,28 @@ def decode_lockless(vi: VmcoreInfo, read: Reader) -> PrintkLog:
         sv = _u(d, off["prb_desc.state_var"], 8)
         state = sv >> DESC_FLAGS_SHIFT
         if (sv & DESC_ID_MASK) != cur or state not in (DESC_COMMITTED, DESC_FINALIZED):
+            # reserved (being written at the crash) or reusable (dropped): not records;
+            # a descriptor holding another id was overwritten after tail_id was read
             if done:
                 break
             continue
-        lpos = off["prb_desc.text_blk_lpos"]
         begin = _u(d, lpos + off["prb_data_blk_lpos.begin"], 8)
         nxt = _u(d, lpos + off["prb_data_blk_lpos.next"], 8)
         text_len = _u(info, tl_off, 2)
         text: Optional[str]
         if begin & 1 and nxt & 1:
             text = ""
+        elif text_len > MAX_RECORD_TEXT or text_len > text_budget:
+            text = None
+            inconsistent += 1
         else:
-            text = _block_text(data_mem, begin, nxt, size_bits, text_len)
+            text = _block_text(data_mem, begin, nxt, size_bits, text_len, cur)
+            if text is None:
+                inconsistent += 1
         if text is None:
             skipped += 1
         else:
+            text_budget -= text_len
             level = facility = None
             if has_level:
                 facility = info[tl_off + 2]
@@ -254,12 +290,29 @@ def decode_lockless(vi: VmcoreInfo, read: Reader) -> PrintkLog:
             break
     if skipped:
         warnings.append(f"{skipped} record(s) skipped: descriptor, info or text unreadable "
-                        f"or inconsistent")
+                        f"or inconsistent ({inconsistent} with a text block that is not "
+                        f"theirs or a text_len past the kernel's {MAX_RECORD_TEXT})")
+    if not records:
+        warnings.append(f"no record decoded between tail id {tail_id & DESC_ID_MASK} and head "
+                        f"id {head_id}: the ring is empty or damaged")
     return PrintkLog("lockless", tuple(records), tuple(warnings))
 
 
+def _fits(size: Dict[str, int], struct_name: str, fields: List[Tuple[str, int, int]]) -> None:
+    """Every field [off, off + n) of a record struct lies inside its SIZE(); the SIZE is
+    one a kernel could have. Else the VMCOREINFO is damaged: refuse the buffer."""
+    total = size[struct_name]
+    if not 0 < total <= MAX_STRUCT_SIZE:
+        raise DecodeError("VMCOREINFO", None, f"SIZE({struct_name}) {total} is not in "
+                          f"1..{MAX_STRUCT_SIZE}")
+    for name, at, n in fields:
+        if at + n > total:
+            raise DecodeError("VMCOREINFO", None, f"OFFSET({name}) {at} + {n} is past "
+                              f"SIZE({struct_name}) {total}")
+
+
 def _block_text(mem: _Mem, begin: int, nxt: int, size_bits: int,
-                text_len: int) -> Optional[str]:
+                text_len: int, desc_id: Optional[int] = None) -> Optional[str]:
     dsize = 1 << size_bits
     bw, nw = begin >> size_bits, nxt >> size_bits
     bi, ni = begin & (dsize - 1), nxt & (dsize - 1)
@@ -271,9 +324,14 @@ def _block_text(mem: _Mem, begin: int, nxt: int, size_bits: int,
         return None
     if length < 8:
         return None
+    if desc_id is not None:
+        # a data block starts with the id of the descriptor that owns it
+        owner = mem.get(start, 8)
+        if owner is None or int.from_bytes(owner, "little") & DESC_ID_MASK != desc_id:
+            return None
     n = min(text_len, length - 8)
     raw = mem.get(start + 8, n)
-    return None if raw is None else raw.decode("utf-8", "replace")
+    return None if raw is None else raw.decode("utf-8", "backslashreplace")
 
 
 def decode_printk_log(vi: VmcoreInfo, read: Reader) -> PrintkLog:
@@ -284,6 +342,9 @@ def decode_printk_log(vi: VmcoreInfo, read: Reader) -> PrintkLog:
     off = _need(vi, "OFFSET", [f"{struct_name}.ts_nsec", f"{struct_name}.len",
                                f"{struct_name}.text_len"])
     ts_off, len_off, tl_off = (off[f"{struct_name}.{k}"] for k in ("ts_nsec", "len", "text_len"))
+    _fits({struct_name: size}, struct_name, [
+        (f"{struct_name}.ts_nsec", ts_off, 8), (f"{struct_name}.len", len_off, 2),
+        (f"{struct_name}.text_len", tl_off, 2)])
     buf = _read_u(read, sym["log_buf"], 8, "log_buf")
     buf_len = _read_u(read, sym["log_buf_len"], 4, "log_buf_len")
     first = _read_u(read, sym["log_first_idx"], 4, "log_first_idx")
@@ -316,7 +377,8 @@ def decode_printk_log(vi: VmcoreInfo, read: Reader) -> PrintkLog:
             idx, wrapped = 0, True
             continue
         text_len = _u(hdr, tl_off, 2)
-        if rec_len < size or size + text_len > rec_len or idx + rec_len > buf_len:
+        if rec_len < size or size + text_len > rec_len or idx + rec_len > buf_len \
+                or text_len > MAX_RECORD_TEXT:
             warnings.append(f"log_buf: bad record at index {idx} (len {rec_len}, text_len "
                             f"{text_len}); log cut here")
             break
@@ -325,13 +387,16 @@ def decode_printk_log(vi: VmcoreInfo, read: Reader) -> PrintkLog:
             warnings.append(f"log_buf: text at index {idx} unreadable")
         else:
             records.append(PrintkRecord(
-                seq=seq, ts_nsec=_u(hdr, ts_off, 8), text=raw.decode("utf-8", "replace"),
+                seq=seq, ts_nsec=_u(hdr, ts_off, 8), text=raw.decode("utf-8", "backslashreplace"),
                 level=(hdr[tl_off + 5] >> 5) if has_level else None,
                 facility=hdr[tl_off + 4] if has_level else None))
         seq += 1
         idx += rec_len
     else:
         warnings.append("log_buf: walk did not reach log_next_idx; log cut here")
+    if not records and first != nxt:
+        warnings.append(f"log_buf: no record decoded between index {first} and {nxt}: the "
+                        f"buffer is damaged")
     return PrintkLog("printk_log", tuple(records), tuple(warnings))
 
 

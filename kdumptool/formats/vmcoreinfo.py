@@ -11,7 +11,10 @@ Value encodings, as the macros print them:
 
 - ``SYMBOL(name)=%lx``  hexadecimal, no ``0x`` (a run-time, KASLR-relocated virtual address)
 - ``OFFSET(struct.member)=%lu`` / ``SIZE(type)=%lu`` / ``LENGTH(name)=%lu``  decimal
-- ``NUMBER(name)=%ld``  signed decimal (``phys_base`` is negative on some boots)
+- ``NUMBER(name)=%ld``  signed decimal (``phys_base`` is negative on some boots); newer
+  x86-64 kernels append some NUMBER() lines with ``0x%lx`` themselves (6.12:
+  ``NUMBER(VMALLOC_START)=0xffffd1e400000000``, ``NUMBER(page_offset_base)``...), so a
+  ``0x`` prefix means hexadecimal for every decimal key
 - ``KERNELOFFSET=%lx``  hexadecimal; ``PAGESIZE``/``CRASHTIME`` decimal; others kept as text.
 
 Unknown keys are kept verbatim in ``VmcoreInfo.other``; lines without ``=`` become warnings.
@@ -28,6 +31,12 @@ from kdumptool.errors import DecodeError
 # x86-64 __START_KERNEL_map (arch/x86/include/asm/page_64_types.h): the kernel image
 # is mapped at this virtual base plus phys_base.
 START_KERNEL_MAP = 0xFFFFFFFF80000000
+
+# PAGESIZE bounds: the smallest and largest base page of any Linux architecture (4 KiB on
+# x86; 16/64 KiB on arm64 and ppc64; 256 KiB on hexagon). A value outside, or not a power
+# of two, is a damaged VMCOREINFO: it is dropped with a warning, never used to cut pages.
+MIN_PAGE_SIZE = 4096
+MAX_PAGE_SIZE = 1 << 20
 
 _KEYED = re.compile(r"^(SYMBOL|OFFSET|SIZE|LENGTH|NUMBER)\((.+)\)$")
 
@@ -88,9 +97,15 @@ class VmcoreInfo:
 
 
 def _int(text: str, base: int) -> int:
+    """``base`` 16: hex with or without ``0x``. ``base`` 10: decimal, or hex when the kernel
+    wrote a ``0x`` prefix (``-0x...`` too); a bare word like ``ff`` stays an error."""
     t = text.strip()
-    if base == 16 and t.lower().startswith("0x"):
-        t = t[2:]
+    neg = t.startswith("-")
+    body = t[1:] if neg else t
+    if body.lower().startswith("0x"):
+        if base == 10 or not neg:
+            v = int(body[2:], 16)
+            return -v if neg else v
     return int(t, base)
 
 
@@ -141,4 +156,13 @@ def parse_vmcoreinfo(data: Union[bytes, str], name: str = "VMCOREINFO") -> Vmcor
                 fields["other"][key] = value
         except ValueError:
             warnings.append(f"line {lineno}: bad value for {key}: {value[:40]!r}")
+    ps = scalars.get("page_size")
+    if ps is not None and not (MIN_PAGE_SIZE <= ps <= MAX_PAGE_SIZE and not ps & (ps - 1)):
+        warnings.append(f"PAGESIZE {ps} is not a power of two in {MIN_PAGE_SIZE}..{MAX_PAGE_SIZE}: "
+                        f"ignored")
+        del scalars["page_size"]
+    for kind in ("offsets", "sizes", "lengths"):
+        bad = [k for k, v in fields[kind].items() if v < 0]
+        for k in bad:   # printed with %lu by the kernel: a negative value is damage
+            warnings.append(f"{kind[:-1].upper()}({k}) {fields[kind].pop(k)} is negative: ignored")
     return VmcoreInfo(raw=text, warnings=tuple(warnings), **scalars, **fields)

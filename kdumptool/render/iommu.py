@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from kdumptool.analysis.model import IommuUnit, System
 from kdumptool.formats.vtd_regs import CAP_BITS, ECAP_BITS, GSTS_BITS, VtdRegisters, gsts_words
+from kdumptool.model.system import IommuUnit, System
 from kdumptool.render.pci import no_vtd_reason
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 FORMATS = ("auto", "text", "rich", "json")
 
@@ -71,3 +71,36 @@ def human_size(n: int) -> str:
     if n >= 1 << 10:
         return f"{n / (1 << 10):.1f} KiB"
     return f"{n} B"
+
+
+#: Characters a kernel-log renderer prints as they are: C-locale ``isprint`` or ``isspace``
+#: (the test makedumpfile's ``--dump-dmesg`` applies to each byte; util-linux ``dmesg``
+#: escapes the same bytes in the C locale).
+_LOG_KEEP = frozenset(chr(c) for c in range(0x20, 0x7F)) | frozenset("\t\n\v\f\r")
+
+
+def escape_log_text(text: str) -> str:
+    """A kernel log message as ``makedumpfile --dump-dmesg`` and ``dmesg`` print it: every
+    byte that is neither printable ASCII nor whitespace becomes ``\\xNN`` (DEL is
+    ``\\x7f``: "Invalid ELF header magic: != \\x7fELF"), so a crashed kernel's log cannot
+    send escape sequences to a terminal. Non-ASCII characters are escaped byte by byte
+    (their UTF-8 encoding), as in the C locale. Newlines are kept (callers split on them)."""
+    if all(c in _LOG_KEEP for c in text):
+        return text
+    out = []
+    for c in text:
+        if c in _LOG_KEEP:
+            out.append(c)
+        else:
+            out.extend(f"\\x{b:02x}" for b in c.encode("utf-8", "surrogateescape"))
+    return "".join(out)
+
+
+def dump_dmesg_lines(ts_nsec: int, text: str) -> List[str]:
+    """One log record in ``makedumpfile --dump-dmesg``'s layout: ``[sssss.uuuuuu] `` before
+    the first line, continuation lines of a multi-line record indented by as many spaces,
+    every line through :func:`escape_log_text`."""
+    sec, nsec = divmod(ts_nsec, 1_000_000_000)
+    prefix = f"[{sec:5d}.{nsec // 1000:06d}] "
+    lines = escape_log_text(text).split("\n")
+    return [prefix + lines[0]] + [" " * len(prefix) + ln for ln in lines[1:]]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from kdumptool.analysis.model import PciDevice, System
 from kdumptool.formats.pciconfig import (
     ACS_BITS,
     AER_COR_BITS,
@@ -29,6 +28,7 @@ from kdumptool.formats.pciconfig import (
     STATUS_BITS,
     flag_words,
 )
+from kdumptool.model.system import PciDevice, System
 
 #: PCI base class names (PCI Code and ID Assignment Specification, as pciutils names them).
 CLASS_NAMES = {

@@ -40,6 +40,9 @@ def render_triage_text(r: TriageReport) -> str:
     out.append(f"scenario:     {s.case}" + (f" ({'; '.join(copies)})" if copies else ""))
     out.append(_state_line("first kernel:", s.first))
     out.append(_state_line("kdump kernel:", s.kdump))
+    if s.kernel_row is not None:
+        out.append(f"kernel row:   {s.kernel_row.id} ({s.kernel_row.versions}; {s.kernel_basis}): "
+                   f"reads the old table's mode {s.kernel_row.reads_old_mode.split(':')[0]}")
     if r.kdump_cmdline is not None:
         out.append(f"kdump cmdline: {r.kdump_cmdline}")
         out.append(f"               ({r.kdump_cmdline_basis})")
@@ -77,6 +80,8 @@ def render_triage_rich(r: TriageReport) -> List[Any]:
     head.append(r.headline + "\n\n")
     head.append(_state_line("first kernel:", s.first) + "\n")
     head.append(_state_line("kdump kernel:", s.kdump))
+    if s.kernel_row is not None:
+        head.append(f"\nkernel row:   {s.kernel_row.id} ({s.kernel_row.versions})", style="dim")
     if r.kdump_cmdline is not None:
         head.append(f"\nkdump cmdline: {r.kdump_cmdline}", style="dim")
     parts: List[Any] = [Panel(head, title=f"kdumptool triage: {r.source}", border_style=colour)]

@@ -45,6 +45,7 @@ def device_json(d: DeviceTranslation, with_extents: bool = True) -> Dict[str, An
         "mapped_4k_pages": w.mapped_4k_pages if w else 0,
         "mapped_large_pages": w.mapped_large_pages if w else 0,
         "extents": [x.to_json() for x in w.extents] if (w and with_extents) else [],
+        "extents_truncated": bool(w and w.truncated),
         "unreadable_tables": [u.to_json() for u in d.all_unreadable],
         # extras (not in the issue's contract, documented in docs/vtd.md)
         "aw": d.aw,
@@ -274,7 +275,8 @@ def render_exposure_text(obj: Dict[str, Any], max_ranges: int = 12) -> str:
     if t["passthrough_devices"]:
         lines.append(f"pass-through (all memory): {', '.join(t['passthrough_devices'])}")
     if t["incomplete"]:
-        lines.append("incomplete: some table pages were unreadable, the exposure may be larger")
+        lines.append("incomplete: some table pages were unreadable or a walk stopped at a limit, the exposure "
+                     "may be larger")
     lines.append("")
     lines.append(f"{'BDF':<13} {'DID':>5} {'READ':>10} {'WRITE':>10} {'NOT DUMPED':>10} {'RANGES':>6}")
     for d in obj["devices"]:
@@ -319,6 +321,10 @@ def render_scan_text(obj: Dict[str, Any]) -> str:
         lines.append(f"root table: 0x{best['address']:x} ({best['mode']} mode)")
     else:
         lines.append("no valid VT-d root table found")
+    if obj.get("incomplete"):
+        lines.append(f"INCOMPLETE: {obj['unreadable_pages']:,} pages could not be read (a root table "
+                     "there would not be found)")
+    lines += [f"warning: {w}" for w in obj.get("warnings", [])]
     lines.append("")
     lines.append(f"{'ADDRESS':>12} {'MODE':<9} {'VALID':<5} {'SCORE':>6} {'BUSES':>5} {'DEVICES':>7} {'PT_OK':>5}  WHY")
     for c in obj["candidates"]:
@@ -364,4 +370,7 @@ def render_scan_rich(obj: Dict[str, Any]) -> Any:
         why = "; ".join(c["violations"]) if c["violations"] else "; ".join(c["evidence"])
         t.add_row(f"0x{c['address']:x}", c["mode"], "[green]yes[/green]" if c["valid"] else "no", str(c["score"]),
                   str(c["buses"]), str(c["devices"]), str(c["page_tables_ok"]), why)
-    return t
+    notes = [f"[yellow]warning:[/yellow] {w}" for w in obj.get("warnings", [])]
+    if obj.get("incomplete"):
+        notes.append(f"[red]INCOMPLETE:[/red] {obj['unreadable_pages']:,} pages could not be read")
+    return [t] + notes if notes else t

@@ -9,10 +9,13 @@ acpidump text form (decoded by :mod:`kdumptool.formats.acpi_text`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
 
 from kdumptool.errors import DecodeError, PermissionDenied, SourceMissing
 from kdumptool.sources.root import Root
+
+if TYPE_CHECKING:
+    from kdumptool.formats.ivrs import Ivrs
 
 ACPI_TABLES = "/sys/firmware/acpi/tables"
 PCI_DEVICES = "/sys/bus/pci/devices"
@@ -35,12 +38,70 @@ def no_dmar_reason(root: Root) -> str:
             "(no DMAR table to read)"
         )
     if root.exists(f"{ACPI_TABLES}/IVRS"):
-        return f"{where}: AMD IOMMU (IVRS table), no DMAR: not an Intel VT-d machine"
+        return (f"{where}: AMD IOMMU (IVRS table), no DMAR: not an Intel VT-d machine; "
+                "decode the AMD table with `kdumptool ivrs`")
     return (
         f"{where}: no DMAR table: the firmware reports no Intel VT-d IOMMU "
         "(usual in VMs without an emulated intel-iommu, or with VT-d disabled in the "
         "firmware set-up)"
     )
+
+
+def read_table(root: Root, signature: str) -> Optional[bytes]:
+    """The raw ACPI table ``signature`` of ``root`` (IVRS, APIC...), or None when the
+    firmware publishes none."""
+    path = f"{ACPI_TABLES}/{signature}"
+    if not root.exists(path):
+        return None
+    return root.read_bytes(path)
+
+
+def no_ivrs_reason(root: Root) -> str:
+    """One plain sentence saying why ``root`` has no IVRS table."""
+    where = "this machine" if root.is_live else str(root.path)
+    if not root.exists(ACPI_TABLES):
+        return (f"{where}: no {ACPI_TABLES}: not an ACPI system, or sysfs is not mounted "
+                "(no IVRS table to read)")
+    if root.exists(f"{ACPI_TABLES}/DMAR"):
+        return (f"{where}: Intel VT-d (DMAR table), no IVRS: not an AMD-Vi machine; "
+                "decode the Intel table with `kdumptool dmar`")
+    return (f"{where}: no IVRS table: the firmware reports no AMD IOMMU (usual in VMs "
+            "without an emulated amd-iommu, or with the IOMMU disabled in the firmware "
+            "set-up)")
+
+
+def read_ivrs_input(root: Root, file: Optional[Union[str, Path]],
+                    root_label: Optional[str]) -> Tuple[Ivrs, Optional[List[int]], str]:
+    """The IVRS to check, the MADT's I/O APIC ids when the machine is known (live or a
+    root; None for a bare file), and the name to show: from ``file`` when given
+    (``-`` is standard input), else ``root``'s ``/sys/firmware/acpi/tables/IVRS``."""
+    from kdumptool.formats.ivrs import parse_ivrs
+    from kdumptool.formats.madt import parse_madt_ioapic_ids
+
+    madt: Optional[bytes] = None
+    if file is not None:
+        data = read_table_file(file, "IVRS")
+        source = "<stdin>" if str(file) == "-" else str(file)
+    else:
+        raw = read_table(root, "IVRS")
+        if raw is None:
+            raise SourceMissing(no_ivrs_reason(root))
+        data = raw
+        where = f"{ACPI_TABLES}/IVRS"
+        source = where if root_label is None else f"{root_label}:{where}"
+    if not (file is not None and root_label is None):
+        madt = read_table(root, "APIC")
+    try:
+        table = parse_ivrs(data, source)
+    except DecodeError as err:
+        raise err.with_source(source) if err.what != source else err from None
+    ioapics: Optional[List[int]] = None
+    if madt is not None:
+        try:
+            ioapics = parse_madt_ioapic_ids(madt, "APIC")
+        except DecodeError:
+            ioapics = None
+    return table, ioapics, source
 
 
 #: Largest table file read: an acpidump text of a whole large server is a few MiB.

@@ -42,18 +42,19 @@ def lockdown_mode(root: Root) -> Optional[str]:
     return None
 
 
-def _refusal(exc: OSError, stage: str, root: Root) -> PermissionDenied:
+def _refusal(exc: OSError, stage: str, root: Root, what: str = "VT-d registers",
+             page: str = "DRHD page") -> PermissionDenied:
     mode = lockdown_mode(root)
     if stage == "open":
         if os.geteuid() != 0:
-            return PermissionDenied(f"{DEV_MEM}: not root (reading VT-d registers needs root)")
+            return PermissionDenied(f"{DEV_MEM}: not root (reading {what} needs root)")
         if mode in ("integrity", "confidentiality"):
             return PermissionDenied(f"{DEV_MEM}: refused by kernel lockdown ({mode})")
         return PermissionDenied(f"{DEV_MEM}: open refused: {exc.strerror}")
     if mode in ("integrity", "confidentiality"):
         return PermissionDenied(f"{DEV_MEM}: mapping refused by kernel lockdown ({mode})")
     return PermissionDenied(
-        f"{DEV_MEM}: mapping the DRHD page refused ({exc.strerror}): "
+        f"{DEV_MEM}: mapping the {page} refused ({exc.strerror}): "
         "CONFIG_STRICT_DEVMEM/IO_STRICT_DEVMEM; boot with iomem=relaxed to allow it"
     )
 
@@ -61,7 +62,8 @@ def _refusal(exc: OSError, stage: str, root: Root) -> PermissionDenied:
 class DevMemPage:
     """One read-only mapped page of physical address space."""
 
-    def __init__(self, address: int, root: Optional[Root] = None, path: str = DEV_MEM) -> None:
+    def __init__(self, address: int, root: Optional[Root] = None, path: str = DEV_MEM,
+                 what: str = "VT-d registers", page: str = "DRHD page") -> None:
         if address % PAGE:
             raise SourceMissing(f"{path}: address {address:#x} is not page aligned")
         root = root or Root("/")
@@ -71,14 +73,14 @@ class DevMemPage:
         except FileNotFoundError:
             raise SourceMissing(f"{path}: no such device (kernel without /dev/mem)") from None
         except PermissionError as exc:
-            raise _refusal(exc, "open", root) from None
+            raise _refusal(exc, "open", root, what, page) from None
         try:
             self._map = mmap.mmap(fd, PAGE, mmap.MAP_SHARED, mmap.PROT_READ, offset=address)
         except PermissionError as exc:
-            raise _refusal(exc, "mmap", root) from None
+            raise _refusal(exc, "mmap", root, what, page) from None
         except OSError as exc:
             if exc.errno in (errno.EPERM, errno.EACCES):
-                raise _refusal(exc, "mmap", root) from None
+                raise _refusal(exc, "mmap", root, what, page) from None
             raise SourceMissing(f"{path}: cannot map {address:#x}: {exc.strerror}") from None
         finally:
             os.close(fd)

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from kdumptool.errors import (
@@ -29,6 +28,7 @@ from kdumptool.errors import (
     UnsupportedFormat,
 )
 from kdumptool.formats.cpio import Decompressor, modules_of, parse_cpio
+from kdumptool.model.triage import KdumpInitrd
 from kdumptool.sources.root import MAX_IMAGE_BYTES, Root
 
 PATTERNS: Tuple[Tuple[str, str], ...] = (
@@ -36,17 +36,6 @@ PATTERNS: Tuple[Tuple[str, str], ...] = (
     ("/var/lib/kdump", r"^initrd\.img-(?P<rel>.+)$"),
     ("/boot", r"^initrd-(?P<rel>.+?)-kdump$"),
 )
-
-
-@dataclass(frozen=True)
-class KdumpInitrd:
-    path: str  # path on the mirrored system
-    release: str
-    modules: Tuple[str, ...]
-    method: str  # lsinitrd | lsinitramfs | cpio
-    warnings: Tuple[str, ...] = ()
-    #: kdumptool's dracut module is in the image (usr/bin/kdumptool and its kdump hooks)
-    has_kdumptool: bool = False
 
 
 KDUMPTOOL_FILES = ("usr/bin/kdumptool", "usr/libexec/kdumptool/kdump-post")

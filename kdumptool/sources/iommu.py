@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from kdumptool.analysis.model import IommuGroup, ReservedRegion
 from kdumptool.errors import DecodeError, KdumptoolError, PermissionDenied, SourceMissing
+from kdumptool.model.system import IommuGroup, ReservedRegion
 from kdumptool.sources.root import Root
 
 GROUPS = "/sys/kernel/iommu_groups"

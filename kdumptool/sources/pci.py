@@ -13,10 +13,10 @@ import os
 import re
 from typing import Dict, List, Optional, Tuple
 
-from kdumptool.analysis.model import RawDevice
 from kdumptool.errors import DecodeError, PermissionDenied, SourceMissing
 from kdumptool.formats.lspci_dump import parse_lspci_dump
 from kdumptool.formats.pciconfig import PciConfig, parse_pci_config
+from kdumptool.model.system import RawDevice
 from kdumptool.sources.root import Root
 
 PCI_DEVICES = "/sys/bus/pci/devices"

@@ -1,4 +1,4 @@
-"""Build the :class:`~kdumptool.analysis.model.System` of a live host or a snapshot.
+"""Build the :class:`~kdumptool.model.system.System` of a live host or a snapshot.
 
 One code path: every file is read through a :class:`~kdumptool.sources.root.Root`. The
 only live-only parts are device enumeration through pyudev (``use_udev``, default on for
@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from kdumptool.analysis.model import IomemRange, IommuUnit, System, build_system
 from kdumptool.errors import DecodeError, KdumptoolError, SourceMissing
 from kdumptool.formats.vtd_regs import decode_vtd_registers
+from kdumptool.model.system import IomemRange, IommuUnit, System, build_system
 from kdumptool.sources import iommu as iommu_src
 from kdumptool.sources import pci as pci_src
 from kdumptool.sources.root import MAX_FILE_BYTES, Root, open_root, read_file_capped

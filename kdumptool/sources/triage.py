@@ -12,31 +12,23 @@ import os
 import re
 import shutil
 import subprocess
+from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, List, Optional, Tuple, Union
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
 
-from kdumptool.analysis.scenario import (
-    DMA_GSTS_RTPS,
-    DMA_GSTS_TES,
-    DMA_RTADDR_SMT,
-    Evidence,
-    KernelDefaults,
-    LogMarkers,
-    parse_kernel_config,
-    scan_log_text,
-)
-from kdumptool.analysis.triage import (
-    Capacity,
-    CrashedKernel,
-    CrashedTables,
-    FaultLookup,
-    TableDevice,
-    TriageInput,
-)
 from kdumptool.errors import KdumptoolError, PermissionDenied, SourceMissing
+from kdumptool.formats.kdumpconf import KdumpSettings
+from kdumptool.model.evidence import Evidence
+from kdumptool.model.kernel import KernelDefaults, parse_kernel_config
+from kdumptool.model.log import scan_log_text
+from kdumptool.model.system import System
+from kdumptool.model.triage import Capacity, CrashedKernel, RecordedRtaddr, TriageInput
 from kdumptool.sources.initramfs import read_kdump_initrd, running_release
 from kdumptool.sources.kdumpconf import read_kdump_settings
 from kdumptool.sources.root import MAX_LOG_BYTES, Root, open_root, read_file_capped
+from kdumptool.sources.system import read_system
+from kdumptool.sources.vmcore import Dump, open_dump
 
 
 def read_log_text(root: Root) -> Tuple[Union[str, bytes], str]:
@@ -184,7 +176,7 @@ def _index_aliases(text: str) -> Tuple[Dict[str, List[Tuple[str, str]]], List[Tu
     return by_vendor, generic
 
 
-def read_capacity(root: Root, settings: Optional[object]) -> Capacity:
+def read_capacity(root: Root, settings: Optional[KdumpSettings]) -> Capacity:
     mem_total = mem_used = None
     text = root.read_optional("/proc/meminfo")
     if root.is_live:
@@ -273,187 +265,145 @@ def find_kdump_snapshot(saved: str) -> Optional[str]:
     return None
 
 
-def _old_root_table(
-    first_sys: Optional[object], current: Optional[object], recorded: Optional[Tuple[Dict[str, int], str]] = None
-) -> Optional[Tuple[int, str, str]]:
-    """(address, mode, how) of the crashed kernel's root table, from registers."""
-    if recorded is not None:
-        rts, where = recorded
-        for name, rt in sorted(rts.items()):
-            if rt & ~0xFFF:
-                return rt & ~0xFFF, "scalable" if rt & DMA_RTADDR_SMT else "legacy", \
-                    f"{name} RTADDR=0x{rt:x} recorded at boot ({where})"
-    if first_sys is not None:
-        for u in getattr(first_sys, "units", ()):
-            regs = u.registers
-            if regs is not None and regs.get("RTADDR") and (regs.get("GSTS") or 0) & DMA_GSTS_TES:
-                rt = regs.get("RTADDR")
-                return rt & ~0xFFF, "scalable" if rt & DMA_RTADDR_SMT else "legacy", \
-                    f"{u.name} RTADDR=0x{rt:x} of the saved first-kernel snapshot"
-    if current is not None and getattr(current, "in_kdump_kernel", False):
-        for u in getattr(current, "units", ()):
-            regs = u.registers
-            if regs is None:
-                continue
-            gsts, rt = regs.get("GSTS") or 0, regs.get("RTADDR") or 0
-            if rt and not gsts & DMA_GSTS_TES and gsts & DMA_GSTS_RTPS:
-                return rt & ~0xFFF, "scalable" if rt & DMA_RTADDR_SMT else "legacy", \
-                    f"{u.name} RTADDR=0x{rt:x} left by the crashed kernel (translation is off in this kernel)"
-    return None
+def _read_saved(saved: str) -> Tuple[Optional[System], Optional[Tuple[bytes, str]], Optional[RecordedRtaddr],
+                                       Optional[Tuple[bytes, str]], Optional[str], List[str]]:
+    """What a saved crash folder holds: a first-kernel snapshot (its system and log), the
+    RTADDR a ``kdumptool record`` kept, the crashed kernel's ``(vmcore-)dmesg.txt`` and the
+    vmcore's path."""
+    d = Path(saved)
+    if not d.is_dir():
+        raise SourceMissing(f"{saved}: not a directory")
+    warnings: List[str] = []
+    first_sys: Optional[System] = None
+    snap_log: Optional[Tuple[bytes, str]] = None
+    recorded: Optional[RecordedRtaddr] = None
+    first_snap: Optional[Path] = _snapshot_dir(d)
+    for sub, data in _records(d):
+        if data.get("in_kdump_kernel"):
+            boot = data.get("boot_record") or {}
+            rts = _hexes(boot.get("rtaddr") if isinstance(boot, dict) else None)
+            if rts and recorded is None:
+                recorded = RecordedRtaddr(rts, f"{sub / RECORD_JSON}: boot_record {boot.get('path')}")
+        else:
+            rts = _hexes(data.get("rtaddr"))
+            if rts:
+                recorded = RecordedRtaddr(rts, str(sub / RECORD_JSON))
+            if first_snap is None and (sub / RECORD_SNAPSHOT).is_file():
+                first_snap = sub / RECORD_SNAPSHOT
+    if first_snap is not None:
+        with open_root(first_snap) as fr:
+            first_sys = read_system(fr)
+            snap_bytes = fr.read_extra("dmesg.txt", cap=MAX_LOG_BYTES)
+            if snap_bytes is not None:
+                snap_log = (snap_bytes, f"{first_snap}: _kdumptool/dmesg.txt")
+        if first_sys.in_kdump_kernel:
+            warnings.append(f"{first_snap}: this snapshot was taken inside a kdump kernel, not the first kernel")
+            first_sys = None
+            snap_log = None
+    vmcore = None
+    for name in sorted(os.listdir(d)):
+        if (name == "vmcore" or name.startswith(("vmcore.", "dump."))) and not name.endswith((".txt", ".log")):
+            vmcore = str(d / name)
+            break
+    text = None
+    for name in ("vmcore-dmesg.txt", "dmesg.txt"):
+        if (d / name).is_file():
+            text = (read_file_capped(d / name, MAX_LOG_BYTES), str(d / name))
+            break
+    return first_sys, snap_log, recorded, text, vmcore, warnings
 
 
-def _tables_of(
-    dump: Any, first_sys: Optional[object], current: Optional[object], warnings: List[str],
-    current_log: Optional[LogMarkers] = None, recorded: Optional[Tuple[Dict[str, int], str]] = None,
-) -> Optional[CrashedTables]:
-    from kdumptool.analysis.vtd_walk import lookup_iova, walk_root_table
-
-    where = _old_root_table(first_sys, current, recorded)
-    if where is None:
-        from kdumptool.analysis.rtscan import find_root_tables
-
-        res = find_root_tables(dump, list(dump.iter_dumped_ranges()))
-        best = res.best
-        if best is None:
-            warnings.append("no VT-d root table found in the vmcore (translation off in the crashed kernel, or the "
-                            "table pages were filtered out)")
-            return None
-        where = (best.address, best.mode, f"scan of the vmcore ({res.pages_scanned} pages, best of "
-                 f"{len(res.candidates)} candidates, score {best.score})")
-    addr, mode, how = where
-    vt = walk_root_table(dump, addr, mode)
-    devs = tuple(
-        TableDevice(
-            d.bdf, d.present, d.translation_type, d.domain_id,
-            d.walk.mapped_4k_pages if d.walk else 0, d.walk.mapped_large_pages if d.walk else 0,
-        )
-        for d in vt.devices
-    )
-    lookups = []
-    seen = set()
-    for m in (current_log.all("fault") if current_log is not None else [])[:64]:
-        b, a = m.get("bdf") or "", m.get("addr") or ""
-        try:
-            bus, dev, fn = int(b[-7:-5], 16), int(b[-4:-2], 16), int(b[-1:], 16)
-            iova = int(a, 16)
-        except ValueError:
-            continue
-        full = b if len(b) > 8 else f"0000:{b}"
-        if (full, iova) in seen:
-            continue
-        seen.add((full, iova))
-        lk = lookup_iova(dump, addr, mode, bus, (dev << 3) | fn, iova)
-        lookups.append(FaultLookup(full, iova, lk.phys, lk.read, lk.write, lk.reason))
-    return CrashedTables(addr, mode, how, devs, tuple(vt.problems), tuple(lookups))
-
-
-def read_crashed_kernel(
-    vmcore: Optional[str], saved: Optional[str], current: Optional[object] = None,
-    current_log: Optional[LogMarkers] = None,
-) -> Optional[CrashedKernel]:
+@contextmanager
+def open_crashed_kernel(vmcore: Optional[str], saved: Optional[str],
+                        scan_tables: bool = True) -> Iterator[Optional[CrashedKernel]]:
     """What the crashed kernel left: its log (decoded from the vmcore's printk ring, else
     a ``dmesg.txt``/``vmcore-dmesg.txt`` beside it, else a saved first-kernel snapshot's),
-    its drivers (from that snapshot, else its probe lines), and its VT-d tables decoded
-    from the vmcore, starting at the RTADDR the registers give (saved snapshot, or left
-    behind when the kdump kernel runs without translation) or found by a scan."""
-    from kdumptool.sources.system import read_system
-
+    its drivers (from that snapshot, else its probe lines), the RTADDR a record or the
+    snapshot kept, and the vmcore itself, open for the duration of the ``with`` block
+    (:mod:`kdumptool.analysis.crashed` decodes the VT-d tables from it)."""
     text: Optional[Union[str, bytes]] = None
     source = ""
     warnings: List[str] = []
-    first_sys = None
+    first_sys: Optional[System] = None
     snap_log: Optional[Tuple[bytes, str]] = None
-    recorded: Optional[Tuple[Dict[str, int], str]] = None
+    recorded: Optional[RecordedRtaddr] = None
+    release: Optional[str] = None
+    banner: Optional[str] = None
     found_vmcore = vmcore is None  # one found in --saved may be damaged: warn, use the rest
     if saved is not None:
-        d = Path(saved)
-        if not d.is_dir():
-            raise SourceMissing(f"{saved}: not a directory")
-        first_snap: Optional[Path] = _snapshot_dir(d)
-        for sub, data in _records(d):
-            if data.get("in_kdump_kernel"):
-                boot = data.get("boot_record") or {}
-                rts = _hexes(boot.get("rtaddr") if isinstance(boot, dict) else None)
-                if rts and recorded is None:
-                    recorded = (rts, f"{sub / RECORD_JSON}: boot_record {boot.get('path')}")
-            else:
-                rts = _hexes(data.get("rtaddr"))
-                if rts:
-                    recorded = (rts, str(sub / RECORD_JSON))
-                if first_snap is None and (sub / RECORD_SNAPSHOT).is_file():
-                    first_snap = sub / RECORD_SNAPSHOT
-        if first_snap is not None:
-            with open_root(first_snap) as fr:
-                first_sys = read_system(fr)
-                snap_bytes = fr.read_extra("dmesg.txt", cap=MAX_LOG_BYTES)
-                if snap_bytes is not None:
-                    snap_log = (snap_bytes, f"{first_snap}: _kdumptool/dmesg.txt")
-            if first_sys.in_kdump_kernel:
-                warnings.append(f"{first_snap}: this snapshot was taken inside a kdump kernel, not the first kernel")
-                first_sys = None
-                snap_log = None
+        first_sys, snap_log, recorded, saved_text, saved_vmcore, warnings = _read_saved(saved)
         if vmcore is None:
-            for name in sorted(os.listdir(d)):
-                if (name == "vmcore" or name.startswith(("vmcore.", "dump."))) and not name.endswith((".txt", ".log")):
-                    vmcore = str(d / name)
-                    break
-        for name in ("vmcore-dmesg.txt", "dmesg.txt"):
-            if (d / name).is_file():
-                text, source = read_file_capped(d / name, MAX_LOG_BYTES), str(d / name)
-                break
-    tables = None
-    if vmcore is not None:
-        from kdumptool.formats.printk import decode_printk
-        from kdumptool.sources.vmcore import open_dump
+            vmcore = saved_vmcore
+        if saved_text is not None:
+            text, source = saved_text
+    with ExitStack() as stack:
+        dump: Optional[Dump] = None
+        if vmcore is not None:
+            from kdumptool.formats.printk import decode_printk
 
-        try:
-            opened = open_dump(vmcore)
-        except KdumptoolError as exc:
-            if not found_vmcore:
-                raise
-            warnings.append(f"the vmcore was not read: {exc}")
-            opened = None
-        if opened is not None:
-            with opened as dump:
+            try:
+                dump = stack.enter_context(open_dump(vmcore))
+            except KdumptoolError as exc:
+                if not found_vmcore:
+                    raise
+                warnings.append(f"the vmcore was not read: {exc}")
+            if dump is not None:
                 warnings.extend(dump.warnings)
                 if dump.vmcoreinfo is not None:
+                    release = dump.vmcoreinfo.osrelease
                     try:
                         plog = decode_printk(dump.vmcoreinfo, dump.read_virt)
                         text, source = "\n".join(plog.dmesg_lines()), f"{vmcore} (printk ring)"
                         warnings.extend(plog.warnings)
+                        banner = next((r.text for r in plog.records[:5] if r.text.startswith("Linux version")), None)
                     except KdumptoolError as exc:
                         warnings.append(f"{vmcore}: crashed kernel's log not decoded: {exc}")
-                try:
-                    tables = _tables_of(dump, first_sys, current, warnings, current_log, recorded)
-                except KdumptoolError as exc:
-                    warnings.append(f"{vmcore}: VT-d tables not decoded: {exc}")
-    if text is None and snap_log is not None:
-        text, source = snap_log
-    if text is None and tables is None and first_sys is None:
+        if text is None and snap_log is not None:
+            text, source = snap_log
+        if text is None and dump is None and first_sys is None:
+            yield None
+            return
+        markers = scan_log_text(text, source) if text is not None else None
+        drivers: Dict[str, str] = {}
+        if first_sys is not None:
+            drivers = {b: dev.driver for b, dev in first_sys.devices.items() if dev.driver}
+        elif markers is not None:
+            for m in markers.all("probe"):
+                b, drv = m.get("bdf"), m.get("drv")
+                if b and drv and b not in drivers:
+                    drivers[b] = drv
+        c = markers.first("cmdline") if markers is not None else None
+        cmdline = c.get("cmdline") if c else (first_sys.cmdline if first_sys is not None else None)
+        yield CrashedKernel(source or str(saved or vmcore), markers, cmdline, drivers, None,
+                            vmcore, tuple(warnings),
+                            memory=dump, first_system=first_sys, recorded=recorded,
+                            release=release, banner=banner, scan_tables=scan_tables)
+
+
+def _snapshot_release(root: Root) -> Optional[str]:
+    """The kernel release ``kdumptool collect``/``record`` noted in _kdumptool/collect.json."""
+    import json
+
+    try:
+        raw = root.read_extra("collect.json")
+        data = json.loads(raw.decode("utf-8", "replace")) if raw is not None else None
+    except (KdumptoolError, ValueError):
         return None
-    markers = scan_log_text(text, source) if text is not None else None
-    drivers: Dict[str, str] = {}
-    if first_sys is not None:
-        drivers = {b: dev.driver for b, dev in first_sys.devices.items() if dev.driver}
-    elif markers is not None:
-        for m in markers.all("probe"):
-            b, drv = m.get("bdf"), m.get("drv")
-            if b and drv and b not in drivers:
-                drivers[b] = drv
-    c = markers.first("cmdline") if markers is not None else None
-    cmdline = c.get("cmdline") if c else (first_sys.cmdline if first_sys is not None else None)
-    return CrashedKernel(source or str(saved or vmcore), markers, cmdline, drivers, tables, vmcore, tuple(warnings))
+    rel = data.get("kernel") if isinstance(data, dict) else None
+    if isinstance(rel, str) and re.fullmatch(r"[A-Za-z0-9+_~-][A-Za-z0-9.+_~-]*", rel):
+        return rel
+    return None
 
 
 def read_triage_input(
-    root: Root, vmcore: Optional[str] = None, saved: Optional[str] = None, use_tools: Optional[bool] = None,
-    use_udev: Optional[bool] = None,
+    root: Root, use_tools: Optional[bool] = None, use_udev: Optional[bool] = None, system: Optional[System] = None,
 ) -> TriageInput:
-    """Everything triage needs. ``use_udev=False`` enumerates PCI through sysfs only (the
-    kdump initramfs carries no libudev); ``use_tools`` picks lsinitrd/lsinitramfs."""
-    from kdumptool.sources import system as system_src
-
-    system = system_src.read_system(root) if use_udev is None else system_src.read_system(root, use_udev=use_udev)
+    """Everything triage needs from a live host or a snapshot. ``use_udev=False``
+    enumerates PCI through sysfs only (the kdump initramfs carries no libudev);
+    ``use_tools`` picks lsinitrd/lsinitramfs; ``system``: the system model when the
+    caller has read it already."""
+    if system is None:
+        system = read_system(root) if use_udev is None else read_system(root, use_udev=use_udev)
     text, log_source = read_log_text(root)
     # Probe lines are needed inside a kdump kernel (which drivers replaced copied
     # entries); a first kernel's log can be huge and its probes are not used.
@@ -473,16 +423,23 @@ def read_triage_input(
         dev_mods = read_device_modules(root, release, list(system.devices))
     except (PermissionDenied, SourceMissing):
         dev_mods = {}
-    crashed = read_crashed_kernel(vmcore, saved, system, log) if (vmcore or saved) else None
     quiesce_conf = None
     conf = root.read_optional("/etc/kdumptool/kdumptool.conf")
     if conf is not None:
         for n, line in enumerate(conf.splitlines(), 1):
             if line.split("#", 1)[0].replace(" ", "") in ("quiesce=1", "quiesce=yes", "quiesce=true"):
                 quiesce_conf = Evidence("/etc/kdumptool/kdumptool.conf", line.strip(), n)
+    banner = root.read_optional("/proc/version")
+    bm = log.first("banner")
+    if banner is None and bm is not None:
+        banner = bm.evidence.text
+    if release is None:
+        release = _snapshot_release(root) or (bm.get("release") if bm is not None else None)
     return TriageInput(
         system=system,
         log=log,
+        release=release,
+        banner=banner,
         kdump_settings=settings,
         kdump_initrd=initrd,
         initrd_error=initrd_error,
@@ -490,8 +447,33 @@ def read_triage_input(
         capacity=read_capacity(root, settings),
         device_modules=dev_mods,
         builtin_modules=read_builtin_modules(root, release),
-        crashed=crashed,
         quiesce_conf=quiesce_conf,
         amd_iommu=Evidence("/sys/firmware/acpi/tables/IVRS", "present (AMD I/O Virtualization Reporting Structure)")
         if root.exists("/sys/firmware/acpi/tables/IVRS") else None,
     )
+
+
+@contextmanager
+def open_triage_input(
+    root: Root, vmcore: Optional[str] = None, saved: Optional[str] = None, use_tools: Optional[bool] = None,
+    use_udev: Optional[bool] = None,
+) -> Iterator[TriageInput]:
+    """:func:`read_triage_input` plus, for offline triage, what the crashed kernel left
+    (:func:`open_crashed_kernel`): its vmcore stays open inside the ``with`` block."""
+    inp = read_triage_input(root, use_tools=use_tools, use_udev=use_udev)
+    if not (vmcore or saved):
+        if inp.system.in_kdump_kernel and root.is_live and os.path.exists("/proc/vmcore"):
+            # Inside the kdump kernel the crashed kernel is right there: read its version,
+            # command line and log (and its tables, where a register names them) from
+            # /proc/vmcore before inferring anything.
+            with ExitStack() as stack:
+                try:
+                    crashed = stack.enter_context(open_crashed_kernel("/proc/vmcore", None, scan_tables=False))
+                except (KdumptoolError, OSError) as exc:
+                    crashed = CrashedKernel("/proc/vmcore", warnings=(f"/proc/vmcore not read: {exc}",))
+                yield replace(inp, crashed=crashed)
+            return
+        yield inp
+        return
+    with open_crashed_kernel(vmcore, saved) as crashed:
+        yield replace(inp, crashed=crashed)

@@ -84,6 +84,7 @@ class Dump:
         self.notes: List[elf.Note] = []
         self.prstatus: List[elf.PrStatus] = []
         self.warnings: List[str] = []
+        self.truncated = False    # the file ends before data its headers point at
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._cache_pages = max(1, cache_pages)
         self._xlate: Dict[int, int] = {}
@@ -229,21 +230,33 @@ class ElfDump(Dump):
             raise DecodeError(path, self.header.e_phoff,
                               f"{phnum} program headers at 0x{self.header.e_phoff:x} run past the "
                               f"end of the file (0x{self.file_size:x})")
+        if phnum > elf.MAX_PHNUM:
+            raise DecodeError(path, self.header.e_phoff, f"{phnum} program headers: more than "
+                              f"the {elf.MAX_PHNUM} any dump has (MAX_PHNUM)")
         table = self._pread(phnum * elf.PHDR_SIZE, self.header.e_phoff)
         self.phdrs = elf.parse_program_headers(table, phnum, self.header.e_phoff, path)
         index, warnings = elf.check_load_segments(self.phdrs, self.file_size, path)
         self.warnings += warnings
+        self.truncated = any(p.p_type == elf.PT_LOAD and p.p_filesz
+                             and p.p_offset + p.p_filesz > self.file_size for p in self.phdrs)
         # Physical index (the kernel-text alias of /proc/vmcore is left out, see elf.py).
         self.segments = [Segment(p.p_paddr, p.p_filesz, p.p_memsz, p.p_offset, p.index)
                          for p in index]
         self._starts = [s.start for s in self.segments]
         if self.segments:
             self.page_size = 4096
+        notes_read = 0
         for p in self.phdrs:
             if p.p_type != elf.PT_NOTE:
                 continue
             if p.p_offset + p.p_filesz > self.file_size:
                 self.warnings.append(f"{path}: PT_NOTE {p.index} runs past the end of the file")
+                continue
+            notes_read += p.p_filesz
+            if notes_read > elf.MAX_NOTES_SIZE:
+                self.warnings.append(f"{path}: PT_NOTE {p.index} ({p.p_filesz} bytes) takes the "
+                                     f"notes past MAX_NOTES_SIZE ({elf.MAX_NOTES_SIZE} bytes): "
+                                     f"not read")
                 continue
             notes, warns = elf.parse_notes(self._pread(p.p_filesz, p.p_offset), f"{path}: PT_NOTE")
             self.notes += notes
@@ -322,6 +335,8 @@ class ElfDump(Dump):
     def describe(self) -> dict:
         return {
             "format": "elf",
+            "incomplete": self.truncated,
+            "truncated": self.truncated,
             "kernel_text_aliases": [
                 {"index": p.index, "vaddr": p.p_vaddr, "paddr": p.p_paddr, "memsz": p.p_memsz}
                 for p in self.phdrs
@@ -441,10 +456,24 @@ class KdumpDump(Dump):
         self.dumped_pages = (self._rank(self.split_range[1]) if self.split_range else total) \
             - self._rank_base
         desc_end = self.desc_offset + self.dumped_pages * dd.PAGE_DESC_SIZE
+        self.truncated = False
         if desc_end > self.file_size:
+            self.truncated = True
             self.warnings.append(
                 f"{path}: page descriptors end at 0x{desc_end:x}, past the end of the file "
                 f"(0x{self.file_size:x}): the dump is truncated")
+        elif self.dumped_pages:
+            # Data is written in descriptor order: the last pages' data is the last thing
+            # in a whole file (the last 256 descriptors: some may point back at one shared
+            # zero page). A file cut inside the page data ends before it.
+            n = min(self.dumped_pages, _DESC_BLOCK)
+            tail = self._pread(n * dd.PAGE_DESC_SIZE, desc_end - n * dd.PAGE_DESC_SIZE)
+            data_end = max(o + sz for o, sz, _, _ in dd.PAGE_DESC.iter_unpack(tail))
+            if data_end > self.file_size:
+                self.truncated = True
+                self.warnings.append(
+                    f"{path}: the last pages' data ends at 0x{data_end:x}, past the end of the "
+                    f"file (0x{self.file_size:x}): the dump is truncated")
         # VMCOREINFO and notes stored by makedumpfile.
         if self.sub.offset_note and self.sub.size_note:
             notes_data = self._meta(self.sub.offset_note, self.sub.size_note, "ELF notes")
@@ -459,7 +488,11 @@ class KdumpDump(Dump):
         _load_notes(self, vmcoreinfo_bytes)
 
     def _meta(self, offset: int, size: int, name: str) -> Optional[bytes]:
-        if offset < 0 or offset + size > self.file_size or size > 64 << 20:
+        if size > elf.MAX_NOTES_SIZE:
+            self.warnings.append(f"{self.path}: {name} at 0x{offset:x} is {size} bytes, more "
+                                 f"than MAX_NOTES_SIZE ({elf.MAX_NOTES_SIZE}): not read")
+            return None
+        if offset < 0 or offset + size > self.file_size:
             self.warnings.append(f"{self.path}: {name} at 0x{offset:x} (+0x{size:x}) lies past "
                                  f"the end of the file")
             return None
@@ -612,7 +645,9 @@ class KdumpDump(Dump):
             "timestamp": h.timestamp,
             "status": h.status,
             "compression": list(h.compression),
-            "incomplete": h.incomplete,
+            # makedumpfile's flag, or a file cut short: either way pages are missing
+            "incomplete": h.incomplete or self.truncated,
+            "truncated": self.truncated,
             "block_size": h.block_size,
             "nr_cpus": h.nr_cpus,
             "dump_level": s.dump_level,

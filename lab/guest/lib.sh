@@ -191,6 +191,8 @@ kdump_main() {
     say "kdump start run=$RUN"
     ls -l /proc/vmcore > "$O/vmcore_ls.txt" 2>&1
     "$MAKEDUMPFILE" -v > "$O/makedumpfile_v.txt" 2>&1
+    # The oracle of `kdumptool vmcore log`: Debian's makedumpfile reading the same ring.
+    "$MAKEDUMPFILE" --dump-dmesg /proc/vmcore "$O/makedumpfile_dmesg.txt" > "$O/makedumpfile_dmesg.log" 2>&1
     oracle "$O"
     kdt_probe "$O"
     kdt_batch "$O" 'dmar=dmar -f json' 'pci=pci -f json' 'iommu=iommu -f json' \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from typing import List, Optional
 
 from . import ingredients
 from .runner import OUT, run_scenario
-from .scenarios import all_scenarios
+from .scenarios import all_scenarios, run_key, split_key
 
 
 def compile_tree() -> None:
@@ -48,7 +49,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _main(argv: Optional[List[str]] = None) -> int:
     scen = all_scenarios()
     ap = argparse.ArgumentParser(prog="lab/run", description=__doc__)
-    ap.add_argument("scenarios", nargs="*", help=f"scenarios to run (default: all): {', '.join(scen)}")
+    ap.add_argument("scenarios", nargs="*", help="scenarios to run (default: all), NAME or "
+                    f"NAME@KERNEL: {', '.join(scen)}")
+    ap.add_argument("--kernel", default=os.environ.get("LAB_KERNEL", ingredients.DEFAULT_KERNEL),
+                    choices=list(ingredients.KERNELS),
+                    help="kernel series for names without @KERNEL (default: $LAB_KERNEL or "
+                    f"{ingredients.DEFAULT_KERNEL})")
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
     ap.add_argument("--prepare-only", action="store_true", help="fetch and unpack, boot nothing")
     ap.add_argument("--timeout", type=int, default=None, help="seconds per QEMU run")
@@ -58,21 +64,27 @@ def _main(argv: Optional[List[str]] = None) -> int:
         for s in scen.values():
             print(f"{s.name:14} {s.description} [{s.source}]")
         return 0
-    names = args.scenarios or list(scen)
-    bad = [n for n in names if n not in scen]
+    keys = [k if "@" in k else run_key(k, args.kernel) for k in (args.scenarios or list(scen))]
+    bad = [k for k in keys if split_key(k)[0] not in scen or split_key(k)[1] not in ingredients.KERNELS]
     if bad:
-        ap.error(f"unknown scenario(s) {', '.join(bad)}; known: {', '.join(scen)}")
+        ap.error(f"unknown scenario(s) {', '.join(bad)}; known: {', '.join(scen)}; "
+                 f"kernels: {', '.join(ingredients.KERNELS)}")
     t0 = time.monotonic()
     qemu = ingredients.ensure_qemu()
-    facts = ingredients.prepare_tree(force=args.rebuild_tree)
+    series_list = list(dict.fromkeys(split_key(k)[1] for k in keys)) if args.scenarios else [args.kernel]
+    facts_of = {}
+    for i, series in enumerate(series_list):
+        facts_of[series] = ingredients.prepare_tree(force=args.rebuild_tree and i == 0, series=series)
     compile_tree()
     ingredients.log(f"ingredients ready in {time.monotonic() - t0:.1f}s "
-                    f"(kernel {facts['kver']}, {qemu})")
+                    f"(kernels {', '.join(f['kver'] for f in facts_of.values())}, {qemu})")
     if args.prepare_only:
         return 0
     failed = []
-    for n in names:
-        res = run_scenario(scen[n], facts, qemu, args.timeout)
+    names = keys
+    for n in keys:
+        name, series = split_key(n)
+        res = run_scenario(scen[name], facts_of[series], qemu, args.timeout, key=n)
         if not (res["live_ok"] and res["kdump_ok"]) or res["timed_out"]:
             failed.append(n)
     summary = {n: json.loads((OUT / n / "result.json").read_text())["wall_s"] for n in names}

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set
 
@@ -84,25 +85,89 @@ def apt_update() -> None:
         _updated = True
 
 
-def kernel_package() -> str:
-    """The current Debian 12 ``linux-image-6.1.*-amd64`` (what linux-image-amd64 depends on),
-    or ``$LAB_KERNEL_PKG``."""
+@dataclass(frozen=True)
+class KernelSource:
+    """Where one kernel series of the lab's matrix comes from."""
+    series: str
+    #: Debian suite added in a private apt configuration (lab/cache/apt) for the download
+    #: only; None: the host's own sources (Debian 12).
+    suite: Optional[str]
+    #: Full match of the package name; the highest version that matches is taken.
+    pattern: str
+    what: str
+
+
+#: The lab's kernel axis (``LAB_KERNELS``, ``lab/run --kernel``). 6.1 is the default.
+KERNELS: Dict[str, KernelSource] = {
+    "6.1": KernelSource("6.1", None, r"linux-image-6\.1\.0-[0-9]+-amd64",
+                        "Debian 12's current kernel (what linux-image-amd64 depends on)"),
+    "5.10": KernelSource("5.10", "bullseye", r"linux-image-5\.10\.0-[0-9]+-amd64",
+                         "Debian 11's kernel (bullseye main, the last point release's build)"),
+    "6.12": KernelSource("6.12", "bookworm-backports",
+                         r"linux-image-6\.12\.[0-9]+\+deb12(\.[0-9]+)?-amd64",
+                         "Debian 12 backports' 6.12"),
+}
+DEFAULT_KERNEL = "6.1"
+APT = CACHE / "apt"
+
+
+def _apt_opts() -> List[str]:
+    """apt options for the private configuration that knows the extra suites (nothing of
+    the host's apt state is changed)."""
+    return ["-o", f"Dir::Etc::sourcelist={APT / 'sources.list'}",
+            "-o", "Dir::Etc::sourceparts=/nonexistent",
+            "-o", f"Dir::State::Lists={APT / 'lists'}",
+            "-o", f"Dir::Cache={APT / 'cache'}",
+            "-o", "Dir::State::status=/dev/null"]
+
+
+def _private_apt_update() -> None:
+    suites = sorted({k.suite for k in KERNELS.values() if k.suite})
+    (APT / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (APT / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    (APT / "sources.list").write_text("".join(
+        f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+        f"http://deb.debian.org/debian {s} main\n" for s in suites))
+    log(f"apt-get update (private: {', '.join(suites)})")
+    subprocess.run(["apt-get", "update", "-qq", *_apt_opts()], env=_apt_env(), check=False)
+
+
+def _version_key(pkg: str) -> List[object]:
+    return [int(x) if x.isdigit() else x for x in re.split(r"([0-9]+)", pkg)]
+
+
+def kernel_package(series: str = DEFAULT_KERNEL) -> str:
+    """The newest ``linux-image-*-amd64`` of a kernel series (:data:`KERNELS`), or
+    ``$LAB_KERNEL_PKG`` for the default series."""
     pinned = os.environ.get("LAB_KERNEL_PKG")
-    if pinned:
+    if pinned and series == DEFAULT_KERNEL:
         return pinned
+    if series not in KERNELS:
+        raise SystemExit(f"lab: unknown kernel {series!r}; known: {', '.join(KERNELS)}")
+    src = KERNELS[series]
     for attempt in (0, 1):
-        out = subprocess.run(["apt-cache", "depends", "linux-image-amd64"],
-                             capture_output=True, text=True).stdout
-        m = re.search(r"Depends: (linux-image-6\.1\.[0-9.]+-[0-9]+-amd64|linux-image-6\.1\.0-[0-9]+-amd64)", out)
-        if m:
-            return m.group(1)
+        if src.suite is None:
+            out = subprocess.run(["apt-cache", "depends", "linux-image-amd64"],
+                                 capture_output=True, text=True).stdout
+            names = re.findall(r"Depends: (\S+)", out)
+        else:
+            out = subprocess.run(["apt-cache", *_apt_opts(), "search", "--names-only",
+                                  f"^{src.pattern}$"], capture_output=True, text=True).stdout
+            names = [ln.split()[0] for ln in out.splitlines() if ln.strip()]
+        names = [n for n in names if re.fullmatch(src.pattern, n)]
+        if names:
+            return max(names, key=_version_key)
         if attempt == 0:
-            apt_update()
+            if src.suite is None:
+                apt_update()
+            else:
+                _private_apt_update()
     # Offline: whatever is already cached.
-    cached = sorted(DEBS.glob("linux-image-6.1.*-amd64_*.deb"))
+    cached = [p.name.split("_")[0] for p in DEBS.glob("linux-image-*.deb")]
+    cached = [n for n in cached if re.fullmatch(src.pattern, n)]
     if cached:
-        return cached[-1].name.split("_")[0]
-    raise SystemExit("lab: cannot find linux-image-6.1.*-amd64 (apt-cache depends linux-image-amd64)")
+        return max(cached, key=_version_key)
+    raise SystemExit(f"lab: cannot find a {src.pattern} package ({src.what})")
 
 
 def _cached_deb(pkg: str) -> Optional[Path]:
@@ -110,18 +175,23 @@ def _cached_deb(pkg: str) -> Optional[Path]:
     return hits[-1] if hits else None
 
 
-def download(pkgs: Iterable[str]) -> Dict[str, Path]:
-    """``apt-get download`` what is not cached yet; return package -> .deb path."""
+def download(pkgs: Iterable[str], private: bool = False) -> Dict[str, Path]:
+    """``apt-get download`` what is not cached yet; return package -> .deb path.
+    ``private``: through the private apt configuration of the extra suites."""
     DEBS.mkdir(parents=True, exist_ok=True)
     pkgs = list(pkgs)
     missing = [p for p in pkgs if _cached_deb(p) is None]
     if missing:
         log(f"apt-get download {' '.join(missing)}")
         t0 = time.monotonic()
-        r = subprocess.run(["apt-get", "download", "-qq", *missing], cwd=DEBS, env=_apt_env())
+        opts = _apt_opts() if private else []
+        r = subprocess.run(["apt-get", "download", "-qq", *opts, *missing], cwd=DEBS, env=_apt_env())
         if r.returncode != 0:
-            apt_update()
-            run(["apt-get", "download", "-qq", *missing], cwd=DEBS, env=_apt_env())
+            if private:
+                _private_apt_update()
+            else:
+                apt_update()
+            run(["apt-get", "download", "-qq", *opts, *missing], cwd=DEBS, env=_apt_env())
         log(f"downloaded {len(missing)} packages in {time.monotonic() - t0:.1f}s")
     out = {}
     for p in pkgs:
@@ -157,13 +227,18 @@ def _site_stamp() -> str:
     return ";".join(f"{d}={md.version(d)}" for d in sorted(py_dist_closure()))
 
 
-def prepare_tree(force: bool = False) -> Dict[str, str]:
-    """Download and unpack the guest sysroot once; returns facts about it (kernel version...).
+def prepare_tree(force: bool = False, series: str = DEFAULT_KERNEL) -> Dict[str, str]:
+    """Download and unpack the guest sysroot once, and the kernel of ``series`` into it;
+    returns facts about it (kernel version...).
 
-    Rebuilt only when the set of .deb files or host Python packages changes.
+    The userland is rebuilt only when the set of .deb files or host Python packages
+    changes. Each kernel is unpacked beside the others (its own ``boot/vmlinuz-KVER`` and
+    ``lib/modules/KVER``, stamped ``.lab-kernel-KVER``), so kernels never overwrite each
+    other and switching kernels unpacks nothing twice.
     """
-    kpkg = kernel_package()
-    debs = download(GUEST_PACKAGES + [kpkg])
+    kpkg = kernel_package(series)
+    debs = download(GUEST_PACKAGES)
+    kdeb = download([kpkg], private=KERNELS.get(series, KERNELS[DEFAULT_KERNEL]).suite is not None)[kpkg]
     stamp_file = CACHE / "tree.stamp"
     stamp = _stamp(debs)
     kver = kpkg[len("linux-image-"):]
@@ -175,15 +250,37 @@ def prepare_tree(force: bool = False) -> Dict[str, str]:
         for deb in debs.values():
             run(["dpkg-deb", "-x", str(deb), str(TREE)])
         log(f"unpacked {len(debs)} packages in {time.monotonic() - t0:.1f}s")
-        run(["depmod", "-b", str(TREE), kver])
         # ld.so.cache for ctypes.util.find_library (pyudev looks up libudev that way).
         (TREE / "etc").mkdir(exist_ok=True)
         run(["ldconfig", "-r", str(TREE)], stderr=subprocess.DEVNULL)
         copy_site_packages(TREE / "opt" / "lab-site")
         check_needed(TREE)
         stamp_file.write_text(stamp)
-    return {"kver": kver, "kernel_package": kpkg,
+    kstamp = TREE / f".lab-kernel-{kver}"
+    if not kstamp.exists() or kstamp.read_text() != kdeb.name:
+        t0 = time.monotonic()
+        run(["dpkg-deb", "-x", str(kdeb), str(TREE)])
+        n = _decompress_modules(TREE / "lib" / "modules" / kver)
+        run(["depmod", "-b", str(TREE), kver])
+        if n:
+            log(f"{kver}: decompressed {n} .ko.xz modules (busybox insmod/modprobe load .ko)")
+        kstamp.write_text(kdeb.name)
+        log(f"unpacked {kdeb.name} in {time.monotonic() - t0:.1f}s")
+    return {"kver": kver, "kernel_package": kpkg, "series": series,
             "vmlinuz": f"boot/vmlinuz-{kver}", "tree": str(TREE)}
+
+
+def _decompress_modules(moddir: Path) -> int:
+    """Debian's 6.12 ships its modules as ``.ko.xz``; the guest's busybox loads plain
+    ``.ko``, so they are decompressed once here (``depmod`` then lists the ``.ko``)."""
+    import lzma
+
+    n = 0
+    for f in moddir.rglob("*.ko.xz"):
+        f.with_suffix("").write_bytes(lzma.decompress(f.read_bytes()))
+        f.unlink()
+        n += 1
+    return n
 
 
 def py_dist_closure() -> Set[str]:

@@ -142,13 +142,13 @@ ATTEMPTS = 3
 
 
 def run_scenario(sc: Scenario, facts: Dict[str, str], qemu: str,
-                 timeout_s: Optional[int] = None) -> Dict[str, object]:
+                 timeout_s: Optional[int] = None, key: Optional[str] = None) -> Dict[str, object]:
     """Boot a scenario; boot it again (up to ATTEMPTS times) only when the guest wedged
     (STALL_NEEDLES, or no /init within BOOT_LIMIT_S), which says nothing about kdumptool.
     Every attempt's reason is kept in result.json ``attempts``."""
     attempts: List[str] = []
     for n in range(1, ATTEMPTS + 1):
-        result = _run_once(sc, facts, qemu, timeout_s)
+        result = _run_once(sc, facts, qemu, timeout_s, key or sc.name)
         stall = result.get("stalled")
         if not stall:
             break
@@ -156,25 +156,25 @@ def run_scenario(sc: Scenario, facts: Dict[str, str], qemu: str,
         log(f"{sc.name}: attempt {n} wedged ({stall}); " +
             ("booting again" if n < ATTEMPTS else "giving up"))
     result["attempts"] = attempts
-    (OUT / sc.name / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    (OUT / (key or sc.name) / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
 def _run_once(sc: Scenario, facts: Dict[str, str], qemu: str,
-              timeout_s: Optional[int] = None) -> Dict[str, object]:
-    out = OUT / sc.name
+              timeout_s: Optional[int], key: str) -> Dict[str, object]:
+    out = OUT / key
     if out.exists():
         shutil.rmtree(out)
     guest = out / "guest"
     guest.mkdir(parents=True)
     os.chmod(guest, 0o777)
-    cfg = CACHE / "cfg" / sc.name
+    cfg = CACHE / "cfg" / key
     if cfg.exists():
         shutil.rmtree(cfg)
     cfg.mkdir(parents=True)
 
     t_build = time.monotonic()
-    initrd = CACHE / "initrd.img"
+    initrd = CACHE / f"initrd-{facts['kver']}.img"
     initrd_size = build_initrd(initrd, TREE, facts["kver"])
     kinfo = kdump_initrd(sc, facts, initrd, cfg / "kdump-initrd.img")
     env = {
@@ -192,7 +192,7 @@ def _run_once(sc: Scenario, facts: Dict[str, str], qemu: str,
         " ".join(shlex.quote(c) for c in cmd) + "\n"
         f"LIVE_APPEND={sc.live_append()}\nKDUMP_APPEND={sc.kdump_append()}\n")
     limit = timeout_s or sc.timeout_s
-    log(f"{sc.name}: booting ({sc.description})")
+    log(f"{key}: booting {facts['kver']} ({sc.description})")
     t0 = time.monotonic()
     traffic = Traffic(port, max_s=limit)
     serial = open(out / "serial.log", "w")
@@ -256,13 +256,14 @@ def _run_once(sc: Scenario, facts: Dict[str, str], qemu: str,
         "scenario": sc.to_json(), "qemu_rc": rc, "timed_out": timed_out,
         "wall_s": round(wall, 2), "prepare_s": round(build_s, 2), "marks": marks,
         "udp_packets_sent": traffic.sent, "initrd_size": initrd_size, "kdump_initrd": kinfo,
-        "kernel_package": facts["kernel_package"], "kver": facts["kver"],
+        "kernel_package": facts["kernel_package"], "kver": facts["kver"], "key": key,
+        "series": facts.get("series", ""),
         "unexpected_panic": "unexpected_panic" in marks,
         "live_ok": (guest / "live" / "panic_at.txt").exists(),
         "kdump_ok": (guest / "kdump" / "done.txt").exists(),
         "stalled": stalled.get("why"),
     }
     (out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
-    log(f"{sc.name}: qemu rc={rc} wall={wall:.1f}s live_ok={result['live_ok']} "
+    log(f"{key}: qemu rc={rc} wall={wall:.1f}s live_ok={result['live_ok']} "
         f"kdump_ok={result['kdump_ok']}{' TIMED OUT' if timed_out else ''}")
     return result

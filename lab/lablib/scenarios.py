@@ -13,7 +13,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .ingredients import LAB, REPO
 
@@ -51,13 +51,16 @@ class Scenario:
     kdump_initrd_builder: Optional[str] = None
     #: Extra words for the kdump kernel's command line.
     kdump_append_extra: str = ""
+    #: Extra words for the live kernel's command line (``iommu=pt``).
+    live_append_extra: str = ""
     #: Wall-clock limit for the whole QEMU run.
     timeout_s: int = 900
     source: str = "builtin"
 
     def live_append(self) -> str:
+        extra = f" {self.live_append_extra}" if self.live_append_extra else ""
         return (f"{GUEST_APPEND} intel_iommu={self.live_iommu} crashkernel={self.crashkernel} "
-                f"iomem=relaxed lab.mode=live lab.run={self.name}")
+                f"iomem=relaxed lab.mode=live lab.run={self.name}{extra}")
 
     def kdump_append(self) -> str:
         extra = f" {self.kdump_append_extra}" if self.kdump_append_extra else ""
@@ -82,7 +85,29 @@ BUILTIN = [
     Scenario("sm_mismatch", "scalable-mode live kernel, kdump kernel intel_iommu=on,sm_off: "
              "table copy fails, the e1000e faults", scalable=True, live_iommu="on,sm_on",
              kdump_iommu="on,sm_off", dumps=["zlib", "elfd31", "elf"]),
+    Scenario("passthrough", "legacy mode, intel_iommu=on iommu=pt in both kernels: "
+             "identity (pass-through) context entries, no page tables to copy or to check",
+             live_append_extra="iommu=pt", kdump_append_extra="iommu=pt", dumps=["zlib", "elf"]),
+    Scenario("first_kernel_off", "intel_iommu=off in the live kernel, on in the kdump "
+             "kernel: nothing to copy, translation starts fresh under in-flight DMA",
+             live_iommu="off", dumps=["zlib", "elf"]),
 ]
+
+
+def run_key(name: str, series: str) -> str:
+    """The name of one (scenario, kernel) run: ``sm_on`` on the default kernel,
+    ``sm_on@5.10`` on another (also its folder under lab/out/)."""
+    from .ingredients import DEFAULT_KERNEL
+
+    return name if series == DEFAULT_KERNEL else f"{name}@{series}"
+
+
+def split_key(key: str) -> Tuple[str, str]:
+    """``sm_on@5.10`` -> (``sm_on``, ``5.10``); ``sm_on`` -> (``sm_on``, the default kernel)."""
+    from .ingredients import DEFAULT_KERNEL
+
+    name, _, series = key.partition("@")
+    return name, series or DEFAULT_KERNEL
 
 
 def _from_json(path: Path) -> Scenario:

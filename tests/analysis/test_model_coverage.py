@@ -12,9 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from kdumptool.analysis.model import RawDevice, build_system, find_drhd
 from kdumptool.formats.dmar import DeviceScope, Drhd, Rmrr
 from kdumptool.formats.pciconfig import parse_pci_config
+from kdumptool.model.system import RawDevice, build_system, find_drhd
 from kdumptool.sources.system import read_system
 from tests.conftest import FIXTURES
 

@@ -9,17 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdumptool.analysis.scenario import (
-    KernelDefaults,
     KernelState,
     UnitRegs,
     classify,
     infer_first_from_kdump,
     observe_kernel,
     parse_iommu_params,
-    parse_kernel_config,
     predict_kernel,
-    scan_log,
 )
+from kdumptool.model.kernel import KernelDefaults, parse_kernel_config
+from kdumptool.model.log import scan_log
 
 LEGACY_ECAP = 0x0000000000F00F4A
 SCALABLE_ECAP = 0x0000480080F00F4A  # ECAP bit 43 SMTS set
@@ -204,7 +203,7 @@ def test_fuzz_params(text):
 def test_text_and_bytes_scans_agree():
     text = "\n".join(SM_KDUMP_LOG) + "\n"
     a = scan_log(SM_KDUMP_LOG, "x")
-    from kdumptool.analysis.scenario import scan_log_text
+    from kdumptool.model.log import scan_log_text
 
     b = scan_log_text(text.encode(), "x")
     assert a.markers == b.markers and a.lines == b.lines == len(SM_KDUMP_LOG)
@@ -215,7 +214,7 @@ def test_text_and_bytes_scans_agree():
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=400))
 def test_fuzz_scan_bytes(data):
-    from kdumptool.analysis.scenario import scan_log_text
+    from kdumptool.model.log import scan_log_text
 
     scan_log_text(data + b"\nDMAR: [DMA Read] Request device [00:02.0] fault addr 0x1 [fault reason 0x06] x\n 0000:00:01.0")
 

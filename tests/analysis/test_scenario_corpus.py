@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kdumptool.analysis.scenario import scan_log_text
+from kdumptool.model.log import scan_log_text
 
 GREP_START = re.compile(r"Request device \[\[?(?:0x)?[0-9a-f]{2}:(?:0x)?[0-9a-f]{2}\.[0-7]\]")
 GREP_KIND = re.compile(r"fault (addr|index)")

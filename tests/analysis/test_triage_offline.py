@@ -12,7 +12,7 @@ import pytest
 
 from kdumptool.analysis.triage import triage
 from kdumptool.sources.root import Root
-from kdumptool.sources.triage import read_triage_input
+from kdumptool.sources.triage import open_triage_input
 from tests.conftest import FIXTURES
 
 SNAP = FIXTURES / "snapshots"
@@ -41,20 +41,22 @@ def oracle(run: str):
 
 
 def offline(run: str, vmcore=True, saved=True):
-    inp = read_triage_input(
+    """(the triage input, the report): the crashed kernel's tables are decoded by triage
+    from the open vmcore, and come back on the report."""
+    with open_triage_input(
         Root(SNAP / f"kdump_{run}"),
         vmcore=str(VTD / f"{run}.trim.kdump") if vmcore else None,
         saved=str(SNAP / f"live_{run}") if saved else None,
         use_tools=False,
-    )
-    return inp, triage(inp)
+    ) as inp:
+        return inp, triage(inp)
 
 
 @pytest.mark.parametrize("run", RUNS)
 def test_tables_from_the_vmcore_match_roottable_check(run):
     inp, r = offline(run)
     addr, mode, devs, _ = oracle(run)
-    t = inp.crashed.tables
+    t = r.crashed_tables
     assert (t.root_address, t.mode) == (addr, mode)
     assert "saved first-kernel snapshot" in t.found_by
     got = {d.bdf: (d.domain_id, d.mapped_4k, d.mapped_large) for d in t.devices if d.present}
@@ -68,7 +70,7 @@ def test_tables_from_the_vmcore_match_roottable_check(run):
 def test_fault_iova_translated_with_the_crashed_kernels_tables():
     inp, r = offline("sm_mismatch_vmcore")
     _, _, _, lookups = oracle("sm_mismatch_vmcore")
-    fl = inp.crashed.tables.fault_lookups
+    fl = r.crashed_tables.fault_lookups
     assert [(x.bdf, x.iova) for x in fl] == [("0000:00:02.0", 0xFFFFC000)]
     assert fl[0].phys == lookups[("0000:00:02.0", 0xFFFFC000)] and fl[0].read and fl[0].write
     fault = [f for f in r.findings if f.id == "dmar-fault"][0]
@@ -96,7 +98,7 @@ def test_saved_snapshot_without_vmcore():
 def test_vmcore_without_saved_snapshot_finds_the_table_by_scanning():
     inp, r = offline("sm_mismatch_vmcore", saved=False)
     addr, mode, _, _ = oracle("sm_mismatch_vmcore")
-    t = inp.crashed.tables
+    t = r.crashed_tables
     assert (t.root_address, t.mode) == (addr, mode) and t.found_by.startswith("scan of the vmcore")
     # drivers now come from the crashed kernel's own probe lines
     assert inp.crashed.drivers.get("0000:00:02.0") == "e1000e"
@@ -107,11 +109,12 @@ def test_vmcore_without_saved_snapshot_finds_the_table_by_scanning():
 def test_full_lab_vmcore_scan_finds_the_live_rtaddr(shared: Path, run):
     regs = (shared / "lab-captures/live" / run / "drhd_regs.txt").read_text()
     rtaddr = int(re.search(r"^RTADDR\s+off=0x020 w=64 (0x[0-9A-F]+)", regs, re.M).group(1), 16)
-    inp = read_triage_input(Root(SNAP / f"kdump_{run}"),
-                            vmcore=str(shared / "lab-captures/kdump" / run / "vmcore.d31.zlib.kdump"), use_tools=False)
-    t = inp.crashed.tables
+    with open_triage_input(Root(SNAP / f"kdump_{run}"),
+                           vmcore=str(shared / "lab-captures/kdump" / run / "vmcore.d31.zlib.kdump"),
+                           use_tools=False) as inp:
+        r = triage(inp)
+    t = r.crashed_tables
     assert t.root_address == rtaddr & ~0xFFF and t.mode == ("scalable" if rtaddr & 0x400 else "legacy")
-    r = triage(inp)
     assert r.verdict in ("warning", "error")
 
 
@@ -143,13 +146,13 @@ def test_saved_crash_folder_of_kdumptool_record(tmp_path):
     assert snap is not None and snap.endswith("kdumptool/kdumptool-snapshot.tar.gz")
     from kdumptool.sources.root import open_root
 
-    with open_root(snap) as r:
-        inp = read_triage_input(r, saved=str(d), use_tools=False, use_udev=False)
-    t = inp.crashed.tables
+    with open_root(snap) as r, open_triage_input(r, saved=str(d), use_tools=False, use_udev=False) as inp:
+        rep = triage(inp)
+    t = rep.crashed_tables
     addr, mode, devs, _ = oracle("legacy_on")
     assert (t.root_address, t.mode) == (addr, mode) and "recorded at boot" in t.found_by
     assert inp.crashed.vmcore == str(d / "vmcore")
-    r = triage(inp)
+    r = rep
     assert r.scenario.case == "copied" and any(f.id == "crashed-kernel-tables" for f in r.findings)
 
 

@@ -164,8 +164,9 @@ def test_capacity_checks(tmp_path):
     psutil and /proc/meminfo give them; the RAM size is the lab guest's MemTotal x 1000)."""
     import dataclasses
 
-    from kdumptool.analysis.triage import Capacity, expected_dump_size
+    from kdumptool.analysis.triage import expected_dump_size
     from kdumptool.formats.kdumpconf import parse_kdump_conf, settings_of
+    from kdumptool.model.triage import Capacity
 
     inp = read_triage_input(Root(SNAP / "live_legacy_on"), use_tools=False)
     conf = settings_of("rhel", [parse_kdump_conf((FIXTURES / "kdumpconf/rhel-kdump.conf").read_text())])

@@ -103,15 +103,23 @@ def test_missing_pages_are_unreadable_and_walk_continues():
     assert missing_root.devices == () and missing_root.unreadable[0].what == "root table"
 
 
-def test_loop_is_reported_not_followed():
+def test_loop_is_reported_and_translated_as_the_hardware_reads_it():
+    """A level-3 entry pointing back at the level-4 table: the hardware then reads that
+    page as a level-2 table, and so on down to level 1 (levels strictly decrease, so the
+    loop ends). The walk does the same, says so, and agrees with lookup_iova."""
     mem = VtdMemory()
     pt = PageTable(mem, 4)
     pt.map(0x1000, 0x2000)
     l3 = pt.entry_addr(0x1000, 3)
     mem.put_q(l3 + 8, pt.root | 3)  # level-3 entry 1 points back at the level-4 table
     w = walk_page_table(mem, pt.root, 4)
-    assert w.mapped_4k_pages == 1
-    assert any("reached twice" in p for p in w.problems)
+    assert any("a loop" in p and f"0x{pt.root:x}" in p for p in w.problems)
+    assert w.mapped_4k_pages == 3 and not w.truncated
+    lt = LegacyTables(mem)
+    lt.device(0, 8, pt.root, did=1, aw=2)
+    for x in w.extents:
+        r = lookup_iova(mem, lt.root, "legacy", 0, 8, x.iova)
+        assert (r.phys, r.read, r.write) == (x.phys, x.read, x.write)
 
 
 def test_ps_at_level4_is_a_problem():

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from kdumptool.analysis.rtscan import find_root_tables
 from kdumptool.analysis.vtd_walk import walk_root_table
 from kdumptool.sources.vmcore import open_dump
@@ -55,10 +57,10 @@ def test_cli_on_corrupt_root_page(tmp_path, capsys):
     from kdumptool.cli.main import main
 
     bad = _corrupt(tmp_path, ROOT)
-    try:
+    with pytest.raises(SystemExit) as e:
         main(["vmcore", "iommu", str(bad), "--rtaddr", hex(ROOT), "-f", "text"])
-    except SystemExit as e:
-        assert not e.code
+    assert e.value.code == 3      # the answer rests on an unreadable root table: not a clean 0
     out, err = capsys.readouterr()
+    assert "VT-d tables incomplete: 1 table page(s) unreadable" in err
     assert "does not look like a legacy root table: root table unreadable: " in out
     assert "Traceback" not in out + err

@@ -130,7 +130,8 @@ def test_ivrs_one_line_exit_1(capsys: pytest.CaptureFixture) -> None:
     for p in sorted((D / "ivrs").glob("*.dat")) + [D / "text" / "ivrs_acpidump.txt"]:
         code, lines = err_line(capsys, "dmar", str(p))
         assert code == 1
-        assert lines == [f"error: {p}: AMD IOMMU (IVRS): not an Intel VT-d table"]
+        assert lines == [f"error: {p}: AMD IOMMU (IVRS): not an Intel VT-d table; "
+                         "decode it with `kdumptool ivrs`"]
 
 
 def test_no_dmar_in_root(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ def good_runs(tmp: Path) -> Dict[str, List[List[str]]]:
     return {
         "dmar": [["dmar", str(LAB_DMAR)], ["dmar", "--root", str(LIVE_SNAP)]]
         + [["dmar", str(p)] for p in sorted((DMAR / "tables").glob("*.dat"))[:3]],
+        "ivrs": [["ivrs", str(p)] for p in sorted((FIXTURES / "ivrs").glob("*.dat"))[:3]],
         "pci": [["pci", "--root", str(LIVE_SNAP)], ["pci", "-v", "--root", str(KDUMP_SNAP)],
                 ["pci", "--from-lspci", str(LSPCI_DUMP)]],
         "iommu": [["iommu", "--root", str(LIVE_SNAP)], ["iommu", "--root", str(SNAP / "kdump_sm_mismatch")]],
@@ -165,6 +166,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
 
 FILE_COMMANDS = [
     ["dmar", "{}"],
+    ["ivrs", "{}"],
     ["log", "{}"],
     ["pci", "--from-lspci", "{}"],
     ["vmcore", "info", "{}"],
@@ -197,6 +199,7 @@ def test_wrong_kind_is_an_error(capsys: pytest.CaptureFixture, hostile: Dict[str
     """A file of the wrong kind is refused in one line (never decoded as if it were right)."""
     cases = [
         (["dmar", str(hostile["ivrs"])], "IVRS"),
+        (["ivrs", str(LAB_DMAR)], "kdumptool dmar"),
         (["dmar", str(hostile["dmesg"])], ""),
         (["vmcore", "info", str(hostile["ivrs"])], ""),
         (["vmcore", "info", str(hostile["dmesg"])], ""),

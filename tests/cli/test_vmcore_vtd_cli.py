@@ -165,8 +165,8 @@ def test_register_source_only_when_translation_is_off(monkeypatch):
     clear (intel_iommu=off: it still points at the old table), skipped when TES is set."""
     from pathlib import Path
 
-    from kdumptool.analysis.model import IommuUnit
     from kdumptool.formats.vtd_regs import decode_vtd_registers
+    from kdumptool.model.system import IommuUnit
     from kdumptool.sources import system
     from kdumptool.sources.vmcore import open_dump
 
@@ -194,9 +194,9 @@ def test_register_rule_on_real_kdump_kernel_registers(monkeypatch):
     kernel's own table (TES set) and it is not."""
     from pathlib import Path
 
-    from kdumptool.analysis.model import IommuUnit
     from kdumptool.formats.vtd_regs import decode_vtd_registers
     from kdumptool.formats.vtd_tables import old_table_in_rtaddr, parse_drhd_regs_text
+    from kdumptool.model.system import IommuUnit
     from kdumptool.sources import system
     from kdumptool.sources.vmcore import open_dump
 

@@ -76,3 +76,16 @@ def test_fuzz_vmcoreinfo(data):
 def test_fuzz_vmcoreinfo_text(text):
     vi = parse_vmcoreinfo(text)
     assert isinstance(vi.warnings, tuple)
+
+
+def test_hex_number_values():
+    # 6.12 writes some NUMBER() lines with 0x (x86-64 arch_crash_save_vmcoreinfo); the
+    # first value is the one the issue quotes from a 6.12.118 dump.
+    vi = parse_vmcoreinfo("OSRELEASE=6.12.95+deb12-amd64\n"
+                          "NUMBER(VMALLOC_START)=0xffffd1e400000000\n"
+                          "NUMBER(phys_base)=-2097152\nNUMBER(neg)=-0x10\n"
+                          "SIZE(x)=0x40\nNUMBER(bad)=ff\nNUMBER(bad2)=0x\n")
+    assert vi.number("VMALLOC_START") == 0xFFFFD1E400000000
+    assert vi.number("phys_base") == -2097152 and vi.number("neg") == -16
+    assert vi.size("x") == 0x40
+    assert [w.split(":")[0] for w in vi.warnings] == ["line 6", "line 7"]

@@ -2,9 +2,10 @@
 bus-master state, driver, IOMMU group, the DRHD unit that translates for them and the RMRRs
 that name them; IOMMU groups; IOMMU units with their VT-d registers; kdump state.
 
-Built by :func:`kdumptool.sources.system.read_system` from a live host or a snapshot (the
-same code path), and by :func:`build_system` here from decoded records, so analysis never
-reads files. DRHD coverage follows the kernel's ``dmar_find_matched_drhd_unit()`` /
+Records of the model layer (:mod:`kdumptool.model`): built by
+:func:`kdumptool.sources.system.read_system` from a live host or a snapshot (the same code
+path) through :func:`build_system` here, which links decoded records (pure: no I/O), so
+analysis never reads files. DRHD coverage follows the kernel's ``dmar_find_matched_drhd_unit()`` /
 ``device_to_iommu()`` (drivers/iommu/intel/dmar.c, iommu.c): a device belongs to the first
 DRHD of its segment whose device scope names it, or names a bridge whose secondary to
 subordinate bus range holds the device's bus; failing that, to the segment's
@@ -14,9 +15,11 @@ subordinate bus range holds the device's bus; failing that, to the segment's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from kdumptool.formats.dmar import DeviceScope, Dmar, Drhd, Rmrr
 from kdumptool.formats.pciconfig import PORT_TYPES, PciConfig
+from kdumptool.formats.vtd_regs import VtdRegisters
 
 #: PCI class 0x0600: host bridge.
 PCI_CLASS_BRIDGE_HOST = 0x0600
@@ -51,7 +54,7 @@ class IommuUnit:
     version: Optional[str] = None  # sysfs ``version`` (1:0)
     cap: Optional[int] = None  # sysfs or register CAP
     ecap: Optional[int] = None
-    registers: Optional[Any] = None  # kdumptool.formats.vtd_regs.VtdRegisters
+    registers: Optional[VtdRegisters] = None
     read_error: Optional[str] = None  # why the registers could not be read
     devices: Tuple[str, ...] = ()  # bdfs this unit covers (computed from the DMAR table)
     sysfs_devices: Tuple[str, ...] = ()  # bdfs under sysfs class/iommu/<name>/devices
@@ -116,7 +119,7 @@ class System:
     devices: Mapping[str, PciDevice]
     groups: Mapping[int, IommuGroup]
     units: Tuple[IommuUnit, ...]
-    dmar: Optional[Any]  # kdumptool.formats.dmar.Dmar
+    dmar: Optional[Dmar]
     cmdline: Optional[str]
     in_kdump_kernel: bool
     kexec_crash_loaded: Optional[bool]
@@ -200,7 +203,7 @@ def find_upstream(raw: Mapping[str, RawDevice]) -> Dict[str, Tuple[str, ...]]:
 
 
 def _resolve_scope(
-    scope: Any, segment: int, raw: Mapping[str, RawDevice]
+    scope: DeviceScope, segment: int, raw: Mapping[str, RawDevice]
 ) -> Tuple[Optional[str], Optional[Tuple[int, int]]]:
     """A DMAR device scope -> (bdf, (secondary, subordinate) when it is a bridge).
 
@@ -230,12 +233,12 @@ def _resolve_scope(
     return bdf, rng
 
 
-def _pci_scopes(scopes: Sequence[Any]) -> List[Any]:
-    return [s for s in scopes if getattr(s, "type", None) in ("PCI_ENDPOINT", "PCI_BRIDGE")]
+def _pci_scopes(scopes: Sequence[DeviceScope]) -> List[DeviceScope]:
+    return [s for s in scopes if s.type in ("PCI_ENDPOINT", "PCI_BRIDGE")]
 
 
 def _scope_matches(
-    bdf: str, upstream: Tuple[str, ...], scopes: Sequence[Any], segment: int, raw: Mapping[str, RawDevice]
+    bdf: str, upstream: Tuple[str, ...], scopes: Sequence[DeviceScope], segment: int, raw: Mapping[str, RawDevice]
 ) -> bool:
     seg, bus = _bus_of(bdf)
     if seg != segment:
@@ -246,19 +249,19 @@ def _scope_matches(
             continue
         if target == bdf or target in upstream:
             return True
-        if rng is not None and getattr(scope, "type", None) == "PCI_BRIDGE" and rng[0] <= bus <= rng[1]:
+        if rng is not None and scope.type == "PCI_BRIDGE" and rng[0] <= bus <= rng[1]:
             return True
     return False
 
 
 def find_drhd(
-    bdf: str, upstream: Tuple[str, ...], dmar: Any, raw: Mapping[str, RawDevice]
+    bdf: str, upstream: Tuple[str, ...], dmar: Optional[Dmar], raw: Mapping[str, RawDevice]
 ) -> Optional[int]:
     """Register base address of the DRHD translating for ``bdf`` (None: no unit)."""
     if dmar is None:
         return None
     seg, _ = _bus_of(bdf)
-    drhds = [s for s in dmar.structures if type(s).__name__ == "Drhd"]
+    drhds = [s for s in dmar.structures if isinstance(s, Drhd)]
     for d in drhds:
         if not d.include_pci_all and _scope_matches(bdf, upstream, d.device_scopes, d.segment, raw):
             return int(d.register_base_address)
@@ -268,12 +271,12 @@ def find_drhd(
     return None
 
 
-def find_rmrrs(bdf: str, upstream: Tuple[str, ...], dmar: Any, raw: Mapping[str, RawDevice]) -> Tuple[int, ...]:
+def find_rmrrs(bdf: str, upstream: Tuple[str, ...], dmar: Optional[Dmar], raw: Mapping[str, RawDevice]) -> Tuple[int, ...]:
     if dmar is None:
         return ()
     out = []
     for s in dmar.structures:
-        if type(s).__name__ != "Rmrr":
+        if not isinstance(s, Rmrr):
             continue
         if _scope_matches(bdf, upstream, s.device_scopes, s.segment, raw):
             out.append(int(s.base_address))
@@ -286,7 +289,7 @@ def build_system(
     raw_devices: Mapping[str, RawDevice],
     groups: Mapping[int, IommuGroup],
     units: Sequence[IommuUnit],
-    dmar: Optional[Any],
+    dmar: Optional[Dmar],
     cmdline: Optional[str],
     in_kdump_kernel: bool,
     kexec_crash_loaded: Optional[bool],

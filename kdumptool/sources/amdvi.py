@@ -1,0 +1,62 @@
+"""AMD-Vi IOMMU registers: read-only through ``/dev/mem`` on a live host, or from a
+snapshot's ``_kdumptool/amdvi_registers.json``.
+
+Each IOMMU's MMIO block is at the base address of its IVHD. The registers the decoder
+needs are in two 4 KiB pages: base (Device Table Base ... Extended Feature 2, below
+1000h) and base + 2000h (command/event/PPR head and tail pointers, Status). Each page is
+mapped read-only with the same refusals as the VT-d pages (not root, kernel lockdown,
+CONFIG_STRICT_DEVMEM without ``iomem=relaxed``: the amd_iommu driver claims the region);
+a refusal is kept as ``read_error`` and the next IOMMU is tried. Nothing is written.
+
+Snapshot shape (as vtd_registers.json): ``{"units": [{"name": "ivhd0", "address": <int>,
+"read_error": <str|null>, "registers": {"DEV_TABLE": <int>, "CONTROL": <int>, ...}}]}``
+with the register names of :mod:`kdumptool.formats.amdvi_regs`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from kdumptool.errors import KdumptoolError, PermissionDenied, SourceMissing
+from kdumptool.formats.amdvi_regs import REGISTERS
+from kdumptool.sources.devmem import DEV_MEM, DevMemPage
+from kdumptool.sources.iommu import read_registers_json
+from kdumptool.sources.root import Root
+
+AMDVI_REGS_JSON = "amdvi_registers.json"
+_WHAT = "AMD-Vi registers"
+_PAGE = "AMD-Vi register page"
+
+
+def read_amdvi_mmio(address: int, root: Optional[Root] = None, path: str = DEV_MEM) -> Dict[str, int]:
+    """The registers of the IOMMU whose MMIO base is ``address``."""
+    values: Dict[str, int] = {}
+    for page_off in (0x0000, 0x2000):
+        with DevMemPage(address + page_off, root, path, _WHAT, _PAGE) as page:
+            for name, (off, width) in REGISTERS.items():
+                if page_off <= off < page_off + 0x1000:
+                    rel = off - page_off
+                    values[name] = page.read64(rel) if width == 64 else page.read32(rel)
+    return values
+
+
+def read_amdvi_live(units: List[Tuple[str, int]], root: Optional[Root] = None,
+                    path: str = DEV_MEM) -> List[Dict[str, Any]]:
+    """Registers of each (name, MMIO base) in the snapshot JSON shape."""
+    out: List[Dict[str, Any]] = []
+    for name, address in units:
+        entry: Dict[str, Any] = {"name": name, "address": address, "read_error": None,
+                                 "registers": None}
+        try:
+            entry["registers"] = read_amdvi_mmio(address, root, path)
+        except (PermissionDenied, SourceMissing) as err:
+            entry["read_error"] = str(err)
+        except KdumptoolError as err:  # pragma: no cover - defensive
+            entry["read_error"] = str(err)
+        out.append(entry)
+    return out
+
+
+def read_amdvi_snapshot(root: Root) -> Optional[List[Dict[str, Any]]]:
+    """The ``units`` of a snapshot's amdvi_registers.json, None when it has none."""
+    return read_registers_json(root, AMDVI_REGS_JSON)

@@ -1,0 +1,112 @@
+"""AMD-Vi kernel log lines across eras: real event lines (fixtures/dmesg/amdvi, with
+PROVENANCE.md) and the init/kdump lines as Linux's format strings print them
+(drivers/iommu/amd/init.c and iommu.c, 6.12, quoted below)."""
+
+from __future__ import annotations
+
+from typing import List
+
+from kdumptool.analysis.log import analyse_log
+from kdumptool.formats.klog import LogEvent, parse_log
+from tests.conftest import FIXTURES
+
+D = FIXTURES / "dmesg" / "amdvi"
+
+
+def events(text: str) -> List[LogEvent]:
+    return [e for e in parse_log(text.splitlines()) if e.kind != "driver"]
+
+
+def test_split_two_record_form_of_4x_kernels() -> None:
+    evs = events((D / "pcengines_apu2_240.txt").read_text())
+    assert [(e.kind, e.line, e.end_line) for e in evs] == [
+        ("amd_vi_fault", 1, 2), ("amd_vi_fault", 3, 4), ("amd_vi_fault", 5, 6),
+        ("amd_vi_fault", 7, 8), ("amd_vi_fault", 9, 10)]
+    idr = evs[0]
+    assert idr.details["event"] == "INVALID_DEVICE_REQUEST" and idr.reason_code == 0x8
+    assert idr.bdf == "0000:00:00.1" and idr.address == 0xFDF8000020
+    pf = evs[2]
+    assert (pf.bdf, pf.address, pf.details["domain"], pf.details["flags"]) == (
+        "0000:05:00.0", 0xFF6101B0, 0x12, 0x70)
+    # flags 0x0070: PR RW PE -> a write that hit a present page without permission.
+    assert pf.access == "write" and pf.reason == "IO_PAGE_FAULT (permission violation)"
+    assert pf.details["flag_names"] == ["PR", "RW", "PE"]
+
+
+def test_dev_err_form_of_5x_and_later() -> None:
+    evs = events((D / "dasharo_1134.txt").read_text())
+    assert {(e.bdf, e.details["domain"]) for e in evs} == {("0000:01:00.0", 0xD)}
+    assert [e.address for e in evs] == [0xCFF49550, 0xCECE9E50, 0xCEDEB950]
+    evs = events((D / "popos_853.txt").read_text())
+    assert evs[0].kind == "suppressed" and evs[0].value == 96
+    assert evs[1].reason == "IO_PAGE_FAULT (page not present)" and evs[1].access == "read"
+    evs = events((D / "corpus_excerpt_125.txt").read_text())
+    assert evs[0].bdf == "0000:06:00.0" and evs[0].access == "write"
+
+
+def test_segment_and_pasid_forms() -> None:
+    # Linux >= 6.0 iommu_print_event(): "device=%04x:%02x:%02x.%x pasid=0x%05x".
+    evs = events(
+        "AMD-Vi: Event logged [IO_PAGE_FAULT device=0001:c1:00.0 domain=0x0003 pasid=0x00001 "
+        "address=0xfffffffdf8000000 flags=0x0a00]\n"
+        "AMD-Vi: Event logged [ILLEGAL_DEV_TABLE_ENTRY device=0000:00:14.0 pasid=0x00000 "
+        "address=0x1000 flags=0x0000]\n"
+        "AMD-Vi: DTE[0]: 0000000000000003\n"
+        "AMD-Vi: Event logged [RMP_PAGE_FAULT device=0000:41:00.0 vmg_tag=0x0000, gpa=0x12345000, "
+        "flags_rmp=0x0000, flags=0x0000]\n")
+    assert [(e.kind, e.bdf) for e in evs] == [
+        ("amd_vi_fault", "0001:c1:00.0"), ("amd_vi_fault", "0000:00:14.0"),
+        ("amdvi_dte", None), ("amd_vi_fault", "0000:41:00.0")]
+    assert evs[0].pasid == 1 and evs[0].details["domain"] == 3
+    assert evs[2].details["value"] == 3
+    assert evs[3].address == 0x12345000 and evs[3].reason_code == 0xD
+
+
+KDUMP_LOG = """\
+[    0.000000] Linux version 6.12.0-amd64
+[    0.000000] Kernel command line: BOOT_IMAGE=/vmlinuz elfcorehdr=0x73000000 maxcpus=1
+[    0.512000] AMD-Vi: Translation is already enabled - trying to copy translation structures
+[    0.512100] AMD-Vi: The device table size of IOMMU:0 is not expected!
+[    0.512200] AMD-Vi: Failed to copy DEV table from previous kernel.
+[    0.600000] pci 0000:00:00.2: AMD-Vi: Found IOMMU cap 0x40
+[    0.600100] AMD-Vi: Extended features (0x29d3, 0x0): PreF PPR GT IA GA HE
+[    0.600200] AMD-Vi: Interrupt remapping enabled
+[    1.200000] nvme 0000:01:00.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0000 address=0xfc189000 flags=0x0000]
+"""
+
+
+def test_kdump_copy_story() -> None:
+    evs = events(KDUMP_LOG)
+    kinds = [e.kind for e in evs]
+    assert kinds == ["boot", "kdump_kernel", "amdvi_translation_preenabled", "amdvi_copy_refused",
+                     "amdvi_copy_failed", "amdvi_found", "amdvi_features", "amdvi_ir_enabled",
+                     "amd_vi_fault"]
+    assert evs[3].details["why"] == "The device table size of IOMMU:0 is not expected!"
+    assert evs[5].bdf == "0000:00:00.2" and evs[5].details["cap"] == 0x40
+    assert evs[6].details["efr"] == 0x29D3 and evs[6].details["names"].split() == [
+        "PreF", "PPR", "GT", "IA", "GA", "HE"]
+    rep = analyse_log(parse_log(KDUMP_LOG.splitlines()))
+    summ = rep.to_json()["summary"]
+    assert summ["verdict_level"] == "fault" and summ["in_kdump_kernel"]
+    assert "failed to copy the crashed kernel's device table (The device table size of " \
+        "IOMMU:0 is not expected!)" in summ["verdict"]
+    assert [(g["kind"], g["bdf"], g["reason_code"], g["reads"]) for g in summ["faults"]] == [
+        ("amd_vi_fault", "0000:01:00.0", "0x02", 1)]
+
+
+def test_copied_and_not_kdump_and_firmware_lines() -> None:
+    evs = events(
+        "AMD-Vi: Copied DEV table from previous kernel.\n"
+        "AMD-Vi: Translation was enabled for IOMMU:1 but we are not in kdump mode\n"
+        "AMD-Vi: [Firmware Bug]: : IOAPIC[4] not in IVRS table\n"
+        "AMD-Vi: [Firmware Bug]: : No southbridge IOAPIC found\n"
+        "AMD-Vi: Disabling interrupt remapping\n"
+        "AMD-Vi: [Firmware Bug]: IVRS invalid checksum\n"
+        "AMD-Vi: SNP: IOMMU disabled or configured in passthrough mode, SNP cannot be supported.\n"
+        "AMD-Vi: IOMMU SNP support enabled.\n")
+    assert [e.kind for e in evs] == [
+        "amdvi_tables_copied", "amdvi_not_kdump", "amdvi_firmware", "amdvi_firmware",
+        "amdvi_ir_disabled", "amdvi_firmware", "amdvi_snp", "amdvi_snp"]
+    assert evs[1].unit == "1"
+    assert [e.details["what"] for e in evs if e.kind == "amdvi_firmware"] == [
+        "IOAPIC[4] not in IVRS table", "No southbridge IOAPIC found", "IVRS invalid checksum"]

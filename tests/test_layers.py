@@ -1,0 +1,144 @@
+"""The layer rules of docs/CONTRIBUTING.md, read from the code (every import, including the
+ones inside functions):
+
+    formats <- model <- sources, analysis <- render, actions <- cli
+
+- ``formats/`` imports only ``errors`` and other formats;
+- ``model/`` imports formats and model only (records, no reading, no reasoning);
+- ``sources/`` never imports ``analysis/`` (sources only read and return records);
+- ``analysis/`` never imports sources, render, actions or cli (it is given records);
+- ``render/`` and ``actions/`` never import cli, and not each other;
+- no ``cli/`` module opens a file or parses a format itself: it calls a source, an
+  analysis and a renderer. What is not true yet is listed in ``CLI_DEBT`` below, and the
+  test fails when an entry is no longer needed, so the list only shrinks.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Dict, Iterator, List, Set, Tuple
+
+PKG = Path(__file__).resolve().parent.parent / "kdumptool"
+LAYERS = ("formats", "model", "sources", "analysis", "render", "actions", "cli")
+
+#: layer -> the layers it may import (besides itself and kdumptool.errors / __version__)
+ALLOWED: Dict[str, Set[str]] = {
+    "formats": set(),
+    "model": {"formats"},
+    "sources": {"formats", "model"},
+    "analysis": {"formats", "model"},
+    "render": {"formats", "model", "analysis"},
+    "actions": {"formats", "model", "sources", "analysis"},
+    "cli": {"formats", "model", "sources", "analysis", "render", "actions", "cli"},
+}
+
+#: (cli module, what it does that belongs in a lower layer): to be moved out, then removed here.
+CLI_DEBT: Set[Tuple[str, str]] = {
+    ("cli/dmar.py", "imports kdumptool.formats.dmar"),
+    ("cli/log.py", "imports kdumptool.formats.klog"),
+    ("cli/vmcore.py", "imports kdumptool.formats.printk"),
+    ("cli/vmcore_vtd.py", "imports kdumptool.formats.klog"),
+    ("cli/vmcore_vtd.py", "imports kdumptool.formats.printk"),
+    ("cli/vmcore_vtd.py", "imports kdumptool.formats.vtd_tables"),
+    ("cli/vmcore_vtd.py", "calls open()"),
+    ("cli/vmcore_vtd.py", "calls .read_text()"),
+    ("cli/vmcore_vtd.py", "calls json.loads()"),
+    ("cli/record.py", "calls .read_text()"),
+    ("cli/record.py", "calls .write_text()"),
+    ("cli/record.py", "calls json.loads()"),
+    ("cli/integration.py", "calls .write_text()"),
+}
+
+FILE_CALLS = ("read_text", "read_bytes", "write_text", "write_bytes")
+PARSE_CALLS = ("loads", "load")  # json.loads / json.load
+
+
+def _modules() -> Iterator[Tuple[str, str, ast.Module]]:
+    for p in sorted(PKG.rglob("*.py")):
+        rel = p.relative_to(PKG).as_posix()
+        layer = rel.split("/", 1)[0] if "/" in rel else ""
+        yield rel, layer, ast.parse(p.read_text(), rel)
+
+
+def _imports(tree: ast.Module) -> Iterator[str]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "kdumptool":
+                for a in node.names:
+                    yield f"kdumptool.{a.name}"
+            else:
+                yield node.module
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name
+
+
+def _layer_of(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] != "kdumptool" or len(parts) < 2:
+        return ""
+    return parts[1] if parts[1] in LAYERS else ""
+
+
+def test_every_module_is_in_a_layer():
+    odd = [rel for rel, layer, _ in _modules() if layer and layer not in LAYERS]
+    assert not odd, odd
+
+
+def test_imports_follow_the_layers():
+    bad: List[str] = []
+    for rel, layer, tree in _modules():
+        if layer not in ALLOWED:
+            continue
+        for mod in _imports(tree):
+            target = _layer_of(mod)
+            if target and target != layer and target not in ALLOWED[layer]:
+                bad.append(f"{rel} imports {mod} ({layer} may not import {target})")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_source_imports_analysis():
+    bad = [f"{rel}: {mod}" for rel, layer, tree in _modules() if layer == "sources"
+           for mod in _imports(tree) if _layer_of(mod) == "analysis"]
+    assert not bad, bad
+
+
+def _cli_findings() -> Set[Tuple[str, str]]:
+    found: Set[Tuple[str, str]] = set()
+    for rel, layer, tree in _modules():
+        if layer != "cli":
+            continue
+        for mod in _imports(tree):
+            if _layer_of(mod) == "formats":
+                found.add((rel, f"imports {mod}"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            if isinstance(f, ast.Name) and f.id == "open":
+                found.add((rel, "calls open()"))
+            elif isinstance(f, ast.Attribute):
+                if f.attr in FILE_CALLS:
+                    found.add((rel, f"calls .{f.attr}()"))
+                elif f.attr in PARSE_CALLS and isinstance(f.value, ast.Name) and f.value.id == "json":
+                    found.add((rel, f"calls json.{f.attr}()"))
+    return found
+
+
+def test_cli_neither_opens_files_nor_parses_formats():
+    found = _cli_findings()
+    new = sorted(found - CLI_DEBT)
+    assert not new, "cli modules doing a source's or a format's work:\n" + "\n".join(f"{a}: {b}" for a, b in new)
+
+
+def test_cli_debt_list_only_shrinks():
+    stale = sorted(CLI_DEBT - _cli_findings())
+    assert not stale, "no longer true, remove from CLI_DEBT:\n" + "\n".join(f"{a}: {b}" for a, b in stale)
+
+
+def test_the_checker_sees_a_violation(tmp_path):
+    """The import walk catches an import inside a function (the common hiding place)."""
+    tree = ast.parse("def f():\n    from kdumptool.analysis.triage import triage\n")
+    assert [m for m in _imports(tree)] == ["kdumptool.analysis.triage"]
+    assert _layer_of("kdumptool.analysis.triage") == "analysis"
