@@ -1,24 +1,59 @@
 #!/bin/sh
-# Set-up on a fresh Debian/Ubuntu or RHEL-like machine: the system packages the tests use
-# as independent oracles, then kdumptool itself (editable) with its test tools.
-# Usage: ./install.sh            (root installs system packages; others skip that step)
+# Set-up from a clone, on a fresh Debian/Ubuntu or RHEL-like machine (python3 and git are
+# enough) or on one with a private python3:
+#   1. as root, system packages through apt-get/dnf: the oracle tools the tests compare
+#      against, and python3-venv where the distribution splits it out (Debian, Ubuntu);
+#   2. kdumptool in its own virtual environment (PEP 668: never into the system Python),
+#      installed editable from this clone with its test tools: $KDUMPTOOL_VENV, default
+#      /opt/kdumptool/venv as root, ./.venv otherwise;
+#   3. `kdumptool` linked onto PATH: $KDUMPTOOL_BIN, default /usr/local/bin as root,
+#      ~/.local/bin otherwise.
+# Environment: PYTHON (default python3) the interpreter the venv is made from.
+# Prints the test command at the end: <venv>/bin/python3 -m pytest
 set -eu
 cd "$(dirname "$0")"
 PKGS_DEB="pciutils acpica-tools kmod cpio zstd makedumpfile dracut-core systemd"
 PKGS_RPM="pciutils acpica-tools kmod cpio zstd makedumpfile dracut systemd"
+PY=${PYTHON:-python3}
+say() { echo "install.sh: $*" >&2; }
 if [ "$(id -u)" = 0 ]; then
+    VENV=${KDUMPTOOL_VENV:-/opt/kdumptool/venv}
+    BIN=${KDUMPTOOL_BIN:-/usr/local/bin}
     if command -v apt-get >/dev/null 2>&1; then
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq >/dev/null || true
+        extra=""
+        # Debian's python3 lacks ensurepip until python3-venv is installed.
+        if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then extra="python3-venv"; fi
+        say "apt-get install $PKGS_DEB $extra"
+        apt-get update -qq >/dev/null || say "apt-get update failed; trying the cached lists"
         # shellcheck disable=SC2086
-        apt-get install -y -qq --no-install-recommends $PKGS_DEB >/dev/null
+        apt-get install -y -qq --no-install-recommends $PKGS_DEB $extra >/dev/null
     elif command -v dnf >/dev/null 2>&1; then
+        say "dnf install $PKGS_RPM"
         # shellcheck disable=SC2086
         dnf install -y -q $PKGS_RPM >/dev/null
+    else
+        say "neither apt-get nor dnf: install $PKGS_DEB yourself"
     fi
 else
-    echo "install.sh: not root, skipping system packages ($PKGS_DEB)" >&2
+    VENV=${KDUMPTOOL_VENV:-$PWD/.venv}
+    BIN=${KDUMPTOOL_BIN:-$HOME/.local/bin}
+    say "not root: skipping system packages ($PKGS_DEB)"
 fi
-PY=${PYTHON:-python3}
-$PY -m pip install -q --disable-pip-version-check -e '.[test]'
-echo "kdumptool installed: $($PY -m kdumptool --version)"
+if [ ! -x "$VENV/bin/python3" ]; then
+    say "creating $VENV with $("$PY" --version 2>&1) ($(command -v "$PY"))"
+    if ! "$PY" -m venv "$VENV"; then
+        rm -rf "$VENV"
+        say "cannot create a venv with $PY: install python3-venv (Debian/Ubuntu) and rerun"
+        exit 1
+    fi
+fi
+"$VENV/bin/python3" -m pip install -q --disable-pip-version-check -e '.[test]'
+mkdir -p "$BIN"
+ln -sfn "$VENV/bin/kdumptool" "$BIN/kdumptool"
+case ":$PATH:" in
+    *":$BIN:"*) ;;
+    *) say "note: $BIN is not on PATH; add it, or run $VENV/bin/kdumptool" ;;
+esac
+say "kdumptool installed: $("$BIN/kdumptool" --version) in $VENV, linked as $BIN/kdumptool"
+say "tests: $VENV/bin/python3 -m pytest"

@@ -75,6 +75,10 @@ def decode_tables(
     if where is None:
         res = find_root_tables(dump, list(dump.iter_dumped_ranges()))
         best = res.best
+        if best is None and res.unreadable_pages:
+            warnings.append(f"no VT-d root table found among the readable pages of the vmcore: "
+                            f"{res.unreadable_pages} of {res.pages_scanned} pages could not be read or decompressed")
+            return None
         if best is None:
             warnings.append("no VT-d root table found in the vmcore (translation off in the crashed kernel, or the "
                             "table pages were filtered out)")
@@ -105,7 +109,9 @@ def decode_tables(
         seen.add((full, iova))
         lk = lookup_iova(dump, addr, mode, bus, (dev << 3) | fn, iova)
         lookups.append(FaultLookup(full, iova, lk.phys, lk.read, lk.write, lk.reason))
-    return CrashedTables(addr, mode, how, devs, tuple(vt.problems), tuple(lookups))
+    unreadable = tuple(f"{u.what} at 0x{u.paddr:x}: {u.why}"
+                       for u in vt.unreadable + tuple(x for d in vt.devices for x in d.all_unreadable))
+    return CrashedTables(addr, mode, how, devs, tuple(vt.problems), tuple(lookups), unreadable)
 
 
 def with_crashed_tables(inp: TriageInput) -> TriageInput:

@@ -119,6 +119,11 @@ class TriageReport:
 # --------------------------------------------------------------------------------------
 
 
+#: phrases of the crashed-kernel warnings that mean evidence could not be read (a vmcore
+#: page that did not decompress, a log that did not decode): warnings, not notes
+_UNREAD_MARKS = ("could not be read", "not decoded", "was not read")
+
+
 def unit_regs(system: System) -> List[UnitRegs]:
     out = []
     for u in system.units:
@@ -689,19 +694,27 @@ def triage(inp: TriageInput) -> TriageReport:
                        f"all of memory, so mapped-page counts do not apply to them: "
                        f"{', '.join(_short(td.bdf) for td in unbounded)}); "
                        f"{live} other risky device(s) still had mapped pages at the crash")
+        # Pages of the tables that could not be read or decompressed: a partial result,
+        # said in the title and the severity (never a plain "0 devices").
+        partial = (f"INCOMPLETE: {len(t.unreadable)} table page(s) could not be read or decompressed; "
+                   if t.unreadable else "")
         findings.append(
             Finding(
                 "crashed-kernel-tables",
-                "warning" if unbounded else "info",
-                f"The crashed kernel's VT-d tables are in the vmcore ({t.mode} mode, {len(t.devices)} devices, "
+                "warning" if unbounded or t.unreadable else "info",
+                f"{partial}The crashed kernel's VT-d tables are in the vmcore ({t.mode} mode, {len(t.devices)} "
+                f"devices{' readable' if t.unreadable else ''}, "
                 f"translation {', '.join(types) or 'none present'}); {summary}",
-                tuple(ev) + tuple(Evidence(str(c.vmcore), p) for p in t.problems[:5]),
+                tuple(ev) + tuple(Evidence(str(c.vmcore), f"unreadable: {u}") for u in t.unreadable[:5])
+                + tuple(Evidence(str(c.vmcore), p) for p in t.problems[:5]),
                 devices=tuple(r.bdf for r in risks if t.device(r.bdf) is not None),
             )
         )
     if c is not None:
         for w in c.warnings[:10]:
-            findings.append(Finding("offline-source", "info", w, (Evidence(str(c.vmcore or c.source), w),)))
+            # Evidence that was there but could not be read is a warning, not a note.
+            sev = "warning" if any(k in w for k in _UNREAD_MARKS) else "info"
+            findings.append(Finding("offline-source", sev, w, (Evidence(str(c.vmcore or c.source), w),)))
 
     # ---- kdump configuration and initramfs
     if not sysm.in_kdump_kernel:

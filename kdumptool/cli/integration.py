@@ -2,8 +2,12 @@
 system-shutdown hook and the config file in place (under ``--prefix``, default ``/``).
 
 Sources are the ``dracut/`` and ``systemd/`` folders of the kdumptool checkout this
-package runs from (or ``--source``). Nothing is enabled or rebuilt here: the command
-prints the few commands that do that, since they differ between distributions.
+package runs from, else the copies a wheel installs under ``<prefix>/share/kdumptool``
+(or ``--source``). The systemd units and the shutdown hook are written with the path of
+the kdumptool that runs this (``/usr/local/bin/kdumptool`` from install.sh, a venv's
+``bin/kdumptool``...), not a fixed ``/usr/bin/kdumptool``. Nothing is enabled or rebuilt
+here: the command prints the few commands that do that, since they differ between
+distributions.
 """
 
 # No ``from __future__ import annotations``: typer reads the annotations of the command
@@ -24,13 +28,30 @@ def _source_dir(source: Optional[Path]) -> Path:
     import kdumptool
 
     cands.append(Path(kdumptool.__file__).resolve().parent.parent)
+    # where a wheel's data files land: pip install into a venv or the system, --user
+    import site
+
     cands.append(Path(sys.prefix) / "share" / "kdumptool")
+    cands.append(Path(site.getuserbase()) / "share" / "kdumptool")
     for c in cands:
         if c is not None and (c / "dracut" / DRACUT_MODULE / "module-setup.sh").is_file():
             return c
     raise SourceMissing(
         "cannot find the dracut/ and systemd/ folders of kdumptool (give --source CHECKOUT)"
     )
+
+
+def installed_kdumptool() -> str:
+    """The absolute path of the ``kdumptool`` command running now: the script or link it
+    was started as (``/usr/local/bin/kdumptool``), else the one beside this interpreter (a
+    venv's ``bin/``), else the one on PATH, else /usr/bin/kdumptool."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) == "kdumptool" and os.path.isfile(argv0):
+        return os.path.abspath(argv0)
+    beside = Path(sys.executable).parent / "kdumptool"
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("kdumptool") or "/usr/bin/kdumptool"
 
 
 def plan_install(src: Path, prefix: Path) -> List[Tuple[Path, Path, int, bool]]:
@@ -73,6 +94,8 @@ def run_install(prefix: Path, dry_run: bool, source: Optional[Path], python: Opt
     rec: List[dict] = [] if records is None else records
     verb = "would install" if dry_run else "installed"
     plan = plan_install(src, prefix)
+    exe = installed_kdumptool()
+    lines.append(f"units run {exe}")
     pyfile = prefix / "etc/kdumptool/python"
     if not dry_run:
         _check_writable([d for _, d, _, _ in plan] + [pyfile])
@@ -85,10 +108,12 @@ def run_install(prefix: Path, dry_run: bool, source: Optional[Path], python: Opt
             lines.append(f"{verb} {d}")
             rec.append({"action": "install", "path": str(d), "mode": mode})
             if not dry_run:
-                d.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(s, d)
-                os.chmod(d, mode)
-        py = python or os.path.realpath(sys.executable)
+                from kdumptool.actions.integration import put_file
+
+                put_file(s, d, mode, exe)
+        # A venv's own python (not the interpreter it links to): only it imports kdumptool.
+        in_venv = sys.prefix != getattr(sys, "base_prefix", sys.prefix)
+        py = python or (os.path.abspath(sys.executable) if in_venv else os.path.realpath(sys.executable))
         lines.append(f"{verb} {pyfile} ({py}: the interpreter the dracut module ships)")
         rec.append({"action": "install", "path": str(pyfile), "mode": 0o644, "python": py})
         if not dry_run:

@@ -356,8 +356,15 @@ def _resolve_all(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional
     if res.best is None:
         from kdumptool.errors import SourceMissing
 
+        why = "".join(f"; {w}" for w in warnings)
+        if res.unreadable_pages:
+            from kdumptool.errors import UnreadablePages
+
+            # "No root table" would be a guess: it may sit in a page that was not read.
+            raise UnreadablePages(f"{vmcore}: no valid VT-d root table found: {res.unreadable_pages:,} of "
+                                  f"{res.pages_scanned:,} pages could not be read or decompressed{why}")
         raise SourceMissing(f"{vmcore}: no root-table address given or saved, and the scan of "
-                            f"{res.pages_scanned} pages found no valid VT-d root table")
+                            f"{res.pages_scanned} pages found no valid VT-d root table{why}")
     valid: List[Any] = []
     for c in res.candidates:
         if c.valid and c.address not in {v.address for v in valid}:

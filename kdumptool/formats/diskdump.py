@@ -32,7 +32,7 @@ from typing import Dict, Optional, Tuple
 
 from construct import Bytes, Const, ConstructError, Int32sl, Int32ul, Int64sl, Int64ul, Struct
 
-from kdumptool.errors import DecodeError, UnsupportedFormat
+from kdumptool.errors import DecodeError, DecompressorMissing, UnsupportedFormat
 
 KDUMP_SIGNATURE = b"KDUMP   "
 FLAT_SIGNATURE = b"makedumpfile"        # MAKEDUMPFILE_SIGNATURE, flattened format
@@ -245,27 +245,25 @@ def parse_page_desc(data: bytes, offset: int = 0) -> PageDesc:
 
 
 def _decompress_lzo(data: bytes, size: int) -> bytes:
+    # A compiled LZO module when this interpreter has one (lzokay is a base dependency
+    # where a wheel exists), else the pure-Python decoder (formats/lzo.py): same bytes.
     try:
         import lzokay  # type: ignore[import-not-found]
+    except ImportError:
+        from kdumptool.formats import lzo
 
-        return bytes(lzokay.decompress(data, size))
-    except ImportError:
-        pass
-    try:
-        import lzo  # type: ignore[import-not-found]
-    except ImportError:
-        raise UnsupportedFormat("LZO-compressed pages need the lzokay (or python-lzo) "
-                                "package: pip install 'kdumptool[vmcore]'") from None
-    return bytes(lzo.decompress(data, False, size))
+        return lzo.decompress(data, size)
+    return bytes(lzokay.decompress(data, size))
 
 
 def _decompress_snappy(data: bytes, size: int) -> bytes:
+    # makedumpfile uses snappy's raw format (snappy_compress), not the framed one.
     try:
         import cramjam  # type: ignore[import-not-found]
     except ImportError:
-        raise UnsupportedFormat("snappy-compressed pages need the cramjam package: "
-                                "pip install 'kdumptool[vmcore]'") from None
-    # makedumpfile uses snappy's raw format (snappy_compress), not the framed one.
+        from kdumptool.formats import snappy
+
+        return snappy.decompress(data, size)
     return bytes(cramjam.snappy.decompress_raw(data))
 
 
@@ -284,8 +282,9 @@ def _decompress_zstd(data: bytes, size: int) -> bytes:
     try:
         import cramjam  # type: ignore[import-not-found]
     except ImportError:
-        raise UnsupportedFormat("zstd-compressed pages need the zstandard or cramjam "
-                                "package: pip install 'kdumptool[vmcore]'") from None
+        raise DecompressorMissing("zstd-compressed pages need the zstandard or cramjam "
+                                  "package (kdumptool's dependencies): pip install "
+                                  "zstandard") from None
     out = bytearray(size)      # decompress_into fails rather than write past the buffer
     n = cramjam.zstd.decompress_into(data, out)
     return bytes(out[:n])
@@ -339,6 +338,29 @@ def check_declared_size(data: bytes, comp: int, page_size: int) -> Optional[str]
     if declared is not None and declared != page_size:
         return f"declares {declared} bytes, expected {page_size}"
     return None
+
+
+def missing_decompressor(flags: int) -> Optional[str]:
+    """Why pages with these compression flags cannot be decompressed by this interpreter
+    (a sentence naming the package to install), or None when they can. LZO and snappy
+    always can (pure-Python fallbacks); zstd needs zstandard or cramjam."""
+    if flags & DUMP_DH_COMPRESSED_ZSTD:
+        if not any(_importable(m) for m in ("zstandard", "cramjam")):
+            return ("its pages are zstd-compressed and this Python has neither the "
+                    "zstandard nor the cramjam module: pip install zstandard")
+    return None
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+    import sys
+
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def decompress_page(data: bytes, flags: int, page_size: int, what: str = "page",

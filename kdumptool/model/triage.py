@@ -85,6 +85,9 @@ class CrashedTables:
     devices: Tuple[TableDevice, ...]
     problems: Tuple[str, ...] = ()
     fault_lookups: Tuple[FaultLookup, ...] = ()
+    #: table pages that could not be read or decompressed ("what at 0x..: why"): the
+    #: devices and mappings above are then a partial result
+    unreadable: Tuple[str, ...] = ()
 
     def device(self, bdf: str) -> Optional[TableDevice]:
         return next((d for d in self.devices if d.bdf == bdf), None)

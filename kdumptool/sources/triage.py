@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
 
-from kdumptool.errors import KdumptoolError, PermissionDenied, SourceMissing
+from kdumptool.errors import DecompressorMissing, KdumptoolError, PermissionDenied, SourceMissing
 from kdumptool.formats.kdumpconf import KdumpSettings
 from kdumptool.model.evidence import Evidence
 from kdumptool.model.kernel import KernelDefaults, parse_kernel_config
@@ -344,7 +344,9 @@ def open_crashed_kernel(vmcore: Optional[str], saved: Optional[str],
             try:
                 dump = stack.enter_context(open_dump(vmcore))
             except KdumptoolError as exc:
-                if not found_vmcore:
+                # A dump this Python cannot decompress is an error even when found in
+                # --saved: carrying on would report its devices as "0 mapped".
+                if not found_vmcore or isinstance(exc, DecompressorMissing):
                     raise
                 warnings.append(f"the vmcore was not read: {exc}")
             if dump is not None:

@@ -41,6 +41,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from kdumptool.errors import (
     DecodeError,
+    DecompressorMissing,
     KdumptoolError,
     NotMapped,
     SourceMissing,
@@ -413,6 +414,9 @@ class KdumpDump(Dump):
         head = self._pread(dd.DISK_DUMP_HEADER_SIZE, 0)
         self.header = dd.parse_disk_dump_header(head, path)
         h = self.header
+        missing = dd.missing_decompressor(h.status)
+        if missing:
+            raise DecompressorMissing(f"{path}: cannot read this dump: {missing}")
         bs = h.block_size
         self.page_size = bs
         sub_off = bs
