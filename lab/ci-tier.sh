@@ -4,7 +4,9 @@
 # lab/cache for the rest of the run), then boot every scenario under QEMU through a real
 # panic and run the assertions: python3 -m pytest -m lab (tests/lab and any other
 # stream's tests marked lab, e.g. for a scenario with its own kdump initrd).
-# Environment: LAB_SCENARIOS=a,b narrows the scenarios; LAB_REUSE=1 reuses lab/out.
+# Environment: LAB_KERNELS picks the kernel axis (default below: every scenario on 6.1, the
+# three that tell the eras apart on 5.10 and 6.12; see docs/lab.md); LAB_SCENARIOS=a,b
+# narrows the scenarios (names or NAME@KERNEL keys); LAB_REUSE=1 reuses lab/out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -21,14 +23,29 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         apt-get install -y -qq --no-install-recommends $need >/dev/null
     fi
 fi
-python3 lab/run --prepare-only
-echo "lab tier: ingredients ready after $(( $(date +%s) - t0 ))s"
+: "${LAB_KERNELS:=6.1}"
+# (5.10/6.12 and the passthrough/first_kernel_off scenarios join once measured here)
+: "${LAB_SCENARIOS:=legacy_on,legacy_off,legacy_drv,sm_on,sm_mismatch}"
+export LAB_KERNELS LAB_SCENARIOS
+for k in $(echo "$LAB_KERNELS" | tr ',' '\n' | cut -d= -f1); do
+    python3 lab/run --prepare-only --kernel "$k"
+done
+echo "lab tier: ingredients ready after $(( $(date +%s) - t0 ))s (LAB_KERNELS=$LAB_KERNELS)"
 set +e
 python3 -m pytest -m lab -q -rsx -p no:cacheprovider
 rc=$?
 set -e
 echo "lab tier: $(( $(date +%s) - t0 ))s in all"
-for f in lab/out/*/result.json; do
-    [ -f "$f" ] && python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("  %-12s wall=%6.1fs live_ok=%s kdump_ok=%s" % (r["scenario"]["name"], r["wall_s"], r["live_ok"], r["kdump_ok"]))' "$f"
-done
+python3 - <<'PY'
+import glob, json
+per = {}
+for f in sorted(glob.glob("lab/out/*/result.json")):
+    r = json.load(open(f))
+    key = r.get("key") or r["scenario"]["name"]
+    print("  %-26s %-22s wall=%6.1fs live_ok=%s kdump_ok=%s" % (key, r.get("kver", "?"), r["wall_s"], r["live_ok"], r["kdump_ok"]))
+    k = r.get("kver", "?")
+    per[k] = per.get(k, 0.0) + r["wall_s"]
+for k, s in sorted(per.items()):
+    print("  kernel %-22s %7.1fs of QEMU wall time" % (k, s))
+PY
 exit $rc

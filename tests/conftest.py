@@ -27,3 +27,9 @@ def shared() -> Path:
     if SHARED is None:
         pytest.skip("../shared is not present (corpus sweep only)")
     return SHARED
+
+
+# Device names come from a pinned, trimmed pci.ids (fixtures/pciids/PROVENANCE.md), so
+# golden files do not change with the pci.ids version of the machine running the tests.
+PCI_IDS_FIXTURE = FIXTURES / "pciids" / "pci.ids"
+os.environ["KDUMPTOOL_PCI_IDS"] = str(PCI_IDS_FIXTURE)

@@ -27,7 +27,7 @@ the bridge above it; ties by BDF, so the plan is stable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from kdumptool.actions.pciwrite import (
     ABSENT_ID,
@@ -253,8 +253,11 @@ def apply_quiesce(
     return report
 
 
-def describe_plan(plan: Plan) -> str:
-    """Plain text of a plan: ordered steps, then every skip with its reason."""
+def describe_plan(plan: Plan, titles: Optional[Mapping[str, str]] = None) -> str:
+    """Plain text of a plan: ordered steps, then every skip with its reason.
+
+    ``titles`` maps a bdf to the device's name (render.names), printed after the step."""
+    titles = titles or {}
     lines: List[str] = []
     tgt = ", ".join(plan.dump_targets) or "none found"
     fin = "finished" if plan.dump_finished else "not finished"
@@ -264,7 +267,7 @@ def describe_plan(plan: Plan) -> str:
         for i, s in enumerate(plan.steps, 1):
             lines.append(
                 f"  {i}. {s.bdf} COMMAND 0x{s.command:04x} -> 0x{s.new_command:04x}"
-                f"  depth {s.depth}  {s.reason}"
+                f"  depth {s.depth}  {s.reason}" + (f"  ({titles[s.bdf]})" if s.bdf in titles else "")
             )
     else:
         lines.append("nothing to clear")

@@ -30,6 +30,9 @@ BURST_GAP_S = 2.0
 BURST_GAP_LINES = 50
 MAX_ADDRESSES = 8
 MAX_BURSTS = 1000
+# Fault groups kept, one per (kind, device, reason): past it faults are counted, not grouped
+# (262,144 distinct device/reason pairs took 490 MB before this limit).
+MAX_FAULT_GROUPS = 4096
 
 FAULT_KINDS = ("dma_fault", "ir_fault", "amd_vi_fault")
 #: Events that tell the kdump / kexec story, shown in log order.
@@ -205,6 +208,7 @@ class LogReport:
     suppressed_total: int
     warnings: List[str] = field(default_factory=list)
     boots: int = 0  # "Linux version" lines seen in the whole input
+    faults_ungrouped: int = 0  # faults past MAX_FAULT_GROUPS groups: counted, not grouped
     last_boot_only: bool = False  # the summary covers only the last of them
 
     def summary_json(self) -> Dict[str, Any]:
@@ -219,6 +223,7 @@ class LogReport:
             "faults": [g.to_json() for g in self.faults],
             "bursts": [b.to_json() for b in self.bursts],
             "bursts_omitted": self.bursts_omitted,
+            "faults_ungrouped": self.faults_ungrouped,
             "markers": [
                 {"line": e.line, "kind": e.kind, "unit": e.unit, "timestamp": e.timestamp, "text": e.text}
                 for e in self.markers
@@ -388,6 +393,7 @@ class _Acc:
         self.groups: Dict[Tuple[str, Optional[str], Optional[int]], FaultGroup] = {}
         self.bursts: List[Burst] = []
         self.bursts_omitted = 0
+        self.faults_ungrouped = 0
         self.markers: List[LogEvent] = []
         self.units: List[LogEvent] = []
         self.devices: Dict[str, DeviceInfo] = {}
@@ -482,6 +488,10 @@ class _Acc:
         cur.count += 1
         if ev.bdf and ev.bdf not in cur.devices and len(cur.devices) < 64:
             cur.devices.append(ev.bdf)
+        if len(self.groups) >= MAX_FAULT_GROUPS and (ev.kind, ev.bdf, ev.reason_code) not in self.groups:
+            self.faults_ungrouped += 1
+            self.last_group = None
+            return
         self.last_group = _add_fault(self.groups, ev, self.devices.get(ev.bdf) if ev.bdf else None)
 
     def _close_burst(self) -> None:
@@ -567,7 +577,11 @@ class _Acc:
             verdict=verdict,
             in_kdump_kernel=in_kdump,
             suppressed_total=self.suppressed_total,
-            warnings=self.warnings,
+            warnings=([
+                f"fault groups truncated: {self.faults_ungrouped:,} faults of more than {MAX_FAULT_GROUPS} "
+                "(device, reason) pairs are counted but not grouped (MAX_FAULT_GROUPS)"]
+                if self.faults_ungrouped else []) + self.warnings,
+            faults_ungrouped=self.faults_ungrouped,
         )
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from kdumptool.cli.common import FormatOpt, RootOpt
+
+
+class LogLevel(str, Enum):
+    fault = "fault"
+    warning = "warning"
 
 if TYPE_CHECKING:
     from kdumptool.sources.root import Root
@@ -30,7 +36,7 @@ def log(
         bool, typer.Option("--last-boot", help="Only the last boot of a log that holds several.")
     ] = False,
     fail_on: Annotated[
-        Optional[str],
+        Optional[LogLevel],
         typer.Option("--fail-on", help="Exit 3 when the verdict is at least this level: fault or warning "
                      "(for scripts; the report is printed either way)."),
     ] = None,
@@ -42,7 +48,7 @@ def log(
 ) -> None:
     """Summarise DMAR faults per device and reason, kdump markers in order, and a verdict."""
     from kdumptool.analysis.log import analyse_log
-    from kdumptool.cli.common import check_format
+    from kdumptool.cli.common import check_format, enum_value
     from kdumptool.formats.klog import parse_log
     from kdumptool.render.log import render_log_json, render_log_rich, render_log_text
     from kdumptool.render.output import emit
@@ -50,6 +56,7 @@ def log(
     from kdumptool.sources.root import open_root
 
     fmt = check_format(fmt)
+    fail_on = enum_value(fail_on) if fail_on is not None else None  # type: ignore[assignment]
     if fail_on is not None and fail_on not in ("fault", "warning"):
         raise typer.BadParameter(f"{fail_on!r} is not fault or warning", param_hint="--fail-on")
     rt = open_root(root) if root is not None else None

@@ -1,6 +1,10 @@
 """Entry point: the typer app, global options, and the one place that turns our errors
 into ``error: ...`` lines and exit codes (1 for our errors, 2 for usage errors).
 
+The global flags ``--debug`` and ``--exit-zero`` are taken from anywhere on the command
+line (``kdumptool triage --debug`` as well as ``kdumptool --debug triage``), since error
+messages tell people to "run with --debug" after the command they typed.
+
 Command modules are listed in ``COMMAND_MODULES``; each defines ``register(app)``. They
 import only typer at module level and load decoders inside the command body. typer
 itself (with click and, since typer 0.16, pydantic) is imported only when a command
@@ -14,7 +18,7 @@ import importlib
 import importlib.util
 import signal
 import sys
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from kdumptool import __version__
 
@@ -52,6 +56,9 @@ def _build_app() -> Any:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        # click's own help layout: flags show no "<bool>", enum options list their
+        # choices ("[auto|text|rich|json]"), and the man page generator reads the same text
+        rich_markup_mode=None,
     )
 
     def _version(value: bool) -> None:
@@ -61,7 +68,11 @@ def _build_app() -> Any:
 
     @app.callback()
     def _root(
-        debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors (accepted anywhere on the line)."),
+        exit_zero: bool = typer.Option(
+            False, "--exit-zero",
+            help="Exit 0 when a report was produced, whatever its verdict (exit codes 3 and 4 "
+            "become 0; 1 and 2 for errors stay). Accepted anywhere on the line."),
         version: Optional[bool] = typer.Option(
             None, "--version", callback=_version, is_eager=True,
             help="Print the version and exit.",
@@ -144,7 +155,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         return
     from kdumptool.errors import KdumptoolError
 
-    debug = "--debug" in args
+    args, debug, exit_zero = _global_flags(args)
     previous = install_sigterm_exit()
     try:
         app = _build_app()
@@ -158,6 +169,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                 pass
             sys.exit(2)
         app(args=args, prog_name="kdumptool")
+    except SystemExit as done:
+        if exit_zero and done.code in VERDICT_EXIT_CODES:
+            sys.exit(0)
+        raise
     except KdumptoolError as err:
         if debug:
             raise
@@ -203,9 +218,23 @@ def install_sigterm_exit() -> Any:
     return signal.signal(signal.SIGTERM, terminated)
 
 
+#: Exit codes that carry a report's verdict (3 warnings, 4 errors), not a failure.
+VERDICT_EXIT_CODES = (3, 4)
+GLOBAL_FLAGS = ("--debug", "--exit-zero")
+
+
+def _global_flags(args: List[str]) -> Tuple[List[str], bool, bool]:
+    """Move ``--debug``/``--exit-zero`` from anywhere before ``--`` to the front."""
+    end = args.index("--") if "--" in args else len(args)
+    found = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
+    flags = [f for f in GLOBAL_FLAGS if f in found]
+    return flags + rest, "--debug" in found, "--exit-zero" in found
+
+
 def _bare_group(app: Any, args: List[str]) -> bool:
     """True when ``args`` name a command group (``kdumptool vmcore``) and nothing more."""
-    rest = [a for a in args if a != "--debug"]
+    rest = [a for a in args if a not in GLOBAL_FLAGS]
     if len(rest) != 1:
         return False
     for group in app.registered_groups:

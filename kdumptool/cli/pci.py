@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = "auto",
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Decode each device's config space."),
         slot: Optional[str] = typer.Option(None, "--slot", "-s", help="Only this device (BB:DD.F or SSSS:BB:DD.F)."),
+        numeric: bool = typer.Option(False, "--numeric", "-n", help="Numbers only, no names from pci.ids (like lspci -n)."),
         from_lspci: Optional[Path] = typer.Option(
             None, "--from-lspci", help="Read devices from an lspci -x/-xxx/-xxxx text dump instead."
         ),
@@ -29,6 +30,7 @@ def register(app: typer.Typer) -> None:
             slot = slot.lower()
             if not re.fullmatch(r"([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]", slot):
                 raise typer.BadParameter(f"{slot!r} is not BB:DD.F or SSSS:BB:DD.F", param_hint="--slot")
+        from kdumptool.cli.names import naming
         from kdumptool.render.output import emit
         from kdumptool.render.pci import render_pci_json, render_pci_rich, render_pci_text
 
@@ -44,9 +46,10 @@ def register(app: typer.Typer) -> None:
             from kdumptool.errors import SourceMissing
 
             raise SourceMissing(f"{from_lspci or root or '/'}: no PCI device {slot}")
+        names = naming(numeric)
         emit(
             fmt,
-            json_obj=lambda: render_pci_json(system, slot),
-            text=lambda: render_pci_text(system, verbose, slot),
-            rich=lambda: render_pci_rich(system, verbose, slot),
+            json_obj=lambda: render_pci_json(system, slot, names),
+            text=lambda: render_pci_text(system, verbose, slot, names),
+            rich=lambda: render_pci_rich(system, verbose, slot, names),
         )

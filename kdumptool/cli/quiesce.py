@@ -19,8 +19,12 @@ def run_quiesce(
     dump_finished: bool = False,
     dump_target: Sequence[str] = (),
     if_enabled: bool = False,
+    numeric: bool = True,
 ) -> int:
-    """Plan, then dry-run or apply; returns the exit status (1 when a device was refused)."""
+    """Plan, then dry-run or apply; returns the exit status (1 when a device was refused).
+
+    ``numeric`` False names the planned devices from pci.ids (the typer command; the kdump
+    initramfs path stays numeric: no pci.ids there, and no time to parse one)."""
     from kdumptool.actions.pciwrite import ChangeLog
     from kdumptool.actions.quiesce import apply_quiesce, describe_plan, plan_quiesce
     from kdumptool.errors import KdumptoolError
@@ -57,12 +61,13 @@ def run_quiesce(
         targets = find_dump_targets(r)
         bdfs = tuple(targets.bdfs) + tuple(t.lower() for t in dump_target)
         plan = plan_quiesce(system, bdfs, dump_finished)
+        titles, plan_json = _named_plan(plan, system, numeric)
         warnings = [*targets.conf.warnings, *targets.warnings]
         if plan_only:
             emit(
                 fmt,
-                json_obj=lambda: {"plan": plan.as_json(), "dump_target": targets.as_json()},
-                text=lambda: describe_plan(plan) + "".join(f"warning: {w}\n" for w in warnings),
+                json_obj=lambda: {"plan": plan_json, "dump_target": targets.as_json()},
+                text=lambda: describe_plan(plan, titles) + "".join(f"warning: {w}\n" for w in warnings),
             )
             return 0
         mode = "apply" if apply else "dry run"
@@ -70,7 +75,7 @@ def run_quiesce(
         report = apply_quiesce(plan, r, apply=apply, log=log)
 
     def text() -> str:
-        out = [describe_plan(plan)]
+        out = [describe_plan(plan, titles)]
         for w in warnings:
             out.append(f"warning: {w}\n")
         verb = "changed" if apply else "would change (dry run; --apply writes)"
@@ -85,10 +90,30 @@ def run_quiesce(
 
     emit(
         fmt,
-        json_obj=lambda: {"plan": plan.as_json(), "dump_target": targets.as_json(), "result": report.as_json()},
+        json_obj=lambda: {"plan": plan_json, "dump_target": targets.as_json(), "result": report.as_json()},
         text=text,
     )
     return 0 if report.ok else 1
+
+
+def _named_plan(plan: Any, system: Any, numeric: bool) -> Any:
+    """(bdf -> device title, the plan's JSON with name fields on each step)."""
+    doc = plan.as_json()
+    if numeric:
+        return {}, doc
+    from kdumptool.cli.names import naming
+
+    names = naming(False)
+    if names.names is None:
+        return {}, doc
+    titles = {}
+    for step in doc["steps"]:
+        dev = system.devices.get(step["bdf"])
+        if dev is None:
+            continue
+        titles[step["bdf"]] = names.title(dev.vendor_id, dev.device_id, dev.class_code)
+        step.update(names.json(dev.vendor_id, dev.device_id, dev.class_code))
+    return titles, doc
 
 
 def register(app: Any) -> None:
@@ -122,6 +147,7 @@ def register(app: Any) -> None:
             "--if-enabled",
             help="Do nothing unless kdumptool.quiesce=1 (kernel command line or /etc/kdumptool/kdumptool.conf).",
         ),
+        numeric: bool = typer.Option(False, "--numeric", "-n", help="Numbers only, no names from pci.ids (like lspci -n)."),
     ) -> None:
         """Clear Bus Master Enable on devices mastering the bus with no driver, deepest first.
 
@@ -134,6 +160,6 @@ def register(app: Any) -> None:
         for t in dump_target:
             if not BDF_RE.match(t):
                 raise typer.BadParameter(f"{t!r} is not SSSS:BB:DD.F", param_hint="--dump-target")
-        code = run_quiesce(root, fmt, plan_only, apply, journal, dump_finished, dump_target, if_enabled)
+        code = run_quiesce(root, fmt, plan_only, apply, journal, dump_finished, dump_target, if_enabled, numeric)
         if code:
             raise typer.Exit(code)

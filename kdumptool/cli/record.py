@@ -184,10 +184,15 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
             ]
             rtaddr[u.name] = _hex(regs.get("RTADDR"))
         units.append(entry)
+    # names when this system has a pci.ids (the kdump initramfs usually has none): null then
+    from kdumptool.cli.names import naming
+
+    names = naming(False)
     masters = [
         {
             "bdf": d.bdf, "vendor_id": _hex(d.vendor_id), "device_id": _hex(d.device_id),
-            "class": f"0x{d.class_code:06x}", "command": _hex(d.command), "driver": d.driver,
+            "class": f"0x{d.class_code:06x}", **names.json(d.vendor_id, d.device_id, d.class_code),
+            "command": _hex(d.command), "driver": d.driver,
             "upstream": list(d.upstream), "iommu_group": d.iommu_group, "kdump_risk": d.kdump_risk,
         }
         for d in system.devices.values()

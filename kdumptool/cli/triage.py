@@ -5,14 +5,19 @@ Exit codes: 0 fine (or nothing to triage), 3 warnings, 4 errors; 1 for our error
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from kdumptool.cli.common import RootOpt
 
 FORMATS = ("auto", "text", "rich", "json", "prometheus")
+if TYPE_CHECKING:
+    TriageFormat = str
+else:
+    TriageFormat = Enum("TriageFormat", {f: f for f in FORMATS}, type=str)
 
 
 def triage_cmd(
@@ -20,10 +25,13 @@ def triage_cmd(
     offline: Annotated[bool, typer.Option("--offline", help="Triage a saved crash: --root is the saved snapshot, plus --vmcore and/or --saved.")] = False,
     vmcore: Annotated[Optional[Path], typer.Option("--vmcore", help="The crashed kernel's vmcore (ELF or kdump-compressed).")] = None,
     saved: Annotated[Optional[Path], typer.Option("--saved", help="A saved crash folder: vmcore, vmcore-dmesg.txt, kdumptool/ (record, snapshot); without --root its kdump snapshot is used.")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Output: auto (rich on a terminal, text when piped), text, rich, json or prometheus (node_exporter textfile collector).", case_sensitive=False)] = "auto",
+    numeric: Annotated[bool, typer.Option("--numeric", "-n", help="Numbers only, no names from pci.ids (like lspci -n).")] = False,
+    fmt: Annotated[TriageFormat, typer.Option("--format", "-f", help="Output: auto (rich on a terminal, text when piped), text, rich, json or prometheus (node_exporter textfile collector).", case_sensitive=False)] = "auto",
 ) -> None:
     """Tell whether kdump will survive in-flight DMA on this VT-d machine, with evidence and remedies."""
-    fmt = fmt.lower()
+    from kdumptool.cli.common import enum_value
+
+    fmt = enum_value(fmt).lower()
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
     if (vmcore or saved) and not offline:
@@ -34,6 +42,7 @@ def triage_cmd(
     import sys
 
     from kdumptool.analysis.triage import triage
+    from kdumptool.cli.names import naming
     from kdumptool.render.output import emit
     from kdumptool.render.triage import (
         render_triage_json,
@@ -56,14 +65,15 @@ def triage_cmd(
     with open_root(root) as r, open_triage_input(r, str(vmcore) if vmcore else None,
                                                  str(saved) if saved else None) as inp:
         report = triage(inp)
+    names = naming(numeric)
     if fmt == "prometheus":
         sys.stdout.write(render_triage_prometheus(report))
     else:
         emit(
             fmt,
-            json_obj=lambda: render_triage_json(report),
-            text=lambda: render_triage_text(report),
-            rich=lambda: render_triage_rich(report),
+            json_obj=lambda: render_triage_json(report, names),
+            text=lambda: render_triage_text(report, names),
+            rich=lambda: render_triage_rich(report, names),
         )
     raise typer.Exit(report.exit_code)
 

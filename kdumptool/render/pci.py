@@ -29,40 +29,15 @@ from kdumptool.formats.pciconfig import (
     flag_words,
 )
 from kdumptool.model.system import PciDevice, System
+from kdumptool.render.names import NUMERIC, Naming
 
-#: PCI base class names (PCI Code and ID Assignment Specification, as pciutils names them).
-CLASS_NAMES = {
-    0x00: "Unclassified device",
-    0x01: "Mass storage controller",
-    0x02: "Network controller",
-    0x03: "Display controller",
-    0x04: "Multimedia controller",
-    0x05: "Memory controller",
-    0x06: "Bridge",
-    0x07: "Communication controller",
-    0x08: "Generic system peripheral",
-    0x09: "Input device controller",
-    0x0A: "Docking station",
-    0x0B: "Processor",
-    0x0C: "Serial bus controller",
-    0x0D: "Wireless controller",
-    0x0E: "Intelligent controller",
-    0x0F: "Satellite communications controller",
-    0x10: "Encryption controller",
-    0x11: "Signal processing controller",
-    0x12: "Processing accelerators",
-    0x13: "Non-Essential Instrumentation",
-    0x40: "Coprocessor",
-    0xFF: "Unassigned class",
-}
-BRIDGE_NAMES = {0x00: "Host bridge", 0x01: "ISA bridge", 0x04: "PCI bridge", 0x07: "CardBus bridge"}
+NUMERIC_NAMES = Naming(None, False)
 
 
 def class_name(class_code: int) -> str:
-    base, sub = class_code >> 16, (class_code >> 8) & 0xFF
-    if base == 0x06 and sub in BRIDGE_NAMES:
-        return BRIDGE_NAMES[sub]
-    return CLASS_NAMES.get(base, f"Class {base:02x}{sub:02x}")
+    """The class as lspci names it without pci.ids (kept for callers; see render.names)."""
+    n = NUMERIC_NAMES.class_name(class_code)
+    return n or f"Class {class_code >> 8:04x}"
 
 
 def no_vtd_reason(system: System) -> Optional[str]:
@@ -86,9 +61,9 @@ def unit_name(system: System, dev: PciDevice) -> Optional[str]:
     return u.name if u else None
 
 
-def _line(system: System, d: PciDevice) -> str:
-    ids = f"[{d.vendor_id:04x}:{d.device_id:04x}]"
-    kind = d.port_type or class_name(d.class_code)
+def _line(system: System, d: PciDevice, naming: Naming = NUMERIC) -> str:
+    title = naming.title(d.vendor_id, d.device_id, d.class_code)
+    kind = f"  PCIe {d.port_type}" if d.port_type else ""
     # no COMMAND register read (config unreadable): unknown, not "off"
     bm = "BusMaster?" if d.config_size < 6 else ("BusMaster+" if d.bus_master else "BusMaster-")
     drv = d.driver or "-"
@@ -97,7 +72,7 @@ def _line(system: System, d: PciDevice) -> str:
     if dtype:
         grp += f" ({dtype})"
     unit = unit_name(system, d) or ("-" if system.units else "")
-    text = f"{d.short_bdf} {ids} {kind}  {bm} driver={drv} {grp}"
+    text = f"{d.short_bdf} {title}{kind}  {bm} driver={drv} {grp}"
     if unit:
         text += f" unit={unit}"
     if d.rmrrs:
@@ -107,8 +82,11 @@ def _line(system: System, d: PciDevice) -> str:
     return text
 
 
-def render_pci_text(system: System, verbose: bool = False, only: Optional[str] = None) -> str:
+def render_pci_text(system: System, verbose: bool = False, only: Optional[str] = None,
+                    naming: Naming = NUMERIC) -> str:
     out: List[str] = []
+    if naming.note:
+        out.append(f"Note: {naming.note}.")
     reason = no_vtd_reason(system)
     if reason:
         out.append(f"Note: {reason}.")
@@ -117,19 +95,19 @@ def render_pci_text(system: System, verbose: bool = False, only: Optional[str] =
     if only is not None:
         for d in system.devices.values():
             if d.bdf == only or d.short_bdf == only:
-                out.append(_line(system, d))
+                out.append(_line(system, d, naming))
                 if verbose:
-                    out.extend("\t" + x for x in render_config_lines(d))
+                    out.extend("\t" + x for x in render_config_lines(d, naming))
         return "\n".join(out) + "\n"
     roots: Dict[str, List[PciDevice]] = {}
     for d in system.children(None):
         roots.setdefault(d.bdf[:7], []).append(d)
 
     def walk(dev: PciDevice, prefix: str, last: bool) -> None:
-        out.append(prefix + ("\\-" if last else "+-") + _line(system, dev))
+        out.append(prefix + ("\\-" if last else "+-") + _line(system, dev, naming))
         if verbose:
             pad = prefix + ("  " if last else "| ") + "    "
-            out.extend(pad + x for x in render_config_lines(dev))
+            out.extend(pad + x for x in render_config_lines(dev, naming))
         kids = system.children(dev.bdf)
         for i, k in enumerate(kids):
             walk(k, prefix + ("  " if last else "| "), i == len(kids) - 1)
@@ -146,11 +124,16 @@ def render_pci_text(system: System, verbose: bool = False, only: Optional[str] =
     return "\n".join(out) + "\n"
 
 
-def render_config_lines(d: PciDevice) -> List[str]:
+def render_config_lines(d: PciDevice, naming: Naming = NUMERIC) -> List[str]:
     c = d.config
     if c is None:
         return ["config space: not readable"] + list(d.warnings)
-    lines = [
+    lines: List[str] = []
+    if c.subsystem_vendor_id is not None and c.subsystem_id is not None:
+        sub = naming.subsystem_name(d.vendor_id, d.device_id, c.subsystem_vendor_id, c.subsystem_id)
+        ids = f"{c.subsystem_vendor_id:04x}:{c.subsystem_id:04x}"
+        lines.append(f"Subsystem: {sub} [{ids}]" if sub else f"Subsystem: {ids}")
+    lines += [
         f"Control: {' '.join(flag_words(c.command, COMMAND_BITS))}",
         f"Status: {' '.join(flag_words(c.status, STATUS_BITS[:5]))} DEVSEL={c.devsel} "
         f"{' '.join(flag_words(c.status, STATUS_BITS[5:]))}",
@@ -203,13 +186,19 @@ def _ext_detail(c: Any, cap: Any) -> List[str]:
     return []
 
 
-def device_json(system: System, d: PciDevice) -> Dict[str, Any]:
+def device_json(system: System, d: PciDevice, naming: Naming = NUMERIC) -> Dict[str, Any]:
     c = d.config
+    sv = c.subsystem_vendor_id if c is not None else None
+    sd = c.subsystem_id if c is not None else None
     return {
         "bdf": d.bdf,
         "vendor_id": d.vendor_id,
         "device_id": d.device_id,
         "class_code": d.class_code,
+        **naming.json(d.vendor_id, d.device_id, d.class_code),
+        "subsystem_vendor_id": sv,
+        "subsystem_id": sd,
+        "subsystem_name": naming.subsystem_name(d.vendor_id, d.device_id, sv, sd),
         "header_type": d.header_type,
         "command": d.command,
         "status": d.status,
@@ -238,18 +227,19 @@ def device_json(system: System, d: PciDevice) -> Dict[str, Any]:
     }
 
 
-def render_pci_json(system: System, only: Optional[str] = None) -> Dict[str, Any]:
+def render_pci_json(system: System, only: Optional[str] = None, naming: Naming = NUMERIC) -> Dict[str, Any]:
     devs = [d for d in system.devices.values() if only is None or only in (d.bdf, d.short_bdf)]
     return {
         "source": system.source,
         "vtd": system.has_vtd,
         "no_vtd_reason": no_vtd_reason(system),
-        "devices": [device_json(system, d) for d in devs],
+        "devices": [device_json(system, d, naming) for d in devs],
         "warnings": list(system.warnings),
     }
 
 
-def render_pci_rich(system: System, verbose: bool = False, only: Optional[str] = None) -> Any:
+def render_pci_rich(system: System, verbose: bool = False, only: Optional[str] = None,
+                    naming: Naming = NUMERIC) -> Any:
     """A rich Tree of the same lines (risky devices in red, bus masters in bold)."""
     from rich.console import Group
     from rich.text import Text
@@ -259,15 +249,17 @@ def render_pci_rich(system: System, verbose: bool = False, only: Optional[str] =
     reason = no_vtd_reason(system)
     if reason:
         parts.append(Text(f"Note: {reason}.", style="yellow"))
+    if naming.note:
+        parts.append(Text(f"Note: {naming.note}.", style="yellow"))
 
     def label(d: PciDevice) -> Text:
         style = "bold red" if d.kdump_risk else ("bold" if d.bus_master else "")
-        return Text(_line(system, d), style=style)
+        return Text(_line(system, d, naming), style=style)
 
     def add(node: Any, d: PciDevice) -> None:
         child = node.add(label(d))
         if verbose:
-            for x in render_config_lines(d):
+            for x in render_config_lines(d, naming):
                 child.add(Text(x, style="dim"))
         for k in system.children(d.bdf):
             add(child, k)
@@ -276,7 +268,7 @@ def render_pci_rich(system: System, verbose: bool = False, only: Optional[str] =
         for d in system.devices.values():
             if only in (d.bdf, d.short_bdf):
                 t = Tree(label(d))
-                for x in render_config_lines(d) if verbose else []:
+                for x in render_config_lines(d, naming) if verbose else []:
                     t.add(Text(x, style="dim"))
                 parts.append(t)
     else:

@@ -8,14 +8,36 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from kdumptool.analysis.triage import SEVERITY_RANK, TriageReport
+from kdumptool.render.names import NUMERIC, Naming
 
 _MARK = {"error": "ERROR", "warning": "WARN ", "info": "info "}
 _VERDICT_VALUE = {"ok": 0, "nothing": 0, "warning": 1, "error": 2}
 _VERDICT_WORD = {"ok": "OK", "nothing": "NOTHING TO TRIAGE", "warning": "WARNING", "error": "AT RISK"}
 
 
-def render_triage_json(r: TriageReport) -> Dict[str, Any]:
-    return r.to_json()
+def _ids(d: Any) -> Any:
+    v, _, dev = d.ids.partition(":")
+    return int(v, 16), int(dev, 16)
+
+
+def _device_title(d: Any, naming: Naming) -> str:
+    """``Ethernet controller: Intel Corporation 82574L ... [8086:10d3]`` (``-n``: numbers)."""
+    try:
+        v, dev = _ids(d)
+    except ValueError:
+        return f"[{d.ids}]"
+    return naming.title(v, dev, d.class_code)
+
+
+def render_triage_json(r: TriageReport, naming: Naming = NUMERIC) -> Dict[str, Any]:
+    doc = r.to_json()
+    for dj, d in zip(doc.get("devices") or [], r.devices):
+        try:
+            v, dev = _ids(d)
+        except ValueError:
+            continue
+        dj.update(naming.json(v, dev, d.class_code))
+    return doc
 
 
 def _state_line(label: str, st: Any) -> str:
@@ -27,7 +49,7 @@ def _state_line(label: str, st: Any) -> str:
     return f"{label:<14}{', '.join(bits)} ({st.basis})"
 
 
-def render_triage_text(r: TriageReport) -> str:
+def render_triage_text(r: TriageReport, naming: Naming = NUMERIC) -> str:
     s = r.scenario
     out: List[str] = []
     out.append(f"VERDICT: {_VERDICT_WORD[r.verdict]} (exit {r.exit_code})")
@@ -61,13 +83,13 @@ def render_triage_text(r: TriageReport) -> str:
         for d in r.devices:
             chain = " <- ".join([d.bdf[5:] if d.bdf.startswith("0000:") else d.bdf] + [b[5:] for b in d.upstream])
             mods = ",".join(d.modules) or "-"
-            out.append(f"  {chain}  [{d.ids}] driver={d.driver or '-'} modules={mods}")
+            out.append(f"  {chain}  {_device_title(d, naming)} driver={d.driver or '-'} modules={mods}")
             for reason in d.reasons:
                 out.append(f"      - {reason}")
     return "\n".join(out) + "\n"
 
 
-def render_triage_rich(r: TriageReport) -> List[Any]:
+def render_triage_rich(r: TriageReport, naming: Naming = NUMERIC) -> List[Any]:
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -108,7 +130,7 @@ def render_triage_rich(r: TriageReport) -> List[Any]:
                     nodes[key] = parent.add(Text(f"bridge {b[5:]}", style="magenta"))
                 parent = nodes[key]
             worst = "red" if any("raw physical" in x or "fault" in x.lower() for x in d.reasons) else "yellow"
-            parent.add(Text(f"{d.bdf[5:]} [{d.ids}] {d.driver or ','.join(d.modules) or '-'}: " + "; ".join(d.reasons), style=worst))
+            parent.add(Text(f"{d.bdf[5:]} {_device_title(d, naming)} {d.driver or ','.join(d.modules) or '-'}: " + "; ".join(d.reasons), style=worst))
         parts.append(tree)
     return parts
 

@@ -155,3 +155,11 @@ def test_consistency_check_withholds_a_contradicted_verdict():
     assert check_verdict(forged).case == "unknown"
     off = replace(s, case="on-off", kdump=_state("kdump", True, False))
     assert "translation off in the kdump kernel" in check_verdict(off).contradictions[0]
+
+
+def test_docs_show_the_table_of_the_code():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "triage.md").read_text()
+    start, end = "<!-- kernel-table:start -->\n", "<!-- kernel-table:end -->"
+    assert doc[doc.index(start) + len(start):doc.index(end)] == kernel_table_markdown()

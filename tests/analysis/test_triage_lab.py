@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kdumptool.analysis.triage import triage
+from kdumptool.cli.names import naming
 from kdumptool.render.triage import render_triage_json, render_triage_prometheus, render_triage_text
 from kdumptool.sources.root import Root
 from kdumptool.sources.triage import read_triage_input
@@ -196,8 +197,9 @@ def test_json_and_text_agree(name):
 @pytest.mark.parametrize("name", RUNS)
 def test_golden(name):
     r = run(SNAP / name)
-    got_text = _rel(render_triage_text(r))
-    got_json = _rel(json.dumps(render_triage_json(r), indent=2) + "\n")
+    names = naming(False)  # the pinned fixtures/pciids/pci.ids (tests/conftest.py)
+    got_text = _rel(render_triage_text(r, names))
+    got_json = _rel(json.dumps(render_triage_json(r, names), indent=2) + "\n")
     gt, gj = GOLDEN / f"{name}.txt", GOLDEN / f"{name}.json"
     if os.environ.get("KDUMPTOOL_REGEN_GOLDEN"):
         GOLDEN.mkdir(parents=True, exist_ok=True)

@@ -422,7 +422,9 @@ def test_pci_slot(capsys: pytest.CaptureFixture) -> None:
     code, out, err = run(capsys, "pci", "--root", str(LIVE_SNAP), "-s", "zz:zz")
     assert code == 2
     code, out, err = run(capsys, "pci", "--root", str(LIVE_SNAP), "-s", "00:02.0")
-    assert code == 0 and out.startswith("00:02.0 [8086:10d3]")
+    assert code == 0 and out.startswith("00:02.0 Ethernet controller: Intel Corporation 82574L Gigabit Network Connection [8086:10d3]")
+    code, out, err = run(capsys, "pci", "--root", str(LIVE_SNAP), "-s", "00:02.0", "-n")
+    assert code == 0 and out.startswith("00:02.0 0200: 8086:10d3  PCIe Root Complex Integrated Endpoint")
 
 
 def test_big_table_file_is_bounded(capsys: pytest.CaptureFixture) -> None:

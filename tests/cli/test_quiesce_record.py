@@ -107,7 +107,7 @@ def test_initrd_entry_point_same_results(capsys, tmp_path):
     tree = writable_copy("kdump_legacy_on", tmp_path)
     assert initrd.main(["quiesce", "--plan", "--root", str(tree), "-f", "json"]) == 0
     a = json.loads(capsys.readouterr().out)
-    _, out, _ = run(capsys, "quiesce", "--plan", "--root", str(tree), "-f", "json")
+    _, out, _ = run(capsys, "quiesce", "--plan", "--root", str(tree), "-f", "json", "-n")
     b = json.loads(out)
     assert a["plan"] == b["plan"]
     assert initrd.main(["quiesce", "--apply", "--root", str(tree), "--journal", str(tmp_path / "j")]) == 0

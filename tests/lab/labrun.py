@@ -26,17 +26,43 @@ REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "lab"
 sys.path.insert(0, str(LAB))
 
-from lablib.scenarios import all_scenarios  # noqa: E402
+from lablib.ingredients import DEFAULT_KERNEL, KERNELS  # noqa: E402
+from lablib.scenarios import all_scenarios, run_key, split_key  # noqa: E402
 
 SCENARIOS = all_scenarios()
-_only = os.environ.get("LAB_SCENARIOS")
-#: Scenarios these tests assert on: those whose kdump kernel boots the lab's own initrd
-#: (a scenario with its own ``kdump_initrd_builder``, e.g. dracut's, writes other files;
-#: its stream's tests run it with ``run_scenario(name)``).
-NAMES: List[str] = [n for n, s in SCENARIOS.items()
-                    if s.kdump_initrd_builder is None and (not _only or n in _only.split(","))]
-#: (scenario, dump format) for every dump a scenario asks its kdump kernel to write.
-DUMP_CASES: List[Tuple[str, str]] = [(n, f) for n in NAMES for f in SCENARIOS[n].dumps]
+_only = [w for w in os.environ.get("LAB_SCENARIOS", "").split(",") if w]
+
+
+def selected_runs(kernels: str, only: List[str]) -> List[str]:
+    """Run keys (``sm_on``, ``sm_on@5.10``) of the scenarios these tests assert on.
+
+    ``kernels`` (``$LAB_KERNELS``, default the default kernel): comma list of kernel
+    series, each optionally ``=scen+scen`` to limit its scenarios
+    (``6.1,5.10=sm_mismatch+sm_on+legacy_on``). ``only`` (``$LAB_SCENARIOS``) narrows
+    further by scenario name or run key. Only scenarios that boot the lab's own kdump
+    initrd are listed (a scenario with its own ``kdump_initrd_builder``, e.g. dracut's,
+    writes other files: its stream's tests run it with ``run_scenario(name)``)."""
+    keys: List[str] = []
+    for item in kernels.split(","):
+        series, _, names = item.strip().partition("=")
+        if not series:
+            continue
+        if series not in KERNELS:
+            raise ValueError(f"LAB_KERNELS: unknown kernel {series!r}; known: {', '.join(KERNELS)}")
+        allowed = set(names.split("+")) if names else None
+        for n, s in SCENARIOS.items():
+            key = run_key(n, series)
+            if s.kdump_initrd_builder is not None or (allowed is not None and n not in allowed):
+                continue
+            if only and n not in only and key not in only:
+                continue
+            keys.append(key)
+    return keys
+
+
+NAMES: List[str] = selected_runs(os.environ.get("LAB_KERNELS", DEFAULT_KERNEL), _only)
+#: (run key, dump format) for every dump a run asks its kdump kernel to write.
+DUMP_CASES: List[Tuple[str, str]] = [(n, f) for n in NAMES for f in SCENARIOS[split_key(n)[0]].dumps]
 
 
 def parse_regs(text: str) -> Dict[str, int]:
@@ -114,6 +140,7 @@ class Run:
 
 
 def run_scenario(name: str) -> Run:
+    """Run (or with LAB_REUSE=1 reuse) one run key: ``sm_on`` or ``sm_on@5.10``."""
     out = LAB / "out" / name
     res = out / "result.json"
     if not (os.environ.get("LAB_REUSE") == "1" and res.is_file()):

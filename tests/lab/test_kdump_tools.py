@@ -83,6 +83,32 @@ def test_collect_snapshot_log_has_the_live_log(run: Run) -> None:
 
 # -- triage -----------------------------------------------------------------------------------
 
+def check_triage_details(run: Run, where: str, doc: Dict[str, Any]) -> None:
+    """What every triage (live, kdump, offline) must also say for this run's kernel: the
+    row of the kernel table it applied (its release), how the copy went (5.10: misread),
+    that no contradiction was found, and for iommu=pt unrestricted DMA for every
+    driverless device."""
+    exp = expect(run.name)
+    s = doc["scenario"]
+    assert not s.get("contradictions"), f"{run.name} ({where}): {s.get('contradictions')}"
+    from lablib.scenarios import split_key
+
+    series = split_key(run.name)[1]
+    want_row = "ecs-bit" if series == "5.10" else "rtaddr-smt"
+    assert s.get("kernel_row") == want_row, f"{run.name} ({where}): kernel row {s.get('kernel_row')!r}, want {want_row}"
+    if "table_copy" in exp:
+        got = s.get("table_copy") or ""
+        assert got in (exp["table_copy"], "expected-" + exp["table_copy"]), f"{run.name} ({where}): table copy {got!r}"
+    if exp.get("passthrough"):
+        driverless = [f for f in doc["findings"] if f["id"] == "driverless-bus-master"]
+        assert driverless, f"{run.name} ({where}): no driverless bus master found"
+        for f in driverless:
+            assert "pass-through" in f["title"] and "unrestricted DMA" in f["title"], f"{run.name} ({where}): {f['title']}"
+        for f in doc["findings"]:
+            if f["id"] == "crashed-kernel-tables":
+                assert "pass-through" in f["title"] and f["severity"] == "warning", f"{run.name} ({where}): {f['title']}"
+
+
 @pytest.mark.parametrize("mode", ["live", "kdump"])
 def test_triage_case(run: Run, mode: str) -> None:
     """The live kernel's triage (capture kernel loaded, kdump-tools' KDUMP_CMDLINE) predicts,
@@ -90,8 +116,10 @@ def test_triage_case(run: Run, mode: str) -> None:
     doc = kdt_json(run, mode, "triage", ok_rcs=set(range(0, 8)))
     rc = int(run.text(mode, "kdt/triage.rc"))
     assert doc["exit_code"] == rc, f"{run.name} ({mode}): triage exit_code {doc['exit_code']} != rc {rc}"
-    want = expect(run.name)["triage_case"]
+    exp = expect(run.name)
+    want = exp["triage_case"]
     assert doc["scenario"]["case"] == want, f"{run.name} ({mode}): triage case {doc['scenario']['case']!r}, kernel shows {want!r}: {doc['scenario'].get('title')}"
+    check_triage_details(run, mode, doc)
     if mode == "live":
         kd = run.text("kdump", "cmdline.txt").split()
         assert doc["kdump_cmdline"].split() == [w for w in kd if not w.startswith(("elfcorehdr=", "acpi_rsdp="))], \
@@ -208,3 +236,4 @@ def test_triage_offline_of_the_saved_crash(run: Run) -> None:
     assert doc["exit_code"] == r.returncode, f"{run.name}: exit_code {doc['exit_code']} != rc {r.returncode}"
     want = expect(run.name)["triage_case"]
     assert doc["scenario"]["case"] == want, f"{run.name} ({fmt}): offline triage case {doc['scenario']['case']!r}, kernel shows {want!r}"
+    check_triage_details(run, "offline", doc)

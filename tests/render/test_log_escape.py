@@ -35,3 +35,21 @@ def test_escaped_text_is_printable(text):
     out = escape_log_text(text)
     assert all(0x20 <= ord(c) < 0x7F or c in "\t\n\v\f\r" for c in out)
     assert out.count("\n") == text.count("\n")
+
+
+def test_printk_log_era_records_render_like_makedumpfile():
+    """The 3.5-5.9 printk_log buffer (no lab kernel has it: a buffer built in code, see
+    tests/formats/test_printk.py): its records go through the same renderer, so a 4.18 or
+    5.4 dump's `vmcore log` escapes and indents as makedumpfile's dump_log_entry() does."""
+    from tests.formats.test_printk import _printk_log, _rec
+
+    recs = _rec(b"module: Invalid ELF header magic: != \x7fELF", 1_500_000, 3) + \
+        _rec(b"clocksource: first\n  second \xff", 2_000_000_000, 4)
+    log = _printk_log(0, len(recs), recs + bytes(64))
+    assert log.kind == "printk_log" and log.warnings == ()
+    lines = [ln for r in log.records for ln in dump_dmesg_lines(r.ts_nsec, r.text)]
+    assert lines == [
+        "[    0.001500] module: Invalid ELF header magic: != \\x7fELF",
+        "[    2.000000] clocksource: first",
+        "                 second \\xff",
+    ]
