@@ -249,4 +249,6 @@ def _error(msg: str) -> None:
         sys.stdout.flush()
     except (BrokenPipeError, ValueError):
         pass
-    sys.stderr.write(f"error: {msg}\n")
+    from kdumptool.render.escape import escape_control
+
+    sys.stderr.write(f"error: {escape_control(msg, keep_newlines=False)}\n")

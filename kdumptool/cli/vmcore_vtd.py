@@ -207,7 +207,6 @@ def _fail_if_incomplete(vmcore: Path, tables: Any, devices: Optional[list]) -> N
 
 def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:
     from kdumptool.analysis.vtd_walk import check_faults
-    from kdumptool.errors import SourceMissing
     from kdumptool.formats.klog import parse_log
 
     if str(log) == "vmcore" and not log.exists():
@@ -215,12 +214,11 @@ def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:
 
         return check_faults(dump, addr, mode, list(parse_log(decode_printk(dump.vmcoreinfo,
                                                                            dump.read_virt).dmesg_lines())))
+    from kdumptool.sources.kmsg import open_log_file
+
     path = log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            events = list(parse_log(f))
-    except OSError as exc:
-        raise SourceMissing(f"{path}: {exc.strerror}") from None
+    # bounded like `kdumptool log FILE`: a device node is refused, a stream stops at MAX_LOG_STREAM
+    events = list(parse_log(open_log_file(str(path))))
     return check_faults(dump, addr, mode, events)
 
 
@@ -388,10 +386,9 @@ def _saved_units(saved: Path, unit: Optional[str], warnings: List[str], all_unit
     for path in candidates:
         if not path.is_file():
             continue
-        try:
-            text = path.read_text(errors="replace")  # binary junk fails to parse below
-        except OSError as exc:
-            raise SourceMissing(f"{path}: {exc.strerror}") from None
+        from kdumptool.sources.root import read_file_capped
+
+        text = read_file_capped(path).decode("utf-8", "replace")  # binary junk fails to parse below
         try:
             if path.suffix == ".json":
                 try:

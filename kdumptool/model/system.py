@@ -129,6 +129,9 @@ class System:
     warnings: Tuple[str, ...] = ()
     dmar_present: bool = False  # the ACPI DMAR table exists (decoded or not)
     kind: str = "sysfs"  # "sysfs" (live host or snapshot) or "lspci" (a text dump: PCI only)
+    #: Whether a missing driver means "none bound": False for an lspci dump without
+    #: "Kernel driver in use" lines (lspci -x does not print them): drivers are unknown.
+    drivers_known: bool = True
 
     @property
     def has_vtd(self) -> bool:
@@ -311,6 +314,10 @@ def build_system(
         for b in u.sysfs_devices:
             sysfs_unit.setdefault(b, u.address)
     warnings = list(warnings)
+    drivers_known = kind != "lspci" or any(r.driver for r in raw_devices.values())
+    if not drivers_known and raw_devices:
+        warnings.append("drivers unknown: the dump has no \"Kernel driver in use\" lines (lspci -k -xxxx "
+                        "shows them); no device is called a risk for lack of a driver")
     devices: Dict[str, PciDevice] = {}
     for bdf in sorted(raw_devices):
         r = raw_devices[bdf]
@@ -358,7 +365,7 @@ def build_system(
             rmrrs=find_rmrrs(bdf, ups, dmar, raw_devices),
             # A bridge forwards its children's DMA but does not initiate it on its own;
             # with no driver bound, a bus-mastering endpoint keeps DMA going into kdump.
-            kdump_risk=bus_master and not r.driver and not is_bridge,
+            kdump_risk=bus_master and not r.driver and not is_bridge and drivers_known,
             config=c,
             config_size=r.config_size,
             physfn=r.physfn,
@@ -397,4 +404,5 @@ def build_system(
         warnings=tuple(warnings),
         dmar_present=dmar is not None if dmar_present is None else dmar_present,
         kind=kind,
+        drivers_known=drivers_known,
     )

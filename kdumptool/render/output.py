@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any, Callable, List, Optional
 
+from kdumptool.render.escape import escape_control, escaped_renderable
+
 FORMATS = ("auto", "text", "rich", "json")
 
 
@@ -46,7 +48,8 @@ def emit(
     if fmt == "json":
         sys.stdout.write(to_json(json_obj()))
     elif fmt == "text" or rich is None:
-        out = text()
+        # foreign bytes (printk text, names from a snapshot) never reach a terminal raw
+        out = escape_control(text())
         sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
     else:
         from rich.console import Console
@@ -55,9 +58,9 @@ def emit(
         renderable = rich()
         if isinstance(renderable, (list, tuple)):
             for r in renderable:
-                console.print(r)
+                console.print(escaped_renderable(r))
         else:
-            console.print(renderable)
+            console.print(escaped_renderable(renderable))
 
 
 def human_size(n: int) -> str:

@@ -66,7 +66,7 @@ def _line(system: System, d: PciDevice, naming: Naming = NUMERIC) -> str:
     kind = f"  PCIe {d.port_type}" if d.port_type else ""
     # no COMMAND register read (config unreadable): unknown, not "off"
     bm = "BusMaster?" if d.config_size < 6 else ("BusMaster+" if d.bus_master else "BusMaster-")
-    drv = d.driver or "-"
+    drv = d.driver or ("-" if system.drivers_known else "?")  # ?: not in the input, not "none"
     grp = f"group {d.iommu_group}" if d.iommu_group is not None else "no group"
     dtype = system.domain_type(d.bdf)
     if dtype:
@@ -233,6 +233,7 @@ def render_pci_json(system: System, only: Optional[str] = None, naming: Naming =
         "source": system.source,
         "vtd": system.has_vtd,
         "no_vtd_reason": no_vtd_reason(system),
+        "drivers_known": system.drivers_known,
         "devices": [device_json(system, d, naming) for d in devs],
         "warnings": list(system.warnings),
     }

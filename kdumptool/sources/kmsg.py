@@ -128,7 +128,12 @@ def open_log_file(path: str) -> LogSource:
         return src
     fd = open_regular(path, regular_only=False)  # missing, a directory, unreadable: one line now
     try:
-        is_reg = stat.S_ISREG(os.fstat(fd).st_mode)
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            # a pipe is a log (``log <(journalctl -k)``); a device node (/dev/zero) is not
+            raise SourceMissing(f"{path}: not a regular file or a pipe; not read "
+                                "(the live log: run `kdumptool log` without FILE)")
+        is_reg = stat.S_ISREG(mode)
         head = os.pread(fd, 4096, 0) if is_reg else b""
     except OSError:
         head = b""

@@ -320,7 +320,7 @@ def open_root(path: Union[str, Path, None]) -> Root:
         return Root("/")
     p = Path(path)
     if p.is_dir():
-        return Root(p)
+        return _recognised(Root(p), str(p))
     if not p.exists():
         raise SourceMissing(f"{p}: no such file or directory")
     fd = open_regular(p)  # a FIFO or a device is refused before tarfile reads it
@@ -382,4 +382,22 @@ def open_root(path: Union[str, Path, None]) -> Root:
     root = Root(top)
     root._tmp = tmp
     root.from_archive = True
+    try:
+        return _recognised(root, str(p))
+    except BaseException:
+        root.close()
+        raise
+
+
+#: What a tree must hold to be read as a system: any one of these (a snapshot written by
+#: ``kdumptool collect``/``record``, or a copied root filesystem).
+SNAPSHOT_MARKERS = ("sys", "proc", EXTRA_DIR)
+
+
+def _recognised(root: Root, name: str) -> Root:
+    """``root`` when it looks like a system tree; an empty or unrelated folder is an error
+    (read as a system it would be "no devices, no IOMMU": an answer resting on nothing)."""
+    if not any(os.path.isdir(root.path / m) for m in SNAPSHOT_MARKERS):
+        raise SourceMissing(f"{name}: not a snapshot: none of {', '.join(m + '/' for m in SNAPSHOT_MARKERS)} "
+                            "in it (kdumptool collect -o DIR writes one)")
     return root
