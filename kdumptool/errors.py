@@ -74,6 +74,12 @@ class ActionRefused(KdumptoolError):
     """A hardware change that the safety rules refuse."""
 
 
+class BadArgument(KdumptoolError):
+    """A command-line value that cannot be used (exit 2, like a usage error)."""
+
+    exit_code = 2
+
+
 class DecompressorMissing(UnsupportedFormat):
     """A dump whose pages use a compression no installed module decodes (zstd without
     zstandard or cramjam): raised when the dump is opened, so that no command reads on

@@ -47,7 +47,6 @@ CLI_DEBT: Set[Tuple[str, str]] = {
     ("cli/record.py", "calls .read_text()"),
     ("cli/record.py", "calls .write_text()"),
     ("cli/record.py", "calls json.loads()"),
-    ("cli/integration.py", "calls .write_text()"),
 }
 
 FILE_CALLS = ("read_text", "read_bytes", "write_text", "write_bytes")

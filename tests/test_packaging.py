@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from kdumptool.cli import integration
+from kdumptool.actions import integration
 from tests.cliutil import run
 from tests.conftest import REPO
 
@@ -55,7 +55,7 @@ def test_units_name_the_installed_kdumptool(capsys, tmp_path, monkeypatch):
     exe.parent.mkdir(parents=True)
     exe.write_text("#!/bin/sh\n")
     monkeypatch.setattr(sys, "argv", [str(exe), "install-integration"])
-    assert integration.installed_kdumptool() == str(exe)
+    assert integration.resolve_kdumptool(None) == (str(exe), "the kdumptool running this")
     code, out, err = run(capsys, "install-integration", "--prefix", str(tmp_path / "root"))
     assert code == 0, err
     assert f"units run {exe}" in out
@@ -65,7 +65,7 @@ def test_units_name_the_installed_kdumptool(capsys, tmp_path, monkeypatch):
     q = (sd / "system/kdumptool-quiesce.service").read_text()
     assert f"ExecStop={exe} quiesce --apply" in q
     hook = (sd / "system-shutdown/kdumptool.shutdown").read_text()
-    assert f"[ -x {exe} ] || exit 0" in hook and f"\n{exe} quiesce --apply" in hook
-    # Everything else in the files is the repository's text.
+    assert f'\nkdumptool="{exe}"\n' in hook and "\n$kdumptool quiesce --apply" in hook
+    # Everything else in the files is the repository's text (a template: @KDUMPTOOL@).
     src = (REPO / "systemd/kdumptool-boot-record.service").read_text()
-    assert rec == src.replace("/usr/bin/kdumptool", str(exe))
+    assert rec == src.replace("@KDUMPTOOL@", str(exe))

@@ -3,11 +3,15 @@
 # status): put the record beside the vmcore, then clear Bus Master Enable on driverless
 # devices if kdumptool.quiesce=1. The dump target devices are still left alone here, since
 # kdump-utils saves its log after this hook; the shutdown hook finishes the job.
+# @KDUMPTOOL@: see kdumptool-pre.sh.
+kdumptool="@KDUMPTOOL@"
 status=${1:-}
-dir=$(kdumptool record --publish /run/kdumptool/record 2>/run/kdumptool/publish.err) || dir=
-journal=${dir:-/run/kdumptool}/kdumptool-quiesce.log
 mkdir -p /run/kdumptool
-kdumptool quiesce --apply --if-enabled --journal "$journal" --format text \
+# shellcheck disable=SC2086
+dir=$($kdumptool record --publish /run/kdumptool/record 2>/run/kdumptool/publish.err) || dir=
+journal=${dir:-/run/kdumptool}/kdumptool-quiesce.log
+# shellcheck disable=SC2086
+$kdumptool quiesce --apply --if-enabled --journal "$journal" --format text \
     > /run/kdumptool/quiesce-post.txt 2>&1
 rc=$?
 [ -n "$dir" ] && cp /run/kdumptool/quiesce-post.txt "$dir/" 2>/dev/null

@@ -43,6 +43,13 @@ _kdumptool_python() {
     return 1
 }
 
+# install a hook script with @KDUMPTOOL@ replaced by the initramfs launcher
+_kdumptool_hook() {
+    mkdir -p "$initdir/${2%/*}" || return 1
+    sed -e 's|@KDUMPTOOL@|/usr/bin/kdumptool|g' "$1" > "$initdir/$2" || return 1
+    chmod 0755 "$initdir/$2"
+}
+
 # called by dracut
 install() {
     local py line kind src dest ver
@@ -63,14 +70,15 @@ install() {
     sed -e "s|@PREFIX@|$prefix|g" "$moddir/kdumptool.sh" > "$initdir/usr/bin/kdumptool"
     chmod 0755 "$initdir/usr/bin/kdumptool"
 
-    inst_script "$moddir/kdumptool-pre.sh" /usr/libexec/kdumptool/kdump-pre
-    inst_script "$moddir/kdumptool-post.sh" /usr/libexec/kdumptool/kdump-post
+    # the hooks are templates: @KDUMPTOOL@ is the launcher above in the initramfs
+    _kdumptool_hook "$moddir/kdumptool-pre.sh" /usr/libexec/kdumptool/kdump-pre || return 1
+    _kdumptool_hook "$moddir/kdumptool-post.sh" /usr/libexec/kdumptool/kdump-post || return 1
     inst_dir /etc/kdump/pre.d
     inst_dir /etc/kdump/post.d
     ln_r /usr/libexec/kdumptool/kdump-pre /etc/kdump/pre.d/50-kdumptool-record
     ln_r /usr/libexec/kdumptool/kdump-post /etc/kdump/post.d/50-kdumptool
-    inst_script "$moddir/kdumptool-shutdown.sh" /usr/lib/systemd/system-shutdown/kdumptool.shutdown
-    inst_multiple -o sync
+    _kdumptool_hook "$moddir/kdumptool-shutdown.sh" /usr/lib/systemd/system-shutdown/kdumptool.shutdown || return 1
+    inst_multiple -o sync cut sed mkdir cp
     [[ -f /etc/kdumptool/kdumptool.conf ]] && inst_simple /etc/kdumptool/kdumptool.conf
     return 0
 }

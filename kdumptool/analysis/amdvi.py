@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from kdumptool.analysis.dmar_checks import INFO, WARNING, Finding
+from kdumptool.analysis.catalogue import make
 from kdumptool.analysis.ivrs_checks import target_ivhds
 from kdumptool.errors import DecodeError
 from kdumptool.formats.amdvi_regs import AmdViRegisters, decode_amdvi_registers
@@ -34,6 +34,7 @@ from kdumptool.formats.ivrs import (
     Ivrs,
     devid_text,
 )
+from kdumptool.model.finding import Finding
 
 DEV_TABLE_ENTRY_SIZE = 32
 
@@ -111,46 +112,30 @@ def check_units(ivrs: Ivrs, units: Sequence[AmdViUnit]) -> List[Finding]:
               f"{u.ivhd.base_address:#x})"
         if u.registers is None:
             if u.source:
-                out.append(Finding("AMDVI_REGISTERS_UNREAD", WARNING,
-                                   f"{who}: registers not read: {u.read_error or 'unknown'}; "
-                                   "the IOMMU state is unknown", u.ivhd.offset))
+                out.append(make("amdvi-registers-unread", offset=u.ivhd.offset, who=who,
+                                why=u.read_error or "unknown"))
             continue
         r = u.registers
-        out.append(Finding("AMDVI_TRANSLATION", INFO,
-                           f"{who}: IommuEn {'on' if r.iommu_en else 'off'}"
-                           + (": DMA from the devices it covers is translated through "
-                              f"the device table at {r.dev_table_base:#x}" if r.iommu_en
-                              else ": DMA goes untranslated to physical addresses"),
-                           u.ivhd.offset))
+        out.append(make("amdvi-translation", offset=u.ivhd.offset, who=who,
+                        state=("on: DMA from the devices it covers is translated through the device table at "
+                               f"{r.dev_table_base:#x}" if r.iommu_en
+                               else "off: DMA goes untranslated to physical addresses")))
         want = expected_dev_table_size(ivrs, u.ivhd.pci_segment)
         if r.iommu_en and want is not None and r.dev_table_size != want:
-            out.append(Finding("AMDVI_DEV_TABLE_SIZE", WARNING,
-                               f"{who}: the device table register says "
-                               f"{r.dev_table_size} bytes, the IVRS makes Linux expect {want}: "
-                               "a kdump kernel refuses to copy it (\"The device table size of "
-                               "IOMMU:N is not expected!\") and starts with an empty table",
-                               u.ivhd.offset))
+            out.append(make("amdvi-dev-table-size", offset=u.ivhd.offset, who=who, size=r.dev_table_size,
+                            want=want))
         if r.iommu_en and r.dev_table_base >= 1 << 32:
-            out.append(Finding("AMDVI_DEV_TABLE_ABOVE_4G", WARNING,
-                               f"{who}: device table at {r.dev_table_base:#x}, above 4 GiB "
-                               "(or with the SME bit set): a kdump kernel refuses to copy it "
-                               "(\"The address of old device table is above 4G, not "
-                               "trustworthy!\") unless SME explains it", u.ivhd.offset))
+            out.append(make("amdvi-dev-table-above-4g", offset=u.ivhd.offset, who=who,
+                            base=f"{r.dev_table_base:#x}"))
         efr = r.efr
         if efr is not None and u.ivhd.efr_image is not None and ivrs.efr_sup \
                 and efr.value != u.ivhd.efr_image:
-            out.append(Finding("AMDVI_EFR_MISMATCH", WARNING,
-                               f"{who}: Extended Feature Register {efr.value:#x} differs from "
-                               f"the IVHD's EFR image {u.ivhd.efr_image:#x}: Linux warns \"EFR "
-                               "mismatch\" and uses the IVHD's", u.ivhd.offset))
+            out.append(make("amdvi-efr-mismatch", offset=u.ivhd.offset, who=who, efr=f"{efr.value:#x}",
+                            image=f"{u.ivhd.efr_image:#x}"))
         if "EventOverflow" in r.status_names:
-            out.append(Finding("AMDVI_EVENT_OVERFLOW", WARNING,
-                               f"{who}: event log overflow: IOMMU events (page faults) were "
-                               "lost", u.ivhd.offset))
+            out.append(make("amdvi-event-overflow", offset=u.ivhd.offset, who=who))
         ring = r.ring("EVT_BUF", "EVT_HEAD", "EVT_TAIL")
         if ring is not None and ring[2]:
-            out.append(Finding("AMDVI_EVENTS_PENDING", INFO,
-                               f"{who}: {ring[2]} event log entr{'y' if ring[2] == 1 else 'ies'} "
-                               "not yet read by the driver (head "
-                               f"{ring[0]}, tail {ring[1]})", u.ivhd.offset))
+            out.append(make("amdvi-events-pending", offset=u.ivhd.offset, who=who, n=ring[2],
+                            plural="y" if ring[2] == 1 else "ies", head=ring[0], tail=ring[1]))
     return out

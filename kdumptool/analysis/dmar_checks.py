@@ -6,16 +6,17 @@ DevScopeDevNotFound, DevScopeTypeNoMatch), what Linux's drivers/iommu/intel/dmar
 irq_remapping.c complain about (register base 0, RHSA naming no unit, interrupt
 remapping without an IOAPIC under a unit), and spec rules of the VT-d architecture
 specification chapter 8 (INCLUDE_PCI_ALL unit listed last in its segment, scope types
-allowed per structure, ANDD numbers). Each finding has a stable ``id`` and a severity:
-``error`` (the OS will misbehave or the table breaks the spec), ``warning`` (likely a
-problem, or worth a look), ``info`` (a fact that matters to kdump/IOMMU behaviour).
+allowed per structure, ANDD numbers). Each finding is an entry of the catalogue (:mod:`kdumptool.analysis.catalogue`): a stable
+``id`` and a severity: ``error`` (the OS will misbehave or the table breaks the spec),
+``warning`` (likely a problem, or worth a look), ``info`` (a fact that matters to
+kdump/IOMMU behaviour); ``offset`` is the byte in the table it is about.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
+from kdumptool.analysis.catalogue import make
 from kdumptool.formats.dmar import (
     Andd,
     Atsr,
@@ -29,25 +30,9 @@ from kdumptool.formats.dmar import (
     Sidp,
     UnknownStructure,
 )
+from kdumptool.model.finding import Finding
 
 PAGE_MASK = 0xFFF
-
-ERROR = "error"
-WARNING = "warning"
-INFO = "info"
-SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
-
-
-@dataclass(frozen=True)
-class Finding:
-    id: str
-    severity: str  # error | warning | info
-    message: str
-    offset: Optional[int] = None  # byte offset in the table of what the finding is about
-
-    def to_json(self) -> Dict[str, object]:
-        return {"id": self.id, "severity": self.severity, "offset": self.offset,
-                "message": self.message}
 
 
 def scope_bdf_text(segment: int, scope: DeviceScope) -> str:
@@ -113,58 +98,41 @@ def check_dmar(
 
     # -- table framing and header --------------------------------------------------------
     if dmar.data_length < dmar.length:
-        add(Finding("TABLE_TRUNCATED", ERROR,
-                    f"table truncated: header length {dmar.length}, only {dmar.data_length} "
-                    "bytes present", dmar.data_length))
+        add(make("table-truncated", offset=dmar.data_length, length=dmar.length, present=dmar.data_length))
     if not dmar.checksum_valid and dmar.data_length >= dmar.length:
-        add(Finding("BAD_CHECKSUM", ERROR,
-                    f"checksum 0x{dmar.checksum:02x} does not make the table sum to 0 "
-                    "(ACPICA warns 'Incorrect checksum'; the table is decoded anyway)", 9))
+        add(make("bad-checksum", offset=9, checksum=f"0x{dmar.checksum:02x}"))
     if dmar.length <= 48:
-        add(Finding("NO_STRUCTURES", ERROR,
-                    "table has no remapping structures (fwts InvalidDMAR)", 48))
+        add(make("no-structures", offset=48))
     if not 32 <= dmar.host_address_width <= 64:
-        add(Finding("HAW_IMPLAUSIBLE", WARNING,
-                    f"host address width {dmar.host_address_width} bits is implausible", 0x24))
+        add(make("haw-implausible", offset=0x24, haw=dmar.host_address_width))
     if dmar.flags & ~0x07:
-        add(Finding("FLAGS_RESERVED", WARNING,
-                    f"reserved flag bits set: 0x{dmar.flags:02x}", 0x25))
+        add(make("flags-reserved", offset=0x25, flags=f"0x{dmar.flags:02x}"))
     if any(dmar.reserved):
-        add(Finding("HEADER_RESERVED_NONZERO", INFO,
-                    f"reserved header bytes are not zero: {dmar.reserved.hex()}", 0x26))
+        add(make("header-reserved-nonzero", offset=0x26, raw=dmar.reserved.hex()))
     if not dmar.intr_remap:
-        add(Finding("INTR_REMAP_NOT_SUPPORTED", WARNING,
-                    "INTR_REMAP flag clear: the platform does not support interrupt "
-                    "remapping (device MSIs are not remapped or isolated; no x2APIC "
-                    "for APIC IDs above 255)", 0x25))
+        add(make("intr-remap-not-supported", offset=0x25))
     if dmar.x2apic_opt_out:
-        add(Finding("X2APIC_OPT_OUT", WARNING,
-                    "X2APIC_OPT_OUT set: firmware asks the OS to stay in xAPIC mode "
-                    "(Linux honours it unless intremap=no_x2apic_optout)", 0x25))
+        add(make("x2apic-opt-out", offset=0x25))
     if dmar.dma_ctrl_platform_opt_in:
-        add(Finding("DMA_CTRL_PLATFORM_OPT_IN", INFO,
-                    "DMA_CTRL_PLATFORM_OPT_IN set: firmware protected DMA until hand-off; "
-                    "Linux turns the IOMMU on when untrusted (external) ports exist, "
-                    "in the kdump kernel too", 0x25))
+        add(make("dma-ctrl-platform-opt-in", offset=0x25))
 
     # -- parse problems -------------------------------------------------------------------
     for s in dmar.structures:
         if isinstance(s, Malformed):
-            add(Finding("MALFORMED_STRUCTURE", ERROR, s.reason, s.offset))
+            add(make("malformed-structure", offset=s.offset, reason=s.reason))
         for w in s.warnings:
-            add(Finding("MALFORMED_DEVICE_SCOPE" if "device scope" in w else "MALFORMED_FIELD",
-                        ERROR, w, s.offset))
+            # formats/dmar.py words a device scope's framing problem "device scope ...".
+            add(make("malformed-device-scope" if "device scope" in w else "malformed-field", offset=s.offset,
+                     reason=w))
         if isinstance(s, UnknownStructure):
-            add(Finding("UNKNOWN_STRUCTURE", INFO,
-                        f"structure type {s.type_id} ({s.length} bytes) is not known to this "
-                        "decoder; kept raw", s.offset))
+            add(make("unknown-structure", offset=s.offset, type_id=s.type_id, length=s.length))
 
     drhds = [s for s in dmar.structures if isinstance(s, Drhd)]
     rmrrs = [s for s in dmar.structures if isinstance(s, Rmrr)]
     andd_numbers = {s.acpi_device_number: s for s in dmar.structures if isinstance(s, Andd)}
 
     if not drhds and dmar.length > 48:
-        add(Finding("NO_DRHD", ERROR, "no DRHD: the table describes no remapping unit", 48))
+        add(make("no-drhd", offset=48))
 
     # -- DRHD ----------------------------------------------------------------------------
     bases: Dict[int, Drhd] = {}
@@ -172,99 +140,64 @@ def check_dmar(
     for d in drhds:
         base = d.register_base_address
         if base == 0:
-            add(Finding("DRHD_BASE_ZERO", ERROR,
-                        "DRHD register base address is 0 (Linux: 'Your BIOS is broken; DMAR "
-                        "reported at address 0!')", d.offset))
+            add(make("drhd-base-zero", offset=d.offset))
         elif base & PAGE_MASK:
-            add(Finding("DRHD_BASE_UNALIGNED", ERROR,
-                        f"DRHD register base 0x{base:x} is not 4 KiB aligned "
-                        "(fwts InvalidDRHDRegAddr)", d.offset))
+            add(make("drhd-base-unaligned", offset=d.offset, base=f"0x{base:x}"))
         if base in bases:
-            add(Finding("DRHD_DUPLICATE_BASE", ERROR,
-                        f"DRHD register base 0x{base:x} also used by the DRHD at "
-                        f"0x{bases[base].offset:x}", d.offset))
+            add(make("drhd-duplicate-base", offset=d.offset, base=f"0x{base:x}", other=f"0x{bases[base].offset:x}"))
         else:
             bases[base] = d
         if d.include_pci_all:
             include_all_by_seg.setdefault(d.segment, []).append(d)
             for sc in d.device_scopes:
                 if sc.type in ("PCI_ENDPOINT", "PCI_BRIDGE"):
-                    add(Finding("INCLUDE_ALL_WITH_PCI_SCOPE", WARNING,
-                                f"INCLUDE_PCI_ALL DRHD lists {sc.type} "
-                                f"{scope_bdf_text(d.segment, sc)}: such a unit's scope should "
-                                "only name IOAPIC, HPET and ACPI namespace devices", sc.offset))
+                    add(make("include-all-with-pci-scope", offset=sc.offset, scope_type=sc.type,
+                             scope=scope_bdf_text(d.segment, sc)))
         elif not d.device_scopes:
-            add(Finding("DRHD_NO_DEVICES", INFO,
-                        f"DRHD 0x{base:x} has no device scope and no INCLUDE_PCI_ALL: it "
-                        "covers no device (servers list such units for unpopulated "
-                        "sockets or hot-plug)", d.offset))
+            add(make("drhd-no-devices", offset=d.offset, base=f"0x{base:x}"))
     spans = sorted(((d.register_base_address, d.register_base_address + d.register_set_bytes, d)
                     for d in drhds if d.register_base_address), key=lambda t: t[:2])
     for (a0, a1, da), (b0, _b1, db) in zip(spans, spans[1:]):
-        if b0 < a1 and b0 != a0:  # equal bases are DRHD_DUPLICATE_BASE already
-            add(Finding("DRHD_REGISTERS_OVERLAP", ERROR,
-                        f"DRHD register set 0x{b0:x} overlaps the {da.register_set_bytes >> 10} "
-                        f"KiB register set of the DRHD at 0x{a0:x}", db.offset))
+        if b0 < a1 and b0 != a0:  # equal bases are drhd-duplicate-base already
+            add(make("drhd-registers-overlap", offset=db.offset, base=f"0x{b0:x}", kib=da.register_set_bytes >> 10,
+                     other=f"0x{a0:x}"))
     for seg, units in include_all_by_seg.items():
         if len(units) > 1:
-            add(Finding("MULTIPLE_INCLUDE_ALL", ERROR,
-                        f"segment {seg:04x} has {len(units)} DRHDs with INCLUDE_PCI_ALL "
-                        "(fwts MultipleDRHDSFlag)", units[1].offset))
+            add(make("multiple-include-all", offset=units[1].offset, segment=f"{seg:04x}", n=len(units)))
         last_in_seg = [d for d in drhds if d.segment == seg][-1]
         if units[0] is not last_in_seg:
-            add(Finding("INCLUDE_ALL_NOT_LAST", WARNING,
-                        f"the INCLUDE_PCI_ALL DRHD of segment {seg:04x} is not the last DRHD "
-                        "of that segment (VT-d spec 8.3)", units[0].offset))
+            add(make("include-all-not-last", offset=units[0].offset, segment=f"{seg:04x}"))
     if dmar.intr_remap and drhds:
         if not any(sc.type == "IOAPIC" for d in drhds for sc in d.device_scopes):
-            add(Finding("INTR_REMAP_NO_IOAPIC", WARNING,
-                        "INTR_REMAP set but no DRHD lists an IOAPIC: Linux will not enable "
-                        "interrupt remapping", 0x25))
+            add(make("intr-remap-no-ioapic", offset=0x25))
 
     # -- RMRR ----------------------------------------------------------------------------
     for r in rmrrs:
         rng = f"0x{r.base_address:x}-0x{r.end_address:x}"
         if r.end_address < r.base_address:
-            add(Finding("RMRR_END_BEFORE_BASE", ERROR,
-                        f"RMRR {rng}: end below base (fwts InvalidRMRRRangeAddr)", r.offset))
+            add(make("rmrr-end-before-base", offset=r.offset, range=rng))
         else:
             if r.base_address & PAGE_MASK:
-                add(Finding("RMRR_BASE_UNALIGNED", ERROR,
-                            f"RMRR {rng}: base not 4 KiB aligned (fwts InvalidRMRRRangeAddr)",
-                            r.offset))
+                add(make("rmrr-base-unaligned", offset=r.offset, range=rng))
             if (r.end_address + 1) & PAGE_MASK:
-                add(Finding("RMRR_END_UNALIGNED", ERROR,
-                            f"RMRR {rng}: end + 1 not 4 KiB aligned (fwts "
-                            "InvalidRMRRRangeAddr)", r.offset))
+                add(make("rmrr-end-unaligned", offset=r.offset, range=rng))
         if reserved is not None and r.end_address >= r.base_address \
                 and not range_is_reserved(r.base_address, r.end_address, reserved):
-            add(Finding("RMRR_NOT_RESERVED", WARNING,
-                        f"RMRR {rng} is not inside memory the firmware reports as reserved "
-                        "(Linux: '[Firmware Bug]: No firmware reserved region can cover this "
-                        "RMRR'): the OS may hand it out while a device still DMAs to it",
-                        r.offset))
+            add(make("rmrr-not-reserved", offset=r.offset, range=rng))
         for c0, c1 in crashkernel or ():
             if r.end_address >= r.base_address and r.base_address <= c1 and c0 <= r.end_address:
-                add(Finding("RMRR_IN_CRASHKERNEL", ERROR,
-                            f"RMRR {rng} overlaps the crash kernel reservation "
-                            f"0x{c0:x}-0x{c1:x}: a device that DMAs to its RMRR writes into "
-                            "the kdump kernel's memory", r.offset))
+                add(make("rmrr-in-crashkernel", offset=r.offset, range=rng, crash=f"0x{c0:x}-0x{c1:x}"))
         if 12 <= dmar.host_address_width <= 64 and r.end_address >> dmar.host_address_width:
-            add(Finding("RMRR_BEYOND_HAW", WARNING,
-                        f"RMRR {rng} ends above the {dmar.host_address_width}-bit host address "
-                        "width: remapping hardware cannot address all of it", r.offset))
+            add(make("rmrr-beyond-haw", offset=r.offset, range=rng, haw=dmar.host_address_width))
         if not r.device_scopes:
-            add(Finding("RMRR_NO_DEVICES", WARNING,
-                        f"RMRR {rng} names no device", r.offset))
+            add(make("rmrr-no-devices", offset=r.offset, range=rng))
     for i, a in enumerate(rmrrs):
         for b in rmrrs[i + 1:]:
             if a.segment == b.segment and a.base_address <= b.end_address \
                     and b.base_address <= a.end_address \
                     and a.end_address >= a.base_address and b.end_address >= b.base_address:
-                add(Finding("RMRR_OVERLAP", WARNING,
-                            f"RMRR 0x{b.base_address:x}-0x{b.end_address:x} overlaps the RMRR "
-                            f"at 0x{a.offset:x} (0x{a.base_address:x}-0x{a.end_address:x})",
-                            b.offset))
+                add(make("rmrr-overlap", offset=b.offset, range=f"0x{b.base_address:x}-0x{b.end_address:x}",
+                         other=f"0x{a.offset:x}", other_range=f"0x{a.base_address:x}-0x{a.end_address:x}"))
 
     # -- device scope types per structure ------------------------------------------------
     allowed = {
@@ -277,22 +210,15 @@ def check_dmar(
         seg = getattr(s, "segment", 0)
         for sc in s.device_scopes:
             if sc.type == "UNKNOWN":
-                add(Finding("SCOPE_UNKNOWN_TYPE", WARNING,
-                            f"{s.type}: device scope type {sc.type_id} is not defined", sc.offset))
+                add(make("scope-unknown-type", offset=sc.offset, structure=s.type, type_id=sc.type_id))
                 continue
             if s.type in allowed and sc.type not in allowed[s.type]:
-                add(Finding("SCOPE_TYPE_NOT_ALLOWED", WARNING,
-                            f"{s.type} lists a {sc.type} device scope "
-                            f"({scope_bdf_text(seg, sc)}); expected "
-                            f"{' or '.join(allowed[s.type])}", sc.offset))
+                add(make("scope-type-not-allowed", offset=sc.offset, structure=s.type, scope_type=sc.type,
+                         scope=scope_bdf_text(seg, sc), expected=" or ".join(allowed[s.type])))
             if not sc.path:
-                add(Finding("SCOPE_EMPTY_PATH", ERROR,
-                            f"{s.type}: {sc.type} device scope has no path "
-                            "(fwts InvalidDevScope)", sc.offset))
+                add(make("scope-empty-path", offset=sc.offset, structure=s.type, scope_type=sc.type))
             if sc.type == "ACPI_NAMESPACE" and sc.enumeration_id not in andd_numbers:
-                add(Finding("NAMESPACE_SCOPE_NO_ANDD", WARNING,
-                            f"ACPI namespace device scope names ANDD device number "
-                            f"{sc.enumeration_id}, which no ANDD declares", sc.offset))
+                add(make("namespace-scope-no-andd", offset=sc.offset, number=sc.enumeration_id))
 
     # -- a device under two units --------------------------------------------------------
     owner: Dict[Tuple[int, str, int, Tuple[Tuple[int, int], ...]], Drhd] = {}
@@ -302,10 +228,9 @@ def check_dmar(
                    else sc.enumeration_id, sc.path if sc.type in ("PCI_ENDPOINT", "PCI_BRIDGE")
                    else ())
             if key in owner and owner[key] is not d:
-                add(Finding("SCOPE_IN_TWO_UNITS", WARNING,
-                            f"{sc.type} {scope_bdf_text(d.segment, sc)} is listed under DRHD "
-                            f"0x{owner[key].register_base_address:x} and DRHD "
-                            f"0x{d.register_base_address:x}", sc.offset))
+                add(make("scope-in-two-units", offset=sc.offset, scope_type=sc.type,
+                         scope=scope_bdf_text(d.segment, sc), a=f"0x{owner[key].register_base_address:x}",
+                         b=f"0x{d.register_base_address:x}"))
             else:
                 owner[key] = d
 
@@ -326,29 +251,21 @@ def check_dmar(
                 if sc.type not in ("PCI_ENDPOINT", "PCI_BRIDGE") or not sc.path:
                     continue
                 if sc.start_bus in root_buses and (sc.start_bus, sc.path[0]) not in listed:
-                    add(Finding("SCOPE_NOT_UNDER_ANY_DRHD", WARNING,
-                                f"{s.type} names {scope_bdf_text(seg, sc)} on root bus "
-                                f"{sc.start_bus:02x}, but no DRHD lists it and segment "
-                                f"{seg:04x} has no INCLUDE_PCI_ALL unit: no IOMMU covers it",
-                                sc.offset))
+                    add(make("scope-not-under-any-drhd", offset=sc.offset, structure=s.type,
+                             scope=scope_bdf_text(seg, sc), bus=f"{sc.start_bus:02x}", segment=f"{seg:04x}"))
 
     # -- RHSA, ATSR, ANDD, SATC cross references -----------------------------------------
     drhd_segments = {d.segment for d in drhds}
     for s in dmar.structures:
         if isinstance(s, Rhsa) and s.register_base_address not in bases:
-            add(Finding("RHSA_NO_DRHD", ERROR,
-                        f"RHSA names register base 0x{s.register_base_address:x}, which no DRHD "
-                        "has (Linux: 'RHSA refers to non-existent DMAR unit')", s.offset))
+            add(make("rhsa-no-drhd", offset=s.offset, base=f"0x{s.register_base_address:x}"))
         if isinstance(s, (Atsr, Satc, Sidp)) and drhds and s.segment not in drhd_segments:
-            add(Finding(f"{s.type}_SEGMENT_NO_DRHD", WARNING,
-                        f"{s.type} for segment {s.segment:04x}, which has no DRHD", s.offset))
+            add(make("segment-no-drhd", offset=s.offset, structure=s.type, segment=f"{s.segment:04x}"))
         if isinstance(s, Andd):
             referenced = any(sc.type == "ACPI_NAMESPACE" and sc.enumeration_id ==
                              s.acpi_device_number for d in drhds for sc in d.device_scopes)
             if not referenced:
-                add(Finding("ANDD_UNREFERENCED", WARNING,
-                            f"ANDD device number {s.acpi_device_number} "
-                            f"({s.acpi_object_name}) is in no DRHD's scope", s.offset))
+                add(make("andd-unreferenced", offset=s.offset, number=s.acpi_device_number, name=s.acpi_object_name))
 
     # -- scopes against the PCI tree (fwts DevScopeDevNotFound / DevScopeTypeNoMatch) ----
     if pci is not None:
@@ -361,23 +278,20 @@ def check_dmar(
                     continue
                 bdf, why = walk_scope_path(seg, sc, pci)
                 if bdf is None:
-                    add(Finding("SCOPE_DEVICE_ABSENT", WARNING,
-                                f"{s.type} {sc.type} {scope_bdf_text(seg, sc)}: {why} "
-                                "(fwts DevScopeDevNotFound)", sc.offset))
+                    add(make("scope-device-absent", offset=sc.offset, structure=s.type, scope_type=sc.type,
+                             scope=scope_bdf_text(seg, sc), why=why))
                     continue
                 is_bridge = pci.get(bdf) is not None
                 if sc.type == "PCI_ENDPOINT" and is_bridge:
-                    add(Finding("SCOPE_TYPE_MISMATCH", WARNING,
-                                f"{s.type} lists {bdf} as PCI_ENDPOINT but it is a bridge "
-                                "(fwts DevScopeTypeNoMatch)", sc.offset))
+                    add(make("scope-type-mismatch", offset=sc.offset, structure=s.type, bdf=bdf,
+                             scope_type="PCI_ENDPOINT", is_what="is a bridge"))
                 elif sc.type == "PCI_BRIDGE" and not is_bridge:
-                    add(Finding("SCOPE_TYPE_MISMATCH", WARNING,
-                                f"{s.type} lists {bdf} as PCI_BRIDGE but it is not a bridge "
-                                "(fwts DevScopeTypeNoMatch)", sc.offset))
+                    add(make("scope-type-mismatch", offset=sc.offset, structure=s.type, bdf=bdf,
+                             scope_type="PCI_BRIDGE", is_what="is not a bridge"))
 
         f.extend(_uncovered_devices(drhds, set(include_all_by_seg), pci))
 
-    f.sort(key=lambda x: (SEVERITY_ORDER.get(x.severity, 9), x.offset or 0))
+    f.sort(key=lambda x: (-x.rank, x.offset or 0))
     return f
 
 
@@ -427,11 +341,7 @@ def _uncovered_devices(
                 break
             cur = up
         if not covered:
-            out.append(Finding("DEVICE_NOT_COVERED", WARNING,
-                               f"{bdf} is behind no remapping unit (not listed, no listed "
-                               f"bridge above it, no INCLUDE_PCI_ALL unit for segment "
-                               f"{seg:04x}): its DMA is not translated, in the kdump kernel "
-                               "too"))
+            out.append(make("device-not-covered", bdf=bdf, segment=f"{seg:04x}", devices=(bdf,)))
     return out
 
 

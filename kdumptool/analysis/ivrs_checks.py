@@ -19,7 +19,8 @@ so that a finding can be matched with a line of ``dmesg``:
 - ``init_unity_map_range()``: IVMD ranges become unity (1:1) mappings; exclusion
   ranges are mapped read/write.
 
-Findings use the DMAR checks' :class:`Finding` (id, severity, message, table offset).
+Findings are entries of the catalogue (:mod:`kdumptool.analysis.catalogue`, one
+:class:`~kdumptool.model.finding.Finding` for every check; ``offset``: the byte in the table).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from kdumptool.analysis.dmar_checks import ERROR, INFO, WARNING, Finding
+from kdumptool.analysis.catalogue import make
 from kdumptool.formats.ivrs import (
     IVHD_DEV_ACPI_HID,
     IVHD_DEV_ALIAS,
@@ -52,6 +53,7 @@ from kdumptool.formats.ivrs import (
     UnknownBlock,
     devid_text,
 )
+from kdumptool.model.finding import ERROR, WARNING, Finding
 
 #: Linux IOAPIC_SB_DEVID: "SB IOAPIC is always on this device in AMD systems" (00:14.0).
 IOAPIC_SB_DEVID = (0x00 << 8) | (0x14 << 3) | 0
@@ -114,57 +116,39 @@ def check_ivrs(ivrs: Ivrs, madt_ioapic_ids: Optional[Sequence[int]] = None) -> L
     out: List[Finding] = []
     add = out.append
     if ivrs.length <= ivrs.data_length and not ivrs.checksum_valid:
-        add(Finding("IVRS_CHECKSUM", ERROR,
-                    "bad table checksum: Linux logs \"IVRS invalid checksum\" and does not "
-                    "use the AMD IOMMU at all (no DMA remapping, no interrupt remapping)", 9))
+        add(make("ivrs-checksum", offset=9))
     for w in ivrs.warnings:
         if "truncated" in w:
-            add(Finding("IVRS_TRUNCATED", ERROR, w, ivrs.data_length))
+            add(make("ivrs-truncated", offset=ivrs.data_length, reason=w))
     for b in ivrs.blocks:
         if isinstance(b, Malformed):
-            add(Finding("IVRS_MALFORMED", ERROR,
-                        f"{b.reason}; Linux walks the blocks by their length "
-                        "(WARN_ON(p != end) in init_iommu_all)", b.offset))
+            add(make("ivrs-malformed", offset=b.offset, reason=b.reason))
         elif isinstance(b, UnknownBlock):
-            add(Finding("IVRS_UNKNOWN_BLOCK", INFO,
-                        f"block type {b.type_id:02x}h ({b.length} bytes) is not in the AMD "
-                        "IOMMU specification this decoder follows; kept raw. Linux skips it "
-                        "by its length", b.offset))
+            add(make("ivrs-unknown-block", offset=b.offset, type_id=f"{b.type_id:02x}", length=b.length))
     if not ivrs.ivhds:
-        add(Finding("IVRS_NO_IVHD", ERROR,
-                    "no IVHD block: the table describes no IOMMU, Linux finds none", None))
+        add(make("ivrs-no-ivhd"))
         return out
     target = ivrs.target_ivhd_type()
     used = target_ivhds(ivrs)
     n_other = len(ivrs.ivhds) - len(used)
-    add(Finding("IVRS_IVHD_TYPE", INFO,
-                f"Linux uses the IVHD type {target:02x}h block"
-                f"{'s' if len(used) != 1 else ''} ({len(used)} IOMMU"
-                f"{'s' if len(used) != 1 else ''}); "
-                + (f"the other {n_other} IVHD block{'s describe' if n_other != 1 else ' describes'}"
-                   " the same hardware for older operating systems" if n_other
-                   else "there is no other IVHD type"),
-                used[0].offset if used else None))
+    add(make("ivrs-ivhd-type", offset=used[0].offset if used else None, type_id=f"{target:02x}",
+             plural="s" if len(used) != 1 else "", n=len(used),
+             others=(f"the other {n_other} IVHD block{'s describe' if n_other != 1 else ' describes'}"
+                     " the same hardware for older operating systems" if n_other else "there is no other IVHD type")))
     if ivrs.dma_remap:
-        add(Finding("IVRS_DMA_REMAP", INFO,
-                    "IVinfo bit 1 (DMA remap support): the firmware kept DMA protection on "
-                    "until the OS takes over (Linux amdr_ivrs_remap_support)", 0x24))
+        add(make("ivrs-dma-remap", offset=0x24))
     for h in ivrs.ivhds:
         in_use = h.type_id == target
         for w in h.warnings:
-            add(Finding("IVHD_ENTRIES", ERROR if in_use else WARNING,
-                        w + ("" if in_use else f" (an IVHD {h.type_id:02x}h that Linux "
-                             "does not use)"), h.offset))
+            add(make("ivhd-entries", severity=ERROR if in_use else WARNING, offset=h.offset, reason=w,
+                     unused="" if in_use else f" (an IVHD {h.type_id:02x}h that Linux does not use)"))
         if not in_use:
             continue
         _check_used_ivhd(h, add)
     _check_ioapics(ivrs, used, madt_ioapic_ids, add)
     efrs = {(h.efr_image, h.efr_image2) for h in used if h.efr_image is not None}
     if ivrs.efr_sup and len(efrs) > 1:
-        add(Finding("IVHD_EFR_INCONSISTENT", WARNING,
-                    "the IVHD blocks in use carry different EFR images: Linux logs "
-                    "\"Found inconsistent EFR/EFR2\" and uses only the features they share",
-                    used[1].offset))
+        add(make("ivhd-efr-inconsistent", offset=used[1].offset))
     for m in ivrs.ivmds:
         _check_ivmd(m, add)
     return out
@@ -173,15 +157,12 @@ def check_ivrs(ivrs: Ivrs, madt_ioapic_ids: Optional[Sequence[int]] = None) -> L
 def _check_used_ivhd(h: Ivhd, add) -> None:  # type: ignore[no-untyped-def]
     where = f"IVHD {h.type_id:02x}h of IOMMU {h.pci_segment:04x}:{devid_text(h.device_id)}"
     if h.base_address == 0:
-        add(Finding("IVHD_BASE_ZERO", ERROR,
-                    f"{where}: register base address 0: Linux cannot map its registers", h.offset))
+        add(make("ivhd-base-zero", offset=h.offset, where=where))
     named = [e for e in h.device_entries
              if e.type_id in (IVHD_DEV_ALL, IVHD_DEV_SELECT, IVHD_DEV_RANGE_END, IVHD_DEV_ALIAS,
                               IVHD_DEV_EXT_SELECT)]
     if not named:
-        add(Finding("IVHD_NO_DEVICES", ERROR,
-                    f"{where} names no device (no select, range, alias or all entry): Linux's "
-                    "find_last_devid_from_ivhd() fails and AMD-Vi is not set up", h.offset))
+        add(make("ivhd-no-devices", offset=h.offset, where=where))
     start = None
     for e in h.device_entries:
         if e.type_id in (IVHD_DEV_SELECT_RANGE_START, IVHD_DEV_ALIAS_RANGE,
@@ -189,37 +170,21 @@ def _check_used_ivhd(h: Ivhd, add) -> None:  # type: ignore[no-untyped-def]
             start = e
         elif e.type_id == IVHD_DEV_RANGE_END:
             if start is None:
-                add(Finding("IVHD_RANGE_END_ALONE", WARNING,
-                            f"{where}: range end {devid_text(e.device_id)} without a range "
-                            "start: Linux applies it to the range from the last start it "
-                            "saw (or from device 00:00.0)", e.offset))
+                add(make("ivhd-range-end-alone", offset=e.offset, where=where, end=devid_text(e.device_id)))
             elif e.device_id < start.device_id:
-                add(Finding("IVHD_RANGE_BACKWARDS", WARNING,
-                            f"{where}: range {devid_text(start.device_id)}.."
-                            f"{devid_text(e.device_id)} ends before it starts: no device is "
-                            "covered", start.offset))
+                add(make("ivhd-range-backwards", offset=start.offset, where=where,
+                         start=devid_text(start.device_id), end=devid_text(e.device_id)))
             start = None
         elif e.type_id == IVHD_DEV_SPECIAL and e.variety not in (1, 2):
-            add(Finding("IVHD_SPECIAL_VARIETY", ERROR,
-                        f"{where}: special device entry of variety {e.variety} (neither "
-                        "IOAPIC 1 nor HPET 2): Linux's add_special_device() returns "
-                        "-EINVAL and the AMD-Vi set-up fails", e.offset))
+            add(make("ivhd-special-variety", offset=e.offset, where=where, variety=e.variety))
         elif e.type_id == IVHD_DEV_ACPI_HID:
             if h.type_id != 0x40:
-                add(Finding("IVHD_HID_TYPE", WARNING,
-                            f"{where}: ACPI HID entry in an IVHD {h.type_id:02x}h: Linux "
-                            "logs \"[Firmware Bug]: Invalid IVHD device type 0xf0\" and "
-                            "ignores it", e.offset))
+                add(make("ivhd-hid-type", offset=e.offset, where=where, type_id=f"{h.type_id:02x}"))
                 continue
             if e.acpi_hid in ("", 0):
-                add(Finding("IVHD_HID_EMPTY", WARNING,
-                            f"{where}: ACPI HID entry with an empty HID: Linux logs "
-                            "\"[Firmware Bug]: Invalid HID.\" and ignores it", e.offset))
+                add(make("ivhd-hid-empty", offset=e.offset, where=where))
             if e.uid_format == UID_NOT_PRESENT and e.uid_length:
-                add(Finding("IVHD_UID_LENGTH", WARNING,
-                            f"{where}: ACPI HID entry says no UID but gives UID length "
-                            f"{e.uid_length}: Linux logs \"[Firmware Bug]: Invalid UID "
-                            "length.\"", e.offset))
+                add(make("ivhd-uid-length", offset=e.offset, where=where, length=e.uid_length))
 
 
 def _check_ioapics(ivrs: Ivrs, used: Sequence[Ivhd], madt_ids: Optional[Sequence[int]],
@@ -228,21 +193,14 @@ def _check_ioapics(ivrs: Ivrs, used: Sequence[Ivhd], madt_ids: Optional[Sequence
     if madt_ids is not None:
         missing = [i for i in madt_ids if i not in handles]
         for i in missing:
-            add(Finding("IVRS_IOAPIC_MISSING", WARNING,
-                        f"I/O APIC id {i} of the MADT has no special entry in the IVHDs in "
-                        f"use: Linux logs \"[Firmware Bug]: IOAPIC[{i}] not in IVRS table\" "
-                        "and disables interrupt remapping", None))
+            add(make("ivrs-ioapic-missing", ioapic=i))
         sb = any(handles.get(i) == IOAPIC_SB_DEVID for i in madt_ids)
     else:
         sb = IOAPIC_SB_DEVID in handles.values()
     if not sb:
         first = used[0].offset if used else None
-        add(Finding("IVRS_NO_SB_IOAPIC", WARNING,
-                    "no I/O APIC at requester ID 00:14.0 in the IVHDs in use"
-                    + ("" if madt_ids is None else " (among the MADT's I/O APICs)")
-                    + ": Linux logs \"[Firmware Bug]: No southbridge IOAPIC found\" and "
-                    "\"Disabling interrupt remapping\" (then x2APIC above 255 CPUs is not "
-                    "possible; DMA remapping goes on)", first))
+        add(make("ivrs-no-sb-ioapic", offset=first,
+                 among="" if madt_ids is None else " (among the MADT's I/O APICs)"))
 
 
 def _check_ivmd(m: Ivmd, add) -> None:  # type: ignore[no-untyped-def]
@@ -257,12 +215,9 @@ def _check_ivmd(m: Ivmd, add) -> None:  # type: ignore[no-untyped-def]
     rng = (f"0x{start:x}-0x{end - 1:x} (page-aligned from 0x{m.start_address:x} "
            f"+0x{m.memory_length:x})" if end > start else f"0x{start:x} (empty)")
     if devs is not None and devs[1] < devs[0]:
-        add(Finding("IVMD_RANGE_BACKWARDS", WARNING,
-                    f"IVMD 22h device range {devid_text(devs[0])}..{devid_text(devs[1])} "
-                    "ends before it starts: no device gets the mapping", m.offset))
+        add(make("ivmd-range-backwards", offset=m.offset, start=devid_text(devs[0]), end=devid_text(devs[1])))
     if m.memory_length == 0:
-        add(Finding("IVMD_EMPTY", WARNING, f"IVMD {m.type_id:02x}h for {who} has memory length 0",
-                    m.offset))
+        add(make("ivmd-empty", offset=m.offset, type_id=f"{m.type_id:02x}", who=who))
     if m.flags & (IVMD_FLAG_UNITY_MAP | IVMD_FLAG_EXCL_RANGE):
         if m.flags & IVMD_FLAG_EXCL_RANGE:
             how = "an exclusion range, which Linux maps read/write 1:1 (unity)"
@@ -270,9 +225,7 @@ def _check_ivmd(m: Ivmd, add) -> None:  # type: ignore[no-untyped-def]
             perm = "/".join(n for bit, n in ((IVMD_FLAG_IR, "read"), (IVMD_FLAG_IW, "write"))
                             if m.flags & bit) or "no access"
             how = f"a unity range, mapped 1:1 ({perm})"
-        add(Finding("IVMD_UNITY", INFO,
-                    f"IVMD {m.type_id:02x}h: {rng} for {who} is {how}: DMA there is never "
-                    "blocked, also not in the kdump kernel", m.offset))
+        add(make("ivmd-unity", offset=m.offset, type_id=f"{m.type_id:02x}", range=rng, who=who, how=how))
 
 
 def _page_align(x: int) -> int:

@@ -11,6 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from kdumptool.analysis.catalogue import (
+    AMD_IOMMU_NOTE,
+    DRIVERLESS_WHY,
+    PASSTHROUGH_COPIED_NOTE,
+    QUIESCE_ALTERNATIVE,
+    QUIESCE_REMEDY,
+    make,
+)
 from kdumptool.analysis.crashed import with_crashed_tables
 from kdumptool.analysis.scenario import (
     KernelState,
@@ -25,37 +33,24 @@ from kdumptool.analysis.scenario import (
 )
 from kdumptool.formats.kdumpconf import KdumpSettings, build_kdump_cmdline
 from kdumptool.model.evidence import Evidence
+from kdumptool.model.finding import ERROR, INFO, SEVERITY_RANK, WARNING, Finding
 from kdumptool.model.kernel_table import KernelRow, kernel_row, translation_meaning
 from kdumptool.model.log import LogMarkers
 from kdumptool.model.system import PciDevice, System
 from kdumptool.model.triage import CrashedKernel, CrashedTables, FaultLookup, TriageInput
 
-SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 EXIT_CODES = {"ok": 0, "nothing": 0, "warning": 3, "error": 4}
 
 #: Fault reasons (VT-d spec, appendix "Non-recoverable Fault Reason Encodings") worth a
 #: word in a finding; the log line itself carries the kernel's text.
 PAGE_SIZE = 4096
+ERROR_RANK, WARNING_RANK = SEVERITY_RANK[ERROR], SEVERITY_RANK[WARNING]
 
-
-@dataclass(frozen=True)
-class Finding:
-    id: str
-    severity: str
-    title: str
-    evidence: Tuple[Evidence, ...]
-    remedy: Optional[str] = None
-    devices: Tuple[str, ...] = ()
-
-    def to_json(self) -> Dict[str, Any]:
-        return {
-            "id": self.id,
-            "severity": self.severity,
-            "title": self.title,
-            "evidence": [e.to_json() for e in self.evidence],
-            "remedy": self.remedy,
-            "devices": list(self.devices),
-        }
+#: Why a device is at risk (DeviceRisk.causes).
+RISK_NO_DRIVER = "no-driver"  # bus master, no driver bound
+RISK_MODULE_MISSING = "module-missing"  # bus master whose module is not in the kdump initramfs
+RISK_RMRR = "rmrr"
+RISK_FAULTS = "dmar-faults"
 
 
 @dataclass(frozen=True)
@@ -66,10 +61,16 @@ class DeviceRisk:
     driver: Optional[str]  # bound now
     modules: Tuple[str, ...]  # modules that drive it (modules.alias / lspci -k)
     in_kdump_initrd: Optional[bool]
-    reasons: Tuple[str, ...]
+    reasons: Tuple[str, ...]  # in words, one per cause
     upstream: Tuple[str, ...]
     rmrrs: Tuple[int, ...] = ()
     faults: Tuple[Evidence, ...] = ()
+    causes: Tuple[str, ...] = ()  # RISK_* codes, one per reason (logic keys on these, never on the words)
+
+    @property
+    def driverless(self) -> bool:
+        """A bus master the kdump kernel will not drive."""
+        return bool({RISK_NO_DRIVER, RISK_MODULE_MISSING} & set(self.causes))
 
     def to_json(self) -> Dict[str, Any]:
         return {
@@ -394,11 +395,6 @@ def _module_remedy(s: Optional[KdumpSettings], modules: Sequence[str]) -> str:
     )
 
 
-QUIESCE_HINT = (
-    "or add kdumptool's dracut module to the kdump initramfs (`kdumptool install-integration`, "
-    "`dracut_args --add kdumptool` in /etc/kdump.conf) with kdumptool.quiesce=1 on the kdump command line: "
-    "it clears Bus Master on driverless devices before the kdump kernel reboots"
-)
 QUIESCE_PARAM = "kdumptool.quiesce=1"
 
 
@@ -452,24 +448,30 @@ def find_device_risks(inp: TriageInput, scen: Scenario) -> Tuple[List[DeviceRisk
     risks: List[DeviceRisk] = []
     for bdf, dev in sysm.devices.items():
         reasons: List[str] = []
+        causes: List[str] = []
         mods = _device_modules(inp, bdf, dev)
         in_initrd: Optional[bool] = None
         if dev.bus_master and not dev.is_bridge and not dev.is_host_bridge:
             if sysm.in_kdump_kernel:
                 if not dev.driver:
+                    causes.append(RISK_NO_DRIVER)
                     reasons.append("bus master with no driver in the kdump kernel")
             else:
                 if not dev.driver:
+                    causes.append(RISK_NO_DRIVER)
                     reasons.append("bus master with no driver bound (now, and so in kdump)")
                 elif initrd_mods is not None:
                     in_initrd = any(m in initrd_mods or m in builtin for m in mods)
                     if not in_initrd and _module(dev.driver) not in builtin:
+                        causes.append(RISK_MODULE_MISSING)
                         reasons.append(
                             f"bus master; its module ({', '.join(mods) or dev.driver}) is not in the kdump initramfs"
                         )
         if dev.rmrrs:
+            causes.append(RISK_RMRR)
             reasons.append("named by an RMRR (firmware DMA to a reserved range)")
         if bdf in faults:
+            causes.append(RISK_FAULTS)
             reasons.append("DMAR faults in the log")
         if reasons:
             risks.append(
@@ -484,6 +486,7 @@ def find_device_risks(inp: TriageInput, scen: Scenario) -> Tuple[List[DeviceRisk
                     upstream=tuple(dev.upstream),
                     rmrrs=tuple(dev.rmrrs),
                     faults=tuple(faults.get(bdf, ())),
+                    causes=tuple(causes),
                 )
             )
     return risks, faults
@@ -507,11 +510,9 @@ def triage(inp: TriageInput) -> TriageReport:
     if scen.case == "no-vtd":
         nv_ev: List[Evidence] = [Evidence("/sys/firmware/acpi/tables/DMAR", "absent"),
                                  Evidence("/sys/class/iommu", "no dmar units")]
-        title = "No Intel VT-d (no DMAR table, no DMAR units): nothing to triage for VT-d"
         if inp.amd_iommu is not None:
             nv_ev.append(inp.amd_iommu)
-            title += "; this machine has an AMD IOMMU (ACPI IVRS), which kdumptool does not triage"
-        findings.append(Finding("no-vtd", "info", title, tuple(nv_ev)))
+        findings.append(make("no-vtd", evidence=nv_ev, amd=AMD_IOMMU_NOTE if inp.amd_iommu is not None else ""))
         findings.extend(_capacity_findings(inp))
         return _report(scen, findings, [], src, kd_cmdline, kd_basis)
 
@@ -519,32 +520,16 @@ def triage(inp: TriageInput) -> TriageReport:
     scen_ev = tuple(scen.evidence)
     pt = first_passthrough(inp, scen)
     if scen.case == "on-off" and pt is not None:
-        findings.append(
-            Finding(
-                "translation-off-in-kdump",
-                "warning",
-                "VT-d translation is off in the kdump kernel, but the first kernel used pass-through (identity) "
-                "DMA: device addresses were physical already, so in-flight DMA lands in the old kernel's memory",
-                scen_ev + (pt,),
-                "nothing required for DMA safety; keep the kdump kernel's VT-d setting in step with the first "
-                "kernel if pass-through is ever turned off",
-            )
-        )
+        findings.append(make("translation-off-in-kdump-passthrough", evidence=scen_ev + (pt,)))
     elif scen.case == "on-off":
         fp = parse_iommu_params(scen.first.cmdline or sysm.cmdline or "")
         want = "intel_iommu=on" + (",sm_on" if scen.first.scalable else "") if fp.sm is None else (
             "intel_iommu=on," + ("sm_on" if fp.sm else "sm_off"))
-        findings.append(
-            Finding(
-                "translation-off-in-kdump",
-                "error",
-                "VT-d translation is on in the first kernel but off in the kdump kernel: in-flight DMA "
-                "goes to raw physical addresses",
-                scen_ev,
-                _cmdline_remedy(s, want, drop=("iommu",))
-                + "; keep the kdump kernel's VT-d on so the copied tables keep DMA inside the old kernel's buffers",
-            )
-        )
+        findings.append(make(
+            "translation-off-in-kdump", evidence=scen_ev,
+            remedy=_cmdline_remedy(s, want, drop=("iommu",))
+            + "; keep the kdump kernel's VT-d on so the copied tables keep DMA inside the old kernel's buffers",
+        ))
     elif scen.case == "sm-mismatch":
         want_sm = scen.first.scalable
         fp = parse_iommu_params(scen.first.cmdline or "")
@@ -563,90 +548,38 @@ def triage(inp: TriageInput) -> TriageReport:
             remedy = ("use the same intel_iommu= setting in both kernels: "
                       + _cmdline_remedy(s, f"intel_iommu=on,{opt}")
                       + (f" (or boot the first kernel with intel_iommu=on,{'sm_off' if want_sm else 'sm_on'} too)"))
-        findings.append(Finding("scalable-mode-mismatch", "error", scen.title, scen_ev + row_ev, remedy))
+        findings.append(make("scalable-mode-mismatch", evidence=scen_ev + row_ev, remedy=remedy, scenario=scen.title))
     elif scen.case == "copy-misread":
         row_ev = (Evidence("kernel table", f"row {scen.kernel_row.id}: {scen.kernel_row.reads_old_mode}"),) \
             if scen.kernel_row is not None else ()
-        findings.append(
-            Finding(
-                "copy-misread",
-                "error",
-                scen.title,
-                scen_ev + row_ev,
-                "run both kernels in legacy mode: boot the first kernel without sm_on (intel_iommu=on; this kernel "
-                "has scalable mode off by default) and keep the kdump kernel's intel_iommu=on; or use a kdump kernel "
-                "of Linux 6.0 or later, which refuses (instead of misreading) a table it cannot copy",
-            )
-        )
+        findings.append(make("copy-misread", evidence=scen_ev + row_ev, scenario=scen.title))
     elif scen.case == "off-on":
-        findings.append(Finding("iommu-off-then-on", "info", scen.title, scen_ev))
+        findings.append(make("iommu-off-then-on", evidence=scen_ev, scenario=scen.title))
     elif scen.case == "off-both":
-        findings.append(Finding("iommu-off", "info", scen.title, scen_ev))
+        findings.append(make("iommu-off", evidence=scen_ev, scenario=scen.title))
     elif scen.case == "copied":
-        pt_note = ""
         if pt is not None:
-            pt_note = ("; the first kernel ran iommu=pt: its context entries are pass-through, so the copied "
-                       "entries give driverless devices unrestricted DMA (no page tables to keep it in bounds)")
             scen_ev = scen_ev + (pt,)
-        findings.append(Finding("tables-copied", "info", scen.title + (
-            "" if scen.table_copy == "copied" else " (expected)") + pt_note, scen_ev))
+        findings.append(make("tables-copied", evidence=scen_ev, scenario=scen.title,
+                             expected="" if scen.table_copy == "copied" else " (expected)",
+                             pt_note=PASSTHROUGH_COPIED_NOTE if pt is not None else ""))
     elif scen.contradictions:
-        findings.append(
-            Finding(
-                "verdict-contradiction",
-                "warning",
-                scen.title,
-                scen_ev + tuple(Evidence("kdumptool consistency check", c) for c in scen.contradictions),
-                "report this to kdumptool with the snapshot and the vmcore; meanwhile use the same intel_iommu= "
-                "setting in both kernels",
-            )
-        )
+        findings.append(make(
+            "verdict-contradiction", scenario=scen.title,
+            evidence=scen_ev + tuple(Evidence("kdumptool consistency check", c) for c in scen.contradictions)))
     else:
-        findings.append(
-            Finding(
-                "scenario-unknown",
-                "warning",
-                scen.title,
-                scen_ev,
-                "collect a snapshot with readable VT-d registers (`kdumptool collect` as root, with iomem=relaxed "
-                "on kernels with STRICT_DEVMEM) and the kernel log",
-            )
-        )
+        findings.append(make("scenario-unknown", evidence=scen_ev, scenario=scen.title))
 
     # ---- interrupt remapping
     if scen.in_kdump and scen.ir_copy == "failed":
         m = inp.log.first("ir_copy_failed")
-        findings.append(
-            Finding(
-                "ir-copy-failed",
-                "warning",
-                "Interrupt remapping table not copied from the crashed kernel: device interrupts may be lost "
-                "or blocked until drivers reset their devices",
-                (m.evidence,) if m else (),
-            )
-        )
+        findings.append(make("ir-copy-failed", evidence=(m.evidence,) if m else ()))
     elif scen.first.ir and scen.kdump.ir is False:
-        findings.append(
-            Finding(
-                "ir-off-in-kdump",
-                "warning",
-                "Interrupt remapping on in the first kernel, off in the kdump kernel: interrupts from devices "
-                "still using remapped (remappable-format) MSIs are blocked or misrouted",
-                scen.first.evidence + scen.kdump.evidence,
-                _cmdline_remedy(s, "intremap=on", drop=("intremap",)),
-            )
-        )
+        findings.append(make("ir-off-in-kdump", evidence=scen.first.evidence + scen.kdump.evidence,
+                             remedy=_cmdline_remedy(s, "intremap=on", drop=("intremap",))))
     if scen.first.x2apic and scen.kdump.ir is False:
-        findings.append(
-            Finding(
-                "x2apic-without-ir",
-                "warning",
-                "The first kernel runs x2APIC over interrupt remapping; without remapping the kdump kernel "
-                "cannot use x2APIC for CPUs with APIC IDs above 255",
-                scen.first.evidence,
-                _cmdline_remedy(s, "intremap=on", drop=("intremap", "nox2apic")),
-            )
-        )
+        findings.append(make("x2apic-without-ir", evidence=scen.first.evidence,
+                             remedy=_cmdline_remedy(s, "intremap=on", drop=("intremap", "nox2apic"))))
 
     # ---- devices
     risks, faults = find_device_risks(inp, scen)
@@ -662,16 +595,9 @@ def triage(inp: TriageInput) -> TriageReport:
                 pe = _probe_evidence(inp.log, bdf)
                 ev.append(pe or Evidence(f"/sys/bus/pci/devices/{bdf}/driver", f"-> {dev.driver}"))
         if replaced:
-            findings.append(
-                Finding(
-                    "copied-tables-replaced",
-                    "info",
-                    f"Copied context entries torn down for {len(replaced)} device(s) whose drivers loaded in the "
-                    f"kdump kernel: {', '.join(_short(b) + ' (' + str(sysm.devices[b].driver) + ')' for b in replaced)}",
-                    tuple(ev),
-                    devices=tuple(replaced),
-                )
-            )
+            findings.append(make(
+                "copied-tables-replaced", evidence=ev, devices=replaced, n=len(replaced),
+                devices_text=", ".join(_short(b) + " (" + str(sysm.devices[b].driver) + ")" for b in replaced)))
 
     # ---- the crashed kernel's tables in the vmcore (offline)
     c = inp.crashed
@@ -698,23 +624,19 @@ def triage(inp: TriageInput) -> TriageReport:
         # said in the title and the severity (never a plain "0 devices").
         partial = (f"INCOMPLETE: {len(t.unreadable)} table page(s) could not be read or decompressed; "
                    if t.unreadable else "")
-        findings.append(
-            Finding(
-                "crashed-kernel-tables",
-                "warning" if unbounded or t.unreadable else "info",
-                f"{partial}The crashed kernel's VT-d tables are in the vmcore ({t.mode} mode, {len(t.devices)} "
-                f"devices{' readable' if t.unreadable else ''}, "
-                f"translation {', '.join(types) or 'none present'}); {summary}",
-                tuple(ev) + tuple(Evidence(str(c.vmcore), f"unreadable: {u}") for u in t.unreadable[:5])
-                + tuple(Evidence(str(c.vmcore), p) for p in t.problems[:5]),
-                devices=tuple(r.bdf for r in risks if t.device(r.bdf) is not None),
-            )
-        )
+        findings.append(make(
+            "crashed-kernel-tables", severity=WARNING if unbounded or t.unreadable else INFO,
+            evidence=tuple(ev) + tuple(Evidence(str(c.vmcore), f"unreadable: {u}") for u in t.unreadable[:5])
+            + tuple(Evidence(str(c.vmcore), p) for p in t.problems[:5]),
+            devices=tuple(r.bdf for r in risks if t.device(r.bdf) is not None),
+            partial=partial, mode=t.mode, n=len(t.devices), readable=" readable" if t.unreadable else "",
+            types=", ".join(types) or "none present", summary=summary))
     if c is not None:
         for w in c.warnings[:10]:
             # Evidence that was there but could not be read is a warning, not a note.
-            sev = "warning" if any(k in w for k in _UNREAD_MARKS) else "info"
-            findings.append(Finding("offline-source", sev, w, (Evidence(str(c.vmcore or c.source), w),)))
+            sev = WARNING if any(k in w for k in _UNREAD_MARKS) else INFO
+            findings.append(make("offline-source", severity=sev, evidence=(Evidence(str(c.vmcore or c.source), w),),
+                                 warning=w))
 
     # ---- kdump configuration and initramfs
     if not sysm.in_kdump_kernel:
@@ -733,22 +655,17 @@ def _device_findings(
     quiesce, q_ev = quiesce_state(inp, kd_cmdline)
     sysm = inp.system
     s = inp.kdump_settings
-    driverless = [r for r in risks if any("bus master" in x for x in r.reasons)]
+    driverless = [r for r in risks if r.driverless]
     if scen.case == "on-off" and first_passthrough(inp, scen) is None:
-        sev = "error"
-        why = "its DMA goes to raw physical addresses in the kdump kernel"
+        sev, why = ERROR, DRIVERLESS_WHY["on-off"]
     elif scen.case == "copied":
-        sev = "warning"
-        why = "it keeps mastering through the crashed kernel's page tables"
+        sev, why = WARNING, DRIVERLESS_WHY["copied"]
     elif scen.case in ("sm-mismatch", "copy-misread") and scen.table_copy in ("misread", "expected-misread"):
-        sev = "warning"
-        why = "its DMA goes through context entries the kdump kernel copied in the wrong format (faults, or garbage translation)"
+        sev, why = WARNING, DRIVERLESS_WHY["misread"]
     elif scen.case == "sm-mismatch":
-        sev = "warning"
-        why = "its DMA faults against the kdump kernel's empty tables"
+        sev, why = WARNING, DRIVERLESS_WHY["sm-mismatch"]
     else:
-        sev = "warning" if sysm.in_kdump_kernel else "info"
-        why = "nothing stops its DMA"
+        sev, why = WARNING if sysm.in_kdump_kernel else INFO, DRIVERLESS_WHY["other"]
     for r in driverless:
         ev: List[Evidence] = []
         dev = sysm.devices[r.bdf]
@@ -765,20 +682,14 @@ def _device_findings(
             ev.append(Evidence(inp.kdump_initrd.path, f"no {', '.join(r.modules) or '?'} module among {len(inp.kdump_initrd.modules)} modules ({inp.kdump_initrd.method})"))
         mods = list(r.modules) or ([r.driver] if r.driver else [])
         bridges = f" below {' -> '.join(_short(b) for b in r.upstream)}" if r.upstream else ""
+        remedy: Optional[str]
         if quiesce:
             remedy = (_module_remedy(s, mods) + " (the quiesce hook stops it only after the dump)") if mods else None
         else:
-            remedy = (_module_remedy(s, mods) + "; " + QUIESCE_HINT) if mods else QUIESCE_HINT[3:]
-        out.append(
-            Finding(
-                "driverless-bus-master",
-                sev,
-                f"{_short(r.bdf)} [{r.ids}] ({', '.join(mods) or 'no known module'}) is a bus master the kdump kernel will not drive{bridges}: {dwhy}",
-                tuple(ev),
-                remedy,
-                devices=(r.bdf,),
-            )
-        )
+            remedy = (_module_remedy(s, mods) + "; " + QUIESCE_ALTERNATIVE) if mods else QUIESCE_REMEDY
+        out.append(make("driverless-bus-master", severity=sev, evidence=ev, remedy=remedy, devices=(r.bdf,),
+                        bdf=_short(r.bdf), ids=r.ids, modules=", ".join(mods) or "no known module", bridges=bridges,
+                        why=dwhy))
     # Bridges above driverless bus masters: the shutdown-order hazard.
     pairs: Dict[str, List[str]] = {}
     for r in driverless:
@@ -789,49 +700,18 @@ def _device_findings(
             Evidence(f"/sys/bus/pci/devices/{b}", f"bridge above {', '.join(_short(x) for x in devs)}")
             for b, devs in sorted(pairs.items())
         ]
-        title = (
-            f"{len(pairs)} bridge(s) sit above driverless bus masters: {', '.join(_short(b) for b in sorted(pairs))}; "
-            "a bridge disabled before the device below it stops mastering turns its DMA into "
-            "Unsupported Requests (AER, possibly an NMI)"
-        )
-        if quiesce:
-            out.append(Finding("bridge-shutdown-order", "info", title + ": mitigated, the kdumptool quiesce hook "
-                               "clears Bus Master on the devices below first", tuple(ev) + q_ev,
-                               devices=tuple(sorted(pairs))))
-        else:
-            out.append(
-                Finding(
-                    "bridge-shutdown-order",
-                    "warning",
-                    title,
-                    tuple(ev) + q_ev,
-                    "stop the devices first: put their drivers in the kdump initramfs, " + QUIESCE_HINT,
-                    devices=tuple(sorted(pairs)),
-                )
-            )
+        out.append(make("bridge-shutdown-order", severity=INFO if quiesce else WARNING, evidence=tuple(ev) + q_ev,
+                        devices=tuple(sorted(pairs)), n=len(pairs),
+                        bridges=", ".join(_short(b) for b in sorted(pairs)), quiesce=QUIESCE_ALTERNATIVE))
     for r in risks:
         if r.rmrrs:
-            out.append(
-                Finding(
-                    "rmrr-device",
-                    "info",
-                    f"{_short(r.bdf)} is named by RMRR(s) {', '.join(hex(a) for a in r.rmrrs)}: the kdump kernel must "
-                    "keep its identity map (firmware may DMA there at any time)",
-                    (Evidence("DMAR", f"RMRR base {', '.join(hex(a) for a in r.rmrrs)} scope {_short(r.bdf)}"),),
-                    devices=(r.bdf,),
-                )
-            )
+            rm = ", ".join(hex(a) for a in r.rmrrs)
+            out.append(make("rmrr-device", evidence=(Evidence("DMAR", f"RMRR base {rm} scope {_short(r.bdf)}"),),
+                            devices=(r.bdf,), bdf=_short(r.bdf), rmrrs=rm))
     supp = inp.log.all("suppressed")
     if supp:
         n = sum(int(m.get("n") or 0) for m in supp)
-        out.append(
-            Finding(
-                "faults-suppressed",
-                "warning",
-                f"The kernel suppressed {n} more DMAR fault reports (rate limiting): the fault lines show only part of the DMA",
-                tuple(m.evidence for m in supp[:5]),
-            )
-        )
+        out.append(make("faults-suppressed", evidence=tuple(m.evidence for m in supp[:5]), n=n))
     lookups: Dict[str, List[FaultLookup]] = {}
     c = inp.crashed
     if c is not None and c.tables is not None:
@@ -843,24 +723,17 @@ def _device_findings(
         fmods: Tuple[str, ...] = _device_modules(inp, bdf, fdev) if fdev is not None else ()
         driver_now = fdev.driver if fdev is not None else None
         who = ", ".join(fmods) if fmods else "unknown driver"
-        sev = "error" if scen.case in ("sm-mismatch", "on-off", "copy-misread") or sysm.in_kdump_kernel else "warning"
+        sev = ERROR if scen.case in ("sm-mismatch", "on-off", "copy-misread") or sysm.in_kdump_kernel else WARNING
         tie = f"the {who} device" if fmods else "a device"
         state = f", driver now {driver_now}" if driver_now else (", no driver bound now" if fdev is not None else "")
-        out.append(
-            Finding(
-                "dmar-fault",
-                sev,
-                f"DMAR fault{'s' if len(evs) > 1 else ''} from {_short(bdf)} ({tie}{state}): {len(evs)} in the log",
-                tuple(evs[:5]) + extra,
-                (
-                    "the fault is DMA the device started under the crashed kernel; "
-                    + ("fix the scalable-mode mismatch above" if scen.case == "sm-mismatch" else
-                       "fix the table-copy misread above" if scen.case == "copy-misread" else
-                       _module_remedy(s, list(fmods)) if fmods else QUIESCE_HINT[3:])
-                ),
-                devices=(bdf,),
-            )
-        )
+        out.append(make(
+            "dmar-fault", severity=sev, evidence=tuple(evs[:5]) + extra, devices=(bdf,),
+            remedy="the fault is DMA the device started under the crashed kernel; "
+            + ("fix the scalable-mode mismatch above" if scen.case == "sm-mismatch" else
+               "fix the table-copy misread above" if scen.case == "copy-misread" else
+               _module_remedy(s, list(fmods)) if fmods else QUIESCE_REMEDY),
+            plural="s" if len(evs) > 1 else "", bdf=_short(bdf), tie=tie, state=state, count=len(evs),
+        ))
     return out
 
 
@@ -868,47 +741,16 @@ def _config_findings(inp: TriageInput, scen: Scenario) -> List[Finding]:
     out: List[Finding] = []
     s = inp.kdump_settings
     if s is None:
-        out.append(
-            Finding(
-                "no-kdump-config",
-                "warning",
-                "No kdump configuration found (/etc/kdump.conf, /etc/sysconfig/kdump, /etc/default/kdump-tools): "
-                "the kdump kernel's command line is assumed to be /proc/cmdline",
-                (Evidence("/etc", "no kdump.conf, sysconfig/kdump or default/kdump-tools"),),
-                "install and enable kdump (kexec-tools/kdump-utils on RHEL, kdump on SUSE, kdump-tools on Debian)",
-            )
-        )
+        out.append(make("no-kdump-config",
+                        evidence=(Evidence("/etc", "no kdump.conf, sysconfig/kdump or default/kdump-tools"),)))
     elif s.enabled is not None and str(s.enabled.value).strip() not in ("1", "true", "yes"):
         e = s.enabled
-        out.append(
-            Finding(
-                "kdump-disabled",
-                "error",
-                "kdump is disabled in its configuration",
-                (Evidence(e.file or "", e.entry.raw.strip() if e.entry else str(e.value), e.entry.line if e.entry else None),),
-                f"set USE_KDUMP=1 in {e.file} and run `kdump-config load`",
-            )
-        )
+        out.append(make("kdump-disabled", file=e.file, evidence=(
+            Evidence(e.file or "", e.entry.raw.strip() if e.entry else str(e.value), e.entry.line if e.entry else None),)))
     if inp.initrd_error:
-        out.append(
-            Finding(
-                "kdump-initramfs-unreadable",
-                "warning",
-                "The kdump initramfs could not be read: driver coverage in kdump is unknown",
-                (Evidence("initramfs", inp.initrd_error),),
-            )
-        )
+        out.append(make("kdump-initramfs-unreadable", evidence=(Evidence("initramfs", inp.initrd_error),)))
     elif inp.kdump_initrd is None and inp.system.kexec_crash_loaded is not False:
-        out.append(
-            Finding(
-                "kdump-initramfs-missing",
-                "warning",
-                "No kdump initramfs found (/boot/initramfs-*kdump.img, /var/lib/kdump/initrd.img-*, "
-                "/boot/initrd-*-kdump): cannot tell which devices the kdump kernel will drive",
-                (Evidence("/boot", "no kdump initramfs"),),
-                "start the kdump service once so it builds its initramfs (`kdumpctl start`, `kdump-config load`)",
-            )
-        )
+        out.append(make("kdump-initramfs-missing", evidence=(Evidence("/boot", "no kdump initramfs"),)))
     return out
 
 
@@ -916,19 +758,16 @@ def _input_warnings(inp: TriageInput) -> List[Finding]:
     """What could not be read or decoded cleanly, so a reader knows what the verdict rests on."""
     out: List[Finding] = []
     if inp.log.lines == 0:
-        out.append(Finding("input-warning", "info", f"No kernel log read: {inp.log.source}",
-                           (Evidence(inp.log.source, "no lines"),)))
+        out.append(make("input-warning", evidence=(Evidence(inp.log.source, "no lines"),),
+                        warning=f"No kernel log read: {inp.log.source}"))
     for w in list(getattr(inp.system, "warnings", ()))[:20]:
-        out.append(Finding("input-warning", "info", w, (Evidence(str(inp.system.source), w),)))
+        out.append(make("input-warning", evidence=(Evidence(str(inp.system.source), w),), warning=w))
     if inp.kdump_settings is not None:
         for w in inp.kdump_settings.warnings[:20]:
-            out.append(Finding("kdump-config-warning", "warning", w, (Evidence(w.split(":", 1)[0], w),),
-                               "fix the line: kdumpctl/kdump-config may stop on it or ignore it"))
+            out.append(make("kdump-config-warning", evidence=(Evidence(w.split(":", 1)[0], w),), warning=w))
     if inp.kdump_initrd is not None:
         for w in inp.kdump_initrd.warnings[:5]:
-            out.append(Finding("kdump-initramfs-partly-read", "warning",
-                               "Part of the kdump initramfs could not be read: its module list may be incomplete",
-                               (Evidence(inp.kdump_initrd.path, w),)))
+            out.append(make("kdump-initramfs-partly-read", evidence=(Evidence(inp.kdump_initrd.path, w),)))
     return out
 
 
@@ -959,26 +798,9 @@ def _capacity_findings(inp: TriageInput) -> List[Finding]:
     loaded = c.crash_loaded if c.crash_loaded is not None else sysm.kexec_crash_loaded
     size = c.crash_size if c.crash_size is not None else sysm.kexec_crash_size
     if loaded is False:
-        out.append(
-            Finding(
-                "kdump-not-loaded",
-                "error",
-                "No crash kernel is loaded: a crash now reboots without a dump",
-                (Evidence("/sys/kernel/kexec_crash_loaded", "0"),),
-                "start the kdump service (`systemctl enable --now kdump` / `kdump-tools`)",
-            )
-        )
+        out.append(make("kdump-not-loaded", evidence=(Evidence("/sys/kernel/kexec_crash_loaded", "0"),)))
     if size is not None and size == 0:
-        out.append(
-            Finding(
-                "no-crashkernel",
-                "error",
-                "No memory reserved for the crash kernel",
-                (Evidence("/sys/kernel/kexec_crash_size", "0"),),
-                "add crashkernel= to the first kernel's command line (e.g. crashkernel=256M, or "
-                "crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M) and reboot",
-            )
-        )
+        out.append(make("no-crashkernel", evidence=(Evidence("/sys/kernel/kexec_crash_size", "0"),)))
     elif size and c.mem_total:
         # kdump-utils' default for x86_64 (crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M),
         # and at least the kdump kernel + initramfs (~160 MiB) plus makedumpfile's
@@ -986,34 +808,25 @@ def _capacity_findings(inp: TriageInput) -> List[Finding]:
         table = 192 << 20 if c.mem_total < 4 << 30 else (256 << 20 if c.mem_total < 64 << 30 else 512 << 20)
         need = max(table, 160 * 2**20 + (c.mem_total // PAGE_SIZE) // 4)
         if size < need:
-            out.append(
-                Finding(
-                    "crashkernel-small",
-                    "warning",
-                    f"crashkernel reservation {size >> 20} MiB is below the ~{need >> 20} MiB a kdump kernel needs for "
-                    f"{c.mem_total >> 30} GiB of RAM",
-                    (Evidence("/sys/kernel/kexec_crash_size", str(size)), Evidence("MemTotal", f"{c.mem_total >> 10} kB")),
-                    f"raise crashkernel= to at least {((need >> 20) + 63) // 64 * 64}M",
-                )
-            )
+            out.append(make(
+                "crashkernel-small",
+                evidence=(Evidence("/sys/kernel/kexec_crash_size", str(size)),
+                          Evidence("MemTotal", f"{c.mem_total >> 10} kB")),
+                size_mib=size >> 20, need_mib=need >> 20, ram_gib=c.mem_total >> 30,
+                min_mib=((need >> 20) + 63) // 64 * 64))
     s = inp.kdump_settings
     if c.target_free is not None and s is not None:
         level = int(s.dump_level.value) if s.dump_level is not None else None  # type: ignore[call-overload]
         exp = expected_dump_size(level, c.mem_used, c.mem_total)
         if exp is not None and c.target_free < exp:
             cite = s.dump_level.cite() if s.dump_level is not None else "(default)"
-            out.append(
-                Finding(
-                    "dump-target-space",
-                    "warning",
-                    f"{c.target_path}: {c.target_free >> 20} MiB free, a dump at level {level} may need ~{exp >> 20} MiB",
-                    (Evidence(str(c.target_path), f"{c.target_free} bytes free"), Evidence("dump level", cite)),
-                    "free space at the dump target or raise the dump level (makedumpfile -d 31)",
-                )
-            )
+            out.append(make(
+                "dump-target-space",
+                evidence=(Evidence(str(c.target_path), f"{c.target_free} bytes free"), Evidence("dump level", cite)),
+                path=c.target_path, free_mib=c.target_free >> 20, level=level, need_mib=exp >> 20))
     if c.target_error:
-        out.append(Finding("dump-target-unchecked", "info", f"dump target not checked: {c.target_error}",
-                           (Evidence(str(c.target_path or "target"), c.target_error),)))
+        out.append(make("dump-target-unchecked", evidence=(Evidence(str(c.target_path or "target"), c.target_error),),
+                        why=c.target_error))
     return out
 
 
@@ -1025,18 +838,18 @@ def _report(
     kd_cmdline: Optional[str],
     kd_basis: Optional[str],
 ) -> TriageReport:
-    findings = sorted(findings, key=lambda f: -SEVERITY_RANK[f.severity])
-    worst = max((SEVERITY_RANK[f.severity] for f in findings), default=0)
+    findings = sorted(findings, key=lambda f: -f.rank)
+    worst = max((f.rank for f in findings), default=0)
     if scen.case == "no-vtd" and worst == 0:
         verdict = "nothing"
         headline = "Nothing to triage for VT-d: this machine has no Intel VT-d remapping hardware"
-    elif worst == 2:
+    elif worst == ERROR_RANK:
         verdict = "error"
-        errs = [f for f in findings if f.severity == "error"]
+        errs = [f for f in findings if f.severity == ERROR]
         headline = f"kdump is at risk: {errs[0].title}" + (f" (+{len(errs) - 1} more errors)" if len(errs) > 1 else "")
-    elif worst == 1:
+    elif worst == WARNING_RANK:
         verdict = "warning"
-        w = [f for f in findings if f.severity == "warning"]
+        w = [f for f in findings if f.severity == WARNING]
         headline = f"kdump should survive, with {len(w)} warning(s): {w[0].title}"
     else:
         verdict = "ok"

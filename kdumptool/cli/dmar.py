@@ -41,7 +41,7 @@ def dmar(
     if fail_on is not None and fail_on.lower() not in ("error", "warning", "info"):
         raise typer.BadParameter(f"{fail_on!r} is not one of error, warning, info",
                                  param_hint="--fail-on")
-    from kdumptool.analysis.dmar_checks import SEVERITY_ORDER, check_dmar
+    from kdumptool.analysis.dmar_checks import check_dmar
     from kdumptool.errors import DecodeError, SourceMissing
     from kdumptool.formats.dmar import parse_dmar
     from kdumptool.render.dmar import dmar_json, render_dmar_rich, render_dmar_text
@@ -85,8 +85,9 @@ def dmar(
         rich=lambda: render_dmar_rich(table, findings, source),
     )
     if fail_on is not None:
-        limit = SEVERITY_ORDER[fail_on.lower()]
-        if any(SEVERITY_ORDER.get(f.severity, 9) <= limit for f in findings):
+        from kdumptool.model.finding import at_least
+
+        if at_least(findings, fail_on.lower()):
             raise typer.Exit(3)
 
 

@@ -37,7 +37,6 @@ def ivrs(
         raise typer.BadParameter(f"{fail_on!r} is not one of error, warning, info",
                                  param_hint="--fail-on")
     from kdumptool.analysis.amdvi import build_units, check_units
-    from kdumptool.analysis.dmar_checks import SEVERITY_ORDER
     from kdumptool.analysis.ivrs_checks import check_ivrs, target_ivhds
     from kdumptool.render.ivrs import ivrs_json, render_ivrs_rich, render_ivrs_text
     from kdumptool.render.output import emit
@@ -65,8 +64,9 @@ def ivrs(
         rich=lambda: render_ivrs_rich(table, findings, source, units),
     )
     if fail_on is not None:
-        limit = SEVERITY_ORDER[fail_on.lower()]
-        if any(SEVERITY_ORDER.get(f.severity, 9) <= limit for f in findings):
+        from kdumptool.model.finding import at_least
+
+        if at_least(findings, fail_on.lower()):
             raise typer.Exit(3)
 
 

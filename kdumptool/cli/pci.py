@@ -15,11 +15,14 @@ def register(app: typer.Typer) -> None:
     def pci(
         root: RootOpt = None,
         fmt: FormatOpt = "auto",
-        verbose: bool = typer.Option(False, "--verbose", "-v", help="Decode each device's config space."),
+        verbose: int = typer.Option(
+            0, "--verbose", "-v", count=True,
+            help="Decode each device's config space (BARs, MSI/MSI-X state, AER); -vv adds "
+            "DevCap/DevCtl/DevSta (FLReset, TransPend) and MSI addresses, as lspci -vv."),
         slot: Optional[str] = typer.Option(None, "--slot", "-s", help="Only this device (BB:DD.F or SSSS:BB:DD.F)."),
         numeric: bool = typer.Option(False, "--numeric", "-n", help="Numbers only, no names from pci.ids (like lspci -n)."),
         from_lspci: Optional[Path] = typer.Option(
-            None, "--from-lspci", help="Read devices from an lspci -x/-xxx/-xxxx text dump instead."
+            None, "--from-lspci", help="Read devices from lspci output instead: -x/-xxx/-xxxx hex dumps, or -nnvv / -nnk text (a sos report's; drivers from \"Kernel driver in use\")."
         ),
     ) -> None:
         """PCI devices as a tree (like lspci -tv) with BusMaster, driver, IOMMU group and VT-d unit."""

@@ -29,6 +29,11 @@ SavedOpt = Annotated[Optional[Path], typer.Option(
 UnitOpt = Annotated[Optional[str], typer.Option("--unit", help="Which unit of a saved record (dmar0, ...).")]
 ModeOpt = Annotated[str, typer.Option("--mode", help="Table mode when RTADDR bits 11:10 do not say: auto, legacy, scalable.")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="Only this device: BB:DD.F or SSSS:BB:DD.F.")]
+VendorOpt = Annotated[str, typer.Option(
+    "--vendor", help="auto (from --dev-table/--saved/the crashed kernel's log; VT-d first, then an "
+                     "AMD-Vi scan), intel or amd.")]
+DevTableOpt = Annotated[Optional[str], typer.Option(
+    "--dev-table", help="AMD-Vi: device table address or Device Table Base register value (hex).")]
 
 
 def register(vmcore_app: typer.Typer) -> None:
@@ -52,11 +57,15 @@ def iommu(
         "--faults", help="A kernel log (the kdump kernel's dmesg, or a snapshot's _kdumptool/dmesg.txt), or "
                          "'vmcore' for the crashed kernel's own log in the dump: look up each DMA fault it "
                          "reports in the crashed kernel's tables.")] = None,
+    vendor: VendorOpt = "auto",
+    dev_table: DevTableOpt = None,
     fmt: FormatOpt = "auto",
 ) -> None:
-    """Decode the VT-d root, context, PASID and page tables of the crashed kernel."""
+    """Decode the crashed kernel's IOMMU tables: VT-d root, context, PASID and page tables,
+    or the AMD-Vi device table and v1 page tables."""
     from kdumptool.analysis.vtd_walk import lookup_iova, walk_root_table
     from kdumptool.cli.common import check_format
+    from kdumptool.errors import SourceMissing
     from kdumptool.render import vtd as rv
     from kdumptool.render.output import emit
     from kdumptool.sources.vmcore import open_dump
@@ -67,9 +76,17 @@ def iommu(
         raise typer.BadParameter("--iova needs --device", param_hint="--iova")
     if all_units and (iova is not None or faults is not None):
         raise typer.BadParameter("--iova and --faults work on one unit (use --unit)", param_hint="--all-units")
+    if vendor not in ("auto", "intel", "amd"):
+        raise typer.BadParameter(f"{vendor!r} is not auto, intel or amd", param_hint="--vendor")
+    if _amd(vmcore, vendor, dev_table, saved, rtaddr, unit, dev, fmt, exposure=False,
+            vtd_only=(iova is not None or faults is not None)):
+        return
     if all_units:
         with open_dump(str(vmcore)) as dump:
-            roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode)
+            try:
+                roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode)
+            except SourceMissing as err:
+                return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, False)
             objs = []
             for addr, tmode, source, detail, _name in roots:
                 with _progress("walking page tables", None, "tables") as tick:
@@ -82,7 +99,12 @@ def iommu(
                                                                 for o in objs)]))
         return
     with open_dump(str(vmcore)) as dump:
-        addr, tmode, source, detail, unit_name, warnings = _resolve(dump, vmcore, rtaddr, saved, unit, mode)
+        try:
+            addr, tmode, source, detail, unit_name, warnings = _resolve(dump, vmcore, rtaddr, saved, unit, mode)
+        except SourceMissing as err:
+            if iova is not None or faults is not None:
+                raise
+            return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, False)
         if iova is not None and dev is not None:
             r = lookup_iova(dump, addr, tmode, dev[1], dev[2], _int(iova, "--iova"))
             obj = rv.lookup_json(r, unit_name, source)
@@ -119,22 +141,32 @@ def exposure(
     mode: ModeOpt = "auto",
     device: DeviceOpt = None,
     all_units: Annotated[bool, typer.Option("--all-units", help="Every unit's root table together.")] = False,
+    vendor: VendorOpt = "auto",
+    dev_table: DevTableOpt = None,
     fmt: FormatOpt = "auto",
 ) -> None:
     """Physical memory each device could still read or write by DMA, and whether it was dumped."""
     from kdumptool.analysis.exposure import find_exposure
     from kdumptool.analysis.vtd_walk import walk_root_table
     from kdumptool.cli.common import check_format
+    from kdumptool.errors import SourceMissing
     from kdumptool.render import vtd as rv
     from kdumptool.render.output import emit
     from kdumptool.sources.vmcore import open_dump
 
     fmt = check_format(fmt)
     dev = _parse_bdf(device) if device else None
+    if vendor not in ("auto", "intel", "amd"):
+        raise typer.BadParameter(f"{vendor!r} is not auto, intel or amd", param_hint="--vendor")
+    if _amd(vmcore, vendor, dev_table, saved, rtaddr, unit, dev, fmt, exposure=True):
+        return
     import dataclasses
 
     with open_dump(str(vmcore)) as dump:
-        roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=all_units)
+        try:
+            roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=all_units)
+        except SourceMissing as err:
+            return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, True)
         parts = []
         for r in roots:
             with _progress("walking page tables", None, "tables") as tick:
@@ -190,6 +222,53 @@ def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def _vtd_or_amd(err: Exception, vmcore: Path, vendor: str, rtaddr: Optional[str], saved: Optional[Path],
+                unit: Optional[str], dev: Optional[tuple], fmt: str, exposure: bool) -> None:
+    """The VT-d scan found no root table and nothing named a vendor: try an AMD-Vi device
+    table before giving up (re-raising the VT-d error, with the AMD result, if both fail)."""
+    from kdumptool.errors import SourceMissing
+
+    if vendor != "auto" or rtaddr is not None or saved is not None:
+        raise err
+    try:
+        _amd(vmcore, "amd", None, None, None, unit, dev, fmt, exposure,
+             note="vendor AMD-Vi: no VT-d root table in the dump (scan); an AMD-Vi device table was")
+    except SourceMissing as amd_err:
+        raise SourceMissing(f"{err}; {amd_err}") from None
+
+
+def _amd(vmcore: Path, vendor: str, dev_table: Optional[str], saved: Optional[Path], rtaddr: Optional[str],
+         unit: Optional[str], dev: Optional[tuple], fmt: str, exposure: bool, vtd_only: bool = False,
+         note: Optional[str] = None) -> bool:
+    """Run the AMD-Vi decode when the evidence says AMD (True: done). With nothing to go
+    on (auto), VT-d runs first and an AMD-Vi scan follows only when VT-d finds nothing
+    (_vtd_or_amd)."""
+    from kdumptool.cli import vmcore_amd as va
+    from kdumptool.errors import IncompleteResult
+    from kdumptool.sources.vmcore import open_dump
+
+    with open_dump(str(vmcore)) as dump:
+        amd, evidence = va.wants_amd(vendor, dev_table, saved, dump, rtaddr)
+        if note is not None:
+            evidence = [note]
+        if not amd:
+            return False
+        if vtd_only:
+            raise typer.BadParameter("--iova and --faults decode VT-d tables only (not AMD-Vi yet)")
+        if exposure:
+            ex = va.amd_exposure(dump, vmcore, dev_table, saved, unit, dev, fmt, evidence)
+            if ex.incomplete:
+                raise IncompleteResult(f"{vmcore}: exposure incomplete: table pages unreadable (see above)")
+        else:
+            t, devices = va.amd_iommu(dump, vmcore, dev_table, saved, unit, dev, fmt, evidence)
+            devs = t.devices if devices is None else devices
+            bad = sum(len(d.all_unreadable) for d in devs) + len(t.unreadable)
+            if bad:
+                raise IncompleteResult(f"{vmcore}: {bad} device/page table page(s) unreadable: the "
+                                       "answer is partial")
+    return True
 
 
 def _fail_if_incomplete(vmcore: Path, tables: Any, devices: Optional[list]) -> None:

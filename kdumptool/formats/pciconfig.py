@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from kdumptool.errors import DecodeError
+from kdumptool.formats.pcidetail import Bar, Msi, MsiX, Rom, decode_bars, decode_msi, decode_msix
 
 # Header registers (pci_regs.h)
 PCI_VENDOR_ID = 0x00
@@ -466,6 +467,11 @@ class PciConfig:
     pasid: Optional[Pasid] = None
     pri: Optional[Pri] = None
     sriov: Optional[Sriov] = None
+    # formats/pcidetail: what lspci -vv shows for DMA questions
+    bars: Tuple[Bar, ...] = ()
+    rom: Optional[Rom] = None
+    msi: Optional[Msi] = None
+    msix: Optional[MsiX] = None
 
     @property
     def layout(self) -> int:
@@ -604,6 +610,14 @@ def parse_pci_config(data: bytes, name: str = "config") -> PciConfig:
         ext = _walk_ext_caps(data, malformed)
 
     extras = _decode_ext(data, ext, malformed)
+    if layout in (0, 1):
+        extras["bars"], extras["rom"] = decode_bars(data, layout)
+    msi_cap = next((c for c in caps if c.cap_id == PCI_CAP_ID_MSI), None)
+    if msi_cap is not None:
+        extras["msi"] = decode_msi(data, msi_cap.offset)
+    msix_cap = next((c for c in caps if c.cap_id == PCI_CAP_ID_MSIX), None)
+    if msix_cap is not None:
+        extras["msix"] = decode_msix(data, msix_cap.offset)
     return PciConfig(
         size=len(data),
         vendor_id=vendor,

@@ -87,6 +87,7 @@ class PciDevice:
     config_size: int = 0
     physfn: Optional[str] = None  # an SR-IOV VF's PF
     warnings: Tuple[str, ...] = ()
+    driver_known: bool = True  # False: driver state unknown (shown as such, raises no risk)
 
     @property
     def segment(self) -> int:
@@ -129,9 +130,6 @@ class System:
     warnings: Tuple[str, ...] = ()
     dmar_present: bool = False  # the ACPI DMAR table exists (decoded or not)
     kind: str = "sysfs"  # "sysfs" (live host or snapshot) or "lspci" (a text dump: PCI only)
-    #: Whether a missing driver means "none bound": False for an lspci dump without
-    #: "Kernel driver in use" lines (lspci -x does not print them): drivers are unknown.
-    drivers_known: bool = True
 
     @property
     def has_vtd(self) -> bool:
@@ -176,6 +174,7 @@ class RawDevice:
     parent: Optional[str] = None  # the sysfs parent device when it is a PCI device
     physfn: Optional[str] = None
     warnings: Tuple[str, ...] = ()
+    driver_known: bool = True  # False: the source cannot tell (an lspci -x dump without -k text)
 
 
 def _bus_of(bdf: str) -> Tuple[int, int]:
@@ -314,10 +313,6 @@ def build_system(
         for b in u.sysfs_devices:
             sysfs_unit.setdefault(b, u.address)
     warnings = list(warnings)
-    drivers_known = kind != "lspci" or any(r.driver for r in raw_devices.values())
-    if not drivers_known and raw_devices:
-        warnings.append("drivers unknown: the dump has no \"Kernel driver in use\" lines (lspci -k -xxxx "
-                        "shows them); no device is called a risk for lack of a driver")
     devices: Dict[str, PciDevice] = {}
     for bdf in sorted(raw_devices):
         r = raw_devices[bdf]
@@ -365,11 +360,13 @@ def build_system(
             rmrrs=find_rmrrs(bdf, ups, dmar, raw_devices),
             # A bridge forwards its children's DMA but does not initiate it on its own;
             # with no driver bound, a bus-mastering endpoint keeps DMA going into kdump.
-            kdump_risk=bus_master and not r.driver and not is_bridge and drivers_known,
+            # Unknown driver state (an lspci dump without -k/-v text) is not "no driver".
+            kdump_risk=bus_master and r.driver_known and not r.driver and not is_bridge,
             config=c,
             config_size=r.config_size,
             physfn=r.physfn,
             warnings=tuple(dev_warnings),
+            driver_known=r.driver_known,
         )
     linked_units = []
     for u in units:
@@ -404,5 +401,4 @@ def build_system(
         warnings=tuple(warnings),
         dmar_present=dmar is not None if dmar_present is None else dmar_present,
         kind=kind,
-        drivers_known=drivers_known,
     )

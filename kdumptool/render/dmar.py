@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
-from kdumptool.analysis.dmar_checks import Finding, scope_bdf_text
+from kdumptool.analysis.dmar_checks import scope_bdf_text
 from kdumptool.formats.dmar import (
     Andd,
     Atsr,
@@ -26,6 +26,7 @@ from kdumptool.formats.dmar import (
     Structure,
     UnknownStructure,
 )
+from kdumptool.model.finding import Finding
 from kdumptool.render.output import human_size
 
 
@@ -185,7 +186,7 @@ def render_dmar_text(dmar: Dmar, findings: Sequence[Finding], source: str = "") 
         lines.append(f"Findings ({_count(findings)}):")
         for fd in findings:
             at = f" @0x{fd.offset:x}" if fd.offset is not None else ""
-            lines.append(f"  {fd.severity:<7} {fd.id}{at}: {fd.message}")
+            lines.append(f"  {fd.severity:<7} {fd.id}{at}: {fd.title}")
     else:
         lines.append("Findings: none")
     return "\n".join(lines) + "\n"
@@ -244,7 +245,7 @@ def render_dmar_rich(dmar: Dmar, findings: Sequence[Finding], source: str = "") 
             # Text(), not str: a message may quote firmware strings with [brackets],
             # which rich would read as markup.
             tab.add_row(Text(fd.severity, style=_SEV_STYLE.get(fd.severity, "")), Text(fd.id),
-                        f"0x{fd.offset:x}" if fd.offset is not None else "", Text(fd.message))
+                        f"0x{fd.offset:x}" if fd.offset is not None else "", Text(fd.title))
         out.append(tab)
     else:
         out.append(Text("Findings: none", style="green"))

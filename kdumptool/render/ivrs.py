@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence
 
 from kdumptool.analysis.amdvi import AmdViUnit
-from kdumptool.analysis.dmar_checks import Finding
 from kdumptool.formats.amdvi_regs import AmdViRegisters
 from kdumptool.formats.ivrs import (
     DATA_SETTING_NAMES,
@@ -30,6 +29,7 @@ from kdumptool.formats.ivrs import (
     devid_text,
     flag_names,
 )
+from kdumptool.model.finding import Finding
 from kdumptool.render.output import human_size
 
 
@@ -270,7 +270,7 @@ def render_ivrs_text(ivrs: Ivrs, findings: Sequence[Finding], source: str = "",
         lines.append(f"Findings ({_count(findings)}):")
         for fd in findings:
             at = f" @0x{fd.offset:x}" if fd.offset is not None else ""
-            lines.append(f"  {fd.severity:<7} {fd.id}{at}: {fd.message}")
+            lines.append(f"  {fd.severity:<7} {fd.id}{at}: {fd.title}")
     else:
         lines.append("Findings: none")
     return "\n".join(lines) + "\n"
@@ -318,7 +318,7 @@ def render_ivrs_rich(ivrs: Ivrs, findings: Sequence[Finding], source: str = "",
         tab.add_column("finding")
         for fd in findings:
             tab.add_row(Text(fd.severity, style=_SEV_STYLE.get(fd.severity, "")), Text(fd.id),
-                        f"0x{fd.offset:x}" if fd.offset is not None else "", Text(fd.message))
+                        f"0x{fd.offset:x}" if fd.offset is not None else "", Text(fd.title))
         out.append(tab)
     else:
         out.append(Text("Findings: none", style="green"))

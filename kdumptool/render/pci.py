@@ -18,7 +18,7 @@ Integers are JSON numbers (not hex strings); ``drhd`` is the covering unit's reg
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from kdumptool.formats.pciconfig import (
     ACS_BITS,
@@ -66,7 +66,7 @@ def _line(system: System, d: PciDevice, naming: Naming = NUMERIC) -> str:
     kind = f"  PCIe {d.port_type}" if d.port_type else ""
     # no COMMAND register read (config unreadable): unknown, not "off"
     bm = "BusMaster?" if d.config_size < 6 else ("BusMaster+" if d.bus_master else "BusMaster-")
-    drv = d.driver or ("-" if system.drivers_known else "?")  # ?: not in the input, not "none"
+    drv = d.driver or ("-" if d.driver_known else "? (unknown)")
     grp = f"group {d.iommu_group}" if d.iommu_group is not None else "no group"
     dtype = system.domain_type(d.bdf)
     if dtype:
@@ -82,7 +82,7 @@ def _line(system: System, d: PciDevice, naming: Naming = NUMERIC) -> str:
     return text
 
 
-def render_pci_text(system: System, verbose: bool = False, only: Optional[str] = None,
+def render_pci_text(system: System, verbose: int = 0, only: Optional[str] = None,
                     naming: Naming = NUMERIC) -> str:
     out: List[str] = []
     if naming.note:
@@ -97,7 +97,7 @@ def render_pci_text(system: System, verbose: bool = False, only: Optional[str] =
             if d.bdf == only or d.short_bdf == only:
                 out.append(_line(system, d, naming))
                 if verbose:
-                    out.extend("\t" + x for x in render_config_lines(d, naming))
+                    out.extend("\t" + x for x in render_config_lines(d, naming, verbose))
         return "\n".join(out) + "\n"
     roots: Dict[str, List[PciDevice]] = {}
     for d in system.children(None):
@@ -107,7 +107,7 @@ def render_pci_text(system: System, verbose: bool = False, only: Optional[str] =
         out.append(prefix + ("\\-" if last else "+-") + _line(system, dev, naming))
         if verbose:
             pad = prefix + ("  " if last else "| ") + "    "
-            out.extend(pad + x for x in render_config_lines(dev, naming))
+            out.extend(pad + x for x in render_config_lines(dev, naming, verbose))
         kids = system.children(dev.bdf)
         for i, k in enumerate(kids):
             walk(k, prefix + ("  " if last else "| "), i == len(kids) - 1)
@@ -124,7 +124,8 @@ def render_pci_text(system: System, verbose: bool = False, only: Optional[str] =
     return "\n".join(out) + "\n"
 
 
-def render_config_lines(d: PciDevice, naming: Naming = NUMERIC) -> List[str]:
+def render_config_lines(d: PciDevice, naming: Naming = NUMERIC, level: int = 1) -> List[str]:
+    """``-v`` (level 1) and ``-vv`` (level 2) lines, in lspci's words where lspci has them."""
     c = d.config
     if c is None:
         return ["config space: not readable"] + list(d.warnings)
@@ -142,11 +143,21 @@ def render_config_lines(d: PciDevice, naming: Naming = NUMERIC) -> List[str]:
     ]
     if c.is_bridge:
         lines.append(f"Bus: primary={c.primary_bus:02x}, secondary={c.secondary_bus:02x}, subordinate={c.subordinate_bus:02x}")
+    lines.extend(bar_lines(c))
     for cap in c.capabilities:
         extra = ""
+        detail: List[str] = []
         if c.pcie is not None and cap.cap_id == 0x10:
             extra = f" (v{c.pcie.version}) {c.pcie.port_type_name}{' (Slot+)' if c.pcie.slot else ''}"
+            if level >= 2:
+                detail = pcie_lines(c.pcie)
+        elif cap.cap_id == 0x05 and c.msi is not None and c.find(0x05) is cap:
+            extra, detail = msi_lines(c.msi)
+        elif cap.cap_id == 0x11 and c.msix is not None and c.find(0x11) is cap:
+            extra, detail = msix_lines(c.msix)
         lines.append(f"Capabilities: [{cap.offset:02x}] {cap.name}{extra}")
+        if level >= 2:
+            lines.extend("\t" + x for x in detail)
     for cap in c.ext_capabilities:
         lines.append(f"Capabilities: [{cap.offset:03x} v{cap.version}] {cap.name}")
         lines.extend("\t" + x for x in _ext_detail(c, cap))
@@ -154,6 +165,89 @@ def render_config_lines(d: PciDevice, naming: Naming = NUMERIC) -> List[str]:
         lines.append(f"Capabilities: [{m.offset:02x}] <{m.reason}>")
     lines.extend(d.warnings)
     return lines
+
+
+def bar_lines(c: Any) -> List[str]:
+    """``Region N: Memory at ... (64-bit, prefetchable)`` and the expansion ROM, as lspci
+    prints them without sizes (config space holds none); ``[disabled]`` when COMMAND has
+    that space off, as lspci says."""
+    out: List[str] = []
+    for b in c.bars:
+        if b.io:
+            text = f"Region {b.index}: I/O ports at {b.address:04x}"
+            off = not c.io_space
+        else:
+            width = "64-bit" if b.is64 else ("low-1M" if b.below_1m else "32-bit")
+            pf = "prefetchable" if b.prefetchable else "non-prefetchable"
+            text = f"Region {b.index}: Memory at {b.address:08x} ({width}, {pf})"
+            off = not c.memory_space
+        out.append(text + (" [disabled]" if off else ""))
+    if c.rom is not None:
+        state = " [disabled by cmd]" if not c.memory_space else ("" if c.rom.enabled else " [disabled]")
+        out.append(f"Expansion ROM at {c.rom.address:08x}{state}")
+    return out
+
+
+def msi_lines(m: Any) -> Tuple[str, List[str]]:
+    pm = lambda v: "+" if v else "-"  # noqa: E731
+    head = f": Enable{pm(m.enabled)} Count={m.count_enabled}/{m.count_capable} Maskable{pm(m.maskable)} 64bit{pm(m.is64)}"
+    sub = []
+    if m.address is not None and m.data is not None:
+        a = f"{m.address:016x}" if m.is64 else f"{m.address:08x}"
+        sub.append(f"Address: {a}  Data: {m.data:04x}")
+    return head, sub
+
+
+def msix_lines(m: Any) -> Tuple[str, List[str]]:
+    pm = lambda v: "+" if v else "-"  # noqa: E731
+    head = f": Enable{pm(m.enabled)} Count={m.table_size} Masked{pm(m.masked)}"
+    sub = []
+    if m.table_bar is not None:
+        sub.append(f"Vector table: BAR={m.table_bar} offset={m.table_offset:08x}")
+    if m.pba_bar is not None:
+        sub.append(f"PBA: BAR={m.pba_bar} offset={m.pba_offset:08x}")
+    return head, sub
+
+
+#: PCIe Endpoint, Legacy Endpoint, Root Complex Integrated Endpoint (the functions with FLR).
+PCIE_ENDPOINT_TYPES = (0x0, 0x1, 0x9)
+
+
+def pcie_lines(e: Any) -> List[str]:
+    """DevCap/DevCtl/DevSta as lspci -vv words them (the fields that matter for DMA:
+    FLReset capability, error reporting, Transactions Pending)."""
+    from kdumptool.formats.pcidetail import (
+        DEVCTL_ERR_BITS,
+        DEVCTL_FEATURE_BITS,
+        DEVSTA_BITS,
+        PCI_EXP_DEVCAP_EXT_TAG,
+        PCI_EXP_DEVCAP_FLR,
+        PCI_EXP_DEVCAP_RBER,
+        PCI_EXP_DEVCTL_BCR_FLR,
+    )
+
+    pm = lambda v: "+" if v else "-"  # noqa: E731
+    out: List[str] = []
+    endpoint = e.port_type in PCIE_ENDPOINT_TYPES
+    if e.devcap is not None:
+        cap = e.devcap
+        out.append(f"DevCap:\tMaxPayload {128 << (cap & 7)} bytes, PhantFunc {(cap >> 3) & 3}")
+        words = f"ExtTag{pm(cap & PCI_EXP_DEVCAP_EXT_TAG)} RBE{pm(cap & PCI_EXP_DEVCAP_RBER)}"
+        if endpoint:  # FLR is a function's capability; lspci shows it for endpoints only
+            words += f" FLReset{pm(cap & PCI_EXP_DEVCAP_FLR)}"
+        out.append("\t" + words)
+    if e.devctl is not None:
+        ctl = e.devctl
+        out.append(f"DevCtl:\t{' '.join(flag_words(ctl, DEVCTL_ERR_BITS))}")
+        words = " ".join(flag_words(ctl, DEVCTL_FEATURE_BITS))
+        # lspci adds the FLR-initiate bit for functions that can do FLR (endpoints)
+        if endpoint and e.devcap is not None and e.devcap & PCI_EXP_DEVCAP_FLR:
+            words += f" FLReset{pm(ctl & PCI_EXP_DEVCTL_BCR_FLR)}"
+        out.append(f"\t{words}")
+        out.append(f"\tMaxPayload {128 << ((ctl >> 5) & 7)} bytes, MaxReadReq {128 << ((ctl >> 12) & 7)} bytes")
+    if e.devsta is not None:
+        out.append(f"DevSta:\t{' '.join(flag_words(e.devsta, DEVSTA_BITS))}")
+    return out
 
 
 def _ext_detail(c: Any, cap: Any) -> List[str]:
@@ -209,6 +303,7 @@ def device_json(system: System, d: PciDevice, naming: Naming = NUMERIC) -> Dict[
         "subordinate_bus": d.subordinate_bus,
         "port_type": d.port_type,
         "driver": d.driver,
+        "driver_known": d.driver_known,
         "iommu_group": d.iommu_group,
         "domain_type": system.domain_type(d.bdf),
         "upstream": list(d.upstream),
@@ -233,13 +328,12 @@ def render_pci_json(system: System, only: Optional[str] = None, naming: Naming =
         "source": system.source,
         "vtd": system.has_vtd,
         "no_vtd_reason": no_vtd_reason(system),
-        "drivers_known": system.drivers_known,
         "devices": [device_json(system, d, naming) for d in devs],
         "warnings": list(system.warnings),
     }
 
 
-def render_pci_rich(system: System, verbose: bool = False, only: Optional[str] = None,
+def render_pci_rich(system: System, verbose: int = 0, only: Optional[str] = None,
                     naming: Naming = NUMERIC) -> Any:
     """A rich Tree of the same lines (risky devices in red, bus masters in bold)."""
     from rich.console import Group
@@ -260,7 +354,7 @@ def render_pci_rich(system: System, verbose: bool = False, only: Optional[str] =
     def add(node: Any, d: PciDevice) -> None:
         child = node.add(label(d))
         if verbose:
-            for x in render_config_lines(d, naming):
+            for x in render_config_lines(d, naming, verbose):
                 child.add(Text(x, style="dim"))
         for k in system.children(d.bdf):
             add(child, k)
@@ -269,7 +363,7 @@ def render_pci_rich(system: System, verbose: bool = False, only: Optional[str] =
         for d in system.devices.values():
             if only in (d.bdf, d.short_bdf):
                 t = Tree(label(d))
-                for x in render_config_lines(d, naming) if verbose else []:
+                for x in render_config_lines(d, naming, verbose) if verbose else []:
                     t.add(Text(x, style="dim"))
                 parts.append(t)
     else:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from kdumptool.analysis.triage import SEVERITY_RANK, TriageReport
+from kdumptool.analysis.triage import RISK_FAULTS, TriageReport
+from kdumptool.model.finding import SEVERITY_RANK
 from kdumptool.render.names import NUMERIC, Naming
 
 _MARK = {"error": "ERROR", "warning": "WARN ", "info": "info "}
@@ -129,7 +130,7 @@ def render_triage_rich(r: TriageReport, naming: Naming = NUMERIC) -> List[Any]:
                 if key not in nodes:
                     nodes[key] = parent.add(Text(f"bridge {b[5:]}", style="magenta"))
                 parent = nodes[key]
-            worst = "red" if any("raw physical" in x or "fault" in x.lower() for x in d.reasons) else "yellow"
+            worst = "red" if RISK_FAULTS in d.causes else "yellow"
             parent.add(Text(f"{d.bdf[5:]} {_device_title(d, naming)} {d.driver or ','.join(d.modules) or '-'}: " + "; ".join(d.reasons), style=worst))
         parts.append(tree)
     return parts

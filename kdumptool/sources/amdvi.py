@@ -15,6 +15,7 @@ with the register names of :mod:`kdumptool.formats.amdvi_regs`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from kdumptool.errors import KdumptoolError, PermissionDenied, SourceMissing
@@ -60,3 +61,48 @@ def read_amdvi_live(units: List[Tuple[str, int]], root: Optional[Root] = None,
 def read_amdvi_snapshot(root: Root) -> Optional[List[Dict[str, Any]]]:
     """The ``units`` of a snapshot's amdvi_registers.json, None when it has none."""
     return read_registers_json(root, AMDVI_REGS_JSON)
+
+
+def has_saved_amdvi(saved: Path) -> bool:
+    """Whether ``saved`` is a directory holding ``_kdumptool/amdvi_registers.json``."""
+    return saved.is_dir() and (saved / "_kdumptool" / AMDVI_REGS_JSON).is_file()
+
+
+def read_saved_dev_tables(saved: Path) -> Optional[List[Tuple[str, int, int]]]:
+    """(unit name, device table base, size) from a saved directory's
+    ``_kdumptool/amdvi_registers.json`` (a snapshot taken before the crash); None when
+    the directory has no such file."""
+    from kdumptool.formats.amdvi_regs import decode_amdvi_registers
+
+    units = read_registers_json(Root(str(saved)), AMDVI_REGS_JSON)
+    if units is None:
+        return None
+    out: List[Tuple[str, int, int]] = []
+    for i, u in enumerate(units):
+        regs = u.get("registers")
+        if not isinstance(regs, dict):
+            continue
+        try:
+            r = decode_amdvi_registers(regs, f"{saved} unit {i}")
+        except KdumptoolError:
+            continue
+        out.append((str(u.get("name") or f"ivhd{i}"), r.dev_table_base, r.dev_table_size))
+    return out
+
+
+def iommu_vendor_from_dump(dump: Any) -> Optional[Tuple[str, str]]:
+    """("AMD-Vi" | "Intel VT-d", the log line that says so) from the crashed kernel's own
+    log in the dump (its printk buffer, found through VMCOREINFO); None when the log
+    cannot be read or names neither."""
+    from kdumptool.formats.printk import decode_printk
+
+    try:
+        klog = decode_printk(dump.vmcoreinfo, dump.read_virt)
+    except KdumptoolError:
+        return None
+    for line in klog.dmesg_lines():
+        if "AMD-Vi:" in line:
+            return "AMD-Vi", line.strip()
+        if "DMAR:" in line and ("DRHD" in line or "IOMMU enabled" in line or "Host address width" in line):
+            return "Intel VT-d", line.strip()
+    return None

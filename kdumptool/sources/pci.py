@@ -167,10 +167,42 @@ def read_lspci_dump(text: str, name: str = "lspci dump") -> Tuple[Dict[str, RawD
             warnings.extend(w)
             continue
         driver = None
+        # lspci -v/-k print "Kernel driver in use" for every device with a driver: with
+        # that text, no line means no driver; a bare hex dump leaves drivers unknown.
+        told = any(x.strip().startswith(("Control:", "Kernel driver in use:", "Kernel modules:")) for x in d.text)
         for line in d.text:
             s = line.strip()
             if s.startswith("Kernel driver in use:"):
                 driver = s.split(":", 1)[1].strip() or None
-        out[d.bdf] = RawDevice(bdf=d.bdf, config=config, config_size=len(d.data), driver=driver, warnings=tuple(w))
+        out[d.bdf] = RawDevice(bdf=d.bdf, config=config, config_size=len(d.data), driver=driver,
+                               warnings=tuple(w), driver_known=told)
         warnings.extend(w)
+    return out, warnings
+
+
+def read_lspci_text(text: str, name: str = "lspci text") -> Tuple[Dict[str, RawDevice], List[str]]:
+    """Devices of ``lspci -nnvv``/``-nnk`` text without hex bytes (a sos report's
+    sos_commands/pci/lspci_-nnvv): the header facts the text states, rebuilt into config
+    bytes (formats.lspci_text), each device warned that nothing else is known."""
+    from kdumptool.formats.lspci_text import parse_lspci_text, rebuild_config
+
+    devs, told = parse_lspci_text(text, name)
+    out: Dict[str, RawDevice] = {}
+    warnings: List[str] = []
+    for d in devs:
+        w = [f"{name}: line {d.line}: {d.bdf}: from lspci text: header, Control/Status and PCIe port type only"]
+        if d.command is None:
+            w.append(f"{name}: line {d.line}: {d.bdf}: no Control: line (lspci without -v): Bus Master state unknown")
+        if d.bdf in out:
+            warnings.append(f"{name}: line {d.line}: {d.bdf} appears again; first kept")
+            continue
+        data = rebuild_config(d)
+        config = _decode_config(data, f"{name}: {d.bdf}", w) if d.command is not None else None
+        out[d.bdf] = RawDevice(
+            bdf=d.bdf, config=config, config_size=len(data) if config is not None else 0,
+            vendor_id=d.vendor_id, device_id=d.device_id, class_code=d.class_code,
+            driver=d.driver, iommu_group=d.iommu_group, warnings=tuple(w), driver_known=told,
+        )
+    if not told:
+        warnings.append(f"{name}: no -v/-k output: driver state unknown for every device")
     return out, warnings

@@ -222,7 +222,13 @@ def read_system_from_lspci(path: Union[str, os.PathLike[str]]) -> System:
     """A model with only PCI devices, from an ``lspci -x/-xxx/-xxxx`` text dump (a user's
     bug report); no groups, units or kdump state are known."""
     text = read_file_capped(os.fspath(path), MAX_LSPCI_BYTES).decode("utf-8", "replace")
-    raw, warnings = pci_src.read_lspci_dump(text, str(path))
+    try:
+        raw, warnings = pci_src.read_lspci_dump(text, str(path))
+    except DecodeError as hex_err:
+        try:  # no hex bytes: lspci -nnvv / -nnk text (a sos report's lspci output)
+            raw, warnings = pci_src.read_lspci_text(text, str(path))
+        except DecodeError as text_err:
+            raise DecodeError(str(path), None, f"{hex_err.reason}; as lspci text: {text_err.reason}") from None
     return build_system(
         source=str(path),
         raw_devices=raw,

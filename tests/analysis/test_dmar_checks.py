@@ -42,45 +42,45 @@ def test_clean_table_has_no_findings() -> None:
 
 
 @pytest.mark.parametrize("structures,flags,want", [
-    ([B.drhd(0xFED90800, [EP, IOAPIC])], 1, "DRHD_BASE_UNALIGNED"),
-    ([B.drhd(0, [EP, IOAPIC])], 1, "DRHD_BASE_ZERO"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.drhd(0xFED91000, flags=1)], 1, "MULTIPLE_INCLUDE_ALL"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.drhd(0xFED91000, [EP])], 1, "INCLUDE_ALL_NOT_LAST"),
-    ([B.drhd(0xFED90000, [IOAPIC]), B.drhd(0xFED90000, [EP])], 1, "DRHD_DUPLICATE_BASE"),
-    ([B.drhd(0xFED90000, [IOAPIC, EP], flags=1)], 1, "INCLUDE_ALL_WITH_PCI_SCOPE"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x1800, 0x2FFF, [EP])], 1, "RMRR_BASE_UNALIGNED"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x1000, 0x2000, [EP])], 1, "RMRR_END_UNALIGNED"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x3000, 0x1FFF, [EP])], 1, "RMRR_END_BEFORE_BASE"),
+    ([B.drhd(0xFED90800, [EP, IOAPIC])], 1, "drhd-base-unaligned"),
+    ([B.drhd(0, [EP, IOAPIC])], 1, "drhd-base-zero"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.drhd(0xFED91000, flags=1)], 1, "multiple-include-all"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.drhd(0xFED91000, [EP])], 1, "include-all-not-last"),
+    ([B.drhd(0xFED90000, [IOAPIC]), B.drhd(0xFED90000, [EP])], 1, "drhd-duplicate-base"),
+    ([B.drhd(0xFED90000, [IOAPIC, EP], flags=1)], 1, "include-all-with-pci-scope"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x1800, 0x2FFF, [EP])], 1, "rmrr-base-unaligned"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x1000, 0x2000, [EP])], 1, "rmrr-end-unaligned"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x3000, 0x1FFF, [EP])], 1, "rmrr-end-before-base"),
     ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x1000, 0x4FFF, [EP]),
-      B.rmrr(0x4000, 0x5FFF, [EP])], 1, "RMRR_OVERLAP"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x1000, 0x1FFF)], 1, "RMRR_NO_DEVICES"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1)], 0, "INTR_REMAP_NOT_SUPPORTED"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1)], 3, "X2APIC_OPT_OUT"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1)], 5, "DMA_CTRL_PLATFORM_OPT_IN"),
-    ([B.drhd(0xFED90000, [EP], flags=0)], 1, "INTR_REMAP_NO_IOAPIC"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rhsa(0xFED99000, 0)], 1, "RHSA_NO_DRHD"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.atsr([EP])], 1, "SCOPE_TYPE_NOT_ALLOWED"),
+      B.rmrr(0x4000, 0x5FFF, [EP])], 1, "rmrr-overlap"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x1000, 0x1FFF)], 1, "rmrr-no-devices"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1)], 0, "intr-remap-not-supported"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1)], 3, "x2apic-opt-out"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1)], 5, "dma-ctrl-platform-opt-in"),
+    ([B.drhd(0xFED90000, [EP], flags=0)], 1, "intr-remap-no-ioapic"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rhsa(0xFED99000, 0)], 1, "rhsa-no-drhd"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.atsr([EP])], 1, "scope-type-not-allowed"),
     ([B.drhd(0xFED90000, [IOAPIC, B.scope(5, 0, [(0x15, 0)], enum_id=1)], flags=1)], 1,
-     "NAMESPACE_SCOPE_NO_ANDD"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.andd(3, "\\_SB.I2C3")], 1, "ANDD_UNREFERENCED"),
-    ([B.drhd(0xFED90000, [IOAPIC, B.scope(1, 0, [])], flags=0)], 1, "SCOPE_EMPTY_PATH"),
-    ([B.drhd(0xFED90000, [IOAPIC, B.scope(7, 0, [(1, 0)])])], 1, "SCOPE_UNKNOWN_TYPE"),
-    ([B.drhd(0xFED90000, [IOAPIC, EP]), B.drhd(0xFED91000, [EP])], 1, "SCOPE_IN_TWO_UNITS"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.satc([EP], segment=1)], 1, "SATC_SEGMENT_NO_DRHD"),
-    ([B.drhd(0xFED90000, [IOAPIC]), B.drhd(0xFED91000)], 1, "DRHD_NO_DEVICES"),
-    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.unknown(9, b"abcd")], 1, "UNKNOWN_STRUCTURE"),
+     "namespace-scope-no-andd"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.andd(3, "\\_SB.I2C3")], 1, "andd-unreferenced"),
+    ([B.drhd(0xFED90000, [IOAPIC, B.scope(1, 0, [])], flags=0)], 1, "scope-empty-path"),
+    ([B.drhd(0xFED90000, [IOAPIC, B.scope(7, 0, [(1, 0)])])], 1, "scope-unknown-type"),
+    ([B.drhd(0xFED90000, [IOAPIC, EP]), B.drhd(0xFED91000, [EP])], 1, "scope-in-two-units"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.satc([EP], segment=1)], 1, "segment-no-drhd"),
+    ([B.drhd(0xFED90000, [IOAPIC]), B.drhd(0xFED91000)], 1, "drhd-no-devices"),
+    ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.unknown(9, b"abcd")], 1, "unknown-structure"),
     ([B.drhd(0xFED90000, [IOAPIC, EP]), B.rmrr(0x1000, 0x1FFF, [B.scope(1, 0, [(0x14, 0)])])],
-     1, "SCOPE_NOT_UNDER_ANY_DRHD"),
+     1, "scope-not-under-any-drhd"),
     ([B.drhd(0xFED90000, [IOAPIC], size=1), B.drhd(0xFED91000, [EP])], 1,
-     "DRHD_REGISTERS_OVERLAP"),
+     "drhd-registers-overlap"),
     ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x80_0000_0000, 0x80_0000_0FFF, [EP])], 1,
-     "RMRR_BEYOND_HAW"),
-    ([], 1, "NO_STRUCTURES"),
-    ([B.rmrr(0x1000, 0x1FFF, [EP])], 1, "NO_DRHD"),
+     "rmrr-beyond-haw"),
+    ([], 1, "no-structures"),
+    ([B.rmrr(0x1000, 0x1FFF, [EP])], 1, "no-drhd"),
     ([B.drhd(0xFED90000, [IOAPIC], flags=1), B.drhd(0xFED91000, length=0x100)], 1,
-     "MALFORMED_STRUCTURE"),
+     "malformed-structure"),
     ([B.drhd(0xFED90000, [IOAPIC, B.scope(1, 0, [(2, 0)], length=0x40)], flags=1)], 1,
-     "MALFORMED_DEVICE_SCOPE"),
+     "malformed-device-scope"),
 ])
 def test_check_fires(structures: List[bytes], flags: int, want: str) -> None:
     assert want in ids(structures, flags=flags)
@@ -90,7 +90,7 @@ def test_bad_checksum_and_haw() -> None:
     data = bytearray(B.table([B.drhd(0xFED90000, [IOAPIC], flags=1)], haw=12))
     data[9] ^= 1
     found = [f.id for f in check_dmar(parse_dmar(bytes(data)))]
-    assert "BAD_CHECKSUM" in found and "HAW_IMPLAUSIBLE" in found
+    assert "bad-checksum" in found and "haw-implausible" in found
 
 
 def test_reserved_bits() -> None:
@@ -98,13 +98,13 @@ def test_reserved_bits() -> None:
     data[0x2F] = 0x80
     data[9] = (data[9] - 0x80) & 0xFF  # keep the checksum right
     found = [f.id for f in check_dmar(parse_dmar(bytes(data)))]
-    assert found == ["FLAGS_RESERVED", "HEADER_RESERVED_NONZERO"]
+    assert found == ["flags-reserved", "header-reserved-nonzero"]
 
 
 def test_truncated() -> None:
     data = B.table([B.drhd(0xFED90000, [IOAPIC], flags=1)])
     found = [f.id for f in check_dmar(parse_dmar(data[:-4]))]
-    assert "TABLE_TRUNCATED" in found and "BAD_CHECKSUM" not in found
+    assert "table-truncated" in found and "bad-checksum" not in found
 
 
 def test_real_tables() -> None:
@@ -112,11 +112,11 @@ def test_real_tables() -> None:
         path = next(T.glob(name + "*.dat"))
         return [f.id for f in check_dmar(parse_dmar(path.read_bytes()))]
 
-    assert "DRHD_BASE_ZERO" in real("208_")  # a ThinkPad whose DMAR names a unit at 0
-    assert real("X02_").count("RHSA_NO_DRHD") == 2
-    assert "SCOPE_NOT_UNDER_ANY_DRHD" in real("X02_")  # its RMRR's 00:14.0 has no unit
-    assert real("X01_").count("DRHD_NO_DEVICES") == 6
-    assert "X2APIC_OPT_OUT" in real("262_")
+    assert "drhd-base-zero" in real("208_")  # a ThinkPad whose DMAR names a unit at 0
+    assert real("X02_").count("rhsa-no-drhd") == 2
+    assert "scope-not-under-any-drhd" in real("X02_")  # its RMRR's 00:14.0 has no unit
+    assert real("X01_").count("drhd-no-devices") == 6
+    assert "x2apic-opt-out" in real("262_")
     assert real("263_") == []
 
 
@@ -133,7 +133,7 @@ def test_pci_tree_from_lab_root() -> None:
     gone["0000:00:03.0"] = 9
     found = check_dmar(dmar, gone)
     assert [(f.id, f.offset) for f in found] == [
-        ("SCOPE_DEVICE_ABSENT", 0x58), ("SCOPE_TYPE_MISMATCH", 0x60)]
+        ("scope-device-absent", 0x58), ("scope-type-mismatch", 0x60)]
 
 
 def test_devices_not_covered() -> None:
@@ -146,9 +146,9 @@ def test_devices_not_covered() -> None:
     assert check_dmar(dmar, pci) == []
     more = dict(pci, **{"0000:00:07.0": None, "0000:04:00.0": None, "0000:00:08.0": 4,
                         "10000:e1:00.0": None})  # a VMD child: DMAs as the VMD endpoint
-    found = [(f.id, f.message.split()[0]) for f in check_dmar(dmar, more)]
-    assert found == [("DEVICE_NOT_COVERED", "0000:00:07.0"), ("DEVICE_NOT_COVERED", "0000:00:08.0"),
-                     ("DEVICE_NOT_COVERED", "0000:04:00.0")]
+    found = [(f.id, f.title.split()[0]) for f in check_dmar(dmar, more)]
+    assert found == [("device-not-covered", "0000:00:07.0"), ("device-not-covered", "0000:00:08.0"),
+                     ("device-not-covered", "0000:04:00.0")]
     # With an INCLUDE_PCI_ALL unit nothing is uncovered.
     tbl = B.table([B.drhd(0xFED90000, [IOAPIC], flags=1)])
     assert check_dmar(parse_dmar(tbl), more) == []
@@ -159,9 +159,9 @@ def test_multi_hop_walk() -> None:
     tbl = [B.drhd(0xFED90000, [IOAPIC, scope])]
     pci = {"0000:00:1c.4": 5, "0000:05:00.2": None}
     # The endpoint is reached; the root port above it is listed by no unit.
-    assert ids(tbl, pci=pci) == ["DEVICE_NOT_COVERED"]
-    assert "SCOPE_DEVICE_ABSENT" in ids(tbl, pci={"0000:00:1c.4": 6, "0000:05:00.2": None})
-    assert "SCOPE_DEVICE_ABSENT" in ids(tbl, pci={"0000:00:1c.4": None, "0000:05:00.2": None})
+    assert ids(tbl, pci=pci) == ["device-not-covered"]
+    assert "scope-device-absent" in ids(tbl, pci={"0000:00:1c.4": 6, "0000:05:00.2": None})
+    assert "scope-device-absent" in ids(tbl, pci={"0000:00:1c.4": None, "0000:05:00.2": None})
 
 
 # -- RMRR inside firmware-reserved memory, judged against the kernel's own verdicts -----
@@ -249,11 +249,11 @@ def test_range_is_reserved_edges() -> None:
 
 def test_rmrr_not_reserved_finding(tmp_path: Path) -> None:
     tbl = [B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x8C000000, 0x8C0FFFFF, [EP])]
-    assert "RMRR_NOT_RESERVED" in [f.id for f in check_dmar(
+    assert "rmrr-not-reserved" in [f.id for f in check_dmar(
         parse_dmar(B.table(tbl)), reserved=[(0x8C000000, 0x8C07FFFF)])]
-    assert "RMRR_NOT_RESERVED" not in [f.id for f in check_dmar(
+    assert "rmrr-not-reserved" not in [f.id for f in check_dmar(
         parse_dmar(B.table(tbl)), reserved=[(0x8B000000, 0x8CFFFFFF)])]
-    assert "RMRR_NOT_RESERVED" not in [f.id for f in check_dmar(parse_dmar(B.table(tbl)))]
+    assert "rmrr-not-reserved" not in [f.id for f in check_dmar(parse_dmar(B.table(tbl)))]
 
 
 def test_read_reserved_ranges(tmp_path: Path) -> None:
@@ -283,7 +283,7 @@ def test_rmrr_in_crashkernel() -> None:
     assert crash == [(0x1C000000, 0x2BFFFFFF)]  # crashkernel=256M of the lab guest
     inside = [B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x2BFFF000, 0x2C000FFF, [EP])]
     found = check_dmar(parse_dmar(B.table(inside)), crashkernel=crash)
-    assert [f.id for f in found] == ["RMRR_IN_CRASHKERNEL"]
+    assert [f.id for f in found] == ["rmrr-in-crashkernel"]
     outside = [B.drhd(0xFED90000, [IOAPIC], flags=1), B.rmrr(0x2C000000, 0x2C000FFF, [EP])]
     assert check_dmar(parse_dmar(B.table(outside)), crashkernel=crash) == []
 
@@ -298,4 +298,4 @@ def test_corpus_errors_are_the_known_firmware_bugs(shared: Path) -> None:
         ids_ = [f.id for f in check_dmar(parse_dmar(p.read_bytes())) if f.severity == "error"]
         if ids_:
             errors[p.name[:4]] = ids_
-    assert errors == {"208_": ["DRHD_BASE_ZERO"], "X02_": ["RHSA_NO_DRHD", "RHSA_NO_DRHD"]}
+    assert errors == {"208_": ["drhd-base-zero"], "X02_": ["rhsa-no-drhd", "rhsa-no-drhd"]}

@@ -73,7 +73,8 @@ def test_json_contract(capsys: pytest.CaptureFixture) -> None:
     assert atsr["all_ports"] is False
     rhsa = next(s for s in doc["structures"] if s["type"] == "RHSA")
     assert "proximity_domain" in rhsa
-    assert all({"id", "severity", "message", "offset"} <= set(f) for f in doc["findings"])
+    assert all({"id", "severity", "title", "evidence", "remedy", "devices", "offset"} <= set(f)
+               for f in doc["findings"])
 
 
 def test_json_other_types(capsys: pytest.CaptureFixture) -> None:
@@ -110,15 +111,15 @@ def test_root_snapshot_with_pci_check(capsys: pytest.CaptureFixture, tmp_path: P
     shutil.rmtree(root / "sys/bus/pci/devices/0000:00:02.0")
     code, out, _ = run(capsys, "dmar", "--root", str(root), "-f", "text")
     assert code == 0
-    assert "SCOPE_DEVICE_ABSENT @0x58: DRHD PCI_ENDPOINT 0000:00:02.0" in out
+    assert "scope-device-absent @0x58: DRHD PCI_ENDPOINT 0000:00:02.0" in out
     code, out, _ = run(capsys, "dmar", "--root", str(root), "--no-pci", "-f", "text")
-    assert "SCOPE_DEVICE_ABSENT" not in out
+    assert "scope-device-absent" not in out
 
 
 def test_rich_output(capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run(capsys, "dmar", str(X01), "-f", "rich")
     assert code == 0
-    assert "0xd0ffc000" in out and "DRHD_NO_DEVICES" in out and "46 bits" in out
+    assert "0xd0ffc000" in out and "drhd-no-devices" in out and "46 bits" in out
 
 
 def err_line(capsys: pytest.CaptureFixture, *args: str) -> Tuple[int, List[str]]:
@@ -169,7 +170,7 @@ def test_truncated_file_decodes_partially(capsys: pytest.CaptureFixture, tmp_pat
     cut.write_bytes(X01.read_bytes()[:0x100])
     code, out, _ = run(capsys, "dmar", str(cut), "-f", "text")
     assert code == 0
-    assert "TABLE_TRUNCATED" in out and "MALFORMED_STRUCTURE" in out
+    assert "table-truncated" in out and "malformed-structure" in out
     assert "base 0xbbbfc000" in out  # structures before the cut are all there
 
 
@@ -268,7 +269,7 @@ def test_rich_does_not_read_firmware_strings_as_markup(capsys: pytest.CaptureFix
     p.write_bytes(tbl)
     code, out, _ = run(capsys, "dmar", str(p), "-f", "rich")
     assert code == 0
-    lines = [ln for ln in out.splitlines() if "ANDD_UNREFERENCED" in ln]
+    lines = [ln for ln in out.splitlines() if "andd-unreferenced" in ln]
     assert len(lines) == 1 and "[bold]\\_SB.X[/bold]" in lines[0]
 
 

@@ -42,7 +42,7 @@ def test_json_contract_offsets_are_absolute(capsys: pytest.CaptureFixture) -> No
             assert int.from_bytes(data[e["offset"] + 1 : e["offset"] + 3], "little") == e["device_id"]
     hid = [e for e in doc["blocks"][3]["device_entries"] if e["type"] == "HID"]
     assert [h["uid"] for h in hid] == ["\\_SB.FUR0", "\\_SB.FUR1", "\\_SB.FUR2", "\\_SB.FUR3"]
-    assert {f["id"] for f in doc["findings"]} >= {"IVRS_UNKNOWN_BLOCK", "IVMD_UNITY"}
+    assert {f["id"] for f in doc["findings"]} >= {"ivrs-unknown-block", "ivmd-unity"}
 
 
 def test_text_names_every_entry(capsys: pytest.CaptureFixture) -> None:
@@ -59,13 +59,13 @@ def test_root_with_madt(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     (tables / "APIC").write_bytes(madt([32, 33]))
     code, out, _ = run(capsys, "ivrs", "--root", str(tmp_path), "-f", "json")
     ids = {f["id"] for f in json.loads(out)["findings"]}
-    assert code == 0 and "IVRS_IOAPIC_MISSING" not in ids and "IVRS_NO_SB_IOAPIC" not in ids
+    assert code == 0 and "ivrs-ioapic-missing" not in ids and "ivrs-no-sb-ioapic" not in ids
     (tables / "APIC").write_bytes(madt([32, 33, 34]))
     code, out, _ = run(capsys, "ivrs", "--root", str(tmp_path), "-f", "json", "--fail-on",
                        "warning")
     doc = json.loads(out)
-    miss = [f for f in doc["findings"] if f["id"] == "IVRS_IOAPIC_MISSING"]
-    assert code == 3 and len(miss) == 1 and "IOAPIC[34] not in IVRS table" in miss[0]["message"]
+    miss = [f for f in doc["findings"] if f["id"] == "ivrs-ioapic-missing"]
+    assert code == 3 and len(miss) == 1 and "IOAPIC[34] not in IVRS table" in miss[0]["title"]
     assert doc["source"].endswith(":/sys/firmware/acpi/tables/IVRS")
 
 
@@ -89,7 +89,7 @@ def test_broken_table_findings(capsys: pytest.CaptureFixture, tmp_path: Path) ->
     code, out, _ = run(capsys, "ivrs", str(p), "-f", "json", "--fail-on", "error")
     ids = [f["id"] for f in json.loads(out)["findings"]]
     assert code == 3
-    assert {"IVRS_CHECKSUM", "IVHD_NO_DEVICES", "IVHD_SPECIAL_VARIETY", "IVRS_NO_SB_IOAPIC"} <= set(ids)
+    assert {"ivrs-checksum", "ivhd-no-devices", "ivhd-special-variety", "ivrs-no-sb-ioapic"} <= set(ids)
 
 
 def test_acpidump_text(capsys: pytest.CaptureFixture) -> None:

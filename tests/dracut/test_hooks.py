@@ -29,6 +29,7 @@ def _env(tmp_path, fail=False):
 def _run(script, env, *args):
     # the scripts write below /run and to /dev/kmsg: give them a private /run via sed
     text = script.read_text().replace("/run/kdumptool", str(env["_RUN"])).replace("/dev/kmsg", "/dev/null")
+    text = text.replace("@KDUMPTOOL@", "kdumptool")  # the stand-in on PATH
     r = subprocess.run(["sh", "-c", text, script.name, *args], env=env, capture_output=True, text=True, timeout=60)
     return r
 
@@ -58,9 +59,10 @@ def test_shutdown_hook_only_in_kdump_kernel(tmp_path):
     text = (MOD / "kdumptool-shutdown.sh").read_text()
     # outside a kdump kernel (no /proc/vmcore on this host) it does nothing
     if not os.path.exists("/proc/vmcore"):
-        r = subprocess.run(["sh", "-c", text, "x", "reboot"], env=env, capture_output=True, text=True)
+        r = subprocess.run(["sh", "-c", text.replace("@KDUMPTOOL@", str(tmp_path / "bin/kdumptool")), "x", "reboot"],
+                           env=env, capture_output=True, text=True)
         assert r.returncode == 0 and not log.exists()
-    fake = text.replace("/proc/vmcore", str(tmp_path)).replace("/usr/bin/kdumptool", str(tmp_path / "bin/kdumptool"))
+    fake = text.replace("/proc/vmcore", str(tmp_path)).replace("@KDUMPTOOL@", str(tmp_path / "bin/kdumptool"))
     fake = fake.replace("/run/kdumptool", str(tmp_path / "run")).replace("/dev/kmsg", "/dev/null")
     r = subprocess.run(["sh", "-c", fake, "x", "reboot"], env=env, capture_output=True, text=True)
     assert r.returncode == 0

@@ -11,9 +11,10 @@ import pytest
 from tests.conftest import REPO
 
 UNITS = sorted((REPO / "systemd").glob("*.service"))
-SCRIPTS = sorted((REPO / "dracut").rglob("*.sh")) + [
+SCRIPTS = sorted((REPO / "dracut").rglob("*.sh")) + sorted((REPO / "systemd").glob("*.sh")) + sorted((REPO / "dracut/lab/kdump-utils-lab").iterdir()) + [
     REPO / "systemd/kdumptool.shutdown",
     REPO / "dracut/lab-scenarios/build-kdump-initrd",
+    REPO / "dracut/lab-scenarios/build-kdump-utils-initrd",
 ]
 
 
@@ -24,8 +25,14 @@ def test_systemd_analyze_verify_clean(unit, tmp_path):
     exe = tmp_path / "kdumptool"
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
+    libexec = tmp_path / "libexec"
+    libexec.mkdir()
+    for name in ("kdump-pre", "kdump-tools-publish"):
+        (libexec / name).write_text("#!/bin/sh\n")
+        (libexec / name).chmod(0o755)
     copy = tmp_path / unit.name
-    copy.write_text(unit.read_text().replace("/usr/bin/kdumptool", str(exe)))
+    copy.write_text(unit.read_text().replace("@KDUMPTOOL@", str(exe)).replace("@LIBEXECDIR@", str(libexec))
+                    .replace("@KDUMP_COREDIR@", "/var/crash"))
     r = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip() == "", r.stderr  # no "Unknown key", no bad value

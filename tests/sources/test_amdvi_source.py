@@ -72,9 +72,9 @@ def test_snapshot_registers_and_kdump_checks(capsys: pytest.CaptureFixture, tmp_
     assert u["name"] == "ivhd0" and u["registers"]["device_table"]["size"] == 1 << 20
     assert u["registers"]["control"]["iommu_en"] is True
     ids = {f["id"] for f in doc["findings"]}
-    assert {"AMDVI_TRANSLATION", "AMDVI_DEV_TABLE_SIZE", "AMDVI_DEV_TABLE_ABOVE_4G",
-            "AMDVI_EVENT_OVERFLOW", "AMDVI_EVENTS_PENDING"} <= ids
-    assert "AMDVI_EFR_MISMATCH" not in ids
+    assert {"amdvi-translation", "amdvi-dev-table-size", "amdvi-dev-table-above-4g",
+            "amdvi-event-overflow", "amdvi-events-pending"} <= ids
+    assert "amdvi-efr-mismatch" not in ids
     code, out, _ = run(capsys, "ivrs", "--root", str(root), "-f", "text")
     assert "Device table  0x120000000, 1 MiB (32768 entries)" in out
     assert "Event log     0x5000, 512 entries, head 0 tail 2 (2 pending)" in out
@@ -86,7 +86,7 @@ def test_snapshot_without_registers_says_unknown(capsys: pytest.CaptureFixture,
     tables.mkdir(parents=True)
     (tables / "IVRS").write_bytes(T14.read_bytes())
     code, out, _ = run(capsys, "ivrs", "--root", str(tmp_path), "-f", "json")
-    f = [x for x in json.loads(out)["findings"] if x["id"] == "AMDVI_REGISTERS_UNREAD"]
-    assert code == 0 and len(f) == 1 and "state is unknown" in f[0]["message"]
+    f = [x for x in json.loads(out)["findings"] if x["id"] == "amdvi-registers-unread"]
+    assert code == 0 and len(f) == 1 and "state is unknown" in f[0]["title"]
     code, out, _ = run(capsys, "ivrs", "--root", str(tmp_path), "-f", "json", "--no-registers")
     assert json.loads(out)["iommus"] is None

@@ -1,0 +1,338 @@
+"""Walk a crashed kernel's AMD-Vi device table and v1 page tables out of a dump.
+
+The device table is an array of 256-bit DTEs indexed by requester ID (bus << 8 | devfn),
+one per PCI segment, at the address of the Device Table Base register (MMIO 0000h).
+Per DTE (formats/amdvi_tables.py): V/TV/Mode/IR/IW decide what DMA from that requester
+ID gets (untranslated, blocked, pass-through, translated); a translated entry points to
+a v1 page table of Mode levels (1-6), walked here into merged IOVA -> physical extents
+with read/write rights, the same :class:`~kdumptool.analysis.vtd_walk.PageTableWalk`
+and :class:`~kdumptool.analysis.vtd_walk.DeviceTranslation` records the VT-d walker
+gives, so the exposure map and the renderers are shared.
+
+v1 page-table rules (AMD IOMMU spec 2.2.3; Linux io_pgtable.c): an entry is present
+when PR (bit 0) is set; NextLevel 0 is a leaf of the level's page size, 7 a leaf whose
+size the address encodes (replicated over the entries it covers), 1..L-1 the level of
+the next table, so levels may be skipped (the skipped IOVA bits must then be zero: the
+child table covers only the low part of the entry's range); anything else is reported.
+Rights are the AND of IR/IW down the path and the DTE's.
+
+Bounded: the level count bounds the depth, a visited set stops shared or looped tables
+being walked twice, unreadable pages become ``Unreadable`` and the walk goes on.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
+
+from kdumptool.analysis.vtd_walk import (
+    DeviceTranslation,
+    Extent,
+    PageReader,
+    PageTableWalk,
+    PhysMemory,
+    Unreadable,
+    VtdTables,
+)
+from kdumptool.errors import NotMapped
+from kdumptool.formats.amdvi_tables import (
+    DTE_SIZE,
+    PAGE_MODE_7_LEVEL,
+    PM_ADDR_MASK,
+    Dte,
+    dte_from_qwords,
+    level_page_size,
+    mode7_page_size,
+)
+
+_UNPACK_PAGE = struct.Struct("<512Q").unpack
+MAX_EXTENTS = 1 << 20
+MAX_TABLE_PAGES = 1 << 16
+MAX_PROBLEMS = 64
+DEV_TABLE_MAX = 2 << 20  # 65536 entries of 32 bytes: one PCI segment
+
+
+@dataclass(frozen=True)
+class AmdViTables:
+    """A decoded device table: the devices that get anything but "blocked"."""
+
+    base: int
+    size: int
+    segment: int
+    devices: Tuple[DeviceTranslation, ...]
+    dtes: Dict[int, Dte]  # requester ID -> DTE of every listed device
+    domains: Tuple[PageTableWalk, ...]
+    blocked: int  # entries with V=1 and no access (Linux's default for unused IDs)
+    untranslated: Tuple[Tuple[int, int], ...]  # requester-ID runs with V=0 (not checked)
+    invalid: int
+    unreadable: Tuple[Unreadable, ...]
+    problems: Tuple[str, ...]
+
+    @property
+    def entries(self) -> int:
+        return self.size // DTE_SIZE
+
+    def as_vtd_tables(self) -> VtdTables:
+        """The shared record the exposure map and renderers take."""
+        return VtdTables(self.base, "amd-vi", self.segment, (), self.devices, self.domains,
+                         self.unreadable, self.problems)
+
+
+def walk_v1(reader: PageReader, root: int, levels: int, dte_rw: int = 3,
+            progress: Optional[Callable[[int], None]] = None) -> PageTableWalk:
+    """Walk one v1 page table of ``levels`` levels from ``root`` into merged extents."""
+    runs: List[List[int]] = []  # [iova, phys, size, rw]
+    unreadable: List[Unreadable] = []
+    problems: List[str] = []
+    n4k = nlarge = pages = 0
+    truncated = False
+    visited: set = set()
+    # explicit stack: (table paddr, level, iova base, rights so far)
+    stack: List[Tuple[int, int, int, int]] = [(root & PM_ADDR_MASK, levels, 0, dte_rw)]
+
+    def emit(iova: int, phys: int, size: int, rw: int) -> None:
+        nonlocal truncated
+        if runs:
+            last = runs[-1]
+            if last[0] + last[2] == iova and last[1] + last[2] == phys and last[3] == rw:
+                last[2] += size
+                return
+        if len(runs) >= MAX_EXTENTS:
+            truncated = True
+            return
+        runs.append([iova, phys, size, rw])
+
+    def problem(text: str) -> None:
+        if len(problems) < MAX_PROBLEMS:
+            problems.append(text)
+
+    while stack:
+        paddr, level, base, rw_in = stack.pop()
+        key = (paddr, level, base)
+        if key in visited:
+            problem(f"level-{level} table 0x{paddr:x} reached twice at IOVA 0x{base:x}: not walked again")
+            continue
+        visited.add(key)
+        if len(visited) > MAX_TABLE_PAGES:
+            unreadable.append(Unreadable(paddr, f"level-{level} page table",
+                                         f"not read: more than {MAX_TABLE_PAGES} table pages"))
+            continue
+        try:
+            data = reader.page(paddr)
+        except NotMapped as err:
+            unreadable.append(Unreadable(paddr, f"level-{level} page table", err.why))
+            continue
+        pages += 1
+        if progress is not None:
+            progress(1)
+        qs = _UNPACK_PAGE(data)
+        esize = level_page_size(level)
+        children: List[Tuple[int, int, int, int]] = []
+        for i, v in enumerate(qs):
+            if not v & 1:
+                continue
+            rw = rw_in & ((1 if v >> 61 & 1 else 0) | (2 if v >> 62 & 1 else 0))
+            iova = base + i * esize
+            nl = (v >> 9) & 7
+            addr = v & PM_ADDR_MASK
+            if nl == 0:
+                if rw:
+                    emit(iova, addr, esize, rw)
+                if level == 1:
+                    n4k += 1
+                else:
+                    nlarge += 1
+                continue
+            if nl == PAGE_MODE_7_LEVEL:
+                psize = mode7_page_size(v)
+                if psize is None or psize < esize:
+                    problem(f"level-{level} entry {i} of table 0x{paddr:x}: NextLevel 7 with no valid "
+                            "page size: ignored")
+                    continue
+                if rw:
+                    emit(iova, (addr & ~(psize - 1)) + (iova % psize), esize, rw)
+                if level == 1:
+                    n4k += 1
+                else:
+                    nlarge += 1
+                continue
+            if nl >= level:
+                problem(f"level-{level} entry {i} of table 0x{paddr:x}: NextLevel {nl} does not "
+                        "decrease: ignored (the IOMMU reports a page-table error)")
+                continue
+            children.append((addr, nl, iova, rw))
+        # push in reverse so the lowest IOVA is walked first (extents come out sorted)
+        stack.extend(reversed(children))
+    extents = tuple(Extent(r[0], r[1], r[2], bool(r[3] & 1), bool(r[3] & 2)) for r in runs)
+    if truncated:
+        problem(f"more than {MAX_EXTENTS} extents: the rest counted, not listed")
+    return PageTableWalk("amd-v1", root & PM_ADDR_MASK, levels, extents, n4k, nlarge, pages,
+                         tuple(unreadable), tuple(problems), truncated)
+
+
+def read_device_table(mem: Union[PhysMemory, PageReader], base: int, size: int) -> Tuple[List[Optional[bytes]], List[Unreadable]]:
+    """The table's pages (None where unreadable)."""
+    reader = mem if isinstance(mem, PageReader) else PageReader(mem)
+    pages: List[Optional[bytes]] = []
+    bad: List[Unreadable] = []
+    for off in range(0, size, 4096):
+        try:
+            pages.append(reader.page(base + off))
+        except NotMapped as err:
+            pages.append(None)
+            bad.append(Unreadable(base + off, "device table page", err.why))
+    return pages, bad
+
+
+def walk_device_table(mem: PhysMemory, base: int, size: int = DEV_TABLE_MAX, segment: int = 0,
+                      progress: Optional[Callable[[int], None]] = None,
+                      only: Optional[Iterable[int]] = None) -> AmdViTables:
+    """Decode the device table at ``base`` (``size`` bytes) and walk every page table it
+    points to (each once, however many devices share it)."""
+    base &= PM_ADDR_MASK
+    size = max(4096, min(size, DEV_TABLE_MAX))
+    reader = mem if isinstance(mem, PageReader) else PageReader(mem)
+    pages, unreadable = read_device_table(reader, base, size)
+    wanted = set(only) if only is not None else None
+    walks: Dict[Tuple[int, int, int], PageTableWalk] = {}
+    devices: List[DeviceTranslation] = []
+    dtes: Dict[int, Dte] = {}
+    blocked = invalid = 0
+    untranslated: List[List[int]] = []
+    problems: List[str] = []
+    for pi, page in enumerate(pages):
+        if page is None:
+            continue
+        qs = _UNPACK_PAGE(page)
+        for j in range(128):
+            devid = pi * 128 + j
+            if wanted is not None and devid not in wanted:
+                continue
+            q0 = qs[4 * j]
+            if q0 & 1 and not q0 & (3 << 61) and (not q0 & 2 or not (q0 >> 9) & 7):
+                blocked += 1  # the fast path for Linux's default entry: V, no access
+                continue
+            q = qs[4 * j : 4 * j + 4]
+            if not q0 & 1:
+                if untranslated and untranslated[-1][1] == devid - 1:
+                    untranslated[-1][1] = devid
+                else:
+                    untranslated.append([devid, devid])
+                continue
+            d = dte_from_qwords(*q)
+            kind = d.translation
+            if kind == "blocked":
+                blocked += 1
+                continue
+            paddr = base + devid * DTE_SIZE
+            bus, devfn = devid >> 8, devid & 0xFF
+            dprob: List[str] = []
+            if d.reserved_bits:
+                dprob.append(f"reserved DTE bits set (0x{d.reserved_bits:x}): the IOMMU reports "
+                             "ILLEGAL_DEV_TABLE_ENTRY")
+            walk = None
+            levels = None
+            if kind == "invalid":
+                invalid += 1
+                dprob.append("Mode 7 is reserved: the IOMMU reports ILLEGAL_DEV_TABLE_ENTRY")
+            elif kind == "translated":
+                levels = d.mode
+                rw = (1 if d.ir else 0) | (2 if d.iw else 0)
+                wkey = (d.pt_root, levels, rw)
+                walk = walks.get(wkey)
+                if walk is None:
+                    walk = walks[wkey] = walk_v1(reader, d.pt_root, levels, rw, progress)
+                if not rw:
+                    dprob.append("DTE has neither IR nor IW: every DMA is refused despite the page table")
+            if d.gv:
+                dprob.append(f"guest translation (GV, v2 page tables): GCR3 table at 0x{d.gcr3:x}, "
+                             f"GLX {d.glx}; its PASID page tables are not walked")
+            devices.append(DeviceTranslation(
+                segment=segment, bus=bus, devfn=devfn, context_paddr=paddr, present=True,
+                fpd=d.sa, translation_type=kind,
+                address_width=min(64, 12 + 9 * levels) if levels else None, aw=d.mode,
+                levels=levels, domain_id=d.domain_id, pt_root=d.pt_root if kind == "translated" else None,
+                walk=walk, problems=tuple(dprob)))
+            dtes[devid] = d
+    if not devices and not blocked and not untranslated and not unreadable:
+        problems.append("no DTE decoded")
+    return AmdViTables(base, size, segment, tuple(devices), dtes, tuple(walks.values()), blocked,
+                       tuple((a, b) for a, b in untranslated), invalid, tuple(unreadable), tuple(problems))
+
+
+# --- finding the table in a dump with no hint --------------------------------------------
+
+@dataclass(frozen=True)
+class DevTableCandidate:
+    base: int
+    size: int
+    valid: int  # entries with V=1
+    translated: int
+    score: int
+
+
+def _page_is_dtes(page: bytes) -> Tuple[bool, int, int]:
+    """(every entry plausible, V=1 entries, translated entries) of one 4 KiB page."""
+    qs = _UNPACK_PAGE(page)
+    valid = translated = 0
+    for j in range(128):
+        q0, q1, q2, q3 = qs[4 * j : 4 * j + 4]
+        if not q0 & 1:
+            if q0 or q1 or q2 or q3:
+                return False, 0, 0
+            continue
+        if q0 & 0x7C or q0 >> 63 or q2 & (0xF << 52) or q2 >> 59 & 1 or (q0 >> 9) & 7 == 7:
+            return False, 0, 0
+        if q3 >> 8:  # attribute-override bits only in the low byte (Linux leaves it 0)
+            return False, 0, 0
+        valid += 1
+        if q0 & 2 and (q0 >> 9) & 7:
+            if not q0 & PM_ADDR_MASK:
+                return False, 0, 0
+            translated += 1
+    return True, valid, translated
+
+
+def find_device_tables(mem: PhysMemory, ranges: Iterable[Tuple[int, int]], limit: int = 8,
+                       below: int = 1 << 32) -> List[DevTableCandidate]:
+    """Device tables in the dumped ranges: runs of pages, starting at a size-aligned
+    address (Linux allocates the table as one power-of-two block), in which every
+    entry is a plausible DTE and most are valid; below 4 GiB (GFP_DMA32)."""
+    reader = mem if isinstance(mem, PageReader) else PageReader(mem)
+    out: List[DevTableCandidate] = []
+    for start, end in ranges:
+        a = (start + 0xFFF) & ~0xFFF
+        end = min(end, below)
+        while a < end:
+            if a % (64 << 10):
+                a = (a + (64 << 10) - 1) & ~((64 << 10) - 1)  # tables are >= 64 KiB blocks here
+                continue
+            try:
+                ok, valid, tr = _page_is_dtes(reader.page(a))
+            except NotMapped:
+                ok, valid, tr = False, 0, 0
+            if not ok or valid < 64:
+                a += 64 << 10
+                continue
+            size = 4096
+            tvalid, ttr = valid, tr
+            while size < DEV_TABLE_MAX:
+                try:
+                    ok2, v2, t2 = _page_is_dtes(reader.page(a + size))
+                except NotMapped:
+                    break
+                if not ok2 or v2 == 0:
+                    break
+                tvalid += v2
+                ttr += t2
+                size += 4096
+            # the table is a power-of-two block: keep the largest aligned power of two
+            p2 = 4096
+            while p2 * 2 <= size:
+                p2 *= 2
+            if ttr:
+                out.append(DevTableCandidate(a, p2, tvalid, ttr, ttr * 4 + tvalid))
+            a += max(p2, 64 << 10)
+    out.sort(key=lambda c: -c.score)
+    return out[:limit]

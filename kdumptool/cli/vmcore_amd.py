@@ -1,0 +1,117 @@
+"""The AMD-Vi side of ``kdumptool vmcore iommu|exposure``: the crashed kernel's device
+table and v1 page tables out of a dump.
+
+Where the device table comes from, in this order (the output says which):
+``--dev-table`` (an address, or a Device Table Base register value whose low 9 bits give
+the size): argument; ``--saved DIR`` with ``DIR/_kdumptool/amdvi_registers.json`` (a
+snapshot taken before the crash): saved; otherwise a scan of the dump for a block of
+plausible DTEs below 4 GiB: scan.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+DEV_TABLE_DEFAULT = 2 << 20
+
+
+def wants_amd(vendor: str, dev_table: Optional[str], saved: Optional[Path], dump: Any,
+              rtaddr: Optional[str]) -> Tuple[bool, List[str]]:
+    """Whether to decode AMD-Vi structures, and the evidence (for the output)."""
+    from kdumptool.sources.amdvi import has_saved_amdvi, iommu_vendor_from_dump
+
+    if vendor == "amd" or dev_table is not None:
+        return True, [f"vendor AMD-Vi: {'--vendor amd' if vendor == 'amd' else '--dev-table'}"]
+    if vendor == "intel" or rtaddr is not None:
+        return False, []
+    if saved is not None and has_saved_amdvi(saved):
+        return True, [f"vendor AMD-Vi: {saved}/_kdumptool/amdvi_registers.json"]
+    got = iommu_vendor_from_dump(dump)
+    if got is not None:
+        return got[0] == "AMD-Vi", [f"vendor {got[0]}: the crashed kernel's log says {got[1]!r}"]
+    return False, []
+
+
+def resolve_dev_table(dump: Any, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
+                      unit: Optional[str]) -> Tuple[int, int, str, str, List[str]]:
+    """(base, size, source, detail, warnings)."""
+    from kdumptool.analysis.amdvi_walk import find_device_tables
+    from kdumptool.errors import SourceMissing
+    from kdumptool.sources.amdvi import read_saved_dev_tables
+
+    warnings: List[str] = []
+    if dev_table is not None:
+        try:
+            value = int(dev_table, 16)
+        except ValueError:
+            import typer
+
+            raise typer.BadParameter(f"{dev_table!r} is not a hex address", param_hint="--dev-table") from None
+        size = ((value & 0x1FF) + 1) << 12 if value & 0x1FF else DEV_TABLE_DEFAULT
+        return value & ~0xFFF, size, "argument", f"--dev-table {dev_table}", warnings
+    if saved is not None:
+        tabs = read_saved_dev_tables(saved)
+        if tabs:
+            pick = [t for t in tabs if unit in (None, t[0])]
+            if not pick:
+                raise SourceMissing(f"{saved}: no unit {unit!r} in amdvi_registers.json")
+            if len({(b, s) for _, b, s in tabs}) > 1 and unit is None:
+                warnings.append("the saved record has several device tables (one per PCI segment): "
+                                f"decoding {pick[0][0]}'s (--unit to choose)")
+            name, base, size = pick[0]
+            return base, size, "saved", f"{name} DEV_TABLE", warnings
+        warnings.append(f"{saved}: no _kdumptool/amdvi_registers.json: scanning the dump")
+    ranges = list(dump.iter_dumped_ranges())
+    cands = find_device_tables(dump, ranges)
+    if not cands:
+        raise SourceMissing(f"{vmcore}: no AMD-Vi device table given or saved, and the scan found no "
+                            "block of valid device table entries below 4 GiB")
+    if len(cands) > 1:
+        warnings.append("the scan found other device tables: " + ", ".join(
+            f"0x{c.base:x}" for c in cands[1:]) + " (--dev-table to choose)")
+    c = cands[0]
+    return c.base, c.size, "scan", (f"scan candidate 1 of {len(cands)}: {c.valid} valid entries, "
+                                    f"{c.translated} translated"), warnings
+
+
+def amd_iommu(dump: Any, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
+              unit: Optional[str], dev: Optional[tuple], fmt: str, evidence: List[str]) -> Any:
+    from kdumptool.analysis.amdvi_walk import walk_device_table
+    from kdumptool.render import amdvi as ra
+    from kdumptool.render.output import emit
+
+    base, size, source, detail, warnings = resolve_dev_table(dump, vmcore, dev_table, saved, unit)
+    only = [(dev[1] << 8) | dev[2]] if dev else None
+    t = walk_device_table(dump, base, size, segment=dev[0] if dev else 0, only=only)
+    devices = None
+    if dev is not None:
+        devices = [d for d in t.devices if (d.bus, d.devfn) == (dev[1], dev[2])]
+        if not devices:
+            warnings.append(f"{dev[1]:02x}:{dev[2] >> 3:02x}.{dev[2] & 7:x}: no translating or "
+                            "pass-through DTE (blocked, V=0 or not in the table)")
+    obj = ra.iommu_json(t, source, detail, evidence + warnings, devices)
+    emit(fmt, json_obj=lambda: obj, text=lambda: ra.render_iommu_text(obj, 1 << 62 if dev else 8))
+    return t, devices
+
+
+def amd_exposure(dump: Any, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
+                 unit: Optional[str], dev: Optional[tuple], fmt: str, evidence: List[str]) -> Any:
+    from kdumptool.analysis.amdvi_walk import walk_device_table
+    from kdumptool.analysis.exposure import find_exposure
+    from kdumptool.render import amdvi as ra
+    from kdumptool.render.output import emit
+
+    base, size, source, detail, warnings = resolve_dev_table(dump, vmcore, dev_table, saved, unit)
+    t = walk_device_table(dump, base, size)
+    ranges = list(dump.iter_dumped_ranges())
+    devices = None
+    if dev is not None:
+        devices = [d for d in t.devices if (d.bus, d.devfn) == (dev[1], dev[2])]
+    if t.untranslated:
+        warnings.append("requester IDs with V=0 (DMA not checked, all memory reachable if a device "
+                        "uses them): " + ", ".join(f"{a:04x}-{b:04x}" for a, b in t.untranslated[:8]))
+    ex = find_exposure(t.as_vtd_tables(), ranges, devices=devices)
+    obj = ra.exposure_json(ex, t, source, detail, evidence + warnings)
+    emit(fmt, json_obj=lambda: obj, text=lambda: ra.render_exposure_text(obj, 1 << 62 if dev else 12))
+    return ex

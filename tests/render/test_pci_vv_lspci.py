@@ -1,0 +1,82 @@
+"""``kdumptool pci -vv`` against ``lspci -vvv`` (pciutils 3.9.0, in the lab guest) on every
+device of every lab snapshot, field by field, for what matters to DMA: Control/Status
+(BusMaster), the BARs and expansion ROM, MSI and MSI-X state and addresses, DevCap
+(FLReset), DevCtl (error reporting, MaxPayload/MaxReadReq), DevSta (TransPend) and the AER
+status words. Sizes are not in config space: lspci's ``[size=...]`` is left out of the
+comparison (the lab snapshots carry no sysfs ``resource`` files).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Dict, List, Set
+
+import pytest
+
+from kdumptool.render.names import NUMERIC
+from kdumptool.render.pci import render_config_lines
+from kdumptool.sources.system import read_system
+from tests.conftest import FIXTURES
+
+SNAPS = sorted(p for p in (FIXTURES / "snapshots").iterdir() if (p / "_kdumptool/lspci_vvv.txt").is_file())
+#: lines compared whole (both ways: ours must be in lspci's block and lspci's in ours)
+WHOLE = re.compile(r"^(Control:|Status:|Region \d|Expansion ROM|Capabilities: \[[0-9a-f]+\] MSI(-X)?:|"
+                   r"Address:|Vector table:|PBA:|DevSta:|UESta:|UEMsk:|CESta:|MaxPayload \d+ bytes, MaxReadReq)")
+
+
+def norm(line: str) -> str:
+    line = re.sub(r" \[size=[^\]]*\]", "", line.strip())
+    return re.sub(r"\s+", " ", line)
+
+
+def lspci_blocks(path: Path) -> Dict[str, List[str]]:
+    out: Dict[str, List[str]] = {}
+    cur: List[str] = []
+    for line in path.read_text().splitlines():
+        if line and not line[0].isspace():
+            cur = out.setdefault(line.split()[0], [])
+        elif line.strip():
+            cur.append(line)
+    return out
+
+
+def section_tokens(block: List[str], head: str) -> Set[str]:
+    """The words of lspci's ``DevCap:`` (or ``DevCtl:``) lines up to the next field."""
+    toks: Set[str] = set()
+    on = False
+    for raw in block:
+        s = raw.strip()
+        if s.startswith(head):
+            on = True
+            s = s[len(head):]
+        elif re.match(r"^[A-Za-z]+:", s):
+            on = False
+        if on:
+            toks.update(t.rstrip(",") for t in s.split())
+    return toks
+
+
+@pytest.mark.parametrize("snap", SNAPS, ids=[s.name for s in SNAPS])
+def test_vv_equals_lspci(snap: Path) -> None:
+    system = read_system(snap)
+    blocks = lspci_blocks(snap / "_kdumptool/lspci_vvv.txt")
+    compared = 0
+    for d in system.devices.values():
+        block = blocks[d.short_bdf]
+        # the device's own Control/Status (one tab), not Power Management's nested Status
+        theirs = {norm(x) for x in block if WHOLE.match(norm(x))
+                  and not (x.startswith("\t\t") and norm(x).startswith(("Control:", "Status:")))}
+        ours_lines = render_config_lines(d, NUMERIC, 2)
+        ours = {norm(x) for x in ours_lines if WHOLE.match(norm(x))}
+        assert ours == theirs, d.bdf
+        compared += len(ours)
+        # DevCap/DevCtl second lines: our words are a subset of lspci's (it adds slot/latency words)
+        for i, x in enumerate(ours_lines):
+            s = x.strip()
+            for head in ("DevCap:", "DevCtl:"):
+                if s.startswith(head):
+                    words = set(ours_lines[i + 1].split())
+                    assert words <= section_tokens(block, head), (d.bdf, head, words - section_tokens(block, head))
+                    compared += len(words)
+    assert compared > 50
