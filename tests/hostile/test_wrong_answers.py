@@ -31,16 +31,6 @@ def test_lspci_hex_dump_drivers_are_unknown_not_absent(capsys):
     assert "unknown" in out
 
 
-def test_lspci_dump_with_driver_lines_keeps_the_risk(tmp_path, capsys):
-    # the same dump with "Kernel driver in use" for one device: drivers are known, and
-    # the bus masters without one are a risk again
-    text = LSPCI.read_text()
-    head, sep, rest = text.partition("\n")
-    (tmp_path / "k.txt").write_text(head + "\n\tKernel driver in use: pcieport\n" + rest)
-    code, out, err = run(capsys, "pci", "--from-lspci", str(tmp_path / "k.txt"), "-f", "text")
-    assert "RISK" in out and "driver=?" not in out
-
-
 def test_device_nodes_as_input_files_are_refused(capsys):
     from tests.hostile.util import deadline
 
