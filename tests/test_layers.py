@@ -41,11 +41,7 @@ CLI_DEBT: Set[Tuple[str, str]] = {
     ("cli/vmcore_vtd.py", "imports kdumptool.formats.klog"),
     ("cli/vmcore_vtd.py", "imports kdumptool.formats.printk"),
     ("cli/vmcore_vtd.py", "imports kdumptool.formats.vtd_tables"),
-    ("cli/vmcore_vtd.py", "calls open()"),
-    ("cli/vmcore_vtd.py", "calls .read_text()"),
     ("cli/vmcore_vtd.py", "calls json.loads()"),
-    ("cli/record.py", "calls .read_text()"),
-    ("cli/record.py", "calls .write_text()"),
     ("cli/record.py", "calls json.loads()"),
 }
 

@@ -39,3 +39,24 @@ def test_device_nodes_as_input_files_are_refused(capsys):
             code, out, err = run(capsys, *args)
         assert code == 1 and err.startswith("error: ") and err.count("\n") == 1, (args, err)
         assert "not a regular file" in err
+
+
+def test_kdump_log_with_remapping_off_after_a_remapping_kernel_is_not_ok(capsys):
+    # the lab's kdump kernel booted with intel_iommu=off after a first kernel with
+    # remapping on (its IR table was copied): not "OK"
+    log = SNAPSHOTS / "kdump_legacy_off" / "_kdumptool" / "dmesg.txt"
+    code, out, err = run(capsys, "log", str(log), "--no-system", "-f", "text", "--fail-on", "warning")
+    verdict = out.splitlines()[1]
+    assert verdict.startswith("WARNING: kdump kernel:") and "intel_iommu=off" in verdict, verdict
+    assert code == 3
+
+
+def test_kdump_log_with_remapping_off_and_nothing_known_is_not_ok(tmp_path, capsys):
+    src = (SNAPSHOTS / "kdump_legacy_off" / "_kdumptool" / "dmesg.txt").read_text().splitlines()
+    kept = [ln for ln in src if "DMAR-IR" not in ln]  # no sign of the crashed kernel's state
+    (tmp_path / "d.txt").write_text("\n".join(kept) + "\n")
+    code, out, err = run(capsys, "log", str(tmp_path / "d.txt"), "--no-system", "-f", "json")
+    import json
+
+    doc = json.loads(out)
+    assert doc["summary"]["verdict_level"] == "warning" and "unknown" in doc["summary"]["verdict"]
