@@ -12,8 +12,8 @@
 # Prints the test command at the end: <venv>/bin/python3 -m pytest
 set -eu
 cd "$(dirname "$0")"
-PKGS_DEB="pciutils acpica-tools kmod cpio zstd makedumpfile dracut-core systemd"
-PKGS_RPM="pciutils acpica-tools kmod cpio zstd makedumpfile dracut systemd"
+PKGS_DEB="pciutils acpica-tools kmod cpio zstd xz-utils lz4 makedumpfile dracut-core systemd"
+PKGS_RPM="pciutils acpica-tools kmod cpio zstd xz lz4 makedumpfile dracut systemd"
 PY=${PYTHON:-python3}
 say() { echo "install.sh: $*" >&2; }
 if [ "$(id -u)" = 0 ]; then

@@ -7,7 +7,12 @@ else escaping a decoder is a bug (the fuzz tests enforce this).
 
 from __future__ import annotations
 
-from typing import Optional
+# typing is only read by type checkers here: importing it costs ~9 ms of the start-up
+# of every command (bench/bench_ratios.py), and annotations are strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
 
 
 class KdumptoolError(Exception):

@@ -35,9 +35,9 @@ ALLOWED: Dict[str, Set[str]] = {
 
 #: (cli module, what it does that belongs in a lower layer): to be moved out, then removed here.
 CLI_DEBT: Set[Tuple[str, str]] = {
-    ("cli/dmar.py", "imports kdumptool.formats.dmar"),
+    ("cli/hot.py", "imports kdumptool.formats.dmar"),  # moved from cli/dmar.py (fast start)
     ("cli/log.py", "imports kdumptool.formats.klog"),
-    ("cli/vmcore.py", "imports kdumptool.formats.printk"),
+    ("cli/hot.py", "imports kdumptool.formats.printk"),  # moved from cli/vmcore.py (fast start)
     ("cli/vmcore_vtd.py", "imports kdumptool.formats.klog"),
     ("cli/vmcore_vtd.py", "imports kdumptool.formats.printk"),
     ("cli/vmcore_vtd.py", "imports kdumptool.formats.vtd_tables"),

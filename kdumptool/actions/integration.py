@@ -218,8 +218,12 @@ def choose_stacks(stack: str, found: Dict[str, List[str]]) -> Tuple[List[str], s
     if stack != "auto":
         raise BadArgument(f"--stack {stack!r}: one of auto, all, {', '.join(STACKS)}")
     got = [s for s in STACKS if s in found]
-    if "kdump-utils" in got and "dracut" in got:
-        got.remove("dracut")  # kdump-utils' dracut covers it
+    if "dracut" in got and ("kdump-utils" in got or "suse-kdump" in found):
+        # kdump-utils' dracut covers it; SUSE's kdump initramfs carries its own `kdumptool`
+        # binary, which kdumptool's module must not meet (docs/initramfs.md)
+        got.remove("dracut")
+    if not got and "suse-kdump" in found:
+        return [], "SUSE's kdump found: the boot-record unit and the shutdown hook only (docs/initramfs.md)"
     if not got:
         return list(STACKS), "no kdump stack found below the prefix (a package build root?): all stacks"
     return got, "found: " + "; ".join(f"{s} ({', '.join(found[s])})" for s in got)

@@ -53,6 +53,15 @@ REMEDIES: Dict[str, str] = {
     "build-kdump-initramfs": "start the kdump service once so it builds its initramfs (`kdumpctl start`, "
     "`kdump-config load`)",
     "start-kdump": "start the kdump service (`systemctl enable --now kdump` / `kdump-tools`)",
+    "amdvi-same-kernel": "use the same kernel build (and IVRS handling) for kdump as for the first kernel, so both "
+    "compute the same device table size; if the old table was above 4 GiB, boot the first kernel without SME "
+    "(mem_encrypt=off); put the drivers of every bus-mastering device into the kdump initramfs",
+    "amdvi-kdump-drivers": "put the drivers of every bus-mastering device into the kdump initramfs (kdump modules) so "
+    "each device is reset and moved off the old page tables; iommu=pt on the kdump kernel does not stop in-flight DMA",
+    "amdvi-turn-on": "turn AMD-Vi on in the first kernel (remove amd_iommu=off / iommu=off) so DMA is confined to the "
+    "buffers the crashed kernel mapped",
+    "amdvi-collect": "run kdumptool triage on the live first kernel, or keep the kdump kernel's log (kdumptool record)",
+    "amdvi-snp": "use the same SNP-capable kernel build for kdump; keep iommu=pt off the first kernel",
     "reserve-crashkernel": "add crashkernel= to the first kernel's command line (e.g. crashkernel=256M, or "
     "crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M) and reboot",
     "raise-crashkernel": "raise crashkernel= to at least {min_mib}M",
@@ -86,14 +95,14 @@ PASSTHROUGH_COPIED_NOTE = (
     "; the first kernel ran iommu=pt: its context entries are pass-through, so the copied "
     "entries give driverless devices unrestricted DMA (no page tables to keep it in bounds)"
 )
-AMD_IOMMU_NOTE = "; this machine has an AMD IOMMU (ACPI IVRS), which kdumptool does not triage"
+AMD_IOMMU_NOTE = "; this machine has an AMD IOMMU (ACPI IVRS): see the amdvi-* finding"
 
 T, D, V = "triage", "dmar", "ivrs"
 
 CATALOGUE: Tuple[Kind, ...] = (
     # ---- triage: the scenario (analysis/scenario.py CASES gives its title)
     Kind("no-vtd", T, (INFO,), "No Intel VT-d (no DMAR table, no DMAR units): nothing to triage for VT-d{amd}", None,
-         "No DMAR table and no DMAR units: nothing to triage for VT-d (an AMD IOMMU is named, not triaged)."),
+         "No DMAR table and no DMAR units: nothing to triage for VT-d (an AMD IOMMU is triaged by the amdvi-* findings)."),
     Kind("translation-off-in-kdump", T, (ERROR,),
          "VT-d translation is on in the first kernel but off in the kdump kernel: in-flight DMA goes to raw "
          "physical addresses", "kdump-cmdline",
@@ -117,6 +126,29 @@ CATALOGUE: Tuple[Kind, ...] = (
          "The evidence contradicts the verdict the scenario would give: no verdict is claimed (check_verdict)."),
     Kind("scenario-unknown", T, (WARNING,), "{scenario}", "collect-snapshot",
          "Case `unknown`: not enough evidence for the kdump kernel's VT-d state."),
+    # ---- triage: AMD-Vi (analysis/amdvi_scenario.py CASES and EXPLAIN give the title)
+    Kind("amdvi-on-off", T, (ERROR,), "{scenario}", "kdump-cmdline",
+         "Case `amd-on-off`: AMD-Vi on in the first kernel, `amd_iommu=off`/`iommu=off` on the kdump kernel: "
+         "the kdump kernel never touches the IOMMU, which keeps translating through the crashed kernel's tables."),
+    Kind("amdvi-copy-failed", T, (WARNING,), "{scenario}", "amdvi-same-kernel",
+         "Case `amd-copy-failed`: the kdump kernel refused the old device table (size, above 4 GiB, IRQ flags, "
+         "domain ID): every device blocked, in-flight DMA faults."),
+    Kind("amdvi-copied", T, (INFO,), "{scenario}", "amdvi-kdump-drivers",
+         "Case `amd-copied`: the device table is (or will be) copied; old mappings stay live until drivers "
+         "re-attach their devices."),
+    Kind("amdvi-off-on", T, (INFO,), "{scenario}", None,
+         "Case `amd-off-on`: AMD-Vi off in the first kernel only: IO_PAGE_FAULTs until drivers reset devices."),
+    Kind("amdvi-off-both", T, (INFO,), "{scenario}", "amdvi-turn-on",
+         "Case `amd-off-both`: AMD-Vi off in both kernels: DMA lands in the old kernel's memory."),
+    Kind("amdvi-not-kdump", T, (WARNING,), "{scenario}", None,
+         "Case `amd-not-kdump`: a kexec'd (not kdump) kernel found AMD-Vi translation on and turned it off."),
+    Kind("amdvi-unknown", T, (WARNING,), "{scenario}", "amdvi-collect",
+         "Case `amd-unknown`: not enough evidence to tell what the kdump kernel does with AMD-Vi."),
+    Kind("amdvi-snp", T, (WARNING,),
+         "SEV-SNP is enabled with AMD-Vi in the first kernel (\"IOMMU SNP support enabled.\"): the IOMMU's own "
+         "buffers are RMP-protected, DTE Mode 0 (pass-through) is not allowed, and kdump on an SNP host needs a "
+         "kdump kernel and kexec that support SNP host kexec", "amdvi-snp",
+         "An SEV-SNP host: check the kdump kernel handles it."),
     # ---- triage: interrupt remapping
     Kind("ir-copy-failed", T, (WARNING,),
          "Interrupt remapping table not copied from the crashed kernel: device interrupts may be lost or blocked "

@@ -377,6 +377,56 @@ def _cmdline_remedy(s: Optional[KdumpSettings], want: str, drop: Sequence[str] =
     )
 
 
+def _amd_cmdline_remedy(s: Optional[KdumpSettings], drop: Sequence[str]) -> str:
+    """How to take amd_iommu=off / iommu=off off the kdump kernel's command line."""
+    for st in (s.cmdline_replace, s.cmdline_append) if s is not None else ():
+        if st is not None and st.entry is not None and st.file is not None:
+            args = str(st.value).split()
+            bad = [a for a in args if a.split("=", 1)[0] in drop and a.split("=", 1)[1:] != ["pt"]]
+            if bad:
+                keep = [a for a in args if a not in bad]
+                return (f'remove {" ".join(bad)} from {st.entry.key} in {st.file} (line {st.entry.line}): '
+                        f'{st.entry.key}="{" ".join(keep)}", then restart the kdump service')
+    return ("remove amd_iommu=off and iommu=off from the kdump kernel's command line "
+            "(KDUMP_COMMANDLINE_APPEND in /etc/sysconfig/kdump on RHEL/SUSE, KDUMP_CMDLINE_APPEND in "
+            "/etc/default/kdump-tools on Debian/Ubuntu) and from the first kernel's if the kdump "
+            "service reuses /proc/cmdline")
+
+
+def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> List[Finding]:
+    """The AMD-Vi scenario (analysis/amdvi_scenario.py) as catalogue findings."""
+    from kdumptool.analysis.amdvi_scenario import classify_amdvi
+
+    sysm = inp.system
+    markers = [(m.kind, m.evidence, dict(m.groups)) for m in inp.log.markers if m.kind.startswith("amdvi_")]
+    first_markers = []
+    crashed = inp.crashed
+    if crashed is not None and crashed.log is not None:
+        first_markers = [(m.kind, m.evidence, dict(m.groups)) for m in crashed.log.markers
+                         if m.kind.startswith("amdvi_")]
+    if sysm.in_kdump_kernel:
+        first_cmd = crashed.cmdline if crashed is not None else None
+        kd = sysm.cmdline
+        where = "/proc/cmdline (this kdump kernel)"
+    else:
+        first_cmd = sysm.cmdline
+        kd = kd_cmdline
+        where = "the kdump kernel's command line"
+    a = classify_amdvi(sysm.in_kdump_kernel, first_cmd, kd, markers, first_markers, where,
+                       "the crashed kernel's command line" if sysm.in_kdump_kernel else "/proc/cmdline")
+    fid = "amdvi-" + a.case[len("amd-"):]
+    remedy = None
+    if fid == "amdvi-on-off":
+        remedy = (_amd_cmdline_remedy(inp.kdump_settings, ("amd_iommu", "iommu"))
+                  + "; with AMD-Vi on, the kdump kernel copies the device table ('Copied DEV table from "
+                  "previous kernel') and DMA stays inside the old kernel's buffers")
+    out = [make(fid, evidence=a.evidence, remedy=remedy, scenario=f"{a.title}. {a.explanation}")]
+    if a.snp:
+        out.append(make("amdvi-snp", evidence=tuple(e for k, e, _g in first_markers + markers
+                                                    if k == "amdvi_snp")[:2]))
+    return out
+
+
 def _module_remedy(s: Optional[KdumpSettings], modules: Sequence[str]) -> str:
     mods = " ".join(sorted(set(modules)))
     fam = s.family if s is not None else "unknown"
@@ -410,6 +460,19 @@ def quiesce_state(inp: TriageInput, kd_cmdline: Optional[str]) -> Tuple[Optional
         return False, ()
     ev.append(enabled_by)
     if inp.system.in_kdump_kernel:
+        return True, tuple(ev)
+    ig = inp.integration
+    if ig is not None and ig.stack == "kdump-tools":
+        # the kdump kernel boots this root: the hooks are its units, not initramfs files
+        hook = "usr/lib/systemd/system-shutdown/kdumptool.shutdown"
+        if hook not in ig.installed:
+            ev.append(Evidence("/" + hook, "absent: kdumptool install-integration has not run for kdump-tools"))
+            return False, tuple(ev)
+        if ig.command_ok is False:
+            ev.append(Evidence("/usr/lib/systemd/system/kdumptool-boot-record.service",
+                               f"runs {ig.command}, which is not an executable file here"))
+            return False, tuple(ev)
+        ev.append(Evidence("/" + hook, "installed (kdump-tools boots this root in the kdump kernel)"))
         return True, tuple(ev)
     initrd = inp.kdump_initrd
     if initrd is None:
@@ -513,6 +576,8 @@ def triage(inp: TriageInput) -> TriageReport:
         if inp.amd_iommu is not None:
             nv_ev.append(inp.amd_iommu)
         findings.append(make("no-vtd", evidence=nv_ev, amd=AMD_IOMMU_NOTE if inp.amd_iommu is not None else ""))
+        if inp.amd_iommu is not None:
+            findings.extend(_amdvi_findings(inp, kd_cmdline))
         findings.extend(_capacity_findings(inp))
         return _report(scen, findings, [], src, kd_cmdline, kd_basis)
 
@@ -641,6 +706,7 @@ def triage(inp: TriageInput) -> TriageReport:
     # ---- kdump configuration and initramfs
     if not sysm.in_kdump_kernel:
         findings.extend(_config_findings(inp, scen))
+        findings.extend(integration_findings(inp, kd_cmdline))
     findings.extend(_input_warnings(inp))
     findings.extend(_capacity_findings(inp))
     return replace(_report(scen, findings, risks, src, kd_cmdline, kd_basis),
@@ -751,6 +817,63 @@ def _config_findings(inp: TriageInput, scen: Scenario) -> List[Finding]:
         out.append(make("kdump-initramfs-unreadable", evidence=(Evidence("initramfs", inp.initrd_error),)))
     elif inp.kdump_initrd is None and inp.system.kexec_crash_loaded is not False:
         out.append(make("kdump-initramfs-missing", evidence=(Evidence("/boot", "no kdump initramfs"),)))
+    return out
+
+
+def integration_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> List[Finding]:
+    """kdumptool's own kdump integration: installed or not for the kdump stack found, in the
+    kdump initramfs or not (dracut stacks; kdump-tools boots the root file system), quiesce
+    enabled or not; a unit naming a kdumptool that is not there; an initramfs older than
+    the configuration it was built from, with the command that rebuilds it."""
+    ig = inp.integration
+    if ig is None:
+        return []
+    out: List[Finding] = []
+    quiesce, q_ev = quiesce_state(inp, kd_cmdline)
+    if ig.stack is None:
+        return out
+    installed = not ig.missing
+    where = "installed" if installed else ("not installed" if not ig.installed else "partly installed")
+    ev: List[Evidence] = [Evidence(f, f"{ig.stack} installed") for f in ig.stack_files[:2]]
+    ev += [Evidence("/" + f, "present") for f in ig.installed]
+    ev += [Evidence("/" + f, "absent") for f in ig.missing]
+    parts = [f"kdumptool integration for {ig.stack}: {where}"]
+    initrd = inp.kdump_initrd
+    if ig.stack in ("kdump-utils", "dracut", "suse-kdump"):
+        if initrd is not None:
+            parts.append("in the kdump initramfs" if initrd.has_kdumptool else "not in the kdump initramfs")
+            ev.append(Evidence(initrd.path, "holds usr/bin/kdumptool" if initrd.has_kdumptool
+                               else "no usr/bin/kdumptool"))
+        else:
+            parts.append("kdump initramfs not read")
+    elif ig.stack == "kdump-tools":
+        parts.append("runs from the root file system the kdump kernel boots (no initramfs part)")
+    parts.append({True: "quiesce enabled", False: "quiesce disabled", None: "quiesce: cannot tell"}[quiesce])
+    ev += list(q_ev)
+    remedy = None
+    if not installed:
+        remedy = "run `kdumptool install-integration` (`--dry-run` shows every file it writes)"
+    elif ig.stack in ("kdump-utils", "dracut") and initrd is not None and not initrd.has_kdumptool:
+        remedy = ("add `--add kdumptool` to the dracut_args line of /etc/kdump.conf, then `kdumpctl rebuild && "
+                  "kdumpctl restart`" if ig.stack == "kdump-utils" else
+                  f"rebuild the kdump initramfs with the module: dracut --force --add kdumptool {initrd.path} "
+                  f"{initrd.release}")
+    out.append(Finding("kdumptool-integration", "info", "; ".join(parts), tuple(ev), remedy))
+    if ig.command_ok is False:
+        out.append(Finding(
+            "kdumptool-integration-broken", "warning",
+            f"kdumptool's units run {ig.command}, which is not an executable file on this system: "
+            "the boot record and the kdump hooks will not run",
+            (Evidence("/usr/lib/systemd/system/kdumptool-boot-record.service", f"ExecStart={ig.command} ..."),),
+            "run `kdumptool install-integration` again with the kdumptool now installed "
+            "(it writes the units with that kdumptool's real path)"))
+    if ig.newer_than_initrd and ig.initrd_path:
+        out.append(Finding(
+            "kdump-initramfs-stale", "warning",
+            f"The kdump initramfs is older than {', '.join('/' + f for f in ig.newer_than_initrd)}: the kdump "
+            "kernel runs with the configuration it was built from, not the current one",
+            tuple(Evidence("/" + f, f"changed after {ig.initrd_path} was built") for f in ig.newer_than_initrd),
+            f"rebuild it: `{ig.rebuild}`" if ig.rebuild else None))
     return out
 
 

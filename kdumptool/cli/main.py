@@ -7,20 +7,25 @@ messages tell people to "run with --debug" after the command they typed.
 
 Command modules are listed in ``COMMAND_MODULES``; each defines ``register(app)``. They
 import only typer at module level and load decoders inside the command body. typer
-itself (with click and, since typer 0.16, pydantic) is imported only when a command
-runs: ``kdumptool --version`` answers without it, because the kdump initramfs pays for
-every millisecond (bench/bench_startup.py measures this).
+itself (with its click) is imported only when a command needs parsing: ``kdumptool
+--version`` answers without it, and so do plain invocations of the hot commands (``dmar
+FILE``, ``vmcore log|scan DUMP``, with at most ``-f``: cli/hot.py), because the kdump
+initramfs pays for every millisecond (bench/bench_ratios.py, bench/bench_startup.py).
+typer is pinned below 0.29, which would import pydantic for every command (pyproject.toml).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import signal
 import sys
-from typing import Any, List, Optional, Tuple
 
 from kdumptool import __version__
+
+# typing is only read by type checkers here: importing it costs ~9 ms of the start-up
+# of every command (bench/bench_ratios.py), and annotations are strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Tuple
 
 COMMAND_MODULES = (
     "dmar",
@@ -48,8 +53,13 @@ def _build_app() -> Any:
     """The typer app with every available command registered (built once)."""
     if _state["app"] is not None:
         return _state["app"]
+    import typing
+
     import typer
 
+    # typer evaluates the callback's string annotations in this module's globals, where
+    # typing's names are not imported at start-up (the fast path never needs them).
+    globals().setdefault("Optional", typing.Optional)
     app = typer.Typer(
         name="kdumptool",
         help=HELP,
@@ -79,6 +89,9 @@ def _build_app() -> Any:
         ),
     ) -> None:
         _state["debug"] = debug
+
+    import importlib
+    import importlib.util
 
     for name in COMMAND_MODULES:
         modname = f"kdumptool.cli.{name}"
@@ -158,6 +171,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     args, debug, exit_zero = _global_flags(args)
     previous = install_sigterm_exit()
     try:
+        # `dmar FILE`, `vmcore log DUMP`, `vmcore scan DUMP` with at most -f: run without
+        # importing typer (cli/hot.py), the kdump kernel's and big dumps' common case.
+        from kdumptool.cli.hot import fast_command
+
+        fast = fast_command([a for a in args if a not in GLOBAL_FLAGS])
+        if fast is not None:
+            fast()
+            return
         app = _build_app()
         if _bare_group(app, args):
             # A command group without its subcommand is a usage error (exit 2). click

@@ -118,41 +118,10 @@ def log(
                                       "kdump markers) instead of printing it."),
 ) -> None:
     """The crashed kernel's log, read from its printk buffer in the dump."""
-    import sys
-
     from kdumptool.cli.common import check_format
-    from kdumptool.errors import DecodeError, KdumptoolError, UnsupportedFormat
-    from kdumptool.formats.printk import decode_printk
-    from kdumptool.render.output import emit
-    from kdumptool.sources.vmcore import open_dump
+    from kdumptool.cli.hot import run_vmcore_log
 
-    fmt = check_format(fmt)
-    with open_dump(str(vmcore)) as dump:
-        try:
-            klog = decode_printk(dump.vmcoreinfo, dump.read_virt)
-        except KdumptoolError as err:  # name the dump, as every other error does
-            if isinstance(err, DecodeError):
-                raise err.with_source(str(vmcore)) from None
-            raise UnsupportedFormat(f"{vmcore}: {err}") from None
-        warnings = list(dump.warnings) + list(klog.warnings)
-    for w in warnings:
-        sys.stderr.write(f"warning: {w}\n")
-    if analyse:
-        _analyse(fmt, klog.dmesg_lines(), str(vmcore))
-    else:
-        from kdumptool.render.output import dump_dmesg_lines
-
-        lines = [ln for r in klog.records for ln in dump_dmesg_lines(r.ts_nsec, r.text)]
-        emit(fmt,
-             json_obj=lambda: {"path": str(vmcore), "kind": klog.kind,
-                               "records": [r.to_json() for r in klog.records],
-                               "complete": not klog.warnings, "warnings": warnings},
-             text=lambda: "\n".join(lines))
-    if klog.warnings:
-        from kdumptool.errors import IncompleteResult
-
-        raise IncompleteResult(f"{vmcore}: the kernel log is incomplete or damaged "
-                               f"({len(klog.warnings)} warning(s) above)")
+    run_vmcore_log(vmcore, check_format(fmt), analyse)
 
 
 def _analyse(fmt: str, lines: List[str], name: str) -> None:

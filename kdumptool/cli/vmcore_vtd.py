@@ -196,29 +196,10 @@ def exposure(
 
 def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
     """Find VT-d root tables in the dump with no hint, validated and ranked."""
-    from kdumptool.analysis.rtscan import find_root_tables
     from kdumptool.cli.common import check_format
-    from kdumptool.render import vtd as rv
-    from kdumptool.render.output import emit
-    from kdumptool.sources.vmcore import open_dump
+    from kdumptool.cli.hot import run_vmcore_scan
 
-    fmt = check_format(fmt)
-    with open_dump(str(vmcore)) as dump:
-        ranges = list(dump.iter_dumped_ranges())
-        with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
-            res = find_root_tables(dump, ranges, progress=tick)
-        truncated = dump.truncated
-        warnings = list(dump.warnings)
-    obj = rv.scan_json(res)
-    # pages the scan could not read may hold the root table: say so, and exit non-zero
-    obj["incomplete"] = truncated or res.unreadable_pages > 0
-    obj["warnings"] = warnings
-    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj), rich=lambda: rv.render_scan_rich(obj))
-    if obj["incomplete"]:
-        from kdumptool.errors import IncompleteResult
-
-        raise IncompleteResult(f"{vmcore}: scan incomplete: {res.unreadable_pages} page(s) "
-                               f"unreadable{' (the dump is truncated)' if truncated else ''}")
+    run_vmcore_scan(vmcore, check_format(fmt))
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -234,7 +215,7 @@ def _vtd_or_amd(err: Exception, vmcore: Path, vendor: str, rtaddr: Optional[str]
         raise err
     try:
         _amd(vmcore, "amd", None, None, None, unit, dev, fmt, exposure,
-             note="vendor AMD-Vi: no VT-d root table in the dump (scan); an AMD-Vi device table was")
+             note="vendor AMD-Vi: the scan found no VT-d root table, so an AMD-Vi device table was looked for")
     except SourceMissing as amd_err:
         raise SourceMissing(f"{err}; {amd_err}") from None
 
@@ -330,37 +311,7 @@ def _parse_bdf(text: str) -> tuple:
     return seg, bus, (dev << 3) | fn
 
 
-class _progress:
-    """A rich progress bar on stderr when it is a terminal; a no-op callback otherwise."""
-
-    def __init__(self, what: str, total: Optional[int], unit: str) -> None:
-        import sys
-
-        self.bar: Any = None
-        if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                Progress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            cols: List[Any] = [TextColumn("{task.description}"), BarColumn()]
-            cols += [TaskProgressColumn(), TimeRemainingColumn()] if total else [TextColumn("{task.completed} " + unit)]
-            self.bar = Progress(*cols, console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task(what, total=total)
-
-    def __enter__(self) -> Any:
-        if self.bar is None:
-            return None
-        self.bar.start()
-        return lambda n: self.bar.advance(self.task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+from kdumptool.cli.hot import Progress as _progress  # noqa: E402
 
 
 def _resolve(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Path], unit: Optional[str],

@@ -28,11 +28,15 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
-
-from construct import Bytes, Const, ConstructError, Int32sl, Int32ul, Int64sl, Int64ul, Struct
+from types import SimpleNamespace
 
 from kdumptool.errors import DecodeError, DecompressorMissing, UnsupportedFormat
+
+# typing is only read by type checkers here: importing it costs ~9 ms of the start-up
+# of every command (bench/bench_ratios.py), and annotations are strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Tuple
 
 KDUMP_SIGNATURE = b"KDUMP   "
 FLAT_SIGNATURE = b"makedumpfile"        # MAKEDUMPFILE_SIGNATURE, flattened format
@@ -59,56 +63,91 @@ DISK_DUMP_HEADER_SIZE = 464
 KDUMP_SUB_HEADER_SIZE = 104
 PAGE_DESC_SIZE = 24
 
-# struct disk_dump_header (diskdump_mod.h), x86-64: 8-byte longs, timeval 16 bytes.
-DiskDumpHeaderStruct = Struct(
-    "signature" / Const(KDUMP_SIGNATURE),   # +0x000 "KDUMP   "
-    "header_version" / Int32sl,             # +0x008 1..6 (sub header fields by version)
-    "sysname" / Bytes(UTS_LEN),             # +0x00c struct new_utsname utsname
-    "nodename" / Bytes(UTS_LEN),            # +0x04d
-    "release" / Bytes(UTS_LEN),             # +0x08e
-    "version" / Bytes(UTS_LEN),             # +0x0cf
-    "machine" / Bytes(UTS_LEN),             # +0x110
-    "domainname" / Bytes(UTS_LEN),          # +0x151
-    "_pad" / Bytes(6),                      # +0x192 alignment of struct timeval
-    "tv_sec" / Int64sl,                     # +0x198 timestamp.tv_sec
-    "tv_usec" / Int64sl,                    # +0x1a0 timestamp.tv_usec
-    "status" / Int32ul,                     # +0x1a8 DUMP_DH_* flags
-    "block_size" / Int32sl,                 # +0x1ac bytes per block (= page size)
-    "sub_hdr_size" / Int32sl,               # +0x1b0 sub header size in blocks
-    "bitmap_blocks" / Int32ul,              # +0x1b4 both bitmaps, in blocks
-    "max_mapnr" / Int32ul,                  # +0x1b8 32-bit, obsolete from version 6
-    "total_ram_blocks" / Int32ul,           # +0x1bc
-    "device_blocks" / Int32ul,              # +0x1c0
-    "written_blocks" / Int32ul,             # +0x1c4
-    "current_cpu" / Int32ul,                # +0x1c8
-    "nr_cpus" / Int32sl,                    # +0x1cc
-)
+def _construct_specs() -> Dict[str, Any]:
+    """The construct specs: the documented layouts, built on first use (module
+    ``__getattr__``). Importing construct costs about 40 ms, half of a `vmcore log`, so the
+    decoders below use the same layouts through ``struct``; tests/formats/test_struct_specs.py
+    checks that both agree."""
+    from construct import Bytes, Const, Int32sl, Int32ul, Int64sl, Int64ul, Struct
 
-# struct kdump_sub_header (diskdump_mod.h), x86-64. Fields valid from the version noted.
-KdumpSubHeaderStruct = Struct(
-    "phys_base" / Int64ul,                  # +0x00 v1
-    "dump_level" / Int32sl,                 # +0x08 v1
-    "split" / Int32sl,                      # +0x0c v2
-    "start_pfn" / Int64ul,                  # +0x10 v2 (32-bit value, obsolete in v6)
-    "end_pfn" / Int64ul,                    # +0x18 v2 (obsolete in v6)
-    "offset_vmcoreinfo" / Int64sl,          # +0x20 v3 file offset (off_t)
-    "size_vmcoreinfo" / Int64ul,            # +0x28 v3
-    "offset_note" / Int64sl,                # +0x30 v4 file offset of the ELF notes
-    "size_note" / Int64ul,                  # +0x38 v4
-    "offset_eraseinfo" / Int64sl,           # +0x40 v5
-    "size_eraseinfo" / Int64ul,             # +0x48 v5
-    "start_pfn_64" / Int64ul,               # +0x50 v6
-    "end_pfn_64" / Int64ul,                 # +0x58 v6
-    "max_mapnr_64" / Int64ul,               # +0x60 v6
-)
+    # struct disk_dump_header (diskdump_mod.h), x86-64: 8-byte longs, timeval 16 bytes.
+    DiskDumpHeaderStruct = Struct(
+        "signature" / Const(KDUMP_SIGNATURE),   # +0x000 "KDUMP   "
+        "header_version" / Int32sl,             # +0x008 1..6 (sub header fields by version)
+        "sysname" / Bytes(UTS_LEN),             # +0x00c struct new_utsname utsname
+        "nodename" / Bytes(UTS_LEN),            # +0x04d
+        "release" / Bytes(UTS_LEN),             # +0x08e
+        "version" / Bytes(UTS_LEN),             # +0x0cf
+        "machine" / Bytes(UTS_LEN),             # +0x110
+        "domainname" / Bytes(UTS_LEN),          # +0x151
+        "_pad" / Bytes(6),                      # +0x192 alignment of struct timeval
+        "tv_sec" / Int64sl,                     # +0x198 timestamp.tv_sec
+        "tv_usec" / Int64sl,                    # +0x1a0 timestamp.tv_usec
+        "status" / Int32ul,                     # +0x1a8 DUMP_DH_* flags
+        "block_size" / Int32sl,                 # +0x1ac bytes per block (= page size)
+        "sub_hdr_size" / Int32sl,               # +0x1b0 sub header size in blocks
+        "bitmap_blocks" / Int32ul,              # +0x1b4 both bitmaps, in blocks
+        "max_mapnr" / Int32ul,                  # +0x1b8 32-bit, obsolete from version 6
+        "total_ram_blocks" / Int32ul,           # +0x1bc
+        "device_blocks" / Int32ul,              # +0x1c0
+        "written_blocks" / Int32ul,             # +0x1c4
+        "current_cpu" / Int32ul,                # +0x1c8
+        "nr_cpus" / Int32sl,                    # +0x1cc
+    )
 
-# typedef struct page_desc (diskdump_mod.h).
-PageDescStruct = Struct(
-    "offset" / Int64sl,                     # +0x00 file offset of the page data (off_t)
-    "size" / Int32ul,                       # +0x08 bytes stored
-    "flags" / Int32ul,                      # +0x0c DUMP_DH_COMPRESSED_* of this page
-    "page_flags" / Int64ul,                 # +0x10 struct page flags (informational)
-)
+    # struct kdump_sub_header (diskdump_mod.h), x86-64. Fields valid from the version noted.
+    KdumpSubHeaderStruct = Struct(
+        "phys_base" / Int64ul,                  # +0x00 v1
+        "dump_level" / Int32sl,                 # +0x08 v1
+        "split" / Int32sl,                      # +0x0c v2
+        "start_pfn" / Int64ul,                  # +0x10 v2 (32-bit value, obsolete in v6)
+        "end_pfn" / Int64ul,                    # +0x18 v2 (obsolete in v6)
+        "offset_vmcoreinfo" / Int64sl,          # +0x20 v3 file offset (off_t)
+        "size_vmcoreinfo" / Int64ul,            # +0x28 v3
+        "offset_note" / Int64sl,                # +0x30 v4 file offset of the ELF notes
+        "size_note" / Int64ul,                  # +0x38 v4
+        "offset_eraseinfo" / Int64sl,           # +0x40 v5
+        "size_eraseinfo" / Int64ul,             # +0x48 v5
+        "start_pfn_64" / Int64ul,               # +0x50 v6
+        "end_pfn_64" / Int64ul,                 # +0x58 v6
+        "max_mapnr_64" / Int64ul,               # +0x60 v6
+    )
+
+    # typedef struct page_desc (diskdump_mod.h).
+    PageDescStruct = Struct(
+        "offset" / Int64sl,                     # +0x00 file offset of the page data (off_t)
+        "size" / Int32ul,                       # +0x08 bytes stored
+        "flags" / Int32ul,                      # +0x0c DUMP_DH_COMPRESSED_* of this page
+        "page_flags" / Int64ul,                 # +0x10 struct page flags (informational)
+    )
+    return {"DiskDumpHeaderStruct": DiskDumpHeaderStruct, "KdumpSubHeaderStruct": KdumpSubHeaderStruct,
+            "PageDescStruct": PageDescStruct}
+
+
+_SPECS: Dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name.endswith("Struct") and not name.startswith("_"):
+        if not _SPECS:
+            _SPECS.update(_construct_specs())
+        if name in _SPECS:
+            return _SPECS[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Hot path: the layouts above with struct (x86-64, little-endian).
+DISK_DUMP_HEADER = struct.Struct("<8si65s65s65s65s65s65s6sqqIiiIIIIIIi")
+_DISK_DUMP_HEADER_FIELDS = (
+    "signature header_version sysname nodename release version machine domainname _pad tv_sec "
+    "tv_usec status block_size sub_hdr_size bitmap_blocks max_mapnr total_ram_blocks "
+    "device_blocks written_blocks current_cpu nr_cpus").split()
+KDUMP_SUB_HEADER = struct.Struct("<QiiQQqQqQqQQQQ")
+_KDUMP_SUB_HEADER_FIELDS = (
+    "phys_base dump_level split start_pfn end_pfn offset_vmcoreinfo size_vmcoreinfo offset_note "
+    "size_note offset_eraseinfo size_eraseinfo start_pfn_64 end_pfn_64 max_mapnr_64").split()
+
+
 # Hot path: the same layout with struct (tests/formats/test_diskdump.py cross-checks).
 PAGE_DESC = struct.Struct("<qIIQ")
 
@@ -193,10 +232,7 @@ def parse_disk_dump_header(data: bytes, what: str = "kdump") -> DiskDumpHeader:
     if len(data) < DISK_DUMP_HEADER_SIZE:
         raise DecodeError(what, len(data), f"truncated disk_dump_header ({len(data)} of "
                           f"{DISK_DUMP_HEADER_SIZE} bytes)")
-    try:
-        h = DiskDumpHeaderStruct.parse(data[:DISK_DUMP_HEADER_SIZE])
-    except ConstructError as err:  # pragma: no cover - signature and length checked
-        raise DecodeError(what, 0, f"disk_dump_header: {err}") from None
+    h = SimpleNamespace(**dict(zip(_DISK_DUMP_HEADER_FIELDS, DISK_DUMP_HEADER.unpack_from(data))))
     bs = h.block_size
     if bs < 512 or bs > 1 << 20 or bs & (bs - 1):
         raise DecodeError(what, 0x1AC, f"block_size {bs} is not a power of two in 512..1M")
@@ -223,7 +259,7 @@ def parse_sub_header(data: bytes, header_version: int, offset: int = 0,
         raise DecodeError(what, offset + len(data), f"truncated kdump_sub_header (version "
                           f"{header_version} needs {need} bytes, have {len(data)})")
     raw = bytes(data[:KDUMP_SUB_HEADER_SIZE]).ljust(KDUMP_SUB_HEADER_SIZE, b"\0")
-    s = KdumpSubHeaderStruct.parse(raw)
+    s = SimpleNamespace(**dict(zip(_KDUMP_SUB_HEADER_FIELDS, KDUMP_SUB_HEADER.unpack(raw))))
     # phys_base is an unsigned long in the header but the kernel's value is signed.
     phys_base = s.phys_base - (1 << 64) if s.phys_base >= 1 << 63 else s.phys_base
     kw: Dict[str, Optional[int]] = {}

@@ -517,6 +517,8 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
         r"|page table not present at level -?\d+)")),
 ]
 _FW_IOMMU_RE = re.compile(r"DMAR|dmar|RMRR|DRHD|IOMMU|VT-d")
+#: The AMD-Vi init/kdump patterns (one table: model/log.py's markers use these too).
+AMDVI_LOG_PATTERNS: List[Tuple[str, re.Pattern[str]]] = [p for p in _SIMPLE if p[0].startswith("amdvi_")]
 _AMD_FIRST = [p for p in _SIMPLE if p[0].startswith("amdvi_")] + [
     p for p in _SIMPLE if not p[0].startswith("amdvi_")]
 _AER_RE = re.compile(

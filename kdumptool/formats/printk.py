@@ -37,12 +37,18 @@ the direct map: the reader handles both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
 
 from kdumptool.errors import DecodeError, KdumptoolError, UnsupportedFormat
 from kdumptool.formats.vmcoreinfo import VmcoreInfo
 
-Reader = Callable[[int, int], bytes]
+# typing is only read by type checkers here: importing it costs ~9 ms of the start-up
+# of every command (bench/bench_ratios.py), and annotations are strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, List, Optional, Tuple
+
+    Reader = Callable[[int, int], bytes]
+
 
 DESC_SV_BITS = 64
 DESC_FLAGS_SHIFT = DESC_SV_BITS - 2

@@ -24,9 +24,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple, Union
 
 from kdumptool.errors import DecodeError
+
+# typing is only read by type checkers here: importing it costs ~9 ms of the start-up
+# of every command (bench/bench_ratios.py), and annotations are strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional, Tuple, Union
 
 # x86-64 __START_KERNEL_map (arch/x86/include/asm/page_64_types.h): the kernel image
 # is mapped at this virtual base plus phys_base.

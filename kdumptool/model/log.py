@@ -147,7 +147,7 @@ def scan_log_text(
     found: List[Marker] = []
     probed = set()
     cands: List[Tuple[int, str]] = []
-    for kw in ("DMAR", "x2apic", "Kernel command line", "dmar_fault:", "Request device", "Linux version"):
+    for kw in ("DMAR", "x2apic", "Kernel command line", "dmar_fault:", "Request device", "Linux version", "AMD-Vi"):
         cands.extend((p, kw) for p in _positions(data, kw.encode()))
     if probes:
         for seg in segments:
@@ -177,8 +177,12 @@ def scan_log_text(
             found.extend(_fault_markers(raw, source, lineno))
             continue
         body = _strip_ts(raw)
-        if kw == "DMAR":
-            kinds: Tuple[Tuple[str, re.Pattern[str]], ...] = _DMAR_KINDS
+        if kw == "AMD-Vi":
+            from kdumptool.formats.klog import AMDVI_LOG_PATTERNS
+
+            kinds: Tuple[Tuple[str, re.Pattern[str]], ...] = tuple(AMDVI_LOG_PATTERNS)
+        elif kw == "DMAR":
+            kinds = _DMAR_KINDS
         elif kw == "bdf":
             kinds = (("probe", _BY_KIND["probe"]),)
         else:

@@ -36,6 +36,27 @@ class KdumpInitrd:
 
 
 @dataclass(frozen=True)
+class KdumptoolIntegration:
+    """kdumptool's own kdump integration on a system (what ``install-integration`` wrote),
+    read from the files: paths are relative to the root read."""
+
+    #: kdump-utils | kdump-tools | suse-kdump | dracut, or None: no kdump stack found
+    stack: Optional[str]
+    stack_files: Tuple[str, ...] = ()  # the files that show the stack
+    installed: Tuple[str, ...] = ()  # kdumptool's files for that stack that are there
+    missing: Tuple[str, ...] = ()  # ... and those that are not
+    #: the kdumptool command kdumptool-boot-record.service runs, and whether it is an
+    #: executable file on the root (None: no unit, cannot tell)
+    command: Optional[str] = None
+    command_ok: Optional[bool] = None
+    #: dracut stacks: the kdump initramfs compared, the inputs changed after it was built,
+    #: and the command that rebuilds it
+    initrd_path: Optional[str] = None
+    newer_than_initrd: Tuple[str, ...] = ()
+    rebuild: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class Capacity:
     mem_total: Optional[int] = None  # bytes of RAM (psutil / meminfo)
     mem_used: Optional[int] = None  # bytes in use (what dump level 31 roughly keeps)
@@ -140,6 +161,7 @@ class TriageInput:
     builtin_modules: Optional[FrozenSet[str]] = None
     crashed: Optional[CrashedKernel] = None
     quiesce_conf: Optional[Evidence] = None  # quiesce=1 in /etc/kdumptool/kdumptool.conf
+    integration: Optional[KdumptoolIntegration] = None  # install-integration's files
     amd_iommu: Optional[Evidence] = None  # an ACPI IVRS table: AMD-Vi, not VT-d
     early_log: Optional[LogMarkers] = None
     release: Optional[str] = None  # this system's kernel release (osrelease / uname.txt / collect.json)

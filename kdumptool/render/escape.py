@@ -13,24 +13,31 @@ render/output.py is the dmesg-exact escaping of a kernel log; it escapes a super
 
 from __future__ import annotations
 
-import re
-from typing import Any, Iterator
+# No `re` or `typing` import: this module is loaded by every command (render/output.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 #: C0 controls except tab and newline, DEL, C1 controls, and the bidi embedding/override/
 #: isolate characters (a "Trojan Source" reordering of what is shown).
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_NL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CODES = [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 
 
-def _one(m: re.Match[str]) -> str:
-    c = ord(m.group(0))
+def _esc(c: int) -> str:
     return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+_TABLE = {c: _esc(c) for c in _CODES}
+_TABLE_NL = {**_TABLE, 0x0A: _esc(0x0A)}
 
 
 def escape_control(text: str, keep_newlines: bool = True) -> str:
     """``text`` with control characters shown as escapes (``\\x1b``, ``\\x07``)."""
-    pat = _CONTROL if keep_newlines else _CONTROL_NL
-    return pat.sub(_one, text)
+    return text.translate(_TABLE if keep_newlines else _TABLE_NL)
+
+
+def _has_control(text: str) -> bool:
+    return len(text.translate(_TABLE)) != len(text)
 
 
 class _Escaped:
@@ -44,7 +51,7 @@ class _Escaped:
         from rich.segment import Segment
 
         for seg in console.render(self.inner, options):
-            if seg.control or not _CONTROL.search(seg.text):
+            if seg.control or not _has_control(seg.text):
                 yield seg
             else:
                 yield Segment(escape_control(seg.text), seg.style)

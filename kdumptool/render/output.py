@@ -8,11 +8,15 @@ trailing newline.
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any, Callable, List, Optional
 
 from kdumptool.render.escape import escape_control, escaped_renderable
+
+# typing is only read by type checkers here: importing it costs ~9 ms of the start-up
+# of every command (bench/bench_ratios.py), and annotations are strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, List, Optional
 
 FORMATS = ("auto", "text", "rich", "json")
 
@@ -29,6 +33,8 @@ def resolve_format(fmt: str, stream: Any = None) -> str:
 
 
 def to_json(obj: Any) -> str:
+    import json  # only for --format json (start-up: cli/hot.py)
+
     return json.dumps(obj, indent=2) + "\n"
 
 

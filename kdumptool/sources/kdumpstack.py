@@ -1,13 +1,20 @@
 """Which kdump stack a root file system carries (kdump-utils, Debian's kdump-tools, SUSE's
-kdump, plain dracut), from the files each installs, and the settings of those stacks that
-kdumptool's integration needs (kdump-tools' KDUMP_COREDIR)."""
+kdump, plain dracut), from the files each installs, the settings of those stacks that
+kdumptool's integration needs (kdump-tools' KDUMP_COREDIR), and the state of that
+integration (:func:`read_integration`, for triage)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path
-from typing import Dict, List
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+
+from kdumptool.model.triage import KdumptoolIntegration
+
+if TYPE_CHECKING:
+    from kdumptool.sources.root import Root
 
 
 def detect_stacks(root: Path) -> Dict[str, List[str]]:
@@ -53,3 +60,68 @@ def kdump_tools_coredir(root: Path) -> str:
             if words and words[0].startswith("/"):
                 val = words[0]
     return val
+
+
+#: What install-integration puts in place per stack (relative to the root), the files that
+#: make the integration work at kdump time.
+STACK_FILES: Dict[str, Tuple[str, ...]] = {
+    "kdump-utils": ("usr/lib/dracut/modules.d/99kdumptool/module-setup.sh",
+                    "usr/lib/systemd/system-shutdown/kdumptool.shutdown"),
+    "dracut": ("usr/lib/dracut/modules.d/99kdumptool/module-setup.sh",
+               "usr/lib/systemd/system-shutdown/kdumptool.shutdown"),
+    "kdump-tools": ("usr/lib/systemd/system/kdump-tools-dump.service.d/50-kdumptool.conf",
+                    "usr/lib/systemd/system/kdumptool-kdump-tools-record.service",
+                    "usr/lib/systemd/system/kdumptool-kdump-tools-publish.path",
+                    "usr/libexec/kdumptool/kdump-pre",
+                    "usr/libexec/kdumptool/kdump-tools-publish",
+                    "usr/lib/systemd/system-shutdown/kdumptool.shutdown"),
+}
+#: Files whose change needs a rebuilt kdump initramfs when kdumptool rides in it (dracut).
+REBUILD_INPUTS = ("etc/kdump.conf", "etc/kdumptool/kdumptool.conf", "etc/kdumptool/python",
+                  "usr/lib/dracut/modules.d/99kdumptool/module-setup.sh")
+REBUILD_COMMAND = {"kdump-utils": "kdumpctl rebuild && kdumpctl restart",
+                   "dracut": "dracut --force --add kdumptool <the kdump initramfs> <release>"}
+
+
+def _mtime(root: Root, rel: str) -> Optional[float]:
+    try:
+        return os.stat(root.p(rel)).st_mtime
+    except (OSError, ValueError):
+        return None
+
+
+def read_integration(root: Root, initrd_path: Optional[str] = None) -> KdumptoolIntegration:
+    """kdumptool's kdump integration on ``root``: the stack, which of the files
+    install-integration writes for it are there, the kdumptool command the boot-record unit
+    runs and whether it is an executable file there, and (dracut stacks) the configuration
+    files newer than the kdump initramfs ``initrd_path``."""
+    found = detect_stacks(Path(root.p("/")))
+    stack = next((s for s in ("kdump-utils", "kdump-tools", "suse-kdump", "dracut") if s in found), None)
+    want = STACK_FILES.get(stack or "", ())
+    have = tuple(f for f in want if root.exists(f))
+    missing = tuple(f for f in want if f not in have)
+    command = None
+    command_ok = None
+    for unit in ("usr/lib/systemd/system/kdumptool-boot-record.service",
+                 "lib/systemd/system/kdumptool-boot-record.service"):
+        text = root.read_optional(unit)
+        if text is None:
+            continue
+        m = re.search(r"^ExecStart=(\S+)", text, re.M)
+        if m:
+            command = m.group(1)
+            exe = command.lstrip("-@:+!")
+            try:
+                p = root.p(exe)
+                command_ok = p.is_file() and (not root.is_live or os.access(p, os.X_OK))
+            except (OSError, ValueError):
+                command_ok = False
+        break
+    stale: Tuple[str, ...] = ()
+    if stack in ("kdump-utils", "dracut") and initrd_path:
+        built = _mtime(root, initrd_path)
+        if built is not None:
+            stale = tuple(f for f in REBUILD_INPUTS if (_mtime(root, f) or 0) > built)
+    shown = tuple("/" + os.path.relpath(f, root.path) for f in found.get(stack or "", ()))
+    return KdumptoolIntegration(stack, shown, have, missing, command, command_ok,
+                                initrd_path, stale, REBUILD_COMMAND.get(stack or ""))

@@ -26,6 +26,7 @@ from kdumptool.model.system import System
 from kdumptool.model.triage import Capacity, CrashedKernel, RecordedRtaddr, TriageInput
 from kdumptool.sources.initramfs import read_kdump_initrd, running_release
 from kdumptool.sources.kdumpconf import read_kdump_settings
+from kdumptool.sources.kdumpstack import read_integration
 from kdumptool.sources.root import MAX_LOG_BYTES, Root, open_root, read_file_capped
 from kdumptool.sources.system import read_system
 from kdumptool.sources.vmcore import Dump, open_dump
@@ -431,6 +432,10 @@ def read_triage_input(
         for n, line in enumerate(conf.splitlines(), 1):
             if line.split("#", 1)[0].replace(" ", "") in ("quiesce=1", "quiesce=yes", "quiesce=true"):
                 quiesce_conf = Evidence("/etc/kdumptool/kdumptool.conf", line.strip(), n)
+    try:
+        integration = read_integration(root, initrd.path if initrd is not None else None)
+    except (KdumptoolError, OSError):
+        integration = None
     banner = root.read_optional("/proc/version")
     bm = log.first("banner")
     if banner is None and bm is not None:
@@ -450,6 +455,7 @@ def read_triage_input(
         device_modules=dev_mods,
         builtin_modules=read_builtin_modules(root, release),
         quiesce_conf=quiesce_conf,
+        integration=integration,
         amd_iommu=Evidence("/sys/firmware/acpi/tables/IVRS", "present (AMD I/O Virtualization Reporting Structure)")
         if root.exists("/sys/firmware/acpi/tables/IVRS") else None,
     )

@@ -190,7 +190,7 @@ def test_vmcore_iommu_cli_scan_names_the_vendor(elf: Path, capsys: pytest.Captur
         dom, mode, small, large = oracle_device(read, BASE, b << 8 | dv << 3 | fn)
         assert (d["domain_id"], d["mapped_4k_pages"], d["mapped_large_pages"]) == (dom, small, large)
         assert d["dte"]["domain_id"] == dom and d["dte"]["mode"] == mode
-    assert any("no VT-d root table" in w for w in doc["warnings"])
+    assert any("found no VT-d root table" in w for w in doc["warnings"])
     code, out, _ = run(capsys, "vmcore", "iommu", str(elf), "-f", "text")
     assert out.startswith("AMD-Vi device table 0x1000000 (65536 entries, segment 0000), found by scanning")
     assert "0000:00:1f.2  y pass-through" in out

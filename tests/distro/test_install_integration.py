@@ -216,3 +216,17 @@ def test_resolve_prefers_console_script_and_skips_pyenv_shims(tmp_path, monkeypa
     monkeypatch.setenv("PATH", f"{shims}:/usr/bin:/bin")
     cmd, how = integration.resolve_kdumptool(None)
     assert cmd != str(shim) and "shims" not in cmd
+
+
+def test_suse_kdump_gets_no_dracut_module(capsys, tmp_path):
+    """SUSE's kdump module puts its own binary called kdumptool into the kdump initramfs:
+    install-integration leaves the dracut module out there."""
+    root = tmp_path / "root"
+    (root / "usr/lib/dracut/modules.d/99kdump").mkdir(parents=True)
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/dracut").write_text("#!/bin/sh\n")
+    code, out, err = run(capsys, "install-integration", "--prefix", str(root), "--dry-run",
+                         "--kdumptool", "/usr/bin/kdumptool", "-f", "text")
+    assert code == 0, err
+    assert "SUSE's kdump found" in out.splitlines()[0]
+    assert "99kdumptool" not in out and "kdumptool-boot-record.service" in out and "kdumptool.shutdown" in out

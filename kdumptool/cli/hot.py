@@ -1,0 +1,206 @@
+"""The bodies of the commands that run in the kdump kernel or over big dumps and must
+start fast (`dmar`, `vmcore log`, `vmcore scan`), free of typer: the typer commands in
+cli/dmar.py, cli/vmcore.py and cli/vmcore_vtd.py call these after parsing their options,
+and ``cli/main.py`` calls them directly for a plain invocation (a path and ``-f``), so
+that those do not pay for importing typer (bench/bench_ratios.py).
+
+``fmt`` is already checked (one of render.output.FORMATS). Errors are our exceptions;
+a non-zero exit that is not an error is ``SystemExit``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# typing is only read by type checkers here: importing it costs ~9 ms of the start-up
+# of every command (bench/bench_ratios.py), and annotations are strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, List, Optional, Union
+
+
+
+def run_dmar(file: Optional[Path], root: Optional[Path], fmt: str, no_pci: bool = False,
+             fail_on: Optional[str] = None) -> None:
+    from kdumptool.analysis.dmar_checks import check_dmar
+    from kdumptool.errors import DecodeError, SourceMissing
+    from kdumptool.formats.dmar import parse_dmar
+    from kdumptool.render.dmar import dmar_json, render_dmar_rich, render_dmar_text
+    from kdumptool.render.output import emit
+    from kdumptool.sources.acpi import (
+        no_dmar_reason,
+        read_dmar,
+        read_iomem_ranges,
+        read_pci_bridges,
+        read_reserved_ranges,
+        read_table_file,
+    )
+    from kdumptool.sources.root import open_root
+
+    with open_root(root) as r:
+        if file is not None:
+            data = read_table_file(file)
+            source = "<stdin>" if str(file) == "-" else str(file)
+        else:
+            raw = read_dmar(r)
+            if raw is None:
+                raise SourceMissing(no_dmar_reason(r))
+            data = raw
+            where = "/sys/firmware/acpi/tables/DMAR"
+            source = where if root is None else f"{root}:{where}"
+        # The PCI tree and the memory map are known for the live host and for --root,
+        # never for a bare file.
+        machine = not (file is not None and root is None)
+        pci = read_pci_bridges(r) if machine and not no_pci else None
+        reserved = read_reserved_ranges(r) if machine else None
+        crash = read_iomem_ranges(r, "Crash kernel") if machine else None
+    try:
+        table = parse_dmar(data, source)
+    except DecodeError as err:
+        raise err.with_source(source) if err.what != source else err from None
+    findings = check_dmar(table, pci, reserved, crash)
+    emit(
+        fmt,
+        json_obj=lambda: dmar_json(table, findings, source),
+        text=lambda: render_dmar_text(table, findings, source),
+        rich=lambda: render_dmar_rich(table, findings, source),
+    )
+    if fail_on is not None:
+        from kdumptool.model.finding import at_least
+
+        if at_least(findings, fail_on.lower()):
+            sys.exit(3)
+
+
+def run_vmcore_log(vmcore: Union[str, Path], fmt: str, analyse: bool = False) -> None:
+    from kdumptool.errors import DecodeError, KdumptoolError, UnsupportedFormat
+    from kdumptool.formats.printk import decode_printk
+    from kdumptool.render.output import emit
+    from kdumptool.sources.vmcore import open_dump
+
+    with open_dump(str(vmcore)) as dump:
+        try:
+            klog = decode_printk(dump.vmcoreinfo, dump.read_virt)
+        except KdumptoolError as err:  # name the dump, as every other error does
+            if isinstance(err, DecodeError):
+                raise err.with_source(str(vmcore)) from None
+            raise UnsupportedFormat(f"{vmcore}: {err}") from None
+        warnings = list(dump.warnings) + list(klog.warnings)
+    for w in warnings:
+        sys.stderr.write(f"warning: {w}\n")
+    if analyse:
+        from kdumptool.cli.vmcore import _analyse
+
+        _analyse(fmt, klog.dmesg_lines(), str(vmcore))
+    else:
+        from kdumptool.render.output import dump_dmesg_lines
+
+        lines = [ln for r in klog.records for ln in dump_dmesg_lines(r.ts_nsec, r.text)]
+        emit(fmt,
+             json_obj=lambda: {"path": str(vmcore), "kind": klog.kind,
+                               "records": [r.to_json() for r in klog.records],
+                               "complete": not klog.warnings, "warnings": warnings},
+             text=lambda: "\n".join(lines))
+    if klog.warnings:
+        from kdumptool.errors import IncompleteResult
+
+        raise IncompleteResult(f"{vmcore}: the kernel log is incomplete or damaged "
+                               f"({len(klog.warnings)} warning(s) above)")
+
+
+def run_vmcore_scan(vmcore: Union[str, Path], fmt: str) -> None:
+    from kdumptool.analysis.rtscan import find_root_tables
+    from kdumptool.render import vtd as rv
+    from kdumptool.render.output import emit
+    from kdumptool.sources.vmcore import open_dump
+
+    with open_dump(str(vmcore)) as dump:
+        ranges = list(dump.iter_dumped_ranges())
+        with Progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
+            res = find_root_tables(dump, ranges, progress=tick)
+        truncated = dump.truncated
+        warnings = list(dump.warnings)
+    obj = rv.scan_json(res)
+    # pages the scan could not read may hold the root table: say so, and exit non-zero
+    obj["incomplete"] = truncated or res.unreadable_pages > 0
+    obj["warnings"] = warnings
+    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj), rich=lambda: rv.render_scan_rich(obj))
+    if obj["incomplete"]:
+        from kdumptool.errors import IncompleteResult
+
+        raise IncompleteResult(f"{vmcore}: scan incomplete: {res.unreadable_pages} page(s) "
+                               f"unreadable{' (the dump is truncated)' if truncated else ''}")
+
+
+class Progress:
+    """A rich progress bar on stderr when it is a terminal; a no-op callback otherwise."""
+
+    def __init__(self, what: str, total: Optional[int], unit: str) -> None:
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                TaskProgressColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            cols: List[Any] = [TextColumn("{task.description}"), BarColumn()]
+            cols += [TaskProgressColumn(), TimeRemainingColumn()] if total else [TextColumn("{task.completed} " + unit)]
+            self.bar = Bar(*cols, console=Console(stderr=True), transient=True)
+            self.task = self.bar.add_task(what, total=total)
+
+    def __enter__(self) -> Any:
+        if self.bar is None:
+            return None
+        self.bar.start()
+        return lambda n: self.bar.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# --- the fast path ---------------------------------------------------------------------
+
+_FORMATS = ("auto", "text", "rich", "json")
+
+
+def fast_command(args: List[str]) -> Optional[Any]:
+    """A callable running ``args`` without typer when they are a plain invocation of a
+    hot command: the command words, at most one path, ``-f/--format`` with a valid value
+    (global flags already taken out). None for anything else (typer then parses, with its
+    help and its usage errors)."""
+    rest = list(args)
+    if rest[:1] == ["dmar"]:
+        cmd, rest = "dmar", rest[1:]
+    elif rest[:2] in (["vmcore", "log"], ["vmcore", "scan"]):
+        cmd, rest = " ".join(rest[:2]), rest[2:]
+    else:
+        return None
+    path: Optional[str] = None
+    fmt = "auto"
+    i = 0
+    while i < len(rest):
+        a = rest[i]
+        if a in ("-f", "--format") and i + 1 < len(rest):
+            fmt, i = rest[i + 1].lower(), i + 2
+        elif a.startswith("--format="):
+            fmt, i = a.split("=", 1)[1].lower(), i + 1
+        elif (a == "-" or not a.startswith("-")) and path is None:
+            path, i = a, i + 1
+        else:
+            return None
+    if fmt not in _FORMATS:
+        return None
+    if cmd == "dmar":
+        from pathlib import Path
+
+        return lambda: run_dmar(Path(path) if path is not None else None, None, fmt)
+    vmcore = path if path is not None else "/proc/vmcore"
+    if cmd == "vmcore log":
+        return lambda: run_vmcore_log(vmcore, fmt)
+    return lambda: run_vmcore_scan(vmcore, fmt)

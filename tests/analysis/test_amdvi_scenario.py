@@ -1,0 +1,114 @@
+"""The AMD-Vi scenario matrix (on/off in each kernel, copy ok/failed, not-kdump, SNP) from
+command lines and kernel-log lines as Linux prints them, and through ``triage`` on a
+snapshot root with an IVRS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kdumptool.analysis.amdvi_scenario import classify_amdvi, parse_amdvi_params
+from kdumptool.analysis.triage import triage
+from kdumptool.formats.klog import parse_log
+from kdumptool.model.log import scan_log
+from kdumptool.sources.root import Root
+from kdumptool.sources.triage import read_triage_input
+from tests.conftest import FIXTURES
+
+T14 = FIXTURES / "ivrs" / "ivrs_Notebook_Lenovo_ThinkPad-T14-Gen-3-21CF004PGE_696E48381F84.dat"
+
+
+def markers(text: str) -> list:
+    return [(m.kind, m.evidence, dict(m.groups)) for m in scan_log(text.splitlines()).markers
+            if m.kind.startswith("amdvi_")]
+
+
+PRE = "[0.5] AMD-Vi: Translation is already enabled - trying to copy translation structures\n"
+COPIED = "[0.6] AMD-Vi: Copied DEV table from previous kernel.\n"
+FAILED = ("[0.6] AMD-Vi: The address of old device table is above 4G, not trustworthy!\n"
+          "[0.6] AMD-Vi: Failed to copy DEV table from previous kernel.\n")
+FRESH = "[0.6] pci 0000:00:00.2: AMD-Vi: Found IOMMU cap 0x40\n"
+
+
+def test_params() -> None:
+    p = parse_amdvi_params("ro amd_iommu=fullflush,off iommu=pt elfcorehdr=0x1000")
+    assert p.off and p.amd_off and p.passthrough and p.is_kdump
+    assert not parse_amdvi_params("amd_iommu=force_isolation").off
+    assert parse_amdvi_params("iommu=off").off
+
+
+def test_matrix_from_the_first_kernel() -> None:
+    cases = {
+        ("root=/dev/sda", "root=/dev/sda maxcpus=1"): "amd-copied",
+        ("root=/dev/sda", "maxcpus=1 amd_iommu=off"): "amd-on-off",
+        ("root=/dev/sda", "maxcpus=1 iommu=off"): "amd-on-off",
+        ("amd_iommu=off", "amd_iommu=off"): "amd-off-both",
+        ("amd_iommu=off", "maxcpus=1"): "amd-off-on",
+        ("root=/dev/sda iommu=pt", "iommu=pt"): "amd-copied",
+    }
+    for (first, kd), want in cases.items():
+        a = classify_amdvi(False, first, kd, [])
+        assert a.case == want, (first, kd, a.case)
+    a = classify_amdvi(False, "root=/dev/sda", "amd_iommu=off", [])
+    assert a.severity == "error" and "neither copies nor protects" in a.title
+    assert classify_amdvi(False, None, "x", []).case == "amd-unknown"
+
+
+def test_matrix_inside_the_kdump_kernel() -> None:
+    a = classify_amdvi(True, None, "elfcorehdr=0x1 maxcpus=1", markers(PRE + COPIED))
+    assert (a.case, a.first_on, a.kdump_on, a.copy) == ("amd-copied", True, True, "copied")
+    assert a.evidence[0].text.endswith("trying to copy translation structures")
+    a = classify_amdvi(True, None, "elfcorehdr=0x1", markers(PRE + FAILED))
+    assert a.case == "amd-copy-failed" and a.severity == "warning"
+    assert a.copy_why == ("The address of old device table is above 4G, not trustworthy!",)
+    assert "above 4G" in a.title
+    # the kdump kernel set AMD-Vi up and found nothing left on: first kernel was off
+    a = classify_amdvi(True, None, "elfcorehdr=0x1", markers(FRESH))
+    assert (a.case, a.first_on) == ("amd-off-on", False)
+    # amd_iommu=off on this kdump kernel's own command line, first kernel's says on
+    a = classify_amdvi(True, "root=/dev/sda", "elfcorehdr=0x1 amd_iommu=off", [])
+    assert a.case == "amd-on-off"
+
+
+def test_not_kdump_and_snp() -> None:
+    a = classify_amdvi(False, "root=/dev/sda", "x",
+                       markers("AMD-Vi: Translation was enabled for IOMMU:0 but we are not in kdump mode\n"))
+    assert a.case == "amd-not-kdump"
+    a = classify_amdvi(False, "root=/dev/sda", "x", markers("[1.0] AMD-Vi: IOMMU SNP support enabled.\n"))
+    assert a.snp and a.case == "amd-copied"
+
+
+def test_klog_and_markers_agree() -> None:
+    """One pattern table: the events of formats/klog and the markers of model/log name
+    the same lines the same way."""
+    text = PRE + FAILED + FRESH + COPIED
+    ev_kinds = [e.kind for e in parse_log(text.splitlines()) if e.kind.startswith("amdvi_")]
+    assert ev_kinds == [k for k, _, _ in markers(text)]
+
+
+def _root(tmp_path: Path, kdump_append: str) -> Path:
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cmdline").write_text("BOOT_IMAGE=/vmlinuz root=/dev/sda1 crashkernel=256M\n")
+    (tmp_path / "sys/firmware/acpi/tables").mkdir(parents=True)
+    (tmp_path / "sys/firmware/acpi/tables/IVRS").write_bytes(T14.read_bytes())
+    (tmp_path / "etc/sysconfig").mkdir(parents=True)
+    (tmp_path / "etc/sysconfig/kdump").write_text(
+        f'KDUMP_COMMANDLINE_APPEND="irqpoll nr_cpus=1 reset_devices {kdump_append}"\n')
+    (tmp_path / "etc/redhat-release").write_text("Red Hat Enterprise Linux release 9.4 (Plow)\n")
+    return tmp_path
+
+
+def test_triage_names_the_amd_verdict_and_remedy(tmp_path: Path) -> None:
+    root = _root(tmp_path, "amd_iommu=off")
+    r = triage(read_triage_input(Root(root), use_tools=False))
+    ids = [f.id for f in r.findings]
+    assert "no-vtd" in ids and "amdvi-on-off" in ids
+    f = next(f for f in r.findings if f.id == "amdvi-on-off")
+    assert f.severity == "error"
+    assert f.remedy is not None and "remove amd_iommu=off" in f.remedy
+    assert "/etc/sysconfig/kdump" in f.remedy
+
+
+def test_triage_default_kdump_copies(tmp_path: Path) -> None:
+    r = triage(read_triage_input(Root(_root(tmp_path, "")), use_tools=False))
+    f = next(f for f in r.findings if f.id.startswith("amdvi-"))
+    assert f.id == "amdvi-copied" and f.severity == "info"
