@@ -144,6 +144,7 @@ class DeviceTranslation:
     unreadable: Tuple[Unreadable, ...] = ()
     problems: Tuple[str, ...] = ()
     other_pasids: Tuple[PasidTranslation, ...] = ()
+    pasids_truncated: bool = False  # PASID directory past MAX_PASID_TABLES/MAX_PASIDS not decoded
 
     @property
     def bdf(self) -> str:
@@ -233,8 +234,8 @@ class PageReader:
 # Bounds of one root table's walk (all its domains together), each named in the output
 # when hit: extents listed (pages past it are still counted), leaf runs kept in the
 # table-page memo, distinct table pages read, problem lines kept per page table.
-MAX_EXTENTS = 1 << 20
-MAX_MEMO_RUNS = 2 << 20
+MAX_EXTENTS = 1 << 18
+MAX_MEMO_RUNS = 1 << 20
 MAX_TABLE_PAGES = 1 << 18
 MAX_PROBLEMS = 64
 # PASID tables and PASID entries decoded per scalable-mode device (besides RID_PASID).
@@ -687,10 +688,13 @@ def _sm_device(
         pt_root = None
     else:
         problems.append(f"PGTT {pe.pgtt} is reserved")
+    n_problems = len(problems)
     others = _other_pasids(reader, ce.pasid_dir_ptr, ce.pasid_dir_entries, pasid, domain, unreadable, problems)
+    cut = any(p.startswith("PASIDs truncated") for p in problems[n_problems:])
     return DeviceTranslation(present=True, translation_type=tt, address_width=aw_bits, aw=pe.aw, levels=levels,
                              domain_id=pe.did, pt_root=pt_root, walk=walk, pasid_entry_paddr=pe_paddr,
-                             unreadable=tuple(unreadable), problems=tuple(problems), other_pasids=others, **base)
+                             unreadable=tuple(unreadable), problems=tuple(problems), other_pasids=others,
+                             pasids_truncated=cut, **base)
 
 
 def _pasid_translation(

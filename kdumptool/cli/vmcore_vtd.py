@@ -259,10 +259,10 @@ def _fail_if_incomplete(vmcore: Path, tables: Any, devices: Optional[list]) -> N
 
     devs = tables.devices if devices is None else devices
     unread = len(tables.unreadable) + sum(len(d.all_unreadable) for d in devs)
-    cut = sum(1 for d in devs for w in d.walks if w.truncated)
+    cut = sum(1 for d in devs for w in d.walks if w.truncated) + sum(1 for d in devs if d.pasids_truncated)
     if unread or cut:
         raise IncompleteResult(f"{vmcore}: VT-d tables incomplete: {unread} table page(s) unreadable, "
-                               f"{cut} walk(s) truncated at a limit (see above)")
+                               f"{cut} walk(s) or PASID directories truncated at a limit (see above)")
 
 
 def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:

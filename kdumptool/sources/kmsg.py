@@ -21,7 +21,7 @@ import sys
 from typing import IO, Any, Iterator, List, Optional
 
 from kdumptool.errors import PermissionDenied, SourceMissing, UnsupportedFormat
-from kdumptool.sources.root import Root, extra_rel, open_regular
+from kdumptool.sources.root import Root, open_regular
 
 KMSG_PATH = "/dev/kmsg"
 #: Largest record the kernel hands out (``CONSOLE_EXT_LOG_MAX``) plus margin.
@@ -150,8 +150,9 @@ def open_log_file(path: str) -> LogSource:
 
 def open_snapshot_log(root: Root) -> LogSource:
     """The kernel log saved in a snapshot (``_kdumptool/dmesg.txt``)."""
-    path = root.extra("dmesg.txt")
-    if not root.exists(extra_rel("dmesg.txt")):
+    rel = root.extra_rel("dmesg.txt")  # _kdumptool/dmesg.txt, or a sos report's copy
+    path = root.p(rel)
+    if not root.exists(rel):
         raise SourceMissing(f"{path}: the snapshot holds no kernel log")
     src = LogSource(str(path), iter(()))
     src._lines = _iter_path(str(path), src, regular_only=True)

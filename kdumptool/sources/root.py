@@ -148,6 +148,8 @@ class Root:
 
     def __init__(self, path: Union[str, Path] = "/") -> None:
         self.path = Path(path)
+        #: what the user named (a tarball's own path, not the temporary directory)
+        self.origin = str(path)
         self._tmp: Optional[tempfile.TemporaryDirectory] = None  # type: ignore[type-arg]
         #: True for an unpacked archive: nothing written below it reaches the archive.
         self.from_archive = False
@@ -266,14 +268,29 @@ class Root:
         return os.path.basename(target.rstrip("/")) if target else None
 
     def extra(self, name: str) -> Path:
-        """Path of a non-mirrored snapshot file (``_kdumptool/<name>``), confined."""
-        return self.p(extra_rel(name))
+        """Path of a non-mirrored snapshot file (``_kdumptool/<name>``), confined; in a
+        sos report, where sos keeps the same thing (sources/sos.py: the kernel log, lspci)."""
+        return self.p(self.extra_rel(name))
+
+    def extra_rel(self, name: str) -> str:
+        """``_kdumptool/<name>`` as a path below the root, or a sos report's own place
+        for it (``/sos_commands/kernel/dmesg``) when the snapshot has none."""
+        rel = extra_rel(name)
+        if not self.is_live and not self.exists(rel):
+            from kdumptool.sources.sos import is_sos_report, sos_extra
+
+            if is_sos_report(self.path):
+                found = sos_extra(self.path, name)
+                if found is not None:
+                    return "/" + os.path.relpath(found, self.path)
+        return rel
 
     def read_extra(self, name: str, cap: int = MAX_FILE_BYTES) -> Optional[bytes]:
-        """The bytes of ``_kdumptool/<name>``, or None when the snapshot has none."""
-        if not self.exists(extra_rel(name)):
+        """The bytes of ``_kdumptool/<name>`` (or a sos report's copy), None when absent."""
+        rel = self.extra_rel(name)
+        if not self.exists(rel):
             return None
-        return self.read_bytes(extra_rel(name), cap=cap)
+        return self.read_bytes(rel, cap=cap)
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -380,6 +397,7 @@ def open_root(path: Union[str, Path, None]) -> Root:
     if len(entries) == 1 and (top / entries[0]).is_dir() and not (top / "sys").exists():
         top = top / entries[0]
     root = Root(top)
+    root.origin = str(p)
     root._tmp = tmp
     root.from_archive = True
     try:
@@ -397,7 +415,9 @@ SNAPSHOT_MARKERS = ("sys", "proc", EXTRA_DIR)
 def _recognised(root: Root, name: str) -> Root:
     """``root`` when it looks like a system tree; an empty or unrelated folder is an error
     (read as a system it would be "no devices, no IOMMU": an answer resting on nothing)."""
-    if not any(os.path.isdir(root.path / m) for m in SNAPSHOT_MARKERS):
+    from kdumptool.sources.sos import is_sos_report
+
+    if not any(os.path.isdir(root.path / m) for m in SNAPSHOT_MARKERS) and not is_sos_report(root.path):
         raise SourceMissing(f"{name}: not a snapshot: none of {', '.join(m + '/' for m in SNAPSHOT_MARKERS)} "
                             "in it (kdumptool collect -o DIR writes one)")
     return root

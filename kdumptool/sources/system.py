@@ -15,10 +15,11 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from kdumptool.errors import DecodeError, KdumptoolError, SourceMissing
 from kdumptool.formats.vtd_regs import decode_vtd_registers
-from kdumptool.model.system import IomemRange, IommuUnit, System, build_system
+from kdumptool.model.system import IomemRange, IommuGroup, IommuUnit, System, build_system
 from kdumptool.sources import iommu as iommu_src
 from kdumptool.sources import pci as pci_src
 from kdumptool.sources.root import MAX_FILE_BYTES, Root, open_root, read_file_capped
+from kdumptool.sources.sos import is_sos_report, read_sos_pci, sos_inventory
 
 #: Largest lspci text dump read (``lspci -xxxx`` of 256 devices is about 1.2 MiB).
 MAX_LSPCI_BYTES = MAX_FILE_BYTES
@@ -193,15 +194,26 @@ def read_system(
             # A kdump initramfs may have no libudev: the files say the same thing.
             warnings.append(f"{err}; enumerating sysfs files instead")
             raw = pci_src.read_pci_devices(root, warnings)
+    elif not root.is_live and not root.exists(pci_src.PCI_DEVICES) and is_sos_report(root.path):
+        # a sos report: config space from proc/bus/pci, drivers from lspci -nnvv
+        raw = read_sos_pci(root.path, warnings)
+        warnings.append("a sos report; not in it: " + "; ".join(sos_inventory(root.path)[1]))
     else:
         raw = pci_src.read_pci_devices(root, warnings)
     groups = iommu_src.read_groups(root, warnings)
+    if not groups and any(r.iommu_group is not None for r in raw.values()):
+        # lspci's "IOMMU group:" lines (a sos report): numbers and members, types unknown
+        members: Dict[int, List[str]] = {}
+        for r in raw.values():
+            if r.iommu_group is not None:
+                members.setdefault(r.iommu_group, []).append(r.bdf)
+        groups = {n: IommuGroup(n, None, tuple(sorted(b))) for n, b in members.items()}
     dmar_present, dmar = read_dmar_table(root, warnings)
     units = read_units(root, dmar, warnings, read_registers)
     iomem_text = root.read_optional("/proc/iomem")
     cmdline = root.read_optional("/proc/cmdline")
     return build_system(
-        source="live" if root.is_live else str(root.path),
+        source="live" if root.is_live else root.origin,
         raw_devices=raw,
         groups=groups,
         units=units,

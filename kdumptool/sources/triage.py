@@ -36,7 +36,8 @@ def read_log_text(root: Root) -> Tuple[Union[str, bytes], str]:
     """The kernel log as ``dmesg`` prints it (bytes or text), and where it came from."""
     data = root.read_extra("dmesg.txt", cap=MAX_LOG_BYTES)
     if data is not None:
-        return data, "_kdumptool/dmesg.txt"
+        # relative to the root: _kdumptool/dmesg.txt, or a sos report's sos_commands/kernel/dmesg
+        return data, root.extra_rel("dmesg.txt").lstrip("/")
     if root.is_live:
         exe = shutil.which("dmesg")
         if exe is not None:

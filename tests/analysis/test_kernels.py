@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kdumptool.analysis.scenario import KernelState, check_verdict, classify
 from kdumptool.analysis.triage import triage
@@ -163,3 +165,10 @@ def test_docs_show_the_table_of_the_code():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "triage.md").read_text()
     start, end = "<!-- kernel-table:start -->\n", "<!-- kernel-table:end -->"
     assert doc[doc.index(start) + len(start):doc.index(end)] == kernel_table_markdown()
+
+
+@given(st.text(max_size=60), st.one_of(st.none(), st.text(max_size=80)))
+def test_fuzz_release_strings(release, banner):
+    # Whatever a snapshot or a vmcore claims, a row or None, never an exception.
+    r = kernel_row(release, banner)
+    assert r is None or r in KERNEL_TABLE

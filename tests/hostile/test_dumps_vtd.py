@@ -85,6 +85,7 @@ def test_pasid_directory_of_16384_tables_is_capped():
     assert d.translation_type == "second-level"
     assert vtd_walk.MAX_PASIDS <= len(d.other_pasids) < vtd_walk.MAX_PASIDS + 64
     assert any("PASIDs truncated" in p and "MAX_PASID_TABLES" in p for p in d.problems)
+    assert d.pasids_truncated and find_exposure(t).incomplete
 
 
 def test_self_referencing_table_exposure_agrees_with_iova_lookup():
@@ -123,7 +124,7 @@ def test_iommu_cli_exits_3_and_says_truncated(tmp_path, capsys, monkeypatch):
     path.write_bytes(write_kdump(DumpSpec(pages={p >> 12: bytes(b) for p, b in mem.pages.items()},
                                           vmcoreinfo=b"OSRELEASE=6.1\n")))
     code, out, err = run(capsys, "vmcore", "iommu", str(path), "--rtaddr", hex(root), "-f", "json")
-    assert code == 3 and "1 walk(s) truncated" in err
+    assert code == 3 and "1 walk(s) or PASID directories truncated" in err
     dev = json.loads(out)["devices"][0]
     assert dev["extents_truncated"] is True and len(dev["extents"]) == 100
     code, out, err = run(capsys, "vmcore", "exposure", str(path), "--rtaddr", hex(root), "-f", "json")

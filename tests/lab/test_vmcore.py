@@ -185,6 +185,32 @@ def test_vmcore_log_is_the_crashed_kernels(dump: Tuple[Run, str, str]) -> None:
     assert not missing, f"{run.name} ({fmt}): live dmesg lines missing from the vmcore log: {missing[:5]}"
 
 
+def test_vmcore_log_equals_makedumpfile(dump: Tuple[Run, str, str]) -> None:
+    """`kdumptool vmcore log` = `makedumpfile --dump-dmesg /proc/vmcore` run in the kdump
+    kernel (Debian 12's makedumpfile 1.7.2), line for line, with no warning: escapes
+    (\\x7f) and continuation-line indents included, on every kernel of the axis."""
+    run, fmt, path = dump
+    ref = run.path("kdump", "makedumpfile_dmesg.txt")
+    if not ref.is_file():
+        pytest.skip(f"{run.name}: the guest kept no makedumpfile --dump-dmesg output")
+    r = kdumptool("vmcore", "log", path, "-f", "text")
+    assert r.returncode == 0 and r.stderr == "", f"{run.name} ({fmt}): rc={r.returncode} {r.stderr[-800:]}"
+    want = ref.read_bytes().decode("utf-8", "surrogateescape").splitlines()
+    got = r.stdout.splitlines()
+    diff = [(i, a, b) for i, (a, b) in enumerate(zip(got, want)) if a != b][:3]
+    assert len(got) == len(want) and not diff, f"{run.name} ({fmt}): {len(got)} vs {len(want)} lines; first differences {diff}"
+
+
+def test_vmcore_info_and_iommu_warn_nothing(dump: Tuple[Run, str, str]) -> None:
+    """No warning the dump does not deserve (6.12's hex NUMBER() values are values)."""
+    run, fmt, path = dump
+    r = kdumptool("vmcore", "info", path, "-f", "text")
+    assert r.returncode == 0 and r.stderr == "", f"{run.name} ({fmt}): vmcore info: {r.stderr[-800:]}"
+    if expect(run.name)["live_vtd"]:
+        r = kdumptool("vmcore", "iommu", path, "--rtaddr", f"{live_rtaddr(run):#x}", "-f", "text")
+        assert r.returncode == 0 and r.stderr == "", f"{run.name} ({fmt}): vmcore iommu: {r.stderr[-800:]}"
+
+
 def test_vmcore_log_in_guest(run: Run) -> None:
     """The kdump kernel's own kdumptool read /proc/vmcore's log (library probe)."""
     vm = run.probe_part("kdump", "vmcore")
