@@ -40,8 +40,6 @@ CLI_DEBT: Set[Tuple[str, str]] = {
     ("cli/hot.py", "imports kdumptool.formats.printk"),  # moved from cli/vmcore.py (fast start)
     ("cli/vmcore_vtd.py", "imports kdumptool.formats.klog"),
     ("cli/vmcore_vtd.py", "imports kdumptool.formats.printk"),
-    ("cli/vmcore_vtd.py", "imports kdumptool.formats.vtd_tables"),
-    ("cli/vmcore_vtd.py", "calls json.loads()"),
     ("cli/record.py", "calls json.loads()"),
 }
 

@@ -121,7 +121,9 @@ def resolve_kdumptool(explicit: Optional[str]) -> Tuple[str, str]:
     found = shutil.which("kdumptool")
     if found and _is_console_script(Path(found)):
         return os.path.abspath(found), "the console script on PATH"
-    py = os.path.realpath(sys.executable)
+    # a venv's own python (the interpreter it links to does not import kdumptool)
+    in_venv = sys.prefix != getattr(sys, "base_prefix", sys.prefix)
+    py = os.path.abspath(sys.executable) if in_venv else os.path.realpath(sys.executable)
     if _imports_cleanly(py):
         return f"{py} -m kdumptool", f"{py} imports kdumptool without PYTHONPATH"
     raise SourceMissing(

@@ -9,14 +9,21 @@ memory reader); nothing here opens a file.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import List, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
-from kdumptool.analysis.rtscan import find_root_tables
-from kdumptool.analysis.scenario import DMA_GSTS_RTPS, DMA_GSTS_TES, DMA_RTADDR_SMT
-from kdumptool.analysis.vtd_walk import lookup_iova, walk_root_table
-from kdumptool.errors import KdumptoolError
+from kdumptool.analysis.rtscan import (
+    RootTableCandidate,
+    ScanResult,
+    check_root_table,
+    find_root_tables,
+)
+from kdumptool.analysis.scenario import DMA_GSTS_RTPS, DMA_GSTS_TES
+from kdumptool.analysis.vtd_walk import FaultEvent, check_faults, walk_root_table
+from kdumptool.errors import KdumptoolError, SourceMissing, UnreadablePages
+from kdumptool.formats.vtd_tables import decode_rtaddr
 from kdumptool.model.log import LogMarkers
+from kdumptool.model.roottable import RootTable, RtaddrCandidate
 from kdumptool.model.system import System
 from kdumptool.model.triage import (
     CrashedKernel,
@@ -29,24 +36,141 @@ from kdumptool.model.triage import (
 )
 
 
-def _mode(rt: int) -> str:
-    return "scalable" if rt & DMA_RTADDR_SMT else "legacy"
+@dataclass(frozen=True)
+class Resolution:
+    """The root tables picked (one, or one per unit), what was tried and why it was not
+    used, and the scan's result when it came to a scan."""
+
+    roots: Tuple[RootTable, ...]
+    warnings: Tuple[str, ...]
+    scan: Optional[ScanResult] = None
 
 
-def old_root_table(
+def _check(
+    dump: DumpMemory, cand: RtaddrCandidate, mode: str, limit: Optional[int], warnings: List[str],
+    use_unreadable: bool = True,
+) -> Optional[RootTable]:
+    """The candidate as a root table, when the page it names validates as one (in the
+    mode RTADDR's TTM bits give; both modes for a legacy/bare value unless ``mode``
+    says); None (and why, in ``warnings``) when it does not."""
+    what = cand.detail
+    rt = decode_rtaddr(cand.value)
+    if rt.ttm == 3:
+        warnings.append(f"{what}: RTADDR 0x{cand.value:x} has TTM=11 (abort DMA mode): no tables")
+        return None
+    modes = [mode] if mode != "auto" else (["scalable"] if rt.ttm == 1 else ["legacy", "scalable"])
+    cands = [check_root_table(dump, rt.address, m, limit) for m in modes]
+    cands.sort(key=lambda c: (not c.valid, -c.score))
+    best = cands[0]
+    unreadable = [c for c in cands if any(v.startswith("root table unreadable") for v in c.violations)]
+    if use_unreadable and len(unreadable) == len(cands):
+        # Not garbage but unknown: the page the register names is not in the dump (or does
+        # not decompress). The register is the evidence; the walk reports the page as
+        # unreadable and the result as incomplete.
+        why = unreadable[0].violations[0].split(": ", 1)[-1]
+        warnings.append(f"{what}: root table 0x{rt.address:x} could not be read ({why}): used unchecked, as the "
+                        "registers give it")
+        tmode = mode if mode != "auto" else ("scalable" if rt.ttm == 1 else "legacy")
+        return RootTable(rt.address, tmode, cand.source, cand.detail, cand.unit, cand.segment)
+    if best.valid or cand.trusted:
+        if not best.valid:
+            warnings.append(f"{what}: 0x{rt.address:x} does not look like a {best.mode} root table: "
+                            + "; ".join(best.violations))
+        return RootTable(rt.address, best.mode, cand.source, cand.detail, cand.unit, cand.segment)
+    warnings.append(f"{what}: 0x{rt.address:x} does not look like a root table ("
+                    + "; ".join(best.violations) + "): trying the next source")
+    return None
+
+
+def resolve_root_tables(
+    dump: DumpMemory,
+    groups: Iterable[Sequence[RtaddrCandidate]],
+    mode: str = "auto",
+    all_units: bool = False,
+    scan: bool = True,
+    progress: Optional[Callable[[int], None]] = None,
+    warnings: Optional[List[str]] = None,
+    use_unreadable: bool = True,
+) -> Resolution:
+    """The one root-table resolver (triage, record, ``vmcore iommu/exposure/scan``).
+
+    ``groups`` are the candidate sources in the callers' fixed order (argument, saved
+    snapshot or record, registers), read lazily (a source that is not needed is never
+    read); every candidate is checked with :func:`check_root_table` against the dump,
+    and one that does not validate is reported and the next is tried. The first source
+    that yields a valid table wins (every valid unit of it with ``all_units``). Failing
+    all, a scan of the dump (``scan``) ranks candidates; no root at all is an empty
+    ``roots``. ``warnings`` (appended to) says what was tried and why it was not used.
+    A candidate whose page is not in the dump cannot be checked: with ``use_unreadable``
+    (triage) it is used as the registers give it, and the walk reports the result as
+    incomplete; without (``vmcore iommu``), the next source is tried.
+    """
+    if mode not in ("auto", "legacy", "scalable"):
+        raise ValueError(f"mode {mode!r}")
+    warnings = [] if warnings is None else warnings
+    limit = max((e for _, e in dump.iter_dumped_ranges()), default=None)
+    for group in groups:
+        found: List[RootTable] = []
+        for cand in group:
+            got = _check(dump, cand, mode, limit, warnings, use_unreadable)
+            if got is not None:
+                found.append(got)
+                if not all_units:
+                    break
+        if found:
+            return Resolution(tuple(found), tuple(warnings))
+    if not scan:
+        return Resolution((), tuple(warnings))
+    res = find_root_tables(dump, list(dump.iter_dumped_ranges()), progress=progress)
+    valid: List[RootTableCandidate] = []
+    for c in res.candidates:
+        if c.valid and c.address not in {v.address for v in valid}:
+            valid.append(c)
+    if len(valid) > 1 and not all_units:
+        warnings.append("the scan found other valid root tables: " + ", ".join(f"0x{c.address:x}" for c in valid[1:])
+                        + " (--all-units to decode every one)")
+    picked = valid if all_units else valid[:1]
+    roots = tuple(RootTable(c.address, c.mode, "scan", f"scan candidate {i + 1} of {len(valid)} valid",
+                            f"dmar{i}" if all_units and len(valid) > 1 else "dmar")
+                  for i, c in enumerate(picked))
+    return Resolution(roots, tuple(warnings), res)
+
+
+def no_root_table(what: str, res: Resolution) -> KdumptoolError:
+    """The error for a resolution that found nothing: never a plain "none" when pages of
+    the dump could not be read."""
+    why = "".join(f"; {w}" for w in res.warnings)
+    scan = res.scan
+    if scan is not None and scan.unreadable_pages:
+        return UnreadablePages(f"{what}: no valid VT-d root table found: {scan.unreadable_pages:,} of "
+                               f"{scan.pages_scanned:,} pages could not be read or decompressed{why}")
+    pages = scan.pages_scanned if scan is not None else 0
+    return SourceMissing(f"{what}: no root-table address given or saved, and the scan of "
+                         f"{pages} pages found no valid VT-d root table{why}")
+
+
+def triage_candidates(
     first_sys: Optional[System], current: Optional[System], recorded: Optional[RecordedRtaddr] = None
-) -> Optional[Tuple[int, str, str]]:
-    """(address, mode, how) of the crashed kernel's root table, from registers."""
+) -> List[List[RtaddrCandidate]]:
+    """Where triage looks for the crashed kernel's root table, in this order: the RTADDR
+    ``kdumptool record`` kept at boot, the saved first-kernel snapshot's registers (with
+    translation on), and, inside the kdump kernel with translation off, RTADDR left
+    behind by the crashed kernel (RTPS set, TES clear: this kernel never wrote it)."""
+    rec: List[RtaddrCandidate] = []
+    snap: List[RtaddrCandidate] = []
+    left: List[RtaddrCandidate] = []
     if recorded is not None:
         for name, rt in sorted(recorded.values.items()):
             if rt & ~0xFFF:
-                return rt & ~0xFFF, _mode(rt), f"{name} RTADDR=0x{rt:x} recorded at boot ({recorded.where})"
+                rec.append(RtaddrCandidate(name, rt, "record",
+                                           f"{name} RTADDR=0x{rt:x} recorded at boot ({recorded.where})"))
     if first_sys is not None:
         for u in first_sys.units:
             regs = u.registers
             if regs is not None and regs.get("RTADDR") and (regs.get("GSTS") or 0) & DMA_GSTS_TES:
                 rt = regs.get("RTADDR") or 0
-                return rt & ~0xFFF, _mode(rt), f"{u.name} RTADDR=0x{rt:x} of the saved first-kernel snapshot"
+                snap.append(RtaddrCandidate(u.name, rt, "snapshot",
+                                           f"{u.name} RTADDR=0x{rt:x} of the saved first-kernel snapshot", u.segment))
     if current is not None and current.in_kdump_kernel:
         for u in current.units:
             regs = u.registers
@@ -54,9 +178,27 @@ def old_root_table(
                 continue
             gsts, rt = regs.get("GSTS") or 0, regs.get("RTADDR") or 0
             if rt and not gsts & DMA_GSTS_TES and gsts & DMA_GSTS_RTPS:
-                return rt & ~0xFFF, _mode(rt), \
-                    f"{u.name} RTADDR=0x{rt:x} left by the crashed kernel (translation is off in this kernel)"
-    return None
+                left.append(RtaddrCandidate(
+                    u.name, rt, "left-behind",
+                    f"{u.name} RTADDR=0x{rt:x} left by the crashed kernel (translation is off in this kernel)",
+                    u.segment))
+    return [rec, snap, left]
+
+
+def fault_events(log: Optional[LogMarkers], limit: int = 64) -> List[FaultEvent]:
+    """The DMA faults of a kernel log's markers, as the fault lookup takes them."""
+    out: List[FaultEvent] = []
+    for m in (log.all("fault") if log is not None else [])[:limit]:
+        b, a = m.get("bdf") or "", m.get("addr")
+        if m.get("kind") not in (None, "dma_fault") or a is None:
+            continue
+        try:
+            full = b if len(b) > 8 else f"0000:{b}"
+            int(full[0:4], 16), int(full[5:7], 16), int(full[8:10], 16), int(full[11:], 16)
+            out.append(FaultEvent(full, int(a, 16), m.get("access"), m.evidence.line or 0, m.get("why")))
+        except ValueError:
+            continue
+    return out
 
 
 def decode_tables(
@@ -64,29 +206,32 @@ def decode_tables(
     current_log: Optional[LogMarkers] = None, recorded: Optional[RecordedRtaddr] = None,
     scan: bool = True,
 ) -> Optional[CrashedTables]:
-    """The crashed kernel's tables: the root table, every context entry, and the kdump
-    kernel's logged faults looked up in them. ``scan``: look for the root table in the
-    whole dump when no register names it."""
-    where = old_root_table(first_sys, current, recorded)
-    if where is None and not scan:
-        warnings.append("the crashed kernel's VT-d root table was not located: no register names it and the "
-                        "whole-memory scan is skipped inside the kdump kernel (`kdumptool vmcore iommu` scans)")
-        return None
-    if where is None:
-        res = find_root_tables(dump, list(dump.iter_dumped_ranges()))
-        best = res.best
-        if best is None and res.unreadable_pages:
+    """The crashed kernel's tables: the root table (:func:`resolve_root_tables` over
+    :func:`triage_candidates`), every context entry, and the kdump kernel's logged faults
+    looked up in them (:func:`check_faults`: same PCI segment and access only).
+    ``scan``: look for the root table in the whole dump when no register names one."""
+    res = resolve_root_tables(dump, triage_candidates(first_sys, current, recorded), scan=scan)
+    warnings.extend(res.warnings)
+    if not res.roots:
+        if not scan:
+            warnings.append("the crashed kernel's VT-d root table was not located: no register names it and the "
+                            "whole-memory scan is skipped inside the kdump kernel (`kdumptool vmcore iommu` scans)")
+        elif res.scan is not None and res.scan.unreadable_pages:
             warnings.append(f"no VT-d root table found among the readable pages of the vmcore: "
-                            f"{res.unreadable_pages} of {res.pages_scanned} pages could not be read or decompressed")
-            return None
-        if best is None:
+                            f"{res.scan.unreadable_pages} of {res.scan.pages_scanned} pages could not be read or "
+                            "decompressed")
+        else:
             warnings.append("no VT-d root table found in the vmcore (translation off in the crashed kernel, or the "
                             "table pages were filtered out)")
-            return None
-        where = (best.address, best.mode, f"scan of the vmcore ({res.pages_scanned} pages, best of "
-                 f"{len(res.candidates)} candidates, score {best.score})")
-    addr, mode, how = where
-    vt = walk_root_table(dump, addr, mode)
+        return None
+    root = res.roots[0]
+    how = root.detail
+    if root.source == "scan" and res.scan is not None:
+        best = res.scan.best
+        how = (f"scan of the vmcore ({res.scan.pages_scanned} pages, best of {len(res.scan.candidates)} candidates, "
+               f"score {best.score if best is not None else 0})")
+    addr, mode = root.address, root.mode
+    vt = walk_root_table(dump, addr, mode, segment=root.segment)
     devs = tuple(
         TableDevice(
             d.bdf, d.present, d.translation_type, d.domain_id,
@@ -96,19 +241,12 @@ def decode_tables(
     )
     lookups = []
     seen = set()
-    for m in (current_log.all("fault") if current_log is not None else [])[:64]:
-        b, a = m.get("bdf") or "", m.get("addr") or ""
-        try:
-            bus, dev, fn = int(b[-7:-5], 16), int(b[-4:-2], 16), int(b[-1:], 16)
-            iova = int(a, 16)
-        except ValueError:
-            continue
-        full = b if len(b) > 8 else f"0000:{b}"
-        if (full, iova) in seen:
-            continue
-        seen.add((full, iova))
-        lk = lookup_iova(dump, addr, mode, bus, (dev << 3) | fn, iova)
-        lookups.append(FaultLookup(full, iova, lk.phys, lk.read, lk.write, lk.reason))
+    for fc in check_faults(dump, addr, mode, fault_events(current_log), segment=root.segment):
+        if fc.lookup is None or (fc.bdf, fc.address) in seen:
+            continue  # another segment's device: not this table's
+        seen.add((fc.bdf, fc.address))
+        lk = fc.lookup
+        lookups.append(FaultLookup(fc.bdf, fc.address, lk.phys, lk.read, lk.write, lk.reason))
     unreadable = tuple(f"{u.what} at 0x{u.paddr:x}: {u.why}"
                        for u in vt.unreadable + tuple(x for d in vt.devices for x in d.all_unreadable))
     return CrashedTables(addr, mode, how, devs, tuple(vt.problems), tuple(lookups), unreadable)

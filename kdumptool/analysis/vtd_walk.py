@@ -23,9 +23,22 @@ from __future__ import annotations
 import gc
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Protocol, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    NamedTuple,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from kdumptool.errors import KdumptoolError, NotMapped
+from kdumptool.formats.klog import LogEvent
 from kdumptool.formats.vtd_tables import (
     ADDR_MASK,
     AW_BITS,
@@ -918,18 +931,38 @@ class FaultCheck:
     verdict: str
 
 
-def check_faults(mem: PhysMemory, root_address: int, mode: str, events: list, segment: int = 0) -> List[FaultCheck]:
-    """Look up every distinct DMA fault of ``events`` (``kdumptool.formats.klog.LogEvent``
-    of kind ``dma_fault``) in the old tables.
+@dataclass(frozen=True)
+class FaultEvent:
+    """One DMA fault record of a kernel log: the device (``SSSS:BB:DD.F``), the faulting
+    address, the access (``read``/``write``, None when the log does not say), its line."""
+
+    bdf: str
+    address: int
+    access: Optional[str]
+    line: int
+    reason: Optional[str] = None
+
+
+def fault_events(events: Iterable[LogEvent]) -> List[FaultEvent]:
+    """The DMA faults among the kernel-log parser's events."""
+    return [FaultEvent(ev.bdf, ev.address, ev.access, ev.line, ev.reason) for ev in events
+            if ev.kind == "dma_fault" and ev.bdf is not None and ev.address is not None]
+
+
+def check_faults(
+    mem: PhysMemory, root_address: int, mode: str, events: Sequence[FaultEvent], segment: int = 0
+) -> List[FaultCheck]:
+    """The one fault lookup (triage and ``vmcore iommu --faults``): every distinct DMA
+    fault (device, address, access) of ``events`` looked up in the old tables. A fault
+    from another PCI segment than the table's is not looked up (its bus/devfn would
+    name another device), and a mapping counts only with the faulting access allowed.
 
     A fault in the kdump kernel at an IOVA that the crashed kernel's tables map with the
     faulting access allowed means the device kept doing DMA the crashed kernel had set up
     (in-flight DMA across the crash), and that the new kernel's tables did not carry the
     mapping over (translation tables not copied, or the domain torn down)."""
-    groups: Dict[Tuple[str, int, Optional[str]], List[object]] = {}
+    groups: Dict[Tuple[str, int, Optional[str]], List[FaultEvent]] = {}
     for ev in events:
-        if getattr(ev, "kind", None) != "dma_fault" or ev.bdf is None or ev.address is None:
-            continue
         groups.setdefault((ev.bdf, ev.address, ev.access), []).append(ev)
     out: List[FaultCheck] = []
     for (bdf, address, access), evs in groups.items():
@@ -937,7 +970,7 @@ def check_faults(mem: PhysMemory, root_address: int, mode: str, events: list, se
         seg, bus, df = bdf.split(":")
         dev, fn = df.split(".")
         if int(seg, 16) != segment:
-            out.append(FaultCheck(bdf, address, access, len(evs), first.line, first.reason, None,  # type: ignore[attr-defined]
+            out.append(FaultCheck(bdf, address, access, len(evs), first.line, first.reason, None,
                                   f"segment {seg} is not this root table's"))
             continue
         r = lookup_iova(mem, root_address, mode, int(bus, 16), (int(dev, 16) << 3) | int(fn, 16), address)
@@ -951,5 +984,5 @@ def check_faults(mem: PhysMemory, root_address: int, mode: str, events: list, se
                            "in-flight DMA set up before the crash, not carried over to this kernel's tables")
             else:
                 verdict = f"mapped {rights} to phys 0x{r.phys:x} in the crashed kernel's tables, but without {access} access"
-        out.append(FaultCheck(bdf, address, access, len(evs), first.line, first.reason, r, verdict))  # type: ignore[attr-defined]
+        out.append(FaultCheck(bdf, address, access, len(evs), first.line, first.reason, r, verdict))
     return out

@@ -12,12 +12,14 @@ reported and the next source is tried.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, Any, Iterator, List, Optional, Sequence, Tuple
 
 import typer
 
 from kdumptool.cli.common import FormatOpt
+from kdumptool.model.roottable import RootTable
 
 VmcoreArg = Annotated[Path, typer.Argument(help="The dump: /proc/vmcore (the default, in a kdump kernel), "
                                                 "an ELF core or a kdump-compressed file.")]
@@ -88,7 +90,8 @@ def iommu(
             except SourceMissing as err:
                 return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, False)
             objs = []
-            for addr, tmode, source, detail, _name in roots:
+            for root in roots:
+                addr, tmode, source, detail = root.address, root.mode, root.source, root.detail
                 with _progress("walking page tables", None, "tables") as tick:
                     t = walk_root_table(dump, addr, tmode, progress=tick)
                 devs = [d for d in t.devices if (d.bus, d.devfn) == (dev[1], dev[2])] if dev else None
@@ -160,8 +163,6 @@ def exposure(
         raise typer.BadParameter(f"{vendor!r} is not auto, intel or amd", param_hint="--vendor")
     if _amd(vmcore, vendor, dev_table, saved, rtaddr, unit, dev, fmt, exposure=True):
         return
-    import dataclasses
-
     with open_dump(str(vmcore)) as dump:
         try:
             roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=all_units)
@@ -170,16 +171,16 @@ def exposure(
         parts = []
         for r in roots:
             with _progress("walking page tables", None, "tables") as tick:
-                parts.append(walk_root_table(dump, r[0], r[1], progress=tick))
+                parts.append(walk_root_table(dump, r.address, r.mode, progress=tick))
         ranges = list(dump.iter_dumped_ranges())
-    addr, tmode, source, detail, _ = roots[0]
+    source, detail = roots[0].source, roots[0].detail
     tables = parts[0]
     if len(parts) > 1:  # one exposure over every unit's devices
         tables = dataclasses.replace(
             tables, devices=tuple(d for t in parts for d in t.devices),
             domains=tuple(w for t in parts for w in t.domains),
             unreadable=tuple(u for t in parts for u in t.unreadable))
-        detail = "; ".join(f"0x{r[0]:x} ({r[1]}, {r[3]})" for r in roots)
+        detail = "; ".join(f"0x{r.address:x} ({r.mode}, {r.detail})" for r in roots)
     devices = None
     if dev is not None:
         devices = [d for d in tables.devices if (d.bus, d.devfn) == (dev[1], dev[2])]
@@ -266,19 +267,18 @@ def _fail_if_incomplete(vmcore: Path, tables: Any, devices: Optional[list]) -> N
 
 
 def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:
-    from kdumptool.analysis.vtd_walk import check_faults
+    from kdumptool.analysis.vtd_walk import check_faults, fault_events
     from kdumptool.formats.klog import parse_log
+    from kdumptool.sources.kmsg import open_log_file
 
     if str(log) == "vmcore" and not log.exists():
         from kdumptool.formats.printk import decode_printk
 
-        return check_faults(dump, addr, mode, list(parse_log(decode_printk(dump.vmcoreinfo,
-                                                                           dump.read_virt).dmesg_lines())))
-    from kdumptool.sources.kmsg import open_log_file
-
+        return check_faults(dump, addr, mode, fault_events(parse_log(decode_printk(dump.vmcoreinfo,
+                                                                                   dump.read_virt).dmesg_lines())))
     path = log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log
     # bounded like `kdumptool log FILE`: a device node is refused, a stream stops at MAX_LOG_STREAM
-    events = list(parse_log(open_log_file(str(path))))
+    events = fault_events(parse_log(open_log_file(str(path))))
     return check_faults(dump, addr, mode, events)
 
 
@@ -318,169 +318,43 @@ def _resolve(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Pat
              mode: str) -> tuple:
     """(address, mode, source, detail, unit name, warnings) of the root table to walk."""
     roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=False)
-    return roots[0] + (warnings,)
+    r = roots[0]
+    return r.address, r.mode, r.source, r.detail, r.unit, warnings
 
 
 def _resolve_all(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Path], unit: Optional[str],
-                 mode: str, all_units: bool = True) -> tuple:
-    """([(address, mode, source, detail, unit name), ...], warnings): every root table the
-    first source that yields one gives (one per unit), or only its first with
-    ``all_units=False``."""
-    from kdumptool.analysis.rtscan import check_root_table, find_root_tables
-    from kdumptool.formats.vtd_tables import decode_rtaddr
+                 mode: str, all_units: bool = True) -> Tuple[List[RootTable], List[str]]:
+    """Every root table the first source that yields one gives (one per unit), or only
+    its first with ``all_units=False``: analysis/crashed.resolve_root_tables over the
+    argument, the saved snapshot, the live registers (in a kdump kernel), then a scan."""
+    from kdumptool.analysis.crashed import no_root_table, resolve_root_tables
+    from kdumptool.model.roottable import RtaddrCandidate
+    from kdumptool.sources.rtaddr import read_live_rtaddr, read_saved_rtaddr
 
     if mode not in ("auto", "legacy", "scalable"):
         raise typer.BadParameter(f"{mode!r} is not auto, legacy or scalable", param_hint="--mode")
     warnings: List[str] = []
-    limit = max((e for _, e in dump.iter_dumped_ranges()), default=None)
 
-    def accept(value: int, what: str) -> Optional[tuple]:
-        rt = decode_rtaddr(value)
-        if rt.ttm == 3:
-            warnings.append(f"{what}: RTADDR 0x{value:x} has TTM=11 (abort DMA mode): no tables")
-            return None
-        modes = [mode] if mode != "auto" else (["scalable"] if rt.ttm == 1 else ["legacy", "scalable"])
-        cands = [check_root_table(dump, rt.address, m, limit) for m in modes]
-        cands.sort(key=lambda c: (not c.valid, -c.score))
-        best = cands[0]
-        if best.valid or rtaddr is not None:
-            if not best.valid:
-                warnings.append(f"{what}: 0x{rt.address:x} does not look like a {best.mode} root table: "
-                                + "; ".join(best.violations))
-            return rt.address, best.mode
-        warnings.append(f"{what}: 0x{rt.address:x} does not look like a root table ("
-                        + "; ".join(best.violations) + "): trying the next source")
-        return None
+    def groups() -> Iterator[Sequence[RtaddrCandidate]]:
+        if rtaddr is not None:
+            values = [v.strip() for v in rtaddr.split(",") if v.strip()]
+            if not values:
+                raise typer.BadParameter("no address", param_hint="--rtaddr")
+            yield [RtaddrCandidate(unit or (f"dmar{i}" if len(values) > 1 else "dmar"), _int(v, "--rtaddr"),
+                                   "argument", f"--rtaddr {v}", trusted=True) for i, v in enumerate(values)]
+        if saved is not None:
+            yield read_saved_rtaddr(saved, unit, warnings, all_units)
+        if str(vmcore) == "/proc/vmcore":
+            yield read_live_rtaddr(unit, warnings)
 
-    def collect(items: List[tuple], source: str) -> List[tuple]:
-        out: List[tuple] = []
-        for name, value, detail in items:
-            got = accept(value, detail)
-            if got:
-                out.append((got[0], got[1], source, detail, name))
-                if not all_units:
-                    break
-        return out
-
-    if rtaddr is not None:
-        values = [v.strip() for v in rtaddr.split(",") if v.strip()]
-        if not values:
-            raise typer.BadParameter("no address", param_hint="--rtaddr")
-        found = collect([(unit or (f"dmar{i}" if len(values) > 1 else "dmar"), _int(v, "--rtaddr"),
-                          f"--rtaddr {v}") for i, v in enumerate(values)], "argument")
-        if found:
-            return found, warnings
-    if saved is not None:
-        found = collect(_saved_units(saved, unit, warnings, all_units), "saved")
-        if found:
-            return found, warnings
-    if str(vmcore) == "/proc/vmcore":
-        found = collect(_live_units(unit, warnings), "register")
-        if found:
-            return found, warnings
     ranges = list(dump.iter_dumped_ranges())
     with _progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
-        res = find_root_tables(dump, ranges, progress=tick)
-    if res.best is None:
-        from kdumptool.errors import SourceMissing
+        res = resolve_root_tables(dump, groups(), mode, all_units, progress=tick, warnings=warnings,
+                                  use_unreadable=False)
+    if not res.roots:
+        raise no_root_table(str(vmcore), res)
+    roots = list(res.roots)
+    if unit is not None:
+        roots = [dataclasses.replace(r, unit=unit) if r.source == "scan" else r for r in roots]
+    return roots, warnings
 
-        why = "".join(f"; {w}" for w in warnings)
-        if res.unreadable_pages:
-            from kdumptool.errors import UnreadablePages
-
-            # "No root table" would be a guess: it may sit in a page that was not read.
-            raise UnreadablePages(f"{vmcore}: no valid VT-d root table found: {res.unreadable_pages:,} of "
-                                  f"{res.pages_scanned:,} pages could not be read or decompressed{why}")
-        raise SourceMissing(f"{vmcore}: no root-table address given or saved, and the scan of "
-                            f"{res.pages_scanned} pages found no valid VT-d root table{why}")
-    valid: List[Any] = []
-    for c in res.candidates:
-        if c.valid and c.address not in {v.address for v in valid}:
-            valid.append(c)
-    if len(valid) > 1 and not all_units:
-        warnings.append("the scan found other valid root tables: " + ", ".join(f"0x{c.address:x}" for c in valid[1:])
-                        + " (--all-units to decode every one)")
-    picked = valid if all_units else valid[:1]
-    return [(c.address, c.mode, "scan", f"scan candidate {i + 1} of {len(valid)} valid", unit or f"dmar{i}"
-             if all_units and len(valid) > 1 else unit or "dmar") for i, c in enumerate(picked)], warnings
-
-
-def _saved_units(saved: Path, unit: Optional[str], warnings: List[str], all_units: bool = False) -> List[tuple]:
-    import json
-
-    from kdumptool.errors import DecodeError, SourceMissing
-    from kdumptool.formats.vtd_tables import parse_drhd_regs_text, parse_vtd_registers_json
-
-    candidates = [saved / "_kdumptool" / "vtd_registers.json", saved / "drhd_regs.txt", saved]
-    units = None
-    for path in candidates:
-        if not path.is_file():
-            continue
-        from kdumptool.sources.root import read_file_capped
-
-        text = read_file_capped(path).decode("utf-8", "replace")  # binary junk fails to parse below
-        try:
-            if path.suffix == ".json":
-                try:
-                    units = parse_vtd_registers_json(json.loads(text), str(path))
-                except ValueError as exc:
-                    raise DecodeError(str(path), None, f"not JSON: {exc}") from None
-            else:
-                units = parse_drhd_regs_text(text, str(path))
-        except DecodeError:
-            if path == saved:
-                raise
-            continue
-        break
-    if units is None:
-        raise SourceMissing(f"{saved}: no _kdumptool/vtd_registers.json or drhd_regs.txt")
-    out = []
-    for u in units:
-        if unit is not None and u.name != unit:
-            continue
-        if not u.rtaddr:
-            warnings.append(f"{path} {u.name}: no RTADDR saved")
-            continue
-        out.append((u.name, u.rtaddr, f"{path} {u.name} RTADDR 0x{u.rtaddr:x}"))
-    if unit is not None and not out:
-        raise SourceMissing(f"{path}: no unit {unit!r} with an RTADDR")
-    if len(out) > 1 and not all_units:
-        warnings.append(f"{path} has {len(out)} units; using the first that decodes (--unit to choose, "
-                        "--all-units for every one)")
-    return out
-
-
-def _live_units(unit: Optional[str], warnings: List[str]) -> List[tuple]:
-    """RTADDR of each unit read now, when translation is off (GSTS.TES clear)."""
-    try:
-        from kdumptool.sources.root import open_root
-        from kdumptool.sources.system import read_dmar_table, read_units
-    except ImportError:  # pragma: no cover - the system stream's sources are absent
-        return []
-    from kdumptool.errors import KdumptoolError
-    from kdumptool.formats.vtd_tables import old_table_in_rtaddr
-
-    out = []
-    try:
-        with open_root(None) as root:
-            _, dmar = read_dmar_table(root, warnings)
-            units = read_units(root, dmar, warnings)
-    except KdumptoolError as err:
-        warnings.append(f"live registers: {err}")
-        return []
-    for u in units:
-        if unit is not None and u.name != unit:
-            continue
-        regs = u.registers
-        if regs is None:
-            continue
-        values = getattr(regs, "values", {})
-        rt, gsts = values.get("RTADDR"), values.get("GSTS")
-        if rt is None or gsts is None:
-            continue
-        if not old_table_in_rtaddr(gsts):
-            warnings.append(f"{u.name}: translation is on in this kernel (GSTS.TES): RTADDR 0x{rt:x} is the "
-                            "kdump kernel's own table, not used")
-            continue
-        out.append((u.name, rt, f"{u.name} RTADDR register 0x{rt:x}, GSTS 0x{gsts:x}"))
-    return out

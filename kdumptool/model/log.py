@@ -114,6 +114,8 @@ def _fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
         if ev.kind not in ("dma_fault", "ir_fault") or not ev.bdf:
             continue
         groups = [("bdf", ev.bdf), ("kind", ev.kind)]
+        if ev.access:
+            groups.append(("access", ev.access))
         if ev.address is not None:
             groups.append(("addr", f"{ev.address:x}"))
         if ev.fault_index is not None:

@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import sys
-from typing import IO, Any, Iterator, List, Optional
+from typing import IO, Any, Callable, Iterator, List, Optional
 
 from kdumptool.errors import PermissionDenied, SourceMissing, UnsupportedFormat
 from kdumptool.sources.root import Root, open_regular
 
 KMSG_PATH = "/dev/kmsg"
-#: Largest record the kernel hands out (``CONSOLE_EXT_LOG_MAX``) plus margin.
-_KMSG_READ = 16384
+#: First read size: a record of the kernel's ``CONSOLE_EXT_LOG_MAX`` (8 KiB) fits.
+KMSG_READ = 8192
+#: A record that does not fit makes ``read()`` fail with ``EINVAL`` without consuming it
+#: (devkmsg_read); the buffer is doubled up to this bound, then the record is given up.
+KMSG_READ_MAX = 1 << 20
 #: Records at most in one live read, a bound for a misbehaving device.
 _KMSG_MAX_RECORDS = 10_000_000
 
@@ -159,32 +163,86 @@ def open_snapshot_log(root: Root) -> LogSource:
     return src
 
 
-def read_kmsg_records(fd: int, warnings: Optional[List[str]] = None) -> Iterator[str]:
+def read_kmsg_records(
+    fd: int, warnings: Optional[List[str]] = None, read: Callable[[int, int], bytes] = os.read,
+) -> Iterator[str]:
     """Records from an open non-blocking ``/dev/kmsg`` descriptor until ``EAGAIN``.
 
     Yields each record's first line (``prio,seq,usec,flags;text``) and its dictionary
-    lines (starting with a space), exactly as the kernel gives them.
+    lines (starting with a space), exactly as the kernel gives them. The one reader of
+    /dev/kmsg (``kdumptool log``, ``collect``, ``triage``); ``read`` is ``os.read``.
     """
+    size = KMSG_READ
+    overwritten = False
     for _ in range(_KMSG_MAX_RECORDS):
         try:
-            data = os.read(fd, _KMSG_READ)
+            data = read(fd, size)
         except BlockingIOError:
             return
         except OSError as exc:
             if exc.errno == errno.EAGAIN:
                 return
             if exc.errno == errno.EPIPE:
-                if warnings is not None:
+                # Records were overwritten; the next read returns the oldest one left.
+                if warnings is not None and not overwritten:
                     warnings.append("/dev/kmsg: records were overwritten while reading (EPIPE)")
+                overwritten = True
                 continue
             if exc.errno == errno.EINVAL:
+                if size < KMSG_READ_MAX:
+                    size = min(size * 2, KMSG_READ_MAX)  # the record is still there: retry larger
+                    continue
                 if warnings is not None:
-                    warnings.append("/dev/kmsg: a record did not fit the read buffer (EINVAL)")
+                    warnings.append(f"/dev/kmsg: a record does not fit {KMSG_READ_MAX} bytes (EINVAL); "
+                                    "the rest of the log is not read")
                 return
             raise
         if not data:
             return
         yield from data.decode("utf-8", "replace").rstrip("\n").split("\n")
+
+
+_KMSG_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
+
+
+def format_kmsg_record(rec: bytes) -> List[str]:
+    """One ``/dev/kmsg`` record (``prio,seq,usec,flags;text`` plus dictionary lines) as
+    the lines ``dmesg`` prints: the kernel's ``\\xNN`` escapes decoded (a tab is a tab,
+    ``\\x5c`` a backslash), and each line of a multi-line message under the record's
+    timestamp. Records that do not parse give no line."""
+    text = rec.decode("utf-8", "replace")
+    head, sep, msg = text.partition(";")
+    parts = head.split(",")
+    if not sep or len(parts) < 3 or not parts[2].isdigit():
+        return []
+    usec = int(parts[2])
+    first = msg.split("\n", 1)[0]  # continuation lines hold the KEY=value dictionary
+    first = _KMSG_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), first)
+    stamp = f"[{usec // 1000000:5d}.{usec % 1000000:06d}]"
+    return [f"{stamp} {line}" for line in first.split("\n")]
+
+
+def read_kmsg(path: str = "/dev/kmsg", max_records: int = 200000) -> str:
+    """The kernel log as ``dmesg`` prints it, from /dev/kmsg records
+    (``prio,seq,usec,flags;text``, Documentation/ABI/testing/dev-kmsg)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise SourceMissing(f"{path}: no such device") from None
+    except PermissionError:
+        raise PermissionDenied(f"{path}: permission denied (kernel.dmesg_restrict? run as root)") from None
+    lines: List[str] = []
+    try:
+        for n, rec in enumerate(read_kmsg_records(fd)):
+            if n >= max_records:
+                break
+            if not rec.startswith(" "):  # dictionary lines (" KEY=value") are not printed
+                lines.extend(format_kmsg_record(rec.encode("utf-8", "replace")))
+    except OSError as exc:
+        raise SourceMissing(f"{path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def open_kmsg(path: str = KMSG_PATH) -> LogSource:

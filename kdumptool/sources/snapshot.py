@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import tarfile
@@ -29,6 +28,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 from kdumptool import __version__
 from kdumptool.errors import KdumptoolError, PermissionDenied, SourceMissing
 from kdumptool.sources import iommu as iommu_src
+from kdumptool.sources.kmsg import read_kmsg
 from kdumptool.sources.outfile import atomic_output, refuse_existing
 from kdumptool.sources.root import EXTRA_DIR, MAX_LOG_BYTES, Root, extra_rel
 from kdumptool.sources.system import KDUMP_CONFIGS
@@ -157,51 +157,6 @@ def _units(c: _Collector) -> List[Tuple[str, int]]:
             except ValueError:
                 pass
     return units
-
-
-_KMSG_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
-
-
-def format_kmsg_record(rec: bytes) -> List[str]:
-    """One ``/dev/kmsg`` record (``prio,seq,usec,flags;text`` plus dictionary lines) as
-    the lines ``dmesg`` prints: the kernel's ``\\xNN`` escapes decoded (a tab is a tab,
-    ``\\x5c`` a backslash), and each line of a multi-line message under the record's
-    timestamp. Records that do not parse give no line."""
-    text = rec.decode("utf-8", "replace")
-    head, sep, msg = text.partition(";")
-    parts = head.split(",")
-    if not sep or len(parts) < 3 or not parts[2].isdigit():
-        return []
-    usec = int(parts[2])
-    first = msg.split("\n", 1)[0]  # continuation lines hold the KEY=value dictionary
-    first = _KMSG_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), first)
-    stamp = f"[{usec // 1000000:5d}.{usec % 1000000:06d}]"
-    return [f"{stamp} {line}" for line in first.split("\n")]
-
-
-def read_kmsg(path: str = "/dev/kmsg", max_records: int = 200000) -> str:
-    """The kernel log as ``dmesg`` prints it, from /dev/kmsg records
-    (``prio,seq,usec,flags;text``, Documentation/ABI/testing/dev-kmsg)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise SourceMissing(f"{path}: no such device") from None
-    except PermissionError:
-        raise PermissionDenied(f"{path}: permission denied (kernel.dmesg_restrict? run as root)") from None
-    from kdumptool.sources.kmsg import read_kmsg_records
-
-    lines: List[str] = []
-    try:
-        for n, rec in enumerate(read_kmsg_records(fd)):
-            if n >= max_records:
-                break
-            if not rec.startswith(" "):  # dictionary lines (" KEY=value") are not printed
-                lines.extend(format_kmsg_record(rec.encode("utf-8", "replace")))
-    except OSError as exc:
-        raise SourceMissing(f"{path}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def _run(cmd: List[str]) -> Optional[str]:

@@ -27,6 +27,7 @@ from kdumptool.model.triage import Capacity, CrashedKernel, RecordedRtaddr, Tria
 from kdumptool.sources.initramfs import read_kdump_initrd, running_release
 from kdumptool.sources.kdumpconf import read_kdump_settings
 from kdumptool.sources.kdumpstack import read_integration
+from kdumptool.sources.kmsg import KMSG_PATH, read_kmsg
 from kdumptool.sources.root import MAX_LOG_BYTES, Root, open_root, read_file_capped
 from kdumptool.sources.system import read_system
 from kdumptool.sources.vmcore import Dump, open_dump
@@ -47,42 +48,16 @@ def read_log_text(root: Root) -> Tuple[Union[str, bytes], str]:
                     return proc.stdout, "dmesg"
             except (OSError, subprocess.TimeoutExpired):
                 pass
-        lines = _read_kmsg()
-        if not lines:  # say why, so the report does not rest on a log it never saw
-            try:
-                os.close(os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK))
-                why = "empty"
-            except OSError as exc:
-                why = f"{exc.strerror}; run as root, or lower kernel.dmesg_restrict"
-            return "", f"/dev/kmsg (not read: {why})"
-        return "\n".join(lines), "/dev/kmsg"
+        # The one /dev/kmsg reader (sources/kmsg.py); say why when it gives nothing, so
+        # the report does not rest on a log it never saw.
+        try:
+            text = read_kmsg(KMSG_PATH)
+        except KdumptoolError as exc:
+            return "", f"{KMSG_PATH} (not read: {exc})"
+        if not text:
+            return "", f"{KMSG_PATH} (not read: empty)"
+        return text, KMSG_PATH
     return "", "(no kernel log in the snapshot)"
-
-
-def _read_kmsg() -> List[str]:
-    """Records of /dev/kmsg (``prio,seq,usec,flags;text``) as dmesg lines."""
-    out: List[str] = []
-    try:
-        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return out
-    try:
-        while True:
-            try:
-                rec = os.read(fd, 8192)
-            except BlockingIOError:
-                break
-            except OSError:
-                continue  # EPIPE: a record was overwritten; keep reading
-            if not rec:
-                break
-            head, _, text = rec.decode("utf-8", "replace").partition(";")
-            fields = head.split(",")
-            usec = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else 0
-            out.append(f"[{usec // 1_000_000:5d}.{usec % 1_000_000:06d}] {text.splitlines()[0] if text else ''}")
-    finally:
-        os.close(fd)
-    return out
 
 
 def read_kernel_defaults(root: Root, release: Optional[str]) -> KernelDefaults:

@@ -300,6 +300,18 @@ class ElfDump(Dump):
             return None, TRUNCATED
         return off, ""
 
+    def read(self, paddr: int, size: int) -> bytes:
+        """As Dump.read; a run inside one segment's file-backed bytes is one pread (a scan
+        reads 1 MiB at a time: one system call, not 256, and no page cache churn)."""
+        s = self._segment(paddr) if size > self.page_size and paddr >= 0 else None
+        if s is not None and paddr + size <= s.start + s.filesz:
+            off = s.offset + paddr - s.start
+            if off + size <= self.file_size:
+                data = self._pread(size, off)
+                if len(data) == size:
+                    return data
+        return super().read(paddr, size)
+
     def _read_page(self, pfn: int) -> bytes:
         # Pages need not be segment-aligned: assemble byte runs, each from its segment.
         ps = self.page_size

@@ -245,7 +245,7 @@ def test_full_linear_leaf_table_fast_case_matches_entry_by_entry():
 
 
 def test_check_faults_verdicts():
-    from kdumptool.analysis.vtd_walk import check_faults
+    from kdumptool.analysis.vtd_walk import check_faults, fault_events
     from kdumptool.formats.klog import parse_log
 
     mem = VtdMemory()
@@ -260,7 +260,7 @@ def test_check_faults_verdicts():
         "[    1.5] DMAR: [DMA Write NO_PASID] Request device [00:02.0] fault addr 0xffffd000 [fault reason 0x05] PTE Write access is not set",
         "[    1.6] DMAR: [DMA Read NO_PASID] Request device [00:02.0] fault addr 0x1000 [fault reason 0x06] PTE Read access is not set",
     ]
-    got = check_faults(mem, lt.root, "legacy", list(parse_log(log)))
+    got = check_faults(mem, lt.root, "legacy", fault_events(parse_log(log)))
     assert [(c.address, c.access, c.count) for c in got] == [(0xFFFFC000, "read", 2), (0xFFFFD000, "write", 1),
                                                             (0x1000, "read", 1)]
     assert "in-flight DMA set up before the crash" in got[0].verdict and got[0].lookup.phys == 0x3B6B000
