@@ -282,7 +282,9 @@ def _record(r: object, out: Optional[Path], snapshot: bool, force: bool = False)
     parts = ", ".join(f"{k} {v}" for k, v in timings.items())
     lines.append(f"recorded in {report['elapsed_s']} s ({parts}) into {dest}: {', '.join(files)}")
     text = "\n".join(lines) + "\n"
-    write_file(dest / REPORT_JSON, json.dumps(report, indent=2) + "\n", force)
+    from kdumptool.render.output import with_schema_version
+
+    write_file(dest / REPORT_JSON, json.dumps(with_schema_version(report), indent=2) + "\n", force)
     write_file(dest / REPORT_TEXT, text, force)
     return report, text, dest
 

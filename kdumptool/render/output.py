@@ -19,6 +19,16 @@ if TYPE_CHECKING:
     from typing import Any, Callable, List, Optional
 
 FORMATS = ("auto", "text", "rich", "json")
+#: Version of every JSON document's shape (the files in docs/schema/ describe version 1).
+#: Raised when a field changes meaning or disappears; new fields keep it.
+SCHEMA_VERSION = 1
+
+
+def with_schema_version(obj: Any) -> Any:
+    """``obj`` with ``schema_version`` as its first key (objects only)."""
+    if isinstance(obj, dict) and "schema_version" not in obj:
+        return {"schema_version": SCHEMA_VERSION, **obj}
+    return obj
 
 
 def resolve_format(fmt: str, stream: Any = None) -> str:
@@ -52,7 +62,7 @@ def emit(
     """
     fmt = resolve_format(fmt)
     if fmt == "json":
-        sys.stdout.write(to_json(json_obj()))
+        sys.stdout.write(to_json(with_schema_version(json_obj())))
     elif fmt == "text" or rich is None:
         # foreign bytes (printk text, names from a snapshot) never reach a terminal raw
         out = escape_control(text())

@@ -48,7 +48,7 @@ def test_json_contract_sm_mismatch(capsys: pytest.CaptureFixture, monkeypatch: p
     monkeypatch.chdir(REPO)
     code, out, _ = run(capsys, "log", "--root", "fixtures/snapshots/kdump_sm_mismatch", "-f", "json")
     doc = json.loads(out)
-    assert set(doc) == {"events", "summary"}
+    assert set(doc) == {"schema_version", "events", "summary"}
     (fault,) = [e for e in doc["events"] if e["kind"] == "dma_fault"]
     assert {k: fault[k] for k in ("line", "bdf", "access", "address", "reason_code", "reason", "pasid", "timestamp")} == {
         "line": 406, "bdf": "0000:00:02.0", "access": "read", "address": "0xffffc000",
