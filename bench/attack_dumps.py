@@ -211,6 +211,11 @@ def build(d: Path) -> List[Run]:
                     f"0x{1 + reason:02x}] PTE Read access is not set\n")
     for fmt in ("text", "json"):
         runs.append(("kernel log fault groups", "262,144 distinct (device, reason) faults", ["log", str(p), "-f", fmt]))
+    mem, root, top = vtdgen.self_referencing()
+    dump = d / "faults.kdump"
+    _kdump_from_mem(mem, dump)
+    runs.append(("kernel log fault groups", "the same faults looked up in a dump's tables",
+                 ["vmcore", "iommu", str(dump), "--rtaddr", hex(root), "--faults", str(p), "-f", "json"]))
     return runs
 
 

@@ -41,7 +41,7 @@ class Kind:
         return dict(self.titles).get(severity, self.title)
 
 
-COMPUTED_REMEDIES = ("kdump-cmdline", "kdump-modules", "same-sm-setting")
+COMPUTED_REMEDIES = ("kdump-cmdline", "kdump-modules", "same-sm-setting", "integration-steps", "rebuild-initramfs")
 
 REMEDIES: Dict[str, str] = {
     "keep-vtd-in-step": "nothing required for DMA safety; keep the kdump kernel's VT-d setting in step with the first "
@@ -72,6 +72,8 @@ REMEDIES: Dict[str, str] = {
     "Linux 6.0 or later, which refuses (instead of misreading) a table it cannot copy",
     "report-contradiction": "report this to kdumptool with the snapshot and the vmcore; meanwhile use the same "
     "intel_iommu= setting in both kernels",
+    "reinstall-integration": "run `kdumptool install-integration` again with the kdumptool now installed (it writes "
+    "the units with that kdumptool's real path)",
     "stop-devices-first": "stop the devices first: put their drivers in the kdump initramfs, {quiesce}",
 }
 
@@ -215,6 +217,17 @@ CATALOGUE: Tuple[Kind, ...] = (
     Kind("kdump-initramfs-partly-read", T, (WARNING,),
          "Part of the kdump initramfs could not be read: its module list may be incomplete", None,
          "Part of the kdump initramfs could not be read."),
+    # ---- triage: kdumptool's own integration (sources/kdumpstack.py)
+    Kind("kdumptool-integration", T, (INFO,), "{state}", "integration-steps",
+         "kdumptool's kdump integration for the stack found: installed or not, in the kdump initramfs or not, "
+         "quiesce enabled or not (remedy: the install or rebuild step for that stack)."),
+    Kind("kdumptool-integration-broken", T, (WARNING,),
+         "kdumptool's units run {command}, which is not an executable file on this system: the boot record and the "
+         "kdump hooks will not run", "reinstall-integration", "A unit naming a kdumptool that is not there."),
+    Kind("kdump-initramfs-stale", T, (WARNING,),
+         "The kdump initramfs is older than {files}: the kdump kernel runs with the configuration it was built from, "
+         "not the current one", "rebuild-initramfs",
+         "An initramfs older than the configuration it was built from (remedy: the stack's rebuild command)."),
     # ---- triage: capacity
     Kind("kdump-not-loaded", T, (ERROR,), "No crash kernel is loaded: a crash now reboots without a dump",
          "start-kdump", "`/sys/kernel/kexec_crash_loaded` is 0."),

@@ -858,22 +858,16 @@ def integration_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> List[Fi
                   "kdumpctl restart`" if ig.stack == "kdump-utils" else
                   f"rebuild the kdump initramfs with the module: dracut --force --add kdumptool {initrd.path} "
                   f"{initrd.release}")
-    out.append(Finding("kdumptool-integration", "info", "; ".join(parts), tuple(ev), remedy))
+    out.append(make("kdumptool-integration", evidence=ev, remedy=remedy, state="; ".join(parts)))
     if ig.command_ok is False:
-        out.append(Finding(
-            "kdumptool-integration-broken", "warning",
-            f"kdumptool's units run {ig.command}, which is not an executable file on this system: "
-            "the boot record and the kdump hooks will not run",
-            (Evidence("/usr/lib/systemd/system/kdumptool-boot-record.service", f"ExecStart={ig.command} ..."),),
-            "run `kdumptool install-integration` again with the kdumptool now installed "
-            "(it writes the units with that kdumptool's real path)"))
+        out.append(make(
+            "kdumptool-integration-broken", command=ig.command,
+            evidence=(Evidence("/usr/lib/systemd/system/kdumptool-boot-record.service", f"ExecStart={ig.command} ..."),)))
     if ig.newer_than_initrd and ig.initrd_path:
-        out.append(Finding(
-            "kdump-initramfs-stale", "warning",
-            f"The kdump initramfs is older than {', '.join('/' + f for f in ig.newer_than_initrd)}: the kdump "
-            "kernel runs with the configuration it was built from, not the current one",
-            tuple(Evidence("/" + f, f"changed after {ig.initrd_path} was built") for f in ig.newer_than_initrd),
-            f"rebuild it: `{ig.rebuild}`" if ig.rebuild else None))
+        out.append(make(
+            "kdump-initramfs-stale", files=", ".join("/" + f for f in ig.newer_than_initrd),
+            evidence=tuple(Evidence("/" + f, f"changed after {ig.initrd_path} was built") for f in ig.newer_than_initrd),
+            remedy=f"rebuild it: `{ig.rebuild}`" if ig.rebuild else None))
     return out
 
 

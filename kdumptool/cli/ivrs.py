@@ -37,11 +37,16 @@ def ivrs(
         raise typer.BadParameter(f"{fail_on!r} is not one of error, warning, info",
                                  param_hint="--fail-on")
     from kdumptool.analysis.amdvi import build_units, check_units
-    from kdumptool.analysis.ivrs_checks import check_ivrs, target_ivhds
+    from kdumptool.analysis.ivrs_checks import check_ivrs
     from kdumptool.render.ivrs import ivrs_json, render_ivrs_rich, render_ivrs_text
     from kdumptool.render.output import emit
     from kdumptool.sources.acpi import read_ivrs_input
-    from kdumptool.sources.amdvi import AMDVI_REGS_JSON, read_amdvi_live, read_amdvi_snapshot
+    from kdumptool.sources.amdvi import (
+        AMDVI_REGS_JSON,
+        amdvi_units,
+        read_amdvi_live,
+        read_amdvi_snapshot,
+    )
     from kdumptool.sources.root import open_root
 
     with open_root(root) as r:
@@ -49,8 +54,7 @@ def ivrs(
         units = None
         if file is None and not no_registers:
             if root is None:
-                addrs = [(f"ivhd{i}", h.base_address) for i, h in enumerate(target_ivhds(table))]
-                units = build_units(table, read_amdvi_live(addrs, r), "/dev/mem")
+                units = build_units(table, read_amdvi_live(amdvi_units(r), r), "/dev/mem")
             else:
                 entries = read_amdvi_snapshot(r)
                 where = f"{root}:_kdumptool/{AMDVI_REGS_JSON}"

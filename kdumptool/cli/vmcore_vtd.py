@@ -114,14 +114,25 @@ def iommu(
             emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_lookup_text(obj))
             return
         if faults is not None:
-            checks = _fault_checks(dump, addr, tmode, faults)
+            unchecked = [0]
+            checks = _fault_checks(dump, addr, tmode, faults, unchecked)
             fobj = rv.faults_json(checks, "the crashed kernel's log (from the dump)" if str(faults) == "vmcore"
                                   and not faults.exists() else str(faults))
             fobj["root_table"] = {"address": addr, "mode": tmode, "source": source, "source_detail": detail}
+            if unchecked[0]:
+                from kdumptool.analysis.vtd_walk import MAX_FAULT_CHECKS
+
+                warnings.append(f"faults truncated: {unchecked[0]:,} faults past the first {MAX_FAULT_CHECKS} "
+                                "distinct (device, address, access) were not looked up (MAX_FAULT_CHECKS)")
             fobj["warnings"] = warnings
+            fobj["unchecked_faults"] = unchecked[0]
             emit(fmt, json_obj=lambda: fobj, text=lambda: "".join(
                 [f"root table 0x{addr:x} ({tmode} mode), {rv.SOURCE_TEXT.get(source, source)}\n"]
                 + [f"warning: {w}\n" for w in warnings] + [rv.render_faults_text(fobj)]))
+            if unchecked[0]:
+                from kdumptool.errors import IncompleteResult
+
+                raise IncompleteResult(f"{vmcore}: {unchecked[0]:,} faults not looked up (MAX_FAULT_CHECKS)")
             return
         with _progress("walking page tables", None, "tables") as tick:
             tables = walk_root_table(dump, addr, tmode, segment=dev[0] if dev else 0, progress=tick)
@@ -266,7 +277,7 @@ def _fail_if_incomplete(vmcore: Path, tables: Any, devices: Optional[list]) -> N
                                f"{cut} walk(s) or PASID directories truncated at a limit (see above)")
 
 
-def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:
+def _fault_checks(dump: Any, addr: int, mode: str, log: Path, unchecked: Optional[List[int]] = None) -> list:
     from kdumptool.analysis.vtd_walk import check_faults, fault_events
     from kdumptool.formats.klog import parse_log
     from kdumptool.sources.kmsg import open_log_file
@@ -275,11 +286,12 @@ def _fault_checks(dump: Any, addr: int, mode: str, log: Path) -> list:
         from kdumptool.formats.printk import decode_printk
 
         return check_faults(dump, addr, mode, fault_events(parse_log(decode_printk(dump.vmcoreinfo,
-                                                                                   dump.read_virt).dmesg_lines())))
+                                                                                   dump.read_virt).dmesg_lines())),
+                            unchecked=unchecked)
     path = log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log
     # bounded like `kdumptool log FILE`: a device node is refused, a stream stops at MAX_LOG_STREAM
     events = fault_events(parse_log(open_log_file(str(path))))
-    return check_faults(dump, addr, mode, events)
+    return check_faults(dump, addr, mode, events, unchecked=unchecked)
 
 
 

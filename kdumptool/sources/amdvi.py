@@ -41,6 +41,22 @@ def read_amdvi_mmio(address: int, root: Optional[Root] = None, path: str = DEV_M
     return values
 
 
+def amdvi_units(root: Root) -> List[Tuple[str, int]]:
+    """(ivhdN, MMIO base) of the IVHD blocks Linux uses, from ``root``'s IVRS; empty when
+    there is none or it does not decode."""
+    from kdumptool.formats.ivrs import parse_ivrs
+
+    path = "/sys/firmware/acpi/tables/IVRS"
+    if not root.exists(path):
+        return []
+    try:
+        ivrs = parse_ivrs(root.read_bytes(path), path)
+    except KdumptoolError:
+        return []
+    t = ivrs.target_ivhd_type()
+    return [(f"ivhd{i}", h.base_address) for i, h in enumerate(h for h in ivrs.ivhds if h.type_id == t)]
+
+
 def read_amdvi_live(units: List[Tuple[str, int]], root: Optional[Root] = None,
                     path: str = DEV_MEM) -> List[Dict[str, Any]]:
     """Registers of each (name, MMIO base) in the snapshot JSON shape."""

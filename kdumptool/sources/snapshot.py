@@ -46,7 +46,8 @@ SMALL_FILES = (
     "/sys/kernel/vmcoreinfo",
     "/sys/kernel/security/lockdown",
     "/sys/firmware/acpi/tables/DMAR",
-    "/sys/firmware/acpi/tables/IVRS",  # an AMD IOMMU: says why there is no DMAR
+    "/sys/firmware/acpi/tables/IVRS",  # an AMD IOMMU (kdumptool ivrs)
+    "/sys/firmware/acpi/tables/APIC",  # the MADT: kdumptool ivrs checks its I/O APICs
     "/sys/module/intel_iommu/parameters/enabled",
 ) + KDUMP_CONFIGS
 LSPCI_RUNS = (("lspci_vvv.txt", ["-vvv"]), ("lspci_tree.txt", ["-tv"]), ("lspci_xxxx.txt", ["-xxxx"]), ("lspci_nn.txt", ["-nn"]))
@@ -226,6 +227,16 @@ def collect(
                     if e["read_error"]:
                         c.unreadable[f"/dev/mem@{e['address']:#x}"] = e["read_error"]
                 (extra / "vtd_registers.json").write_text(json.dumps({"units": entries}, indent=2) + "\n")
+            if read_registers:
+                from kdumptool.sources.amdvi import AMDVI_REGS_JSON, amdvi_units, read_amdvi_live
+
+                amd = amdvi_units(src)
+                if amd:
+                    entries = read_amdvi_live(amd, src)
+                    for e in entries:
+                        if e["read_error"]:
+                            c.unreadable[f"/dev/mem@{e['address']:#x}"] = e["read_error"]
+                    (extra / AMDVI_REGS_JSON).write_text(json.dumps({"units": entries}, indent=2) + "\n")
         else:
             # Read through the root like every other file: a link planted in the source's
             # _kdumptool/ resolves inside it, a FIFO or device is refused, sizes are capped.

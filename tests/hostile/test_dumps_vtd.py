@@ -138,3 +138,21 @@ def test_walks_raise_nothing_but_not_mapped_on_a_missing_root():
     assert t.unreadable and t.devices == ()
     with pytest.raises(NotMapped):
         mem.read(root, 8)
+
+
+def test_fault_lookups_are_capped_and_said(tmp_path, capsys, monkeypatch):
+    """vmcore iommu --faults looked up every distinct (device, address, access) fault."""
+    monkeypatch.setattr(vtd_walk, "MAX_FAULT_CHECKS", 5)
+    mem, root, top = vtdgen.self_referencing()
+    path = tmp_path / "t.kdump"
+    path.write_bytes(write_kdump(DumpSpec(pages={p >> 12: bytes(b) for p, b in mem.pages.items()},
+                                          vmcoreinfo=b"OSRELEASE=6.1\n")))
+    log = tmp_path / "dmesg.txt"
+    log.write_text("".join(f"[    1.{i:06d}] DMAR: [DMA Read NO_PASID] Request device [00:01.0] fault addr "
+                           f"0x{i:x}000 [fault reason 0x06] PTE Read access is not set\n" for i in range(20)))
+    code, out, err = run(capsys, "vmcore", "iommu", str(path), "--rtaddr", hex(root), "--faults", str(log),
+                         "-f", "json")
+    obj = json.loads(out)
+    assert code == 3 and len(obj["faults"]) == 5 and obj["unchecked_faults"] == 15
+    assert any("MAX_FAULT_CHECKS" in w for w in obj["warnings"])
+    assert obj["faults"][0]["mapped"] and obj["faults"][0]["phys"] == top   # iova 0: the table itself

@@ -90,3 +90,20 @@ def test_snapshot_without_registers_says_unknown(capsys: pytest.CaptureFixture,
     assert code == 0 and len(f) == 1 and "state is unknown" in f[0]["title"]
     code, out, _ = run(capsys, "ivrs", "--root", str(tmp_path), "-f", "json", "--no-registers")
     assert json.loads(out)["iommus"] is None
+
+
+def test_amdvi_units_follow_the_kernels_ivhd_type(tmp_path: Path) -> None:
+    from kdumptool.sources.amdvi import amdvi_units
+
+    assert amdvi_units(Root(str(tmp_path))) == []
+    tables = tmp_path / "sys/firmware/acpi/tables"
+    tables.mkdir(parents=True)
+    (tables / "IVRS").write_bytes(T14.read_bytes())
+    assert amdvi_units(Root(str(tmp_path))) == [("ivhd0", 0xFE00_0000)]
+    zen = FIXTURES / "ivrs" / "ivrs_Desktop_ASUSTek-Computer_ROG-ZENITH-II-EXTREME-ALPHA_BF6A37F4A7D0.dat"
+    (tables / "IVRS").write_bytes(zen.read_bytes())
+    units = amdvi_units(Root(str(tmp_path)))
+    assert [n for n, _ in units] == ["ivhd0", "ivhd1", "ivhd2", "ivhd3"]
+    assert len({a for _, a in units}) == 4
+    (tables / "IVRS").write_bytes(b"IVRS" + bytes(20))
+    assert amdvi_units(Root(str(tmp_path))) == []
