@@ -89,6 +89,8 @@ DRIVERLESS_WHY = {
     "on-off": "its DMA goes to raw physical addresses in the kdump kernel",
     "copied": "it keeps mastering through the crashed kernel's page tables",
     "sm-mismatch": "its DMA faults against the kdump kernel's empty tables",
+    "off-on": "the crashed kernel gave it physical addresses: its DMA faults against the kdump kernel's tables "
+    "until it is reset",
     "misread": "its DMA goes through context entries the kdump kernel copied in the wrong format (faults, or "
     "garbage translation)",
     "other": "nothing stops its DMA",

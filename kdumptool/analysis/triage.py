@@ -697,7 +697,10 @@ def triage(inp: TriageInput) -> TriageReport:
             partial=partial, mode=t.mode, n=len(t.devices), readable=" readable" if t.unreadable else "",
             types=", ".join(types) or "none present", summary=summary))
     if c is not None:
-        for w in c.warnings[:10]:
+        # No root table to locate when the crashed kernel had translation off.
+        notes = [w for w in c.warnings
+                 if not (scen.first.vtd is False and w.startswith("the crashed kernel's VT-d root table was not located"))]
+        for w in notes[:10]:
             # Evidence that was there but could not be read is a warning, not a note.
             sev = WARNING if any(k in w for k in _UNREAD_MARKS) else INFO
             findings.append(make("offline-source", severity=sev, evidence=(Evidence(str(c.vmcore or c.source), w),),
@@ -730,6 +733,8 @@ def _device_findings(
         sev, why = WARNING, DRIVERLESS_WHY["misread"]
     elif scen.case == "sm-mismatch":
         sev, why = WARNING, DRIVERLESS_WHY["sm-mismatch"]
+    elif scen.case == "off-on":
+        sev, why = WARNING if sysm.in_kdump_kernel else INFO, DRIVERLESS_WHY["off-on"]
     else:
         sev, why = WARNING if sysm.in_kdump_kernel else INFO, DRIVERLESS_WHY["other"]
     for r in driverless:

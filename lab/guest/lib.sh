@@ -127,6 +127,10 @@ live_main() {
     local O t0
     O=/out/live; mkdir -p "$O"
     say "live start run=$RUN kernel=$(uname -r)"
+    # A text file offered as a module: the kernel's loader logs the ELF magic it wanted
+    # (6.12: "Invalid ELF header magic: != \x7fELF", a raw 0x7f in the ring), the byte
+    # that `vmcore log` must escape exactly as makedumpfile --dump-dmesg does.
+    insmod /lab/lib.sh 2>/dev/null
     for m in $LIVE_DRIVERS; do modprobe "$m" || say "modprobe $m failed"; done
     sleep 1
     nic_up

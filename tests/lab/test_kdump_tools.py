@@ -43,6 +43,12 @@ def snapshot(run: Run) -> Path:
 
 def test_collect_registers_match_devmem(run: Run) -> None:
     snap = snapshot(run)
+    if not expect(run.name)["live_vtd"]:
+        # intel_iommu=off: no /sys/class/iommu/dmar* unit, so collect reads no registers
+        # (the DRHD page is still there; collect locates units through sysfs only).
+        assert not (snap / "_kdumptool" / "vtd_registers.json").is_file() or \
+            not json.loads((snap / "_kdumptool" / "vtd_registers.json").read_text()).get("units"), run.name
+        pytest.skip(f"{run.name}: intel_iommu=off in the live kernel: collect has no unit to read registers from")
     units = json.loads((snap / "_kdumptool" / "vtd_registers.json").read_text())["units"]
     assert [u["address"] for u in units] == [0xFED90000], f"{run.name}: snapshot units {units}"
     regs = units[0]["registers"]
