@@ -422,6 +422,8 @@ def report(results: List[Result], opts: argparse.Namespace) -> None:
             print(f"FAIL {r.cls}: {' '.join(r.args)}: {why}: {r.err.strip()[-300:]!r}")
     slow = max(results, key=lambda r: r.seconds)
     print(f"slowest run: {slow.seconds:.1f} s ({' '.join(slow.args)})")
+    big = max(results, key=lambda r: r.rss_kb)
+    print(f"largest peak RSS: {big.rss_kb / 1024:.0f} MiB ({' '.join(big.args)})")
 
 
 if __name__ == "__main__":

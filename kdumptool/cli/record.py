@@ -11,12 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-#: Where the boot-time record lives on the running system (and, mounted, in kdump).
-BOOT_DIR = "/var/lib/kdumptool/boot"
-REPORT_JSON = "kdumptool-record.json"
-REPORT_TEXT = "kdumptool-record.txt"
-SNAPSHOT = "kdumptool-snapshot.tar.gz"
-
 
 def run_record(
     out: Optional[Path] = None,
@@ -115,54 +109,28 @@ def _publish(r: object, src: Path) -> Path:
     raise SourceMissing(f"no crash dump folder with a vmcore under {', '.join(dirs) or 'the kdump path'}")
 
 
-def _uname(r: object) -> Optional[str]:
-    """The release from a snapshot's saved ``uname -a`` (third word), if any."""
-    from kdumptool.errors import KdumptoolError
-
-    try:
-        raw = r.read_extra("uname.txt")  # type: ignore[attr-defined]
-    except KdumptoolError:
-        return None
-    words = raw.decode("utf-8", "replace").split() if raw else []
-    return words[2] if len(words) > 2 else None
-
-
-def _hex(v: Optional[int]) -> Optional[str]:
-    return None if v is None else f"0x{v:x}"
-
-
-def _find_boot_record(r: object) -> Optional[dict]:
-    """The boot-time record of the crashed system, from its root filesystem if mounted
-    (the kdump initramfs mounts it at /sysroot, or the dump target under /kdumproot)."""
-    import json
-
-    from kdumptool.sources.dumptarget import read_mounts
-
-    cands = [BOOT_DIR, "/sysroot" + BOOT_DIR, "/kdumproot" + BOOT_DIR]
-    cands += [m.mountpoint.rstrip("/") + BOOT_DIR for m in read_mounts(r)]  # type: ignore[arg-type]
-    for c in cands:
-        text = r.read_optional(f"{c}/{REPORT_JSON}")  # type: ignore[attr-defined]
-        if text:
-            try:
-                data = json.loads(text)
-            except ValueError:
-                continue
-            if isinstance(data, dict):
-                return {"path": c, "rtaddr": data.get("rtaddr"), "time": data.get("time"),
-                        "kernel": data.get("kernel")}
-    return None
-
-
 def _record(r: object, out: Optional[Path], snapshot: bool, force: bool = False):  # -> (dict, str, Path)
+    import dataclasses
     import json
     import time
 
     from kdumptool import __version__
     from kdumptool.actions.quiesce import describe_plan, plan_quiesce
+    from kdumptool.cli.names import naming
     from kdumptool.errors import KdumptoolError
+    from kdumptool.model.record import (
+        RECORD_JSON,
+        RECORD_SNAPSHOT,
+        RECORD_TEXT,
+        RecordFile,
+        hex_or_none,
+    )
+    from kdumptool.render.output import with_schema_version
+    from kdumptool.render.record import master_json, render_record_text, unit_json
     from kdumptool.sources.dumptarget import find_dump_targets
     from kdumptool.sources.knobs import read_knobs
     from kdumptool.sources.outfile import refuse_existing, write_file
+    from kdumptool.sources.record import find_boot_record, read_release
     from kdumptool.sources.system import read_system
 
     t0 = time.monotonic()
@@ -174,7 +142,7 @@ def _record(r: object, out: Optional[Path], snapshot: bool, force: bool = False)
     except OSError as exc:
         raise KdumptoolError(f"{dest}: cannot create the record folder: {exc.strerror}") from None
     # an earlier record (or a planted link) is refused before any work, unless --force
-    for name in (REPORT_JSON, REPORT_TEXT) + ((SNAPSHOT,) if snapshot else ()):
+    for name in (RECORD_JSON, RECORD_TEXT) + ((RECORD_SNAPSHOT,) if snapshot else ()):
         refuse_existing(dest / name, force)
     # sysfs enumeration (not udev): the kdump initramfs need not carry libudev, and the
     # driver links in sysfs are what the kernel itself says.
@@ -182,110 +150,40 @@ def _record(r: object, out: Optional[Path], snapshot: bool, force: bool = False)
     targets = find_dump_targets(r)  # type: ignore[arg-type]
     plan = plan_quiesce(system, targets.bdfs, dump_finished=False)
     timings = {"system": round(time.monotonic() - t0, 3)}
-    units = []
-    rtaddr = {}
-    for u in system.units:
-        regs = u.registers
-        entry: dict = {"name": u.name, "address": _hex(u.address), "read_error": u.read_error}
-        if regs is not None:
-            entry["registers"] = {k: _hex(v) for k, v in sorted(regs.values.items())}
-            entry["translation_enabled"] = regs.translation_enabled
-            entry["interrupt_remapping_enabled"] = regs.ir_enabled
-            entry["queued_invalidation_enabled"] = regs.qi_enabled
-            entry["root_table"] = _hex(regs.root_table)
-            entry["mode"] = regs.mode
-            entry["fault_status"] = regs.fsts_flags()
-            entry["pending_faults"] = [
-                {"source": f.source_bdf, "reason": f.reason, "address": _hex(f.fault_info << 12),
-                 "write": f.type_write}
-                for f in regs.pending_faults
-            ]
-            rtaddr[u.name] = _hex(regs.get("RTADDR"))
-        units.append(entry)
     # names when this system has a pci.ids (the kdump initramfs usually has none): null then
-    from kdumptool.cli.names import naming
-
     names = naming(False)
-    masters = [
-        {
-            "bdf": d.bdf, "vendor_id": _hex(d.vendor_id), "device_id": _hex(d.device_id),
-            "class": f"0x{d.class_code:06x}", **names.json(d.vendor_id, d.device_id, d.class_code),
-            "command": _hex(d.command), "driver": d.driver,
-            "upstream": list(d.upstream), "iommu_group": d.iommu_group, "kdump_risk": d.kdump_risk,
-        }
-        for d in system.devices.values()
-        if d.bus_master
-    ]
-    report: dict = {
-        "kdumptool": __version__,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "kernel": r.read_optional("/proc/sys/kernel/osrelease") or _uname(r),  # type: ignore[attr-defined]
-        "cmdline": system.cmdline,
-        "in_kdump_kernel": system.in_kdump_kernel,
-        "rtaddr": rtaddr,
-        "boot_record": _find_boot_record(r),
-        "units": units,
-        "bus_masters": masters,
-        "dump_target": targets.as_json(),
-        "quiesce_plan": plan.as_json(),
-        "knobs": {k.name: {"value": k.value, "source": k.source} for k in read_knobs(r)},  # type: ignore[arg-type]
-        "warnings": list(system.warnings),
-    }
+    rec = RecordFile(
+        kdumptool=__version__,
+        time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        kernel=read_release(r),  # type: ignore[arg-type]
+        cmdline=system.cmdline,
+        in_kdump_kernel=system.in_kdump_kernel,
+        rtaddr={u.name: hex_or_none(u.registers.get("RTADDR")) for u in system.units if u.registers is not None},
+        boot_record=find_boot_record(r),  # type: ignore[arg-type]
+        units=tuple(unit_json(u) for u in system.units),
+        bus_masters=tuple(master_json(d, names) for d in system.devices.values() if d.bus_master),
+        dump_target=targets.as_json(),
+        quiesce_plan=plan.as_json(),
+        knobs={k.name: {"value": k.value, "source": k.source} for k in read_knobs(r)},  # type: ignore[arg-type]
+        warnings=tuple(system.warnings),
+    )
     t1 = time.monotonic()
     triage = _triage(r, system)
     timings["triage"] = round(time.monotonic() - t1, 3)
-    if triage is not None:
-        report["triage"] = triage
-    files = [REPORT_JSON, REPORT_TEXT]
+    files = [RECORD_JSON, RECORD_TEXT]
+    snap = None
     if snapshot:
         t1 = time.monotonic()
-        snap = _snapshot(r, dest / SNAPSHOT, force)
+        snap = _snapshot(r, dest / RECORD_SNAPSHOT, force)
         timings["snapshot"] = round(time.monotonic() - t1, 3)
-        report["snapshot"] = snap
         if snap.get("file"):
-            files.append(SNAPSHOT)
-    report["elapsed_s"] = round(time.monotonic() - t0, 3)
-    report["timings_s"] = timings
-
-    lines = [
-        f"kdumptool record {report['time']} kernel {report['kernel']} "
-        f"({'kdump kernel' if system.in_kdump_kernel else 'running system'})",
-    ]
-    for ue in units:
-        if "registers" in ue:
-            lines.append(
-                f"{ue['name']} @ {ue['address']}: RTADDR {rtaddr.get(ue['name'])} ({ue['mode']}), "
-                f"translation {'on' if ue['translation_enabled'] else 'off'}, "
-                f"faults pending {len(ue['pending_faults'])} {' '.join(ue['fault_status'])}".rstrip()
-            )
-        else:
-            lines.append(f"{ue['name']} @ {ue['address']}: registers not read: {ue['read_error']}")
-    boot = report["boot_record"]
-    if boot:
-        lines.append(f"boot record {boot['path']} ({boot['time']}): RTADDR {boot['rtaddr']}")
-    lines.append(f"bus masters: {len(masters)}")
-    for m in masters:
-        lines.append(f"  {m['bdf']} COMMAND {m['command']} driver {m['driver'] or '-'}"
-                     f"{'  (no driver: DMA may continue)' if m['kdump_risk'] else ''}")
-    lines.append(describe_plan(plan).rstrip("\n"))
-    if isinstance(triage, dict) and triage.get("error"):
-        lines.append(f"triage: not available: {triage['error']}")
-    elif isinstance(triage, dict):
-        lines.append(f"triage: {triage.get('verdict')}: {triage.get('headline')}")
-    warns = report["warnings"]
-    lines.extend(f"warning: {w}" for w in warns[:10])
-    if len(warns) > 10:
-        lines.append(f"warning: ... {len(warns) - 10} more in {REPORT_JSON}")
-    snap_info = report.get("snapshot")
-    if isinstance(snap_info, dict) and snap_info.get("why"):
-        lines.append(f"warning: snapshot not saved: {snap_info['why']}")
-    parts = ", ".join(f"{k} {v}" for k, v in timings.items())
-    lines.append(f"recorded in {report['elapsed_s']} s ({parts}) into {dest}: {', '.join(files)}")
-    text = "\n".join(lines) + "\n"
-    from kdumptool.render.output import with_schema_version
-
-    write_file(dest / REPORT_JSON, json.dumps(with_schema_version(report), indent=2) + "\n", force)
-    write_file(dest / REPORT_TEXT, text, force)
+            files.append(RECORD_SNAPSHOT)
+    rec = dataclasses.replace(rec, triage=triage, snapshot=snap, elapsed_s=round(time.monotonic() - t0, 3),
+                              timings_s=timings)
+    report = rec.to_json()
+    text = render_record_text(rec, describe_plan(plan), dest, files)
+    write_file(dest / RECORD_JSON, json.dumps(with_schema_version(report), indent=2) + "\n", force)
+    write_file(dest / RECORD_TEXT, text, force)
     return report, text, dest
 
 

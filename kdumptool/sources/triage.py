@@ -15,13 +15,14 @@ import subprocess
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
+from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
 
 from kdumptool.errors import DecompressorMissing, KdumptoolError, PermissionDenied, SourceMissing
 from kdumptool.formats.kdumpconf import KdumpSettings
 from kdumptool.model.evidence import Evidence
 from kdumptool.model.kernel import KernelDefaults, parse_kernel_config
 from kdumptool.model.log import scan_log_text
+from kdumptool.model.record import RECORD_JSON, RECORD_SNAPSHOT, RecordFile
 from kdumptool.model.system import System
 from kdumptool.model.triage import Capacity, CrashedKernel, RecordedRtaddr, TriageInput
 from kdumptool.sources.initramfs import read_kdump_initrd, running_release
@@ -202,11 +203,7 @@ def _snapshot_dir(d: Path) -> Optional[Path]:
     return None
 
 
-RECORD_JSON = "kdumptool-record.json"
-RECORD_SNAPSHOT = "kdumptool-snapshot.tar.gz"
-
-
-def _records(d: Path) -> List[Tuple[Path, Dict[str, Any]]]:
+def read_records(d: Path) -> List[Tuple[Path, RecordFile]]:
     """``kdumptool record`` outputs in a saved crash directory (itself or its kdumptool/)."""
     import json
 
@@ -218,26 +215,16 @@ def _records(d: Path) -> List[Tuple[Path, Dict[str, Any]]]:
                 data = json.loads(read_file_capped(p).decode("utf-8", "replace"))
             except (ValueError, KdumptoolError):
                 continue
-            if isinstance(data, dict):
-                out.append((sub, data))
-    return out
-
-
-def _hexes(m: Any) -> Dict[str, int]:
-    out: Dict[str, int] = {}
-    if isinstance(m, dict):
-        for k, v in m.items():
-            try:
-                out[str(k)] = int(str(v), 0)
-            except ValueError:
-                continue
+            rec = RecordFile.from_json(data)
+            if rec is not None:
+                out.append((sub, rec))
     return out
 
 
 def find_kdump_snapshot(saved: str) -> Optional[str]:
     """The kdump kernel's snapshot that ``kdumptool record`` left in a crash directory."""
-    for sub, data in _records(Path(saved)):
-        if data.get("in_kdump_kernel") and (sub / RECORD_SNAPSHOT).is_file():
+    for sub, rec in read_records(Path(saved)):
+        if rec.in_kdump_kernel and (sub / RECORD_SNAPSHOT).is_file():
             return str(sub / RECORD_SNAPSHOT)
     return None
 
@@ -255,14 +242,13 @@ def _read_saved(saved: str) -> Tuple[Optional[System], Optional[Tuple[bytes, str
     snap_log: Optional[Tuple[bytes, str]] = None
     recorded: Optional[RecordedRtaddr] = None
     first_snap: Optional[Path] = _snapshot_dir(d)
-    for sub, data in _records(d):
-        if data.get("in_kdump_kernel"):
-            boot = data.get("boot_record") or {}
-            rts = _hexes(boot.get("rtaddr") if isinstance(boot, dict) else None)
-            if rts and recorded is None:
-                recorded = RecordedRtaddr(rts, f"{sub / RECORD_JSON}: boot_record {boot.get('path')}")
+    for sub, rec in read_records(d):
+        if rec.in_kdump_kernel:
+            rts = rec.boot_rtaddr_values
+            if rts and recorded is None and rec.boot_record is not None:
+                recorded = RecordedRtaddr(rts, f"{sub / RECORD_JSON}: boot_record {rec.boot_record.path}")
         else:
-            rts = _hexes(data.get("rtaddr"))
+            rts = rec.rtaddr_values
             if rts:
                 recorded = RecordedRtaddr(rts, str(sub / RECORD_JSON))
             if first_snap is None and (sub / RECORD_SNAPSHOT).is_file():
