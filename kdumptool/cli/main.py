@@ -82,6 +82,10 @@ def _build_app() -> Any:
             False, "--exit-zero",
             help="Exit 0 when a report was produced, whatever its verdict (exit codes 3 and 4 "
             "become 0; 1 and 2 for errors stay). Accepted anywhere on the line."),
+        no_pager: bool = typer.Option(
+            False, "--no-pager",
+            help="Never page: output taller than the terminal otherwise goes through $PAGER "
+            "(less -FRX); never when piped. Accepted anywhere on the line."),
         version: Optional[bool] = typer.Option(
             None, "--version", callback=_version, is_eager=True,
             help="Print the version and exit.",
@@ -221,7 +225,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 #: Exit codes that carry a report's verdict (3 warnings, 4 errors), not a failure.
 VERDICT_EXIT_CODES = (3, 4)
-GLOBAL_FLAGS = ("--debug", "--exit-zero")
+GLOBAL_FLAGS = ("--debug", "--exit-zero", "--no-pager")
 
 
 def _global_flags(args: List[str]) -> Tuple[List[str], bool, bool]:
@@ -230,6 +234,12 @@ def _global_flags(args: List[str]) -> Tuple[List[str], bool, bool]:
     found = [a for a in args[:end] if a in GLOBAL_FLAGS]
     rest = [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
     flags = [f for f in GLOBAL_FLAGS if f in found]
+    if "--no-pager" in found or "--no-pager" in args[:end]:
+        from kdumptool.render.output import PAGER_ENABLED
+
+        PAGER_ENABLED["on"] = False
+    elif "kdumptool.render.output" in sys.modules:
+        sys.modules["kdumptool.render.output"].PAGER_ENABLED["on"] = True
     return flags + rest, "--debug" in found, "--exit-zero" in found
 
 

@@ -130,6 +130,7 @@ class System:
     warnings: Tuple[str, ...] = ()
     dmar_present: bool = False  # the ACPI DMAR table exists (decoded or not)
     kind: str = "sysfs"  # "sysfs" (live host or snapshot) or "lspci" (a text dump: PCI only)
+    ivrs_present: bool = False  # an ACPI IVRS table: an AMD-Vi machine (kdumptool ivrs)
 
     @property
     def has_vtd(self) -> bool:
@@ -301,6 +302,7 @@ def build_system(
     warnings: Sequence[str] = (),
     dmar_present: Optional[bool] = None,
     kind: str = "sysfs",
+    ivrs_present: bool = False,
 ) -> System:
     """Link decoded records into a :class:`System` (pure: no I/O)."""
     upstream = find_upstream(raw_devices)
@@ -401,4 +403,5 @@ def build_system(
         warnings=tuple(warnings),
         dmar_present=dmar is not None if dmar_present is None else dmar_present,
         kind=kind,
+        ivrs_present=ivrs_present,
     )

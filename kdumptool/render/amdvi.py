@@ -56,7 +56,7 @@ def _head(t: AmdViTables, source: str, detail: str) -> Dict[str, Any]:
 def iommu_json(t: AmdViTables, source: str, detail: str, warnings: List[str],
                devices: Optional[List[DeviceTranslation]] = None) -> Dict[str, Any]:
     obj = rv.iommu_json(t.as_vtd_tables(), source, detail, warnings, devices)
-    obj["vendor"] = "AMD-Vi"
+    obj["vendor"] = "AMD-Vi"  # the VT-d renderer says "Intel VT-d"
     obj["device_table"] = _head(t, source, detail)
     for dj, d in zip(obj["devices"], devices if devices is not None else t.devices):
         dte = t.dtes.get((d.bus << 8) | d.devfn)

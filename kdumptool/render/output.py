@@ -40,6 +40,58 @@ def resolve_format(fmt: str, stream: Any = None) -> str:
         return "text"
 
 
+#: Off with --no-pager (cli.main) or KDUMPTOOL_NO_PAGER=1.
+PAGER_ENABLED = {"on": True}
+
+
+def _terminal_rows(stream: Any) -> int:
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).lines
+
+
+def should_page(text: str, stream: Any = None) -> bool:
+    """Page (like git, systemctl) when writing to a terminal, paging is not turned off, and
+    the output is taller than the terminal."""
+    import os
+
+    stream = stream or sys.stdout
+    if not PAGER_ENABLED["on"] or os.environ.get("KDUMPTOOL_NO_PAGER") == "1":
+        return False
+    try:
+        if not stream.isatty():
+            return False
+    except (AttributeError, ValueError):
+        return False
+    return text.count("\n") > _terminal_rows(stream) - 1
+
+
+def page(text: str) -> None:
+    """Show ``text`` through $KDUMPTOOL_PAGER, $PAGER or ``less`` (LESS=FRX unless set:
+    quit when it fits, keep colours, leave the text on screen); written directly when no
+    pager runs."""
+    import os
+    import shlex
+    import subprocess
+
+    cmd = os.environ.get("KDUMPTOOL_PAGER") or os.environ.get("PAGER") or "less"
+    env = dict(os.environ)
+    env.setdefault("LESS", "FRX")
+    try:
+        proc = subprocess.Popen(cmd if " " in cmd else shlex.split(cmd), shell=" " in cmd,
+                                stdin=subprocess.PIPE, env=env)
+    except OSError:
+        sys.stdout.write(text)
+        return
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(text.encode("utf-8", errors="replace"))
+        proc.stdin.close()
+    except BrokenPipeError:  # the reader quit early (q in less): not an error
+        pass
+    proc.wait()
+
+
 def to_json(obj: Any) -> str:
     import json  # only for --format json (start-up: cli/hot.py)
 
@@ -63,17 +115,35 @@ def emit(
         sys.stdout.write(to_json(with_schema_version(json_obj())))
     elif fmt == "text" or rich is None:
         out = text()
-        sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
+        out = out if out.endswith("\n") or not out else out + "\n"
+        if should_page(out):
+            page(out)
+        else:
+            sys.stdout.write(out)
     else:
+        import io
+
         from rich.console import Console
 
-        console = Console()
         renderable = rich()
-        if isinstance(renderable, (list, tuple)):
-            for r in renderable:
+        items = renderable if isinstance(renderable, (list, tuple)) else [renderable]
+        live = Console()
+        if live.is_terminal:
+            # render once into a string with the terminal's width and colours, then page it
+            # when it is taller than the screen
+            buf = io.StringIO()
+            console = Console(file=buf, force_terminal=True, width=live.width,
+                              color_system=live.color_system or "standard")  # type: ignore[arg-type]
+            for r in items:
                 console.print(r)
-        else:
-            console.print(renderable)
+            out = buf.getvalue()
+            if should_page(out):
+                page(out)
+            else:
+                sys.stdout.write(out)
+            return
+        for r in items:
+            live.print(r)
 
 
 def human_size(n: int) -> str:

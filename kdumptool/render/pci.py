@@ -46,6 +46,12 @@ def no_vtd_reason(system: System) -> Optional[str]:
         return None
     if system.kind == "lspci":
         return "VT-d state unknown: an lspci dump holds PCI devices only"
+    if not system.dmar_present and system.ivrs_present:
+        return (
+            "no VT-d unit: this is an AMD-Vi machine (ACPI IVRS table, no DMAR): `kdumptool ivrs` "
+            "decodes its IOMMUs and reads their registers, `kdumptool triage` gives the AMD-Vi kdump "
+            "verdict, `kdumptool vmcore iommu` walks a dump's AMD-Vi device table"
+        )
     if not system.dmar_present:
         return (
             "no VT-d unit: this system has no ACPI DMAR table and no intel-iommu in sysfs, "

@@ -9,6 +9,15 @@ from typing import Any, Dict, List
 
 from kdumptool.analysis.triage import RISK_FAULTS, TriageReport
 from kdumptool.model.finding import SEVERITY_RANK
+from kdumptool.render.grouping import (
+    EVIDENCE_SHOWN,
+    RISKY_SHOWN,
+    class_counts,
+    device_list,
+    group_devices,
+    group_findings,
+    rank_devices,
+)
 from kdumptool.render.names import NUMERIC, Naming
 
 _MARK = {"error": "ERROR", "warning": "WARN ", "info": "info "}
@@ -19,6 +28,19 @@ _VERDICT_WORD = {"ok": "OK", "nothing": "NOTHING TO TRIAGE", "warning": "WARNING
 def _ids(d: Any) -> Any:
     v, _, dev = d.ids.partition(":")
     return int(v, 16), int(dev, 16)
+
+
+def _class_lookup(r: TriageReport, naming: Naming) -> Any:
+    """bdf -> class name (or class number with -n) of the risky devices the report names."""
+    by = {d.bdf: d for d in r.devices}
+
+    def class_of(bdf: str) -> Any:
+        d = by.get(bdf)
+        if d is None:
+            return None
+        return naming.class_name(d.class_code) or f"class {d.class_code >> 8:04x}"
+
+    return class_of
 
 
 def _device_title(d: Any, naming: Naming) -> str:
@@ -50,7 +72,9 @@ def _state_line(label: str, st: Any) -> str:
     return f"{label:<14}{', '.join(bits)} ({st.basis})"
 
 
-def render_triage_text(r: TriageReport, naming: Naming = NUMERIC) -> str:
+def render_triage_text(r: TriageReport, naming: Naming = NUMERIC, verbose: bool = False) -> str:
+    """Plain text; findings of one kind and cause are grouped (one line each, ``verbose``:
+    every finding with its evidence) and the risky devices ranked (``verbose``: all)."""
     s = r.scenario
     out: List[str] = []
     out.append(f"VERDICT: {_VERDICT_WORD[r.verdict]} (exit {r.exit_code})")
@@ -72,27 +96,45 @@ def render_triage_text(r: TriageReport, naming: Naming = NUMERIC) -> str:
     counts = {k: sum(1 for f in r.findings if f.severity == k) for k in ("error", "warning", "info")}
     out.append("")
     out.append(f"FINDINGS: {counts['error']} error, {counts['warning']} warning, {counts['info']} info")
-    for f in r.findings:
-        out.append(f"[{_MARK[f.severity]}] {f.id}: {f.title}")
-        for e in f.evidence:
-            out.append(f"    evidence: {e}")
+    class_of = _class_lookup(r, naming)
+    for group in ([[f] for f in r.findings] if verbose else group_findings(r.findings)):
+        f = group[0]
+        if len(group) == 1:
+            out.append(f"[{_MARK[f.severity]}] {f.id}: {f.title}")
+            ev = list(f.evidence)
+            shown_ev = ev if verbose else ev[:EVIDENCE_SHOWN]
+            for e in shown_ev:
+                out.append(f"    evidence: {e}")
+            if len(shown_ev) < len(ev):
+                out.append(f"    evidence: +{len(ev) - len(shown_ev)} more lines (-v or JSON for all)")
+        else:
+            bdfs = group_devices(group)
+            classes = class_counts(bdfs, class_of)
+            what = f"{len(bdfs)} devices" + (f" ({classes})" if classes else "") if bdfs else f"{len(group)} findings"
+            out.append(f"[{_MARK[f.severity]}] {f.id} x{len(group)}: {what}; e.g. {f.title}")
+            if bdfs:
+                out.append(f"    devices:  {device_list(bdfs)}")
+            out.append(f"    evidence: {sum(len(g.evidence) for g in group)} lines (-v shows them)")
         if f.remedy:
             out.append(f"    remedy:   {f.remedy}")
     if r.devices:
+        ranked = rank_devices(r.devices)
+        shown = ranked if verbose else ranked[:RISKY_SHOWN]
         out.append("")
-        out.append("RISKY DEVICES (upstream bridges, nearest first):")
-        for d in r.devices:
+        out.append("RISKY DEVICES, most dangerous first (upstream bridges, nearest first):")
+        for d in shown:
             chain = " <- ".join([d.bdf[5:] if d.bdf.startswith("0000:") else d.bdf] + [b[5:] for b in d.upstream])
             mods = ",".join(d.modules) or "-"
             out.append(f"  {chain}  {_device_title(d, naming)} driver={d.driver or '-'} modules={mods}")
             for reason in d.reasons:
                 out.append(f"      - {reason}")
+        if len(shown) < len(ranked):
+            out.append(f"  ... {len(ranked) - len(shown)} more ({class_counts([d.bdf for d in ranked[len(shown):]], class_of)}): -v or JSON for all")
     return "\n".join(out) + "\n"
 
 
-def render_triage_rich(r: TriageReport, naming: Naming = NUMERIC) -> List[Any]:
+def render_triage_rich(r: TriageReport, naming: Naming = NUMERIC, verbose: bool = False) -> List[Any]:
     from rich.panel import Panel
-    from rich.table import Table
     from rich.text import Text
     from rich.tree import Tree
 
@@ -109,21 +151,44 @@ def render_triage_rich(r: TriageReport, naming: Naming = NUMERIC) -> List[Any]:
         head.append(f"\nkdump cmdline: {r.kdump_cmdline}", style="dim")
     parts: List[Any] = [Panel(head, title=f"kdumptool triage: {r.source}", border_style=colour)]
     sev_style = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-    table = Table(show_lines=True, expand=True, title="Findings")
-    table.add_column("sev", no_wrap=True)
-    table.add_column("finding")
-    table.add_column("evidence / remedy")
-    for f in r.findings:
-        ev = "\n".join(str(e) for e in f.evidence)
-        body = Text(ev, style="dim")
+    # compact unless verbose: one row per group of findings (same kind, severity and
+    # remedy), at most EVIDENCE_SHOWN evidence lines, the RISKY_SHOWN most dangerous devices
+    # lines, not a table: a three-column table wraps every cell on an 80-column terminal
+    from rich.console import Group
+
+    lines: List[Any] = []
+    class_of = _class_lookup(r, naming)
+    for group in ([[f] for f in r.findings] if verbose else group_findings(r.findings)):
+        f = group[0]
+        head = Text(f"{f.severity:<7} ", style=sev_style[f.severity])
+        if len(group) == 1:
+            head.append(f.id, style="bold")
+            head.append(f": {f.title}")
+            ev = [str(e) for e in f.evidence]
+            if not verbose and len(ev) > EVIDENCE_SHOWN:
+                ev = ev[:EVIDENCE_SHOWN] + [f"+{len(f.evidence) - EVIDENCE_SHOWN} more (-v)"]
+        else:
+            bdfs = group_devices(group)
+            classes = class_counts(bdfs, class_of)
+            head.append(f"{f.id} x{len(group)}", style="bold")
+            head.append(f": {len(bdfs) or len(group)} " + ("devices" if bdfs else "findings")
+                        + (f" ({classes})" if classes else "") + f"; e.g. {f.title}")
+            ev = [f"devices: {device_list(bdfs)}"] if bdfs else []
+            ev.append(f"{sum(len(g.evidence) for g in group)} evidence lines (-v)")
+        lines.append(head)
+        # evidence one screen line each (cut at the edge; -f text or -v has it whole)
+        lines.extend(Text(f"    {e}", style="dim", no_wrap=True, overflow="ellipsis") for e in ev)
         if f.remedy:
-            body.append("\n→ " + f.remedy, style="green")
-        table.add_row(Text(f.severity, style=sev_style[f.severity]), Text(f"{f.id}\n", style="bold") + Text(f.title), body)
-    parts.append(table)
+            lines.append(Text(f"    → {f.remedy}", style="green"))
+    parts.append(Panel(Group(*lines), title="Findings", border_style="dim") if r.findings else Text("No findings."))
     if r.devices:
-        tree = Tree("Risky devices (by upstream bridge)")
+        ranked = rank_devices(r.devices)
+        shown = ranked if verbose else ranked[:RISKY_SHOWN]
+        more = len(ranked) - len(shown)
+        tree = Tree("Risky devices, most dangerous first (by upstream bridge)"
+                    + (f"; {more} more: -v or JSON" if more else ""))
         nodes: Dict[str, Any] = {}
-        for d in sorted(r.devices, key=lambda d: (len(d.upstream), d.bdf)):
+        for d in shown:
             parent = tree
             for b in reversed(d.upstream):
                 key = b

@@ -82,6 +82,7 @@ def iommu_json(
 ) -> Dict[str, Any]:
     devs = list(tables.devices) if devices is None else devices
     return {
+        "vendor": "Intel VT-d",
         "root_table": {
             "address": tables.root_address,
             "mode": tables.mode,

@@ -224,6 +224,7 @@ def read_system(
         kdump_config=read_kdump_config(root),
         warnings=warnings,
         dmar_present=dmar_present,
+        ivrs_present=root.exists("/sys/firmware/acpi/tables/IVRS"),
     )
 
 

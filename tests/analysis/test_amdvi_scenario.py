@@ -112,3 +112,13 @@ def test_triage_default_kdump_copies(tmp_path: Path) -> None:
     r = triage(read_triage_input(Root(_root(tmp_path, "")), use_tools=False))
     f = next(f for f in r.findings if f.id.startswith("amdvi-"))
     assert f.id == "amdvi-copied" and f.severity == "info"
+
+
+def test_iommu_and_pci_name_amd(tmp_path: Path) -> None:
+    from kdumptool.render.pci import no_vtd_reason
+    from kdumptool.sources.system import read_system
+
+    sysm = read_system(str(_root(tmp_path, "")), read_registers=False)
+    assert sysm.ivrs_present and not sysm.dmar_present
+    note = no_vtd_reason(sysm)
+    assert note is not None and "AMD-Vi machine" in note and "kdumptool ivrs" in note

@@ -198,7 +198,7 @@ def test_json_and_text_agree(name):
 def test_golden(name):
     r = run(SNAP / name)
     names = naming(False)  # the pinned fixtures/pciids/pci.ids (tests/conftest.py)
-    got_text = _rel(render_triage_text(r, names))
+    got_text = _rel(render_triage_text(r, names, verbose=True))  # every finding and evidence line
     got_json = _rel(json.dumps(render_triage_json(r, names), indent=2) + "\n")
     gt, gj = GOLDEN / f"{name}.txt", GOLDEN / f"{name}.json"
     if os.environ.get("KDUMPTOOL_REGEN_GOLDEN"):
