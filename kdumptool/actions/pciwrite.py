@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from typing import IO, List, Optional, Tuple
 
 from kdumptool.errors import ActionRefused, PermissionDenied, SourceMissing
+from kdumptool.sources.devmem import lockdown_mode
 from kdumptool.sources.root import Root
 
 # Config-space offsets and bits, spelled as in include/uapi/linux/pci_regs.h.
@@ -171,14 +172,8 @@ class ChangeLog:
 def lockdown_state(root: Root) -> Optional[str]:
     """The active lockdown mode (``integrity``/``confidentiality``), or None (``[none]``,
     or no /sys/kernel/security/lockdown: securityfs not mounted or no lockdown LSM)."""
-    text = root.read_optional("/sys/kernel/security/lockdown")
-    if not text:
-        return None
-    for word in text.split():
-        if word.startswith("[") and word.endswith("]"):
-            mode = word[1:-1]
-            return None if mode == "none" else mode
-    return None
+    mode = lockdown_mode(root)
+    return None if mode in (None, "none") else mode
 
 
 def choose_method(root: Root, asked: Optional[str] = None) -> Tuple[str, str]:
