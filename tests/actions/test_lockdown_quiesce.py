@@ -29,7 +29,6 @@ from tests.actions.snapshots import command_of, config_file, writable_copy
 
 E1000 = "0000:03:01.0"
 BRIDGE = "0000:02:00.0"
-ROOT_PORT = "0000:00:04.0"  # pcieport above 02:00.0 in legacy_on
 
 
 def _set_command(tree: Path, bdf: str, value: int) -> None:
