@@ -35,8 +35,10 @@ _kdumptool_python() {
     for cand in "$KDUMPTOOL_PYTHON" "$(cat /etc/kdumptool/python 2>/dev/null)" python3 /usr/bin/python3; do
         [[ -n $cand ]] || continue
         py=$(command -v "$cand") || continue
-        # resolve wrappers (pyenv shims, venvs) to the real interpreter
-        if PYTHONPATH=${KDUMPTOOL_SRC:-} "$py" -c 'import kdumptool, typer, os, sys; print(os.path.realpath(sys.executable))' 2>/dev/null; then
+        # resolve wrappers (pyenv shims) to the real interpreter, but keep a venv's own
+        # python (install.sh's /opt/kdumptool/venv): only it sees the venv's packages, and
+        # kdumptool-stage.py ships the real binary behind it
+        if PYTHONPATH=${KDUMPTOOL_SRC:-} "$py" -c 'import kdumptool, typer, os, sys; print(sys.executable if sys.prefix != sys.base_prefix else os.path.realpath(sys.executable))' 2>/dev/null; then
             return 0
         fi
     done

@@ -464,7 +464,9 @@ def quiesce_state(inp: TriageInput, kd_cmdline: Optional[str]) -> Tuple[Optional
     ig = inp.integration
     if ig is not None and ig.stack == "kdump-tools":
         # the kdump kernel boots this root: the hooks are its units, not initramfs files
-        hook = "usr/lib/systemd/system-shutdown/kdumptool.shutdown"
+        # (quiesce runs in the record unit, before the dump: kdump-tools' `reboot -f` skips
+        # systemd-shutdown)
+        hook = "usr/lib/systemd/system/kdumptool-kdump-tools-record.service"
         if hook not in ig.installed:
             ev.append(Evidence("/" + hook, "absent: kdumptool install-integration has not run for kdump-tools"))
             return False, tuple(ev)

@@ -38,7 +38,8 @@ def _basedir(tmp: Path) -> Path:
 
 def _build(base: Path, modules: str, out: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, dracutbasedir=str(base), KDUMPTOOL_SRC=str(REPO),
-               KDUMPTOOL_PYTHON=os.path.realpath(sys.executable))
+               # a venv's own python (only it sees the venv's packages), else the real one
+               KDUMPTOOL_PYTHON=sys.executable if sys.prefix != sys.base_prefix else os.path.realpath(sys.executable))
     return subprocess.run(
         ["dracut", "--force", "--no-kernel", "--no-hostonly", "--no-early-microcode", "--compress", "zstd",
          "-m", modules, str(out)], env=env, capture_output=True, text=True, timeout=900,

@@ -174,7 +174,9 @@ def test_zstd_frame_declaring_300mb_is_refused_before_decompressing():
     need("zstd")
     import zstandard
 
-    blob = zstandard.ZstdCompressor().compress(bytes(300 << 20))
+    cobj = zstandard.ZstdCompressor().compressobj(size=300 << 20)   # streamed: no 300 MB buffer
+    chunk = bytes(1 << 20)
+    blob = b"".join(cobj.compress(chunk) for _ in range(300)) + cobj.flush()
     assert len(blob) < 20000 and dd.zstd_content_size(blob) == 300 << 20
     with pytest.raises(DecodeError, match="declares 314572800 bytes, expected 4096"):
         dd.decompress_page(blob, dd.DUMP_DH_COMPRESSED_ZSTD, 4096)
@@ -185,7 +187,8 @@ def test_zstd_frame_without_content_size_stops_at_the_page():
     import zstandard
 
     cobj = zstandard.ZstdCompressor(write_content_size=False).compressobj()
-    blob = cobj.compress(bytes(64 << 20)) + cobj.flush()
+    chunk = bytes(1 << 20)
+    blob = b"".join(cobj.compress(chunk) for _ in range(64)) + cobj.flush()
     assert dd.zstd_content_size(blob) is None
     import tracemalloc
 
