@@ -40,8 +40,6 @@ CLI_DEBT: Set[Tuple[str, str]] = {
     ("cli/hot.py", "imports kdumptool.formats.printk"),  # moved from cli/vmcore.py (fast start)
     ("cli/vmcore_vtd.py", "imports kdumptool.formats.klog"),
     ("cli/vmcore_vtd.py", "imports kdumptool.formats.printk"),
-    ("cli/vmcore_vtd.py", "calls open()"),
-    ("cli/record.py", "calls .write_text()"),
 }
 
 FILE_CALLS = ("read_text", "read_bytes", "write_text", "write_bytes")

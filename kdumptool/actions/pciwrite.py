@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -159,32 +160,66 @@ def read_config_word(root: Root, bdf: str, offset: int) -> int:
     return int.from_bytes(data, "little")
 
 
-def _read_config(root: Root, bdf: str, offset: int, size: int) -> bytes:
+def open_config(root: Root, bdf: str, write: bool = False) -> int:
+    """One descriptor on ``bdf``'s config file, used for every read and the write of one
+    change (a device swapped under the path after the identity check is never written).
+
+    The path is resolved inside the root (a snapshot's ``config`` linking out of the tree
+    resolves to the snapshot's own file, never the host's), opened with O_NOFOLLOW and
+    must be a regular file (sysfs's ``config`` is one)."""
     path = root.p(config_path(bdf))
+    if not root.is_live and not root.contains(path):
+        raise ActionRefused(f"{bdf}: {path} lies outside the tree {root.path}; not touched")
+    flags = (os.O_RDWR if write else os.O_RDONLY) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, flags | os.O_NONBLOCK)
     except FileNotFoundError:
         raise SourceMissing(f"{bdf}: {config_path(bdf)}: no such device") from None
     except PermissionError as exc:
-        raise _denied(root, bdf, exc, "reading") from None
+        raise _denied(root, bdf, exc, "opening for write" if write else "reading") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ActionRefused(f"{bdf}: {path} is a symbolic link; not touched") from None
+        raise SourceMissing(f"{bdf}: {config_path(bdf)}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ActionRefused(f"{bdf}: {path} is not a regular file; not touched")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _pread(fd: int, bdf: str, size: int, offset: int) -> bytes:
     try:
         data = os.pread(fd, size, offset)
     except OSError as exc:
         raise SourceMissing(f"{bdf}: {config_path(bdf)}: read at 0x{offset:x}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
     if len(data) != size:
         raise SourceMissing(f"{bdf}: {config_path(bdf)}: short read at 0x{offset:x} ({len(data)} of {size} bytes)")
     return data
 
 
-def read_identity(root: Root, bdf: str) -> DeviceIdentity:
-    head = _read_config(root, bdf, 0, 16)
+def _read_config(root: Root, bdf: str, offset: int, size: int) -> bytes:
+    fd = open_config(root, bdf)
+    try:
+        return _pread(fd, bdf, size, offset)
+    finally:
+        os.close(fd)
+
+
+def _identity(head: bytes) -> DeviceIdentity:
     return DeviceIdentity(
         vendor_id=int.from_bytes(head[0:2], "little"),
         device_id=int.from_bytes(head[2:4], "little"),
         header_type=head[PCI_HEADER_TYPE] & PCI_HEADER_TYPE_MASK,
     )
+
+
+def read_identity(root: Root, bdf: str) -> DeviceIdentity:
+    return _identity(_read_config(root, bdf, 0, 16))
 
 
 def check_identity(bdf: str, seen: DeviceIdentity, expected: Optional[DeviceIdentity]) -> None:
@@ -237,51 +272,76 @@ def write_command(
     """
     log = log if log is not None else ChangeLog()
     check_change(bdf, before, after)
-    check_identity(bdf, read_identity(root, bdf), expected)
-    current = read_config_word(root, bdf, PCI_COMMAND)
-    if current == ABSENT_ID:
-        raise ActionRefused(f"{bdf}: COMMAND reads 0xffff (device absent); not writing")
-    if (current ^ before) & ~PCI_COMMAND_MASTER:
-        raise ActionRefused(
-            f"{bdf}: COMMAND is now 0x{current:04x}, the plan saw 0x{before:04x}; not writing"
-        )
-    target = (current & ~PCI_COMMAND_MASTER) | (after & PCI_COMMAND_MASTER)
-    if target == current:
-        return WriteResult(bdf, current, current, "unchanged")
-    if not apply:
-        log.write(f"{bdf} COMMAND 0x{current:04x} -> 0x{target:04x} (dry run: not written)")
-        return WriteResult(bdf, current, target, "dry-run")
-    if root.is_live and os.geteuid() != 0:
+    if root.from_archive and apply:
+        raise ActionRefused(f"{bdf}: the root is a tar snapshot unpacked to a temporary copy: --apply "
+                            "would change nothing that lasts; unpack it and pass the directory")
+    if apply and root.is_live and os.geteuid() != 0:
         raise PermissionDenied(f"{bdf}: writing {config_path(bdf)} needs root")
-    path = root.p(config_path(bdf))
+    # One descriptor for the whole change: a device swapped under the path after the
+    # identity check is never written (read-only for a dry run).
+    fd = open_config(root, bdf, write=apply)
     try:
-        fd = os.open(path, os.O_RDWR)
-    except PermissionError as exc:
-        raise _denied(root, bdf, exc, "opening for write") from None
-    except FileNotFoundError:
-        raise SourceMissing(f"{bdf}: {config_path(bdf)}: no such device") from None
-    try:
-        try:
-            written = os.pwrite(fd, target.to_bytes(2, "little"), PCI_COMMAND)
-        except PermissionError as exc:
-            raise _denied(root, bdf, exc, "writing") from None
-        except OSError as exc:
-            if exc.errno == errno.EPERM:
-                raise _denied(root, bdf, exc, "writing") from None
-            raise ActionRefused(f"{bdf}: writing COMMAND failed: {exc.strerror}") from None
-        if written != 2:
-            raise ActionRefused(f"{bdf}: short write of COMMAND ({written} of 2 bytes)")
-        readback = int.from_bytes(os.pread(fd, 2, PCI_COMMAND), "little")
+        head = _pread(fd, bdf, 16, 0)
+        seen = _identity(head)
+        check_identity(bdf, seen, expected)
+        current = int.from_bytes(head[PCI_COMMAND:PCI_COMMAND + 2], "little")
+        if current == ABSENT_ID:
+            raise ActionRefused(f"{bdf}: COMMAND reads 0xffff (device absent); not writing")
+        if (current ^ before) & ~PCI_COMMAND_MASTER:
+            raise ActionRefused(
+                f"{bdf}: COMMAND is now 0x{current:04x}, the plan saw 0x{before:04x}; not writing"
+            )
+        target = (current & ~PCI_COMMAND_MASTER) | (after & PCI_COMMAND_MASTER)
+        if target == current:
+            return WriteResult(bdf, current, current, "unchanged")
+        if not apply:
+            log.write(f"{bdf} COMMAND 0x{current:04x} -> 0x{target:04x} (dry run: not written)")
+            return WriteResult(bdf, current, target, "dry-run")
+        readback = _apply_on_fd(root, fd, bdf, seen, expected, current, target, log)
     finally:
         os.close(fd)
+    result = WriteResult(bdf, current, readback, "changed")
+    log.write(result.line())
+    return result
+
+
+def _apply_on_fd(root: Root, fd: int, bdf: str, seen: DeviceIdentity, expected: Optional[DeviceIdentity],
+                 current: int, target: int, log: ChangeLog) -> int:
+    """On one descriptor: identity, COMMAND, 2-byte write, read-back, identity again.
+    Any change of the identity, or of a COMMAND bit other than Bus Master Enable, between
+    the plan's read and the write aborts (someone else is changing the device)."""
+    now = _identity(_pread(fd, bdf, 16, 0))
+    if now != seen:
+        raise ActionRefused(f"{bdf}: identity changed between check and write "
+                            f"({seen.vendor_id:04x}:{seen.device_id:04x} -> {now.vendor_id:04x}:{now.device_id:04x}); "
+                            "not writing")
+    check_identity(bdf, now, expected)
+    cmd = int.from_bytes(_pread(fd, bdf, 2, PCI_COMMAND), "little")
+    if cmd != current:
+        raise ActionRefused(f"{bdf}: COMMAND changed from 0x{current:04x} to 0x{cmd:04x} since it was read; "
+                            "not writing")
+    try:
+        written = os.pwrite(fd, target.to_bytes(2, "little"), PCI_COMMAND)
+    except PermissionError as exc:
+        raise _denied(root, bdf, exc, "writing") from None
+    except OSError as exc:
+        if exc.errno == errno.EPERM:
+            raise _denied(root, bdf, exc, "writing") from None
+        raise ActionRefused(f"{bdf}: writing COMMAND failed: {exc.strerror}") from None
+    if written != 2:
+        raise ActionRefused(f"{bdf}: short write of COMMAND ({written} of 2 bytes)")
+    readback = int.from_bytes(_pread(fd, bdf, 2, PCI_COMMAND), "little")
     if readback != target:
         log.write(f"{bdf} COMMAND 0x{current:04x} -> 0x{target:04x} FAILED: reads back 0x{readback:04x}")
         raise ActionRefused(
             f"{bdf}: wrote COMMAND 0x{target:04x} but it reads back 0x{readback:04x}"
         )
-    result = WriteResult(bdf, current, target, "changed")
-    log.write(result.line())
-    return result
+    after = _identity(_pread(fd, bdf, 16, 0))
+    if after != seen:
+        log.write(f"{bdf} COMMAND 0x{current:04x} -> 0x{target:04x}: identity changed during the write")
+        raise ActionRefused(f"{bdf}: identity changed during the write "
+                            f"({after.vendor_id:04x}:{after.device_id:04x})")
+    return readback
 
 
 def clear_bus_master(

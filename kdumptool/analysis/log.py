@@ -71,6 +71,12 @@ _KDUMP_KINDS = frozenset(
 )
 
 
+#: Lines that show the crashed (first) kernel had the VT-d hardware remapping: seen by a
+#: kdump kernel (pre-enabled translation, an IR table copied), or the first kernel's own
+#: lines earlier in the same log.
+_FIRST_KERNEL_REMAPPED = ("translation_preenabled", "ir_copied", "ir_copy_failed", "vtd_ready", "iommu_enabled")
+
+
 @dataclass
 class FaultGroup:
     """Faults of one kind from one device with one reason."""
@@ -686,6 +692,21 @@ def _verdict(
         level = "warning"
     if counts.get("translation_not_kdump") or counts.get("ir_not_kdump") or counts.get("amdvi_not_kdump"):
         parts.append("a previous kernel left remapping enabled and this is not a kdump kernel (kexec reboot)")
+        level = "warning"
+    if in_kdump and counts.get("iommu_disabled") and not counts.get("tables_copied"):
+        # intel_iommu=off in kdump: intel_iommu_init() switches translation off on every
+        # unit (intel_disable_iommus), so DMA still in flight from the crashed kernel's
+        # devices reaches memory untranslated. Not "OK", even with no fault printed.
+        remapped = [k for k in _FIRST_KERNEL_REMAPPED if counts.get(k)]
+        if remapped:
+            parts.append("DMA remapping is off in this kdump kernel (intel_iommu=off) although the crashed "
+                         f"kernel used the remapping hardware ({', '.join(remapped)} in this log): translation "
+                         "was switched off, DMA still in flight reaches physical memory untranslated, and no "
+                         "fault is reported for it")
+        else:
+            parts.append("DMA remapping is off in this kdump kernel (intel_iommu=off); whether the crashed "
+                         "kernel had it on is unknown from this log: if it did, DMA still in flight now reaches "
+                         "physical memory untranslated, and no fault is reported for it")
         level = "warning"
     for kind, word in (("dma_fault", "DMA remapping fault"), ("ir_fault", "interrupt-remapping fault"),
                        ("amd_vi_fault", "AMD-Vi event")):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,6 +19,7 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = "auto",
         no_registers: bool = typer.Option(False, "--no-registers", help="Do not read VT-d registers through /dev/mem."),
         no_lspci: bool = typer.Option(False, "--no-lspci", help="Do not run lspci for the optional outputs."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing snapshot file."),
     ) -> None:
         """Snapshot PCI devices, IOMMU groups and units, VT-d registers, DMAR, kernel log and kdump state."""
         import sys
@@ -27,10 +29,6 @@ def register(app: typer.Typer) -> None:
         from kdumptool.sources.root import open_root
         from kdumptool.sources.snapshot import collect as do_collect
 
-        if output.exists() and not output.is_dir():
-            from kdumptool.errors import KdumptoolError
-
-            raise KdumptoolError(f"{output}: exists (collect does not overwrite a file)")
         src = open_root(root)
         progress: Optional[Any] = None
         bar: Optional[Any] = None
@@ -44,17 +42,16 @@ def register(app: typer.Typer) -> None:
             def progress(step: str, done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total, description=step)
 
-        existed = output.exists()
+        existed = os.path.lexists(output)
         try:
-            meta = do_collect(output, src, progress, read_registers=not no_registers, run_lspci=not no_lspci)
+            meta = do_collect(output, src, progress, read_registers=not no_registers, run_lspci=not no_lspci,
+                              force=force)
         except BaseException as exc:
             if not existed:  # nothing written on error: remove what this run created
                 import shutil
 
-                if output.is_dir():
+                if output.is_dir() and not output.is_symlink():
                     shutil.rmtree(output, ignore_errors=True)
-                elif output.is_file():
-                    output.unlink()
             if isinstance(exc, OSError):
                 from kdumptool.errors import KdumptoolError
 

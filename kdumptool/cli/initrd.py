@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--snapshot", action=argparse.BooleanOptionalAction, default=True)
     r.add_argument("--publish", type=Path)
     r.add_argument("--if-enabled", action="store_true")
+    r.add_argument("--force", action="store_true")
     return p
 
 
@@ -57,7 +58,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             )
         from kdumptool.cli.record import run_record
 
-        return run_record(args.out, args.root, args.format, args.snapshot, args.publish, args.if_enabled)
+        return run_record(args.out, args.root, args.format, args.snapshot, args.publish, args.if_enabled,
+                          args.force)
     except KdumptoolError as err:
         if args.debug:
             raise

@@ -16,6 +16,7 @@ typer is pinned below 0.29, which would import pydantic for every command (pypro
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from kdumptool import __version__
@@ -172,6 +173,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     from kdumptool.errors import KdumptoolError
 
     args, debug, exit_zero = _global_flags(args)
+    previous = install_sigterm_exit()
     try:
         # `dmar FILE`, `vmcore log DUMP`, `vmcore scan DUMP` with at most -f: run without
         # importing typer (cli/hot.py), the kdump kernel's and big dumps' common case.
@@ -221,6 +223,24 @@ def main(argv: Optional[List[str]] = None) -> None:
             raise
         _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         sys.exit(1)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def install_sigterm_exit() -> Any:
+    """SIGTERM raises SystemExit(143), so ``finally`` blocks run and temporary trees (an
+    unpacked snapshot, a collect in progress) are removed, as they are on Ctrl-C. Returns
+    the previous handler (None when not on the main thread)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminated(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, terminated)
 
 
 #: Exit codes that carry a report's verdict (3 warnings, 4 errors), not a failure.
@@ -260,4 +280,6 @@ def _error(msg: str) -> None:
         sys.stdout.flush()
     except (BrokenPipeError, ValueError):
         pass
-    sys.stderr.write(f"error: {msg}\n")
+    from kdumptool.render.escape import escape_control
+
+    sys.stderr.write(f"error: {escape_control(msg, keep_newlines=False)}\n")

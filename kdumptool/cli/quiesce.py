@@ -38,6 +38,11 @@ def run_quiesce(
         if not BDF_RE.match(t):
             raise KdumptoolError(f"--dump-target {t!r} is not SSSS:BB:DD.F")
     with open_root(root) as r:
+        if apply and r.from_archive:
+            from kdumptool.errors import ActionRefused
+
+            raise ActionRefused(f"{root}: a tar snapshot is unpacked to a temporary copy, so --apply would "
+                                "change nothing that lasts; unpack it and pass the directory")
         kmsg = "/dev/kmsg" if r.is_live and apply else None
         log = ChangeLog(kmsg=kmsg, journal=str(journal) if journal else None)
         if if_enabled:

@@ -19,6 +19,7 @@ def run_record(
     snapshot: bool = True,
     publish: Optional[Path] = None,
     if_enabled: bool = False,
+    force: bool = False,
 ) -> int:
     """The command without its parser (typer in register(), argparse in cli/initrd.py)."""
     from kdumptool.render.output import emit
@@ -35,7 +36,7 @@ def run_record(
             dest = _publish(r, publish)
             sys.stdout.write(f"{dest}\n")
             return 0
-        report, text, dest = _record(r, out, snapshot)
+        report, text, dest = _record(r, out, snapshot, force)
     emit(fmt, json_obj=lambda: {"out": str(dest), **report}, text=lambda: text)
     return 0
 
@@ -63,26 +64,34 @@ def register(app: Any) -> None:
         if_enabled: bool = typer.Option(
             False, "--if-enabled", help="Do nothing when kdumptool.record=0 (kernel command line or config file)."
         ),
+        force: bool = typer.Option(False, "--force", help="Replace the files of an earlier record in --out."),
     ) -> None:
         """Write a report (JSON and text) and a snapshot of the PCI and VT-d state."""
-        run_record(out, root, check_format(fmt), snapshot, publish, if_enabled)
+        run_record(out, root, check_format(fmt), snapshot, publish, if_enabled, force)
+
+
+#: Where a record goes without --out when the newest crash folder is not known, and
+#: always when reading a snapshot (--root): never a folder named by the snapshot's content.
+FALLBACK_DIR = "/run/kdumptool/record"
 
 
 def _default_out(r: object) -> Path:
     from kdumptool.sources.dumptarget import find_crash_dirs, newest_dump_dir
 
+    if not r.is_live:  # type: ignore[attr-defined]
+        return Path(FALLBACK_DIR)
     for d in find_crash_dirs(r):  # type: ignore[arg-type]
         newest = newest_dump_dir(r, d)  # type: ignore[arg-type]
         if newest:
             return r.p(newest) / "kdumptool"  # type: ignore[attr-defined, no-any-return]
-    return Path("/run/kdumptool/record")
+    return Path(FALLBACK_DIR)
 
 
 def _publish(r: object, src: Path) -> Path:
-    import shutil
-
     from kdumptool.errors import SourceMissing
     from kdumptool.sources.dumptarget import find_crash_dirs, newest_dump_dir
+    from kdumptool.sources.outfile import write_file
+    from kdumptool.sources.root import MAX_IMAGE_BYTES, read_file_capped
 
     if not src.is_dir():
         raise SourceMissing(f"{src}: no record folder to publish")
@@ -93,13 +102,14 @@ def _publish(r: object, src: Path) -> Path:
             dest = r.p(newest) / "kdumptool"  # type: ignore[attr-defined]
             dest.mkdir(parents=True, exist_ok=True)
             for f in sorted(src.iterdir()):
-                if f.is_file():
-                    shutil.copy2(f, dest / f.name)
+                if f.is_file() and not f.is_symlink():
+                    # temp file + rename: a link planted in the crash folder is replaced, not followed
+                    write_file(dest / f.name, read_file_capped(f, MAX_IMAGE_BYTES), force=True)
             return dest  # type: ignore[no-any-return]
     raise SourceMissing(f"no crash dump folder with a vmcore under {', '.join(dirs) or 'the kdump path'}")
 
 
-def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, Path)
+def _record(r: object, out: Optional[Path], snapshot: bool, force: bool = False):  # -> (dict, str, Path)
     import dataclasses
     import json
     import time
@@ -107,6 +117,7 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
     from kdumptool import __version__
     from kdumptool.actions.quiesce import describe_plan, plan_quiesce
     from kdumptool.cli.names import naming
+    from kdumptool.errors import KdumptoolError
     from kdumptool.model.record import (
         RECORD_JSON,
         RECORD_SNAPSHOT,
@@ -118,17 +129,21 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
     from kdumptool.render.record import master_json, render_record_text, unit_json
     from kdumptool.sources.dumptarget import find_dump_targets
     from kdumptool.sources.knobs import read_knobs
+    from kdumptool.sources.outfile import refuse_existing, write_file
     from kdumptool.sources.record import find_boot_record, read_release
     from kdumptool.sources.system import read_system
 
     t0 = time.monotonic()
     dest = out if out is not None else _default_out(r)
+    if dest.is_symlink():
+        raise KdumptoolError(f"{dest}: is a symbolic link (not followed; name a folder)")
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        from kdumptool.errors import KdumptoolError
-
         raise KdumptoolError(f"{dest}: cannot create the record folder: {exc.strerror}") from None
+    # an earlier record (or a planted link) is refused before any work, unless --force
+    for name in (RECORD_JSON, RECORD_TEXT) + ((RECORD_SNAPSHOT,) if snapshot else ()):
+        refuse_existing(dest / name, force)
     # sysfs enumeration (not udev): the kdump initramfs need not carry libudev, and the
     # driver links in sysfs are what the kernel itself says.
     system = read_system(r, use_udev=False)  # type: ignore[arg-type]
@@ -159,7 +174,7 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
     snap = None
     if snapshot:
         t1 = time.monotonic()
-        snap = _snapshot(r, dest / RECORD_SNAPSHOT)
+        snap = _snapshot(r, dest / RECORD_SNAPSHOT, force)
         timings["snapshot"] = round(time.monotonic() - t1, 3)
         if snap.get("file"):
             files.append(RECORD_SNAPSHOT)
@@ -167,8 +182,8 @@ def _record(r: object, out: Optional[Path], snapshot: bool):  # -> (dict, str, P
                               timings_s=timings)
     report = rec.to_json()
     text = render_record_text(rec, describe_plan(plan), dest, files)
-    (dest / RECORD_JSON).write_text(json.dumps(with_schema_version(report), indent=2) + "\n")
-    (dest / RECORD_TEXT).write_text(text)
+    write_file(dest / RECORD_JSON, json.dumps(with_schema_version(report), indent=2) + "\n", force)
+    write_file(dest / RECORD_TEXT, text, force)
     return report, text, dest
 
 
@@ -186,12 +201,12 @@ def _triage(r: object, system: object) -> Optional[dict]:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-def _snapshot(r: object, path: Path) -> dict:
+def _snapshot(r: object, path: Path, force: bool = False) -> dict:
     """A snapshot tree of this system as .tar.gz (the system stream's collector)."""
     try:
         from kdumptool.sources.snapshot import collect
 
-        meta = collect(path, root=r)  # type: ignore[arg-type]
+        meta = collect(path, root=r, force=force)  # type: ignore[arg-type]
         return {"file": path.name, "bytes": path.stat().st_size,
                 "unreadable": len(meta.get("unreadable", {}) or {})}  # type: ignore[arg-type]
     except Exception as exc:  # keep the report even when the snapshot fails

@@ -43,6 +43,7 @@ def info(
     fmt = check_format(fmt)
     with open_dump(str(vmcore)) as dump:
         result = _info_json(dump)
+        result.update(_crash_facts(dump, result["vmcoreinfo"].get("crashtime")))
     emit(fmt, json_obj=lambda: result, text=lambda: _info_text(result, vmcoreinfo))
     if result.get("incomplete"):
         raise IncompleteResult(f"{vmcore}: the dump is incomplete (pages are missing)")
@@ -65,6 +66,28 @@ def _info_json(dump: Any) -> dict:
         "vmcoreinfo_raw": vi.raw,
         "warnings": list(dump.warnings),
     }
+
+
+def _crash_facts(dump: Any, crashtime: Any) -> dict:
+    """The crash date (VMCOREINFO CRASHTIME, UTC) and the panic message from the dump's own
+    printk buffer, as crash's ``sys`` shows DATE and PANIC; None when the dump cannot say."""
+    import time
+
+    from kdumptool.analysis.panic import find_panic
+    from kdumptool.sources.crashlog import read_crash_log
+
+    date = None
+    if isinstance(crashtime, int) and 0 < crashtime < 2**40:
+        date = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(crashtime))
+    panic: Any = None
+    records, why = read_crash_log(dump)
+    if why is None:
+        found = find_panic(records)
+        if found is not None:
+            panic = {"kind": found[0], "seconds": found[1], "message": found[2]}
+        else:
+            why = f"no panic, sysrq crash or oops line among {len(records)} log records"
+    return {"crash_date": date, "panic": panic, "panic_unknown_reason": why}
 
 
 def _info_text(r: dict, full_vmcoreinfo: bool) -> str:
@@ -91,6 +114,12 @@ def _info_text(r: dict, full_vmcoreinfo: bool) -> str:
     out.append(f"  kernel: {vi['osrelease'] or '?'}  crash time: {vi['crashtime'] or '?'}  "
                f"KERNELOFFSET: {_hex(vi['kerneloffset'])}  phys_base: "
                f"{_hex(vi['numbers'].get('phys_base'))}")
+    out.append(f"  crash date: {r.get('crash_date') or 'unknown (no CRASHTIME in VMCOREINFO)'}")
+    p = r.get("panic")
+    if p:
+        out.append(f"  panic: {p['message']}" + (f" (at {p['seconds']:.6f} s)" if p.get("seconds") is not None else ""))
+    else:
+        out.append(f"  panic: unknown ({r.get('panic_unknown_reason')})")
     out.append(f"  VMCOREINFO: {len(vi['symbols'])} SYMBOL, {len(vi['offsets'])} OFFSET, "
                f"{len(vi['sizes'])} SIZE, {len(vi['lengths'])} LENGTH, {len(vi['numbers'])} "
                f"NUMBER, {len(vi['other'])} other")

@@ -279,8 +279,8 @@ def _fail_if_incomplete(vmcore: Path, tables: Any, devices: Optional[list]) -> N
 
 def _fault_checks(dump: Any, addr: int, mode: str, log: Path, unchecked: Optional[List[int]] = None) -> list:
     from kdumptool.analysis.vtd_walk import check_faults, fault_events
-    from kdumptool.errors import SourceMissing
     from kdumptool.formats.klog import parse_log
+    from kdumptool.sources.kmsg import open_log_file
 
     if str(log) == "vmcore" and not log.exists():
         from kdumptool.formats.printk import decode_printk
@@ -289,11 +289,8 @@ def _fault_checks(dump: Any, addr: int, mode: str, log: Path, unchecked: Optiona
                                                                                    dump.read_virt).dmesg_lines())),
                             unchecked=unchecked)
     path = log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            events = fault_events(parse_log(f))
-    except OSError as exc:
-        raise SourceMissing(f"{path}: {exc.strerror}") from None
+    # bounded like `kdumptool log FILE`: a device node is refused, a stream stops at MAX_LOG_STREAM
+    events = fault_events(parse_log(open_log_file(str(path))))
     return check_faults(dump, addr, mode, events, unchecked=unchecked)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from kdumptool.render.escape import escape_control, escaped_renderable
+
 # typing is only read by type checkers here: importing it costs ~9 ms of the start-up
 # of every command (bench/bench_ratios.py), and annotations are strings.
 TYPE_CHECKING = False
@@ -114,7 +116,8 @@ def emit(
     if fmt == "json":
         sys.stdout.write(to_json(with_schema_version(json_obj())))
     elif fmt == "text" or rich is None:
-        out = text()
+        # foreign bytes (printk text, names from a snapshot) never reach a terminal raw
+        out = escape_control(text())
         out = out if out.endswith("\n") or not out else out + "\n"
         if should_page(out):
             page(out)
@@ -126,7 +129,7 @@ def emit(
         from rich.console import Console
 
         renderable = rich()
-        items = renderable if isinstance(renderable, (list, tuple)) else [renderable]
+        items = [escaped_renderable(r) for r in (renderable if isinstance(renderable, (list, tuple)) else [renderable])]
         live = Console()
         if live.is_terminal:
             # render once into a string with the terminal's width and colours, then page it

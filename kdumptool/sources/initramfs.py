@@ -20,10 +20,16 @@ import shutil
 import subprocess
 from typing import Dict, List, Optional, Tuple
 
-from kdumptool.errors import DecodeError, PermissionDenied, SourceMissing, UnsupportedFormat
+from kdumptool.errors import (
+    DecodeError,
+    KdumptoolError,
+    PermissionDenied,
+    SourceMissing,
+    UnsupportedFormat,
+)
 from kdumptool.formats.cpio import Decompressor, modules_of, parse_cpio
 from kdumptool.model.triage import KdumpInitrd
-from kdumptool.sources.root import Root
+from kdumptool.sources.root import MAX_IMAGE_BYTES, Root
 
 PATTERNS: Tuple[Tuple[str, str], ...] = (
     ("/boot", r"^initramfs-(?P<rel>.+?)kdump\.img$"),
@@ -57,9 +63,12 @@ def running_release(root: Root) -> Optional[str]:
     rel = root.read_optional("/proc/sys/kernel/osrelease")
     if not rel:
         try:
-            text = root.extra("uname.txt").read_text(errors="replace")
-        except OSError:
+            raw = root.read_extra("uname.txt")
+        except KdumptoolError:
             return None
+        if raw is None:
+            return None
+        text = raw.decode("utf-8", "replace")
         parts = text.split()
         rel = parts[2] if len(parts) > 2 and parts[0] == "Linux" else (parts[0] if parts else None)
     if rel is None or not re.fullmatch(r"[A-Za-z0-9+_~-][A-Za-z0-9.+_~-]*", rel):
@@ -76,7 +85,14 @@ def pick_kdump_initrd(root: Root) -> Optional[Tuple[str, str]]:
     for path, r in found:
         if r == rel:
             return path, r
-    return max(found, key=lambda pr: os.path.getmtime(root.p(pr[0])))
+
+    def mtime(pr: Tuple[str, str]) -> float:
+        try:
+            return os.path.getmtime(root.p(pr[0]))
+        except (OSError, KdumptoolError):
+            return 0.0
+
+    return max(found, key=mtime)
 
 
 def _zstd_binary(data: bytes) -> Tuple[bytes, bytes]:
@@ -139,7 +155,7 @@ def read_kdump_initrd(
             names, tool = got
             return KdumpInitrd(path, release, tuple(modules_of(names)), tool, (), _has_kdumptool(names))
     try:
-        data = root.read_bytes(path)
+        data = root.read_bytes(path, cap=MAX_IMAGE_BYTES)
     except (SourceMissing, PermissionDenied):
         raise
     decs: Dict[str, Decompressor] = {}

@@ -104,12 +104,9 @@ def read_sysfs_units(root: Root) -> List[SysfsUnit]:
 def read_registers_json(root: Root, name: str = REGS_JSON) -> Optional[List[Dict[str, Any]]]:
     """The ``units`` list of a snapshot's register file, None when there is none."""
     path = root.extra(name)
-    try:
-        text = path.read_bytes()  # json.loads finds the encoding; bad bytes are a ValueError
-    except FileNotFoundError:
+    text = root.read_extra(name)  # json.loads finds the encoding; bad bytes are a ValueError
+    if text is None:
         return None
-    except OSError as exc:
-        raise SourceMissing(f"{path}: {exc.strerror}") from None
     try:
         doc = json.loads(text)
     except ValueError as exc:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 import sys
 from typing import IO, Any, Callable, Iterator, List, Optional
 
 from kdumptool.errors import PermissionDenied, SourceMissing, UnsupportedFormat
-from kdumptool.sources.root import Root
+from kdumptool.sources.root import Root, open_regular
 
 KMSG_PATH = "/dev/kmsg"
 #: First read size: a record of the kernel's ``CONSOLE_EXT_LOG_MAX`` (8 KiB) fits.
@@ -41,6 +42,7 @@ class LogSource:
         self._lines = lines
         self.warnings: List[str] = []
         self.count = 0  # lines (or kmsg record lines) read so far
+        self.truncated = False  # stopped at MAX_LOG_STREAM
 
     def __iter__(self) -> Iterator[str]:
         for line in self._lines:
@@ -76,36 +78,73 @@ def _iter_text(fh: IO[str]) -> Iterator[str]:
         yield line.rstrip("\r\n")
 
 
-def _iter_path(path: str) -> Iterator[str]:
+#: Most characters read from one log FILE, stdin or snapshot log (a streamed read:
+#: memory stays flat, but ``log /dev/zero`` must end): 2 GiB.
+MAX_LOG_STREAM = 2 << 30
+
+
+def _capped(readline: Any, src: Optional[LogSource], name: str) -> Any:
+    """``readline`` that stops (with a warning on ``src``) after :data:`MAX_LOG_STREAM`."""
+    got = 0
+
+    def rl(n: int) -> Any:
+        nonlocal got
+        if got >= MAX_LOG_STREAM:
+            if src is not None and not src.truncated:
+                src.truncated = True
+                src.warnings.append(f"{name}: stopped after {MAX_LOG_STREAM} characters (MAX_LOG_STREAM); "
+                                    "the rest of the log is not read")
+            return readline(0)
+        line = readline(n)
+        got += len(line)
+        return line
+
+    return rl
+
+
+def _iter_path(path: str, src: Optional[LogSource] = None, regular_only: bool = False) -> Iterator[str]:
     # Text mode with replacement: the C decoder is several times faster than decoding
     # each line in Python; newline="\n" splits on \n only (a stray \r stays in its line,
-    # so line numbers match grep -n).
+    # so line numbers match grep -n). Opened O_NONBLOCK so a FIFO planted in a snapshot
+    # cannot hang the open; a FIFO given by the user (``log <(dmesg)``) is then read
+    # blocking, as a pipe should be.
+    fd = open_regular(path, nofollow=regular_only, regular_only=regular_only)
     try:
-        fh = open(path, encoding="utf-8", errors="replace", newline="\n")
-    except FileNotFoundError:
-        raise SourceMissing(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SourceMissing(f"{path}: is a directory") from None
-    except PermissionError:
-        raise PermissionDenied(f"{path}: permission denied") from None
+        os.set_blocking(fd, True)
+        fh = open(fd, encoding="utf-8", errors="replace", newline="\n")
+    except OSError as exc:
+        os.close(fd)
+        raise SourceMissing(f"{path}: {exc.strerror}") from None
     with fh:
-        yield from _iter_text(fh)
+        try:
+            for raw in _bounded_lines(_capped(fh.readline, src, path), "\n"):
+                yield raw.rstrip("\r\n")
+        except OSError as exc:
+            raise SourceMissing(f"{path}: {exc.strerror}") from None
 
 
 def open_log_file(path: str) -> LogSource:
     """A log file, or ``-`` for standard input. Fails early if the file is missing."""
     if path == "-":
-        return LogSource("<stdin>", _iter_stream(sys.stdin.buffer))
-    if not os.path.exists(path):
-        raise SourceMissing(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise SourceMissing(f"{path}: is a directory")
-    src = LogSource(path, _iter_path(path))
+        src = LogSource("<stdin>", iter(()))
+        src._lines = (raw.decode("utf-8", "replace").rstrip("\r\n")
+                      for raw in _bounded_lines(_capped(sys.stdin.buffer.readline, src, "<stdin>"), b"\n"))
+        return src
+    fd = open_regular(path, regular_only=False)  # missing, a directory, unreadable: one line now
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            # a pipe is a log (``log <(journalctl -k)``); a device node (/dev/zero) is not
+            raise SourceMissing(f"{path}: not a regular file or a pipe; not read "
+                                "(the live log: run `kdumptool log` without FILE)")
+        is_reg = stat.S_ISREG(mode)
+        head = os.pread(fd, 4096, 0) if is_reg else b""
     except OSError:
-        return src  # _iter_path says why when it is read
+        head = b""
+    finally:
+        os.close(fd)
+    src = LogSource(path, iter(()))
+    src._lines = _iter_path(path, src)
     if head.startswith((b"\x7fELF", b"KDUMP   ", b"makedumpfile")):
         raise UnsupportedFormat(f"{path}: a vmcore, not a text log (kdumptool vmcore log reads its log)")
     if b"\x00" in head:
@@ -115,10 +154,13 @@ def open_log_file(path: str) -> LogSource:
 
 def open_snapshot_log(root: Root) -> LogSource:
     """The kernel log saved in a snapshot (``_kdumptool/dmesg.txt``)."""
-    path = root.extra("dmesg.txt")
-    if not path.is_file():
+    rel = root.extra_rel("dmesg.txt")  # _kdumptool/dmesg.txt, or a sos report's copy
+    path = root.p(rel)
+    if not root.exists(rel):
         raise SourceMissing(f"{path}: the snapshot holds no kernel log")
-    return LogSource(str(path), _iter_path(str(path)))
+    src = LogSource(str(path), iter(()))
+    src._lines = _iter_path(str(path), src, regular_only=True)
+    return src
 
 
 def read_kmsg_records(

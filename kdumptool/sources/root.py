@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tarfile
 import tempfile
+from collections import deque
 from pathlib import Path
-from typing import Iterator, List, Optional, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 from kdumptool.errors import DecodeError, PermissionDenied, SourceMissing
 
@@ -21,12 +23,127 @@ from kdumptool.errors import DecodeError, PermissionDenied, SourceMissing
 EXTRA_DIR = "_kdumptool"
 
 
-class Root:
-    """Read-only access to paths below a root directory.
+#: Symlinks followed at most while resolving one path (the kernel's MAXSYMLINKS).
+MAX_LINK_HOPS = 40
+#: Largest file read whole under a root (sysfs attributes, /proc files, ACPI tables,
+#: kdump.conf, modules.alias, a saved lspci output): 16 MiB.
+MAX_FILE_BYTES = 16 << 20
+#: Largest kernel log read (a saved dmesg, a log FILE): 256 MiB. The kernel's own ring
+#: is at most 32 MiB (CONFIG_LOG_BUF_SHIFT <= 25).
+MAX_LOG_BYTES = 256 << 20
+#: Largest snapshot archive unpacked: bytes written and members.
+MAX_SNAPSHOT_BYTES = 512 << 20
+#: Largest initramfs image read (a kdump initramfs is typically 20-80 MiB).
+MAX_IMAGE_BYTES = 1 << 30
+MAX_SNAPSHOT_MEMBERS = 50_000  # a lab snapshot (13 devices) holds 217 files; 1,000 devices ~17,000
 
-    Paths are given as absolute paths of the mirrored system (``/sys/bus/pci/devices``);
-    they are resolved below ``self.path``. Symlinks inside the tree that are absolute
-    (as sysfs links are not, but copied trees may be) are resolved relative to the root.
+
+class TooLarge(DecodeError):
+    """An input larger than the named limit for its kind."""
+
+
+def _limit_name(cap: int) -> str:
+    for name in ("MAX_FILE_BYTES", "MAX_LOG_BYTES", "MAX_IMAGE_BYTES"):
+        if globals()[name] == cap:
+            return f"{name} = {_human(cap)}"
+    return _human(cap)
+
+
+def _human(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
+
+
+def open_regular(path: Union[str, Path], nofollow: bool = False, regular_only: bool = True) -> int:
+    """A read-only descriptor on ``path``, opened O_NONBLOCK (a FIFO or device node never
+    blocks the open) and then checked with fstat: only a regular file is accepted unless
+    ``regular_only`` is False. Errors are :class:`KdumptoolError` lines naming the path."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if nofollow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise SourceMissing(f"{path}: no such file") from None
+    except PermissionError:
+        who = "" if os.geteuid() == 0 else " (run as root?)"
+        raise PermissionDenied(f"{path}: permission denied{who}") from None
+    except IsADirectoryError:
+        raise SourceMissing(f"{path}: is a directory") from None
+    except ValueError:  # a NUL in a path built from a damaged snapshot's text
+        raise SourceMissing(f"{str(path)!r}: not a valid path") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SourceMissing(f"{path}: is a symbolic link (not followed)") from None
+        raise SourceMissing(f"{path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        raise SourceMissing(f"{path}: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        os.close(fd)
+        raise SourceMissing(f"{path}: is a directory")
+    if regular_only and not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise SourceMissing(f"{path}: not a regular file ({_kind(st.st_mode)}); not read")
+    return fd
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def read_fd_capped(fd: int, path: Union[str, Path], cap: int, truncate: bool = False) -> bytes:
+    """Up to ``cap`` bytes from ``fd``; more than that raises :class:`TooLarge` (or, with
+    ``truncate``, returns the first ``cap`` bytes)."""
+    chunks: List[bytes] = []
+    got = 0
+    while got <= cap:
+        try:
+            b = os.read(fd, min(1 << 20, cap + 1 - got))
+        except BlockingIOError:
+            break
+        except OSError as exc:
+            raise SourceMissing(f"{path}: read at {got:#x}: {exc.strerror}") from None
+        if not b:
+            break
+        chunks.append(b)
+        got += len(b)
+    data = b"".join(chunks)
+    if len(data) > cap:
+        if truncate:
+            return data[:cap]
+        raise TooLarge(str(path), None, f"larger than the limit ({_limit_name(cap)}); not read")
+    return data
+
+
+def read_file_capped(path: Union[str, Path], cap: int = MAX_FILE_BYTES) -> bytes:
+    """A whole regular file given on the command line, at most ``cap`` bytes."""
+    fd = open_regular(path)
+    try:
+        return read_fd_capped(fd, path, cap)
+    finally:
+        os.close(fd)
+
+
+class Root:
+    """Read-only access to paths below a root directory, confined to it.
+
+    Paths are given as absolute paths of the mirrored system (``/sys/bus/pci/devices``)
+    and resolved below ``self.path`` component by component: ``..`` stops at the root,
+    and every symlink met on the way (relative or absolute) is resolved inside the tree,
+    at most :data:`MAX_LINK_HOPS` of them. A snapshot can therefore never lead a read to
+    the host's own files (``proc/cmdline -> ../../../etc/hostname`` reads the snapshot's
+    ``/etc/hostname``, or nothing). Files are opened O_NONBLOCK, must be regular files in
+    a snapshot (a FIFO or device node is refused, not read) and are read up to a cap.
+    The live host (``/``) is read as the kernel presents it.
     """
 
     def __init__(self, path: Union[str, Path] = "/") -> None:
@@ -34,112 +151,115 @@ class Root:
         #: what the user named (a tarball's own path, not the temporary directory)
         self.origin = str(path)
         self._tmp: Optional[tempfile.TemporaryDirectory] = None  # type: ignore[type-arg]
-        self._abs_links: Optional[bool] = None
+        #: True for an unpacked archive: nothing written below it reaches the archive.
+        self.from_archive = False
 
     @property
     def is_live(self) -> bool:
         return str(self.path) == "/"
 
     def p(self, rel: str, follow_last: bool = True) -> Path:
-        """The real path of ``rel`` (an absolute path on the mirrored system)."""
-        path = self.path / rel.lstrip("/")
-        if self.is_live or not self._has_absolute_links():
-            return path
-        return self._reroot(rel, follow_last) or path
-
-    def _has_absolute_links(self) -> bool:
-        """Whether the tree holds any absolute symlink (one scan, on first use): the
-        usual snapshot has none, and its paths need no walk."""
-        if self._abs_links is None:
-            found = False
-            stack = [str(self.path)]
-            while stack and not found:
-                try:
-                    with os.scandir(stack.pop()) as it:
-                        for e in it:
-                            if e.is_symlink():
-                                if os.readlink(e.path).startswith("/"):
-                                    found = True
-                                    break
-                            elif e.is_dir(follow_symlinks=False):
-                                stack.append(e.path)
-                except OSError:
-                    continue
-            self._abs_links = found
-        return self._abs_links
-
-    def _reroot(self, rel: str, follow_last: bool) -> Optional[Path]:
-        """``rel`` with absolute symlinks met on the way resolved below the root (a copied
-        tree must not lead to the host's own files); None when there are none."""
-        parts = [c for c in rel.split("/") if c not in ("", ".")]
+        """The real path of ``rel`` (an absolute path on the mirrored system), confined
+        below the root: symlinks on the way (and the last one unless ``follow_last`` is
+        False) are resolved inside the tree."""
+        if str(self.path) == "/":
+            return Path("/" + rel.lstrip("/"))
+        parts = deque(c for c in rel.split("/") if c not in ("", "."))
         cur: List[str] = []
-        rerooted = False
         hops = 0
+        base = str(self.path)
         while parts:
-            name = parts.pop(0)
+            name = parts.popleft()
             if name == "..":
                 if cur:
                     cur.pop()
                 continue
-            cand = os.path.join(self.path, *cur, name)
-            if (parts or follow_last) and os.path.islink(cand) and hops < 40:
-                hops += 1
-                target = os.readlink(cand)
-                if target.startswith("/"):
-                    rerooted = True
-                    cur = []
-                parts = [c for c in target.split("/") if c not in ("", ".")] + parts
-                continue
+            cand = os.path.join(base, *cur, name)
+            if parts or follow_last:
+                try:
+                    is_link = stat.S_ISLNK(os.lstat(cand).st_mode)
+                except ValueError:
+                    raise SourceMissing(f"{rel!r}: not a valid path") from None
+                except OSError:
+                    is_link = False
+                if is_link:
+                    hops += 1
+                    if hops > MAX_LINK_HOPS:
+                        raise SourceMissing(f"{cand}: more than {MAX_LINK_HOPS} symbolic links "
+                                            "(MAX_LINK_HOPS); not followed")
+                    target = os.readlink(cand)
+                    if target.startswith("/"):
+                        cur = []
+                    parts.extendleft(reversed([c for c in target.split("/") if c not in ("", ".")]))
+                    continue
             cur.append(name)
-        return Path(self.path, *cur) if rerooted else None
+        return Path(base, *cur)
+
+    def contains(self, path: Union[str, Path]) -> bool:
+        """Whether the real path ``path`` lies inside the tree (after resolving links)."""
+        base = os.path.realpath(self.path)
+        real = os.path.realpath(path)
+        return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
     def exists(self, rel: str) -> bool:
-        return os.path.lexists(self.p(rel, follow_last=False))
-
-    def read_bytes(self, rel: str, limit: Optional[int] = None) -> bytes:
-        path = self.p(rel)
         try:
-            with open(path, "rb") as fh:
-                return fh.read() if limit is None else fh.read(limit)
-        except FileNotFoundError:
-            raise SourceMissing(f"{path}: no such file") from None
-        except PermissionError:
-            raise PermissionDenied(f"{path}: permission denied (run as root?)") from None
-        except IsADirectoryError:
-            raise SourceMissing(f"{path}: is a directory") from None
-        except ValueError:  # a NUL in a path built from a damaged snapshot's text
-            raise SourceMissing(f"{str(path)!r}: not a valid path") from None
-        except OSError as exc:
-            if exc.errno in (errno.EIO, errno.ENXIO, errno.ENODEV, errno.EINVAL, errno.ELOOP, errno.ENOTDIR):
-                raise SourceMissing(f"{path}: {exc.strerror}") from None
-            raise
+            return os.path.lexists(self.p(rel, follow_last=False))
+        except SourceMissing:
+            return False
 
-    def read_text(self, rel: str, limit: Optional[int] = None) -> str:
-        return self.read_bytes(rel, limit).decode("utf-8", "replace")
+    def open_file(self, rel: str) -> Tuple[int, Path]:
+        """A non-blocking read-only descriptor on the regular file ``rel`` and its real path."""
+        path = self.p(rel)
+        return open_regular(path, nofollow=not self.is_live, regular_only=not self.is_live), path
+
+    def read_bytes(self, rel: str, limit: Optional[int] = None, cap: int = MAX_FILE_BYTES) -> bytes:
+        """The bytes of ``rel``: the first ``limit`` bytes, or the whole file when it is at
+        most ``cap`` bytes (a larger one raises :class:`TooLarge`)."""
+        fd, path = self.open_file(rel)
+        try:
+            if limit is not None:
+                return read_fd_capped(fd, path, min(limit, cap), truncate=True)
+            return read_fd_capped(fd, path, cap)
+        finally:
+            os.close(fd)
+
+    def read_text(self, rel: str, limit: Optional[int] = None, cap: int = MAX_FILE_BYTES) -> str:
+        return self.read_bytes(rel, limit, cap=cap).decode("utf-8", "replace")
 
     def read_optional(self, rel: str) -> Optional[str]:
         """The stripped text of a small file, or None when it is absent or unreadable."""
         try:
             return self.read_text(rel).strip()
-        except (SourceMissing, PermissionDenied):
+        except (SourceMissing, PermissionDenied, TooLarge):
             return None
+
+    def is_file(self, rel: str) -> bool:
+        try:
+            return stat.S_ISREG(os.stat(self.p(rel)).st_mode)
+        except (OSError, ValueError, SourceMissing):
+            return False
+
+    def is_dir(self, rel: str) -> bool:
+        try:
+            return stat.S_ISDIR(os.stat(self.p(rel)).st_mode)
+        except (OSError, ValueError, SourceMissing):
+            return False
 
     def listdir(self, rel: str) -> List[str]:
         try:
-            return sorted(os.listdir(self.p(rel)))
-        except (FileNotFoundError, NotADirectoryError):
+            path = self.p(rel)
+            return sorted(os.listdir(path))
+        except (FileNotFoundError, NotADirectoryError, ValueError):
             return []
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise SourceMissing(f"{self.p(rel)}: {exc.strerror}") from None
-            raise
         except PermissionError:
             raise PermissionDenied(f"{self.p(rel)}: permission denied") from None
+        except OSError as exc:
+            raise SourceMissing(f"{self.path}{rel}: {exc.strerror}") from None
 
     def readlink(self, rel: str) -> Optional[str]:
         try:
             return os.readlink(self.p(rel, follow_last=False))
-        except OSError:
+        except (OSError, ValueError, SourceMissing):
             return None
 
     def link_name(self, rel: str) -> Optional[str]:
@@ -148,15 +268,29 @@ class Root:
         return os.path.basename(target.rstrip("/")) if target else None
 
     def extra(self, name: str) -> Path:
-        """Path of a non-mirrored snapshot file (``_kdumptool/<name>``); in a sos report,
-        where sos keeps the same thing (sources/sos.py: the kernel log, lspci)."""
-        path = self.path / EXTRA_DIR / name
-        if not path.exists() and not self.is_live:
+        """Path of a non-mirrored snapshot file (``_kdumptool/<name>``), confined; in a
+        sos report, where sos keeps the same thing (sources/sos.py: the kernel log, lspci)."""
+        return self.p(self.extra_rel(name))
+
+    def extra_rel(self, name: str) -> str:
+        """``_kdumptool/<name>`` as a path below the root, or a sos report's own place
+        for it (``/sos_commands/kernel/dmesg``) when the snapshot has none."""
+        rel = extra_rel(name)
+        if not self.is_live and not self.exists(rel):
             from kdumptool.sources.sos import is_sos_report, sos_extra
 
             if is_sos_report(self.path):
-                return sos_extra(self.path, name) or path
-        return path
+                found = sos_extra(self.path, name)
+                if found is not None:
+                    return "/" + os.path.relpath(found, self.path)
+        return rel
+
+    def read_extra(self, name: str, cap: int = MAX_FILE_BYTES) -> Optional[bytes]:
+        """The bytes of ``_kdumptool/<name>`` (or a sos report's copy), None when absent."""
+        rel = self.extra_rel(name)
+        if not self.exists(rel):
+            return None
+        return self.read_bytes(rel, cap=cap)
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -168,6 +302,11 @@ class Root:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def extra_rel(name: str) -> str:
+    """``_kdumptool/<name>`` as a path below the root."""
+    return f"/{EXTRA_DIR}/{name}"
 
 
 def _inside(dest: str, path: str) -> bool:
@@ -192,15 +331,22 @@ def _check_member(archive: Path, dest: str, m: tarfile.TarInfo) -> None:
 
 def open_root(path: Union[str, Path, None]) -> Root:
     """Open ``--root``: None or ``/`` is the live host, a directory is used as is, a tar
-    archive is unpacked (members with absolute paths or ``..`` are refused)."""
+    archive is unpacked (members with absolute paths or ``..`` are refused, and at most
+    :data:`MAX_SNAPSHOT_BYTES` bytes in :data:`MAX_SNAPSHOT_MEMBERS` members)."""
     if path is None or str(path) == "/":
         return Root("/")
     p = Path(path)
     if p.is_dir():
-        return Root(p)
+        return _recognised(Root(p), str(p))
     if not p.exists():
         raise SourceMissing(f"{p}: no such file or directory")
-    if not tarfile.is_tarfile(str(p)):
+    fd = open_regular(p)  # a FIFO or a device is refused before tarfile reads it
+    os.close(fd)
+    try:
+        is_tar = tarfile.is_tarfile(str(p))
+    except OSError as exc:
+        raise SourceMissing(f"{p}: {exc.strerror}") from None
+    if not is_tar:
         raise DecodeError(str(p), None, "not a directory or a tar snapshot")
     tmp = tempfile.TemporaryDirectory(prefix="kdumptool-root-")
     dest = os.path.realpath(tmp.name)
@@ -210,24 +356,45 @@ def open_root(path: Union[str, Path, None]) -> Root:
     try:
         with tarfile.open(str(p)) as tar:
 
+            # First pass, headers only (nothing written): the counts, sizes, names and
+            # hard links of the whole archive are checked before any byte is unpacked,
+            # so a bomb stops at its first header past a limit.
+            checked: List[tarfile.TarInfo] = []
+            total = 0
+            seen = set()
+            for m in tar:
+                if len(checked) >= MAX_SNAPSHOT_MEMBERS:
+                    raise DecodeError(str(p), None, f"more than {MAX_SNAPSHOT_MEMBERS} members "
+                                      "(MAX_SNAPSHOT_MEMBERS); not unpacked")
+                if m.name.startswith("/") or ".." in Path(m.name).parts:
+                    raise DecodeError(str(p), None, f"unsafe member path {m.name!r}")
+                if m.isdev():
+                    continue
+                if m.isfile():
+                    total += m.size
+                    if total > MAX_SNAPSHOT_BYTES:
+                        raise DecodeError(str(p), None, f"unpacks to more than {_human(MAX_SNAPSHOT_BYTES)} "
+                                          f"(MAX_SNAPSHOT_BYTES) at member {m.name!r}; not unpacked")
+                if m.islnk() and os.path.normpath(m.linkname) not in seen:
+                    raise DecodeError(str(p), None, f"hard link {m.name!r} -> {m.linkname!r}: "
+                                      "no such earlier member")
+                seen.add(os.path.normpath(m.name))
+                checked.append(m)
+
             def members() -> Iterator[tarfile.TarInfo]:
-                # Checked one by one as extractall reaches them, against what is already
-                # extracted (a link may pass through an earlier one): nothing may be
-                # written, or point, outside the tree. sysfs links are relative with ..:
-                # kept while they stay inside it.
-                for m in tar:
-                    if m.name.startswith("/") or ".." in Path(m.name).parts:
-                        raise DecodeError(str(p), None, f"unsafe member path {m.name!r}")
-                    if m.isdev():
-                        continue
+                # Second pass, checked one by one as extractall reaches them, against what
+                # is already extracted (a link may pass through an earlier one): nothing
+                # may be written, or point, outside the tree. sysfs links are relative
+                # with ..: kept while they stay inside it.
+                for m in checked:
                     _check_member(p, dest, m)
                     yield m
 
             tar.extractall(dest, members=members(), **kwargs)  # type: ignore[arg-type]  # noqa: S202
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, KeyError) as exc:
         tmp.cleanup()
         raise DecodeError(str(p), None, f"unreadable snapshot archive: {exc}") from None
-    except DecodeError:
+    except BaseException:  # DecodeError, and SIGINT/SIGTERM (SystemExit) mid-extraction
         tmp.cleanup()
         raise
     top = Path(tmp.name)
@@ -238,4 +405,25 @@ def open_root(path: Union[str, Path, None]) -> Root:
     root = Root(top)
     root.origin = str(p)
     root._tmp = tmp
+    root.from_archive = True
+    try:
+        return _recognised(root, str(p))
+    except BaseException:
+        root.close()
+        raise
+
+
+#: What a tree must hold to be read as a system: any one of these (a snapshot written by
+#: ``kdumptool collect``/``record``, or a copied root filesystem).
+SNAPSHOT_MARKERS = ("sys", "proc", EXTRA_DIR)
+
+
+def _recognised(root: Root, name: str) -> Root:
+    """``root`` when it looks like a system tree; an empty or unrelated folder is an error
+    (read as a system it would be "no devices, no IOMMU": an answer resting on nothing)."""
+    from kdumptool.sources.sos import is_sos_report
+
+    if not any(os.path.isdir(root.path / m) for m in SNAPSHOT_MARKERS) and not is_sos_report(root.path):
+        raise SourceMissing(f"{name}: not a snapshot: none of {', '.join(m + '/' for m in SNAPSHOT_MARKERS)} "
+                            "in it (kdumptool collect -o DIR writes one)")
     return root

@@ -20,6 +20,7 @@ from kdumptool.formats.vtd_tables import (
     parse_vtd_registers_json,
 )
 from kdumptool.model.roottable import RtaddrCandidate
+from kdumptool.sources.root import read_file_capped
 
 
 def read_saved_rtaddr(
@@ -32,10 +33,7 @@ def read_saved_rtaddr(
     for path in candidates:
         if not path.is_file():
             continue
-        try:
-            text = path.read_text(errors="replace")  # binary junk fails to parse below
-        except OSError as exc:
-            raise SourceMissing(f"{path}: {exc.strerror}") from None
+        text = read_file_capped(path).decode("utf-8", "replace")  # binary junk fails to parse below
         try:
             if path.suffix == ".json":
                 try:

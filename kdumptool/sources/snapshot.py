@@ -29,7 +29,8 @@ from kdumptool import __version__
 from kdumptool.errors import KdumptoolError, PermissionDenied, SourceMissing
 from kdumptool.sources import iommu as iommu_src
 from kdumptool.sources.kmsg import read_kmsg
-from kdumptool.sources.root import EXTRA_DIR, Root
+from kdumptool.sources.outfile import atomic_output, refuse_existing
+from kdumptool.sources.root import EXTRA_DIR, MAX_LOG_BYTES, Root, extra_rel
 from kdumptool.sources.system import KDUMP_CONFIGS
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
@@ -176,6 +177,7 @@ def collect(
     progress: Optional[Progress] = None,
     read_registers: bool = True,
     run_lspci: bool = True,
+    force: bool = False,
 ) -> Dict[str, object]:
     """Write a snapshot of ``root`` (the live host by default) to ``output``: a tar archive
     when the name ends in ``.tar``, ``.tar.gz`` or ``.tgz``, else a directory. Returns the
@@ -183,8 +185,12 @@ def collect(
     src = root or Root("/")
     name = str(output)
     is_tar = name.endswith((".tar", ".tar.gz", ".tgz"))
-    if not is_tar and output.exists() and any(output.iterdir()):
-        raise KdumptoolError(f"{output}: exists and is not empty")
+    if is_tar:
+        refuse_existing(output, force)  # with force, a link is replaced by the rename, never followed
+    elif output.is_symlink():
+        raise KdumptoolError(f"{output}: is a symbolic link (not followed; name a new folder)")
+    elif output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise KdumptoolError(f"{output}: exists and is not an empty folder")
     tmp = tempfile.TemporaryDirectory(prefix="kdumptool-collect-") if is_tar else None
     dst = Path(tmp.name) / "snapshot" if tmp else output
     dst.mkdir(parents=True, exist_ok=True)
@@ -232,9 +238,17 @@ def collect(
                             c.unreadable[f"/dev/mem@{e['address']:#x}"] = e["read_error"]
                     (extra / AMDVI_REGS_JSON).write_text(json.dumps({"units": entries}, indent=2) + "\n")
         else:
-            for fname in os.listdir(src.path / EXTRA_DIR) if (src.path / EXTRA_DIR).is_dir() else []:
-                if fname != "collect.json":
-                    shutil.copyfile(src.extra(fname), extra / fname)
+            # Read through the root like every other file: a link planted in the source's
+            # _kdumptool/ resolves inside it, a FIFO or device is refused, sizes are capped.
+            for fname in src.listdir("/" + EXTRA_DIR):
+                if fname == "collect.json":
+                    continue
+                try:
+                    data = src.read_bytes(extra_rel(fname), cap=MAX_LOG_BYTES)
+                except KdumptoolError as err:
+                    c.unreadable[extra_rel(fname)] = str(err)
+                    continue
+                (extra / fname).write_bytes(data)
         step(5)
         if src.is_live:
             try:
@@ -265,7 +279,8 @@ def collect(
         if is_tar:
             output.parent.mkdir(parents=True, exist_ok=True)
             mode = "w:gz" if name.endswith((".gz", ".tgz")) else "w"
-            with tarfile.open(name, mode) as tar:  # type: ignore[call-overload]
+            # temp file + fsync + rename: never through a link, never over a file unless force
+            with atomic_output(output, force) as fh, tarfile.open(fileobj=fh, mode=mode) as tar:  # type: ignore[call-overload]
                 tar.add(str(dst), arcname="snapshot")
         if progress:
             progress("done", len(steps), len(steps))

@@ -31,7 +31,6 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from kdumptool.errors import DecodeError
 from kdumptool.model.system import RawDevice
 
 SOS_MARK = "sos_commands"
@@ -88,15 +87,21 @@ def sos_inventory(base: Path) -> Tuple[List[str], List[str]]:
 def read_sos_pci(base: Path, warnings: List[str]) -> Dict[str, RawDevice]:
     """PCI devices of a sos report: config bytes from proc/bus/pci, drivers and group
     numbers from lspci -nnvv; a device only lspci names gets its text-rebuilt header."""
+    from kdumptool.errors import KdumptoolError
     from kdumptool.sources.pci import _decode_config, read_lspci_text
+    from kdumptool.sources.root import Root
 
+    # every read through the confined resolver: links stay inside the report, FIFOs and
+    # device nodes are refused, sizes are capped
+    root = Root(base)
     text_devs: Dict[str, RawDevice] = {}
     lspci = _first(base, LSPCI)
     if lspci is not None:
+        rel = str(lspci.relative_to(base))
         try:
-            text_devs, tw = read_lspci_text(lspci.read_text(errors="replace"), str(lspci.relative_to(base)))
+            text_devs, tw = read_lspci_text(root.read_text("/" + rel), rel)
             warnings.extend(x for x in tw if "from lspci text" not in x)
-        except (DecodeError, OSError) as err:
+        except KdumptoolError as err:
             warnings.append(f"{lspci}: {err}")
     out: Dict[str, RawDevice] = {}
     proc = base / "proc/bus/pci"
@@ -114,9 +119,9 @@ def read_sos_pci(base: Path, warnings: List[str]) -> Dict[str, RawDevice]:
                 bdf = f"{dom or '0000'}:{b}:{fn}"
                 w: List[str] = []
                 try:
-                    data = (bdir / fn).read_bytes()[:4096]
-                except OSError as exc:
-                    warnings.append(f"{bdir / fn}: {exc.strerror}")
+                    data = root.read_bytes(f"/proc/bus/pci/{bus}/{fn}", 4096)
+                except KdumptoolError as exc:
+                    warnings.append(str(exc))
                     continue
                 config = _decode_config(data, f"proc/bus/pci/{bus}/{fn}", w)
                 t = text_devs.get(bdf)

@@ -18,8 +18,11 @@ from kdumptool.formats.vtd_regs import decode_vtd_registers
 from kdumptool.model.system import IomemRange, IommuGroup, IommuUnit, System, build_system
 from kdumptool.sources import iommu as iommu_src
 from kdumptool.sources import pci as pci_src
-from kdumptool.sources.root import Root, open_root
+from kdumptool.sources.root import MAX_FILE_BYTES, Root, open_root, read_file_capped
 from kdumptool.sources.sos import is_sos_report, read_sos_pci, sos_inventory
+
+#: Largest lspci text dump read (``lspci -xxxx`` of 256 devices is about 1.2 MiB).
+MAX_LSPCI_BYTES = MAX_FILE_BYTES
 
 DMAR_TABLE = "/sys/firmware/acpi/tables/DMAR"
 
@@ -231,11 +234,7 @@ def read_system(
 def read_system_from_lspci(path: Union[str, os.PathLike[str]]) -> System:
     """A model with only PCI devices, from an ``lspci -x/-xxx/-xxxx`` text dump (a user's
     bug report); no groups, units or kdump state are known."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise SourceMissing(f"{path}: {exc.strerror}") from None
+    text = read_file_capped(os.fspath(path), MAX_LSPCI_BYTES).decode("utf-8", "replace")
     try:
         raw, warnings = pci_src.read_lspci_dump(text, str(path))
     except DecodeError as hex_err:

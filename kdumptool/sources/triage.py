@@ -29,17 +29,17 @@ from kdumptool.sources.initramfs import read_kdump_initrd, running_release
 from kdumptool.sources.kdumpconf import read_kdump_settings
 from kdumptool.sources.kdumpstack import read_integration
 from kdumptool.sources.kmsg import KMSG_PATH, read_kmsg
-from kdumptool.sources.root import Root, open_root
+from kdumptool.sources.root import MAX_LOG_BYTES, Root, open_root, read_file_capped
 from kdumptool.sources.system import read_system
 from kdumptool.sources.vmcore import Dump, open_dump
 
 
 def read_log_text(root: Root) -> Tuple[Union[str, bytes], str]:
     """The kernel log as ``dmesg`` prints it (bytes or text), and where it came from."""
-    path = root.extra("dmesg.txt")
-    if path.exists():
+    data = root.read_extra("dmesg.txt", cap=MAX_LOG_BYTES)
+    if data is not None:
         # relative to the root: _kdumptool/dmesg.txt, or a sos report's sos_commands/kernel/dmesg
-        return path.read_bytes(), os.path.relpath(path, root.path)
+        return data, root.extra_rel("dmesg.txt").lstrip("/")
     if root.is_live:
         exe = shutil.which("dmesg")
         if exe is not None:
@@ -121,10 +121,13 @@ def read_device_modules(root: Root, release: Optional[str], bdfs: List[str]) -> 
                 out[bdf] = tuple(mods)
     if out:
         return out
-    path = root.extra("lspci_vvv.txt")
-    if path.exists():
+    try:
+        raw = root.read_extra("lspci_vvv.txt")
+    except KdumptoolError:
+        raw = None
+    if raw is not None:
         cur: Optional[str] = None
-        for line in path.read_text(errors="replace").splitlines():
+        for line in raw.decode("utf-8", "replace").splitlines():
             m = _LSPCI_DEV.match(line)
             if m:
                 cur = f"{m.group(1) or '0000'}:{m.group(2)}"
@@ -209,8 +212,8 @@ def read_records(d: Path) -> List[Tuple[Path, RecordFile]]:
         p = sub / RECORD_JSON
         if p.is_file():
             try:
-                data = json.loads(p.read_text(errors="replace"))
-            except ValueError:
+                data = json.loads(read_file_capped(p).decode("utf-8", "replace"))
+            except (ValueError, KdumptoolError):
                 continue
             rec = RecordFile.from_json(data)
             if rec is not None:
@@ -253,9 +256,9 @@ def _read_saved(saved: str) -> Tuple[Optional[System], Optional[Tuple[bytes, str
     if first_snap is not None:
         with open_root(first_snap) as fr:
             first_sys = read_system(fr)
-            p = fr.extra("dmesg.txt")
-            if p.is_file():
-                snap_log = (p.read_bytes(), f"{first_snap}: _kdumptool/dmesg.txt")
+            snap_bytes = fr.read_extra("dmesg.txt", cap=MAX_LOG_BYTES)
+            if snap_bytes is not None:
+                snap_log = (snap_bytes, f"{first_snap}: _kdumptool/dmesg.txt")
         if first_sys.in_kdump_kernel:
             warnings.append(f"{first_snap}: this snapshot was taken inside a kdump kernel, not the first kernel")
             first_sys = None
@@ -268,7 +271,7 @@ def _read_saved(saved: str) -> Tuple[Optional[System], Optional[Tuple[bytes, str
     text = None
     for name in ("vmcore-dmesg.txt", "dmesg.txt"):
         if (d / name).is_file():
-            text = ((d / name).read_bytes(), str(d / name))
+            text = (read_file_capped(d / name, MAX_LOG_BYTES), str(d / name))
             break
     return first_sys, snap_log, recorded, text, vmcore, warnings
 
@@ -347,9 +350,9 @@ def _snapshot_release(root: Root) -> Optional[str]:
     import json
 
     try:
-        p = root.extra("collect.json")
-        data = json.loads(p.read_text(errors="replace")) if p.is_file() else None
-    except (OSError, ValueError):
+        raw = root.read_extra("collect.json")
+        data = json.loads(raw.decode("utf-8", "replace")) if raw is not None else None
+    except (KdumptoolError, ValueError):
         return None
     rel = data.get("kernel") if isinstance(data, dict) else None
     if isinstance(rel, str) and re.fullmatch(r"[A-Za-z0-9+_~-][A-Za-z0-9.+_~-]*", rel):

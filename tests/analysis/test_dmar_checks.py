@@ -273,7 +273,8 @@ def test_read_reserved_ranges(tmp_path: Path) -> None:
         (d / "type").write_text(t + "\n")
     with open_root(tmp_path) as root:
         assert read_reserved_ranges(root) == [(0xA0000, 0xFFFFF)]
-    with open_root(tmp_path / "proc") as root:
+    (tmp_path / "bare" / "sys").mkdir(parents=True)  # a tree with neither iomem nor memmap
+    with open_root(tmp_path / "bare") as root:
         assert read_reserved_ranges(root) is None
 
 

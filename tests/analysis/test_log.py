@@ -39,7 +39,7 @@ def test_sm_mismatch_sequence(run: str) -> None:
 @pytest.mark.parametrize("run, kinds, level", [
     ("legacy_on", ["translation_preenabled", "tables_copied"], "ok"),
     ("legacy_drv", ["translation_preenabled", "tables_copied"], "ok"),
-    ("legacy_off", ["iommu_disabled"], "ok"),
+    ("legacy_off", ["iommu_disabled"], "warning"),  # intel_iommu=off after a remapping kernel: not OK (issue 14)
 ])
 def test_other_lab_runs(run: str, kinds: List[str], level: str) -> None:
     report = analyse_log(lines(LAB / f"kdump_{run}.txt"))

@@ -76,6 +76,9 @@ def test_missing_file_is_one_line_error(capsys: pytest.CaptureFixture, tmp_path)
     code, out, err = run(capsys, "log", str(tmp_path))
     assert code == 1 and err.startswith("error: ") and "directory" in err
     code, out, err = run(capsys, "log", "--root", str(tmp_path))
+    assert code == 1 and "not a snapshot" in err
+    (tmp_path / "sys").mkdir()
+    code, out, err = run(capsys, "log", "--root", str(tmp_path))
     assert code == 1 and "holds no kernel log" in err
 
 

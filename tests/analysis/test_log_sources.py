@@ -48,12 +48,15 @@ def test_kmsg_reader_stops_at_eagain() -> None:
     assert got == ["6,1,1000,-;DMAR: IOMMU enabled", " SUBSYSTEM=pci"] and warnings == []
 
 
-def test_missing_device_and_files() -> None:
+def test_missing_device_and_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SourceMissing):
         open_kmsg("/nonexistent/kmsg")
     with pytest.raises(SourceMissing):
         open_log_file("/nonexistent/log")
-    with open_root(FIXTURES / "dmesg") as rt:
+    with pytest.raises(SourceMissing, match="not a snapshot"):
+        open_root(FIXTURES / "dmesg")  # no sys/, proc/ or _kdumptool/: not read as a system
+    (tmp_path / "sys").mkdir()
+    with open_root(tmp_path) as rt:
         with pytest.raises(SourceMissing, match="holds no kernel log"):
             open_snapshot_log(rt)
 

@@ -90,7 +90,11 @@ def test_bad_root_and_bad_dump_are_one_line_errors(capsys, tmp_path):
     assert code == 1 and "no such file" in err
 
 
-def test_empty_root_says_no_vtd(tmp_path, capsys):
+def test_empty_root_is_not_read_as_a_system(tmp_path, capsys):
+    # issue 14: an empty folder is not "no VT-d": say what is missing, exit 1
+    code, out, err = run_cli(capsys, "iommu", "--root", str(tmp_path), "-f", "text")
+    assert code == 1 and "not a snapshot" in err and out == ""
+    (tmp_path / "sys").mkdir()
     code, out, _ = run_cli(capsys, "iommu", "--root", str(tmp_path), "-f", "text")
     assert "no VT-d unit" in out and "no ACPI DMAR table" in out
 
@@ -168,10 +172,10 @@ def test_unreadable_dmar_is_not_reported_as_absent(tmp_path, monkeypatch):
     (tables / "DMAR").write_bytes(b"DMAR")
     real = Root.read_bytes
 
-    def deny(self, rel, limit=None):
+    def deny(self, rel, limit=None, **kw):
         if rel.endswith("/DMAR"):
             raise PermissionDenied(f"{self.p(rel)}: permission denied (run as root?)")
-        return real(self, rel, limit)
+        return real(self, rel, limit, **kw)
 
     monkeypatch.setattr(Root, "read_bytes", deny)
     system = read_system(tmp_path)
