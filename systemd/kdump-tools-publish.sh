@@ -10,9 +10,10 @@ rec=/run/kdumptool/record
 [ -e /proc/vmcore ] || exit 0
 [ -f "$rec/.started" ] || exit 0
 [ -f "$rec/kdumptool-record.json" ] || exit 0
-# the newest folder created since the record started (an older crash's folder never is)
-dir=$(find "$coredir" -mindepth 1 -maxdepth 1 -type d -newer "$rec/.started" -printf '%T@ %p\n' 2>/dev/null |
-    sort -n | tail -1 | cut -d' ' -f2-)
+# the newest crash folder created since the record started (an older crash's folder never
+# is): kdump-config names them <stamp> or <host>-<stamp>, stamp = date +%Y%m%d%H%M
+dir=$(find "$coredir" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended -regex '.*/([^/]*-)?[0-9]{12}' \
+    -newer "$rec/.started" -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2-)
 [ -n "$dir" ] || exit 0
 [ -e "$dir/kdumptool/kdumptool-record.json" ] && exit 0
 mkdir -p "$dir/kdumptool" || exit 0

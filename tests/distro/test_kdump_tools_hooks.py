@@ -41,6 +41,10 @@ def test_publish_into_the_new_crash_folder_once(tmp_path):
     core = _setup(tmp_path)
     r = _publish(tmp_path, core)
     assert r.returncode == 0 and r.stdout == ""  # kdump-config has not created its folder yet
+    other = core / "kdump"  # another folder created meanwhile: not kdump-config's
+    other.mkdir()
+    r = _publish(tmp_path, core)
+    assert r.returncode == 0 and r.stdout == "" and not (other / "kdumptool").exists()
     new = core / "202612060412"
     new.mkdir()
     (new / "dmesg.202612060412").write_text("dmesg")
