@@ -110,3 +110,25 @@ def test_copied_and_not_kdump_and_firmware_lines() -> None:
     assert evs[1].unit == "1"
     assert [e.details["what"] for e in evs if e.kind == "amdvi_firmware"] == [
         "IOAPIC[4] not in IVRS table", "No southbridge IOAPIC found", "IVRS invalid checksum"]
+
+
+def test_real_qemu_amd_iommu_boot() -> None:
+    """A real 6.1 boot under QEMU's amd-iommu (fixtures/dmesg/amdvi PROVENANCE): every
+    AMD-Vi line is read, and the Extended Feature Register decoder prints the kernel's
+    own line from the value it printed."""
+    from kdumptool.formats.amdvi_regs import Efr
+
+    text = (D / "qemu_amd_iommu_6.1_live.txt").read_text()
+    evs = events(text)
+    by = {}
+    for e in evs:
+        by.setdefault(e.kind, []).append(e)
+    found = by["amdvi_found"][0]
+    assert found.bdf == "0000:00:01.0" and found.details["cap"] == 0x40
+    feat = by["amdvi_features"][0]
+    line = feat.text[feat.text.index("Extended features"):]
+    assert Efr(feat.details["efr"]).kernel_text(feat.details["efr2"]) == line
+    assert len(by["amdvi_ir_enabled"]) == 1
+    groups = {e.bdf: e.value for e in by["iommu_group"]}
+    assert len(groups) == 14 and groups["0000:00:02.0"] == 1 and groups["0000:03:01.0"] == 10
+    assert "amd_vi_fault" not in by and "amdvi_copy_failed" not in by

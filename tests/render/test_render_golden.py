@@ -5,16 +5,14 @@ as ``<root>`` so the files do not depend on the checkout's location."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-from kdumptool.cli.main import main
+from tests.cliutil import check_golden, run
 from tests.conftest import FIXTURES
 
 SNAP = FIXTURES / "snapshots"
 GOLDEN = FIXTURES / "system_golden"
-REGEN = os.environ.get("KDUMPTOOL_REGEN_GOLDEN") == "1"
 
 CASES = [
     ("pci_kdump_legacy_on.txt", ["pci", "kdump_legacy_on"]),
@@ -29,20 +27,15 @@ CASES = [
 
 @pytest.mark.parametrize("name,args", CASES, ids=[c[0] for c in CASES])
 def test_golden(capsys, name, args):
-    cmd, run, *rest = args
-    root = str(SNAP / run)
+    cmd, snap, *rest = args
+    root = str(SNAP / snap)
     fmt = "json" if name.endswith(".json") else "text"
-    with pytest.raises(SystemExit) as ei:
-        main([cmd, "--root", root, "-f", fmt, *rest])
-    assert ei.value.code in (0, None)
-    out = capsys.readouterr().out.replace(root, "<root>")
+    code, out, _ = run(capsys, cmd, "--root", root, "-f", fmt, *rest)
+    assert code == 0
+    out = out.replace(root, "<root>")
     if fmt == "json":
         json.loads(out)
-    path = GOLDEN / name
-    if REGEN:
-        GOLDEN.mkdir(exist_ok=True)
-        path.write_text(out)
-    assert out == path.read_text(), f"golden {name} differs (KDUMPTOOL_REGEN_GOLDEN=1 to update)"
+    check_golden(GOLDEN, name, out)
 
 
 @pytest.mark.parametrize("run", ["kdump_legacy_on", "live_sm_mismatch", "kdump_legacy_off"])
