@@ -207,9 +207,12 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="skip the 1.1 GB archive and the 2 GiB stream")
     opts = ap.parse_args()
     cap = opts.cap_mb << 20
-    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200", TERM="dumb")
     results: List[Result] = []
     base = Path(tempfile.mkdtemp(prefix="kdumptool-attack-"))
+    # the children's own TMPDIR: "temporary tree left" is then exact, whatever else runs
+    child_tmp = base / "tmp"
+    child_tmp.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200", TERM="dumb", TMPDIR=str(child_tmp))
     secret = base / "host-secret"
     secret.write_text(MARKER + "\n")
 
@@ -322,10 +325,10 @@ def main() -> int:
             tar_of(p, members)
             arch.append((p, None))
         for path, term in arch:
-            before_tmp = set(Path(tempfile.gettempdir()).glob("kdumptool-root-*"))
+            before_tmp = set(child_tmp.glob("kdumptool-*"))
 
             def left(r: Result, b: set = before_tmp) -> Optional[str]:
-                now = set(Path(tempfile.gettempdir()).glob("kdumptool-root-*")) - b
+                now = set(child_tmp.glob("kdumptool-*")) - b
                 return f"temporary tree left: {sorted(now)}" if now else None
 
             go("snapshot archives", ["triage", "--root", str(path)], left, sigterm_after=term)

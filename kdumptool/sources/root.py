@@ -103,6 +103,14 @@ def _kind(mode: int) -> str:
 def read_fd_capped(fd: int, path: Union[str, Path], cap: int, truncate: bool = False) -> bytes:
     """Up to ``cap`` bytes from ``fd``; more than that raises :class:`TooLarge` (or, with
     ``truncate``, returns the first ``cap`` bytes)."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode) and st.st_size > cap and not truncate:
+        # a regular file says its size: refuse before reading (sysfs files say 4096 and
+        # are read, which the loop below bounds the same way)
+        raise TooLarge(str(path), None, f"{st.st_size} bytes, larger than the limit ({_limit_name(cap)}); not read")
     chunks: List[bytes] = []
     got = 0
     while got <= cap:
