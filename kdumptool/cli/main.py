@@ -218,6 +218,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         _error(f"missing Python module {exc.name!r} for {sys.executable}: install kdumptool's "
                "dependencies (pip install kdumptool, or the distribution's packages)")
         sys.exit(1)
+    except PermissionError as exc:  # an input or output we may not open: not a bug
+        if debug:
+            raise
+        _error(f"{exc.filename or '?'}: permission denied (run as root?)")
+        sys.exit(1)
     except Exception as exc:  # a bug: say so in one line, traceback with --debug
         if debug:
             raise
