@@ -23,6 +23,21 @@ Safety rules, checked before every write:
 
 All paths go through a :class:`~kdumptool.sources.root.Root`, so tests run this code on a
 temporary copy of a snapshot tree, where ``config`` is a plain file.
+
+Two methods clear Bus Master Enable (chosen by the planner, :func:`choose_method`):
+
+- ``config`` (the default): the 2-byte write of COMMAND above;
+- ``sysfs-enable`` (kernel-mediated, for a kernel locked down to ``integrity`` or
+  ``confidentiality``, where ``pci_write_config`` refuses config writes with EPERM): write
+  ``1`` then ``0`` to ``/sys/bus/pci/devices/<bdf>/enable``. ``enable_store``
+  (drivers/pci/pci-sysfs.c) needs CAP_SYS_ADMIN, returns EBUSY while a driver is bound and
+  EIO for ``0`` on a device that is not enabled, hence ``1`` first. ``1`` is
+  ``pci_enable_device`` (drivers/pci/pci.c: device to D0, I/O and memory decode for its
+  BARs, INTx un-masked, and ``pci_enable_bridge`` on every bridge above it, which enables
+  those bridges AND sets their Bus Master); ``0`` is ``pci_disable_device`` ->
+  ``do_pci_disable_device``, which clears ``PCI_COMMAND_MASTER`` only. Reads of config
+  space stay allowed under lockdown, so the identity checks and the read-back of COMMAND
+  are the same as for ``config``. See docs/lockdown.md.
 """
 
 from __future__ import annotations
@@ -33,9 +48,10 @@ import stat
 import sys
 import time
 from dataclasses import dataclass
-from typing import IO, List, Optional
+from typing import IO, List, Optional, Tuple
 
 from kdumptool.errors import ActionRefused, PermissionDenied, SourceMissing
+from kdumptool.sources.devmem import lockdown_mode
 from kdumptool.sources.root import Root
 
 # Config-space offsets and bits, spelled as in include/uapi/linux/pci_regs.h.
@@ -50,8 +66,32 @@ PCI_HEADER_TYPE_MASK = 0x7F
 ABSENT_ID = 0xFFFF
 
 
+METHOD_CONFIG = "config"
+METHOD_SYSFS_ENABLE = "sysfs-enable"
+METHODS = (METHOD_CONFIG, METHOD_SYSFS_ENABLE)
+
+#: COMMAND bits ``pci_enable_device`` may change besides Bus Master (which ``0`` clears):
+#: I/O and memory decode set for the BARs (pci_enable_resources), INTx Disable cleared
+#: (do_pci_enable_device). Anything else changing is reported as unplanned.
+PCI_COMMAND_IO = 0x1
+PCI_COMMAND_MEMORY = 0x2
+PCI_COMMAND_INTX_DISABLE = 0x400
+SYSFS_ENABLE_SIDE_BITS = PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_INTX_DISABLE
+
+#: What the plan says the kernel-mediated method does besides clearing Bus Master.
+SYSFS_ENABLE_SIDE_EFFECTS = (
+    "pci_enable_device puts the device in D0",
+    "sets I/O and memory decode for its BARs and clears INTx Disable",
+    "pci_enable_bridge enables every bridge above it and sets THEIR Bus Master",
+)
+
+
 def config_path(bdf: str) -> str:
     return f"/sys/bus/pci/devices/{bdf}/config"
+
+
+def enable_path(bdf: str) -> str:
+    return f"/sys/bus/pci/devices/{bdf}/enable"
 
 
 @dataclass(frozen=True)
@@ -129,20 +169,29 @@ class ChangeLog:
                 self.write(f"journal {exc.filename}: {exc.strerror}; console only from now on")
 
 
-def _lockdown_state(root: Root) -> Optional[str]:
-    """The active lockdown mode (``integrity``/``confidentiality``), or None."""
-    text = root.read_optional("/sys/kernel/security/lockdown")
-    if not text:
-        return None
-    for word in text.split():
-        if word.startswith("[") and word.endswith("]"):
-            mode = word[1:-1]
-            return None if mode == "none" else mode
-    return None
+def lockdown_state(root: Root) -> Optional[str]:
+    """The active lockdown mode (``integrity``/``confidentiality``), or None (``[none]``,
+    or no /sys/kernel/security/lockdown: securityfs not mounted or no lockdown LSM)."""
+    mode = lockdown_mode(root)
+    return None if mode in (None, "none") else mode
+
+
+def choose_method(root: Root, asked: Optional[str] = None) -> Tuple[str, str]:
+    """(method, why): ``asked`` when given (and not ``auto``), else ``sysfs-enable`` when the
+    kernel is locked down (config writes would be refused), else ``config``."""
+    if asked and asked != "auto":
+        if asked not in METHODS:
+            raise ActionRefused(f"unknown quiesce method {asked!r} (one of auto, {', '.join(METHODS)})")
+        return asked, "asked for"
+    mode = lockdown_state(root)
+    if mode in ("integrity", "confidentiality"):
+        return METHOD_SYSFS_ENABLE, (f"kernel locked down ({mode}): config-space writes are refused, "
+                                     "the kernel's own enable/disable is not")
+    return METHOD_CONFIG, "default"
 
 
 def _denied(root: Root, bdf: str, exc: OSError, doing: str) -> PermissionDenied:
-    mode = _lockdown_state(root)
+    mode = lockdown_state(root)
     if exc.errno == errno.EPERM and mode:
         why = f"the kernel is locked down ({mode}): config-space writes are refused"
     elif exc.errno == errno.EPERM:
@@ -363,3 +412,157 @@ def clear_bus_master(
         expected=expected,
         log=log,
     )
+
+
+def read_enable_count(root: Root, bdf: str) -> int:
+    """The kernel's enable count of ``bdf`` (``enable_show`` prints ``enable_cnt``)."""
+    text = root.read_optional(enable_path(bdf))
+    if text is None:
+        raise SourceMissing(f"{bdf}: {enable_path(bdf)}: unreadable or absent; the kernel-mediated method "
+                            "needs it")
+    try:
+        count = int(text.split()[0]) if text.split() else -1
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise SourceMissing(f"{bdf}: {enable_path(bdf)}: {text[:20]!r} is not an enable count")
+    return count
+
+
+#: The one call that stores into a sysfs attribute (a seam for the tests' kernel fake).
+_store = os.write
+
+
+def _write_enable(root: Root, bdf: str, value: str) -> None:
+    """Write ``value`` (``1`` or ``0``) to ``bdf``'s sysfs ``enable``, one write on one
+    descriptor (sysfs takes a store in one write). Kernel errors are named."""
+    path = root.p(enable_path(bdf))
+    if not root.is_live and not root.contains(path):
+        raise ActionRefused(f"{bdf}: {path} lies outside the tree {root.path}; not touched")
+    flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise SourceMissing(f"{bdf}: {enable_path(bdf)}: no such file") from None
+    except PermissionError as exc:
+        why = "run as root" if root.is_live and os.geteuid() != 0 else exc.strerror
+        raise PermissionDenied(f"{bdf}: opening {enable_path(bdf)} for write: {why}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ActionRefused(f"{bdf}: {path} is a symbolic link; not touched") from None
+        raise SourceMissing(f"{bdf}: {enable_path(bdf)}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ActionRefused(f"{bdf}: {path} is not a regular file; not touched")
+        os.set_blocking(fd, True)
+        try:
+            _store(fd, value.encode())
+        except OSError as exc:
+            if exc.errno == errno.EBUSY:
+                raise ActionRefused(f"{bdf}: {enable_path(bdf)}: EBUSY, a driver is bound; not touched") from None
+            if exc.errno == errno.EIO and value == "0":
+                raise ActionRefused(f"{bdf}: {enable_path(bdf)}: EIO, the kernel does not count the device "
+                                    "as enabled, so it did not disable it") from None
+            if exc.errno in (errno.EPERM, errno.EACCES):
+                raise PermissionDenied(f"{bdf}: writing {value} to {enable_path(bdf)}: {exc.strerror} "
+                                       "(needs CAP_SYS_ADMIN)") from None
+            raise ActionRefused(f"{bdf}: writing {value} to {enable_path(bdf)}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def clear_bus_master_sysfs(
+    root: Root,
+    bdf: str,
+    planned_command: int,
+    *,
+    apply: bool = False,
+    expected: Optional[DeviceIdentity] = None,
+    log: Optional[ChangeLog] = None,
+) -> WriteResult:
+    """Clear Bus Master Enable of ``bdf`` through the kernel: ``1`` then ``0`` to its sysfs
+    ``enable`` (dry run unless ``apply``).
+
+    Same checks as :func:`write_command` before the write (identity, COMMAND unchanged
+    since the plan but for Bus Master, no driver bound), COMMAND read back through config
+    afterwards: Bus Master must be clear and only the bits ``pci_enable_device`` may set
+    (:data:`SYSFS_ENABLE_SIDE_BITS`) may differ, else the write is reported as refused.
+    """
+    log = log if log is not None else ChangeLog()
+    after = planned_command & ~PCI_COMMAND_MASTER
+    check_change(bdf, planned_command, after)
+    if root.from_archive and apply:
+        raise ActionRefused(f"{bdf}: the root is a tar snapshot unpacked to a temporary copy: --apply "
+                            "would change nothing that lasts; unpack it and pass the directory")
+    if apply and root.is_live and os.geteuid() != 0:
+        raise PermissionDenied(f"{bdf}: writing {enable_path(bdf)} needs root")
+    fd = open_config(root, bdf)
+    try:
+        head = _pread(fd, bdf, 16, 0)
+        seen = _identity(head)
+        check_identity(bdf, seen, expected)
+        current = int.from_bytes(head[PCI_COMMAND:PCI_COMMAND + 2], "little")
+        if current == ABSENT_ID:
+            raise ActionRefused(f"{bdf}: COMMAND reads 0xffff (device absent); not writing")
+        if (current ^ planned_command) & ~PCI_COMMAND_MASTER:
+            raise ActionRefused(
+                f"{bdf}: COMMAND is now 0x{current:04x}, the plan saw 0x{planned_command:04x}; not writing"
+            )
+        if not current & PCI_COMMAND_MASTER:
+            return WriteResult(bdf, current, current, "unchanged")
+        target = current & ~PCI_COMMAND_MASTER
+        if root.exists(f"/sys/bus/pci/devices/{bdf}/driver"):
+            raise ActionRefused(f"{bdf}: a driver is bound (the kernel would answer EBUSY); not touched")
+        count = read_enable_count(root, bdf)
+        if count > 1:
+            raise ActionRefused(f"{bdf}: {enable_path(bdf)} reads {count}: enabled by others as well, so one "
+                                "pci_disable_device would not clear Bus Master; not touched")
+        # enable_cnt 0: pci_enable_device first ("0" alone is EIO); 1 (a driverless bridge
+        # enabled by pci_enable_bridge for a device below it): "0" alone brings it to 0.
+        writes = ("1", "0") if count == 0 else ("0",)
+        how = "via sysfs enable " + ",".join(writes)
+        if not apply:
+            log.write(f"{bdf} COMMAND 0x{current:04x} -> 0x{target:04x} {how} (dry run: not written)")
+            return WriteResult(bdf, current, target, "dry-run")
+        for value in writes:
+            _write_enable(root, bdf, value)
+        readback = int.from_bytes(_pread(fd, bdf, 2, PCI_COMMAND), "little")
+        now = _identity(_pread(fd, bdf, 16, 0))
+    finally:
+        os.close(fd)
+    if now != seen:
+        log.write(f"{bdf} {how}: identity changed during the write")
+        raise ActionRefused(f"{bdf}: identity changed during the write "
+                            f"({now.vendor_id:04x}:{now.device_id:04x})")
+    if readback & PCI_COMMAND_MASTER:
+        log.write(f"{bdf} COMMAND 0x{current:04x} -> 0x{target:04x} {how} FAILED: "
+                  f"reads back 0x{readback:04x}")
+        raise ActionRefused(f"{bdf}: wrote {','.join(writes)} to {enable_path(bdf)} but COMMAND reads back "
+                            f"0x{readback:04x} (Bus Master still set)")
+    other = (readback ^ target) & ~SYSFS_ENABLE_SIDE_BITS
+    if other:
+        log.write(f"{bdf} COMMAND 0x{current:04x} -> 0x{readback:04x} {how}: "
+                  f"bits 0x{other:04x} changed that the plan did not name")
+        raise ActionRefused(f"{bdf}: COMMAND 0x{current:04x} -> 0x{readback:04x}: bits 0x{other:04x} "
+                            "changed beyond Bus Master and pci_enable_device's decode/INTx bits")
+    result = WriteResult(bdf, current, readback, "changed")
+    log.write(f"{result.line()} {how}")
+    return result
+
+
+def clear_bus_master_by(
+    method: str,
+    root: Root,
+    bdf: str,
+    planned_command: int,
+    *,
+    apply: bool = False,
+    expected: Optional[DeviceIdentity] = None,
+    log: Optional[ChangeLog] = None,
+) -> WriteResult:
+    """Clear Bus Master Enable of ``bdf`` by ``method`` (:data:`METHODS`)."""
+    if method == METHOD_SYSFS_ENABLE:
+        return clear_bus_master_sysfs(root, bdf, planned_command, apply=apply, expected=expected, log=log)
+    if method != METHOD_CONFIG:
+        raise ActionRefused(f"unknown quiesce method {method!r}")
+    return clear_bus_master(root, bdf, planned_command, apply=apply, expected=expected, log=log)

@@ -22,6 +22,10 @@ Rules (each skip carries its reason):
 
 Order: deepest first (by the number of bridges above), so every device is stopped before
 the bridge above it; ties by BDF, so the plan is stable.
+
+Method: ``config`` (write COMMAND through sysfs config) unless the kernel is locked down or
+``sysfs-enable`` is asked for; then the kernel's own ``enable`` attribute (``1`` then ``0``),
+whose side effects the plan lists (:data:`~kdumptool.actions.pciwrite.SYSFS_ENABLE_SIDE_EFFECTS`).
 """
 
 from __future__ import annotations
@@ -31,11 +35,15 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from kdumptool.actions.pciwrite import (
     ABSENT_ID,
+    METHOD_CONFIG,
+    METHOD_SYSFS_ENABLE,
+    METHODS,
     PCI_COMMAND_MASTER,
+    SYSFS_ENABLE_SIDE_EFFECTS,
     ChangeLog,
     DeviceIdentity,
     WriteResult,
-    clear_bus_master,
+    clear_bus_master_by,
 )
 from kdumptool.errors import ActionRefused, KdumptoolError, SourceMissing
 from kdumptool.sources.root import Root
@@ -93,11 +101,21 @@ class Plan:
     dump_targets: Tuple[str, ...]
     dump_finished: bool
     warnings: Tuple[str, ...] = ()
+    method: str = METHOD_CONFIG
+    method_reason: str = "default"
+
+    @property
+    def side_effects(self) -> Tuple[str, ...]:
+        """What the method does besides clearing Bus Master (none for ``config``)."""
+        return SYSFS_ENABLE_SIDE_EFFECTS if self.method == METHOD_SYSFS_ENABLE else ()
 
     def as_json(self) -> dict:
         return {
             "dump_targets": list(self.dump_targets),
             "dump_finished": self.dump_finished,
+            "method": self.method,
+            "method_reason": self.method_reason,
+            "side_effects": list(self.side_effects),
             "steps": [s.as_json() for s in self.steps],
             "skips": [s.as_json() for s in self.skips],
             "warnings": list(self.warnings),
@@ -147,13 +165,18 @@ def plan_quiesce(
     system: Any,
     dump_target_bdfs: Iterable[str] = (),
     dump_finished: bool = False,
+    method: str = METHOD_CONFIG,
+    method_reason: str = "default",
 ) -> Plan:
     """Which devices to stop, in which order, and why every other device is left alone.
 
     ``system`` is a :class:`kdumptool.model.system.System` (only ``devices`` is used);
     ``dump_target_bdfs`` are the devices carrying the dump target (bridges above them are
-    protected as well). Pure: reads nothing, writes nothing.
+    protected as well); ``method``/``method_reason`` come from
+    :func:`kdumptool.actions.pciwrite.choose_method`. Pure: reads nothing, writes nothing.
     """
+    if method not in METHODS:
+        raise ActionRefused(f"unknown quiesce method {method!r}")
     devices: Dict[str, Any] = dict(getattr(system, "devices", {}) or {})
     targets = tuple(sorted(set(dump_target_bdfs)))
     warnings: List[str] = []
@@ -220,7 +243,20 @@ def plan_quiesce(
         steps.append(Step(bdf, cmd, cmd & ~PCI_COMMAND_MASTER, depth, _identity(dev), reason))
 
     steps.sort(key=lambda s: (-s.depth, s.bdf))
-    return Plan(tuple(steps), tuple(skips), targets, dump_finished, tuple(warnings))
+    if method == METHOD_SYSFS_ENABLE:
+        # pci_enable_device -> pci_enable_bridge sets Bus Master on every bridge above: name
+        # each one whose bit is clear now (and that no step clears again).
+        stepped = {s.bdf for s in steps}
+        named = set()
+        for st in steps:
+            for up in _upstream(devices[st.bdf])[:MAX_DEPTH]:
+                dev = devices.get(up)
+                if dev is None or up in stepped or up in named or _is_mastering(dev):
+                    continue
+                named.add(up)
+                warnings.append(f"{up}: Bus Master Enable is clear and pci_enable_bridge will set it "
+                                f"(enabling {st.bdf} below it); it stays set")
+    return Plan(tuple(steps), tuple(skips), targets, dump_finished, tuple(warnings), method, method_reason)
 
 
 def apply_quiesce(
@@ -240,8 +276,8 @@ def apply_quiesce(
     report = ApplyReport(applied=apply)
     for step in plan.steps:
         try:
-            result = clear_bus_master(
-                root, step.bdf, step.command, apply=apply, expected=step.identity, log=log
+            result = clear_bus_master_by(
+                plan.method, root, step.bdf, step.command, apply=apply, expected=step.identity, log=log
             )
         except (ActionRefused, SourceMissing) as err:
             report.refused.append((step.bdf, str(err)))
@@ -262,6 +298,11 @@ def describe_plan(plan: Plan, titles: Optional[Mapping[str, str]] = None) -> str
     tgt = ", ".join(plan.dump_targets) or "none found"
     fin = "finished" if plan.dump_finished else "not finished"
     lines.append(f"dump target devices: {tgt} (dump {fin})")
+    if plan.method != METHOD_CONFIG or plan.method_reason != "default":
+        # The default (config write, not locked down) keeps its output unchanged.
+        lines.append(f"method: {plan.method} ({plan.method_reason})")
+        for effect in plan.side_effects:
+            lines.append(f"  side effect: {effect}")
     if plan.steps:
         lines.append("clear Bus Master Enable, in this order:")
         for i, s in enumerate(plan.steps, 1):

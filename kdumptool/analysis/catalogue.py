@@ -74,6 +74,11 @@ REMEDIES: Dict[str, str] = {
     "intel_iommu= setting in both kernels",
     "reinstall-integration": "run `kdumptool install-integration` again with the kdumptool now installed (it writes "
     "the units with that kdumptool's real path)",
+    "lockdown-evidence": "keep Secure Boot and lockdown on; kdumptool works with what lockdown leaves: CAP, ECAP and "
+    "version from /sys/class/iommu/dmar*/intel-iommu, the rest from the kernel log, so keep the kdump kernel's log "
+    "(kdumptool record in the kdump initramfs); load the crash kernel with `kexec -s` (kexec_file_load, the "
+    "signature-checked load lockdown allows); put the signed modules of every bus-mastering device into the kdump "
+    "initramfs; `kdumptool quiesce` uses the kernel's sysfs enable attribute under lockdown",
     "stop-devices-first": "stop the devices first: put their drivers in the kdump initramfs, {quiesce}",
 }
 
@@ -179,6 +184,11 @@ CATALOGUE: Tuple[Kind, ...] = (
                   "device below it stops mastering turns its DMA into Unsupported Requests (AER, possibly an NMI): "
                   "mitigated, the kdumptool quiesce hook clears Bus Master on the devices below first"),),
          remedy_when=(WARNING,)),
+    Kind("registers-refused-by-lockdown", T, (INFO,),
+         "Kernel lockdown ({mode}) refused /dev/mem: VT-d registers of {units} not read; these conclusions lost "
+         "their register evidence and rest on the kernel log{sysfs}: {lost}", "lockdown-evidence",
+         "`/sys/kernel/security/lockdown` shows integrity or confidentiality and the VT-d registers could not be "
+         "read: names the conclusions that lost their register evidence (GSTS, RTADDR, IRTA)."),
     Kind("rmrr-device", T, (INFO,),
          "{bdf} is named by RMRR(s) {rmrrs}: the kdump kernel must keep its identity map (firmware may DMA there at "
          "any time)", None, "A device an RMRR names."),

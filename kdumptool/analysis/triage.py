@@ -712,6 +712,7 @@ def triage(inp: TriageInput) -> TriageReport:
     if not sysm.in_kdump_kernel:
         findings.extend(_config_findings(inp, scen))
         findings.extend(integration_findings(inp, kd_cmdline))
+    findings.extend(_lockdown_findings(inp, scen))
     findings.extend(_input_warnings(inp))
     findings.extend(_capacity_findings(inp))
     return replace(_report(scen, findings, risks, src, kd_cmdline, kd_basis),
@@ -911,6 +912,34 @@ def expected_dump_size(level: Optional[int], mem_used: Optional[int], mem_total:
     # Levels that keep user pages (bit 8 clear) or cache pages (bits 2,4 clear) keep
     # most of what is in use.
     return used
+
+
+def _yes_no(v: Optional[bool], yes: str, no: str) -> str:
+    return "UNKNOWN" if v is None else (yes if v else no)
+
+
+def _lockdown_findings(inp: TriageInput, scen: Any) -> List[Finding]:
+    """Lockdown (integrity/confidentiality) kept /dev/mem shut: name the conclusions that
+    lost their register evidence, and what they rest on now (the state of the kernel the
+    snapshot was taken in: the kdump kernel inside kdump, else the first kernel)."""
+    sysm = inp.system
+    unread = [u for u in sysm.units if u.registers is None]
+    locked = sysm.lockdown in ("integrity", "confidentiality")
+    if not unread or not (locked or any("lockdown" in (u.read_error or "") for u in unread)):
+        return []
+    state = scen.kdump if scen.in_kdump else scen.first
+    lost = [
+        f"VT-d translation (GSTS.TES): {_yes_no(state.vtd, 'on', 'off')}",
+        f"table mode (RTADDR.SMT): {_yes_no(state.scalable, 'scalable', 'legacy')}",
+        f"interrupt remapping (GSTS.IRES): {_yes_no(state.ir, 'on', 'off')}",
+        f"x2APIC interrupt mode (IRTA.EIME): {_yes_no(state.x2apic, 'on', 'off')}",
+    ]
+    with_sysfs = [u.name for u in unread if u.cap is not None or u.ecap is not None]
+    sysfs = (f" and on CAP/ECAP from /sys/class/iommu/{{{','.join(with_sysfs)}}}/intel-iommu" if with_sysfs else "")
+    ev = [Evidence("/sys/kernel/security/lockdown", f"[{sysm.lockdown}]" if sysm.lockdown else "not readable")]
+    ev.extend(Evidence(f"{u.name} registers", u.read_error or "not read") for u in unread)
+    return [make("registers-refused-by-lockdown", evidence=tuple(ev), mode=sysm.lockdown or "seen in the read error",
+                 units=", ".join(u.name for u in unread), sysfs=sysfs, lost="; ".join(lost))]
 
 
 def _capacity_findings(inp: TriageInput) -> List[Finding]:

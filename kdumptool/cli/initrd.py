@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--dump-finished", action="store_true")
     q.add_argument("--dump-target", action="append", default=[])
     q.add_argument("--if-enabled", action="store_true")
+    q.add_argument("--method", default="auto", choices=("auto", "config", "sysfs-enable"))
 
     r = sub.add_parser("record", help="write the report and snapshot")
     r.add_argument("--out", type=Path)
@@ -54,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             return run_quiesce(
                 args.root, args.format, args.plan_only, args.apply, args.journal,
-                args.dump_finished, args.dump_target, args.if_enabled,
+                args.dump_finished, args.dump_target, args.if_enabled, True, args.method,
             )
         from kdumptool.cli.record import run_record
 

@@ -20,12 +20,15 @@ def run_quiesce(
     dump_target: Sequence[str] = (),
     if_enabled: bool = False,
     numeric: bool = True,
+    method: str = "auto",
 ) -> int:
     """Plan, then dry-run or apply; returns the exit status (1 when a device was refused).
 
     ``numeric`` False names the planned devices from pci.ids (the typer command; the kdump
-    initramfs path stays numeric: no pci.ids there, and no time to parse one)."""
-    from kdumptool.actions.pciwrite import ChangeLog
+    initramfs path stays numeric: no pci.ids there, and no time to parse one).
+    ``method``: ``auto`` (config write unless the kernel is locked down), ``config`` or
+    ``sysfs-enable`` (see :mod:`kdumptool.actions.pciwrite`)."""
+    from kdumptool.actions.pciwrite import ChangeLog, choose_method
     from kdumptool.actions.quiesce import apply_quiesce, describe_plan, plan_quiesce
     from kdumptool.errors import KdumptoolError
     from kdumptool.render.output import emit
@@ -60,7 +63,8 @@ def run_quiesce(
         system = read_system(r, use_udev=False, read_registers=False)
         targets = find_dump_targets(r)
         bdfs = tuple(targets.bdfs) + tuple(t.lower() for t in dump_target)
-        plan = plan_quiesce(system, bdfs, dump_finished)
+        how, why = choose_method(r, method)
+        plan = plan_quiesce(system, bdfs, dump_finished, how, why)
         titles, plan_json = _named_plan(plan, system, numeric)
         warnings = [*targets.conf.warnings, *targets.warnings]
         if plan_only:
@@ -72,6 +76,8 @@ def run_quiesce(
             return 0
         mode = "apply" if apply else "dry run"
         log.write(f"quiesce {mode}: {len(plan.steps)} to clear, {len(plan.skips)} left alone")
+        if how != "config" or why != "default":
+            log.write(f"quiesce method {how} ({why})")
         report = apply_quiesce(plan, r, apply=apply, log=log)
 
     def text() -> str:
@@ -148,6 +154,13 @@ def register(app: Any) -> None:
             help="Do nothing unless kdumptool.quiesce=1 (kernel command line or /etc/kdumptool/kdumptool.conf).",
         ),
         numeric: bool = typer.Option(False, "--numeric", "-n", help="Numbers only, no names from pci.ids (like lspci -n)."),
+        method: str = typer.Option(
+            "auto",
+            "--method",
+            help="auto (config write; sysfs-enable when the kernel is locked down), config, or sysfs-enable "
+            "(the kernel's enable attribute, 1 then 0: also puts the device in D0 and sets the upstream "
+            "bridges' Bus Master).",
+        ),
     ) -> None:
         """Clear Bus Master Enable on devices mastering the bus with no driver, deepest first.
 
@@ -157,9 +170,12 @@ def register(app: Any) -> None:
         from kdumptool.sources.dumptarget import BDF_RE
 
         fmt = check_format(fmt)
+        if method not in ("auto", "config", "sysfs-enable"):
+            raise typer.BadParameter(f"{method!r} is not auto, config or sysfs-enable", param_hint="--method")
         for t in dump_target:
             if not BDF_RE.match(t):
                 raise typer.BadParameter(f"{t!r} is not SSSS:BB:DD.F", param_hint="--dump-target")
-        code = run_quiesce(root, fmt, plan_only, apply, journal, dump_finished, dump_target, if_enabled, numeric)
+        code = run_quiesce(root, fmt, plan_only, apply, journal, dump_finished, dump_target, if_enabled, numeric,
+                            method)
         if code:
             raise typer.Exit(code)

@@ -115,6 +115,7 @@ def _record(r: object, out: Optional[Path], snapshot: bool, force: bool = False)
     import time
 
     from kdumptool import __version__
+    from kdumptool.actions.pciwrite import choose_method
     from kdumptool.actions.quiesce import describe_plan, plan_quiesce
     from kdumptool.cli.names import naming
     from kdumptool.errors import KdumptoolError
@@ -148,7 +149,8 @@ def _record(r: object, out: Optional[Path], snapshot: bool, force: bool = False)
     # driver links in sysfs are what the kernel itself says.
     system = read_system(r, use_udev=False)  # type: ignore[arg-type]
     targets = find_dump_targets(r)  # type: ignore[arg-type]
-    plan = plan_quiesce(system, targets.bdfs, dump_finished=False)
+    how, why = choose_method(r)  # type: ignore[arg-type]
+    plan = plan_quiesce(system, targets.bdfs, dump_finished=False, method=how, method_reason=why)
     timings = {"system": round(time.monotonic() - t0, 3)}
     # names when this system has a pci.ids (the kdump initramfs usually has none): null then
     names = naming(False)

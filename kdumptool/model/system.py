@@ -131,6 +131,9 @@ class System:
     dmar_present: bool = False  # the ACPI DMAR table exists (decoded or not)
     kind: str = "sysfs"  # "sysfs" (live host or snapshot) or "lspci" (a text dump: PCI only)
     ivrs_present: bool = False  # an ACPI IVRS table: an AMD-Vi machine (kdumptool ivrs)
+    #: the active kernel lockdown mode from /sys/kernel/security/lockdown (``none``,
+    #: ``integrity``, ``confidentiality``), None when that file was absent or unreadable
+    lockdown: Optional[str] = None
 
     @property
     def has_vtd(self) -> bool:
@@ -303,6 +306,7 @@ def build_system(
     dmar_present: Optional[bool] = None,
     kind: str = "sysfs",
     ivrs_present: bool = False,
+    lockdown: Optional[str] = None,
 ) -> System:
     """Link decoded records into a :class:`System` (pure: no I/O)."""
     upstream = find_upstream(raw_devices)
@@ -404,4 +408,5 @@ def build_system(
         dmar_present=dmar is not None if dmar_present is None else dmar_present,
         kind=kind,
         ivrs_present=ivrs_present,
+        lockdown=lockdown,
     )

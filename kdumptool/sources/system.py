@@ -18,6 +18,7 @@ from kdumptool.formats.vtd_regs import decode_vtd_registers
 from kdumptool.model.system import IomemRange, IommuGroup, IommuUnit, System, build_system
 from kdumptool.sources import iommu as iommu_src
 from kdumptool.sources import pci as pci_src
+from kdumptool.sources.devmem import lockdown_mode
 from kdumptool.sources.root import MAX_FILE_BYTES, Root, open_root, read_file_capped
 from kdumptool.sources.sos import is_sos_report, read_sos_pci, sos_inventory
 
@@ -228,6 +229,7 @@ def read_system(
         warnings=warnings,
         dmar_present=dmar_present,
         ivrs_present=root.exists("/sys/firmware/acpi/tables/IVRS"),
+        lockdown=lockdown_mode(root),
     )
 
 

@@ -1,0 +1,74 @@
+"""Triage with what kernel lockdown leaves: a lab snapshot (kdump_legacy_on) turned into
+what `kdumptool collect` records under lockdown=integrity (the lockdown file says so and
+/dev/mem was refused, so no VT-d register values), compared with the unlocked original."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from kdumptool.analysis.triage import triage
+from kdumptool.sources.root import Root
+from kdumptool.sources.system import read_system
+from kdumptool.sources.triage import read_triage_input
+from tests.conftest import FIXTURES
+
+SNAP = FIXTURES / "snapshots" / "kdump_legacy_on"
+REFUSED = "/dev/mem: refused by kernel lockdown (integrity)"
+
+
+def _locked_copy(tmp_path, mode="integrity"):
+    tree = tmp_path / "locked"
+    shutil.copytree(SNAP, tree, symlinks=True)
+    (tree / "sys/kernel/security").mkdir(parents=True, exist_ok=True)
+    words = ["none", "integrity", "confidentiality"]
+    (tree / "sys/kernel/security/lockdown").write_text(" ".join(f"[{w}]" if w == mode else w for w in words) + "\n")
+    for name in ("vtd_registers.json", "vtd_registers_early.json"):
+        path = tree / "_kdumptool" / name
+        if path.exists():
+            doc = json.loads(path.read_text())
+            for unit in doc["units"]:
+                unit["registers"] = None
+                unit["read_error"] = REFUSED
+            path.write_text(json.dumps(doc))
+    return tree
+
+
+def _run(tree):
+    return triage(read_triage_input(Root(tree), use_tools=False))
+
+
+def test_lockdown_state_in_the_model(tmp_path):
+    assert read_system(str(_locked_copy(tmp_path, "confidentiality")), use_udev=False).lockdown == "confidentiality"
+    assert read_system(str(SNAP), use_udev=False).lockdown is None
+
+
+def test_verdict_unchanged_and_lost_register_evidence_named(tmp_path):
+    plain = _run(SNAP)
+    locked = _run(_locked_copy(tmp_path))
+    assert locked.scenario.case == plain.scenario.case == "copied"
+    assert locked.verdict == plain.verdict
+    assert not [f for f in plain.findings if f.id == "registers-refused-by-lockdown"]
+    (f,) = [f for f in locked.findings if f.id == "registers-refused-by-lockdown"]
+    assert f.title.startswith("Kernel lockdown (integrity) refused /dev/mem: VT-d registers of dmar0 not read")
+    # the kdump kernel's state from the log: translation and IR still known; the table mode
+    # was known only from RTADDR (legacy in the unlocked run) and is now said to be unknown
+    assert plain.scenario.kdump.scalable is False and locked.scenario.kdump.scalable is None
+    assert "VT-d translation (GSTS.TES): on" in f.title and "interrupt remapping (GSTS.IRES): on" in f.title
+    assert "table mode (RTADDR.SMT): UNKNOWN" in f.title
+    assert "/sys/class/iommu/{dmar0}/intel-iommu" in f.title
+    assert any(e.source == "/sys/kernel/security/lockdown" and e.text == "[integrity]" for e in f.evidence)
+    assert any(REFUSED in e.text for e in f.evidence)
+    assert "kexec -s" in (f.remedy or "") and "disable" not in (f.remedy or "").lower()
+    # register evidence the plain run cites is gone from the locked run
+    regs = [e for g in plain.findings for e in g.evidence if "vtd_registers" in e.source]
+    assert regs
+    assert not [e for g in locked.findings for e in g.evidence if "vtd_registers" in e.source]
+
+
+def test_no_finding_when_registers_were_read_under_none(tmp_path):
+    tree = tmp_path / "none"
+    shutil.copytree(SNAP, tree, symlinks=True)
+    (tree / "sys/kernel/security").mkdir(parents=True, exist_ok=True)
+    (tree / "sys/kernel/security/lockdown").write_text("[none] integrity confidentiality\n")
+    assert not [f for f in _run(tree).findings if f.id == "registers-refused-by-lockdown"]
