@@ -36,7 +36,7 @@ RootOpt = Annotated[
     Optional[Path],
     typer.Option(
         "--root",
-        help="Read a tree that mirrors / (a snapshot directory or .tar.gz) instead of the live host.",
+        readable=False, help="Read a tree that mirrors / (a snapshot directory or .tar.gz) instead of the live host.",
     ),
 ]
 

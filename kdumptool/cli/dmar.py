@@ -20,7 +20,7 @@ class Severity(str, Enum):
 def dmar(
     file: Optional[Path] = typer.Argument(
         None,
-        help="A DMAR table: raw (/sys/firmware/acpi/tables/DMAR, acpidump -b) or acpidump "
+        readable=False, help="A DMAR table: raw (/sys/firmware/acpi/tables/DMAR, acpidump -b) or acpidump "
         "text; - reads standard input. Default: the live system's, or the one under --root.",
         show_default=False,
     ),

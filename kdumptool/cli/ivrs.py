@@ -13,7 +13,7 @@ from kdumptool.cli.common import FormatOpt, RootOpt, check_format
 def ivrs(
     file: Optional[Path] = typer.Argument(
         None,
-        help="An IVRS table: raw (/sys/firmware/acpi/tables/IVRS, acpidump -b) or acpidump "
+        readable=False, help="An IVRS table: raw (/sys/firmware/acpi/tables/IVRS, acpidump -b) or acpidump "
         "text; - reads standard input. Default: the live system's, or the one under --root.",
         show_default=False,
     ),

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         slot: Optional[str] = typer.Option(None, "--slot", "-s", help="Only this device (BB:DD.F or SSSS:BB:DD.F)."),
         numeric: bool = typer.Option(False, "--numeric", "-n", help="Numbers only, no names from pci.ids (like lspci -n)."),
         from_lspci: Optional[Path] = typer.Option(
-            None, "--from-lspci", help="Read devices from lspci output instead: -x/-xxx/-xxxx hex dumps, or -nnvv / -nnk text (a sos report's; drivers from \"Kernel driver in use\")."
+            None, "--from-lspci", readable=False, help="Read devices from lspci output instead: -x/-xxx/-xxxx hex dumps, or -nnvv / -nnk text (a sos report's; drivers from \"Kernel driver in use\")."
         ),
     ) -> None:
         """PCI devices as a tree (like lspci -tv) with BusMaster, driver, IOMMU group and VT-d unit."""

@@ -23,8 +23,8 @@ else:
 def triage_cmd(
     root: RootOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Triage a saved crash: --root is the saved snapshot, plus --vmcore and/or --saved.")] = False,
-    vmcore: Annotated[Optional[Path], typer.Option("--vmcore", help="The crashed kernel's vmcore (ELF or kdump-compressed).")] = None,
-    saved: Annotated[Optional[Path], typer.Option("--saved", help="A saved crash folder: vmcore, vmcore-dmesg.txt, kdumptool/ (record, snapshot); without --root its kdump snapshot is used.")] = None,
+    vmcore: Annotated[Optional[Path], typer.Option("--vmcore", readable=False, help="The crashed kernel's vmcore (ELF or kdump-compressed).")] = None,
+    saved: Annotated[Optional[Path], typer.Option("--saved", readable=False, help="A saved crash folder: vmcore, vmcore-dmesg.txt, kdumptool/ (record, snapshot); without --root its kdump snapshot is used.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Every finding with all its evidence and every risky device (text and rich group findings of one kind and cause, and list the 10 most dangerous devices).")] = False,
     numeric: Annotated[bool, typer.Option("--numeric", "-n", help="Numbers only, no names from pci.ids (like lspci -n).")] = False,
     fmt: Annotated[TriageFormat, typer.Option("--format", "-f", help="Output: auto (rich on a terminal, text when piped), text, rich, json or prometheus (node_exporter textfile collector).", case_sensitive=False)] = "auto",

@@ -22,7 +22,7 @@ vmcore_app = typer.Typer(
     no_args_is_help=True,
 )
 
-VmcoreArg = Annotated[Path, typer.Argument(help="The dump: /proc/vmcore (the default, in a "
+VmcoreArg = Annotated[Path, typer.Argument(readable=False, help="The dump: /proc/vmcore (the default, in a "
                                                 "kdump kernel), an ELF core or a makedumpfile "
                                                 "kdump-compressed file.")]
 PROC_VMCORE = Path("/proc/vmcore")

@@ -21,13 +21,13 @@ import typer
 from kdumptool.cli.common import FormatOpt
 from kdumptool.model.roottable import RootTable
 
-VmcoreArg = Annotated[Path, typer.Argument(help="The dump: /proc/vmcore (the default, in a kdump kernel), "
+VmcoreArg = Annotated[Path, typer.Argument(readable=False, help="The dump: /proc/vmcore (the default, in a kdump kernel), "
                                                 "an ELF core or a kdump-compressed file.")]
 PROC_VMCORE = Path("/proc/vmcore")
 RtaddrOpt = Annotated[Optional[str], typer.Option(
     "--rtaddr", help="Root-table address or RTADDR register value (hex); bits 11:10 give the mode.")]
 SavedOpt = Annotated[Optional[Path], typer.Option(
-    "--saved", help="Snapshot or crash directory with _kdumptool/vtd_registers.json (or a drhd_regs.txt).")]
+    "--saved", readable=False, help="Snapshot or crash directory with _kdumptool/vtd_registers.json (or a drhd_regs.txt).")]
 UnitOpt = Annotated[Optional[str], typer.Option("--unit", help="Which unit of a saved record (dmar0, ...).")]
 ModeOpt = Annotated[str, typer.Option("--mode", help="Table mode when RTADDR bits 11:10 do not say: auto, legacy, scalable.")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="Only this device: BB:DD.F or SSSS:BB:DD.F.")]
@@ -56,7 +56,7 @@ def iommu(
     all_units: Annotated[bool, typer.Option("--all-units", help="Decode the root table of every unit "
                                                                "(saved record, registers or scan), not only the first.")] = False,
     faults: Annotated[Optional[Path], typer.Option(
-        "--faults", help="A kernel log (the kdump kernel's dmesg, or a snapshot's _kdumptool/dmesg.txt), or "
+        "--faults", readable=False, help="A kernel log (the kdump kernel's dmesg, or a snapshot's _kdumptool/dmesg.txt), or "
                          "'vmcore' for the crashed kernel's own log in the dump: look up each DMA fault it "
                          "reports in the crashed kernel's tables.")] = None,
     vendor: VendorOpt = "auto",
