@@ -330,16 +330,7 @@ def write_command(
     # identity check is never written (read-only for a dry run).
     fd = open_config(root, bdf, write=apply)
     try:
-        head = _pread(fd, bdf, 16, 0)
-        seen = _identity(head)
-        check_identity(bdf, seen, expected)
-        current = int.from_bytes(head[PCI_COMMAND:PCI_COMMAND + 2], "little")
-        if current == ABSENT_ID:
-            raise ActionRefused(f"{bdf}: COMMAND reads 0xffff (device absent); not writing")
-        if (current ^ before) & ~PCI_COMMAND_MASTER:
-            raise ActionRefused(
-                f"{bdf}: COMMAND is now 0x{current:04x}, the plan saw 0x{before:04x}; not writing"
-            )
+        seen, current = _checked_state(fd, bdf, expected, before)
         target = (current & ~PCI_COMMAND_MASTER) | (after & PCI_COMMAND_MASTER)
         if target == current:
             return WriteResult(bdf, current, current, "unchanged")
@@ -352,6 +343,22 @@ def write_command(
     result = WriteResult(bdf, current, readback, "changed")
     log.write(result.line())
     return result
+
+
+def _checked_state(fd: int, bdf: str, expected: Optional[DeviceIdentity], planned: int) -> Tuple[DeviceIdentity, int]:
+    """Identity and COMMAND read on the device's one descriptor, refused unless the identity
+    is the plan's, the device answers, and COMMAND differs from the plan in Bus Master only."""
+    head = _pread(fd, bdf, 16, 0)
+    seen = _identity(head)
+    check_identity(bdf, seen, expected)
+    current = int.from_bytes(head[PCI_COMMAND:PCI_COMMAND + 2], "little")
+    if current == ABSENT_ID:
+        raise ActionRefused(f"{bdf}: COMMAND reads 0xffff (device absent); not writing")
+    if (current ^ planned) & ~PCI_COMMAND_MASTER:
+        raise ActionRefused(
+            f"{bdf}: COMMAND is now 0x{current:04x}, the plan saw 0x{planned:04x}; not writing"
+        )
+    return seen, current
 
 
 def _apply_on_fd(root: Root, fd: int, bdf: str, seen: DeviceIdentity, expected: Optional[DeviceIdentity],
@@ -498,16 +505,7 @@ def clear_bus_master_sysfs(
         raise PermissionDenied(f"{bdf}: writing {enable_path(bdf)} needs root")
     fd = open_config(root, bdf)
     try:
-        head = _pread(fd, bdf, 16, 0)
-        seen = _identity(head)
-        check_identity(bdf, seen, expected)
-        current = int.from_bytes(head[PCI_COMMAND:PCI_COMMAND + 2], "little")
-        if current == ABSENT_ID:
-            raise ActionRefused(f"{bdf}: COMMAND reads 0xffff (device absent); not writing")
-        if (current ^ planned_command) & ~PCI_COMMAND_MASTER:
-            raise ActionRefused(
-                f"{bdf}: COMMAND is now 0x{current:04x}, the plan saw 0x{planned_command:04x}; not writing"
-            )
+        seen, current = _checked_state(fd, bdf, expected, planned_command)
         if not current & PCI_COMMAND_MASTER:
             return WriteResult(bdf, current, current, "unchanged")
         target = current & ~PCI_COMMAND_MASTER
