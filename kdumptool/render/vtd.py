@@ -9,12 +9,17 @@ rendered from that JSON object, so all three say the same thing.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
-
-from kdumptool.analysis.exposure import Exposure
-from kdumptool.analysis.rtscan import ScanResult
-from kdumptool.analysis.vtd_walk import DeviceTranslation, FaultCheck, IovaLookup, VtdTables
 from kdumptool.render.output import human_size
+
+# typing is only read by type checkers here (annotations are strings): importing it
+# costs start-up time of `vmcore scan` (bench/bench_ratios.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
+
+    from kdumptool.analysis.exposure import Exposure
+    from kdumptool.analysis.rtscan import ScanResult
+    from kdumptool.analysis.vtd_walk import DeviceTranslation, FaultCheck, IovaLookup, VtdTables
 
 SOURCE_TEXT = {
     "argument": "given with --rtaddr",
