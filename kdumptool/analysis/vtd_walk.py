@@ -38,7 +38,7 @@ from typing import (
 )
 
 from kdumptool.errors import KdumptoolError, NotMapped
-from kdumptool.formats.klog import LogEvent
+from kdumptool.formats.klog import LogEvent, parse_log
 from kdumptool.formats.vtd_tables import (
     ADDR_MASK,
     AW_BITS,
@@ -947,6 +947,11 @@ def fault_events(events: Iterable[LogEvent]) -> List[FaultEvent]:
     """The DMA faults among the kernel-log parser's events."""
     return [FaultEvent(ev.bdf, ev.address, ev.access, ev.line, ev.reason) for ev in events
             if ev.kind == "dma_fault" and ev.bdf is not None and ev.address is not None]
+
+
+def fault_events_in_lines(lines: Iterable[str]) -> List[FaultEvent]:
+    """The DMA faults of a kernel log's lines (decoded by the kernel-log parser)."""
+    return fault_events(parse_log(lines))
 
 
 MAX_FAULT_CHECKS = 4096  # distinct (device, address, access) faults looked up; the rest counted
