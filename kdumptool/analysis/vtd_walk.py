@@ -24,7 +24,6 @@ import gc
 import struct
 from dataclasses import dataclass, field
 from typing import (
-    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -40,6 +39,7 @@ from typing import (
 
 from kdumptool.analysis.pagereader import PageReader
 from kdumptool.errors import NotMapped
+from kdumptool.formats.klog import LogEvent, parse_log
 from kdumptool.formats.vtd_tables import (
     ADDR_MASK,
     AW_BITS,
@@ -60,9 +60,6 @@ from kdumptool.formats.vtd_tables import (
     sm_context_entry_from_qwords,
     sm_root_entry_from_qwords,
 )
-
-if TYPE_CHECKING:
-    from kdumptool.formats.klog import LogEvent
 
 _UNPACK_PAGE = struct.Struct("<512Q").unpack
 _UNPACK_2Q = struct.Struct("<2Q").unpack_from
@@ -916,6 +913,11 @@ def fault_events(events: Iterable[LogEvent]) -> List[FaultEvent]:
     """The DMA faults among the kernel-log parser's events."""
     return [FaultEvent(ev.bdf, ev.address, ev.access, ev.line, ev.reason) for ev in events
             if ev.kind == "dma_fault" and ev.bdf is not None and ev.address is not None]
+
+
+def fault_events_in_lines(lines: Iterable[str]) -> List[FaultEvent]:
+    """The DMA faults of a kernel log's lines (decoded by the kernel-log parser)."""
+    return fault_events(parse_log(lines))
 
 
 MAX_FAULT_CHECKS = 4096  # distinct (device, address, access) faults looked up; the rest counted
