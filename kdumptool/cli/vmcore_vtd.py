@@ -15,12 +15,26 @@ from __future__ import annotations
 import dataclasses
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Iterator, List, Optional, Sequence, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import typer
 
 from kdumptool.cli.common import FormatOpt
 from kdumptool.model.roottable import RootTable
+
+if TYPE_CHECKING:
+    from kdumptool.analysis.vtd_walk import DeviceTranslation, FaultCheck, VtdTables
+    from kdumptool.sources.vmcore import Dump
 
 VmcoreArg = Annotated[Path, typer.Argument(readable=False, help="The dump: /proc/vmcore (the default, in a kdump kernel), "
                                                 "an ELF core or a kdump-compressed file.")]
@@ -97,39 +111,29 @@ def iommu(
                     t = walk_root_table(dump, addr, tmode, progress=tick)
                 devs = [d for d in t.devices if (d.bus, d.devfn) == (dev[1], dev[2])] if dev else None
                 objs.append(rv.iommu_json(t, source, detail, [], devs))
-        uobj = {"units": objs, "warnings": warnings}
-        emit(fmt, json_obj=lambda: uobj, text=lambda: "".join(
-            [f"warning: {w}\n" for w in warnings] + ["\n".join(rv.render_iommu_text(o, 1 << 62 if dev else 8)
-                                                                for o in objs)]))
+        uobj = rv.units_json(objs, warnings)
+        emit(fmt, json_obj=lambda: uobj, text=lambda: rv.render_units_text(uobj, 1 << 62 if dev else 8))
         return
     with open_dump(str(vmcore)) as dump:
         try:
-            addr, tmode, source, detail, unit_name, warnings = _resolve(dump, vmcore, rtaddr, saved, unit, mode)
+            roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=False)
         except SourceMissing as err:
             if iova is not None or faults is not None:
                 raise
             return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, False)
+        root = roots[0]
+        addr, tmode, source, detail = root.address, root.mode, root.source, root.detail
         if iova is not None and dev is not None:
             r = lookup_iova(dump, addr, tmode, dev[1], dev[2], _int(iova, "--iova"))
-            obj = rv.lookup_json(r, unit_name, source)
+            obj = rv.lookup_json(r, root.unit, source)
             emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_lookup_text(obj))
             return
         if faults is not None:
             unchecked = [0]
             checks = _fault_checks(dump, addr, tmode, faults, unchecked)
             fobj = rv.faults_json(checks, "the crashed kernel's log (from the dump)" if str(faults) == "vmcore"
-                                  and not faults.exists() else str(faults))
-            fobj["root_table"] = {"address": addr, "mode": tmode, "source": source, "source_detail": detail}
-            if unchecked[0]:
-                from kdumptool.analysis.vtd_walk import MAX_FAULT_CHECKS
-
-                warnings.append(f"faults truncated: {unchecked[0]:,} faults past the first {MAX_FAULT_CHECKS} "
-                                "distinct (device, address, access) were not looked up (MAX_FAULT_CHECKS)")
-            fobj["warnings"] = warnings
-            fobj["unchecked_faults"] = unchecked[0]
-            emit(fmt, json_obj=lambda: fobj, text=lambda: "".join(
-                [f"root table 0x{addr:x} ({tmode} mode), {rv.SOURCE_TEXT.get(source, source)}\n"]
-                + [f"warning: {w}\n" for w in warnings] + [rv.render_faults_text(fobj)]))
+                                  and not faults.exists() else str(faults), root, warnings, unchecked[0])
+            emit(fmt, json_obj=lambda: fobj, text=lambda: rv.render_faults_text(fobj))
             if unchecked[0]:
                 from kdumptool.errors import IncompleteResult
 
@@ -332,7 +336,7 @@ def _amd(vmcore: Path, vendor: str, dev_table: Optional[str], saved: Optional[Pa
     return True
 
 
-def _fail_if_incomplete(vmcore: Path, tables: Any, devices: Optional[list]) -> None:
+def _fail_if_incomplete(vmcore: Path, tables: VtdTables, devices: Optional[List[DeviceTranslation]]) -> None:
     """Exit 3 (after the output) when the decoded tables rest on unreadable pages or a walk
     stopped at a limit: a partial answer is not a clean 0."""
     from kdumptool.errors import IncompleteResult
@@ -345,22 +349,19 @@ def _fail_if_incomplete(vmcore: Path, tables: Any, devices: Optional[list]) -> N
                                f"{cut} walk(s) or PASID directories truncated at a limit (see above)")
 
 
-def _fault_checks(dump: Any, addr: int, mode: str, log: Path, unchecked: Optional[List[int]] = None) -> list:
-    from kdumptool.analysis.vtd_walk import check_faults, fault_events
-    from kdumptool.formats.klog import parse_log
+def _fault_checks(dump: Dump, addr: int, mode: str, log: Path, unchecked: Optional[List[int]] = None
+                  ) -> List[FaultCheck]:
+    from kdumptool.analysis.vtd_walk import check_faults, fault_events_in_lines
     from kdumptool.sources.kmsg import open_log_file
 
     if str(log) == "vmcore" and not log.exists():
-        from kdumptool.formats.printk import decode_printk
+        from kdumptool.sources.crashlog import read_printk
 
-        return check_faults(dump, addr, mode, fault_events(parse_log(decode_printk(dump.vmcoreinfo,
-                                                                                   dump.read_virt).dmesg_lines())),
-                            unchecked=unchecked)
-    path = log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log
-    # bounded like `kdumptool log FILE`: a device node is refused, a stream stops at MAX_LOG_STREAM
-    events = fault_events(parse_log(open_log_file(str(path))))
-    return check_faults(dump, addr, mode, events, unchecked=unchecked)
-
+        lines: Iterable[str] = read_printk(dump).dmesg_lines()
+    else:
+        # bounded like `kdumptool log FILE`: a device node is refused, a stream stops at MAX_LOG_STREAM
+        lines = open_log_file(str(log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log))
+    return check_faults(dump, addr, mode, fault_events_in_lines(lines), unchecked=unchecked)
 
 
 def _int(text: str, opt: str) -> int:
@@ -394,15 +395,7 @@ def _parse_bdf(text: str) -> tuple:
 from kdumptool.cli.hot import Progress as _progress  # noqa: E402
 
 
-def _resolve(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Path], unit: Optional[str],
-             mode: str) -> tuple:
-    """(address, mode, source, detail, unit name, warnings) of the root table to walk."""
-    roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=False)
-    r = roots[0]
-    return r.address, r.mode, r.source, r.detail, r.unit, warnings
-
-
-def _resolve_all(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Path], unit: Optional[str],
+def _resolve_all(dump: Dump, vmcore: Path, rtaddr: Optional[str], saved: Optional[Path], unit: Optional[str],
                  mode: str, all_units: bool = True) -> Tuple[List[RootTable], List[str]]:
     """Every root table the first source that yields one gives (one per unit), or only
     its first with ``all_units=False``: analysis/crashed.resolve_root_tables over the
