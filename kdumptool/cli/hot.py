@@ -24,41 +24,24 @@ if TYPE_CHECKING:
 def run_dmar(file: Optional[Path], root: Optional[Path], fmt: str, no_pci: bool = False,
              fail_on: Optional[str] = None) -> None:
     from kdumptool.analysis.dmar_checks import check_dmar
-    from kdumptool.errors import DecodeError, SourceMissing
-    from kdumptool.formats.dmar import parse_dmar
     from kdumptool.render.dmar import dmar_json, render_dmar_rich, render_dmar_text
     from kdumptool.render.output import emit
     from kdumptool.sources.acpi import (
-        no_dmar_reason,
-        read_dmar,
+        read_dmar_input,
         read_iomem_ranges,
         read_pci_bridges,
         read_reserved_ranges,
-        read_table_file,
     )
     from kdumptool.sources.root import open_root
 
     with open_root(root) as r:
-        if file is not None:
-            data = read_table_file(file)
-            source = "<stdin>" if str(file) == "-" else str(file)
-        else:
-            raw = read_dmar(r)
-            if raw is None:
-                raise SourceMissing(no_dmar_reason(r))
-            data = raw
-            where = "/sys/firmware/acpi/tables/DMAR"
-            source = where if root is None else f"{root}:{where}"
+        table, source = read_dmar_input(r, file, None if root is None else str(root))
         # The PCI tree and the memory map are known for the live host and for --root,
         # never for a bare file.
         machine = not (file is not None and root is None)
         pci = read_pci_bridges(r) if machine and not no_pci else None
         reserved = read_reserved_ranges(r) if machine else None
         crash = read_iomem_ranges(r, "Crash kernel") if machine else None
-    try:
-        table = parse_dmar(data, source)
-    except DecodeError as err:
-        raise err.with_source(source) if err.what != source else err from None
     findings = check_dmar(table, pci, reserved, crash)
     emit(
         fmt,
@@ -74,18 +57,12 @@ def run_dmar(file: Optional[Path], root: Optional[Path], fmt: str, no_pci: bool 
 
 
 def run_vmcore_log(vmcore: Union[str, Path], fmt: str, analyse: bool = False) -> None:
-    from kdumptool.errors import DecodeError, KdumptoolError, UnsupportedFormat
-    from kdumptool.formats.printk import decode_printk
     from kdumptool.render.output import emit
+    from kdumptool.sources.crashlog import read_printk
     from kdumptool.sources.vmcore import open_dump
 
     with open_dump(str(vmcore)) as dump:
-        try:
-            klog = decode_printk(dump.vmcoreinfo, dump.read_virt)
-        except KdumptoolError as err:  # name the dump, as every other error does
-            if isinstance(err, DecodeError):
-                raise err.with_source(str(vmcore)) from None
-            raise UnsupportedFormat(f"{vmcore}: {err}") from None
+        klog = read_printk(dump, str(vmcore))
         warnings = list(dump.warnings) + list(klog.warnings)
     for w in warnings:
         sys.stderr.write(f"warning: {w}\n")
@@ -121,10 +98,8 @@ def run_vmcore_scan(vmcore: Union[str, Path], fmt: str) -> None:
             res = find_root_tables(dump, ranges, progress=tick)
         truncated = dump.truncated
         warnings = list(dump.warnings)
-    obj = rv.scan_json(res)
-    # pages the scan could not read may hold the root table: say so, and exit non-zero
-    obj["incomplete"] = truncated or res.unreadable_pages > 0
-    obj["warnings"] = warnings
+    # pages the scan could not read may hold the root table: the output says so, and the exit code
+    obj = rv.scan_json(res, truncated, warnings)
     emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj), rich=lambda: rv.render_scan_rich(obj))
     if obj["incomplete"]:
         from kdumptool.errors import IncompleteResult

@@ -49,7 +49,6 @@ def log(
     """Summarise DMAR faults per device and reason, kdump markers in order, and a verdict."""
     from kdumptool.analysis.log import analyse_log
     from kdumptool.cli.common import check_format, enum_value
-    from kdumptool.formats.klog import parse_log
     from kdumptool.render.log import render_log_json, render_log_rich, render_log_text
     from kdumptool.render.output import emit
     from kdumptool.sources.kmsg import open_log
@@ -72,7 +71,7 @@ def log(
                 system = read_system(srt)
         elif rt is not None or file is None:
             system = _read_system(rt)
-        report = analyse_log(parse_log(src), system=system, max_events=MAX_JSON_EVENTS,
+        report = analyse_log(src, system=system, max_events=MAX_JSON_EVENTS,
                              last_boot_only=last_boot)
         report.warnings[:0] = src.warnings
         if src.count == 0:

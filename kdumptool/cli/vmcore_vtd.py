@@ -13,13 +13,28 @@ reported and the next source is tried.
 from __future__ import annotations
 
 import dataclasses
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Iterator, List, Optional, Sequence, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import typer
 
 from kdumptool.cli.common import FormatOpt
 from kdumptool.model.roottable import RootTable
+
+if TYPE_CHECKING:
+    from kdumptool.analysis.vtd_walk import DeviceTranslation, FaultCheck, VtdTables
+    from kdumptool.sources.vmcore import Dump
 
 VmcoreArg = Annotated[Path, typer.Argument(readable=False, help="The dump: /proc/vmcore (the default, in a kdump kernel), "
                                                 "an ELF core or a kdump-compressed file.")]
@@ -96,39 +111,29 @@ def iommu(
                     t = walk_root_table(dump, addr, tmode, progress=tick)
                 devs = [d for d in t.devices if (d.bus, d.devfn) == (dev[1], dev[2])] if dev else None
                 objs.append(rv.iommu_json(t, source, detail, [], devs))
-        uobj = {"units": objs, "warnings": warnings}
-        emit(fmt, json_obj=lambda: uobj, text=lambda: "".join(
-            [f"warning: {w}\n" for w in warnings] + ["\n".join(rv.render_iommu_text(o, 1 << 62 if dev else 8)
-                                                                for o in objs)]))
+        uobj = rv.units_json(objs, warnings)
+        emit(fmt, json_obj=lambda: uobj, text=lambda: rv.render_units_text(uobj, 1 << 62 if dev else 8))
         return
     with open_dump(str(vmcore)) as dump:
         try:
-            addr, tmode, source, detail, unit_name, warnings = _resolve(dump, vmcore, rtaddr, saved, unit, mode)
+            roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=False)
         except SourceMissing as err:
             if iova is not None or faults is not None:
                 raise
             return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, False)
+        root = roots[0]
+        addr, tmode, source, detail = root.address, root.mode, root.source, root.detail
         if iova is not None and dev is not None:
             r = lookup_iova(dump, addr, tmode, dev[1], dev[2], _int(iova, "--iova"))
-            obj = rv.lookup_json(r, unit_name, source)
+            obj = rv.lookup_json(r, root.unit, source)
             emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_lookup_text(obj))
             return
         if faults is not None:
             unchecked = [0]
             checks = _fault_checks(dump, addr, tmode, faults, unchecked)
             fobj = rv.faults_json(checks, "the crashed kernel's log (from the dump)" if str(faults) == "vmcore"
-                                  and not faults.exists() else str(faults))
-            fobj["root_table"] = {"address": addr, "mode": tmode, "source": source, "source_detail": detail}
-            if unchecked[0]:
-                from kdumptool.analysis.vtd_walk import MAX_FAULT_CHECKS
-
-                warnings.append(f"faults truncated: {unchecked[0]:,} faults past the first {MAX_FAULT_CHECKS} "
-                                "distinct (device, address, access) were not looked up (MAX_FAULT_CHECKS)")
-            fobj["warnings"] = warnings
-            fobj["unchecked_faults"] = unchecked[0]
-            emit(fmt, json_obj=lambda: fobj, text=lambda: "".join(
-                [f"root table 0x{addr:x} ({tmode} mode), {rv.SOURCE_TEXT.get(source, source)}\n"]
-                + [f"warning: {w}\n" for w in warnings] + [rv.render_faults_text(fobj)]))
+                                  and not faults.exists() else str(faults), root, warnings, unchecked[0])
+            emit(fmt, json_obj=lambda: fobj, text=lambda: rv.render_faults_text(fobj))
             if unchecked[0]:
                 from kdumptool.errors import IncompleteResult
 
@@ -147,6 +152,13 @@ def iommu(
     _fail_if_incomplete(vmcore, tables, devices)
 
 
+EXPOSURE_FORMATS = ("auto", "text", "rich", "json", "html")
+if TYPE_CHECKING:
+    ExposureFormat = str
+else:
+    ExposureFormat = Enum("ExposureFormat", {f: f for f in EXPOSURE_FORMATS}, type=str)
+
+
 def exposure(
     vmcore: VmcoreArg = PROC_VMCORE,
     rtaddr: RtaddrOpt = None,
@@ -157,33 +169,52 @@ def exposure(
     all_units: Annotated[bool, typer.Option("--all-units", help="Every unit's root table together.")] = False,
     vendor: VendorOpt = "auto",
     dev_table: DevTableOpt = None,
-    fmt: FormatOpt = "auto",
+    fmt: Annotated[ExposureFormat, typer.Option(
+        "--format", "-f", case_sensitive=False,
+        help="Output: auto (rich on a terminal, text when piped), text, rich, json or html (one self-contained "
+             "page with the memory map).")] = "auto",
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Write the report to this file (created atomically; never follows a link) instead "
+                               "of standard output; auto is html for a .html name, else text.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With -o: replace an existing file.")] = False,
 ) -> None:
     """Physical memory each device could still read or write by DMA, and whether it was dumped."""
     from kdumptool.analysis.exposure import find_exposure
     from kdumptool.analysis.vtd_walk import walk_root_table
-    from kdumptool.cli.common import check_format
+    from kdumptool.cli.common import enum_value
     from kdumptool.errors import SourceMissing
     from kdumptool.render import vtd as rv
-    from kdumptool.render.output import emit
     from kdumptool.sources.vmcore import open_dump
 
-    fmt = check_format(fmt)
+    fmt = enum_value(fmt).lower()
+    if fmt not in EXPOSURE_FORMATS:
+        raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(EXPOSURE_FORMATS)}", param_hint="--format")
+    if output is not None:
+        from kdumptool.sources.outfile import refuse_existing
+
+        if fmt == "auto":
+            fmt = "html" if output.suffix.lower() in (".html", ".htm") else "text"
+        if fmt == "rich":
+            raise typer.BadParameter("rich output is for a terminal; use text, json or html with -o",
+                                     param_hint="--output")
+        refuse_existing(output, force)
     dev = _parse_bdf(device) if device else None
     if vendor not in ("auto", "intel", "amd"):
         raise typer.BadParameter(f"{vendor!r} is not auto, intel or amd", param_hint="--vendor")
-    if _amd(vmcore, vendor, dev_table, saved, rtaddr, unit, dev, fmt, exposure=True):
+    deliver = ExposureOutput(fmt, vmcore, output, force)
+    if _amd(vmcore, vendor, dev_table, saved, rtaddr, unit, dev, fmt, exposure=True, deliver=deliver):
         return
     with open_dump(str(vmcore)) as dump:
         try:
             roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=all_units)
         except SourceMissing as err:
-            return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, True)
+            return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, True, deliver)
         parts = []
         for r in roots:
             with _progress("walking page tables", None, "tables") as tick:
                 parts.append(walk_root_table(dump, r.address, r.mode, progress=tick))
         ranges = list(dump.iter_dumped_ranges())
+        deliver.read_layout(dump)
     source, detail = roots[0].source, roots[0].detail
     tables = parts[0]
     if len(parts) > 1:  # one exposure over every unit's devices
@@ -197,13 +228,51 @@ def exposure(
         devices = [d for d in tables.devices if (d.bus, d.devfn) == (dev[1], dev[2])]
     ex = find_exposure(tables, ranges, devices=devices)
     obj = rv.exposure_json(ex, tables, source, detail, warnings)
-    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12),
-         rich=lambda: rv.render_exposure_rich(obj))
+    deliver(obj, ex, lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12), lambda: rv.render_exposure_rich(obj))
     if ex.incomplete:
         from kdumptool.errors import IncompleteResult
 
         raise IncompleteResult(f"{vmcore}: exposure incomplete: table pages unreadable or a walk stopped at a "
                                "limit (see above)")
+
+
+class ExposureOutput:
+    """Where ``vmcore exposure`` writes its result: the format's renderer, to standard
+    output or (``-o``) through the atomic writer; html also draws the dump's memory map,
+    so the dump's layout is read while it is open (:meth:`read_layout`)."""
+
+    def __init__(self, fmt: str, vmcore: Path, output: Optional[Path], force: bool) -> None:
+        self.fmt, self.vmcore, self.output, self.force = fmt, vmcore, output, force
+        self.layout: Any = None
+
+    def read_layout(self, dump: Any) -> None:
+        if self.fmt == "html":
+            from kdumptool.sources.memmap import read_dump_layout
+
+            self.layout = read_dump_layout(dump, str(self.vmcore))
+
+    def __call__(self, obj: Any, ex: Any, text: Any, rich: Any = None) -> None:
+        import sys
+
+        from kdumptool.render.output import emit, to_json, with_schema_version
+
+        if self.fmt == "html":
+            from kdumptool import __version__
+            from kdumptool.analysis.memmap import find_exposure_memory_map
+            from kdumptool.render.html import render_exposure_html
+
+            doc = render_exposure_html(obj, find_exposure_memory_map(ex, self.layout), str(self.vmcore), __version__)
+        elif self.output is not None:
+            doc = to_json(with_schema_version(obj)) if self.fmt == "json" else text()
+        else:
+            emit(self.fmt, json_obj=lambda: obj, text=text, rich=rich)
+            return
+        if self.output is not None:
+            from kdumptool.sources.outfile import write_file
+
+            write_file(self.output, doc, self.force)
+        else:
+            sys.stdout.write(doc)
 
 
 def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
@@ -218,7 +287,7 @@ def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
 
 
 def _vtd_or_amd(err: Exception, vmcore: Path, vendor: str, rtaddr: Optional[str], saved: Optional[Path],
-                unit: Optional[str], dev: Optional[tuple], fmt: str, exposure: bool) -> None:
+                unit: Optional[str], dev: Optional[tuple], fmt: str, exposure: bool, deliver: Any = None) -> None:
     """The VT-d scan found no root table and nothing named a vendor: try an AMD-Vi device
     table before giving up (re-raising the VT-d error, with the AMD result, if both fail)."""
     from kdumptool.errors import SourceMissing
@@ -227,14 +296,15 @@ def _vtd_or_amd(err: Exception, vmcore: Path, vendor: str, rtaddr: Optional[str]
         raise err
     try:
         _amd(vmcore, "amd", None, None, None, unit, dev, fmt, exposure,
-             note="vendor AMD-Vi: the scan found no VT-d root table, so an AMD-Vi device table was looked for")
+             note="vendor AMD-Vi: the scan found no VT-d root table, so an AMD-Vi device table was looked for",
+             deliver=deliver)
     except SourceMissing as amd_err:
         raise SourceMissing(f"{err}; {amd_err}") from None
 
 
 def _amd(vmcore: Path, vendor: str, dev_table: Optional[str], saved: Optional[Path], rtaddr: Optional[str],
          unit: Optional[str], dev: Optional[tuple], fmt: str, exposure: bool, vtd_only: bool = False,
-         note: Optional[str] = None) -> bool:
+         note: Optional[str] = None, deliver: Any = None) -> bool:
     """Run the AMD-Vi decode when the evidence says AMD (True: done). With nothing to go
     on (auto), VT-d runs first and an AMD-Vi scan follows only when VT-d finds nothing
     (_vtd_or_amd)."""
@@ -251,7 +321,9 @@ def _amd(vmcore: Path, vendor: str, dev_table: Optional[str], saved: Optional[Pa
         if vtd_only:
             raise typer.BadParameter("--iova and --faults decode VT-d tables only (not AMD-Vi yet)")
         if exposure:
-            ex = va.amd_exposure(dump, vmcore, dev_table, saved, unit, dev, fmt, evidence)
+            if deliver is not None:
+                deliver.read_layout(dump)
+            ex = va.amd_exposure(dump, vmcore, dev_table, saved, unit, dev, fmt, evidence, deliver)
             if ex.incomplete:
                 raise IncompleteResult(f"{vmcore}: exposure incomplete: table pages unreadable (see above)")
         else:
@@ -264,7 +336,7 @@ def _amd(vmcore: Path, vendor: str, dev_table: Optional[str], saved: Optional[Pa
     return True
 
 
-def _fail_if_incomplete(vmcore: Path, tables: Any, devices: Optional[list]) -> None:
+def _fail_if_incomplete(vmcore: Path, tables: VtdTables, devices: Optional[List[DeviceTranslation]]) -> None:
     """Exit 3 (after the output) when the decoded tables rest on unreadable pages or a walk
     stopped at a limit: a partial answer is not a clean 0."""
     from kdumptool.errors import IncompleteResult
@@ -277,22 +349,19 @@ def _fail_if_incomplete(vmcore: Path, tables: Any, devices: Optional[list]) -> N
                                f"{cut} walk(s) or PASID directories truncated at a limit (see above)")
 
 
-def _fault_checks(dump: Any, addr: int, mode: str, log: Path, unchecked: Optional[List[int]] = None) -> list:
-    from kdumptool.analysis.vtd_walk import check_faults, fault_events
-    from kdumptool.formats.klog import parse_log
+def _fault_checks(dump: Dump, addr: int, mode: str, log: Path, unchecked: Optional[List[int]] = None
+                  ) -> List[FaultCheck]:
+    from kdumptool.analysis.vtd_walk import check_faults, fault_events_in_lines
     from kdumptool.sources.kmsg import open_log_file
 
     if str(log) == "vmcore" and not log.exists():
-        from kdumptool.formats.printk import decode_printk
+        from kdumptool.sources.crashlog import read_printk
 
-        return check_faults(dump, addr, mode, fault_events(parse_log(decode_printk(dump.vmcoreinfo,
-                                                                                   dump.read_virt).dmesg_lines())),
-                            unchecked=unchecked)
-    path = log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log
-    # bounded like `kdumptool log FILE`: a device node is refused, a stream stops at MAX_LOG_STREAM
-    events = fault_events(parse_log(open_log_file(str(path))))
-    return check_faults(dump, addr, mode, events, unchecked=unchecked)
-
+        lines: Iterable[str] = read_printk(dump).dmesg_lines()
+    else:
+        # bounded like `kdumptool log FILE`: a device node is refused, a stream stops at MAX_LOG_STREAM
+        lines = open_log_file(str(log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log))
+    return check_faults(dump, addr, mode, fault_events_in_lines(lines), unchecked=unchecked)
 
 
 def _int(text: str, opt: str) -> int:
@@ -326,15 +395,7 @@ def _parse_bdf(text: str) -> tuple:
 from kdumptool.cli.hot import Progress as _progress  # noqa: E402
 
 
-def _resolve(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Path], unit: Optional[str],
-             mode: str) -> tuple:
-    """(address, mode, source, detail, unit name, warnings) of the root table to walk."""
-    roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=False)
-    r = roots[0]
-    return r.address, r.mode, r.source, r.detail, r.unit, warnings
-
-
-def _resolve_all(dump: Any, vmcore: Path, rtaddr: Optional[str], saved: Optional[Path], unit: Optional[str],
+def _resolve_all(dump: Dump, vmcore: Path, rtaddr: Optional[str], saved: Optional[Path], unit: Optional[str],
                  mode: str, all_units: bool = True) -> Tuple[List[RootTable], List[str]]:
     """Every root table the first source that yields one gives (one per unit), or only
     its first with ``all_units=False``: analysis/crashed.resolve_root_tables over the

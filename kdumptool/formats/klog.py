@@ -504,6 +504,8 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("boot", re.compile(r"^Linux version (?P<version>\S+)")),
     ("kdump_kernel", re.compile(r"^Kernel command line:(?=.*\belfcorehdr=(?P<elfcorehdr>\S+))")),
     ("crashkernel_reserved", re.compile(r"Reserving (?P<size>\d+MB) of (?:low )?memory at (?P<at>\S+) for crashkernel")),
+    # 6.9 and later (kernel/crash_reserve.c): "crashkernel reserved: 0x... - 0x... (256 MB)", end exclusive
+    ("crashkernel_reserved", re.compile(r"crashkernel reserved: (?P<start>0x[0-9a-fA-F]+) - (?P<end>0x[0-9a-fA-F]+)")),
     ("panic", re.compile(r"^Kernel panic - not syncing:\s*(?P<why>.*)")),  # not the "---[ end ..." trailer
     ("crash_trigger", re.compile(r"sysrq: Trigger a crash")),
     ("kexec", re.compile(r"kexec_core: Starting new kernel")),

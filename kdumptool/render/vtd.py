@@ -9,12 +9,18 @@ rendered from that JSON object, so all three say the same thing.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
-
-from kdumptool.analysis.exposure import Exposure
-from kdumptool.analysis.rtscan import ScanResult
-from kdumptool.analysis.vtd_walk import DeviceTranslation, FaultCheck, IovaLookup, VtdTables
 from kdumptool.render.output import human_size
+
+# typing is only read by type checkers here (annotations are strings): importing it
+# costs start-up time of `vmcore scan` (bench/bench_ratios.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
+
+    from kdumptool.analysis.exposure import Exposure
+    from kdumptool.analysis.rtscan import ScanResult
+    from kdumptool.analysis.vtd_walk import DeviceTranslation, FaultCheck, IovaLookup, VtdTables
+    from kdumptool.model.roottable import RootTable
 
 SOURCE_TEXT = {
     "argument": "given with --rtaddr",
@@ -155,9 +161,18 @@ def render_iommu_text(obj: Dict[str, Any], max_extents: int = 8) -> str:
     return "\n".join(lines) + "\n"
 
 
-def faults_json(checks: List[FaultCheck], source: str) -> Dict[str, Any]:
+def faults_json(checks: List[FaultCheck], log: str, root: RootTable, warnings: List[str],
+                unchecked: int = 0) -> Dict[str, Any]:
+    """``vmcore iommu --faults``: each DMA fault of ``log`` looked up in ``root``'s tables;
+    ``unchecked`` faults past MAX_FAULT_CHECKS were counted, not looked up (a warning says so)."""
+    warns = list(warnings)
+    if unchecked:
+        from kdumptool.analysis.vtd_walk import MAX_FAULT_CHECKS  # not on `vmcore scan`'s path
+
+        warns.append(f"faults truncated: {unchecked:,} faults past the first {MAX_FAULT_CHECKS} "
+                     "distinct (device, address, access) were not looked up (MAX_FAULT_CHECKS)")
     return {
-        "log": source,
+        "log": log,
         "faults": [{
             "bdf": c.bdf,
             "address": c.address,
@@ -171,17 +186,34 @@ def faults_json(checks: List[FaultCheck], source: str) -> Dict[str, Any]:
             "write": c.lookup.write if c.lookup else None,
             "verdict": c.verdict,
         } for c in checks],
+        "root_table": {"address": root.address, "mode": root.mode, "source": root.source,
+                       "source_detail": root.detail},
+        "warnings": warns,
+        "unchecked_faults": unchecked,
     }
 
 
 def render_faults_text(obj: Dict[str, Any]) -> str:
-    lines = [f"DMA faults in {obj['log']}, looked up in the crashed kernel's tables:"]
+    rt = obj["root_table"]
+    lines = [f"root table 0x{rt['address']:x} ({rt['mode']} mode), {SOURCE_TEXT.get(rt['source'], rt['source'])}"]
+    lines += [f"warning: {w}" for w in obj["warnings"]]
+    lines.append(f"DMA faults in {obj['log']}, looked up in the crashed kernel's tables:")
     if not obj["faults"]:
         lines.append("  none")
     for f in obj["faults"]:
         lines.append(f"  {f['bdf']} {f['access'] or 'access?'} 0x{f['address']:x} (x{f['count']}, line "
                      f"{f['first_line']}{', ' + f['reason'] if f['reason'] else ''}): {f['verdict']}")
     return "\n".join(lines) + "\n"
+
+
+def units_json(units: List[Dict[str, Any]], warnings: List[str]) -> Dict[str, Any]:
+    """``vmcore iommu --all-units``: one :func:`iommu_json` per unit's root table."""
+    return {"units": units, "warnings": warnings}
+
+
+def render_units_text(obj: Dict[str, Any], max_extents: int = 8) -> str:
+    return "".join([f"warning: {w}\n" for w in obj["warnings"]]
+                   + ["\n".join(render_iommu_text(o, max_extents) for o in obj["units"])])
 
 
 def render_iommu_rich(obj: Dict[str, Any]) -> Any:
@@ -300,7 +332,9 @@ def render_exposure_text(obj: Dict[str, Any], max_ranges: int = 12) -> str:
 # --- vmcore scan ---------------------------------------------------------------------------------------
 
 
-def scan_json(res: ScanResult, read_seconds: Optional[float] = None) -> Dict[str, Any]:
+def scan_json(res: ScanResult, truncated: bool, warnings: List[str]) -> Dict[str, Any]:
+    """``vmcore scan``. ``incomplete`` when the dump is ``truncated`` or pages could not be
+    read: a root table there would not have been found."""
     return {
         "candidates": [c.to_json() for c in res.candidates],
         "best": res.best.to_json() if res.best else None,
@@ -311,6 +345,8 @@ def scan_json(res: ScanResult, read_seconds: Optional[float] = None) -> Dict[str
         "fast_path": res.fast_path,
         "skipped_raw_pages": res.skipped_raw_pages,
         "seconds": round(res.seconds, 3),
+        "incomplete": truncated or res.unreadable_pages > 0,
+        "warnings": list(warnings),
     }
 
 

@@ -15,6 +15,7 @@ from kdumptool.errors import DecodeError, PermissionDenied, SourceMissing
 from kdumptool.sources.root import Root
 
 if TYPE_CHECKING:
+    from kdumptool.formats.dmar import Dmar
     from kdumptool.formats.ivrs import Ivrs
 
 ACPI_TABLES = "/sys/firmware/acpi/tables"
@@ -68,6 +69,29 @@ def no_ivrs_reason(root: Root) -> str:
     return (f"{where}: no IVRS table: the firmware reports no AMD IOMMU (usual in VMs "
             "without an emulated amd-iommu, or with the IOMMU disabled in the firmware "
             "set-up)")
+
+
+def read_dmar_input(root: Root, file: Optional[Union[str, Path]],
+                    root_label: Optional[str]) -> Tuple[Dmar, str]:
+    """The decoded DMAR table and the name to show: from ``file`` when given (``-`` is
+    standard input), else ``root``'s ``/sys/firmware/acpi/tables/DMAR`` (SourceMissing,
+    saying why, when there is none)."""
+    from kdumptool.formats.dmar import parse_dmar
+
+    if file is not None:
+        data = read_table_file(file)
+        source = "<stdin>" if str(file) == "-" else str(file)
+    else:
+        raw = read_dmar(root)
+        if raw is None:
+            raise SourceMissing(no_dmar_reason(root))
+        data = raw
+        where = f"{ACPI_TABLES}/DMAR"
+        source = where if root_label is None else f"{root_label}:{where}"
+    try:
+        return parse_dmar(data, source), source
+    except DecodeError as err:
+        raise err.with_source(source) if err.what != source else err from None
 
 
 def read_ivrs_input(root: Root, file: Optional[Union[str, Path]],

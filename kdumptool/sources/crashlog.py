@@ -1,18 +1,38 @@
-"""The crashed kernel's log records from a dump's printk buffer, for ``vmcore info``'s
-panic line (sources read, formats decode: cli stays out of both)."""
+"""The crashed kernel's log records from a dump's printk buffer (sources read, formats
+decode: cli stays out of both)."""
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
+
+if TYPE_CHECKING:
+    from kdumptool.formats.printk import PrintkLog
+    from kdumptool.sources.vmcore import Dump
 
 
-def read_crash_log(dump: Any) -> Tuple[List[Tuple[float, str]], Optional[str]]:
-    """((seconds since boot, text) per record, None) or ([], why it could not be read)."""
-    from kdumptool.errors import KdumptoolError
+def read_printk(dump: Dump, name: Optional[str] = None) -> PrintkLog:
+    """The crashed kernel's log from the printk buffer VMCOREINFO describes. With
+    ``name`` (the dump's path), an error names the dump as every other error does: a
+    DecodeError carries it as its source, anything else becomes UnsupportedFormat."""
+    from kdumptool.errors import DecodeError, KdumptoolError, UnsupportedFormat
     from kdumptool.formats.printk import decode_printk
 
+    if name is None:
+        return decode_printk(dump.vmcoreinfo, dump.read_virt)
     try:
-        klog = decode_printk(dump.vmcoreinfo, dump.read_virt)
+        return decode_printk(dump.vmcoreinfo, dump.read_virt)
+    except KdumptoolError as err:
+        if isinstance(err, DecodeError):
+            raise err.with_source(name) from None
+        raise UnsupportedFormat(f"{name}: {err}") from None
+
+
+def read_crash_log(dump: Dump) -> Tuple[List[Tuple[float, str]], Optional[str]]:
+    """((seconds since boot, text) per record, None) or ([], why it could not be read)."""
+    from kdumptool.errors import KdumptoolError
+
+    try:
+        klog = read_printk(dump)
     except KdumptoolError as err:
         return [], f"kernel log unreadable: {err}"
     return [(r.ts_nsec / 1e9, r.text) for r in klog.records], None

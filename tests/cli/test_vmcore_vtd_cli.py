@@ -179,13 +179,14 @@ def test_register_source_only_when_translation_is_off(monkeypatch):
     monkeypatch.setattr(system, "read_dmar_table", lambda root, warnings: (None, None))
     monkeypatch.setattr(system, "read_units", fake_units)
     with open_dump(str(SM)) as dump:
-        got = vmcore_vtd._resolve(dump, Path("/proc/vmcore"), None, None, None, "auto")
-        assert got[:3] == (0x2411000, "scalable", "register")
+        roots, _ = vmcore_vtd._resolve_all(dump, Path("/proc/vmcore"), None, None, None, "auto", all_units=False)
+        assert (roots[0].address, roots[0].mode, roots[0].source) == (0x2411000, "scalable", "register")
         gsts["value"] = 0xC7000000  # TES set: the kdump kernel's own table; fall back to the scan
-        got = vmcore_vtd._resolve(dump, Path("/proc/vmcore"), None, None, None, "auto")
-        assert got[2] == "scan" and any("translation is on" in w for w in got[5])
+        roots, warnings = vmcore_vtd._resolve_all(dump, Path("/proc/vmcore"), None, None, None, "auto",
+                                                  all_units=False)
+        assert roots[0].source == "scan" and any("translation is on" in w for w in warnings)
         # a dump that is not /proc/vmcore never looks at live registers
-        assert vmcore_vtd._resolve(dump, SM, None, None, None, "auto")[2] == "scan"
+        assert vmcore_vtd._resolve_all(dump, SM, None, None, None, "auto", all_units=False)[0][0].source == "scan"
 
 
 def test_register_rule_on_real_kdump_kernel_registers(monkeypatch):
@@ -211,8 +212,8 @@ def test_register_rule_on_real_kdump_kernel_registers(monkeypatch):
         IommuUnit(name=on.name, address=on.base, registers=decode_vtd_registers({"RTADDR": on.rtaddr,
                                                                                 "GSTS": on.gsts}))])
     with open_dump(str(LEG)) as dump:
-        got = vmcore_vtd._resolve(dump, Path("/proc/vmcore"), None, None, None, "auto")
-    assert got[2] == "scan" and got[0] == 0x25D5000
+        roots, _ = vmcore_vtd._resolve_all(dump, Path("/proc/vmcore"), None, None, None, "auto", all_units=False)
+    assert roots[0].source == "scan" and roots[0].address == 0x25D5000
 
 
 def test_saved_record_from_the_kdump_kernel_falls_back_to_scan():
