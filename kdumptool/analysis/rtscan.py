@@ -21,7 +21,6 @@ first; the output says why.
 
 from __future__ import annotations
 
-import bisect
 import struct
 import time
 
@@ -45,9 +44,17 @@ from kdumptool.formats.vtd_tables import (
 # costs start-up time of `vmcore scan` (bench/bench_ratios.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
+    from typing import Any, Callable, Iterable, Iterator, List, Optional, Protocol, Tuple, Union
 
     from kdumptool.analysis.vtd_walk import PhysMemory
+
+    class StoredPages(Protocol):
+        """What a dump reader's ``iter_pages(ranges)`` gives (sources/vmcore.StoredPages)."""
+
+        pages: int
+        unreadable: int
+
+        def __iter__(self) -> Iterator[Tuple[int, int, bytes]]: ...
 
 PAGE = 4096
 _ZERO_HALF = bytes(PAGE // 2)
@@ -90,6 +97,7 @@ class RootTableCandidate:
     page_tables_ok: int
     violations: Tuple[str, ...]
     evidence: Tuple[str, ...]
+    unreadable: str = ""  # why the page itself could not be read ("" when it was)
 
     @property
     def valid(self) -> bool:
@@ -158,7 +166,8 @@ def check_root_table(
         try:
             page = reader.page(address)
         except NotMapped as err:
-            return RootTableCandidate(address, mode, -100, 0, 0, 0, 0, 0, (f"root table unreadable: {err.why}",), ())
+            return RootTableCandidate(address, mode, -100, 0, 0, 0, 0, 0, (f"root table unreadable: {err.why}",), (),
+                                      err.why)
     q = _UNPACK_512(page)
     for bus in range(256):
         lo, hi = q[2 * bus], q[2 * bus + 1]
@@ -331,28 +340,48 @@ def _top_level_ok(reader: PageReader, root: int, levels: int, kind: str, limit: 
     return True
 
 
-# translate tables: 0 for an allowed byte, 1 for a byte that rules the page out
+# translate table: 0 for an allowed byte 0 of a qword (0 or 1), 1 for any other
 _BAD01 = bytes(0 if b in (0, 1) else 1 for b in range(256))
-_BADNIB = bytes(1 if b & 0x0F else 0 for b in range(256))
+_GOOD_PAGE = bytes(PAGE // 8)   # a page's byte-0 flags, all allowed
 
 
 def chunk_prefilter(blob: bytes, n: int) -> List[int]:
-    """Indices of the pages of ``blob`` (n whole 4 KiB pages) that could be root tables by
-    the byte rules of the lower qwords, with one entry present: the work is done over the
-    whole chunk by C-level bytes operations, leaving one ``find`` per page in Python."""
-    bad = (int.from_bytes(blob[0::16].translate(_BAD01), "little")
-           | int.from_bytes(blob[1::16].translate(_BADNIB), "little")).to_bytes(n * 256, "little")
-    lo0 = blob[0::16]
-    hi0 = blob[8::16]
-    out = []
-    find = bad.find
-    for k in range(n):
-        a = k * 256
-        if find(b"\x01", a, a + 256) >= 0:
-            continue
-        if lo0.find(b"\x01", a, a + 256) < 0 and hi0.find(b"\x01", a, a + 256) < 0:
-            continue
-        out.append(k)
+    """Indices of the pages of ``blob`` (n whole 4 KiB pages) that could be root tables:
+    byte 0 of every qword is 0 or 1 and at least one is 1. Both root-entry formats
+    reserve bits 7:1 of each qword (legacy: the upper qword is all zero; scalable: both
+    qwords have the same layout), so this holds for every page ``prefilter`` passes.
+
+    The work is C-speed bytes operations over the whole chunk: one strided slice takes
+    byte 0 of every qword, one ``translate`` marks the disallowed ones, and ``find`` of a
+    page's worth of zero marks jumps to the next page-aligned run with none; within it,
+    ``find`` of a 1 skips the all-zero pages. Python only loops over the few pages that
+    survive (``consider`` then applies ``prefilter``)."""
+    size = n * PAGE
+    if len(blob) != size:
+        blob = blob[:size]
+    flags = blob[0::8]              # byte 0 of every qword: 512 per page
+    bad = flags.translate(_BAD01)   # 1 where that byte is neither 0 nor 1
+    end_all = n * 512
+    out: List[int] = []
+    find_run, find_bad, find_one = bad.find, bad.find, flags.find
+    pos = 0
+    while pos < end_all:
+        i = find_run(_GOOD_PAGE, pos)
+        if i < 0:
+            break
+        p = (i + 511) & ~511                    # first page starting inside the run
+        end = find_bad(b"\x01", p)
+        if end < 0:
+            end = end_all
+        stop = end & ~511                       # pages wholly before the next bad byte
+        while p < stop:
+            j = find_one(b"\x01", p, stop)      # a page with an entry present
+            if j < 0:
+                break
+            k = j >> 9
+            out.append(k)
+            p = (k + 1) << 9
+        pos = end + 1
     return out
 
 
@@ -367,114 +396,60 @@ def partial_prefilter(head: bytes) -> bool:
 
 
 _PARTIAL = 1024  # bytes decompressed first: root entries of buses 0-63
-_WINDOW = 8 << 20
 _ZLIB = 0x1
 
 
-def _kdump_pages(dump: Any, ranges: List[Tuple[int, int]], stats: List[int]) -> Optional[Iterable[Tuple[int, bytes]]]:
-    """Pages of a kdump-compressed dump that pass ``partial_prefilter``, fully decompressed.
-
-    The fast path of the scan: descriptors are read in bulk (they are stored in pfn
-    order, one per dumped page), page data in 8 MiB sequential windows, and zlib pages
-    are decompressed only up to 1 KiB unless that prefix could belong to a root table.
-    Returns None (use the generic path) when the dump is not a kdump-compressed file or
-    its layout does not check out against ``page_desc``.
+def _kdump_pages(dump: PhysMemory, ranges: List[Tuple[int, int]], counts: List[int]
+                 ) -> Optional[Tuple[StoredPages, Iterable[Tuple[int, bytes]]]]:
+    """Pages of a kdump-compressed dump that pass ``partial_prefilter``, fully decompressed,
+    from the dump reader's :meth:`~kdumptool.sources.vmcore.KdumpDump.iter_pages` (its pages
+    as stored, read in bulk). zlib pages are decompressed only up to 1 KiB unless that prefix
+    could belong to a root table. ``counts``: [pages that did not decompress, raw pages
+    skipped]. None (use the generic path) when the memory has no stored pages to offer.
     """
+    iter_pages = getattr(dump, "iter_pages", None)
+    stored = iter_pages(ranges) if iter_pages is not None else None
+    if stored is None:
+        return None
     import zlib
 
     from kdumptool.formats import diskdump as dd
 
-    try:
-        desc_offset = dump.desc_offset
-        pread = dump._pread
-        page_size = dump.page_size
-        file_size = dump.file_size
-        if page_size != PAGE or getattr(dump, "split_range", None):
-            return None
-        # pfn of the i-th dumped page, without a list of them all (memory stays bounded)
-        starts: List[int] = []
-        total = 0
-        for s_, e_ in ranges:
-            starts.append(total)
-            total += e_ // PAGE - s_ // PAGE
-        if not total:
-            return []
-
-        def pfn_at(i: int) -> int:
-            k = bisect.bisect_right(starts, i) - 1
-            return ranges[k][0] // PAGE + i - starts[k]
-
-        for i in (0, total // 2, total - 1):
-            want = dump.page_desc(pfn_at(i))
-            got = dd.parse_page_desc(pread(dd.PAGE_DESC_SIZE, desc_offset + i * dd.PAGE_DESC_SIZE))
-            if (want.offset, want.size, want.flags) != (got.offset, got.size, got.flags):
-                return None
-    except (AttributeError, NotMapped, TypeError, ValueError, KdumptoolError):
-        return None
-    try:
-        compressed_dump = bool(dump.describe().get("compression"))
-    except (AttributeError, KdumptoolError):
-        compressed_dump = False
-    unpack = struct.Struct("<qIIQ").iter_unpack
+    compressed_dump = bool(getattr(dump, "compressed", False))
 
     def gen() -> Iterable[Tuple[int, bytes]]:
-        buf = b""
-        buf_start = 0
-        chunk = 65536
-        pfn_iter = (p for s_, e_ in ranges for p in range(s_ // PAGE, e_ // PAGE))
-        for base in range(0, total, chunk):
-            want_n = min(chunk, total - base)
-            raw = pread(dd.PAGE_DESC_SIZE * want_n, desc_offset + base * dd.PAGE_DESC_SIZE)
-            short = want_n - len(raw) // 24  # descriptors past a truncated end
-            if short > 0:
-                stats[0] += short
-                stats[1] += short
-            for (off, size, flags, _), pfn in zip(unpack(raw[: len(raw) // 24 * 24]), pfn_iter):
-                paddr = pfn * PAGE
-                stats[0] += 1
-                if off < 0 or size > 2 * PAGE or off + size > file_size:
-                    stats[1] += 1
-                    continue
-                if off < buf_start or off + size > buf_start + len(buf):
-                    if off >= buf_start + len(buf) or off >= buf_start:
-                        buf_start = off
-                        buf = pread(max(_WINDOW, size), off)
-                        data = buf[:size]
-                    else:  # a shared (zero) page stored earlier in the file
-                        data = pread(size, off)
+        for paddr, flags, data in stored:
+            comp = flags & dd.COMPRESSION_MASK   # zstd is 0x20: not in the low nibble
+            try:
+                if comp == 0:
+                    if compressed_dump:
+                        # makedumpfile stores a page raw only when compressing it does
+                        # not shrink it; a root table (half zeros at least) always
+                        # shrinks, so a raw page in a compressed dump is not one.
+                        counts[1] += 1
+                        continue
+                    page = data
+                elif comp == _ZLIB:
+                    d = zlib.decompressobj()
+                    if not partial_prefilter(d.decompress(data, _PARTIAL)):
+                        continue
+                    page = dd.decompress_page(data, flags, PAGE)
                 else:
-                    data = buf[off - buf_start : off - buf_start + size]
-                comp = flags & dd.COMPRESSION_MASK   # zstd is 0x20: not in the low nibble
-                try:
-                    if comp == 0:
-                        if compressed_dump:
-                            # makedumpfile stores a page raw only when compressing it does
-                            # not shrink it; a root table (half zeros at least) always
-                            # shrinks, so a raw page in a compressed dump is not one.
-                            stats[2] += 1
-                            continue
-                        page = data
-                    elif comp == _ZLIB:
-                        d = zlib.decompressobj()
-                        if not partial_prefilter(d.decompress(data, _PARTIAL)):
-                            continue
-                        page = dd.decompress_page(data, flags, PAGE)
-                    else:
-                        page = dd.decompress_page(data, flags, PAGE)
-                except (KdumptoolError, zlib.error):
-                    stats[1] += 1
-                    continue
-                if len(page) == PAGE:
-                    yield paddr, page
+                    page = dd.decompress_page(data, flags, PAGE)
+            except (KdumptoolError, zlib.error):
+                counts[0] += 1
+                continue
+            if len(page) == PAGE:
+                yield paddr, page
 
-    return gen()
+    return stored, gen()
 
 
 def find_root_tables(
     mem: PhysMemory,
     ranges: Iterable[Tuple[int, int]],
     progress: Optional[Callable[[int], None]] = None,
-    chunk_pages: int = 256,
+    chunk_pages: int = 64,   # 256 KiB: the chunk stays in the CPU cache between read and prefilter
     keep: int = 10,
     use_fast: bool = True,
 ) -> ScanResult:
@@ -499,19 +474,20 @@ def find_root_tables(
             if ok:
                 cands.append(check_root_table(reader, addr, mode, limit, page, check_cache))
 
-    stats = [0, 0, 0]
     check_cache: dict = {}
-    fast = _kdump_pages(mem, ranges, stats) if use_fast else None
+    counts = [0, 0]
+    fast = _kdump_pages(mem, ranges, counts) if use_fast else None
     if fast is not None:
+        stored, pages_ = fast
         last = 0
-        for addr, page in fast:
+        for addr, page in pages_:
             consider(addr, page)
-            if progress is not None and stats[0] - last >= 1024:
-                progress((stats[0] - last) * PAGE)
-                last = stats[0]
+            if progress is not None and stored.pages - last >= 1024:
+                progress((stored.pages - last) * PAGE)
+                last = stored.pages
         if progress is not None:
-            progress((stats[0] - last) * PAGE)
-        scanned, unreadable, skipped_raw = stats
+            progress((stored.pages - last) * PAGE)
+        scanned, unreadable, skipped_raw = stored.pages, stored.unreadable + counts[0], counts[1]
     else:
         for start, end in ranges:
             p = (start + PAGE - 1) & ~0xFFF
