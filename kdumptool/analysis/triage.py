@@ -914,7 +914,7 @@ def _yes_no(v: Optional[bool], yes: str, no: str) -> str:
     return "UNKNOWN" if v is None else (yes if v else no)
 
 
-def _lockdown_findings(inp: TriageInput, scen: Any) -> List[Finding]:
+def _lockdown_findings(inp: TriageInput, scen: Scenario) -> List[Finding]:
     """Lockdown (integrity/confidentiality) kept /dev/mem shut: name the conclusions that
     lost their register evidence, and what they rest on now (the state of the kernel the
     snapshot was taken in: the kdump kernel inside kdump, else the first kernel)."""
