@@ -350,3 +350,24 @@ def test_fuzz_every_shown_string_is_text(texts: List[str]) -> None:
     body = doc.text()
     for s in texts:
         assert escape_control(s).strip() in body
+
+
+def test_many_devices_share_rows() -> None:
+    """Past MAX_DEVICE_ROWS, devices with the same reach share one row that names them all
+    (risky if any is); up to it, one row each."""
+    from kdumptool.model.memmap import DeviceReach, Layer, MemoryMap
+    from kdumptool.render.html import MAX_DEVICE_ROWS, render_memory_svg
+
+    def mm(n: int) -> MemoryMap:
+        devs = tuple(DeviceReach(f"0000:{i:02x}:00.0", "unknown", None, None, "translated", risky=(i == 7))
+                     for i in range(n)) + (DeviceReach("0000:ff:00.0", "mapped", ((0x1000, 0x2000),), (), "tables"),)
+        return MemoryMap(Layer("RAM", ((0, 1 << 30),), "x"), Layer("crashkernel", None, "y"), Layer("in the dump", None, "z"),
+                         devs, 1 << 30)
+
+    few = parse(render_memory_svg(mm(MAX_DEVICE_ROWS - 1))).find_all("g", cls="device")
+    assert len(few) == MAX_DEVICE_ROWS and all("data-bdfs" not in g.attrs for g in few)
+    many = parse(render_memory_svg(mm(600))).find_all("g", cls="device")
+    assert len(many) == 2
+    assert many[0].attrs["data-count"] == "600" and len(many[0].attrs["data-bdfs"].split()) == 600
+    assert "risky" in many[0].classes and "600 devices" in many[0].text()
+    assert many[1].attrs["data-bdf"] == "0000:ff:00.0" and _segs(many[1]) == [(0x1000, 0x2000)]
