@@ -5,9 +5,10 @@ devices) and the Prometheus textfile-collector format for node_exporter.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
-from kdumptool.analysis.triage import RISK_FAULTS, TriageReport
+from kdumptool.analysis.scenario import KernelState
+from kdumptool.analysis.triage import RISK_FAULTS, DeviceRisk, TriageReport
 from kdumptool.model.finding import SEVERITY_RANK
 from kdumptool.render.grouping import (
     EVIDENCE_SHOWN,
@@ -27,7 +28,7 @@ _VERDICT_VALUE = {"ok": 0, "nothing": 0, "warning": 1, "error": 2}
 _VERDICT_WORD = {"ok": "OK", "nothing": "NOTHING TO TRIAGE", "warning": "WARNING", "error": "AT RISK"}
 
 
-def _ids(d: Any) -> Any:
+def _ids(d: DeviceRisk) -> Tuple[int, int]:
     v, _, dev = d.ids.partition(":")
     return int(v, 16), int(dev, 16)
 
@@ -45,7 +46,7 @@ def _class_lookup(r: TriageReport, naming: Naming) -> Any:
     return class_of
 
 
-def _device_title(d: Any, naming: Naming) -> str:
+def _device_title(d: DeviceRisk, naming: Naming) -> str:
     """``Ethernet controller: Intel Corporation 82574L ... [8086:10d3]`` (``-n``: numbers)."""
     try:
         v, dev = _ids(d)
@@ -65,7 +66,7 @@ def render_triage_json(r: TriageReport, naming: Naming = NUMERIC) -> Dict[str, A
     return doc
 
 
-def _state_line(label: str, st: Any) -> str:
+def _state_line(label: str, st: KernelState) -> str:
     bits = [st.mode]
     if st.ir is not None:
         bits.append("IR on" if st.ir else "IR off")
