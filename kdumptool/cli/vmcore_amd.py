@@ -82,7 +82,7 @@ def resolve_dev_table(dump: Dump, vmcore: Path, dev_table: Optional[str], saved:
 
 
 def amd_iommu(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
-              unit: Optional[str], dev: Optional[tuple], fmt: str, evidence: List[str]
+              unit: Optional[str], dev: Optional[Tuple[int, int, int]], fmt: str, evidence: List[str]
               ) -> Tuple[AmdViTables, Optional[List[DeviceTranslation]]]:
     from kdumptool.analysis.amdvi_walk import walk_device_table
     from kdumptool.render import amdvi as ra
@@ -103,7 +103,7 @@ def amd_iommu(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optiona
 
 
 def amd_exposure(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
-                 unit: Optional[str], dev: Optional[tuple], fmt: str, evidence: List[str],
+                 unit: Optional[str], dev: Optional[Tuple[int, int, int]], fmt: str, evidence: List[str],
                  deliver: Any = None) -> Exposure:
     from kdumptool.analysis.amdvi_walk import walk_device_table
     from kdumptool.analysis.exposure import find_exposure
