@@ -41,7 +41,8 @@ def selected_runs(kernels: str, only: List[str]) -> List[str]:
     (``6.1,5.10=sm_mismatch+sm_on+legacy_on``). ``only`` (``$LAB_SCENARIOS``) narrows
     further by scenario name or run key. Only scenarios that boot the lab's own kdump
     initrd are listed (a scenario with its own ``kdump_initrd_builder``, e.g. dracut's,
-    writes other files: its stream's tests run it with ``run_scenario(name)``)."""
+    writes other files: its stream's tests run it with ``run_scenario(name)``), and an
+    ``opt_in`` scenario only when named in ``kernels`` or ``only``."""
     keys: List[str] = []
     for item in kernels.split(","):
         series, _, names = item.strip().partition("=")
@@ -56,11 +57,17 @@ def selected_runs(kernels: str, only: List[str]) -> List[str]:
                 continue
             if only and n not in only and key not in only:
                 continue
+            if s.opt_in and not (allowed and n in allowed) and not (n in only or key in only):
+                continue  # opt-in scenarios run only when named
             keys.append(key)
     return keys
 
 
-NAMES: List[str] = selected_runs(os.environ.get("LAB_KERNELS", DEFAULT_KERNEL), _only)
+_SELECTED: List[str] = selected_runs(os.environ.get("LAB_KERNELS", DEFAULT_KERNEL), _only)
+#: The VT-d runs (the ``run`` fixture: every test written for intel-iommu).
+NAMES: List[str] = [k for k in _SELECTED if SCENARIOS[split_key(k)[0]].vendor == "intel"]
+#: The AMD-Vi runs (QEMU amd-iommu; tests/lab/test_amdvi.py).
+AMD_NAMES: List[str] = [k for k in _SELECTED if SCENARIOS[split_key(k)[0]].vendor == "amd"]
 #: (run key, dump format) for every dump a run asks its kdump kernel to write.
 DUMP_CASES: List[Tuple[str, str]] = [(n, f) for n in NAMES for f in SCENARIOS[split_key(n)[0]].dumps]
 
