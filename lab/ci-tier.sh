@@ -14,7 +14,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     need=""
     for tool in qemu-system-x86_64:qemu-system-x86 depmod:kmod readelf:binutils ldconfig:libc-bin \
-                dpkg-deb:dpkg iasl:acpica-tools; do
+                dpkg-deb:dpkg iasl:acpica-tools mmdebstrap:mmdebstrap; do
         command -v "${tool%%:*}" >/dev/null 2>&1 || need="$need ${tool#*:}"
     done
     if [ -n "$need" ]; then
@@ -30,6 +30,16 @@ export LAB_KERNELS
 for k in $(echo "$LAB_KERNELS" | tr ',' '\n' | cut -d= -f1); do
     python3 lab/run --prepare-only --kernel "$k"
 done
+# debian_kdump_tools' Debian 12 root (mmdebstrap from the Debian archive, README's ./install.sh
+# run in it: PyPI), built once into lab/cache/debian-kdump-tools; a failure here is retried,
+# and reported, by the scenario itself
+case ",${LAB_SCENARIOS:-debian_kdump_tools}," in
+    *,debian_kdump_tools,*)
+        t1=$(date +%s)
+        LAB_TREE=$PWD/lab/cache/tree dracut/lab-scenarios/build-debian-kdump-tools --prepare \
+            || echo "lab tier: the Debian root for debian_kdump_tools could not be built (see above)"
+        echo "lab tier: debian_kdump_tools' Debian root ready after $(( $(date +%s) - t1 ))s" ;;
+esac
 echo "lab tier: ingredients ready after $(( $(date +%s) - t0 ))s (LAB_KERNELS=$LAB_KERNELS)"
 set +e
 python3 -m pytest -m lab -q -rsx -p no:cacheprovider

@@ -5,7 +5,9 @@ found below ``--prefix`` (default ``/``):
   ``/etc/kdump/pre.d`` and ``post.d`` hooks run inside the kdump initramfs);
 - kdump-tools (Debian, Ubuntu; initramfs-tools): the kdump kernel boots the system's own
   root, so the hooks are systemd units there: a record before ``kdump-tools-dump.service``,
-  a path unit that copies it into the crash folder ``kdump-config savecore`` creates;
+  a path unit that copies it into the crash folder ``kdump-config savecore`` creates, and
+  an LSB init-functions hook that runs the quiesce in kdump-tools' init script after
+  savecore, just before its ``reboot -f``;
 - any other dracut-built capture initramfs: the dracut module;
 - every stack: the boot-time record unit, the system-shutdown hook (quiesce after the dump,
   on the final ``reboot -f``), the switches file.
@@ -33,6 +35,8 @@ DRACUT_MODULE = "99kdumptool"
 STACKS = ("kdump-utils", "kdump-tools", "dracut")
 LIBEXEC = "/usr/libexec/kdumptool"
 UNITDIR = "usr/lib/systemd/system"
+#: sourced by every LSB init script (Debian's /lib/lsb/init-functions), kdump-tools' included
+LSB_HOOK = "lib/lsb/init-functions.d/50-kdumptool"
 
 
 @dataclass
@@ -179,6 +183,10 @@ def plan_install(src: Path, prefix: Path, stacks: List[str], kdumptool_cmd: str,
                         what="record before the dump, into /run/kdumptool/record"),
             PlannedFile(lib / "kdump-tools-publish", 0o755, _template(sd / "kdump-tools-publish.sh", subst),
                         stacks=kt, what="copy the record into the crash folder"),
+            PlannedFile(lib / "kdump-tools-after-dump", 0o755, _template(sd / "kdump-tools-after-dump.sh", subst),
+                        stacks=kt, what="after kdump-config savecore, before the reboot: record beside the dump, quiesce"),
+            PlannedFile(prefix / LSB_HOOK, 0o644, _template(sd / "kdumptool-lsb-hook.sh", subst), stacks=kt,
+                        what="runs kdump-tools-after-dump in kdump-tools' init script just before its reboot -f"),
             PlannedFile(prefix / UNITDIR / "kdump-tools-dump.service.d/50-kdumptool.conf", 0o644,
                         _template(sd / "kdumptool-kdump-tools-dump.conf", subst), stacks=kt,
                         what="pulls the two units below into kdump-tools' dump service"),

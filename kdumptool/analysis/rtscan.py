@@ -24,11 +24,10 @@ from __future__ import annotations
 import bisect
 import struct
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
-from kdumptool.analysis.vtd_walk import PageReader, PhysMemory
+from kdumptool.analysis.pagereader import PageReader
 from kdumptool.errors import KdumptoolError, NotMapped
+from kdumptool.formats.frozen import dataclass  # dataclasses costs ~10 ms of start-up
 from kdumptool.formats.vtd_tables import (
     ADDR_MASK,
     AW_LEVELS,
@@ -41,6 +40,14 @@ from kdumptool.formats.vtd_tables import (
     sm_context_entry_from_qwords,
     sm_root_entry_from_qwords,
 )
+
+# typing is only read by type checkers here (annotations are strings): importing it
+# costs start-up time of `vmcore scan` (bench/bench_ratios.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
+
+    from kdumptool.analysis.vtd_walk import PhysMemory
 
 PAGE = 4096
 _ZERO_HALF = bytes(PAGE // 2)

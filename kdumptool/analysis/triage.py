@@ -463,18 +463,19 @@ def quiesce_state(inp: TriageInput, kd_cmdline: Optional[str]) -> Tuple[Optional
         return True, tuple(ev)
     ig = inp.integration
     if ig is not None and ig.stack == "kdump-tools":
-        # the kdump kernel boots this root: the hooks are its units, not initramfs files
-        # (quiesce runs in the record unit, before the dump: kdump-tools' `reboot -f` skips
-        # systemd-shutdown)
-        hook = "usr/lib/systemd/system/kdumptool-kdump-tools-record.service"
-        if hook not in ig.installed:
-            ev.append(Evidence("/" + hook, "absent: kdumptool install-integration has not run for kdump-tools"))
-            return False, tuple(ev)
+        # the kdump kernel boots this root: the hooks are its files, not initramfs files
+        # (quiesce runs from kdump-tools' init script after savecore, before its `reboot -f`)
+        hooks = ("lib/lsb/init-functions.d/50-kdumptool", "usr/libexec/kdumptool/kdump-tools-after-dump")
+        for hook in hooks:
+            if hook not in ig.installed:
+                ev.append(Evidence("/" + hook, "absent: kdumptool install-integration has not run for kdump-tools"))
+                return False, tuple(ev)
         if ig.command_ok is False:
             ev.append(Evidence("/usr/lib/systemd/system/kdumptool-boot-record.service",
                                f"runs {ig.command}, which is not an executable file here"))
             return False, tuple(ev)
-        ev.append(Evidence("/" + hook, "installed (kdump-tools boots this root in the kdump kernel)"))
+        ev.append(Evidence("/" + hooks[0], "installed (kdump-tools' init script runs the quiesce after "
+                                           "savecore, before its reboot -f, in the kdump kernel booting this root)"))
         return True, tuple(ev)
     initrd = inp.kdump_initrd
     if initrd is None:

@@ -37,7 +37,8 @@ from typing import (
     Union,
 )
 
-from kdumptool.errors import KdumptoolError, NotMapped
+from kdumptool.analysis.pagereader import PageReader
+from kdumptool.errors import NotMapped
 from kdumptool.formats.klog import LogEvent, parse_log
 from kdumptool.formats.vtd_tables import (
     ADDR_MASK,
@@ -205,41 +206,6 @@ class VtdTables:
             if d.bus == bus and d.devfn == devfn:
                 return d
         return None
-
-
-class PageReader:
-    """4 KiB page cache over a memory source; remembers every page it was asked for."""
-
-    def __init__(self, mem: PhysMemory) -> None:
-        self.mem = mem
-        self.cache: Dict[int, bytes] = {}
-        self.missing: Dict[int, str] = {}
-        self.touched: set = set()
-
-    def page(self, paddr: int) -> bytes:
-        """The 4 KiB page at ``paddr`` (page aligned); raises NotMapped."""
-        self.touched.add(paddr)
-        got = self.cache.get(paddr)
-        if got is not None:
-            return got
-        if paddr in self.missing:
-            raise NotMapped(paddr, self.missing[paddr])
-        try:
-            data = bytes(self.mem.read(paddr, VTD_PAGE_SIZE))
-        except NotMapped as err:
-            self.missing[paddr] = err.why
-            raise
-        except KdumptoolError as err:
-            # A corrupt compressed page and the like: unreadable, with the reason.
-            self.missing[paddr] = str(err)
-            raise NotMapped(paddr, str(err)) from err
-        if len(data) != VTD_PAGE_SIZE:
-            self.missing[paddr] = f"short read ({len(data)} bytes)"
-            raise NotMapped(paddr, self.missing[paddr])
-        if len(self.cache) > 4096:
-            self.cache.clear()
-        self.cache[paddr] = data
-        return data
 
 
 # --- page-table walk (hot path) ------------------------------------------------------------

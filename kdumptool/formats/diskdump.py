@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 from kdumptool.errors import DecodeError, DecompressorMissing, UnsupportedFormat
+from kdumptool.formats.frozen import dataclass  # dataclasses costs ~10 ms of start-up
 
 # typing is only read by type checkers here: importing it costs ~9 ms of the start-up
 # of every command (bench/bench_ratios.py), and annotations are strings.

@@ -18,10 +18,10 @@ Only little-endian ELFCLASS64 is decoded (x86-64); anything else is UnsupportedF
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 from kdumptool.errors import DecodeError, UnsupportedFormat
+from kdumptool.formats.frozen import dataclass  # dataclasses costs ~10 ms of start-up
 
 # typing is only read by type checkers here: importing it costs ~9 ms of the start-up
 # of every command (bench/bench_ratios.py), and annotations are strings.

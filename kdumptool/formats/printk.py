@@ -36,9 +36,8 @@ the direct map: the reader handles both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from kdumptool.errors import DecodeError, KdumptoolError, UnsupportedFormat
+from kdumptool.formats.frozen import dataclass  # dataclasses costs ~10 ms of start-up
 from kdumptool.formats.vmcoreinfo import VmcoreInfo
 
 # typing is only read by type checkers here: importing it costs ~9 ms of the start-up

@@ -23,9 +23,9 @@ Unknown keys are kept verbatim in ``VmcoreInfo.other``; lines without ``=`` beco
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from kdumptool.errors import DecodeError
+from kdumptool.formats.frozen import dataclass, field  # dataclasses costs ~10 ms of start-up
 
 # typing is only read by type checkers here: importing it costs ~9 ms of the start-up
 # of every command (bench/bench_ratios.py), and annotations are strings.

@@ -29,12 +29,15 @@ test_vtd_tables.py`` checks that both agree on arbitrary bytes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Optional
-
-from construct import BitsInteger, BitStruct, ByteSwapped, Flag
 
 from kdumptool.errors import DecodeError
+from kdumptool.formats.frozen import dataclass  # dataclasses costs ~10 ms of start-up
+
+# typing is only read by type checkers here (annotations are strings): importing it
+# costs start-up time of `vmcore scan` (bench/bench_ratios.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional
 
 VTD_PAGE_SIZE = 4096
 VTD_PAGE_MASK = ~0xFFF & 0xFFFF_FFFF_FFFF_FFFF
@@ -97,116 +100,136 @@ PASID_DIR_RSVD = 0xFFC  # 11:2
 
 # --- construct specs (reference) -------------------------------------------------------
 
-# 9.1 Root Entry (legacy, RTADDR.TTM=00). 128 bits, little-endian. BitStruct reads
-# MSB first; ByteSwapped makes the whole entry little-endian.
-RootEntryStruct = ByteSwapped(
-    BitStruct(
-        "reserved_hi" / BitsInteger(64),  # 127:64 reserved (0)
-        "ctp" / BitsInteger(52),  # 63:12  context-table pointer >> 12
-        "reserved_lo" / BitsInteger(11),  # 11:1   reserved (0)
-        "present" / Flag,  # 0      P
-    )
-)
 
-# 9.2 Scalable-Mode Root Entry (RTADDR.TTM=01). 128 bits.
-ScalableRootEntryStruct = ByteSwapped(
-    BitStruct(
-        "uctp" / BitsInteger(52),  # 127:76 upper context-table pointer >> 12 (devfn 128-255)
-        "reserved_hi" / BitsInteger(11),  # 75:65  reserved (0)
-        "up" / Flag,  # 64     upper present
-        "lctp" / BitsInteger(52),  # 63:12  lower context-table pointer >> 12 (devfn 0-127)
-        "reserved_lo" / BitsInteger(11),  # 11:1   reserved (0)
-        "lp" / Flag,  # 0      lower present
-    )
-)
+def _construct_specs() -> Dict[str, Any]:
+    """The construct specs, built on first use (module ``__getattr__``): importing
+    construct costs ~40 ms, most of a ``vmcore scan`` start-up, and only the reference
+    decoders below (the cross-check tests) use them."""
+    from construct import BitsInteger, BitStruct, ByteSwapped, Flag
 
-# 9.3 Context Entry (legacy). 128 bits.
-ContextEntryStruct = ByteSwapped(
-    BitStruct(
-        "reserved_hi" / BitsInteger(40),  # 127:88 reserved (0)
-        "did" / BitsInteger(16),  # 87:72  domain identifier
-        "reserved_71" / BitsInteger(1),  # 71     reserved (0)
-        "ign" / BitsInteger(4),  # 70:67  ignored
-        "aw" / BitsInteger(3),  # 66:64  address width (AGAW)
-        "slptptr" / BitsInteger(52),  # 63:12  second-stage page-table pointer >> 12
-        "reserved_lo" / BitsInteger(8),  # 11:4   reserved (0)
-        "tt" / BitsInteger(2),  # 3:2    translation type
-        "fpd" / Flag,  # 1      fault processing disable
-        "present" / Flag,  # 0      P
+    # 9.1 Root Entry (legacy, RTADDR.TTM=00). 128 bits, little-endian. BitStruct reads
+    # MSB first; ByteSwapped makes the whole entry little-endian.
+    RootEntryStruct = ByteSwapped(
+        BitStruct(
+            "reserved_hi" / BitsInteger(64),  # 127:64 reserved (0)
+            "ctp" / BitsInteger(52),  # 63:12  context-table pointer >> 12
+            "reserved_lo" / BitsInteger(11),  # 11:1   reserved (0)
+            "present" / Flag,  # 0      P
+        )
     )
-)
 
-# 9.4 Scalable-Mode Context-Entry. 256 bits.
-ScalableContextEntryStruct = ByteSwapped(
-    BitStruct(
-        "reserved_top" / BitsInteger(128),  # 255:128 reserved (0)
-        "reserved_hi" / BitsInteger(43),  # 127:85 reserved (0)
-        "rid_priv" / Flag,  # 84     RID_PRIV
-        "rid_pasid" / BitsInteger(20),  # 83:64  RID_PASID
-        "pasid_dir_ptr" / BitsInteger(52),  # 63:12  PASID directory pointer >> 12
-        "pdts" / BitsInteger(3),  # 11:9   PASID directory size: 2^(PDTS+7) entries
-        "reserved_lo" / BitsInteger(4),  # 8:5    reserved (0)
-        "pre" / Flag,  # 4      page request enable
-        "paside" / Flag,  # 3      PASID enable
-        "dte" / Flag,  # 2      device-TLB enable
-        "fpd" / Flag,  # 1      fault processing disable
-        "present" / Flag,  # 0      P
+    # 9.2 Scalable-Mode Root Entry (RTADDR.TTM=01). 128 bits.
+    ScalableRootEntryStruct = ByteSwapped(
+        BitStruct(
+            "uctp" / BitsInteger(52),  # 127:76 upper context-table pointer >> 12 (devfn 128-255)
+            "reserved_hi" / BitsInteger(11),  # 75:65  reserved (0)
+            "up" / Flag,  # 64     upper present
+            "lctp" / BitsInteger(52),  # 63:12  lower context-table pointer >> 12 (devfn 0-127)
+            "reserved_lo" / BitsInteger(11),  # 11:1   reserved (0)
+            "lp" / Flag,  # 0      lower present
+        )
     )
-)
 
-# 9.5 Scalable-Mode PASID Directory Entry. 64 bits.
-PasidDirEntryStruct = ByteSwapped(
-    BitStruct(
-        "smptblptr" / BitsInteger(52),  # 63:12  scalable-mode PASID table pointer >> 12
-        "reserved" / BitsInteger(10),  # 11:2   reserved (0)
-        "fpd" / Flag,  # 1      fault processing disable
-        "present" / Flag,  # 0      P
+    # 9.3 Context Entry (legacy). 128 bits.
+    ContextEntryStruct = ByteSwapped(
+        BitStruct(
+            "reserved_hi" / BitsInteger(40),  # 127:88 reserved (0)
+            "did" / BitsInteger(16),  # 87:72  domain identifier
+            "reserved_71" / BitsInteger(1),  # 71     reserved (0)
+            "ign" / BitsInteger(4),  # 70:67  ignored
+            "aw" / BitsInteger(3),  # 66:64  address width (AGAW)
+            "slptptr" / BitsInteger(52),  # 63:12  second-stage page-table pointer >> 12
+            "reserved_lo" / BitsInteger(8),  # 11:4   reserved (0)
+            "tt" / BitsInteger(2),  # 3:2    translation type
+            "fpd" / Flag,  # 1      fault processing disable
+            "present" / Flag,  # 0      P
+        )
     )
-)
 
-# 9.6 Scalable-Mode PASID Table Entry. 512 bits; the fields decoded here live in the low
-# 192 bits (val[0..2] in the kernel); 511:192 are kept raw.
-PasidEntryStruct = ByteSwapped(
-    BitStruct(
-        "upper" / BitsInteger(320),  # 511:192 (val[3..7])
-        "flptptr" / BitsInteger(52),  # 191:140 first-stage page-table pointer >> 12 (val[2] 63:12)
-        "val2_mid" / BitsInteger(8),  # 139:132 (val[2] 11:4: WPE, EAFE, ...)
-        "flpm" / BitsInteger(2),  # 131:130 first-stage paging mode (0: 4-level, 1: 5-level)
-        "val2_bit1" / BitsInteger(1),  # 129
-        "sre" / Flag,  # 128    supervisor request enable
-        "val1_hi" / BitsInteger(39),  # 127:89 (val[1] 63:25: PCD, PWT, EMT, CD, PAT...)
-        "pgsnp" / Flag,  # 88     page snoop
-        "pwsnp" / Flag,  # 87     page-walk snoop
-        "val1_mid" / BitsInteger(7),  # 86:80
-        "did" / BitsInteger(16),  # 79:64  domain identifier
-        "slptptr" / BitsInteger(52),  # 63:12  second-stage page-table pointer >> 12
-        "val0_rsvd" / BitsInteger(2),  # 11:10
-        "ssade" / Flag,  # 9      second-stage A/D enable
-        "pgtt" / BitsInteger(3),  # 8:6    PASID granular translation type
-        "ssee" / Flag,  # 5      second-stage execute enable
-        "aw" / BitsInteger(3),  # 4:2    address width
-        "fpd" / Flag,  # 1      fault processing disable
-        "present" / Flag,  # 0      P
+    # 9.4 Scalable-Mode Context-Entry. 256 bits.
+    ScalableContextEntryStruct = ByteSwapped(
+        BitStruct(
+            "reserved_top" / BitsInteger(128),  # 255:128 reserved (0)
+            "reserved_hi" / BitsInteger(43),  # 127:85 reserved (0)
+            "rid_priv" / Flag,  # 84     RID_PRIV
+            "rid_pasid" / BitsInteger(20),  # 83:64  RID_PASID
+            "pasid_dir_ptr" / BitsInteger(52),  # 63:12  PASID directory pointer >> 12
+            "pdts" / BitsInteger(3),  # 11:9   PASID directory size: 2^(PDTS+7) entries
+            "reserved_lo" / BitsInteger(4),  # 8:5    reserved (0)
+            "pre" / Flag,  # 4      page request enable
+            "paside" / Flag,  # 3      PASID enable
+            "dte" / Flag,  # 2      device-TLB enable
+            "fpd" / Flag,  # 1      fault processing disable
+            "present" / Flag,  # 0      P
+        )
     )
-)
 
-# 9.8 Second-Stage Paging Entry (PML5E..PTE share this layout; PS only above level 1).
-SlPteStruct = ByteSwapped(
-    BitStruct(
-        "ign_63" / BitsInteger(1),  # 63     ignored
-        "tm" / Flag,  # 62     transient mapping (older revisions)
-        "ign_hi" / BitsInteger(10),  # 61:52  ignored
-        "addr" / BitsInteger(40),  # 51:12  address >> 12 (next table or page frame)
-        "snp" / Flag,  # 11     snoop
-        "ign_lo" / BitsInteger(3),  # 10:8   ignored
-        "ps" / Flag,  # 7      page size (superpage) at levels 2 and 3
-        "ipat" / Flag,  # 6      ignore PAT
-        "emt" / BitsInteger(3),  # 5:3    extended memory type
-        "x" / Flag,  # 2      execute (reserved without ECAP.SLEE)
-        "w" / Flag,  # 1      write
-        "r" / Flag,  # 0      read
+    # 9.5 Scalable-Mode PASID Directory Entry. 64 bits.
+    PasidDirEntryStruct = ByteSwapped(
+        BitStruct(
+            "smptblptr" / BitsInteger(52),  # 63:12  scalable-mode PASID table pointer >> 12
+            "reserved" / BitsInteger(10),  # 11:2   reserved (0)
+            "fpd" / Flag,  # 1      fault processing disable
+            "present" / Flag,  # 0      P
+        )
     )
-)
+
+    # 9.6 Scalable-Mode PASID Table Entry. 512 bits; the fields decoded here live in the low
+    # 192 bits (val[0..2] in the kernel); 511:192 are kept raw.
+    PasidEntryStruct = ByteSwapped(
+        BitStruct(
+            "upper" / BitsInteger(320),  # 511:192 (val[3..7])
+            "flptptr" / BitsInteger(52),  # 191:140 first-stage page-table pointer >> 12 (val[2] 63:12)
+            "val2_mid" / BitsInteger(8),  # 139:132 (val[2] 11:4: WPE, EAFE, ...)
+            "flpm" / BitsInteger(2),  # 131:130 first-stage paging mode (0: 4-level, 1: 5-level)
+            "val2_bit1" / BitsInteger(1),  # 129
+            "sre" / Flag,  # 128    supervisor request enable
+            "val1_hi" / BitsInteger(39),  # 127:89 (val[1] 63:25: PCD, PWT, EMT, CD, PAT...)
+            "pgsnp" / Flag,  # 88     page snoop
+            "pwsnp" / Flag,  # 87     page-walk snoop
+            "val1_mid" / BitsInteger(7),  # 86:80
+            "did" / BitsInteger(16),  # 79:64  domain identifier
+            "slptptr" / BitsInteger(52),  # 63:12  second-stage page-table pointer >> 12
+            "val0_rsvd" / BitsInteger(2),  # 11:10
+            "ssade" / Flag,  # 9      second-stage A/D enable
+            "pgtt" / BitsInteger(3),  # 8:6    PASID granular translation type
+            "ssee" / Flag,  # 5      second-stage execute enable
+            "aw" / BitsInteger(3),  # 4:2    address width
+            "fpd" / Flag,  # 1      fault processing disable
+            "present" / Flag,  # 0      P
+        )
+    )
+
+    # 9.8 Second-Stage Paging Entry (PML5E..PTE share this layout; PS only above level 1).
+    SlPteStruct = ByteSwapped(
+        BitStruct(
+            "ign_63" / BitsInteger(1),  # 63     ignored
+            "tm" / Flag,  # 62     transient mapping (older revisions)
+            "ign_hi" / BitsInteger(10),  # 61:52  ignored
+            "addr" / BitsInteger(40),  # 51:12  address >> 12 (next table or page frame)
+            "snp" / Flag,  # 11     snoop
+            "ign_lo" / BitsInteger(3),  # 10:8   ignored
+            "ps" / Flag,  # 7      page size (superpage) at levels 2 and 3
+            "ipat" / Flag,  # 6      ignore PAT
+            "emt" / BitsInteger(3),  # 5:3    extended memory type
+            "x" / Flag,  # 2      execute (reserved without ECAP.SLEE)
+            "w" / Flag,  # 1      write
+            "r" / Flag,  # 0      read
+        )
+    )
+    return {k: v for k, v in locals().items() if k.endswith("Struct") and k[0].isupper()}
+
+
+_SPECS: Dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name.endswith("Struct") and not name.startswith("_"):
+        if not _SPECS:
+            _SPECS.update(_construct_specs())
+        if name in _SPECS:
+            return _SPECS[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- decoded records ---------------------------------------------------------------------
@@ -412,23 +435,23 @@ def decode_sl_pte(data: bytes, offset: int = 0) -> SlPte:
 
 
 def parse_root_entry(data: bytes) -> RootEntry:
-    c = _construct_parse(RootEntryStruct, data, ROOT_ENTRY_SIZE, "root entry")
+    c = _construct_parse("RootEntryStruct", data, ROOT_ENTRY_SIZE, "root entry")
     return RootEntry(c.present, c.ctp << 12, (c.reserved_lo << 1) | c.reserved_hi)
 
 
 def parse_sm_root_entry(data: bytes) -> ScalableRootEntry:
-    c = _construct_parse(ScalableRootEntryStruct, data, ROOT_ENTRY_SIZE, "scalable-mode root entry")
+    c = _construct_parse("ScalableRootEntryStruct", data, ROOT_ENTRY_SIZE, "scalable-mode root entry")
     return ScalableRootEntry(c.lp, c.lctp << 12, c.up, c.uctp << 12, (c.reserved_lo | c.reserved_hi) << 1)
 
 
 def parse_context_entry(data: bytes) -> ContextEntry:
-    c = _construct_parse(ContextEntryStruct, data, CONTEXT_ENTRY_SIZE, "context entry")
+    c = _construct_parse("ContextEntryStruct", data, CONTEXT_ENTRY_SIZE, "context entry")
     reserved = (c.reserved_lo << 4) | (c.reserved_71 << 7) | (c.reserved_hi << 24)
     return ContextEntry(c.present, c.fpd, c.tt, c.slptptr << 12, c.aw, c.did, reserved)
 
 
 def parse_sm_context_entry(data: bytes) -> ScalableContextEntry:
-    c = _construct_parse(ScalableContextEntryStruct, data, SM_CONTEXT_ENTRY_SIZE, "scalable-mode context entry")
+    c = _construct_parse("ScalableContextEntryStruct", data, SM_CONTEXT_ENTRY_SIZE, "scalable-mode context entry")
     # Reserved bits are reported per qword OR-ed together, like the fast decoder.
     q2q3 = c.reserved_top
     reserved = (c.reserved_lo << 5) | (c.reserved_hi << 21) | (q2q3 & 0xFFFF_FFFF_FFFF_FFFF) | (q2q3 >> 64)
@@ -438,12 +461,12 @@ def parse_sm_context_entry(data: bytes) -> ScalableContextEntry:
 
 
 def parse_pasid_dir_entry(data: bytes) -> PasidDirEntry:
-    c = _construct_parse(PasidDirEntryStruct, data, PASID_DIR_ENTRY_SIZE, "PASID directory entry")
+    c = _construct_parse("PasidDirEntryStruct", data, PASID_DIR_ENTRY_SIZE, "PASID directory entry")
     return PasidDirEntry(c.present, c.fpd, c.smptblptr << 12, c.reserved << 2)
 
 
 def parse_pasid_entry(data: bytes) -> PasidEntry:
-    c = _construct_parse(PasidEntryStruct, data, PASID_ENTRY_SIZE, "PASID table entry")
+    c = _construct_parse("PasidEntryStruct", data, PASID_ENTRY_SIZE, "PASID table entry")
     return PasidEntry(
         c.present, c.fpd, c.aw, c.ssee, c.pgtt, c.ssade, c.slptptr << 12, c.did, c.pwsnp, c.pgsnp, c.sre,
         c.flpm, c.flptptr << 12,
@@ -451,14 +474,14 @@ def parse_pasid_entry(data: bytes) -> PasidEntry:
 
 
 def parse_sl_pte(data: bytes) -> SlPte:
-    c = _construct_parse(SlPteStruct, data, PTE_SIZE, "second-stage PTE")
+    c = _construct_parse("SlPteStruct", data, PTE_SIZE, "second-stage PTE")
     return SlPte(c.r, c.w, c.ps, c.snp, c.addr << 12)
 
 
-def _construct_parse(spec: Any, data: bytes, size: int, what: str) -> Any:
+def _construct_parse(spec: str, data: bytes, size: int, what: str) -> Any:
     if len(data) < size:
         raise DecodeError(what, 0, f"needs {size} bytes, got {len(data)}")
-    return spec.parse(bytes(data[:size]))
+    return __getattr__(spec).parse(bytes(data[:size]))
 
 
 # --- RTADDR and where it was saved -------------------------------------------------------

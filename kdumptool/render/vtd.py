@@ -9,19 +9,18 @@ rendered from that JSON object, so all three say the same thing.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
-
-from kdumptool.analysis.exposure import Exposure
-from kdumptool.analysis.rtscan import ScanResult
-from kdumptool.analysis.vtd_walk import (
-    MAX_FAULT_CHECKS,
-    DeviceTranslation,
-    FaultCheck,
-    IovaLookup,
-    VtdTables,
-)
-from kdumptool.model.roottable import RootTable
 from kdumptool.render.output import human_size
+
+# typing is only read by type checkers here (annotations are strings): importing it
+# costs start-up time of `vmcore scan` (bench/bench_ratios.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
+
+    from kdumptool.analysis.exposure import Exposure
+    from kdumptool.analysis.rtscan import ScanResult
+    from kdumptool.analysis.vtd_walk import DeviceTranslation, FaultCheck, IovaLookup, VtdTables
+    from kdumptool.model.roottable import RootTable
 
 SOURCE_TEXT = {
     "argument": "given with --rtaddr",
@@ -168,6 +167,8 @@ def faults_json(checks: List[FaultCheck], log: str, root: RootTable, warnings: L
     ``unchecked`` faults past MAX_FAULT_CHECKS were counted, not looked up (a warning says so)."""
     warns = list(warnings)
     if unchecked:
+        from kdumptool.analysis.vtd_walk import MAX_FAULT_CHECKS  # not on `vmcore scan`'s path
+
         warns.append(f"faults truncated: {unchecked:,} faults past the first {MAX_FAULT_CHECKS} "
                      "distinct (device, address, access) were not looked up (MAX_FAULT_CHECKS)")
     return {

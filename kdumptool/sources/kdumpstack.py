@@ -74,6 +74,8 @@ STACK_FILES: Dict[str, Tuple[str, ...]] = {
                     "usr/lib/systemd/system/kdumptool-kdump-tools-publish.path",
                     "usr/libexec/kdumptool/kdump-pre",
                     "usr/libexec/kdumptool/kdump-tools-publish",
+                    "usr/libexec/kdumptool/kdump-tools-after-dump",
+                    "lib/lsb/init-functions.d/50-kdumptool",
                     "usr/lib/systemd/system-shutdown/kdumptool.shutdown"),
 }
 #: Files whose change needs a rebuilt kdump initramfs when kdumptool rides in it (dracut).

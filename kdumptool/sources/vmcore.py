@@ -36,7 +36,6 @@ import re
 import stat
 from array import array
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from kdumptool.errors import (
     DecodeError,
@@ -48,6 +47,7 @@ from kdumptool.errors import (
 )
 from kdumptool.formats import diskdump as dd
 from kdumptool.formats import elf
+from kdumptool.formats.frozen import dataclass  # dataclasses costs ~10 ms of start-up
 from kdumptool.formats.vmcoreinfo import START_KERNEL_MAP, VmcoreInfo, parse_vmcoreinfo
 
 # typing is only read by type checkers here: importing it costs ~9 ms of the start-up

@@ -9,6 +9,7 @@ differ on exactly the planned functions, in Bus Master Enable only."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -26,6 +27,9 @@ _runs: Dict[str, object] = {}
 
 def _run(name: str):
     labrun = pytest.importorskip("tests.lab.labrun", reason="the QEMU lab (lab/, tests/lab/) is not in this tree")
+    only = [w for w in os.environ.get("LAB_SCENARIOS", "").split(",") if w]
+    if only and name not in only:
+        pytest.skip(f"{name} not in LAB_SCENARIOS")
     if name not in _runs:
         _runs[name] = labrun.run_scenario(name)
     r = _runs[name]

@@ -6,6 +6,7 @@ hooks; with ``kdumptool.quiesce=0`` they are left as they were. Checks in e2e_ch
 
 from __future__ import annotations
 
+import os
 from typing import Dict
 
 import pytest
@@ -19,6 +20,9 @@ _runs: Dict[str, object] = {}
 
 def _run(name: str):
     labrun = pytest.importorskip("tests.lab.labrun", reason="the QEMU lab (lab/, tests/lab/) is not in this tree")
+    only = [w for w in os.environ.get("LAB_SCENARIOS", "").split(",") if w]
+    if only and name not in only:
+        pytest.skip(f"{name} not in LAB_SCENARIOS")
     if name not in _runs:
         _runs[name] = labrun.run_scenario(name)
     r = _runs[name]

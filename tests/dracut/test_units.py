@@ -12,9 +12,13 @@ from tests.conftest import REPO
 
 UNITS = sorted((REPO / "systemd").glob("*.service"))
 SCRIPTS = sorted((REPO / "dracut").rglob("*.sh")) + sorted((REPO / "systemd").glob("*.sh")) + sorted((REPO / "dracut/lab/kdump-utils-lab").iterdir()) + [
+    REPO / "dracut/lab/debian-kdump-tools" / n for n in ("init", "lab-verify", "lab-reboot")
+] + [
     REPO / "systemd/kdumptool.shutdown",
     REPO / "dracut/lab-scenarios/build-kdump-initrd",
     REPO / "dracut/lab-scenarios/build-kdump-utils-initrd",
+    REPO / "dracut/lab-scenarios/build-debian-kdump-tools",
+    REPO / "lab/ci-tier.sh",
 ]
 
 

@@ -1,0 +1,129 @@
+"""``@dataclass(frozen=True)`` for the records on the start-up path of ``vmcore log``,
+``vmcore scan`` and the dump reader, without importing :mod:`dataclasses`.
+
+Importing dataclasses costs ~10 ms of CPU (it imports inspect, which imports ast, dis,
+tokenize...): a quarter of a whole ``kdumptool vmcore log`` run (bench/bench_ratios.py,
+issue 13's goal of 10x ``makedumpfile --dump-dmesg``). The modules on that path
+(formats/diskdump.py, elf.py, printk.py, vmcoreinfo.py, sources/vmcore.py) import
+``dataclass`` and ``field`` from here instead; type checkers see the real dataclasses.
+
+What it makes is what ``@dataclass(frozen=True)`` makes for a class with annotated
+fields and no base dataclass: ``__init__`` (positional or keyword, defaults,
+``field(default_factory=...)``), the same ``__repr__``, ``__eq__`` (same class, fields
+in order), ``__hash__`` over the fields, ``__match_args__``, and assignment refused with
+:class:`FrozenInstanceError` (an ``AttributeError``, like dataclasses'). No ``dataclasses.
+replace``/``asdict``/``fields`` on these records (tests/formats/test_frozen.py checks
+the behaviour against real dataclasses and that the hot path does not import them).
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy sees real dataclasses (same fields, same __init__)
+    from dataclasses import dataclass, field
+else:
+
+    class FrozenInstanceError(AttributeError):
+        """Assignment to a field of a frozen record."""
+
+    class _Factory:
+        __slots__ = ("factory",)
+
+        def __init__(self, factory: object) -> None:
+            self.factory = factory
+
+    def field(*, default_factory: object) -> object:
+        """``dataclasses.field(default_factory=...)``, the only form used."""
+        return _Factory(default_factory)
+
+    _HAS_FACTORY = object()
+
+    def _frozen_setattr(self: object, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def _frozen_delattr(self: object, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _make(cls: type) -> type:
+        for base in cls.__mro__[1:]:
+            if "__kdt_fields__" in base.__dict__ or "__dataclass_fields__" in base.__dict__:
+                raise TypeError(f"{cls.__name__}: inheriting fields is not supported")
+        names = tuple(cls.__dict__.get("__annotations__", {}))
+        defaults = {}
+        seen_default = False
+        for name in names:
+            if name.startswith("__"):
+                raise TypeError(f"{cls.__name__}: field name {name!r} not supported")
+            default = cls.__dict__.get(name, _HAS_FACTORY)
+            if default is _HAS_FACTORY:
+                if seen_default:
+                    raise TypeError(f"non-default argument {name!r} follows default argument")
+                continue
+            seen_default = True
+            defaults[name] = default
+            if isinstance(default, _Factory):
+                delattr(cls, name)   # as dataclasses: no class attribute for a factory field
+        cls.__setattr__ = _frozen_setattr  # type: ignore[assignment]
+        cls.__delattr__ = _frozen_delattr  # type: ignore[assignment]
+        cls.__match_args__ = names
+        cls.__kdt_fields__ = names
+        # The methods are compiled on first use: a module's records cost ~0.15 ms each to
+        # compile, and most of them are never made on a given command's path.
+        for meth in _METHODS:
+            setattr(cls, meth, _stub(cls, meth, names, defaults))
+        return cls
+
+    _METHODS = ("__init__", "__repr__", "__eq__", "__hash__")
+
+    def _stub(cls: type, meth: str, names: tuple, defaults: dict) -> object:
+        def first_call(self: object, *args: object, **kwargs: object) -> object:
+            if cls.__dict__[meth] is first_call:
+                _compile(cls, names, defaults)
+            return getattr(cls, meth)(self, *args, **kwargs)
+
+        first_call.__qualname__ = f"{cls.__qualname__}.{meth}"
+        return first_call
+
+    def _compile(cls: type, names: tuple, defaults: dict) -> None:
+        ns: dict = {"_setattr": object.__setattr__, "_HAS_FACTORY": _HAS_FACTORY}
+        params, body = [], []
+        for name in names:
+            if name not in defaults:
+                params.append(name)
+                body.append(f"_setattr(self, {name!r}, {name})")
+            elif isinstance(defaults[name], _Factory):
+                ns[f"_f_{name}"] = defaults[name].factory
+                params.append(f"{name}=_HAS_FACTORY")
+                body.append(f"_setattr(self, {name!r}, _f_{name}() if {name} is _HAS_FACTORY else {name})")
+            else:
+                ns[f"_d_{name}"] = defaults[name]
+                params.append(f"{name}=_d_{name}")
+                body.append(f"_setattr(self, {name!r}, {name})")
+        values = "".join(f"self.{n}, " for n in names)
+        other = "".join(f"other.{n}, " for n in names)
+        fields_repr = ", ".join(f"{n}={{self.{n}!r}}" for n in names)
+        src = "\n".join([
+            f"def __init__(self, {', '.join(params)}):",
+            *(f"    {b}" for b in body or ["pass"]),
+            "def __repr__(self):",
+            f"    return f'{{self.__class__.__qualname__}}({fields_repr})'",
+            "def __eq__(self, other):",
+            "    if other.__class__ is self.__class__:",
+            f"        return ({values}) == ({other})",
+            "    return NotImplemented",
+            "def __hash__(self):",
+            f"    return hash(({values}))",
+        ])
+        exec(src, ns)  # noqa: S102 - generated from the class's own field names
+        for meth in _METHODS:
+            fn = ns[meth]
+            fn.__qualname__ = f"{cls.__qualname__}.{meth}"
+            setattr(cls, meth, fn)
+
+    def dataclass(cls: object = None, *, frozen: bool = False) -> object:
+        """``@dataclass(frozen=True)``; anything else is refused (use dataclasses)."""
+        if not frozen:
+            raise TypeError("kdumptool.formats.frozen makes frozen records only")
+        if cls is not None:
+            return _make(cls)  # type: ignore[arg-type]
+        return _make

@@ -1,0 +1,119 @@
+"""kdumptool.formats.frozen: the records on the start-up path behave as the real
+``@dataclass(frozen=True)`` records they replace, and the start-up path of ``vmcore log``
+and ``vmcore scan`` does not import the heavy modules it was freed from (issue 13)."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from typing import Dict, Tuple
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kdumptool.analysis import rtscan
+from kdumptool.formats import diskdump, elf, frozen, printk, vmcoreinfo, vtd_tables
+from kdumptool.sources import vmcore
+from tests.conftest import FIXTURES, REPO
+
+
+def _pair(body: Dict[str, object]) -> Tuple[type, type]:
+    """The same class made by dataclasses and by formats.frozen."""
+    ann = {k: v for k, v in body.items() if k != "__defaults__"}
+    defaults = body.get("__defaults__", {})
+    out = []
+    for maker, fld in ((dataclasses.dataclass, dataclasses.field), (frozen.dataclass, frozen.field)):
+        ns: dict = {"__annotations__": dict(ann)}
+        for k, v in defaults.items():  # type: ignore[union-attr]
+            ns[k] = fld(default_factory=v[1]) if isinstance(v, tuple) and v[0] == "factory" else v
+        out.append(maker(frozen=True)(type("Rec", (), ns)))
+    return out[0], out[1]
+
+
+REAL, OURS = _pair({"a": "int", "b": "str", "c": "Optional[int]", "d": "dict",
+                    "__defaults__": {"c": None, "d": ("factory", dict)}})
+EMPTY_REAL, EMPTY_OURS = _pair({})
+ONE_REAL, ONE_OURS = _pair({"x": "int"})
+
+values = st.one_of(st.none(), st.integers(), st.text(max_size=8), st.binary(max_size=8),
+                   st.tuples(st.integers(), st.text(max_size=3)))
+
+
+@given(a=values, b=values, c=values, a2=values, b2=values)
+def test_same_behaviour_as_dataclasses(a, b, c, a2, b2):
+    for args, kwargs in (((a, b), {}), ((a,), {"b": b}), ((), {"a": a, "b": b, "c": c}), ((a, b, c), {})):
+        r, o = REAL(*args, **kwargs), OURS(*args, **kwargs)
+        assert repr(r) == repr(o)
+        assert (r.a, r.b, r.c, r.d) == (o.a, o.b, o.c, o.d)
+        r2, o2 = REAL(a2, b2, c), OURS(a2, b2, c)
+        assert (r == r2) == (o == o2)
+        assert (r != r2) == (o != o2)
+        assert o == OURS(*args, **kwargs)
+        assert o != r and r != o   # another class: not equal, as two dataclasses
+        assert o.d == {} and o.d is not OURS(a, b).d   # a fresh dict per record
+    assert REAL.__match_args__ == OURS.__match_args__ == ("a", "b", "c", "d")
+
+
+@given(x=st.one_of(st.integers(), st.text(max_size=5), st.none()))
+def test_hash_and_frozen(x):
+    r, o = ONE_REAL(x), ONE_OURS(x)
+    assert hash(r) == hash(o) == hash((x,))
+    assert repr(EMPTY_REAL()) == repr(EMPTY_OURS()) and EMPTY_OURS() == EMPTY_OURS()
+    for obj in (r, o):
+        with pytest.raises(AttributeError, match="cannot assign to field 'x'"):
+            obj.x = 1  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            obj.y = 1  # type: ignore[attr-defined]
+        with pytest.raises(AttributeError):
+            del obj.x  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        hash(OURS(1, "b"))   # a dict field: unhashable, as with dataclasses
+    with pytest.raises(TypeError):
+        OURS()   # missing arguments
+    with pytest.raises(TypeError):
+        OURS(1, "b", c=2, e=3)   # unknown field
+
+
+def test_refuses_what_it_does_not_do():
+    with pytest.raises(TypeError):
+        frozen.dataclass(frozen=False)
+    with pytest.raises(TypeError):
+        frozen.dataclass(frozen=True)(type("Bad", (), {"__annotations__": {"a": "int", "b": "int"}, "a": 1}))
+    with pytest.raises(TypeError):
+        frozen.dataclass(frozen=True)(type("Sub", (OURS,), {"__annotations__": {"e": "int"}}))
+
+
+def test_the_hot_path_records_are_ours():
+    """Every record of the modules on the vmcore log/scan start-up path is made here, not
+    by dataclasses (the import test below would catch a module, this names the class)."""
+    for mod in (diskdump, elf, printk, vmcoreinfo, vtd_tables, rtscan, vmcore):
+        for name, obj in vars(mod).items():
+            if isinstance(obj, type) and obj.__module__ == mod.__name__:
+                assert not dataclasses.is_dataclass(obj), f"{mod.__name__}.{name}"
+
+
+HEAVY = ("dataclasses", "inspect", "typing", "construct", "json", "threading", "typer", "click",
+         "pydantic", "rich", "ast", "tokenize", "kdumptool.formats.klog", "kdumptool.analysis.vtd_walk")
+
+
+@pytest.mark.parametrize("argv", [
+    ["vmcore", "log", str(FIXTURES / "vmcore/legacy_on.trim.kdump")],
+    ["vmcore", "scan", str(FIXTURES / "vmcore/vtd/legacy_on.trim.elf")],
+    ["vmcore", "scan", str(FIXTURES / "vmcore/vtd/legacy_on.trim.kdump")],
+])
+def test_hot_path_does_not_import_heavy_modules(argv):
+    """`vmcore log` and `vmcore scan` (plain invocations: cli/hot.py) import none of
+    HEAVY: each costs start-up time (bench/bench_ratios.py). Modules loaded before main()
+    runs (site, .pth files of an editable install) do not count."""
+    code = ("import sys; before = set(sys.modules)\n"
+            "from kdumptool.cli.main import main\n"
+            "try: main(sys.argv[1:] + ['-f', 'text'])\n"
+            "except SystemExit: pass\n"
+            f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules and m not in before)\n"
+            "print('HEAVY', heavy, file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=REPO,
+                       timeout=60)
+    assert r.stdout.strip() and "HEAVY [" in r.stderr, r.stderr[-500:]
+    assert "HEAVY []" in r.stderr, r.stderr[-300:]
