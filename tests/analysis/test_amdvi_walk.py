@@ -17,7 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kdumptool.analysis.amdvi_walk import find_device_tables, lookup_iova_amd, walk_device_table, walk_v1
+from kdumptool.analysis.amdvi_walk import (
+    find_device_tables,
+    lookup_iova_amd,
+    walk_device_table,
+    walk_v1,
+)
 from kdumptool.analysis.vtd_walk import PageReader
 from kdumptool.errors import KdumptoolError, NotMapped
 from kdumptool.formats.amdvi_tables import (
@@ -28,7 +33,17 @@ from kdumptool.formats.amdvi_tables import (
     dte_from_qwords,
     mode7_page_size,
 )
-from tests.amdvi_memory import IR, IW, PR, TV, AmdViMemory, V, elf_reader, oracle_device, oracle_translate
+from tests.amdvi_memory import (
+    IR,
+    IW,
+    PR,
+    TV,
+    AmdViMemory,
+    V,
+    elf_reader,
+    oracle_device,
+    oracle_translate,
+)
 from tests.cliutil import run
 from tests.dumpwriter import DumpSpec, write_elf
 
