@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
+from kdumptool.analysis.exposure import merge_ranges
 from kdumptool.analysis.rtscan import (
     RootTableCandidate,
     ScanResult,
@@ -236,6 +237,9 @@ def decode_tables(
         TableDevice(
             d.bdf, d.present, d.translation_type, d.domain_id,
             d.walk.mapped_4k_pages if d.walk else 0, d.walk.mapped_large_pages if d.walk else 0,
+            d.passthrough or any(p.translation_type == "pass-through" for p in d.other_pasids),
+            tuple(merge_ranges((x.phys, x.phys + x.size, (1 if x.read else 0) | (2 if x.write else 0))
+                               for w in d.walks for x in w.extents)),
         )
         for d in vt.devices
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from kdumptool.formats.klog import LogEvent, parse_log, wallclock_seconds
+from kdumptool.formats.klog import CONTEXT_KINDS, LogEvent, parse_log, wallclock_seconds
 
 BURST_GAP_S = 2.0
 BURST_GAP_LINES = 50
@@ -376,6 +376,8 @@ def analyse_log(
     acc = _Acc(system, max_events)
     boots = 0
     for ev in stream:
+        if ev.kind in CONTEXT_KINDS:
+            continue  # triage's context (command line, x2apic...), not an IOMMU event
         if ev.kind == "boot":
             boots += 1
             if last_boot_only and boots > 1:

@@ -785,7 +785,7 @@ def _device_findings(
                             devices=(r.bdf,), bdf=_short(r.bdf), rmrrs=rm))
     supp = inp.log.all("suppressed")
     if supp:
-        n = sum(int(m.get("n") or 0) for m in supp)
+        n = sum(int(m.get("value") or 0) for m in supp)
         out.append(make("faults-suppressed", evidence=tuple(m.evidence for m in supp[:5]), n=n))
     lookups: Dict[str, List[FaultLookup]] = {}
     c = inp.crashed

@@ -96,7 +96,8 @@ def amd_iommu(dump: Any, vmcore: Path, dev_table: Optional[str], saved: Optional
 
 
 def amd_exposure(dump: Any, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
-                 unit: Optional[str], dev: Optional[tuple], fmt: str, evidence: List[str]) -> Any:
+                 unit: Optional[str], dev: Optional[tuple], fmt: str, evidence: List[str],
+                 deliver: Any = None) -> Any:
     from kdumptool.analysis.amdvi_walk import walk_device_table
     from kdumptool.analysis.exposure import find_exposure
     from kdumptool.render import amdvi as ra
@@ -113,7 +114,10 @@ def amd_exposure(dump: Any, vmcore: Path, dev_table: Optional[str], saved: Optio
                         "uses them): " + ", ".join(f"{a:04x}-{b:04x}" for a, b in t.untranslated[:8]))
     ex = find_exposure(t.as_vtd_tables(), ranges, devices=devices)
     obj = ra.exposure_json(ex, t, source, detail, evidence + warnings)
-    emit(fmt, json_obj=lambda: obj, text=lambda: ra.render_exposure_text(obj, 1 << 62 if dev else 12))
+    if deliver is not None:  # vmcore exposure's -o / html
+        deliver(obj, ex, lambda: ra.render_exposure_text(obj, 1 << 62 if dev else 12))
+    else:
+        emit(fmt, json_obj=lambda: obj, text=lambda: ra.render_exposure_text(obj, 1 << 62 if dev else 12))
     return ex
 
 

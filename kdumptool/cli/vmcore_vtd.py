@@ -13,8 +13,19 @@ reported and the next source is tried.
 from __future__ import annotations
 
 import dataclasses
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import typer
 
@@ -108,7 +119,7 @@ def iommu(
             roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=False)
         except SourceMissing as err:
             return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, False,
-                               _int(iova, "--iova") if iova is not None else None, faults)
+                               iova=_int(iova, "--iova") if iova is not None else None, faults=faults)
         root = roots[0]
         addr, tmode, source, detail = root.address, root.mode, root.source, root.detail
         if iova is not None and dev is not None:
@@ -140,6 +151,13 @@ def iommu(
     _fail_if_incomplete(vmcore, tables, devices)
 
 
+EXPOSURE_FORMATS = ("auto", "text", "rich", "json", "html")
+if TYPE_CHECKING:
+    ExposureFormat = str
+else:
+    ExposureFormat = Enum("ExposureFormat", {f: f for f in EXPOSURE_FORMATS}, type=str)
+
+
 def exposure(
     vmcore: VmcoreArg = PROC_VMCORE,
     rtaddr: RtaddrOpt = None,
@@ -150,33 +168,52 @@ def exposure(
     all_units: Annotated[bool, typer.Option("--all-units", help="Every unit's root table together.")] = False,
     vendor: VendorOpt = "auto",
     dev_table: DevTableOpt = None,
-    fmt: FormatOpt = "auto",
+    fmt: Annotated[ExposureFormat, typer.Option(
+        "--format", "-f", case_sensitive=False,
+        help="Output: auto (rich on a terminal, text when piped), text, rich, json or html (one self-contained "
+             "page with the memory map).")] = "auto",
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Write the report to this file (created atomically; never follows a link) instead "
+                               "of standard output; auto is html for a .html name, else text.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With -o: replace an existing file.")] = False,
 ) -> None:
     """Physical memory each device could still read or write by DMA, and whether it was dumped."""
     from kdumptool.analysis.exposure import find_exposure
     from kdumptool.analysis.vtd_walk import walk_root_table
-    from kdumptool.cli.common import check_format
+    from kdumptool.cli.common import enum_value
     from kdumptool.errors import SourceMissing
     from kdumptool.render import vtd as rv
-    from kdumptool.render.output import emit
     from kdumptool.sources.vmcore import open_dump
 
-    fmt = check_format(fmt)
+    fmt = enum_value(fmt).lower()
+    if fmt not in EXPOSURE_FORMATS:
+        raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(EXPOSURE_FORMATS)}", param_hint="--format")
+    if output is not None:
+        from kdumptool.sources.outfile import refuse_existing
+
+        if fmt == "auto":
+            fmt = "html" if output.suffix.lower() in (".html", ".htm") else "text"
+        if fmt == "rich":
+            raise typer.BadParameter("rich output is for a terminal; use text, json or html with -o",
+                                     param_hint="--output")
+        refuse_existing(output, force)
     dev = _parse_bdf(device) if device else None
     if vendor not in ("auto", "intel", "amd"):
         raise typer.BadParameter(f"{vendor!r} is not auto, intel or amd", param_hint="--vendor")
-    if _amd(vmcore, vendor, dev_table, saved, rtaddr, unit, dev, fmt, exposure=True):
+    deliver = ExposureOutput(fmt, vmcore, output, force)
+    if _amd(vmcore, vendor, dev_table, saved, rtaddr, unit, dev, fmt, exposure=True, deliver=deliver):
         return
     with open_dump(str(vmcore)) as dump:
         try:
             roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=all_units)
         except SourceMissing as err:
-            return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, True)
+            return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, True, deliver)
         parts = []
         for r in roots:
             with _progress("walking page tables", None, "tables") as tick:
                 parts.append(walk_root_table(dump, r.address, r.mode, progress=tick))
         ranges = list(dump.iter_dumped_ranges())
+        deliver.read_layout(dump)
     source, detail = roots[0].source, roots[0].detail
     tables = parts[0]
     if len(parts) > 1:  # one exposure over every unit's devices
@@ -190,13 +227,51 @@ def exposure(
         devices = [d for d in tables.devices if (d.bus, d.devfn) == (dev[1], dev[2])]
     ex = find_exposure(tables, ranges, devices=devices)
     obj = rv.exposure_json(ex, tables, source, detail, warnings)
-    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12),
-         rich=lambda: rv.render_exposure_rich(obj))
+    deliver(obj, ex, lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12), lambda: rv.render_exposure_rich(obj))
     if ex.incomplete:
         from kdumptool.errors import IncompleteResult
 
         raise IncompleteResult(f"{vmcore}: exposure incomplete: table pages unreadable or a walk stopped at a "
                                "limit (see above)")
+
+
+class ExposureOutput:
+    """Where ``vmcore exposure`` writes its result: the format's renderer, to standard
+    output or (``-o``) through the atomic writer; html also draws the dump's memory map,
+    so the dump's layout is read while it is open (:meth:`read_layout`)."""
+
+    def __init__(self, fmt: str, vmcore: Path, output: Optional[Path], force: bool) -> None:
+        self.fmt, self.vmcore, self.output, self.force = fmt, vmcore, output, force
+        self.layout: Any = None
+
+    def read_layout(self, dump: Any) -> None:
+        if self.fmt == "html":
+            from kdumptool.sources.memmap import read_dump_layout
+
+            self.layout = read_dump_layout(dump, str(self.vmcore))
+
+    def __call__(self, obj: Any, ex: Any, text: Any, rich: Any = None) -> None:
+        import sys
+
+        from kdumptool.render.output import emit, to_json, with_schema_version
+
+        if self.fmt == "html":
+            from kdumptool import __version__
+            from kdumptool.analysis.memmap import find_exposure_memory_map
+            from kdumptool.render.html import render_exposure_html
+
+            doc = render_exposure_html(obj, find_exposure_memory_map(ex, self.layout), str(self.vmcore), __version__)
+        elif self.output is not None:
+            doc = to_json(with_schema_version(obj)) if self.fmt == "json" else text()
+        else:
+            emit(self.fmt, json_obj=lambda: obj, text=text, rich=rich)
+            return
+        if self.output is not None:
+            from kdumptool.sources.outfile import write_file
+
+            write_file(self.output, doc, self.force)
+        else:
+            sys.stdout.write(doc)
 
 
 def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
@@ -211,7 +286,7 @@ def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
 
 
 def _vtd_or_amd(err: Exception, vmcore: Path, vendor: str, rtaddr: Optional[str], saved: Optional[Path],
-                unit: Optional[str], dev: Optional[tuple], fmt: str, exposure: bool,
+                unit: Optional[str], dev: Optional[tuple], fmt: str, exposure: bool, deliver: Any = None,
                 iova: Optional[int] = None, faults: Optional[Path] = None) -> None:
     """The VT-d scan found no root table and nothing named a vendor: try an AMD-Vi device
     table before giving up (re-raising the VT-d error, with the AMD result, if both fail)."""
@@ -221,14 +296,15 @@ def _vtd_or_amd(err: Exception, vmcore: Path, vendor: str, rtaddr: Optional[str]
         raise err
     try:
         _amd(vmcore, "amd", None, None, None, unit, dev, fmt, exposure, iova, faults,
-             note="vendor AMD-Vi: the scan found no VT-d root table, so an AMD-Vi device table was looked for")
+             note="vendor AMD-Vi: the scan found no VT-d root table, so an AMD-Vi device table was looked for",
+             deliver=deliver)
     except SourceMissing as amd_err:
         raise SourceMissing(f"{err}; {amd_err}") from None
 
 
 def _amd(vmcore: Path, vendor: str, dev_table: Optional[str], saved: Optional[Path], rtaddr: Optional[str],
          unit: Optional[str], dev: Optional[tuple], fmt: str, exposure: bool, iova: Optional[int] = None,
-         faults: Optional[Path] = None, note: Optional[str] = None) -> bool:
+         faults: Optional[Path] = None, note: Optional[str] = None, deliver: Any = None) -> bool:
     """Run the AMD-Vi decode when the evidence says AMD (True: done). With nothing to go
     on (auto), VT-d runs first and an AMD-Vi scan follows only when VT-d finds nothing
     (_vtd_or_amd). ``iova`` (with ``dev``) or ``faults``: one IOVA, or every IO_PAGE_FAULT
@@ -251,7 +327,9 @@ def _amd(vmcore: Path, vendor: str, dev_table: Optional[str], saved: Optional[Pa
             if unchecked:
                 raise IncompleteResult(f"{vmcore}: {unchecked:,} faults not looked up (MAX_FAULT_CHECKS)")
         elif exposure:
-            ex = va.amd_exposure(dump, vmcore, dev_table, saved, unit, dev, fmt, evidence)
+            if deliver is not None:
+                deliver.read_layout(dump)
+            ex = va.amd_exposure(dump, vmcore, dev_table, saved, unit, dev, fmt, evidence, deliver)
             if ex.incomplete:
                 raise IncompleteResult(f"{vmcore}: exposure incomplete: table pages unreadable (see above)")
         else:

@@ -426,7 +426,7 @@ _SECOND_LINE_RE = re.compile(r"(?:(?:DMAR|dmar|INTR-REMAP)\s*:\s*)+\[\s*fault\s+
 _KEYWORDS_RE = re.compile(
     r"DMAR|dmar|INTR-REMAP|AER|PCIe Bus Error|IOMMU|iommu|Firmware Bug|elfcorehdr|crashkernel"
     r"|Kernel panic|Trigger a crash|Starting new kernel|table entries|entry|pte level|not present"
-    r"|Request device|\[DMA|Linux version|Invalidation|QI |AMD-Vi"
+    r"|Request device|\[DMA|Linux version|Invalidation|QI |AMD-Vi|Kernel command line|x2apic"
 )
 
 _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
@@ -443,6 +443,12 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
     ("ir_copy_failed", re.compile(r"Failed to copy IR table for (?P<unit>\S+) from previous kernel")),
     ("ir_not_kdump", re.compile(r"IRQ remapping was enabled on (?P<unit>\S+) but we are not in kdump mode")),
     ("sm_disallowed", re.compile(r"Scalable mode is disallowed")),
+    # Context for triage's scenario (CONTEXT_KINDS: parsed, not listed by `log`): the
+    # platform opt-in forcing the IOMMU on, and 5.0-5.x's word that intel_iommu=sm_on was
+    # parsed.
+    ("optin_forced", re.compile(r"DMAR: Intel-IOMMU force enabled due to platform opt in")),
+    ("sm_param_on", re.compile(r"DMAR: Intel-IOMMU: scalable mode supported")),
+    ("ir_disabled", re.compile(r"DMAR-IR: Disabled IRQ remapping")),
     # "DMAR: IOMMU disabled" (>= 4.x pr_fmt), "Intel-IOMMU: disabled" (2.6/3.x printk).
     ("iommu_disabled", re.compile(r"(?:(?:DMAR|dmar)\s*:\s*IOMMU|Intel-IOMMU:) disabled$")),
     # The last line of intel_iommu_init(): this kernel's remapping is now on.
@@ -502,8 +508,13 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
         r"(?: at (?P<device>[0-9a-fA-F:.]+))? cap (?P<cap>0x[0-9a-fA-F]+)")),
     ("amdvi_dte", re.compile(r"AMD-Vi: DTE\[(?P<index>\d)\]: (?P<value>[0-9a-fA-F]{16})")),
     ("boot", re.compile(r"^Linux version (?P<version>\S+)")),
-    ("kdump_kernel", re.compile(r"^Kernel command line:(?=.*\belfcorehdr=(?P<elfcorehdr>\S+))")),
+    # The command line's text is the group "cmdline" (for triage; not in `log`'s details).
+    ("kdump_kernel", re.compile(r"^Kernel command line: ?(?P<cmdline>(?=.*\belfcorehdr=(?P<elfcorehdr>\S+)).*)")),
+    ("cmdline", re.compile(r"^Kernel command line: ?(?P<cmdline>.*)")),
+    ("x2apic", re.compile(r"x2apic enabled|Switched APIC routing to (?:cluster|physical) x2apic")),
     ("crashkernel_reserved", re.compile(r"Reserving (?P<size>\d+MB) of (?:low )?memory at (?P<at>\S+) for crashkernel")),
+    # 6.9 and later (kernel/crash_reserve.c): "crashkernel reserved: 0x... - 0x... (256 MB)", end exclusive
+    ("crashkernel_reserved", re.compile(r"crashkernel reserved: (?P<start>0x[0-9a-fA-F]+) - (?P<end>0x[0-9a-fA-F]+)")),
     ("panic", re.compile(r"^Kernel panic - not syncing:\s*(?P<why>.*)")),  # not the "---[ end ..." trailer
     ("crash_trigger", re.compile(r"sysrq: Trigger a crash")),
     ("kexec", re.compile(r"kexec_core: Starting new kernel")),
@@ -517,7 +528,12 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
         r"|page table not present at level -?\d+)")),
 ]
 _FW_IOMMU_RE = re.compile(r"DMAR|dmar|RMRR|DRHD|IOMMU|VT-d")
-#: The AMD-Vi init/kdump patterns (one table: model/log.py's markers use these too).
+#: Kinds of the table that are context for triage's scenario (model/log.py), not IOMMU
+#: events: analysis/log.py neither counts nor lists them.
+CONTEXT_KINDS = frozenset({"cmdline", "x2apic", "optin_forced", "sm_param_on"})
+#: Groups a pattern captures for triage only (not copied into an event's details).
+_CONTEXT_GROUPS = frozenset({"cmdline"})
+#: The AMD-Vi init/kdump patterns (model/log.py's scenario markers keep their names).
 AMDVI_LOG_PATTERNS: List[Tuple[str, re.Pattern[str]]] = [p for p in _SIMPLE if p[0].startswith("amdvi_")]
 _AMD_FIRST = [p for p in _SIMPLE if p[0].startswith("amdvi_")] + [
     p for p in _SIMPLE if not p[0].startswith("amdvi_")]
@@ -692,21 +708,60 @@ def _amdvi_event(ln: LogLine) -> Optional[LogEvent]:
                     pasid=details.get("pasid"), details=details, warnings=tuple(warnings))
 
 
+def message_match(ln: LogLine) -> Optional[Tuple[str, Optional[re.Match[str]]]]:
+    """The kind of one normalised message by the pattern table, and the match of its
+    pattern: the one reading of a line, used by :func:`parse_log` (``kdumptool log``) and by
+    triage's scenario markers (:func:`kdumptool.model.log.scan_log_text`) alike. AER lines
+    and AMD-Vi event lines give ``("aer", match)`` / ``("amd_vi_event", None)``: their own
+    decoders read them. None when the line is none of these."""
+    text = ln.text
+    if not _KEYWORDS_RE.search(text):
+        return None
+    if "AMD-Vi: Event logged" in text and _amdvi_event(ln) is not None:
+        return "amd_vi_event", None
+    m2 = _aer_match(text)
+    if m2 is not None:
+        return "aer", m2
+    return _table_match(text)
+
+
+def _aer_match(text: str) -> Optional[re.Match[str]]:
+    m = _AER_RE.match(text)
+    return m if m and _AER_ERROR_RE.search(m.group("rest")) else None
+
+
+def _table_match(text: str) -> Optional[Tuple[str, re.Match[str]]]:
+    """The first pattern of the table that matches (AMD's own lines first for an AMD-Vi
+    line: VT-d's "Translation was enabled for ..." would take them)."""
+    for kind, rx in _AMD_FIRST if "AMD-Vi" in text else _SIMPLE:
+        m = rx.search(text)
+        if not m:
+            continue
+        if kind == "firmware_bug" and not _FW_IOMMU_RE.search(text):
+            continue
+        return kind, m
+    return None
+
+
+def device_line(ln: LogLine) -> Optional[Tuple[str, str]]:
+    """(driver, ``SSSS:BB:DD.F``) when a driver speaks for a PCI device in this line
+    (``e1000e 0000:00:02.0: ...``); None for the bus's own lines (``pci``, ``acpi``)."""
+    m = _DEVLINE_RE.match(ln.text)
+    if m is None or m.group(1) in NOT_DRIVERS:
+        return None
+    return m.group(1), m.group(2).lower()
+
+
 def _simple_event(ln: LogLine) -> Optional[LogEvent]:
     text = ln.text
     if not _KEYWORDS_RE.search(text):
         return None
-    if "AMD-Vi" in text:
-        if "AMD-Vi: Event logged" in text:
-            ev = _amdvi_event(ln)
-            if ev is not None:
-                return ev
-        # AMD's own lines first: VT-d's "Translation was enabled for ..." would take them.
-        patterns = _AMD_FIRST
-    else:
-        patterns = _SIMPLE
-    m2 = _AER_RE.match(text)
-    if m2 and _AER_ERROR_RE.search(m2.group("rest")):
+    if "AMD-Vi: Event logged" in text:
+        ev = _amdvi_event(ln)
+        if ev is not None:
+            return ev
+    m2 = _aer_match(text)
+    if m2 is not None:
         rest = m2.group("rest")
         bdf = m2.group("dev").lower()
         details: Dict[str, Any] = {"reporter": bdf}
@@ -724,18 +779,15 @@ def _simple_event(ln: LogLine) -> Optional[LogEvent]:
             details["type"] = sev.group("type").strip()
         return LogEvent(ln.number, "aer", text, ln.number, ln.timestamp, ln.wallclock, bdf=bdf,
                         details=details)
-    for kind, rx in patterns:
-        m = rx.search(text)
-        if not m:
-            continue
-        if kind == "firmware_bug" and not _FW_IOMMU_RE.search(text):
-            continue
+    hit = _table_match(text)
+    if hit is not None:
+        kind, m = hit
         d: Dict[str, Any] = {}
         unit = None
         value = None
         address = None
         for k, v in m.groupdict().items():
-            if v is None:
+            if v is None or k in _CONTEXT_GROUPS:
                 continue
             if k == "unit":
                 unit = v
@@ -831,21 +883,20 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
 
 
 # "e1000e 0000:00:02.0: ..." -- dev_printk() prints the bound driver's name, or the bus
-# name ("pci") when no driver is bound. A cheap hint first: the regex below is slower.
-_DEVLINE_HINT_RE = re.compile(r":[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]: ")
-_DEVLINE_RE = re.compile(r"([\w.-]+) ([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]): ")
-_NOT_DRIVERS = frozenset({"pci", "PCI", "pci_bus", "acpi", "ACPI"})
+# name ("pci") when no driver is bound; netdev_printk() adds the interface:
+# "e1000 0000:03:01.0 eth1: ...". A cheap hint first: the regex below is slower.
+_DEVLINE_HINT_RE = re.compile(r":[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7][: ]")
+_DEVLINE_RE = re.compile(r"([\w.-]+) ([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])(?: [\w.-]+)?: ")
+#: Bus and firmware names dev_printk() prints for a device no driver speaks for.
+NOT_DRIVERS = frozenset({"pci", "PCI", "pci_bus", "acpi", "ACPI"})
 _MAX_DRIVERS = 4096
 
 
 def _driver_event(ln: LogLine, seen: Set[Tuple[str, str]]) -> Optional[LogEvent]:
     """A ``driver`` event the first time a driver speaks for a PCI device."""
     number = ln.number
-    m = _DEVLINE_RE.match(ln.text)
-    if m is None or m.group(1) in _NOT_DRIVERS:
-        return None
-    key = (m.group(1), m.group(2).lower())
-    if key in seen:
+    key = device_line(ln)
+    if key is None or key in seen:
         return None
     seen.add(key)
     return LogEvent(number, "driver", ln.text, number, ln.timestamp, ln.wallclock, bdf=key[1],

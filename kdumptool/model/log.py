@@ -5,36 +5,48 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
+from kdumptool.formats.klog import (
+    AMDVI_LOG_PATTERNS,
+    NOT_DRIVERS,
+    device_line,
+    message_match,
+    normalise_line,
+    parse_log,
+)
 from kdumptool.model.evidence import Evidence
 
-MARKERS: Tuple[Tuple[str, re.Pattern[str]], ...] = tuple(
-    (k, re.compile(p))
-    for k, p in (
-        ("cmdline", r"Kernel command line: (?P<cmdline>.*)$"),
-        # The kernel's banner: its release (which row of analysis/kernels.py applies).
-        ("banner", r"^Linux version (?P<release>\S+) .*$"),
-        ("param_on", r"DMAR: IOMMU enabled$"),
-        ("param_off", r"DMAR: IOMMU disabled$"),
-        ("optin_forced", r"DMAR: Intel-IOMMU force enabled due to platform opt in"),
-        ("sm_disallowed", r"DMAR: Scalable mode is disallowed"),
-        # 5.0-5.x print this when intel_iommu=sm_on is parsed (the crashed kernel's own word).
-        ("sm_param_on", r"DMAR: Intel-IOMMU: scalable mode supported"),
-        ("pre_enabled", r"DMAR: Translation already enabled - trying to copy translation structures"),
-        ("copied", r"DMAR: Copied translation tables from previous kernel for (?P<unit>\S+)"),
-        ("copy_failed", r"DMAR: Failed to copy translation tables from previous kernel for (?P<unit>\S+)"),
-        ("not_kdump", r"DMAR: Translation was enabled for (?P<unit>\S+) but we are not in kdump mode"),
-        ("vtd_up", r"DMAR: Intel\(R\) Virtualization Technology for Directed I/O"),
-        ("ir_copied", r"DMAR-IR: Copied IR table for (?P<unit>\S+) from previous kernel"),
-        ("ir_copy_failed", r"DMAR-IR: Failed to copy IR table for (?P<unit>\S+) from previous kernel"),
-        ("ir_enabled", r"DMAR-IR: Enabled IRQ remapping in (?P<mode>x2apic|xapic) mode"),
-        ("ir_disabled", r"DMAR-IR: (?:IRQ remapping was enabled on .* but we are not in kdump mode|Disabled IRQ remapping)"),
-        ("x2apic", r"x2apic enabled|Switched APIC routing to (?:cluster|physical) x2apic"),
-        ("suppressed", r"dmar_fault: (?P<n>\d+) callbacks suppressed"),
-        ("probe", r"^(?P<drv>[A-Za-z0-9_-]+) (?P<bdf>[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])[: ]"),
-    )
-)
+#: Scenario marker kind of each kernel-log event kind (formats/klog.py's pattern table is
+#: the one reading of a line: `kdumptool log` and triage see the same kind on the same
+#: line; these are triage's names for them). AMD-Vi kinds keep their names.
+MARKER_OF_EVENT: Dict[str, str] = {
+    "cmdline": "cmdline",
+    "kdump_kernel": "cmdline",
+    "boot": "banner",  # the kernel's release: which row of model/kernel_table.py applies
+    "iommu_enabled": "param_on",
+    "iommu_disabled": "param_off",
+    "optin_forced": "optin_forced",
+    "sm_disallowed": "sm_disallowed",
+    "sm_param_on": "sm_param_on",  # 5.0-5.x: intel_iommu=sm_on parsed (the crashed kernel's own word)
+    "translation_preenabled": "pre_enabled",
+    "tables_copied": "copied",
+    "copy_failed": "copy_failed",
+    "translation_not_kdump": "not_kdump",
+    "vtd_ready": "vtd_up",
+    "ir_copied": "ir_copied",
+    "ir_copy_failed": "ir_copy_failed",
+    "ir_mode": "ir_enabled",
+    "ir_not_kdump": "ir_disabled",
+    "ir_disabled": "ir_disabled",
+    "x2apic": "x2apic",
+    "suppressed": "suppressed",
+}
+MARKER_OF_EVENT.update({k: k for k, _ in AMDVI_LOG_PATTERNS})
+#: The literal words that put a line in front of the pattern table (scan_log_text reads
+#: only lines holding one): every marker pattern needs one of them.
+CANDIDATE_WORDS = ("DMAR", "dmar", "Intel-IOMMU", "x2apic", "Kernel command line", "callbacks suppressed",
+                   "Request device", "Linux version", "AMD-Vi")
 
 
 @dataclass(frozen=True)
@@ -67,12 +79,6 @@ class LogMarkers:
         return self.lines == 0
 
 
-#: Device lines of the PCI core and port services are not a driver's probe.
-_NOT_DRIVERS = frozenset(("pci", "pcieport", "pci_bus", "acpi", "ACPI", "PCI"))
-_DMAR_KINDS = tuple((k, rx) for k, rx in MARKERS if k not in ("cmdline", "banner", "probe", "x2apic", "suppressed"))
-_BY_KIND = dict(MARKERS)
-
-
 def scan_log(lines: Iterable[str], source: str = "dmesg") -> LogMarkers:
     """Find the VT-d marker lines of a kernel log (line numbers are 1-based)."""
     return scan_log_text("\n".join(lines), source)
@@ -87,26 +93,13 @@ def _positions(data: bytes, needle: bytes) -> List[int]:
     return out
 
 
-def _strip_ts(raw: str) -> str:
-    s = raw.lstrip()
-    if s.startswith("<"):
-        s = s[s.find(">") + 1 :]
-    if s.startswith("["):
-        close = s.find("]")
-        if close > 0:
-            return s[close + 1 :].lstrip(" ")
-    return s
-
-
-_NOT_DRIVERS_B = frozenset(w.encode() for w in _NOT_DRIVERS)
+_NOT_DRIVERS_B = frozenset(w.encode() for w in NOT_DRIVERS)
 
 
 def _fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
     """``fault`` markers for one log line holding ``Request device [``, decoded by
     :func:`kdumptool.formats.klog.parse_log` (groups: ``bdf`` as ``SSSS:BB:DD.F``,
     ``addr`` and ``index`` in hex, ``reason`` code in hex, ``why`` its text, ``kind``)."""
-    from kdumptool.formats.klog import parse_log
-
     if "fault addr" not in raw and "fault index" not in raw:
         return []  # a device name quoted without its record (prose in a mail, a diff)
     out = []
@@ -149,10 +142,11 @@ def scan_log_text(
     found: List[Marker] = []
     probed = set()
     cands: List[Tuple[int, str]] = []
-    for kw in ("DMAR", "x2apic", "Kernel command line", "dmar_fault:", "Request device", "Linux version", "AMD-Vi"):
+    for kw in CANDIDATE_WORDS:
         cands.extend((p, kw) for p in _positions(data, kw.encode()))
+    segs = frozenset(segments)
     if probes:
-        for seg in segments:
+        for seg in segs:
             cands.extend((p, "bdf") for p in _positions(data, f" {seg:04x}:".encode()))
     cands.sort()
     lineno = 1
@@ -163,8 +157,9 @@ def scan_log_text(
             continue  # a second keyword on a line already handled
         if kw == "bdf":
             # "[ts] e1000e 0000:00:02.0: ..." -- the word before the address is the driver.
-            w0 = data.rfind(b" ", max(0, pos - 64), pos) + 1
-            if data[w0:pos] in _NOT_DRIVERS_B or data.rfind(b"\n", w0, pos) >= 0:
+            lo = max(0, pos - 64)
+            w0 = max(data.rfind(b" ", lo, pos), data.rfind(b"\n", lo, pos)) + 1
+            if data[w0:pos] in _NOT_DRIVERS_B:
                 continue
         start = data.rfind(b"\n", 0, pos) + 1
         line_end = data.find(b"\n", pos)
@@ -178,30 +173,18 @@ def scan_log_text(
             # printed (DMA and interrupt-remapping, hex or decimal reasons, PASID forms).
             found.extend(_fault_markers(raw, source, lineno))
             continue
-        body = _strip_ts(raw)
-        if kw == "AMD-Vi":
-            from kdumptool.formats.klog import AMDVI_LOG_PATTERNS
-
-            kinds: Tuple[Tuple[str, re.Pattern[str]], ...] = tuple(AMDVI_LOG_PATTERNS)
-        elif kw == "DMAR":
-            kinds = _DMAR_KINDS
-        elif kw == "bdf":
-            kinds = (("probe", _BY_KIND["probe"]),)
-        else:
-            k = {"x2apic": "x2apic", "dmar_fault:": "suppressed", "Linux version": "banner"}.get(kw, "cmdline")
-            kinds = ((k, _BY_KIND[k]),)
-        for kind, rx in kinds:
-            m = rx.search(body)
-            if m:
-                if kind == "probe":
-                    key = (m.group("drv"), m.group("bdf"))
-                    if key[0] in _NOT_DRIVERS or key in probed:
-                        break
-                    probed.add(key)
-                groups = tuple((k, v.replace("0x", "") if k == "bdf" else v)
-                               for k, v in m.groupdict().items() if v is not None)
-                found.append(Marker(kind, Evidence(source, raw.strip(), lineno), groups))
-                break
+        ln = normalise_line(raw, lineno)
+        ev = Evidence(source, raw.strip(), lineno)
+        if probes:
+            dev = device_line(ln)
+            if dev is not None and dev not in probed and int(dev[1][:4], 16) in segs:
+                probed.add(dev)
+                found.append(Marker("probe", ev, (("drv", dev[0]), ("bdf", dev[1]))))
+        hit = message_match(ln)
+        kind = MARKER_OF_EVENT.get(hit[0]) if hit is not None else None
+        if kind is not None and hit is not None and hit[1] is not None:
+            groups = tuple((k, v.replace("0x", "") if k == "bdf" else v)
+                           for k, v in hit[1].groupdict().items() if v is not None)
+            found.append(Marker(kind, ev, groups))
     total = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
     return LogMarkers(source, tuple(found), total)
-

@@ -77,6 +77,10 @@ class TableDevice:
     domain_id: Optional[int]
     mapped_4k: int
     mapped_large: int
+    #: identity (pass-through) translation: it reaches all of memory
+    passthrough: bool = False
+    #: the physical ranges its page tables map, merged: (start, end, rights: 1 read, 2 write)
+    extents: Tuple[Tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)

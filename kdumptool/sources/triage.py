@@ -403,7 +403,7 @@ def read_triage_input(
     if banner is None and bm is not None:
         banner = bm.evidence.text
     if release is None:
-        release = _snapshot_release(root) or (bm.get("release") if bm is not None else None)
+        release = _snapshot_release(root) or (bm.get("version") if bm is not None else None)
     return TriageInput(
         system=system,
         log=log,

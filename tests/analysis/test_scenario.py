@@ -238,4 +238,4 @@ def test_fault_line_formats_of_several_kernel_eras():
     # "[fault reason 37]" without 0x is decimal: 0x25, the kernel's "Blocked a compatibility
     # format interrupt request" (irq_remap_fault_reasons[5]).
     assert faults[4].get("index") == "1600" and faults[4].get("reason") == "25"
-    assert m.first("suppressed").get("n") == "131757"
+    assert m.first("suppressed").get("value") == "131757"

@@ -30,13 +30,13 @@ def _complete(out: Path, *words: str) -> str:
 
 def test_bash_completion(out: Path) -> None:
     assert _complete(out, "kdumptool", "tri") == "triage"
-    assert _complete(out, "kdumptool", "triage", "--format", "") == "auto text rich json prometheus"
+    assert _complete(out, "kdumptool", "triage", "--format", "") == "auto text rich json prometheus html"
     assert _complete(out, "kdumptool", "dmar", "--fail-on", "w") == "warning"
     assert set(_complete(out, "kdumptool", "vmcore", "").split()) >= {"info", "log", "iommu", "exposure", "scan"}
     assert "--from-lspci" in _complete(out, "kdumptool", "pci", "--f").split()
     assert (out / "_kdumptool").read_text().startswith("#compdef kdumptool")
     fish = (out / "kdumptool.fish").read_text()
-    assert "-a triage" in fish and "-l format -s f -x -a 'auto text rich json prometheus'" in fish
+    assert "-a triage" in fish and "-l format -s f -x -a 'auto text rich json prometheus html'" in fish
 
 
 def test_man_page(out: Path) -> None:

@@ -66,7 +66,7 @@ def test_help_lists_choices_and_no_bool(capsys: pytest.CaptureFixture) -> None:
         if "--format" in text:
             assert re.search(r"--format [<\[]auto\|text\|rich\|json[|a-z]*[>\]]", text), name
     # typer >= 0.24 writes <a|b>, older typer (Python 3.9) [a|b]
-    assert re.search(r"[<\[]auto\|text\|rich\|json\|prometheus[>\]]", helps["triage"])
+    assert re.search(r"[<\[]auto\|text\|rich\|json\|prometheus\|html[>\]]", helps["triage"])
     assert re.search(r"[<\[]error\|warning\|info[>\]]", helps["dmar"])
     assert re.search(r"[<\[]fault\|warning[>\]]", helps["log"])
     assert "--exit-zero" in helps[""]
