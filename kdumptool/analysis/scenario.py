@@ -302,6 +302,12 @@ def observe_kernel(
             ev.extend(u.ev("RTADDR") for u in units if u.tes and u.rtaddr is not None)
         elif log.first("sm_disallowed") is not None:
             scalable = False
+        elif units and all(u.smts is False for u in units):
+            # intel-iommu runs scalable mode only on units with ECAP.SMTS (sm_supported()):
+            # without it the table mode is legacy whatever RTADDR would say. ECAP comes
+            # from sysfs when /dev/mem is refused (kernel lockdown), RTADDR does not.
+            scalable = False
+            ev.extend(u.ev("ECAP") for u in units)
     ir = _any([u.ires for u in units])
     irm = log.first("ir_enabled")
     if irm is not None:

@@ -21,6 +21,7 @@ from kdumptool.analysis.catalogue import (
 )
 from kdumptool.analysis.crashed import with_crashed_tables
 from kdumptool.analysis.scenario import (
+    ECAP_SMTS_BIT,
     KernelState,
     Scenario,
     UnitRegs,
@@ -137,7 +138,7 @@ def unit_regs(system: System) -> List[UnitRegs]:
                 rtaddr=get("RTADDR"),
                 ecap=get("ECAP") if get("ECAP") is not None else u.ecap,
                 irta=get("IRTA"),
-                source="_kdumptool/vtd_registers.json" if regs is not None else "sysfs",
+                source="_kdumptool/vtd_registers.json" if regs is not None else f"/sys/class/iommu/{u.name}/intel-iommu",
             )
         )
     return out
@@ -929,9 +930,13 @@ def _lockdown_findings(inp: TriageInput, scen: Any) -> List[Finding]:
     if not unread or not (locked or any("lockdown" in (u.read_error or "") for u in unread)):
         return []
     state = scen.kdump if scen.in_kdump else scen.first
+    # Without RTADDR the mode can still follow from CAP/ECAP in sysfs: no ECAP.SMTS, no
+    # scalable mode (analysis/scenario.py observed_state).
+    no_smts = bool(unread) and all(u.ecap is not None and not (u.ecap >> ECAP_SMTS_BIT) & 1 for u in unread)
+    smts_basis = " (ECAP.SMTS=0 in sysfs: this hardware has no scalable mode)" if no_smts and state.scalable is False else ""
     lost = [
         f"VT-d translation (GSTS.TES): {_yes_no(state.vtd, 'on', 'off')}",
-        f"table mode (RTADDR.SMT): {_yes_no(state.scalable, 'scalable', 'legacy')}",
+        f"table mode (RTADDR.SMT): {_yes_no(state.scalable, 'scalable', 'legacy')}{smts_basis}",
         f"interrupt remapping (GSTS.IRES): {_yes_no(state.ir, 'on', 'off')}",
         f"x2APIC interrupt mode (IRTA.EIME): {_yes_no(state.x2apic, 'on', 'off')}",
     ]

@@ -98,6 +98,8 @@ oracle() {
     d=$1; mkdir -p "$d"
     t0=$(up)
     cat /proc/cmdline > "$d/cmdline.txt"
+    cat /sys/kernel/security/lockdown > "$d/lockdown.txt" 2>&1
+    cat /proc/modules > "$d/modules.txt"
     uname -r > "$d/uname.txt"
     dmesg > "$d/dmesg.txt"
     cat /proc/iomem > "$d/iomem.txt"
@@ -117,7 +119,7 @@ oracle() {
         b=$(basename "$dev")
         drv=$(basename "$(readlink "$dev/driver" 2>/dev/null)" 2>/dev/null)
         grp=$(basename "$(readlink "$dev/iommu_group" 2>/dev/null)" 2>/dev/null)
-        echo "$b class=$(cat $dev/class) vendor=$(cat $dev/vendor) device=$(cat $dev/device) driver=${drv:--} group=${grp:--} path=$(readlink -f "$dev")"
+        echo "$b class=$(cat $dev/class) vendor=$(cat $dev/vendor) device=$(cat $dev/device) driver=${drv:--} group=${grp:--} enable=$(cat $dev/enable 2>/dev/null) power=$(cat $dev/power_state 2>/dev/null) reset=$(cat $dev/reset_method 2>/dev/null | tr ' ' +) path=$(readlink -f "$dev")"
     done > "$d/pci_sysfs.txt"
     say "oracle $d ($t0..$(up))"
 }
@@ -159,7 +161,17 @@ live_main() {
     mkdir -p /etc/default
     echo "KDUMP_CMDLINE=\"$KDUMP_APPEND\"" > /etc/default/kdump-tools
     t0=$(up)
-    "$KEXEC" -p "/t/boot/vmlinuz-$KVER" --initrd="$KDUMP_INITRD" --append="$KDUMP_APPEND" \
+    KEXEC_OPT=
+    case "$(cat /sys/kernel/security/lockdown 2>/dev/null)" in
+        *"[integrity]"*|*"[confidentiality]"*)
+            # A locked-down kernel refuses kexec_load (LOCKDOWN_KEXEC) and checks the image's
+            # signature in kexec_file_load (kexec -s): both attempts kept (docs/lockdown.md).
+            "$KEXEC" -p "/t/boot/vmlinuz-$KVER" --initrd="$KDUMP_INITRD" --append="$KDUMP_APPEND" \
+                > "$O/kexec_load.txt" 2>&1
+            echo "rc=$?" >> "$O/kexec_load.txt"
+            KEXEC_OPT=-s ;;
+    esac
+    "$KEXEC" $KEXEC_OPT -p "/t/boot/vmlinuz-$KVER" --initrd="$KDUMP_INITRD" --append="$KDUMP_APPEND" \
         > "$O/kexec.txt" 2>&1
     echo "rc=$? t0=$t0 t1=$(up)" >> "$O/kexec.txt"
     echo "loaded=$(cat /sys/kernel/kexec_crash_loaded)" >> "$O/kexec.txt"
@@ -212,6 +224,33 @@ dump() {
     say "dump $1 rc=$rc size=$sz ($t0..$t1)"
 }
 
+# lockdown_probe DIR (a locked-down kernel only, after quiesce): the kernel's answers to
+# a config-space write (setpci rewriting the host bridge's COMMAND with the value it
+# holds) and to sysfs enable 1 then 0 on the e1000 behind the PCIe-to-PCI bridge, with
+# lspci -xxxx of every device after each step (docs/lockdown.md).
+lockdown_probe() {
+    local d e b v
+    d=$1; mkdir -p "$d"
+    b=0000:03:01.0
+    e=/sys/bus/pci/devices/$b/enable
+    "$LSPCI" -xxxx > "$d/lspci_xxxx_0.txt" 2>&1
+    # The kernel rate-limits its "Lockdown:" lines (10 per 5 s; the devmem reads above
+    # use them up): wait, so the config write's own line is logged.
+    sleep 6
+    v=$(/t/usr/bin/setpci -s 00:00.0 COMMAND 2>&1)
+    /t/usr/bin/setpci -s 00:00.0 COMMAND="$v" > "$d/setpci_write.txt" 2>&1
+    echo "rc=$? value=$v" >> "$d/setpci_write.txt"
+    { echo "before enable=$(cat $e)"; echo 1 > "$e"; echo "write 1 rc=$? enable=$(cat $e)"; } > "$d/enable.txt" 2>&1
+    "$LSPCI" -xxxx > "$d/lspci_xxxx_1.txt" 2>&1
+    { echo 0 > "$e"; echo "write 0 rc=$? enable=$(cat $e)"; } >> "$d/enable.txt" 2>&1
+    "$LSPCI" -xxxx > "$d/lspci_xxxx_2.txt" 2>&1
+    # pci_enable_bridge enabled the driverless bridge above it: disable it again.
+    { echo 0 > /sys/bus/pci/devices/0000:02:00.0/enable; echo "bridge 02:00.0 write 0 rc=$?"; } >> "$d/enable.txt" 2>&1
+    "$LSPCI" -xxxx > "$d/lspci_xxxx_3.txt" 2>&1
+    dmesg | grep -i lockdown > "$d/dmesg_lockdown.txt"
+    say "lockdown probe $d"
+}
+
 kdump_main() {
     local saved
     O=/out/kdump; mkdir -p "$O"
@@ -241,6 +280,9 @@ kdump_main() {
     kdt_batch "$O" "quiesce_apply=quiesce --apply --dump-finished --journal $O/quiesce.journal -f json" \
         'quiesce_again=quiesce --apply --dump-finished -f json'
     oracle "$O/after_quiesce"
+    case "$(cat /sys/kernel/security/lockdown 2>/dev/null)" in
+        *"[integrity]"*|*"[confidentiality]"*) lockdown_probe "$O/lockdown" ;;
+    esac
     dmesg > "$O/dmesg_final.txt"
     iommu_regs > "$O/drhd_regs_final.txt" 2>&1
     echo "$(up)" > "$O/done.txt"

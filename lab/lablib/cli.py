@@ -62,9 +62,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
     args = ap.parse_args(argv)
     if args.list:
         for s in scen.values():
-            print(f"{s.name:14} {s.description} [{s.source}]")
+            print(f"{s.name:14} {s.description} [{s.source}{', opt-in' if s.opt_in else ''}]")
         return 0
-    keys = [k if "@" in k else run_key(k, args.kernel) for k in (args.scenarios or list(scen))]
+    default = [n for n, s in scen.items() if not s.opt_in]
+    keys = [k if "@" in k else run_key(k, args.kernel) for k in (args.scenarios or default)]
     bad = [k for k in keys if split_key(k)[0] not in scen or split_key(k)[1] not in ingredients.KERNELS]
     if bad:
         ap.error(f"unknown scenario(s) {', '.join(bad)}; known: {', '.join(scen)}; "

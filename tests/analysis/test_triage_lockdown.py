@@ -52,10 +52,13 @@ def test_verdict_unchanged_and_lost_register_evidence_named(tmp_path):
     (f,) = [f for f in locked.findings if f.id == "registers-refused-by-lockdown"]
     assert f.title.startswith("Kernel lockdown (integrity) refused /dev/mem: VT-d registers of dmar0 not read")
     # the kdump kernel's state from the log: translation and IR still known; the table mode
-    # was known only from RTADDR (legacy in the unlocked run) and is now said to be unknown
-    assert plain.scenario.kdump.scalable is False and locked.scenario.kdump.scalable is None
+    # (RTADDR in the unlocked run) now follows from ECAP in sysfs: QEMU's unit without
+    # x-scalable-mode has SMTS clear, so legacy mode is all the kernel can run
+    assert plain.scenario.kdump.scalable is False and locked.scenario.kdump.scalable is False
+    assert any(e.source == "/sys/class/iommu/dmar0/intel-iommu" and "SMTS=0" in e.text
+               for e in locked.scenario.kdump.evidence)
     assert "VT-d translation (GSTS.TES): on" in f.title and "interrupt remapping (GSTS.IRES): on" in f.title
-    assert "table mode (RTADDR.SMT): UNKNOWN" in f.title
+    assert "table mode (RTADDR.SMT): legacy (ECAP.SMTS=0 in sysfs: this hardware has no scalable mode)" in f.title
     assert "/sys/class/iommu/{dmar0}/intel-iommu" in f.title
     assert any(e.source == "/sys/kernel/security/lockdown" and e.text == "[integrity]" for e in f.evidence)
     assert any(REFUSED in e.text for e in f.evidence)
@@ -72,3 +75,15 @@ def test_no_finding_when_registers_were_read_under_none(tmp_path):
     (tree / "sys/kernel/security").mkdir(parents=True, exist_ok=True)
     (tree / "sys/kernel/security/lockdown").write_text("[none] integrity confidentiality\n")
     assert not [f for f in _run(tree).findings if f.id == "registers-refused-by-lockdown"]
+
+
+def test_table_mode_unknown_when_the_hardware_offers_scalable_mode(tmp_path):
+    """With ECAP.SMTS set (hardware that can do scalable mode) and no RTADDR, the table mode
+    has no evidence left under lockdown: UNKNOWN, never a guess."""
+    tree = _locked_copy(tmp_path)
+    ecap = tree / "sys/class/iommu/dmar0/intel-iommu/ecap"
+    ecap.write_text(f"{int(ecap.read_text(), 16) | 1 << 43:x}\n")
+    locked = _run(tree)
+    (f,) = [f for f in locked.findings if f.id == "registers-refused-by-lockdown"]
+    assert locked.scenario.kdump.scalable is None
+    assert "table mode (RTADDR.SMT): UNKNOWN" in f.title and "ECAP.SMTS" not in f.title

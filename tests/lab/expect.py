@@ -13,6 +13,7 @@ COPY_FAILED = "DMAR: Failed to copy translation tables from previous kernel for 
 DISABLED = "DMAR: IOMMU disabled"
 VTD_UP = "DMAR: Intel(R) Virtualization Technology for Directed I/O"
 PRE_ENABLED = "DMAR: Translation already enabled - trying to copy translation structures"
+LOCKED_CMDLINE = "Kernel is locked down from command line"
 
 EXPECT: Dict[str, Dict[str, Any]] = {
     # live_sm: RTADDR.TTM says scalable mode in the live kernel.
@@ -22,6 +23,8 @@ EXPECT: Dict[str, Dict[str, Any]] = {
     # fault_device: a DMAR fault the kdump kernel must log for this requester.
     # triage_case: the case of kdumptool.analysis.scenario that the kernel's lines above
     # amount to (copied | on-off | sm-mismatch).
+    # kdump_lockdown: the kdump kernel's lockdown mode (/dev/mem and config writes refused;
+    # tests/lab/test_lockdown.py); unlocked: the same scenario without lockdown.
     "legacy_on": dict(live_sm=False, kdump_lines=[COPIED], kdump_absent=[COPY_FAILED],
                       kdump_tes=True, kdump_rtaddr="new", fault_device=None, triage_case="copied"),
     "legacy_off": dict(live_sm=False, kdump_lines=[DISABLED], kdump_absent=[COPIED],
@@ -44,6 +47,13 @@ EXPECT: Dict[str, Dict[str, Any]] = {
     "first_kernel_off": dict(live_sm=False, live_vtd=False, kdump_lines=[VTD_UP],
                              kdump_absent=[COPIED, COPY_FAILED, PRE_ENABLED], kdump_tes=True,
                              kdump_rtaddr="new", fault_device="00:02.0", triage_case="off-on"),
+    # legacy_on with lockdown=integrity in the kdump kernel (docs/lockdown.md): the same
+    # kernel lines, registers refused (/dev/mem), quiesce through sysfs enable; triage's
+    # verdict must equal that of "unlocked", the same scenario without lockdown.
+    "lockdown_kdump": dict(live_sm=False, kdump_lines=[COPIED],
+                           kdump_absent=[COPY_FAILED], kdump_tes=True, kdump_rtaddr="new",
+                           fault_device=None, triage_case="copied", kdump_lockdown="integrity",
+                           unlocked="legacy_on"),
 }
 
 #: Where a kernel series does otherwise (its own lines, lab runs of 2026-12-06):

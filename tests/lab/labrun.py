@@ -39,10 +39,10 @@ def selected_runs(kernels: str, only: List[str]) -> List[str]:
     ``kernels`` (``$LAB_KERNELS``, default the default kernel): comma list of kernel
     series, each optionally ``=scen+scen`` to limit its scenarios
     (``6.1,5.10=sm_mismatch+sm_on+legacy_on``). ``only`` (``$LAB_SCENARIOS``) narrows
-    further by scenario name or run key. Only scenarios that boot the lab's own kdump
+    further by scenario name or run key. An ``opt_in`` scenario is listed only when named
+    in one of the two. Only scenarios that boot the lab's own kdump
     initrd are listed (a scenario with its own ``kdump_initrd_builder``, e.g. dracut's,
-    writes other files: its stream's tests run it with ``run_scenario(name)``), and an
-    ``opt_in`` scenario only when named in ``kernels`` or ``only``."""
+    writes other files: its stream's tests run it with ``run_scenario(name)``)."""
     keys: List[str] = []
     for item in kernels.split(","):
         series, _, names = item.strip().partition("=")
@@ -55,10 +55,10 @@ def selected_runs(kernels: str, only: List[str]) -> List[str]:
             key = run_key(n, series)
             if s.kdump_initrd_builder is not None or (allowed is not None and n not in allowed):
                 continue
+            if s.opt_in and allowed is None and n not in only and key not in only:
+                continue  # not yet in the default selection: only when named
             if only and n not in only and key not in only:
                 continue
-            if s.opt_in and not (allowed and n in allowed) and not (n in only or key in only):
-                continue  # opt-in scenarios run only when named
             keys.append(key)
     return keys
 

@@ -10,7 +10,7 @@ from typing import Tuple
 import pytest
 
 from tests.lab.expect import expect
-from tests.lab.labrun import Run
+from tests.lab.labrun import Run, parse_regs
 
 pytestmark = pytest.mark.lab
 
@@ -45,8 +45,21 @@ def test_live_translation_and_mode(run: Run) -> None:
         f"{run.name}: ECAP {regs['ECAP']:#x} SMTS disagrees with QEMU's x-scalable-mode"
 
 
+def locked(run: Run, mode: str) -> bool:
+    """The scenario locks this kernel down: devmem is refused, so there is no register
+    oracle (tests/lab/test_lockdown.py asserts the refusal itself)."""
+    return mode == "kdump" and bool(expect(run.name).get("kdump_lockdown"))
+
+
 def test_kdump_translation_state(run: Run) -> None:
     exp = expect(run.name)
+    if locked(run, "kdump"):
+        # No GSTS to read: kdumptool's conclusion from the kernel log must still be right.
+        from tests.lab.test_lockdown import triage_doc
+
+        got = triage_doc(run)["scenario"]["kdump_kernel"]["translation"]
+        assert got is exp["kdump_tes"], f"{run.name}: locked-down triage says translation {got!r}"
+        return
     regs = run.regs("kdump")
     assert bool(regs["GSTS"] & DMA_GSTS_TES) == exp["kdump_tes"], \
         f"{run.name}: kdump GSTS {regs['GSTS']:#x}, expected TES={exp['kdump_tes']}"
@@ -56,6 +69,8 @@ def test_kdump_rtaddr_old_or_new(run: Run) -> None:
     """intel_iommu=off leaves the crashed kernel's root table in RTADDR; =on installs a new
     one that the kdump kernel allocated inside the crashkernel reservation."""
     exp = expect(run.name)
+    if locked(run, "kdump"):
+        pytest.skip(f"{run.name}: the kdump kernel is locked down: no RTADDR oracle (devmem refused)")
     live = run.regs("live", "drhd_regs_final.txt")["RTADDR"]
     kdump = run.regs("kdump")["RTADDR"]
     if exp["kdump_rtaddr"] == "old":
@@ -85,6 +100,15 @@ def test_kdumptool_unit_address(run: Run, mode: str) -> None:
 @pytest.mark.parametrize("mode", ["live", "kdump"])
 def test_kdumptool_registers_match_devmem(run: Run, mode: str) -> None:
     unit = _unit(run, mode)
+    if locked(run, mode):
+        # Both readers refused alike: kdumptool says why and invents no value.
+        mode_ = expect(run.name)["kdump_lockdown"]
+        assert not unit["registers"], f"{run.name} ({mode}): registers read under lockdown: {unit['registers']}"
+        assert f"refused by kernel lockdown ({mode_})" in (unit.get("read_error") or ""), \
+            f"{run.name} ({mode}): read_error {unit.get('read_error')!r}"
+        assert "ERR" in run.text(mode, "drhd_regs.txt") and not parse_regs(run.text(mode, "drhd_regs.txt")), \
+            f"{run.name} ({mode}): devmem read registers under lockdown"
+        return
     assert unit["registers"], f"{run.name} ({mode}): kdumptool read no registers: {unit.get('read_error')}"
     oracle = run.regs(mode)
     for name in STABLE:
