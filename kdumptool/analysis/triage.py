@@ -394,6 +394,33 @@ def _amd_cmdline_remedy(s: Optional[KdumpSettings], drop: Sequence[str]) -> str:
             "service reuses /proc/cmdline")
 
 
+def amdvi_controls(inp: TriageInput) -> Tuple[List[Any], Tuple[Evidence, ...]]:
+    """The AMD-Vi Control registers of ``inp`` (AmdViControl), and evidence of each IOMMU
+    whose registers could not be read or decoded."""
+    from kdumptool.analysis.amdvi_scenario import AmdViControl
+    from kdumptool.errors import DecodeError
+    from kdumptool.formats.amdvi_regs import decode_amdvi_registers
+
+    out: List[Any] = []
+    unread: List[Evidence] = []
+    for r in inp.amdvi_registers:
+        where = f"{r.where} {r.name} (MMIO 0x{r.address:x})"
+        if r.values is None or "CONTROL" not in r.values:
+            unread.append(Evidence(where, f"registers not read: {r.read_error or 'no CONTROL register'}"))
+            continue
+        try:
+            regs = decode_amdvi_registers(r.values, where)
+        except DecodeError as err:
+            unread.append(Evidence(where, f"registers do not decode: {err}"))
+            continue
+        names = " ".join(regs.control_names[:6])
+        out.append(AmdViControl(r.name, regs.iommu_en, regs.dev_table_base, Evidence(
+            where, f"CONTROL=0x{regs.control:x} ({names or 'no bit set'}): translation "
+            f"{'on' if regs.iommu_en else 'off'}, DEV_TABLE base 0x{regs.dev_table_base:x} "
+            f"({regs.dev_table_size // 1024} KiB)")))
+    return out, tuple(unread)
+
+
 def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> List[Finding]:
     """The AMD-Vi scenario (analysis/amdvi_scenario.py) as catalogue findings."""
     from kdumptool.analysis.amdvi_scenario import classify_amdvi
@@ -413,8 +440,10 @@ def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> List[Finding
         first_cmd = sysm.cmdline
         kd = kd_cmdline
         where = "the kdump kernel's command line"
+    controls, unread = amdvi_controls(inp)
     a = classify_amdvi(sysm.in_kdump_kernel, first_cmd, kd, markers, first_markers, where,
-                       "the crashed kernel's command line" if sysm.in_kdump_kernel else "/proc/cmdline")
+                       "the crashed kernel's command line" if sysm.in_kdump_kernel else "/proc/cmdline",
+                       controls)
     fid = "amdvi-" + a.case[len("amd-"):]
     remedy = None
     if fid == "amdvi-on-off":
@@ -422,6 +451,12 @@ def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> List[Finding
                   + "; with AMD-Vi on, the kdump kernel copies the device table ('Copied DEV table from "
                   "previous kernel') and DMA stays inside the old kernel's buffers")
     out = [make(fid, evidence=a.evidence, remedy=remedy, scenario=f"{a.title}. {a.explanation}")]
+    if unread:
+        out.append(make("amdvi-registers-unread", evidence=unread,
+                        who=", ".join(e.source.split()[1] if len(e.source.split()) > 1 else e.source
+                                      for e in unread[:4]),
+                        why="; ".join(e.text.split(": ", 1)[-1] for e in unread[:2])
+                        + " (triage reasons from the command lines and log lines only)"))
     if a.snp:
         out.append(make("amdvi-snp", evidence=tuple(e for k, e, _g in first_markers + markers
                                                     if k == "amdvi_snp")[:2]))

@@ -110,8 +110,47 @@ def test_triage_names_the_amd_verdict_and_remedy(tmp_path: Path) -> None:
 
 def test_triage_default_kdump_copies(tmp_path: Path) -> None:
     r = triage(read_triage_input(Root(_root(tmp_path, "")), use_tools=False))
-    f = next(f for f in r.findings if f.id.startswith("amdvi-"))
+    f = next(f for f in r.findings if f.id.startswith("amdvi-") and f.id != "amdvi-registers-unread")
     assert f.id == "amdvi-copied" and f.severity == "info"
+    # the snapshot has no amdvi_registers.json: said, as a warning (unknown is not OK)
+    u = next(f for f in r.findings if f.id == "amdvi-registers-unread")
+    assert u.severity == "warning" and "not in this snapshot" in u.title and r.verdict == "warning"
+
+
+def _with_regs(root: Path, control: int, dev_table: int = 0x0100_0000 | 0x1FF) -> Path:
+    import json
+
+    (root / "_kdumptool").mkdir(exist_ok=True)
+    (root / "_kdumptool" / "amdvi_registers.json").write_text(json.dumps({"units": [
+        {"name": "ivhd0", "address": 0xFE000000, "read_error": None,
+         "registers": {"DEV_TABLE": dev_table, "CONTROL": control}}]}))
+    return root
+
+
+def test_triage_reads_iommu_en(tmp_path: Path) -> None:
+    """IommuEn is the evidence: on with no option (copied), off although no option turns
+    it off (the driver did not enable it: the first kernel is off, whatever the command
+    line says)."""
+    r = triage(read_triage_input(Root(_with_regs(_root(tmp_path, ""), 0x1405)), use_tools=False))
+    ids = [f.id for f in r.findings]
+    assert "amdvi-copied" in ids and "amdvi-registers-unread" not in ids
+    f = next(f for f in r.findings if f.id == "amdvi-copied")
+    assert any("CONTROL=0x1405" in e.text and "translation on" in e.text and "0x1000000" in e.text
+               for e in f.evidence)
+    r = triage(read_triage_input(Root(_with_regs(tmp_path, 0x0)), use_tools=False))
+    f = next(f for f in r.findings if f.id.startswith("amdvi-"))
+    assert f.id == "amdvi-off-on" and any("translation off" in e.text for e in f.evidence)
+
+
+def test_kdump_kernel_with_amd_iommu_off_sees_the_old_translation() -> None:
+    from kdumptool.analysis.amdvi_scenario import AmdViControl
+    from kdumptool.model.evidence import Evidence
+
+    c = AmdViControl("ivhd0", True, 0x0100_0000, Evidence("/dev/mem ivhd0", "CONTROL=0x1 translation on"))
+    a = classify_amdvi(True, None, "elfcorehdr=0x1 amd_iommu=off", [], controls=[c])
+    assert a.case == "amd-on-off" and a.first_on and c.evidence in a.evidence
+    a = classify_amdvi(True, None, "elfcorehdr=0x1", [], controls=[c])
+    assert a.kdump_on and c.evidence in a.evidence
 
 
 def test_iommu_and_pci_name_amd(tmp_path: Path) -> None:
