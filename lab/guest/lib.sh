@@ -153,7 +153,7 @@ live_main() {
     # (6.12: "Invalid ELF header magic: != \x7fELF", a raw 0x7f in the ring), the byte
     # that `vmcore log` must escape exactly as makedumpfile --dump-dmesg does.
     insmod /lab/lib.sh 2>/dev/null
-    for m in $LIVE_DRIVERS; do modprobe "$m" || say "modprobe $m failed"; done
+    for m in $LIVE_DRIVERS; do say "modprobe $m"; modprobe "$m" || say "modprobe $m failed"; done
     sleep 1
     nic_up
     # What Debian's kdump-tools would have said to kexec: kdumptool triage reads it to

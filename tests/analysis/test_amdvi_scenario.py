@@ -161,3 +161,50 @@ def test_iommu_and_pci_name_amd(tmp_path: Path) -> None:
     assert sysm.ivrs_present and not sysm.dmar_present
     note = no_vtd_reason(sysm)
     assert note is not None and "AMD-Vi machine" in note and "kdumptool ivrs" in note
+
+
+def _amd_kdump_root(tmp_path: Path, extra_log: str) -> Path:
+    """The lab's legacy_on kdump-kernel snapshot (real sysfs of driverless bus masters)
+    turned into an AMD machine's: IVRS instead of DMAR, no VT-d unit or registers, no
+    intel_iommu=, and AMD-Vi lines in its log."""
+    import shutil
+
+    root = tmp_path / "amdk"
+    shutil.copytree(FIXTURES / "snapshots" / "kdump_legacy_on", root, symlinks=True)
+    (root / "sys/firmware/acpi/tables/DMAR").unlink()
+    shutil.rmtree(root / "sys/class/iommu/dmar0", ignore_errors=True)
+    if (root / "sys/class/iommu/dmar0").is_symlink():
+        (root / "sys/class/iommu/dmar0").unlink()
+    (root / "_kdumptool/vtd_registers.json").unlink()
+    shutil.copyfile(T14, root / "sys/firmware/acpi/tables/IVRS")
+    cmd = root / "proc/cmdline"
+    cmd.write_text(cmd.read_text().replace("intel_iommu=on ", ""))
+    log = root / "_kdumptool/dmesg.txt"
+    log.write_text("".join(ln for ln in log.read_text().splitlines(True) if "DMAR" not in ln and "dmar" not in ln)
+                   + extra_log)
+    return root
+
+
+def test_amd_triage_has_the_device_risks(tmp_path: Path) -> None:
+    """The same per-device risks as VT-d, weighed by the AMD-Vi case: copied -> driverless
+    bus masters keep mastering through the old page tables; an IO_PAGE_FAULT tied to the
+    device's module (amdvi-fault, error inside kdump)."""
+    fault = ("[    6.000000] e1000e 0000:00:02.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0000 "
+             "address=0xffffc000 flags=0x0000]\n")
+    r = triage(read_triage_input(Root(_amd_kdump_root(tmp_path, PRE + COPIED + fault)), use_tools=False))
+    ids = [f.id for f in r.findings]
+    assert "amdvi-copied" in ids and "no-vtd" in ids
+    drv = [f for f in r.findings if f.id == "driverless-bus-master"]
+    assert {d for f in drv for d in f.devices} == {"0000:00:02.0", "0000:00:03.0", "0000:00:1f.2", "0000:03:01.0"}
+    assert all("crashed kernel's page tables" in f.title for f in drv)
+    f = next(f for f in r.findings if f.id == "amdvi-fault")
+    assert f.severity == "error" and f.devices == ("0000:00:02.0",) and "e1000e" in (f.remedy or "")
+    assert r.verdict == "error"
+    risk = next(x for x in r.devices if x.bdf == "0000:00:02.0")
+    assert "AMD-Vi IO_PAGE_FAULTs in the log" in risk.reasons
+    # a failed copy: every device blocked, DMA faults against the fresh table
+    failed = ("[0.6] AMD-Vi: Translation is already enabled - trying to copy translation structures\n"
+              + FAILED)
+    r = triage(read_triage_input(Root(_amd_kdump_root(tmp_path / "f", failed)), use_tools=False))
+    assert "amdvi-copy-failed" in [f.id for f in r.findings]
+    assert all("empty tables" in f.title for f in r.findings if f.id == "driverless-bus-master")
