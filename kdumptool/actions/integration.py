@@ -174,7 +174,7 @@ def plan_install(src: Path, prefix: Path, stacks: List[str], kdumptool_cmd: str,
                            what="record at boot: RTADDR, PCI and IOMMU state"))
     out.append(PlannedFile(prefix / "usr/lib/systemd/system-shutdown/kdumptool.shutdown", 0o755,
                            _template(sd / "kdumptool.shutdown", subst),
-                           what="quiesce in the kdump kernel after the dump, on the final reboot -f"))
+                           what="quiesce in the kdump kernel after the dump, at systemd-shutdown (kdump-utils)"))
     if "kdump-tools" in stacks:
         kt = ["kdump-tools"]
         lib = prefix / LIBEXEC.lstrip("/")

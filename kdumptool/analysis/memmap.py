@@ -6,26 +6,15 @@ marked unknown with the reason, never drawn as empty."""
 from __future__ import annotations
 
 import bisect
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from kdumptool.analysis.exposure import Exposure
 from kdumptool.analysis.triage import TriageReport
-from kdumptool.model.memmap import DeviceReach, DumpLayout, Layer, MemoryMap, Ranges
+from kdumptool.model.memmap import DeviceReach, DumpLayout, Layer, MemoryMap, Ranges, merge
 from kdumptool.model.system import System
 from kdumptool.model.triage import TriageInput
 
 _MiB = 1 << 20
-
-
-def _merge(ranges: Iterable[Tuple[int, int]]) -> Ranges:
-    out: List[Tuple[int, int]] = []
-    for s, e in sorted((s, e) for s, e in ranges if e > s):
-        if out and s <= out[-1][1]:
-            if e > out[-1][1]:
-                out[-1] = (out[-1][0], e)
-        else:
-            out.append((s, e))
-    return tuple(out)
 
 
 def _iomem(system: System, name: str, top_only: bool) -> Optional[Ranges]:
@@ -33,7 +22,7 @@ def _iomem(system: System, name: str, top_only: bool) -> Optional[Ranges]:
     from an unprivileged reader, which shows every address as 0)."""
     if not system.iomem or all(r.start == 0 and r.end == 0 for r in system.iomem):
         return None
-    return _merge((r.start, r.end + 1) for r in system.iomem
+    return merge((r.start, r.end + 1) for r in system.iomem
                   if r.name.lower() == name.lower() and (r.depth == 0 or not top_only))
 
 
@@ -145,8 +134,8 @@ def find_triage_memory_map(inp: TriageInput, report: TriageReport, layout: Optio
                 continue
             if not t.extents and t.bdf not in risky:
                 continue
-            rs = _merge((s, e) for s, e, _ in t.extents)
-            ws = _merge((s, e) for s, e, rw in t.extents if rw & 2)
+            rs = merge((s, e) for s, e, _ in t.extents)
+            ws = merge((s, e) for s, e, rw in t.extents if rw & 2)
             reach.append(DeviceReach(t.bdf, "mapped", rs, ws, basis, t.bdf in risky, label.get(t.bdf, ""),
                                      _split_dumped(rs, dumped.ranges)))
         if tables.unreadable:
@@ -214,8 +203,8 @@ def find_exposure_memory_map(ex: Exposure, layout: DumpLayout) -> MemoryMap:
             continue
         if not d.ranges:
             continue
-        rs = _merge((r.start, r.end) for r in d.ranges)
-        ws = _merge((r.start, r.end) for r in d.ranges if r.write)
+        rs = merge((r.start, r.end) for r in d.ranges)
+        ws = merge((r.start, r.end) for r in d.ranges if r.write)
         reach.append(DeviceReach(d.bdf, "mapped", rs, ws, f"its page table (domain {d.domain_id})",
                                  dumped=_split_dumped(rs, dumped.ranges)))
     notes = list(layout.warnings)

@@ -21,7 +21,6 @@ first; the output says why.
 
 from __future__ import annotations
 
-import bisect
 import struct
 import time
 
@@ -45,9 +44,17 @@ from kdumptool.formats.vtd_tables import (
 # costs start-up time of `vmcore scan` (bench/bench_ratios.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
+    from typing import Any, Callable, Iterable, Iterator, List, Optional, Protocol, Tuple, Union
 
     from kdumptool.analysis.vtd_walk import PhysMemory
+
+    class StoredPages(Protocol):
+        """What a dump reader's ``iter_pages(ranges)`` gives (sources/vmcore.StoredPages)."""
+
+        pages: int
+        unreadable: int
+
+        def __iter__(self) -> Iterator[Tuple[int, int, bytes]]: ...
 
 PAGE = 4096
 _ZERO_HALF = bytes(PAGE // 2)
@@ -387,107 +394,53 @@ def partial_prefilter(head: bytes) -> bool:
 
 
 _PARTIAL = 1024  # bytes decompressed first: root entries of buses 0-63
-_WINDOW = 8 << 20
 _ZLIB = 0x1
 
 
-def _kdump_pages(dump: Any, ranges: List[Tuple[int, int]], stats: List[int]) -> Optional[Iterable[Tuple[int, bytes]]]:
-    """Pages of a kdump-compressed dump that pass ``partial_prefilter``, fully decompressed.
-
-    The fast path of the scan: descriptors are read in bulk (they are stored in pfn
-    order, one per dumped page), page data in 8 MiB sequential windows, and zlib pages
-    are decompressed only up to 1 KiB unless that prefix could belong to a root table.
-    Returns None (use the generic path) when the dump is not a kdump-compressed file or
-    its layout does not check out against ``page_desc``.
+def _kdump_pages(dump: PhysMemory, ranges: List[Tuple[int, int]], counts: List[int]
+                 ) -> Optional[Tuple[StoredPages, Iterable[Tuple[int, bytes]]]]:
+    """Pages of a kdump-compressed dump that pass ``partial_prefilter``, fully decompressed,
+    from the dump reader's :meth:`~kdumptool.sources.vmcore.KdumpDump.iter_pages` (its pages
+    as stored, read in bulk). zlib pages are decompressed only up to 1 KiB unless that prefix
+    could belong to a root table. ``counts``: [pages that did not decompress, raw pages
+    skipped]. None (use the generic path) when the memory has no stored pages to offer.
     """
+    iter_pages = getattr(dump, "iter_pages", None)
+    stored = iter_pages(ranges) if iter_pages is not None else None
+    if stored is None:
+        return None
     import zlib
 
     from kdumptool.formats import diskdump as dd
 
-    try:
-        desc_offset = dump.desc_offset
-        pread = dump._pread
-        page_size = dump.page_size
-        file_size = dump.file_size
-        if page_size != PAGE or getattr(dump, "split_range", None):
-            return None
-        # pfn of the i-th dumped page, without a list of them all (memory stays bounded)
-        starts: List[int] = []
-        total = 0
-        for s_, e_ in ranges:
-            starts.append(total)
-            total += e_ // PAGE - s_ // PAGE
-        if not total:
-            return []
-
-        def pfn_at(i: int) -> int:
-            k = bisect.bisect_right(starts, i) - 1
-            return ranges[k][0] // PAGE + i - starts[k]
-
-        for i in (0, total // 2, total - 1):
-            want = dump.page_desc(pfn_at(i))
-            got = dd.parse_page_desc(pread(dd.PAGE_DESC_SIZE, desc_offset + i * dd.PAGE_DESC_SIZE))
-            if (want.offset, want.size, want.flags) != (got.offset, got.size, got.flags):
-                return None
-    except (AttributeError, NotMapped, TypeError, ValueError, KdumptoolError):
-        return None
-    try:
-        compressed_dump = bool(dump.describe().get("compression"))
-    except (AttributeError, KdumptoolError):
-        compressed_dump = False
-    unpack = struct.Struct("<qIIQ").iter_unpack
+    compressed_dump = bool(getattr(dump, "compressed", False))
 
     def gen() -> Iterable[Tuple[int, bytes]]:
-        buf = b""
-        buf_start = 0
-        chunk = 65536
-        pfn_iter = (p for s_, e_ in ranges for p in range(s_ // PAGE, e_ // PAGE))
-        for base in range(0, total, chunk):
-            want_n = min(chunk, total - base)
-            raw = pread(dd.PAGE_DESC_SIZE * want_n, desc_offset + base * dd.PAGE_DESC_SIZE)
-            short = want_n - len(raw) // 24  # descriptors past a truncated end
-            if short > 0:
-                stats[0] += short
-                stats[1] += short
-            for (off, size, flags, _), pfn in zip(unpack(raw[: len(raw) // 24 * 24]), pfn_iter):
-                paddr = pfn * PAGE
-                stats[0] += 1
-                if off < 0 or size > 2 * PAGE or off + size > file_size:
-                    stats[1] += 1
-                    continue
-                if off < buf_start or off + size > buf_start + len(buf):
-                    if off >= buf_start + len(buf) or off >= buf_start:
-                        buf_start = off
-                        buf = pread(max(_WINDOW, size), off)
-                        data = buf[:size]
-                    else:  # a shared (zero) page stored earlier in the file
-                        data = pread(size, off)
+        for paddr, flags, data in stored:
+            comp = flags & dd.COMPRESSION_MASK   # zstd is 0x20: not in the low nibble
+            try:
+                if comp == 0:
+                    if compressed_dump:
+                        # makedumpfile stores a page raw only when compressing it does
+                        # not shrink it; a root table (half zeros at least) always
+                        # shrinks, so a raw page in a compressed dump is not one.
+                        counts[1] += 1
+                        continue
+                    page = data
+                elif comp == _ZLIB:
+                    d = zlib.decompressobj()
+                    if not partial_prefilter(d.decompress(data, _PARTIAL)):
+                        continue
+                    page = dd.decompress_page(data, flags, PAGE)
                 else:
-                    data = buf[off - buf_start : off - buf_start + size]
-                comp = flags & dd.COMPRESSION_MASK   # zstd is 0x20: not in the low nibble
-                try:
-                    if comp == 0:
-                        if compressed_dump:
-                            # makedumpfile stores a page raw only when compressing it does
-                            # not shrink it; a root table (half zeros at least) always
-                            # shrinks, so a raw page in a compressed dump is not one.
-                            stats[2] += 1
-                            continue
-                        page = data
-                    elif comp == _ZLIB:
-                        d = zlib.decompressobj()
-                        if not partial_prefilter(d.decompress(data, _PARTIAL)):
-                            continue
-                        page = dd.decompress_page(data, flags, PAGE)
-                    else:
-                        page = dd.decompress_page(data, flags, PAGE)
-                except (KdumptoolError, zlib.error):
-                    stats[1] += 1
-                    continue
-                if len(page) == PAGE:
-                    yield paddr, page
+                    page = dd.decompress_page(data, flags, PAGE)
+            except (KdumptoolError, zlib.error):
+                counts[0] += 1
+                continue
+            if len(page) == PAGE:
+                yield paddr, page
 
-    return gen()
+    return stored, gen()
 
 
 def find_root_tables(
@@ -519,19 +472,20 @@ def find_root_tables(
             if ok:
                 cands.append(check_root_table(reader, addr, mode, limit, page, check_cache))
 
-    stats = [0, 0, 0]
     check_cache: dict = {}
-    fast = _kdump_pages(mem, ranges, stats) if use_fast else None
+    counts = [0, 0]
+    fast = _kdump_pages(mem, ranges, counts) if use_fast else None
     if fast is not None:
+        stored, pages_ = fast
         last = 0
-        for addr, page in fast:
+        for addr, page in pages_:
             consider(addr, page)
-            if progress is not None and stats[0] - last >= 1024:
-                progress((stats[0] - last) * PAGE)
-                last = stats[0]
+            if progress is not None and stored.pages - last >= 1024:
+                progress((stored.pages - last) * PAGE)
+                last = stored.pages
         if progress is not None:
-            progress((stats[0] - last) * PAGE)
-        scanned, unreadable, skipped_raw = stats
+            progress((stored.pages - last) * PAGE)
+        scanned, unreadable, skipped_raw = stored.pages, stored.unreadable + counts[0], counts[1]
     else:
         for start, end in ranges:
             p = (start + PAGE - 1) & ~0xFFF

@@ -6,10 +6,22 @@ as empty when unknown)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 #: [start, end) byte ranges, sorted
 Ranges = Tuple[Tuple[int, int], ...]
+
+
+def merge(ranges: Iterable[Tuple[int, int]]) -> Ranges:
+    """Sorted, with overlapping and touching ranges joined (empty ones dropped)."""
+    out: List[Tuple[int, int]] = []
+    for s, e in sorted((s, e) for s, e in ranges if e > s):
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,8 @@ table.kv th{width:150px;background:none}
 .badge{display:inline-block;font-size:11.5px;font-weight:700;border-radius:3px;padding:1px 6px;color:#fff;
  margin-right:6px;vertical-align:1px}
 .b-error{background:var(--err)}.b-warning{background:#c77700}.b-info{background:var(--info)}
-.fid{font-family:"DejaVu Sans Mono",Menlo,monospace;font-weight:700}
+.fid{font-family:"DejaVu Sans Mono",Menlo,monospace;font-weight:700}a.fid{color:inherit}
+#findings-overview td{padding:3px 8px}#findings-overview .fid{white-space:nowrap}
 .remedy{margin:6px 0 2px;padding:4px 8px;background:#eef7ef;border-radius:4px}
 .remedy::before{content:"Remedy: ";font-weight:700;color:var(--ok)}
 details>summary{cursor:pointer;color:var(--muted)}
@@ -290,30 +291,55 @@ def _evidence(f: Any, open_: bool) -> str:
             f'{"s" if len(ev) != 1 else ""})</summary><pre>{_e(lines)}</pre></details>')
 
 
-def _finding(f: Any, open_: bool) -> str:
+def _finding(f: Any, open_: bool, anchor: str = "") -> str:
     devs = (f'<p class="small">devices: <span class="mono">{_e(", ".join(short_bdf(b) for b in f.devices))}</span></p>'
             if f.devices else "")
-    return (f'<article class="finding sev-{_e(f.severity)}" data-finding-id="{_e(f.id)}" data-severity="{_e(f.severity)}">'
+    ident = f' id="{anchor}"' if anchor else ""
+    return (f'<article{ident} class="finding sev-{_e(f.severity)}" data-finding-id="{_e(f.id)}" data-severity="{_e(f.severity)}">'
             f'<h3><span class="badge b-{_e(f.severity)}">{_e(f.severity.upper())}</span><span class="fid">{_e(f.id)}</span></h3>'
             f'<p>{_e(f.title)}</p>{devs}{_evidence(f, open_)}'
             + (f'<p class="remedy">{_e(f.remedy)}</p>' if f.remedy else "") + "</article>")
 
 
-def _findings_section(r: TriageReport, class_of: Any) -> List[str]:
+def _group_what(group: Sequence[Any], class_of: Any) -> str:
+    bdfs = group_devices(group)
+    classes = class_counts(bdfs, class_of)
+    return f"{len(bdfs)} devices" + (f" ({classes})" if classes else "") if bdfs else f"{len(group)} findings"
+
+
+def _findings_overview(r: TriageReport, class_of: Any) -> List[str]:
+    """One row per finding (or group of one kind and cause), linked to its details below."""
     counts = {k: sum(1 for f in r.findings if f.severity == k) for k in ("error", "warning", "info")}
-    out = [f'<section id="findings"><h2>Findings: {counts["error"]} error, {counts["warning"]} warning, '
+    out = [f'<section id="overview"><h2>Findings: {counts["error"]} error, {counts["warning"]} warning, '
            f'{counts["info"]} info</h2>']
     if not r.findings:
+        out.append("<p>No findings.</p></section>")
+        return out
+    out.append('<table class="small" id="findings-overview"><tr><th></th><th>finding</th><th>what</th><th>devices</th></tr>')
+    for n, group in enumerate(group_findings(r.findings)):
+        f = group[0]
+        what = f.title if len(group) == 1 else f"{_group_what(group, class_of)}; e.g. {f.title}"
+        devs = group_devices(group)
+        shown = ", ".join(short_bdf(b) for b in devs[:6]) + (f" +{len(devs) - 6}" if len(devs) > 6 else "")
+        out.append(f'<tr data-finding-id="{_e(f.id)}"><td><span class="badge b-{_e(f.severity)}">{_e(f.severity.upper())}'
+                   f'</span></td><td><a class="fid" href="#g-{n}">{_e(f.id)}</a>'
+                   + (f" &times;{len(group)}" if len(group) > 1 else "")
+                   + f'</td><td>{_e(what)}</td><td class="mono">{_e(shown)}</td></tr>')
+    out.append("</table></section>")
+    return out
+
+
+def _findings_section(r: TriageReport, class_of: Any) -> List[str]:
+    out = ['<section id="findings"><h2>Findings in detail: evidence and remedy</h2>']
+    if not r.findings:
         out.append("<p>No findings.</p>")
-    for group in group_findings(r.findings):
+    for n, group in enumerate(group_findings(r.findings)):
         f = group[0]
         if len(group) == 1:
-            out.append(_finding(f, f.severity == "error"))
+            out.append(_finding(f, f.severity == "error", f"g-{n}"))
             continue
-        bdfs = group_devices(group)
-        classes = class_counts(bdfs, class_of)
-        what = f"{len(bdfs)} devices" + (f" ({classes})" if classes else "") if bdfs else f"{len(group)} findings"
-        out.append(f'<section class="finding-group sev-{_e(f.severity)}" data-finding-id="{_e(f.id)}" data-count="{len(group)}">'
+        what = _group_what(group, class_of)
+        out.append(f'<section id="g-{n}" class="finding-group sev-{_e(f.severity)}" data-finding-id="{_e(f.id)}" data-count="{len(group)}">'
                    f'<h3><span class="badge b-{_e(f.severity)}">{_e(f.severity.upper())}</span><span class="fid">'
                    f'{_e(f.id)}</span> &times;{len(group)}: {_e(what)}</h3>'
                    + (f'<p class="remedy">{_e(f.remedy)}</p>' if f.remedy else "")
@@ -462,11 +488,12 @@ def render_triage_html(r: TriageReport, system: Optional[System], memory: Option
             f'<p class="exit">kdumptool triage: exit {r.exit_code} &middot; source <span class="mono">{_e(r.source)}</span></p>'
             "</header>"]
     body += _summary(r)
-    body += _findings_section(r, class_of)
+    body += _findings_overview(r, class_of)
     body += _pci_section(system, r, naming)
     if memory is not None:
         labels = device_labels(system, naming, [d.bdf for d in memory.devices], {d.bdf: d.label for d in memory.devices})
         body += _memory_section(memory, labels)
+    body += _findings_section(r, class_of)
     body += _risky_section(r, naming)
     body.append(f"<footer>kdumptool {_e(version)} triage --format html. Self-contained: no script, no external "
                 "resource. JSON with every field: <span class=\"mono\">kdumptool triage -f json</span>.</footer>\n")

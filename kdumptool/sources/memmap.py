@@ -8,21 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, List, Optional, Tuple
 
-from kdumptool.model.memmap import DumpLayout, Ranges
+from kdumptool.model.memmap import DumpLayout, Ranges, merge
 
 _MB = 1 << 20
-
-
-def merge(ranges: Iterable[Tuple[int, int]]) -> Ranges:
-    """Sorted, overlapping and touching ranges joined."""
-    out: List[Tuple[int, int]] = []
-    for s, e in sorted((s, e) for s, e in ranges if e > s):
-        if out and s <= out[-1][1]:
-            if e > out[-1][1]:
-                out[-1] = (out[-1][0], e)
-        else:
-            out.append((s, e))
-    return tuple(out)
 
 
 def _ram(dump: Any) -> Optional[Ranges]:

@@ -54,7 +54,7 @@ from kdumptool.formats.vmcoreinfo import START_KERNEL_MAP, VmcoreInfo, parse_vmc
 # of every command (bench/bench_ratios.py), and annotations are strings.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, Iterator, List, Optional, Tuple
+    from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 FILTERED = "filtered"
 NOT_IN_DUMP = "not in the dump"
@@ -126,6 +126,12 @@ class Dump:
 
     def describe(self) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def iter_pages(self, ranges: Sequence[Tuple[int, int]]) -> Optional[StoredPages]:
+        """Every dumped page of ``ranges`` as stored in the file, for a scan of the whole
+        dump (:class:`StoredPages`); None when this reader has no such layout (an ELF
+        core: read() it, which already reads one segment's run in one pread)."""
+        return None
 
     # -- physical reads ---------------------------------------------------------------
     def _page(self, pfn: int) -> bytes:
@@ -423,6 +429,56 @@ def _bit_runs(data: bytes, base: int) -> Iterator[Tuple[int, int]]:
         yield start, base + len(data) * 8
 
 
+class StoredPages:
+    """The pages of a kdump-compressed dump in pfn order, as stored: iterating gives
+    ``(paddr, flags, data)`` with ``data`` compressed as ``flags & COMPRESSION_MASK``
+    says (raw when 0), so that a scan decides per page whether to decompress it (and how
+    much). Descriptors are read 65,536 at a time and page data in 8 MiB sequential windows.
+    ``pages`` counts the pages visited, ``unreadable`` those whose descriptor is missing
+    (a truncated file) or points outside the file."""
+
+    _DESCS = 65536
+    _WINDOW = 8 << 20
+
+    def __init__(self, dump: KdumpDump, ranges: Sequence[Tuple[int, int]], total: int) -> None:
+        self.pages = 0
+        self.unreadable = 0
+        self._dump = dump
+        self._ranges = ranges
+        self._total = total
+
+    def __iter__(self) -> Iterator[Tuple[int, int, bytes]]:
+        dump, total = self._dump, self._total
+        pread, desc_offset, file_size, ps = dump._pread, dump.desc_offset, dump.file_size, dump.page_size
+        unpack = dd.PAGE_DESC.iter_unpack
+        size_of = dd.PAGE_DESC_SIZE
+        buf = b""
+        buf_start = 0
+        pfn_iter = (p for s_, e_ in self._ranges for p in range(s_ // ps, e_ // ps))
+        for base in range(0, total, self._DESCS):
+            want_n = min(self._DESCS, total - base)
+            raw = pread(size_of * want_n, desc_offset + base * size_of)
+            short = want_n - len(raw) // size_of  # descriptors past a truncated end
+            if short > 0:
+                self.pages += short
+                self.unreadable += short
+            for (off, size, flags, _), pfn in zip(unpack(raw[: len(raw) // size_of * size_of]), pfn_iter):
+                self.pages += 1
+                if off < 0 or size > 2 * ps or off + size > file_size:
+                    self.unreadable += 1
+                    continue
+                if off < buf_start or off + size > buf_start + len(buf):
+                    if off >= buf_start + len(buf) or off >= buf_start:
+                        buf_start = off
+                        buf = pread(max(self._WINDOW, size), off)
+                        data = buf[:size]
+                    else:  # a shared (zero) page stored earlier in the file
+                        data = pread(size, off)
+                else:
+                    data = buf[off - buf_start : off - buf_start + size]
+                yield pfn * ps, flags, data
+
+
 class KdumpDump(Dump):
     kind = "kdump-compressed"
 
@@ -655,6 +711,42 @@ class KdumpDump(Dump):
             s, e = max(s, lo * ps), min(e, hi * ps)
             if s < e:
                 yield s, e
+
+    @property
+    def compressed(self) -> bool:
+        """The dump was written with a compression (a raw page in it did not shrink)."""
+        return bool(self.header.compression)
+
+    def iter_pages(self, ranges: Sequence[Tuple[int, int]]) -> Optional[StoredPages]:
+        """The stored pages of ``ranges``, which must be this dump's dumped runs in order
+        (:meth:`iter_dumped_ranges`): the i-th descriptor is the i-th page of ``ranges``.
+        None (read page by page instead) for a split dump, a page size other than 4 KiB, or
+        ``ranges`` whose pages do not line up with the descriptors (checked on three)."""
+        if self.page_size != 4096 or self.split_range:
+            return None
+        ps = self.page_size
+        starts: List[int] = []
+        total = 0
+        for s_, e_ in ranges:
+            starts.append(total)
+            total += e_ // ps - s_ // ps
+        if total:
+            def pfn_at(i: int) -> int:
+                k = bisect.bisect_right(starts, i) - 1
+                return ranges[k][0] // ps + i - starts[k]
+
+            try:
+                for i in (0, total // 2, total - 1):
+                    want = self.page_desc(pfn_at(i))
+                    raw = self._pread(dd.PAGE_DESC_SIZE, self.desc_offset + i * dd.PAGE_DESC_SIZE)
+                    if len(raw) < dd.PAGE_DESC_SIZE:
+                        return None
+                    got = dd.parse_page_desc(raw)
+                    if (want.offset, want.size, want.flags) != (got.offset, got.size, got.flags):
+                        return None
+            except KdumptoolError:  # NotMapped, or a descriptor past the end of the file
+                return None
+        return StoredPages(self, ranges, total)
 
     def describe(self) -> dict:
         h, s = self.header, self.sub

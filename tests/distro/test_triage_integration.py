@@ -63,6 +63,13 @@ def test_kdump_tools_not_installed_then_installed_then_broken(capsys, tmp_path):
     assert f["remedy"] is None and "kdumptool-integration-broken" not in fs
     ig = read_integration(Root(root))
     assert ig.stack == "kdump-tools" and ig.missing == () and ig.command == EXE and ig.command_ok is True
+    # without the LSB hook, kdump-tools' init script reboots straight after the dump: no quiesce
+    (root / "lib/lsb/init-functions.d/50-kdumptool").unlink()
+    f = _findings(capsys, root)["kdumptool-integration"]
+    assert "partly installed" in f["title"] and f["title"].endswith("quiesce disabled"), f["title"]
+    assert any(e["source"] == "/lib/lsb/init-functions.d/50-kdumptool" and "absent" in e["text"]
+               for e in f["evidence"]), f["evidence"]
+    run(capsys, "install-integration", "--prefix", str(root), "--kdumptool", EXE, "-f", "text")
 
     (root / EXE.lstrip("/")).unlink()  # pip uninstall, or a venv moved away
     fs = _findings(capsys, root)

@@ -429,3 +429,46 @@ def test_direct_map_walk_agrees_with_the_kernels_own_elf_header():
         lines = set(decode_printk(dump.vmcoreinfo, dump.read_virt).dmesg_lines())
     live = (v / "lab_legacy_on.live_dmesg.txt").read_text().splitlines()
     assert len(live) > 400 and [ln for ln in live if ln not in lines] == []
+
+
+@pytest.mark.parametrize("compression", ["zlib", "lzo", "zstd", "none"])
+def test_iter_pages_gives_every_dumped_page_as_stored(tmp_path, spec, compression):
+    """The reader's paged reading (what `vmcore scan` reads a kdump-compressed dump with):
+    every dumped page once, in pfn order, each decompressing to what read() gives."""
+    from kdumptool.formats.diskdump import decompress_page
+
+    need(compression)
+    path = tmp_path / f"d.{compression}"
+    path.write_bytes(write_kdump(spec, compression))
+    with open_dump(str(path)) as dump:
+        ranges = list(dump.iter_dumped_ranges())
+        stored = dump.iter_pages(ranges)
+        assert stored is not None
+        got = [(paddr, decompress_page(data, flags, 4096)) for paddr, flags, data in stored]
+        assert [p for p, _ in got] == [pfn * 4096 for pfn in sorted(spec.pages)]
+        assert all(page == dump.read(p, 4096) == spec.pages[p // 4096] for p, page in got)
+        assert (stored.pages, stored.unreadable) == (len(spec.pages), 0)
+        assert dump.compressed == (compression != "none")
+
+
+def test_iter_pages_counts_a_truncated_end_and_declines_what_it_cannot_line_up(tmp_path, spec):
+    blob = write_kdump(spec, "zlib")
+    path = tmp_path / "cut.kdump"
+    path.write_bytes(blob[:len(blob) - 20000])
+    with open_dump(str(path)) as dump:
+        ranges = list(dump.iter_dumped_ranges())
+        stored = dump.iter_pages(ranges)
+        assert stored is not None
+        n = sum(1 for _ in stored)
+        assert stored.pages == len(spec.pages) and stored.unreadable > 0
+        assert n == stored.pages - stored.unreadable
+        # ranges that do not start at the first dumped page do not line up with the descriptors
+        assert dump.iter_pages(ranges[1:]) is None
+    need("zstd")
+    pfns = sorted(spec.pages)
+    split = tmp_path / "split.kdump"
+    split.write_bytes(write_kdump(spec, "zstd", split=(pfns[20], pfns[60])))
+    with open_dump(str(split)) as dump:
+        assert dump.iter_pages(list(dump.iter_dumped_ranges())) is None  # read page by page
+    with open_dump(str(FIXTURES / "vmcore" / "legacy_on.trim.elf")) as dump:
+        assert dump.iter_pages(list(dump.iter_dumped_ranges())) is None
