@@ -24,7 +24,13 @@ from kdumptool.model.kernel import KernelDefaults, parse_kernel_config
 from kdumptool.model.log import scan_log_text
 from kdumptool.model.record import RECORD_JSON, RECORD_SNAPSHOT, RecordFile
 from kdumptool.model.system import System
-from kdumptool.model.triage import AmdViRegisterReading, Capacity, CrashedKernel, RecordedRtaddr, TriageInput
+from kdumptool.model.triage import (
+    AmdViRegisterReading,
+    Capacity,
+    CrashedKernel,
+    RecordedRtaddr,
+    TriageInput,
+)
 from kdumptool.sources.initramfs import read_kdump_initrd, running_release
 from kdumptool.sources.kdumpconf import read_kdump_settings
 from kdumptool.sources.kdumpstack import read_integration
@@ -429,7 +435,12 @@ def read_amdvi_readings(root: Root) -> Tuple[AmdViRegisterReading, ...]:
     refusal is kept as the reading's ``read_error``), or the snapshot's
     ``_kdumptool/amdvi_registers.json``; a snapshot without that file gives one reading
     per IVHD saying so (never an empty "nothing to see")."""
-    from kdumptool.sources.amdvi import AMDVI_REGS_JSON, amdvi_units, read_amdvi_live, read_amdvi_snapshot
+    from kdumptool.sources.amdvi import (
+        AMDVI_REGS_JSON,
+        amdvi_units,
+        read_amdvi_live,
+        read_amdvi_snapshot,
+    )
 
     units = amdvi_units(root)
     if root.is_live:
