@@ -139,6 +139,15 @@ class System:
     def has_vtd(self) -> bool:
         return bool(self.units)
 
+    def resource_sizes(self, bdf: str) -> Dict[int, int]:
+        """Start address -> size of the memory ranges /proc/iomem names after the device
+        (its memory BARs and expansion ROM, as the kernel assigned them: where lspci's
+        ``[size=...]`` comes from, through sysfs ``resource``). Empty when /proc/iomem was
+        not read or hides addresses (an unprivileged reader sees zeros)."""
+        if not self.iomem or all(r.start == 0 and r.end == 0 for r in self.iomem):
+            return {}
+        return {r.start: r.end - r.start + 1 for r in self.iomem if r.name == bdf and r.end >= r.start}
+
     def domain_type(self, bdf: str) -> Optional[str]:
         """The IOMMU group's default domain type of ``bdf`` (DMA, DMA-FQ, identity...)."""
         dev = self.devices.get(bdf)

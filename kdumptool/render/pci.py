@@ -103,7 +103,7 @@ def render_pci_text(system: System, verbose: int = 0, only: Optional[str] = None
             if d.bdf == only or d.short_bdf == only:
                 out.append(_line(system, d, naming))
                 if verbose:
-                    out.extend("\t" + x for x in render_config_lines(d, naming, verbose))
+                    out.extend("\t" + x for x in render_config_lines(d, naming, verbose, system.resource_sizes(d.bdf)))
         return "\n".join(out) + "\n"
     roots: Dict[str, List[PciDevice]] = {}
     for d in system.children(None):
@@ -113,7 +113,7 @@ def render_pci_text(system: System, verbose: int = 0, only: Optional[str] = None
         out.append(prefix + ("\\-" if last else "+-") + _line(system, dev, naming))
         if verbose:
             pad = prefix + ("  " if last else "| ") + "    "
-            out.extend(pad + x for x in render_config_lines(dev, naming, verbose))
+            out.extend(pad + x for x in render_config_lines(dev, naming, verbose, system.resource_sizes(dev.bdf)))
         kids = system.children(dev.bdf)
         for i, k in enumerate(kids):
             walk(k, prefix + ("  " if last else "| "), i == len(kids) - 1)
@@ -130,8 +130,11 @@ def render_pci_text(system: System, verbose: int = 0, only: Optional[str] = None
     return "\n".join(out) + "\n"
 
 
-def render_config_lines(d: PciDevice, naming: Naming = NUMERIC, level: int = 1) -> List[str]:
-    """``-v`` (level 1) and ``-vv`` (level 2) lines, in lspci's words where lspci has them."""
+def render_config_lines(d: PciDevice, naming: Naming = NUMERIC, level: int = 1,
+                        sizes: Optional[Dict[int, int]] = None) -> List[str]:
+    """``-v`` (level 1) and ``-vv`` (level 2) lines, in lspci's words where lspci has them;
+    ``sizes`` (start -> bytes, :meth:`System.resource_sizes`) adds lspci's ``[size=...]``
+    to the memory BARs and the ROM."""
     c = d.config
     if c is None:
         return ["config space: not readable"] + list(d.warnings)
@@ -149,7 +152,7 @@ def render_config_lines(d: PciDevice, naming: Naming = NUMERIC, level: int = 1) 
     ]
     if c.is_bridge:
         lines.append(f"Bus: primary={c.primary_bus:02x}, secondary={c.secondary_bus:02x}, subordinate={c.subordinate_bus:02x}")
-    lines.extend(bar_lines(c))
+    lines.extend(bar_lines(c, sizes))
     for cap in c.capabilities:
         extra = ""
         detail: List[str] = []
@@ -173,12 +176,27 @@ def render_config_lines(d: PciDevice, naming: Naming = NUMERIC, level: int = 1) 
     return lines
 
 
-def bar_lines(c: Any) -> List[str]:
+def size_text(n: int) -> str:
+    """lspci's ``[size=...]`` value: divided by 1024 while it divides, with K, M, G, T."""
+    unit = ""
+    for u in ("K", "M", "G", "T"):
+        if n % 1024 or n == 0:
+            break
+        n //= 1024
+        unit = u
+    return f"{n}{unit}"
+
+
+def bar_lines(c: Any, sizes: Optional[Dict[int, int]] = None) -> List[str]:
     """``Region N: Memory at ... (64-bit, prefetchable)`` and the expansion ROM, as lspci
-    prints them without sizes (config space holds none); ``[disabled]`` when COMMAND has
-    that space off, as lspci says."""
+    prints them; ``[disabled]`` when COMMAND has that space off, as lspci says. Config space
+    holds no sizes: ``sizes`` (from /proc/iomem, where the kernel's resource tree shows each
+    BAR) adds ``[size=...]`` to the memory BARs and the ROM it names; I/O BARs have none
+    (/proc/ioports is not read)."""
+    sizes = sizes or {}
     out: List[str] = []
     for b in c.bars:
+        size = ""
         if b.io:
             text = f"Region {b.index}: I/O ports at {b.address:04x}"
             off = not c.io_space
@@ -187,10 +205,13 @@ def bar_lines(c: Any) -> List[str]:
             pf = "prefetchable" if b.prefetchable else "non-prefetchable"
             text = f"Region {b.index}: Memory at {b.address:08x} ({width}, {pf})"
             off = not c.memory_space
-        out.append(text + (" [disabled]" if off else ""))
+            if b.address in sizes:
+                size = f" [size={size_text(sizes[b.address])}]"
+        out.append(text + (" [disabled]" if off else "") + size)
     if c.rom is not None:
         state = " [disabled by cmd]" if not c.memory_space else ("" if c.rom.enabled else " [disabled]")
-        out.append(f"Expansion ROM at {c.rom.address:08x}{state}")
+        size = f" [size={size_text(sizes[c.rom.address])}]" if c.rom.address in sizes else ""
+        out.append(f"Expansion ROM at {c.rom.address:08x}{state}{size}")
     return out
 
 
@@ -360,7 +381,7 @@ def render_pci_rich(system: System, verbose: int = 0, only: Optional[str] = None
     def add(node: Any, d: PciDevice) -> None:
         child = node.add(label(d))
         if verbose:
-            for x in render_config_lines(d, naming, verbose):
+            for x in render_config_lines(d, naming, verbose, system.resource_sizes(d.bdf)):
                 child.add(Text(x, style="dim"))
         for k in system.children(d.bdf):
             add(child, k)
@@ -369,7 +390,7 @@ def render_pci_rich(system: System, verbose: int = 0, only: Optional[str] = None
         for d in system.devices.values():
             if only in (d.bdf, d.short_bdf):
                 t = Tree(label(d))
-                for x in render_config_lines(d, naming, verbose) if verbose else []:
+                for x in render_config_lines(d, naming, verbose, system.resource_sizes(d.bdf)) if verbose else []:
                     t.add(Text(x, style="dim"))
                 parts.append(t)
     else:

@@ -2,8 +2,10 @@
 device of every lab snapshot, field by field, for what matters to DMA: Control/Status
 (BusMaster), the BARs and expansion ROM, MSI and MSI-X state and addresses, DevCap
 (FLReset), DevCtl (error reporting, MaxPayload/MaxReadReq), DevSta (TransPend) and the AER
-status words. Sizes are not in config space: lspci's ``[size=...]`` is left out of the
-comparison (the lab snapshots carry no sysfs ``resource`` files).
+status words. Sizes are not in config space: ours come from the snapshot's /proc/iomem
+(the kernel's resource tree, which sysfs ``resource`` and so lspci read too) and are compared
+for the memory BARs and the expansion ROM; lspci's ``[size=...]`` of I/O BARs is left out
+(/proc/ioports is not read).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ WHOLE = re.compile(r"^(Control:|Status:|Region \d|Expansion ROM|Capabilities: \[
 
 
 def norm(line: str) -> str:
-    line = re.sub(r" \[size=[^\]]*\]", "", line.strip())
+    line = line.strip()
+    if "I/O ports at" in line:
+        line = re.sub(r" \[size=[^\]]*\]", "", line)
     return re.sub(r"\s+", " ", line)
 
 
@@ -62,12 +66,14 @@ def test_vv_equals_lspci(snap: Path) -> None:
     system = read_system(snap)
     blocks = lspci_blocks(snap / "_kdumptool/lspci_vvv.txt")
     compared = 0
+    sized = 0
     for d in system.devices.values():
         block = blocks[d.short_bdf]
         # the device's own Control/Status (one tab), not Power Management's nested Status
         theirs = {norm(x) for x in block if WHOLE.match(norm(x))
                   and not (x.startswith("\t\t") and norm(x).startswith(("Control:", "Status:")))}
-        ours_lines = render_config_lines(d, NUMERIC, 2)
+        ours_lines = render_config_lines(d, NUMERIC, 2, system.resource_sizes(d.bdf))
+        sized += sum(1 for x in ours_lines if "[size=" in x)
         ours = {norm(x) for x in ours_lines if WHOLE.match(norm(x))}
         assert ours == theirs, d.bdf
         compared += len(ours)
@@ -80,3 +86,22 @@ def test_vv_equals_lspci(snap: Path) -> None:
                     assert words <= section_tokens(block, head), (d.bdf, head, words - section_tokens(block, head))
                     compared += len(words)
     assert compared > 50
+    # every memory BAR and ROM of these guests has its size in /proc/iomem
+    assert sized == sum(1 for d in system.devices.values() if d.config is not None
+                        for b in d.config.bars if not b.io) + sum(
+        1 for d in system.devices.values() if d.config is not None and d.config.rom is not None)
+    assert sized > 0
+
+
+def test_size_text_and_hidden_iomem() -> None:
+    """lspci's size words (4K, 256K, 2M, 32) and no sizes from an unprivileged /proc/iomem."""
+    import dataclasses
+
+    from kdumptool.render.pci import size_text
+
+    assert [size_text(n) for n in (32, 4096, 256 << 10, 2 << 20, 1 << 30, 3 << 40, 1536, 1000)] == \
+        ["32", "4K", "256K", "2M", "1G", "3T", "1536", "1000"]
+    system = read_system(FIXTURES / "snapshots" / "live_sm_mismatch")
+    assert system.resource_sizes("0000:00:02.0")[0xFE400000] == 256 << 10
+    hidden = dataclasses.replace(system, iomem=tuple(dataclasses.replace(r, start=0, end=0) for r in system.iomem))
+    assert hidden.resource_sizes("0000:00:02.0") == {}
