@@ -45,11 +45,13 @@ class Resolution:
     roots: Tuple[RootTable, ...]
     warnings: Tuple[str, ...]
     scan: Optional[ScanResult] = None
+    #: those of ``warnings`` that say a root table the registers name could not be read
+    unread: Tuple[str, ...] = ()
 
 
 def _check(
     dump: DumpMemory, cand: RtaddrCandidate, mode: str, limit: Optional[int], warnings: List[str],
-    use_unreadable: bool = True,
+    use_unreadable: bool = True, unread: Optional[List[str]] = None,
 ) -> Optional[RootTable]:
     """The candidate as a root table, when the page it names validates as one (in the
     mode RTADDR's TTM bits give; both modes for a legacy/bare value unless ``mode``
@@ -63,14 +65,16 @@ def _check(
     cands = [check_root_table(dump, rt.address, m, limit) for m in modes]
     cands.sort(key=lambda c: (not c.valid, -c.score))
     best = cands[0]
-    unreadable = [c for c in cands if any(v.startswith("root table unreadable") for v in c.violations)]
+    unreadable = [c for c in cands if c.unreadable]
     if use_unreadable and len(unreadable) == len(cands):
         # Not garbage but unknown: the page the register names is not in the dump (or does
         # not decompress). The register is the evidence; the walk reports the page as
         # unreadable and the result as incomplete.
-        why = unreadable[0].violations[0].split(": ", 1)[-1]
-        warnings.append(f"{what}: root table 0x{rt.address:x} could not be read ({why}): used unchecked, as the "
-                        "registers give it")
+        note = (f"{what}: root table 0x{rt.address:x} could not be read ({unreadable[0].unreadable}): used "
+                "unchecked, as the registers give it")
+        warnings.append(note)
+        if unread is not None:
+            unread.append(note)
         tmode = mode if mode != "auto" else ("scalable" if rt.ttm == 1 else "legacy")
         return RootTable(rt.address, tmode, cand.source, cand.detail, cand.unit, cand.segment)
     if best.valid or cand.trusted:
@@ -109,19 +113,20 @@ def resolve_root_tables(
     if mode not in ("auto", "legacy", "scalable"):
         raise ValueError(f"mode {mode!r}")
     warnings = [] if warnings is None else warnings
+    unread: List[str] = []
     limit = max((e for _, e in dump.iter_dumped_ranges()), default=None)
     for group in groups:
         found: List[RootTable] = []
         for cand in group:
-            got = _check(dump, cand, mode, limit, warnings, use_unreadable)
+            got = _check(dump, cand, mode, limit, warnings, use_unreadable, unread)
             if got is not None:
                 found.append(got)
                 if not all_units:
                     break
         if found:
-            return Resolution(tuple(found), tuple(warnings))
+            return Resolution(tuple(found), tuple(warnings), None, tuple(unread))
     if not scan:
-        return Resolution((), tuple(warnings))
+        return Resolution((), tuple(warnings), None, tuple(unread))
     res = find_root_tables(dump, list(dump.iter_dumped_ranges()), progress=progress)
     valid: List[RootTableCandidate] = []
     for c in res.candidates:
@@ -134,7 +139,7 @@ def resolve_root_tables(
     roots = tuple(RootTable(c.address, c.mode, "scan", f"scan candidate {i + 1} of {len(valid)} valid",
                             f"dmar{i}" if all_units and len(valid) > 1 else "dmar")
                   for i, c in enumerate(picked))
-    return Resolution(roots, tuple(warnings), res)
+    return Resolution(roots, tuple(warnings), res, tuple(unread))
 
 
 def no_root_table(what: str, res: Resolution) -> KdumptoolError:
@@ -205,22 +210,31 @@ def fault_events(log: Optional[LogMarkers], limit: int = 64) -> List[FaultEvent]
 def decode_tables(
     dump: DumpMemory, first_sys: Optional[System], current: Optional[System], warnings: List[str],
     current_log: Optional[LogMarkers] = None, recorded: Optional[RecordedRtaddr] = None,
-    scan: bool = True,
+    scan: bool = True, unread: Optional[List[str]] = None, moot_if_off: Optional[List[str]] = None,
 ) -> Optional[CrashedTables]:
     """The crashed kernel's tables: the root table (:func:`resolve_root_tables` over
     :func:`triage_candidates`), every context entry, and the kdump kernel's logged faults
     looked up in them (:func:`check_faults`: same PCI segment and access only).
-    ``scan``: look for the root table in the whole dump when no register names one."""
+    ``scan``: look for the root table in the whole dump when no register names one.
+    ``warnings`` is appended to; ``unread`` gets those of them that say evidence could not be
+    read, ``moot_if_off`` those that do not matter when the crashed kernel had translation off."""
+    unread = [] if unread is None else unread
+    moot_if_off = [] if moot_if_off is None else moot_if_off
     res = resolve_root_tables(dump, triage_candidates(first_sys, current, recorded), scan=scan)
     warnings.extend(res.warnings)
+    unread.extend(res.unread)
     if not res.roots:
         if not scan:
-            warnings.append("the crashed kernel's VT-d root table was not located: no register names it and the "
-                            "whole-memory scan is skipped inside the kdump kernel (`kdumptool vmcore iommu` scans)")
+            note = ("the crashed kernel's VT-d root table was not located: no register names it and the "
+                    "whole-memory scan is skipped inside the kdump kernel (`kdumptool vmcore iommu` scans)")
+            warnings.append(note)
+            moot_if_off.append(note)
         elif res.scan is not None and res.scan.unreadable_pages:
-            warnings.append(f"no VT-d root table found among the readable pages of the vmcore: "
-                            f"{res.scan.unreadable_pages} of {res.scan.pages_scanned} pages could not be read or "
-                            "decompressed")
+            note = (f"no VT-d root table found among the readable pages of the vmcore: "
+                    f"{res.scan.unreadable_pages} of {res.scan.pages_scanned} pages could not be read or "
+                    "decompressed")
+            warnings.append(note)
+            unread.append(note)
         else:
             warnings.append("no VT-d root table found in the vmcore (translation off in the crashed kernel, or the "
                             "table pages were filtered out)")
@@ -263,11 +277,15 @@ def with_crashed_tables(inp: TriageInput) -> TriageInput:
     if c is None or c.memory is None or c.tables is not None:
         return inp
     warnings: List[str] = []
+    unread: List[str] = []
+    moot: List[str] = []
     tables = None
     try:
         tables = decode_tables(c.memory, c.first_system, inp.system, warnings, inp.log, c.recorded,
-                               c.scan_tables)
+                               c.scan_tables, unread, moot)
     except KdumptoolError as exc:
         warnings.append(f"{c.vmcore}: VT-d tables not decoded: {exc}")
-    crashed: CrashedKernel = replace(c, tables=tables, warnings=c.warnings + tuple(warnings))
+        unread.append(warnings[-1])
+    crashed: CrashedKernel = replace(c, tables=tables, warnings=c.warnings + tuple(warnings),
+                                     unread=c.unread + tuple(unread), moot_if_off=c.moot_if_off + tuple(moot))
     return replace(inp, crashed=crashed)

@@ -18,6 +18,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from kdumptool.analysis.catalogue import make
 from kdumptool.formats.dmar import (
+    SCOPED,
     Andd,
     Atsr,
     DeviceScope,
@@ -121,8 +122,8 @@ def check_dmar(
         if isinstance(s, Malformed):
             add(make("malformed-structure", offset=s.offset, reason=s.reason))
         for w in s.warnings:
-            # formats/dmar.py words a device scope's framing problem "device scope ...".
-            add(make("malformed-device-scope" if "device scope" in w else "malformed-field", offset=s.offset,
+            # A structure with device scopes warns only about their framing (_walk_scopes).
+            add(make("malformed-device-scope" if isinstance(s, SCOPED) else "malformed-field", offset=s.offset,
                      reason=w))
         if isinstance(s, UnknownStructure):
             add(make("unknown-structure", offset=s.offset, type_id=s.type_id, length=s.length))

@@ -97,6 +97,7 @@ class RootTableCandidate:
     page_tables_ok: int
     violations: Tuple[str, ...]
     evidence: Tuple[str, ...]
+    unreadable: str = ""  # why the page itself could not be read ("" when it was)
 
     @property
     def valid(self) -> bool:
@@ -165,7 +166,8 @@ def check_root_table(
         try:
             page = reader.page(address)
         except NotMapped as err:
-            return RootTableCandidate(address, mode, -100, 0, 0, 0, 0, 0, (f"root table unreadable: {err.why}",), ())
+            return RootTableCandidate(address, mode, -100, 0, 0, 0, 0, 0, (f"root table unreadable: {err.why}",), (),
+                                      err.why)
     q = _UNPACK_512(page)
     for bus in range(256):
         lo, hi = q[2 * bus], q[2 * bus + 1]

@@ -121,11 +121,6 @@ class TriageReport:
 # --------------------------------------------------------------------------------------
 
 
-#: phrases of the crashed-kernel warnings that mean evidence could not be read (a vmcore
-#: page that did not decompress, a log that did not decode): warnings, not notes
-_UNREAD_MARKS = ("could not be read", "not decoded", "was not read")
-
-
 def unit_regs(system: System) -> List[UnitRegs]:
     out = []
     for u in system.units:
@@ -752,11 +747,10 @@ def triage(inp: TriageInput) -> TriageReport:
             types=", ".join(types) or "none present", summary=summary))
     if c is not None:
         # No root table to locate when the crashed kernel had translation off.
-        notes = [w for w in c.warnings
-                 if not (scen.first.vtd is False and w.startswith("the crashed kernel's VT-d root table was not located"))]
+        notes = [w for w in c.warnings if not (scen.first.vtd is False and w in c.moot_if_off)]
         for w in notes[:10]:
             # Evidence that was there but could not be read is a warning, not a note.
-            sev = WARNING if any(k in w for k in _UNREAD_MARKS) else INFO
+            sev = WARNING if w in c.unread else INFO
             findings.append(make("offline-source", severity=sev, evidence=(Evidence(str(c.vmcore or c.source), w),),
                                  warning=w))
 

@@ -667,9 +667,7 @@ def _sm_device(
         pt_root = None
     else:
         problems.append(f"PGTT {pe.pgtt} is reserved")
-    n_problems = len(problems)
-    others = _other_pasids(reader, ce.pasid_dir_ptr, ce.pasid_dir_entries, pasid, domain, unreadable, problems)
-    cut = any(p.startswith("PASIDs truncated") for p in problems[n_problems:])
+    others, cut = _other_pasids(reader, ce.pasid_dir_ptr, ce.pasid_dir_entries, pasid, domain, unreadable, problems)
     return DeviceTranslation(present=True, translation_type=tt, address_width=aw_bits, aw=pe.aw, levels=levels,
                              domain_id=pe.did, pt_root=pt_root, walk=walk, pasid_entry_paddr=pe_paddr,
                              unreadable=tuple(unreadable), problems=tuple(problems), other_pasids=others,
@@ -700,9 +698,10 @@ def _other_pasids(
     reader: PageReader, pdir: int, entries: int, rid_pasid: int,
     domain: Callable[[str, int, int], Optional[PageTableWalk]],
     unreadable: List[Unreadable], problems: List[str],
-) -> Tuple[PasidTranslation, ...]:
+) -> Tuple[Tuple[PasidTranslation, ...], bool]:
     """Every present PASID entry reachable from the PASID directory, except RID_PASID, up to
-    MAX_PASID_TABLES tables and MAX_PASIDS entries per device (then said in ``problems``)."""
+    MAX_PASID_TABLES tables and MAX_PASIDS entries per device (then said in ``problems``),
+    and whether it stopped at one of those limits."""
     out: List[PasidTranslation] = []
     seen_tables: set = set()
     shared = 0
@@ -751,7 +750,7 @@ def _other_pasids(
         problems.append(f"PASIDs truncated: {len(out):,} entries of {len(seen_tables):,} PASID tables decoded, "
                         f"the rest of the directory not (MAX_PASID_TABLES {MAX_PASID_TABLES}, MAX_PASIDS "
                         f"{MAX_PASIDS} per device)")
-    return tuple(out)
+    return tuple(out), cut
 
 
 # --- one IOVA, as the kernel's fault dump prints it ---------------------------------------------

@@ -330,6 +330,9 @@ class Malformed:
 
 
 Structure = Union[Drhd, Rmrr, Atsr, Rhsa, Andd, Satc, Sidp, UnknownStructure, Malformed]
+#: The structures that carry device scopes: their ``warnings`` are the scopes' framing
+#: problems (``_walk_scopes`` is their only writer).
+SCOPED = (Drhd, Rmrr, Atsr, Satc, Sidp)
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,12 @@ class CrashedKernel:
     tables: Optional[CrashedTables] = None
     vmcore: Optional[str] = None
     warnings: Tuple[str, ...] = ()
+    #: those of ``warnings`` that say evidence that was there could not be read (the vmcore,
+    #: its log, a table page): triage makes them warnings, the rest notes
+    unread: Tuple[str, ...] = ()
+    #: those of ``warnings`` that do not matter when the crashed kernel had translation off
+    #: (its root table was not sought)
+    moot_if_off: Tuple[str, ...] = ()
     memory: Optional[DumpMemory] = field(default=None, compare=False, repr=False)
     first_system: Optional[System] = field(default=None, compare=False, repr=False)
     recorded: Optional[RecordedRtaddr] = None

@@ -293,6 +293,7 @@ def open_crashed_kernel(vmcore: Optional[str], saved: Optional[str],
     text: Optional[Union[str, bytes]] = None
     source = ""
     warnings: List[str] = []
+    unread: List[str] = []  # those of warnings that say evidence could not be read
     first_sys: Optional[System] = None
     snap_log: Optional[Tuple[bytes, str]] = None
     recorded: Optional[RecordedRtaddr] = None
@@ -318,6 +319,7 @@ def open_crashed_kernel(vmcore: Optional[str], saved: Optional[str],
                 if not found_vmcore or isinstance(exc, DecompressorMissing):
                     raise
                 warnings.append(f"the vmcore was not read: {exc}")
+                unread.append(warnings[-1])
             if dump is not None:
                 warnings.extend(dump.warnings)
                 if dump.vmcoreinfo is not None:
@@ -325,10 +327,12 @@ def open_crashed_kernel(vmcore: Optional[str], saved: Optional[str],
                     try:
                         plog = decode_printk(dump.vmcoreinfo, dump.read_virt)
                         text, source = "\n".join(plog.dmesg_lines()), f"{vmcore} (printk ring)"
-                        warnings.extend(plog.warnings)
+                        warnings.extend(plog.warnings)  # the log is damaged or partly decoded
+                        unread.extend(plog.warnings)
                         banner = next((r.text for r in plog.records[:5] if r.text.startswith("Linux version")), None)
                     except KdumptoolError as exc:
                         warnings.append(f"{vmcore}: crashed kernel's log not decoded: {exc}")
+                        unread.append(warnings[-1])
         if text is None and snap_log is not None:
             text, source = snap_log
         if text is None and dump is None and first_sys is None:
@@ -348,7 +352,7 @@ def open_crashed_kernel(vmcore: Optional[str], saved: Optional[str],
         yield CrashedKernel(source or str(saved or vmcore), markers, cmdline, drivers, None,
                             vmcore, tuple(warnings),
                             memory=dump, first_system=first_sys, recorded=recorded,
-                            release=release, banner=banner, scan_tables=scan_tables)
+                            release=release, banner=banner, scan_tables=scan_tables, unread=tuple(unread))
 
 
 def _snapshot_release(root: Root) -> Optional[str]:
@@ -480,7 +484,8 @@ def open_triage_input(
                 try:
                     crashed = stack.enter_context(open_crashed_kernel("/proc/vmcore", None, scan_tables=False))
                 except (KdumptoolError, OSError) as exc:
-                    crashed = CrashedKernel("/proc/vmcore", warnings=(f"/proc/vmcore not read: {exc}",))
+                    why = f"/proc/vmcore not read: {exc}"
+                    crashed = CrashedKernel("/proc/vmcore", warnings=(why,), unread=(why,))
                 yield replace(inp, crashed=crashed)
             return
         yield inp

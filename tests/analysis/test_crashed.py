@@ -90,3 +90,20 @@ def test_a_fault_from_another_pci_segment_is_not_looked_up_in_this_segments_tabl
     assert [(f.bdf, f.iova) for f in t.fault_lookups] == [("0000:00:02.0", 0xFFFFC000)]
     m = re.search(r"LOOKUP iova 0xffffc000 -> pte (0x[0-9a-f]+)", (RUN / "roottable_check.txt").read_text())
     assert m and t.fault_lookups[0].phys == int(m.group(1), 16) & ~0xFFF
+
+
+def test_what_a_warning_means_is_said_by_its_producer_not_its_wording(dump):
+    """Triage's offline-source severity and the translation-off filter read the records'
+    ``unread`` / ``moot_if_off`` lists (filled where the warning is made), not phrases."""
+    absent = max(e for _, e in dump.iter_dumped_ranges()) + (1 << 30)  # a page the dump lacks
+    warnings: list = []
+    unread: list = []
+    moot: list = []
+    t = decode_tables(dump, None, None, warnings, recorded=RecordedRtaddr({"dmar0": absent | SMT}, "test record"),
+                      scan=False, unread=unread, moot_if_off=moot)
+    assert t is not None and t.root_address == absent  # used unchecked, as the registers give it
+    assert unread == [w for w in warnings if "could not be read" in w] and len(unread) == 1
+    assert moot == []
+    warnings, unread, moot = [], [], []
+    assert decode_tables(dump, None, None, warnings, scan=False, unread=unread, moot_if_off=moot) is None
+    assert moot == warnings and "not located" in moot[0] and unread == []

@@ -300,3 +300,15 @@ def test_corpus_errors_are_the_known_firmware_bugs(shared: Path) -> None:
         if ids_:
             errors[p.name[:4]] = ids_
     assert errors == {"208_": ["drhd-base-zero"], "X02_": ["rhsa-no-drhd", "rhsa-no-drhd"]}
+
+
+def test_a_field_warning_is_not_a_device_scope_warning() -> None:
+    """An RHSA with bytes past its body and an ANDD name without its NUL are field problems;
+    only a structure with device scopes reports malformed-device-scope (keyed on the record
+    type, not on the warning's wording)."""
+    rhsa = bytearray(B.rhsa(0xFED90000, 0)) + b"\0" * 4
+    rhsa[2:4] = (24).to_bytes(2, "little")
+    andd = bytearray(B.andd(1, "\\_SB.PCI0.ANDD"))[:-1]
+    andd[2:4] = len(andd).to_bytes(2, "little")
+    found = ids([B.drhd(0xFED90000, [IOAPIC], flags=1), bytes(rhsa), bytes(andd)], flags=1)
+    assert found.count("malformed-field") == 2 and "malformed-device-scope" not in found
