@@ -194,8 +194,7 @@ def scan_log_text(
             found.extend(_fault_markers(raw, source, lineno))
             continue
         if "IO_PAGE_FAULT" in raw and "AMD-Vi: Event logged" in raw:
-            found.extend(_amdvi_fault_markers(raw, source, lineno))
-            continue
+            found.extend(_amdvi_fault_markers(raw, source, lineno))  # and the line's other markers
         ln = normalise_line(raw, lineno)
         ev = Evidence(source, raw.strip(), lineno)
         if probes:
