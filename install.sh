@@ -7,7 +7,11 @@
 #      installed editable from this clone with its test tools: $KDUMPTOOL_VENV, default
 #      /opt/kdumptool/venv as root, ./.venv otherwise;
 #   3. `kdumptool` linked onto PATH: $KDUMPTOOL_BIN, default /usr/local/bin as root,
-#      ~/.local/bin otherwise.
+#      ~/.local/bin otherwise;
+#   4. shell completion (bash, zsh, fish) and the man page, generated from the installed
+#      CLI by tools/gen_cli_docs.py, under $KDUMPTOOL_SHARE: default /usr/local/share as
+#      root (bash-completion/completions, zsh/site-functions, fish/vendor_completions.d,
+#      man/man1: where bash-completion, zsh, fish and man look), ~/.local/share otherwise.
 # Environment: PYTHON (default python3) the interpreter the venv is made from.
 # Prints the test command at the end: <venv>/bin/python3 -m pytest
 set -eu
@@ -19,6 +23,7 @@ say() { echo "install.sh: $*" >&2; }
 if [ "$(id -u)" = 0 ]; then
     VENV=${KDUMPTOOL_VENV:-/opt/kdumptool/venv}
     BIN=${KDUMPTOOL_BIN:-/usr/local/bin}
+    SHARE=${KDUMPTOOL_SHARE:-/usr/local/share}
     if command -v apt-get >/dev/null 2>&1; then
         export DEBIAN_FRONTEND=noninteractive
         extra=""
@@ -38,6 +43,7 @@ if [ "$(id -u)" = 0 ]; then
 else
     VENV=${KDUMPTOOL_VENV:-$PWD/.venv}
     BIN=${KDUMPTOOL_BIN:-$HOME/.local/bin}
+    SHARE=${KDUMPTOOL_SHARE:-${XDG_DATA_HOME:-$HOME/.local/share}}
     say "not root: skipping system packages ($PKGS_DEB)"
 fi
 if [ ! -x "$VENV/bin/python3" ]; then
@@ -55,5 +61,13 @@ case ":$PATH:" in
     *":$BIN:"*) ;;
     *) say "note: $BIN is not on PATH; add it, or run $VENV/bin/kdumptool" ;;
 esac
+docs=$(mktemp -d)
+trap 'rm -rf "$docs"' EXIT
+"$VENV/bin/python3" tools/gen_cli_docs.py "$docs" >/dev/null
+install -Dm644 "$docs/kdumptool.bash" "$SHARE/bash-completion/completions/kdumptool"
+install -Dm644 "$docs/_kdumptool" "$SHARE/zsh/site-functions/_kdumptool"
+install -Dm644 "$docs/kdumptool.fish" "$SHARE/fish/vendor_completions.d/kdumptool.fish"
+install -Dm644 "$docs/kdumptool.1" "$SHARE/man/man1/kdumptool.1"
+say "shell completion (bash, zsh, fish) and man page (man kdumptool) installed under $SHARE"
 say "kdumptool installed: $("$BIN/kdumptool" --version) in $VENV, linked as $BIN/kdumptool"
 say "tests: $VENV/bin/python3 -m pytest"

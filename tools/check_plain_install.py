@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Run by .ci/wheel-smoke with the python of a clean venv holding only the built wheel:
 every dump format in fixtures/ decodes to the same pages and the same `vmcore log` and
-`vmcore iommu` output as the zlib dump, with the compiled decompressors and (``--pure``)
+`vmcore iommu` output as the zlib dump, and every lab cut's `vmcore log` is what
+makedumpfile --dump-dmesg printed for it, with the compiled decompressors and (``--pure``)
 with the pure-Python fallbacks. Imports kdumptool from the venv, never from the checkout.
 
     VENV/bin/python tools/check_plain_install.py REPO [--pure]
@@ -81,6 +82,21 @@ def main() -> int:
         assert got == ref_pages if "ELF" not in name else all(got[p] == ref_pages[p] for p in ref_pages), name
         assert outputs(path) == ref_out, f"{name}: vmcore log/iommu output differs from the zlib dump's"
         print(f"  {name:24} {len(ref_pages)} pages, vmcore log + iommu identical to zlib")
+    # Every other dump in fixtures/ (the lab's cuts from 5.10, 6.1 and 6.12 kernels, ELF
+    # and kdump): `vmcore log` line for line what makedumpfile --dump-dmesg printed for
+    # the same dump (the oracle kept beside each cut).
+    oracles = [(c / "vmcore.trim.kdump", c / "makedumpfile_dmesg.txt")
+               for c in sorted((repo / "fixtures" / "lab").iterdir()) if c.is_dir()]
+    for run in ("legacy_on", "sm_mismatch_vmcore"):
+        for ext in ("kdump", "elf"):
+            oracles.append((fx / f"{run}.trim.{ext}", fx / f"{run}.makedumpfile_dmesg.txt"))
+    oracles.append((fx / "lzo" / "legacy_on.lzo.trim.kdump", fx / "legacy_on.makedumpfile_dmesg.txt"))
+    for dump, oracle in oracles:
+        assert dump.is_file() and oracle.is_file(), f"{dump} or {oracle} missing"
+        got = output("vmcore", "log", str(dump), "-f", "text").splitlines()
+        assert got == oracle.read_text(errors="surrogateescape").splitlines(), \
+            f"{dump}: vmcore log differs from makedumpfile --dump-dmesg ({oracle})"
+    print(f"  {len(oracles)} lab/fixture dumps: vmcore log = makedumpfile --dump-dmesg, line for line")
     print(f"plain install OK ({'pure-Python LZO/snappy' if pure else 'compiled decompressors'}), "
           f"Python {sys.version.split()[0]}, kdumptool from {where.parent}")
     return 0

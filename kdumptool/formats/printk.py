@@ -128,11 +128,19 @@ class _Mem:
             if data is not None:
                 self.pages[addr - vaddr] = data
             addr += n
+        # every page read (the common case): one buffer, and get() is one slice
+        self.flat: Optional[bytes] = None
+        if not self.missing:
+            flat = b"".join(self.pages[k] for k in sorted(self.pages))
+            if len(flat) == size:
+                self.flat = flat
 
     def get(self, off: int, size: int) -> Optional[bytes]:
         """Bytes [off, off + size) of the buffer, or None when any part is missing."""
         if off < 0 or size < 0 or off + size > self.size:
             return None
+        if self.flat is not None:
+            return self.flat[off:off + size]
         out = []
         pos, end = off, off + size
         while pos < end:

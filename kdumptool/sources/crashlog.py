@@ -3,9 +3,12 @@ decode: cli stays out of both)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional, Tuple
-
+# typing is only read by type checkers here (annotations are strings): importing it
+# costs start-up time of `vmcore log` (bench/bench_ratios.py).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
+
     from kdumptool.formats.printk import PrintkLog
     from kdumptool.sources.vmcore import Dump
 

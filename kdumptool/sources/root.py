@@ -11,13 +11,16 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tarfile
-import tempfile
 from collections import deque
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple, Union
 
 from kdumptool.errors import DecodeError, PermissionDenied, SourceMissing
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # imported where a snapshot is unpacked: not on `dmar FILE`'s start-up
+    import tarfile
+    import tempfile
 
 #: Folder inside a snapshot for data that has no path of its own under ``/``.
 EXTRA_DIR = "_kdumptool"
@@ -350,6 +353,9 @@ def open_root(path: Union[str, Path, None]) -> Root:
         raise SourceMissing(f"{p}: no such file or directory")
     fd = open_regular(p)  # a FIFO or a device is refused before tarfile reads it
     os.close(fd)
+    import tarfile
+    import tempfile
+
     try:
         is_tar = tarfile.is_tarfile(str(p))
     except OSError as exc:

@@ -5,6 +5,7 @@ and ``vmcore scan`` does not import the heavy modules it was freed from (issue 1
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from typing import Dict, Tuple
@@ -105,15 +106,17 @@ HEAVY = ("dataclasses", "inspect", "typing", "construct", "json", "threading", "
 ])
 def test_hot_path_does_not_import_heavy_modules(argv):
     """`vmcore log` and `vmcore scan` (plain invocations: cli/hot.py) import none of
-    HEAVY: each costs start-up time (bench/bench_ratios.py). Modules loaded before main()
-    runs (site, .pth files of an editable install) do not count."""
+    HEAVY: each costs start-up time (bench/bench_ratios.py). Run without site, so that
+    nothing (a .pth file of another install) loads them before main() runs."""
     code = ("import sys; before = set(sys.modules)\n"
             "from kdumptool.cli.main import main\n"
             "try: main(sys.argv[1:] + ['-f', 'text'])\n"
             "except SystemExit: pass\n"
             f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules and m not in before)\n"
             "print('HEAVY', heavy, file=sys.stderr)\n")
-    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=REPO,
-                       timeout=60)
+    # -S: no site, so nothing (a .pth of some other install) preloads what we look for
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-S", "-c", code, *argv], capture_output=True, text=True,
+                       cwd=REPO, env=env, timeout=60)
     assert r.stdout.strip() and "HEAVY [" in r.stderr, r.stderr[-500:]
     assert "HEAVY []" in r.stderr, r.stderr[-300:]
