@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from kdumptool.formats.klog import CONTEXT_KINDS, LogEvent, parse_log, wallclock_seconds
+from kdumptool.model.system import System
 
 BURST_GAP_S = 2.0
 BURST_GAP_LINES = 50
@@ -270,7 +271,7 @@ def _range(r: Any) -> Optional[Tuple[int, int]]:
     return None
 
 
-def _rmrr_table(system: Any) -> Dict[int, int]:
+def _rmrr_table(system: Optional[System]) -> Dict[int, int]:
     """RMRR base -> end address from the system's decoded DMAR table."""
     out: Dict[int, int] = {}
     for st in _get(_get(system, "dmar"), "structures") or ():
@@ -281,7 +282,7 @@ def _rmrr_table(system: Any) -> Dict[int, int]:
     return out
 
 
-def _device_info(system: Any, bdf: str) -> DeviceInfo:
+def _device_info(system: Optional[System], bdf: str) -> DeviceInfo:
     devices = _get(system, "devices") or {}
     dev = devices.get(bdf) if isinstance(devices, dict) else None
     if dev is None:
@@ -351,7 +352,7 @@ def check_fault_address(info: DeviceInfo, address: int) -> List[str]:
 
 def analyse_log(
     events: Iterable[Union[LogEvent, str]],
-    system: Any = None,
+    system: Optional[System] = None,
     max_events: Optional[int] = None,
     last_boot_only: bool = False,
 ) -> LogReport:
@@ -392,7 +393,7 @@ def analyse_log(
 class _Acc:
     """The running summary of one stretch of log (all of it, or the last boot)."""
 
-    def __init__(self, system: Any, max_events: Optional[int]) -> None:
+    def __init__(self, system: Optional[System], max_events: Optional[int]) -> None:
         self.system = system
         self.max_events = max_events
         self.kept: List[LogEvent] = []

@@ -44,9 +44,10 @@ from kdumptool.formats.vtd_tables import (
 # costs start-up time of `vmcore scan` (bench/bench_ratios.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, Iterator, List, Optional, Protocol, Tuple, Union
+    from typing import Callable, Iterable, Iterator, List, Optional, Protocol, Tuple, Union
 
     from kdumptool.analysis.vtd_walk import PhysMemory
+    from kdumptool.formats.vtd_tables import ScalableContextEntry
 
     class StoredPages(Protocol):
         """What a dump reader's ``iter_pages(ranges)`` gives (sources/vmcore.StoredPages)."""
@@ -282,7 +283,7 @@ def check_root_table(
                               tuple(evidence))
 
 
-def _check_pasid(reader: PageReader, sce: Any, limit: int, bad: List[str], aws: set, roots: dict) -> None:
+def _check_pasid(reader: PageReader, sce: ScalableContextEntry, limit: int, bad: List[str], aws: set, roots: dict) -> None:
     pasid = sce.rid_pasid
     try:
         dpage = reader.page(sce.pasid_dir_ptr)

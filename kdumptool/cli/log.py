@@ -15,6 +15,7 @@ class LogLevel(str, Enum):
     warning = "warning"
 
 if TYPE_CHECKING:
+    from kdumptool.model.system import System
     from kdumptool.sources.root import Root
 
 #: Events listed in JSON output at most (all are counted and summarised).
@@ -61,7 +62,7 @@ def log(
     rt = open_root(root) if root is not None else None
     try:
         src = open_log(file, rt)
-        system: object = None
+        system: Optional[System] = None
         if no_system:
             pass
         elif system_root is not None:
@@ -93,7 +94,7 @@ def log(
             rt.close()
 
 
-def _read_system(rt: Optional[Root]) -> object:
+def _read_system(rt: Optional[Root]) -> Optional[System]:
     """The system model when the system stream provides it; None otherwise."""
     try:
         from kdumptool.sources.root import open_root

@@ -11,12 +11,18 @@ plausible DTEs below 4 GiB: scan.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple
+
+if TYPE_CHECKING:
+    from kdumptool.analysis.amdvi_walk import AmdViTables
+    from kdumptool.analysis.exposure import Exposure
+    from kdumptool.analysis.vtd_walk import DeviceTranslation
+    from kdumptool.sources.vmcore import Dump
 
 DEV_TABLE_DEFAULT = 2 << 20
 
 
-def wants_amd(vendor: str, dev_table: Optional[str], saved: Optional[Path], dump: Any,
+def wants_amd(vendor: str, dev_table: Optional[str], saved: Optional[Path], dump: Dump,
               rtaddr: Optional[str]) -> Tuple[bool, List[str]]:
     """Whether to decode AMD-Vi structures, and the evidence (for the output)."""
     from kdumptool.sources.amdvi import has_saved_amdvi, iommu_vendor_from_dump
@@ -33,7 +39,7 @@ def wants_amd(vendor: str, dev_table: Optional[str], saved: Optional[Path], dump
     return False, []
 
 
-def resolve_dev_table(dump: Any, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
+def resolve_dev_table(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
                       unit: Optional[str]) -> Tuple[int, int, str, str, List[str]]:
     """(base, size, source, detail, warnings)."""
     from kdumptool.analysis.amdvi_walk import find_device_tables
@@ -75,8 +81,9 @@ def resolve_dev_table(dump: Any, vmcore: Path, dev_table: Optional[str], saved: 
                                     f"{c.translated} translated"), warnings
 
 
-def amd_iommu(dump: Any, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
-              unit: Optional[str], dev: Optional[tuple], fmt: str, evidence: List[str]) -> Any:
+def amd_iommu(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
+              unit: Optional[str], dev: Optional[tuple], fmt: str, evidence: List[str]
+              ) -> Tuple[AmdViTables, Optional[List[DeviceTranslation]]]:
     from kdumptool.analysis.amdvi_walk import walk_device_table
     from kdumptool.render import amdvi as ra
     from kdumptool.render.output import emit
@@ -95,9 +102,9 @@ def amd_iommu(dump: Any, vmcore: Path, dev_table: Optional[str], saved: Optional
     return t, devices
 
 
-def amd_exposure(dump: Any, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
+def amd_exposure(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
                  unit: Optional[str], dev: Optional[tuple], fmt: str, evidence: List[str],
-                 deliver: Any = None) -> Any:
+                 deliver: Any = None) -> Exposure:
     from kdumptool.analysis.amdvi_walk import walk_device_table
     from kdumptool.analysis.exposure import find_exposure
     from kdumptool.render import amdvi as ra

@@ -18,7 +18,9 @@ from __future__ import annotations
 import html
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from kdumptool.analysis.scenario import KernelState
 from kdumptool.analysis.triage import RISK_FAULTS, TriageReport
+from kdumptool.model.finding import Finding
 from kdumptool.model.memmap import DeviceReach, Layer, MemoryMap
 from kdumptool.model.system import System
 from kdumptool.render.escape import escape_control
@@ -282,7 +284,7 @@ def _memory_section(m: MemoryMap, names: Dict[str, str]) -> List[str]:
 # --- triage ---------------------------------------------------------------------------------------
 
 
-def _evidence(f: Any, open_: bool) -> str:
+def _evidence(f: Finding, open_: bool) -> str:
     ev = list(f.evidence)
     if not ev:
         return ""
@@ -291,7 +293,7 @@ def _evidence(f: Any, open_: bool) -> str:
             f'{"s" if len(ev) != 1 else ""})</summary><pre>{_e(lines)}</pre></details>')
 
 
-def _finding(f: Any, open_: bool, anchor: str = "") -> str:
+def _finding(f: Finding, open_: bool, anchor: str = "") -> str:
     devs = (f'<p class="small">devices: <span class="mono">{_e(", ".join(short_bdf(b) for b in f.devices))}</span></p>'
             if f.devices else "")
     ident = f' id="{anchor}"' if anchor else ""
@@ -349,7 +351,7 @@ def _findings_section(r: TriageReport, class_of: Any) -> List[str]:
     return out
 
 
-def _state(st: Any) -> str:
+def _state(st: KernelState) -> str:
     bits = [st.mode]
     if st.ir is not None:
         bits.append("IR on" if st.ir else "IR off")

@@ -5,9 +5,10 @@ devices) and the Prometheus textfile-collector format for node_exporter.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
-from kdumptool.analysis.triage import RISK_FAULTS, TriageReport
+from kdumptool.analysis.scenario import KernelState
+from kdumptool.analysis.triage import RISK_FAULTS, DeviceRisk, TriageReport
 from kdumptool.model.finding import SEVERITY_RANK
 from kdumptool.render.grouping import (
     EVIDENCE_SHOWN,
@@ -20,12 +21,14 @@ from kdumptool.render.grouping import (
 )
 from kdumptool.render.names import NUMERIC, Naming
 
+#: Evidence lines an error shows in the compact rich view (warnings and info: none, counted).
+RICH_EVIDENCE = 3
 _MARK = {"error": "ERROR", "warning": "WARN ", "info": "info "}
 _VERDICT_VALUE = {"ok": 0, "nothing": 0, "warning": 1, "error": 2}
 _VERDICT_WORD = {"ok": "OK", "nothing": "NOTHING TO TRIAGE", "warning": "WARNING", "error": "AT RISK"}
 
 
-def _ids(d: Any) -> Any:
+def _ids(d: DeviceRisk) -> Tuple[int, int]:
     v, _, dev = d.ids.partition(":")
     return int(v, 16), int(dev, 16)
 
@@ -43,7 +46,7 @@ def _class_lookup(r: TriageReport, naming: Naming) -> Any:
     return class_of
 
 
-def _device_title(d: Any, naming: Naming) -> str:
+def _device_title(d: DeviceRisk, naming: Naming) -> str:
     """``Ethernet controller: Intel Corporation 82574L ... [8086:10d3]`` (``-n``: numbers)."""
     try:
         v, dev = _ids(d)
@@ -63,7 +66,7 @@ def render_triage_json(r: TriageReport, naming: Naming = NUMERIC) -> Dict[str, A
     return doc
 
 
-def _state_line(label: str, st: Any) -> str:
+def _state_line(label: str, st: KernelState) -> str:
     bits = [st.mode]
     if st.ir is not None:
         bits.append("IR on" if st.ir else "IR off")
@@ -147,39 +150,55 @@ def render_triage_rich(r: TriageReport, naming: Naming = NUMERIC, verbose: bool 
     head.append(_state_line("kdump kernel:", s.kdump))
     if s.kernel_row is not None:
         head.append(f"\nkernel row:   {s.kernel_row.id} ({s.kernel_row.versions})", style="dim")
-    if r.kdump_cmdline is not None:
-        head.append(f"\nkdump cmdline: {r.kdump_cmdline}", style="dim")
-    parts: List[Any] = [Panel(head, title=f"kdumptool triage: {r.source}", border_style=colour)]
-    sev_style = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-    # compact unless verbose: one row per group of findings (same kind, severity and
-    # remedy), at most EVIDENCE_SHOWN evidence lines, the RISKY_SHOWN most dangerous devices
-    # lines, not a table: a three-column table wraps every cell on an 80-column terminal
     from rich.console import Group
 
+    header: List[Any] = [head]
+    if r.kdump_cmdline is not None:
+        # one screen line (the whole line: -f text, -v)
+        header.append(Text(f"kdump cmdline: {r.kdump_cmdline}", style="dim", no_wrap=not verbose, overflow="ellipsis"))
+    parts: List[Any] = [Panel(Group(*header), title=f"kdumptool triage: {r.source}", border_style=colour)]
+    sev_style = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+    # compact unless verbose (one screen for a typical triage): one row per group of
+    # findings (same kind, severity and remedy); errors show RICH_EVIDENCE evidence lines
+    # and their whole remedy, warnings and info their remedy on one screen line (-v, -f
+    # text and -f html have everything); the RISKY_SHOWN most dangerous devices, one line
+    # each. Lines, not a table: a three-column table wraps every cell at 80 columns.
     lines: List[Any] = []
     class_of = _class_lookup(r, naming)
-    for group in ([[f] for f in r.findings] if verbose else group_findings(r.findings)):
+    for group in ([[f] for f in r.findings] if verbose else _kind_groups(r.findings)):
         f = group[0]
         head = Text(f"{f.severity:<7} ", style=sev_style[f.severity])
+        ev: List[str] = []
         if len(group) == 1:
             head.append(f.id, style="bold")
             head.append(f": {f.title}")
             ev = [str(e) for e in f.evidence]
-            if not verbose and len(ev) > EVIDENCE_SHOWN:
-                ev = ev[:EVIDENCE_SHOWN] + [f"+{len(f.evidence) - EVIDENCE_SHOWN} more (-v)"]
+            keep = EVIDENCE_SHOWN if verbose else (RICH_EVIDENCE if f.severity == "error" else 0)
+            if not verbose and len(ev) > keep:
+                more = len(f.evidence) - keep
+                if keep:
+                    ev = ev[:keep] + [f"+{more} more evidence line{'s' if more != 1 else ''} (-v)"]
+                else:
+                    ev = []
+                    head.append(f"  [{more} evidence line{'s' if more != 1 else ''}: -v]", style="dim")
         else:
             bdfs = group_devices(group)
             classes = class_counts(bdfs, class_of)
             head.append(f"{f.id} x{len(group)}", style="bold")
             head.append(f": {len(bdfs) or len(group)} " + ("devices" if bdfs else "findings")
                         + (f" ({classes})" if classes else "") + f"; e.g. {f.title}")
-            ev = [f"devices: {device_list(bdfs)}"] if bdfs else []
-            ev.append(f"{sum(len(g.evidence) for g in group)} evidence lines (-v)")
+            head.append(f"  [{sum(len(g.evidence) for g in group)} evidence lines: -v]", style="dim")
         lines.append(head)
         # evidence one screen line each (cut at the edge; -f text or -v has it whole)
         lines.extend(Text(f"    {e}", style="dim", no_wrap=True, overflow="ellipsis") for e in ev)
-        if f.remedy:
-            lines.append(Text(f"    → {f.remedy}", style="green"))
+        whole = verbose or f.severity == "error"
+        remedies: Dict[str, List[str]] = {}
+        for g in group:
+            if g.remedy:
+                remedies.setdefault(g.remedy, []).extend(g.devices)
+        for remedy, devs in remedies.items():
+            who = f"{device_list(devs, 3)}: " if len(remedies) > 1 and devs else ""
+            lines.append(Text(f"    → {who}{remedy}", style="green", no_wrap=not whole, overflow="ellipsis"))
     parts.append(Panel(Group(*lines), title="Findings", border_style="dim") if r.findings else Text("No findings."))
     if r.devices:
         ranked = rank_devices(r.devices)
@@ -196,9 +215,20 @@ def render_triage_rich(r: TriageReport, naming: Naming = NUMERIC, verbose: bool 
                     nodes[key] = parent.add(Text(f"bridge {b[5:]}", style="magenta"))
                 parent = nodes[key]
             worst = "red" if RISK_FAULTS in d.causes else "yellow"
-            parent.add(Text(f"{d.bdf[5:]} {_device_title(d, naming)} {d.driver or ','.join(d.modules) or '-'}: " + "; ".join(d.reasons), style=worst))
+            # what and why first: the name (long) last, cut at the screen's edge unless -v
+            parent.add(Text(f"{d.bdf[5:]} {d.driver or ','.join(d.modules) or '-'}: " + "; ".join(d.reasons)
+                            + f" - {_device_title(d, naming)}", style=worst, no_wrap=not verbose, overflow="ellipsis"))
         parts.append(tree)
     return parts
+
+
+def _kind_groups(findings: Any) -> List[List[Any]]:
+    """The compact rich view's groups: one per (id, severity), whatever the remedy (each
+    distinct remedy is printed under it with the devices it is for)."""
+    groups: Dict[Any, List[Any]] = {}
+    for f in findings:
+        groups.setdefault((f.id, f.severity), []).append(f)
+    return list(groups.values())
 
 
 def _esc(v: str) -> str:

@@ -15,6 +15,7 @@ from kdumptool.errors import DecodeError, KdumptoolError, NotMapped, Unsupported
 from kdumptool.formats.printk import decode_printk
 from kdumptool.formats.vmcoreinfo import parse_vmcoreinfo
 from kdumptool.sources.vmcore import open_dump
+from tests import printkgen as pk
 from tests.conftest import FIXTURES
 
 RUNS = ("legacy_on", "sm_mismatch_vmcore")
@@ -122,16 +123,12 @@ def _lockless(mem: Mem, blocks, head_id: int, tail_id: int) -> None:
     """blocks: {desc index: (state, id, begin, next, seq, ts, text_len, level)}; a 4-entry
     desc ring and a 64-byte data ring (size_bits 6)."""
     mem.put(PRB, struct.pack("<Q", RB))
-    rb = bytearray(88)
-    struct.pack_into("<IxxxxQQQQ", rb, 0, 2, DESCS, INFOS, head_id, tail_id)
-    struct.pack_into("<IxxxxQ", rb, 48, 6, DATA)
-    mem.put(RB, bytes(rb))
-    descs, infos = bytearray(4 * 24), bytearray(4 * 88)
+    mem.put(RB, pk.ring_struct(2, DESCS, INFOS, head_id, tail_id, 6, DATA))
+    descs, infos = bytearray(4 * pk.DESC_SIZE), bytearray(4 * pk.INFO_SIZE)
     for i, (state, did, begin, nxt, seq, ts, tlen, level) in blocks.items():
-        struct.pack_into("<QQQ", descs, i * 24, (state << 62) | did, begin, nxt)
-        struct.pack_into("<QQHBBI", infos, i * 88, seq, ts, tlen, 0, level << 5, 0x80000001)
-        infos[i * 88 + 24:i * 88 + 28] = b"pci\0"
-        infos[i * 88 + 40:i * 88 + 54] = b"+pci:0000:00:02.0\0"[:14]
+        descs[i * pk.DESC_SIZE:(i + 1) * pk.DESC_SIZE] = pk.desc(state, did, begin, nxt)
+        infos[i * pk.INFO_SIZE:(i + 1) * pk.INFO_SIZE] = pk.info(seq, ts, tlen, level, 0x80000001, b"pci\0",
+                                                                 b"+pci:0000:00:02.0\0"[:14])
     mem.put(DESCS, bytes(descs))
     mem.put(INFOS, bytes(infos))
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import struct
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from tests import printkgen as pk
 from tests.dumpwriter import DumpSpec, write_elf, write_kdump
 
 KMAP = 0xFFFFFFFF80000000
 PRB_P, RB_P, DESCS_P, INFOS_P, DATA_P = 0x1000, 0x2000, 0x3000, 0x4000, 0x8000
 COUNT_BITS, SIZE_BITS = 4, 12
-DESC_SIZE, INFO_SIZE = 24, 88
+DESC_SIZE, INFO_SIZE = pk.DESC_SIZE, pk.INFO_SIZE
 FIRST_ID = 16      # ids start at 2^count_bits, as a booted kernel's ring does
 
 VMCOREINFO = f"""OSRELEASE=6.1.0-hostile
@@ -59,25 +60,21 @@ def ring_pages(texts: Sequence[bytes], text_len: Optional[Sequence[int]] = None,
     mem = {p: bytearray(4096) for p in (PRB_P, RB_P, DESCS_P, INFOS_P, DATA_P)}
     struct.pack_into("<Q", mem[PRB_P], 0, KMAP + RB_P)
     head = FIRST_ID + max(n - 1, 0)
-    struct.pack_into("<IxxxxQQQQ", mem[RB_P], 0, COUNT_BITS, KMAP + DESCS_P, KMAP + INFOS_P,
-                     head, FIRST_ID)
-    struct.pack_into("<IxxxxQ", mem[RB_P], 48, SIZE_BITS, KMAP + DATA_P)
+    mem[RB_P][:pk.RING_SIZE] = pk.ring_struct(COUNT_BITS, KMAP + DESCS_P, KMAP + INFOS_P, head, FIRST_ID,
+                                              SIZE_BITS, KMAP + DATA_P)
     pos = 0
     for k, text in enumerate(texts):
         rid = FIRST_ID + k
         i = rid & ((1 << COUNT_BITS) - 1)
-        blk = 8 + len(text)
-        blk += -blk % 8
-        begin, nxt = (pos, pos + blk) if lpos is None else lpos[k]
-        bid = rid if block_ids is None else block_ids[k]
+        blk = pk.data_block(rid if block_ids is None else block_ids[k], text)
+        begin, nxt = (pos, pos + len(blk)) if lpos is None else lpos[k]
         if lpos is None:
-            struct.pack_into("<Q", mem[DATA_P], pos, bid)
-            mem[DATA_P][pos + 8:pos + 8 + len(text)] = text
-            pos += blk
+            mem[DATA_P][pos:pos + len(blk)] = blk
+            pos += len(blk)
         sid = rid if state_ids is None else state_ids[k]
-        struct.pack_into("<QQQ", mem[DESCS_P], i * DESC_SIZE, (2 << 62) | sid, begin, nxt)
+        mem[DESCS_P][i * DESC_SIZE:(i + 1) * DESC_SIZE] = pk.desc(pk.DESC_FINALIZED, sid, begin, nxt)
         tl = len(text) if text_len is None else text_len[k]
-        struct.pack_into("<QQHBBI", mem[INFOS_P], i * INFO_SIZE, k, 1000 * k, tl, 0, 6 << 5, 1)
+        mem[INFOS_P][i * INFO_SIZE:(i + 1) * INFO_SIZE] = pk.info(k, 1000 * k, tl, 6, 1)
     return {p >> 12: bytes(b) for p, b in mem.items()}
 
 
