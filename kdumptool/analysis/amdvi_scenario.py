@@ -195,8 +195,9 @@ def classify_amdvi(
             # this kernel never touched the IOMMU (the register still names its table)
             first_on = True
             ev.extend(c.evidence for c in en[:2])
-        elif en and kdump_on is None:
-            kdump_on = True
+        elif en:
+            # this kernel set AMD-Vi up (its own table in DEV_TABLE): on, as its log says
+            kdump_on = True if kdump_on is None else kdump_on
             ev.extend(c.evidence for c in en[:2])
     for cmd, who in ((first_cmdline, "first"), (kdump_cmdline, "kdump")):
         if not cmd:

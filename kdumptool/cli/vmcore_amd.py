@@ -82,7 +82,7 @@ def resolve_dev_table(dump: Dump, vmcore: Path, dev_table: Optional[str], saved:
 
 
 def amd_iommu(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
-              unit: Optional[str], dev: Optional[tuple], fmt: str, evidence: List[str]
+              unit: Optional[str], dev: Optional[Tuple[int, int, int]], fmt: str, evidence: List[str]
               ) -> Tuple[AmdViTables, Optional[List[DeviceTranslation]]]:
     from kdumptool.analysis.amdvi_walk import walk_device_table
     from kdumptool.render import amdvi as ra
@@ -103,7 +103,7 @@ def amd_iommu(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optiona
 
 
 def amd_exposure(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
-                 unit: Optional[str], dev: Optional[tuple], fmt: str, evidence: List[str],
+                 unit: Optional[str], dev: Optional[Tuple[int, int, int]], fmt: str, evidence: List[str],
                  deliver: Any = None) -> Exposure:
     from kdumptool.analysis.amdvi_walk import walk_device_table
     from kdumptool.analysis.exposure import find_exposure
@@ -128,8 +128,8 @@ def amd_exposure(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Opti
     return ex
 
 
-def amd_lookup(dump: Any, vmcore: Path, dev_table: Optional[str], saved: Optional[Path], unit: Optional[str],
-               dev: tuple, iova: int, fmt: str, evidence: List[str]) -> None:
+def amd_lookup(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path], unit: Optional[str],
+               dev: Tuple[int, int, int], iova: int, fmt: str, evidence: List[str]) -> None:
     """``vmcore iommu --device BDF --iova X`` on AMD-Vi: the DTE and every page-table entry
     read on the way, and where the IOVA lands."""
     from kdumptool.analysis.amdvi_walk import lookup_iova_amd
@@ -144,7 +144,7 @@ def amd_lookup(dump: Any, vmcore: Path, dev_table: Optional[str], saved: Optiona
     emit(fmt, json_obj=lambda: obj, text=lambda: ra.render_lookup_text(obj))
 
 
-def amd_faults(dump: Any, vmcore: Path, dev_table: Optional[str], saved: Optional[Path], unit: Optional[str],
+def amd_faults(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path], unit: Optional[str],
                lines: Iterable[str], log_name: str, fmt: str, evidence: List[str]) -> int:
     """``vmcore iommu --faults LOG`` on AMD-Vi: every IO_PAGE_FAULT of the log looked up in
     the crashed kernel's device table and v1 tables. Returns the faults not looked up."""

@@ -19,6 +19,8 @@ from typing import (
     TYPE_CHECKING,
     Annotated,
     Any,
+    Callable,
+    Dict,
     Iterable,
     Iterator,
     List,
@@ -33,7 +35,9 @@ from kdumptool.cli.common import FormatOpt
 from kdumptool.model.roottable import RootTable
 
 if TYPE_CHECKING:
+    from kdumptool.analysis.exposure import Exposure
     from kdumptool.analysis.vtd_walk import DeviceTranslation, FaultCheck, VtdTables
+    from kdumptool.model.memmap import DumpLayout
     from kdumptool.sources.vmcore import Dump
 
 VmcoreArg = Annotated[Path, typer.Argument(readable=False, help="The dump: /proc/vmcore (the default, in a kdump kernel), "
@@ -242,15 +246,16 @@ class ExposureOutput:
 
     def __init__(self, fmt: str, vmcore: Path, output: Optional[Path], force: bool) -> None:
         self.fmt, self.vmcore, self.output, self.force = fmt, vmcore, output, force
-        self.layout: Any = None
+        self.layout: Optional[DumpLayout] = None
 
-    def read_layout(self, dump: Any) -> None:
+    def read_layout(self, dump: Dump) -> None:
         if self.fmt == "html":
             from kdumptool.sources.memmap import read_dump_layout
 
             self.layout = read_dump_layout(dump, str(self.vmcore))
 
-    def __call__(self, obj: Any, ex: Any, text: Any, rich: Any = None) -> None:
+    def __call__(self, obj: Dict[str, Any], ex: Exposure, text: Callable[[], str],
+                 rich: Optional[Callable[[], Any]] = None) -> None:
         import sys
 
         from kdumptool.render.output import emit, to_json, with_schema_version
@@ -260,6 +265,7 @@ class ExposureOutput:
             from kdumptool.analysis.memmap import find_exposure_memory_map
             from kdumptool.render.html import render_exposure_html
 
+            assert self.layout is not None, "read_layout() runs while the dump is open"
             doc = render_exposure_html(obj, find_exposure_memory_map(ex, self.layout), str(self.vmcore), __version__)
         elif self.output is not None:
             doc = to_json(with_schema_version(obj)) if self.fmt == "json" else text()
@@ -286,8 +292,9 @@ def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
 
 
 def _vtd_or_amd(err: Exception, vmcore: Path, vendor: str, rtaddr: Optional[str], saved: Optional[Path],
-                unit: Optional[str], dev: Optional[tuple], fmt: str, exposure: bool, deliver: Any = None,
-                iova: Optional[int] = None, faults: Optional[Path] = None) -> None:
+                unit: Optional[str], dev: Optional[Tuple[int, int, int]], fmt: str, exposure: bool,
+                deliver: Optional[ExposureOutput] = None, iova: Optional[int] = None,
+                faults: Optional[Path] = None) -> None:
     """The VT-d scan found no root table and nothing named a vendor: try an AMD-Vi device
     table before giving up (re-raising the VT-d error, with the AMD result, if both fail)."""
     from kdumptool.errors import SourceMissing
@@ -303,8 +310,9 @@ def _vtd_or_amd(err: Exception, vmcore: Path, vendor: str, rtaddr: Optional[str]
 
 
 def _amd(vmcore: Path, vendor: str, dev_table: Optional[str], saved: Optional[Path], rtaddr: Optional[str],
-         unit: Optional[str], dev: Optional[tuple], fmt: str, exposure: bool, iova: Optional[int] = None,
-         faults: Optional[Path] = None, note: Optional[str] = None, deliver: Any = None) -> bool:
+         unit: Optional[str], dev: Optional[Tuple[int, int, int]], fmt: str, exposure: bool,
+         iova: Optional[int] = None, faults: Optional[Path] = None, note: Optional[str] = None,
+         deliver: Optional[ExposureOutput] = None) -> bool:
     """Run the AMD-Vi decode when the evidence says AMD (True: done). With nothing to go
     on (auto), VT-d runs first and an AMD-Vi scan follows only when VT-d finds nothing
     (_vtd_or_amd). ``iova`` (with ``dev``) or ``faults``: one IOVA, or every IO_PAGE_FAULT
@@ -389,7 +397,7 @@ def _int(text: str, opt: str) -> int:
     return value
 
 
-def _parse_bdf(text: str) -> tuple:
+def _parse_bdf(text: str) -> Tuple[int, int, int]:
     parts = text.split(":")
     try:
         if len(parts) == 3:
