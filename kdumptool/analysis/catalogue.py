@@ -80,6 +80,10 @@ REMEDIES: Dict[str, str] = {
     "signature-checked load lockdown allows); put the signed modules of every bus-mastering device into the kdump "
     "initramfs; `kdumptool quiesce` uses the kernel's sysfs enable attribute under lockdown",
     "stop-devices-first": "stop the devices first: put their drivers in the kdump initramfs, {quiesce}",
+    "kexec-file-load": "keep lockdown on and load the crash kernel with `kexec -s -p` (kexec_file_load; in the "
+    "kdump service's kexec arguments): the kernel checks the image's signature against "
+    "its keyrings (with Secure Boot, the platform keyring holds the distribution's key), so use the distribution's "
+    "signed kernel image; plain `kexec -p` (kexec_load) is refused under lockdown",
 }
 
 #: How to have kdumptool's quiesce hook stop driverless devices (part of several remedies).
@@ -247,6 +251,11 @@ CATALOGUE: Tuple[Kind, ...] = (
     # ---- triage: capacity
     Kind("kdump-not-loaded", T, (ERROR,), "No crash kernel is loaded: a crash now reboots without a dump",
          "start-kdump", "`/sys/kernel/kexec_crash_loaded` is 0."),
+    Kind("kdump-load-locked-down", T, (WARNING,),
+         "The kernel is locked down ({mode}): kexec_load is refused, so the crash kernel loads only through "
+         "kexec_file_load (`kexec -s`) with a kernel image whose signature verifies", "kexec-file-load",
+         "No crash kernel is loaded and `/sys/kernel/security/lockdown` shows integrity or confidentiality "
+         "(lab: both `kexec -p` and, without the signer's key, `kexec -s` get EPERM)."),
     Kind("no-crashkernel", T, (ERROR,), "No memory reserved for the crash kernel", "reserve-crashkernel",
          "`/sys/kernel/kexec_crash_size` is 0."),
     Kind("crashkernel-small", T, (WARNING,),

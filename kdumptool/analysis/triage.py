@@ -967,7 +967,7 @@ def _yes_no(v: Optional[bool], yes: str, no: str) -> str:
     return "UNKNOWN" if v is None else (yes if v else no)
 
 
-def _lockdown_findings(inp: TriageInput, scen: Any) -> List[Finding]:
+def _lockdown_findings(inp: TriageInput, scen: Scenario) -> List[Finding]:
     """Lockdown (integrity/confidentiality) kept /dev/mem shut: name the conclusions that
     lost their register evidence, and what they rest on now (the state of the kernel the
     snapshot was taken in: the kdump kernel inside kdump, else the first kernel)."""
@@ -1005,6 +1005,10 @@ def _capacity_findings(inp: TriageInput) -> List[Finding]:
     size = c.crash_size if c.crash_size is not None else sysm.kexec_crash_size
     if loaded is False:
         out.append(make("kdump-not-loaded", evidence=(Evidence("/sys/kernel/kexec_crash_loaded", "0"),)))
+        if sysm.lockdown in ("integrity", "confidentiality"):
+            out.append(make("kdump-load-locked-down", mode=sysm.lockdown, evidence=(
+                Evidence("/sys/kernel/security/lockdown", f"[{sysm.lockdown}]"),
+                Evidence("/sys/kernel/kexec_crash_loaded", "0"))))
     if size is not None and size == 0:
         out.append(make("no-crashkernel", evidence=(Evidence("/sys/kernel/kexec_crash_size", "0"),)))
     elif size and c.mem_total:
