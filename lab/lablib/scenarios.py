@@ -100,7 +100,7 @@ BUILTIN = [
     Scenario("lockdown_kdump", "legacy_on with the kdump kernel locked down "
              "(lockdown=integrity): no /dev/mem, no config-space writes; quiesce --apply "
              "goes through the kernel's sysfs enable", kdump_append_extra="lockdown=integrity",
-             dumps=["zlib"], opt_in=True),
+             dumps=["zlib"]),
 ]
 
 
