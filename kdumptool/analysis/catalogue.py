@@ -203,6 +203,10 @@ CATALOGUE: Tuple[Kind, ...] = (
          "DMAR fault{plural} from {bdf} ({tie}{state}): {count} in the log", "kdump-modules",
          "Faults in the log, tied to the device's module via `modules.alias` / `lspci -k` / the crashed kernel's "
          "probe lines (error inside kdump and in the `on-off`/`sm-mismatch` cases)."),
+    Kind("amdvi-fault", T, (ERROR, WARNING),
+         "AMD-Vi IO_PAGE_FAULT{plural} from {bdf} ({tie}{state}): {count} in the log", "kdump-modules",
+         "`dmar-fault` on AMD-Vi: IO_PAGE_FAULT event lines tied to the device's module (error inside kdump and "
+         "in the `amd-on-off`/`amd-copy-failed` cases)."),
     Kind("copied-tables-replaced", T, (INFO,),
          "Copied context entries torn down for {n} device(s) whose drivers loaded in the kdump kernel: {devices_text}", None,
          "Inside kdump: devices whose driver probe tore down the copied context entry."),
