@@ -142,3 +142,32 @@ def oracle_device(read, base: int, devid: int) -> Tuple[int, int, int, int]:  # 
 
     s, g = walk(root, mode) if (q0 & 3) == 3 and mode else (0, 0)
     return q1 & 0xFFFF, mode, s, g
+
+
+def oracle_translate(read, base: int, devid: int, iova: int):  # type: ignore[no-untyped-def]
+    """(phys, rw) of one IOVA, or None: the hardware rule in a few lines (V/TV/Mode of the
+    DTE, then index by level, NextLevel 0/7 leaves, skipped levels), no walker code."""
+    q0, = struct.unpack("<Q", read(base + 32 * devid, 8))
+    if not q0 & V:
+        return iova, 3
+    rw = (q0 >> 61) & 3
+    mode = (q0 >> 9) & 7
+    if not q0 & TV or mode == 0:
+        return (iova, rw) if rw else None
+    table, level = q0 & 0x000FFFFFFFFFF000, mode
+    while True:
+        shift = 12 + 9 * (level - 1)
+        v, = struct.unpack("<Q", read(table + 8 * ((iova >> shift) & 0x1FF), 8))
+        if not v & PR:
+            return None
+        rw &= (v >> 61) & 3
+        nl = (v >> 9) & 7
+        if nl in (0, 7):
+            size = 1 << shift
+            if nl == 7:  # the first zero address bit at or above bit 12 gives the size
+                n = 12
+                while v >> n & 1:
+                    n += 1
+                size = 1 << (n + 1)
+            return (v & 0x000FFFFFFFFFF000 & ~(size - 1)) + (iova & (size - 1)), rw
+        table, level = v & 0x000FFFFFFFFFF000, nl

@@ -115,6 +115,17 @@ EXPLAIN = {
 
 
 @dataclass(frozen=True)
+class AmdViControl:
+    """One IOMMU's Control register as read in the kernel triage runs in: IommuEn, the
+    device table it points at, and the evidence line."""
+
+    unit: str
+    iommu_en: bool
+    dev_table: int
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
 class AmdViScenario:
     case: str
     severity: str
@@ -140,14 +151,22 @@ def classify_amdvi(
     first_markers: Sequence[Tuple[str, Evidence, dict]] = (),
     kdump_cmdline_where: str = "the kdump kernel's command line",
     first_cmdline_where: str = "the crashed kernel's command line",
+    controls: Sequence[AmdViControl] = (),
 ) -> AmdViScenario:
     """The AMD-Vi case. ``markers``: (kind, evidence, groups) of this kernel's log;
-    ``first_markers``: the crashed kernel's own log when known (offline)."""
+    ``first_markers``: the crashed kernel's own log when known (offline); ``controls``:
+    the IOMMUs' Control registers as read now, in this kernel (evidence over inference:
+    IommuEn is what the hardware does, whatever the command line says)."""
     ev: List[Evidence] = []
     first_on: Optional[bool] = None
     kdump_on: Optional[bool] = None
     copy: Optional[str] = None
     why: List[str] = []
+    en = [c for c in controls if c.iommu_en]
+    if controls and not in_kdump:
+        # the first kernel, live: its translation is on exactly when IommuEn is set
+        first_on = bool(en)
+        ev.extend(c.evidence for c in (en or list(controls))[:2])
     if in_kdump:
         pre = _ev_of(markers, "amdvi_translation_preenabled")
         copied = _ev_of(markers, "amdvi_tables_copied")
@@ -169,6 +188,17 @@ def classify_amdvi(
             if first_on is None and not pre:
                 # the kdump kernel set AMD-Vi up and found no translation left on
                 first_on = False
+    if controls and in_kdump:
+        kd_off = parse_amdvi_params(kdump_cmdline).off if kdump_cmdline else False
+        if en and kd_off:
+            # amd_iommu=off here, yet translation is on: the crashed kernel left it on and
+            # this kernel never touched the IOMMU (the register still names its table)
+            first_on = True
+            ev.extend(c.evidence for c in en[:2])
+        elif en:
+            # this kernel set AMD-Vi up (its own table in DEV_TABLE): on, as its log says
+            kdump_on = True if kdump_on is None else kdump_on
+            ev.extend(c.evidence for c in en[:2])
     for cmd, who in ((first_cmdline, "first"), (kdump_cmdline, "kdump")):
         if not cmd:
             continue

@@ -24,16 +24,21 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from kdumptool.analysis.vtd_walk import (
     DeviceTranslation,
     Extent,
+    FaultCheck,
+    FaultEvent,
+    IovaLookup,
+    LookupStep,
     PageReader,
     PageTableWalk,
     PhysMemory,
     Unreadable,
     VtdTables,
+    check_faults,
 )
 from kdumptool.errors import NotMapped
 from kdumptool.formats.amdvi_tables import (
@@ -45,6 +50,7 @@ from kdumptool.formats.amdvi_tables import (
     level_page_size,
     mode7_page_size,
 )
+from kdumptool.formats.klog import LogEvent, parse_log
 
 _UNPACK_PAGE = struct.Struct("<512Q").unpack
 MAX_EXTENTS = 1 << 20
@@ -336,3 +342,112 @@ def find_device_tables(mem: PhysMemory, ranges: Iterable[Tuple[int, int]], limit
             a += max(p2, 64 << 10)
     out.sort(key=lambda c: -c.score)
     return out[:limit]
+
+
+# --- one IOVA, and the kdump kernel's IO_PAGE_FAULTs, against the crashed kernel's tables -----
+
+def lookup_iova_amd(mem: PhysMemory, dev_table: int, devid: int, iova: int,
+                    size: int = DEV_TABLE_MAX) -> IovaLookup:
+    """Translate one IOVA for one requester ID through the device table at ``dev_table``
+    (``size`` bytes) and the DTE's v1 page table, keeping every entry read on the way
+    (the shape :func:`~kdumptool.analysis.vtd_walk.lookup_iova` gives for VT-d: mode
+    ``amd-v1``, steps "device table entry" and "pte").
+
+    The hardware's rules (AMD IOMMU spec 2.2.2-2.2.3): V=0 is not checked (the address
+    goes out untranslated); no translation (TV=0 or Mode 0) takes IR/IW from the DTE;
+    Mode 1-6 is the level count: IOVA bits above it must be zero, NextLevel 0 is a leaf
+    of the level's page size, 7 a leaf whose size the address encodes, 1..L-1 the next
+    level (the skipped IOVA bits must be zero); rights are the AND of IR/IW down the path."""
+    reader = mem if isinstance(mem, PageReader) else PageReader(mem)
+    dev_table &= PM_ADDR_MASK
+    bus, devfn = devid >> 8, devid & 0xFF
+    steps: List[LookupStep] = []
+
+    def done(reason: Optional[str], phys: Optional[int] = None, psize: Optional[int] = None,
+             rw: int = 0) -> IovaLookup:
+        return IovaLookup(dev_table, "amd-v1", bus, devfn, iova, tuple(steps), phys, psize,
+                          bool(rw & 1), bool(rw & 2), reason)
+
+    def read(paddr: int, n: int) -> Optional[Tuple[int, ...]]:
+        try:
+            page = reader.page(paddr & ~0xFFF)
+        except NotMapped:
+            return None
+        return struct.unpack_from(f"<{n}Q", page, paddr & 0xFFF)
+
+    if not 0 <= devid <= 0xFFFF or devid * DTE_SIZE >= size:
+        return done(f"requester ID {devid:04x} is beyond the device table ({size // DTE_SIZE} entries)")
+    dp = dev_table + devid * DTE_SIZE
+    dv = read(dp, 4)
+    if dv is None:
+        return done(f"device table page 0x{dp & ~0xFFF:x} is not in the dump")
+    steps.append(LookupStep("device table entry", dp, dv))
+    d = dte_from_qwords(*dv)
+    kind = d.translation
+    dte_rw = (1 if d.ir else 0) | (2 if d.iw else 0)
+    if kind == "untranslated":
+        return done(None, iova, None, 3)  # V=0: DMA is not checked at all
+    if kind == "blocked":
+        return done("the DTE blocks DMA (V=1, no translation, neither IR nor IW)")
+    if kind == "invalid":
+        return done("DTE Mode 7 is reserved (ILLEGAL_DEV_TABLE_ENTRY)")
+    if kind == "pass-through":
+        return done(None, iova, None, dte_rw)
+    level = d.mode
+    if level < 6 and iova >> (12 + 9 * level):
+        return done(f"IOVA above the {level}-level table's {12 + 9 * level}-bit range")
+    table, rights = d.pt_root, dte_rw
+    for _ in range(7):  # at most 6 levels; the bound stops a malformed chain
+        shift = 12 + 9 * (level - 1)
+        ep = table + ((iova >> shift) & 0x1FF) * 8
+        ev = read(ep, 1)
+        if ev is None:
+            return done(f"level-{level} page table 0x{table:x} is not in the dump")
+        steps.append(LookupStep("pte", ep, ev, level))
+        v = ev[0]
+        if not v & 1:
+            return done(f"level-{level} entry not present")
+        rights &= (1 if v >> 61 & 1 else 0) | (2 if v >> 62 & 1 else 0)
+        nl = (v >> 9) & 7
+        if nl == 0 or nl == PAGE_MODE_7_LEVEL:
+            psize = level_page_size(level) if nl == 0 else mode7_page_size(v)
+            if psize is None or psize < level_page_size(level):
+                return done(f"level-{level} entry: NextLevel 7 with no valid page size")
+            return done(None, (v & PM_ADDR_MASK & ~(psize - 1)) + (iova & (psize - 1)), psize, rights)
+        if nl >= level:
+            return done(f"level-{level} entry: NextLevel {nl} does not decrease (page-table error)")
+        if (iova & (level_page_size(level) - 1)) >> (12 + 9 * nl):
+            return done(f"level-{level} entry skips to level {nl}: the skipped IOVA bits are not zero")
+        table, level = v & PM_ADDR_MASK, nl
+    return done("walk ended without a leaf")  # pragma: no cover - levels strictly decrease
+
+
+def amd_fault_events(events: Iterable[LogEvent]) -> List[FaultEvent]:
+    """The IO_PAGE_FAULT events (device, address, access) among the kernel-log parser's
+    events: the AMD-Vi faults a device's DMA raises (interrupt-request faults, flag I,
+    are not DMA to memory and are left out)."""
+    out = []
+    for ev in events:
+        if ev.kind != "amd_vi_fault" or ev.bdf is None or ev.address is None:
+            continue
+        flags = ev.details.get("flags")
+        if ev.details.get("event") != "IO_PAGE_FAULT" or (isinstance(flags, int) and flags & 0x008):
+            continue
+        out.append(FaultEvent(ev.bdf, ev.address, ev.access, ev.line, ev.reason))
+    return out
+
+
+def amd_fault_events_in_lines(lines: Iterable[str]) -> List[FaultEvent]:
+    """The IO_PAGE_FAULTs of a kernel log's lines (decoded by the kernel-log parser)."""
+    return amd_fault_events(parse_log(lines))
+
+
+def check_faults_amd(mem: PhysMemory, dev_table: int, events: Sequence[FaultEvent], segment: int = 0,
+                     size: int = DEV_TABLE_MAX, unchecked: Optional[List[int]] = None) -> List[FaultCheck]:
+    """VT-d's one fault lookup (:func:`~kdumptool.analysis.vtd_walk.check_faults`) with
+    the AMD-Vi device table and v1 tables as the table to look in."""
+
+    def lookup(bus: int, devfn: int, iova: int) -> IovaLookup:
+        return lookup_iova_amd(mem, dev_table, (bus << 8) | devfn, iova, size)
+
+    return check_faults(mem, dev_table, "amd-v1", events, segment, unchecked, lookup=lookup)

@@ -80,6 +80,10 @@ REMEDIES: Dict[str, str] = {
     "signature-checked load lockdown allows); put the signed modules of every bus-mastering device into the kdump "
     "initramfs; `kdumptool quiesce` uses the kernel's sysfs enable attribute under lockdown",
     "stop-devices-first": "stop the devices first: put their drivers in the kdump initramfs, {quiesce}",
+    "kexec-file-load": "keep lockdown on and load the crash kernel with `kexec -s -p` (kexec_file_load; in the "
+    "kdump service's kexec arguments): the kernel checks the image's signature against "
+    "its keyrings (with Secure Boot, the platform keyring holds the distribution's key), so use the distribution's "
+    "signed kernel image; plain `kexec -p` (kexec_load) is refused under lockdown",
 }
 
 #: How to have kdumptool's quiesce hook stop driverless devices (part of several remedies).
@@ -199,6 +203,10 @@ CATALOGUE: Tuple[Kind, ...] = (
          "DMAR fault{plural} from {bdf} ({tie}{state}): {count} in the log", "kdump-modules",
          "Faults in the log, tied to the device's module via `modules.alias` / `lspci -k` / the crashed kernel's "
          "probe lines (error inside kdump and in the `on-off`/`sm-mismatch` cases)."),
+    Kind("amdvi-fault", T, (ERROR, WARNING),
+         "AMD-Vi IO_PAGE_FAULT{plural} from {bdf} ({tie}{state}): {count} in the log", "kdump-modules",
+         "`dmar-fault` on AMD-Vi: IO_PAGE_FAULT event lines tied to the device's module (error inside kdump and "
+         "in the `amd-on-off`/`amd-copy-failed` cases)."),
     Kind("copied-tables-replaced", T, (INFO,),
          "Copied context entries torn down for {n} device(s) whose drivers loaded in the kdump kernel: {devices_text}", None,
          "Inside kdump: devices whose driver probe tore down the copied context entry."),
@@ -243,6 +251,11 @@ CATALOGUE: Tuple[Kind, ...] = (
     # ---- triage: capacity
     Kind("kdump-not-loaded", T, (ERROR,), "No crash kernel is loaded: a crash now reboots without a dump",
          "start-kdump", "`/sys/kernel/kexec_crash_loaded` is 0."),
+    Kind("kdump-load-locked-down", T, (WARNING,),
+         "The kernel is locked down ({mode}): kexec_load is refused, so the crash kernel loads only through "
+         "kexec_file_load (`kexec -s`) with a kernel image whose signature verifies", "kexec-file-load",
+         "No crash kernel is loaded and `/sys/kernel/security/lockdown` shows integrity or confidentiality "
+         "(lab: both `kexec -p` and, without the signer's key, `kexec -s` get EPERM)."),
     Kind("no-crashkernel", T, (ERROR,), "No memory reserved for the crash kernel", "reserve-crashkernel",
          "`/sys/kernel/kexec_crash_size` is 0."),
     Kind("crashkernel-small", T, (WARNING,),

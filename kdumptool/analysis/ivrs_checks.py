@@ -117,9 +117,8 @@ def check_ivrs(ivrs: Ivrs, madt_ioapic_ids: Optional[Sequence[int]] = None) -> L
     add = out.append
     if ivrs.length <= ivrs.data_length and not ivrs.checksum_valid:
         add(make("ivrs-checksum", offset=9))
-    for w in ivrs.warnings:
-        if "truncated" in w:
-            add(make("ivrs-truncated", offset=ivrs.data_length, reason=w))
+    if ivrs.truncation is not None:
+        add(make("ivrs-truncated", offset=ivrs.data_length, reason=ivrs.truncation))
     for b in ivrs.blocks:
         if isinstance(b, Malformed):
             add(make("ivrs-malformed", offset=b.offset, reason=b.reason))

@@ -389,8 +389,41 @@ def _amd_cmdline_remedy(s: Optional[KdumpSettings], drop: Sequence[str]) -> str:
             "service reuses /proc/cmdline")
 
 
-def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> List[Finding]:
-    """The AMD-Vi scenario (analysis/amdvi_scenario.py) as catalogue findings."""
+def amdvi_controls(inp: TriageInput) -> Tuple[List[Any], Tuple[Evidence, ...]]:
+    """The AMD-Vi Control registers of ``inp`` (AmdViControl), and evidence of each IOMMU
+    whose registers could not be read or decoded."""
+    from kdumptool.analysis.amdvi_scenario import AmdViControl
+    from kdumptool.errors import DecodeError
+    from kdumptool.formats.amdvi_regs import decode_amdvi_registers
+
+    out: List[Any] = []
+    unread: List[Evidence] = []
+    for r in inp.amdvi_registers:
+        where = f"{r.where} {r.name} (MMIO 0x{r.address:x})"
+        if r.values is None or "CONTROL" not in r.values:
+            unread.append(Evidence(where, f"registers not read: {r.read_error or 'no CONTROL register'}"))
+            continue
+        try:
+            regs = decode_amdvi_registers(r.values, where)
+        except DecodeError as err:
+            unread.append(Evidence(where, f"registers do not decode: {err}"))
+            continue
+        names = " ".join(regs.control_names[:6])
+        out.append(AmdViControl(r.name, regs.iommu_en, regs.dev_table_base, Evidence(
+            where, f"CONTROL=0x{regs.control:x} ({names or 'no bit set'}): translation "
+            f"{'on' if regs.iommu_en else 'off'}, DEV_TABLE base 0x{regs.dev_table_base:x} "
+            f"({regs.dev_table_size // 1024} KiB)")))
+    return out, tuple(unread)
+
+
+#: The VT-d case whose device risks an AMD-Vi case shares (the in-flight DMA story is the
+#: same: old tables kept, raw addresses, or faults against empty tables).
+AMD_AS_VTD_CASE = {"amd-copied": "copied", "amd-on-off": "on-off", "amd-copy-failed": "copy-failed",
+                   "amd-off-on": "off-on", "amd-off-both": "off-both"}
+
+
+def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> Tuple[List[Finding], str]:
+    """The AMD-Vi scenario (analysis/amdvi_scenario.py) as catalogue findings, and its case."""
     from kdumptool.analysis.amdvi_scenario import classify_amdvi
 
     sysm = inp.system
@@ -408,8 +441,10 @@ def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> List[Finding
         first_cmd = sysm.cmdline
         kd = kd_cmdline
         where = "the kdump kernel's command line"
+    controls, unread = amdvi_controls(inp)
     a = classify_amdvi(sysm.in_kdump_kernel, first_cmd, kd, markers, first_markers, where,
-                       "the crashed kernel's command line" if sysm.in_kdump_kernel else "/proc/cmdline")
+                       "the crashed kernel's command line" if sysm.in_kdump_kernel else "/proc/cmdline",
+                       controls)
     fid = "amdvi-" + a.case[len("amd-"):]
     remedy = None
     if fid == "amdvi-on-off":
@@ -417,10 +452,16 @@ def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> List[Finding
                   + "; with AMD-Vi on, the kdump kernel copies the device table ('Copied DEV table from "
                   "previous kernel') and DMA stays inside the old kernel's buffers")
     out = [make(fid, evidence=a.evidence, remedy=remedy, scenario=f"{a.title}. {a.explanation}")]
+    if unread:
+        out.append(make("amdvi-registers-unread", evidence=unread,
+                        who=", ".join(e.source.split()[1] if len(e.source.split()) > 1 else e.source
+                                      for e in unread[:4]),
+                        why="; ".join(e.text.split(": ", 1)[-1] for e in unread[:2])
+                        + " (triage reasons from the command lines and log lines only)"))
     if a.snp:
         out.append(make("amdvi-snp", evidence=tuple(e for k, e, _g in first_markers + markers
                                                     if k == "amdvi_snp")[:2]))
-    return out
+    return out, a.case
 
 
 def _module_remedy(s: Optional[KdumpSettings], modules: Sequence[str]) -> str:
@@ -534,7 +575,8 @@ def find_device_risks(inp: TriageInput, scen: Scenario) -> Tuple[List[DeviceRisk
             reasons.append("named by an RMRR (firmware DMA to a reserved range)")
         if bdf in faults:
             causes.append(RISK_FAULTS)
-            reasons.append("DMAR faults in the log")
+            reasons.append("AMD-Vi IO_PAGE_FAULTs in the log" if all("AMD-Vi" in e.text for e in faults[bdf])
+                           else "DMAR faults in the log")
         if reasons:
             risks.append(
                 DeviceRisk(
@@ -575,10 +617,18 @@ def triage(inp: TriageInput) -> TriageReport:
         if inp.amd_iommu is not None:
             nv_ev.append(inp.amd_iommu)
         findings.append(make("no-vtd", evidence=nv_ev, amd=AMD_IOMMU_NOTE if inp.amd_iommu is not None else ""))
+        risks: List[DeviceRisk] = []
         if inp.amd_iommu is not None:
-            findings.extend(_amdvi_findings(inp, kd_cmdline))
+            amd, amd_case = _amdvi_findings(inp, kd_cmdline)
+            findings.extend(amd)
+            # the same per-device risks as VT-d, weighed by the AMD-Vi case
+            as_vtd = replace(scen, case=AMD_AS_VTD_CASE.get(amd_case, "no-vtd"))
+            risks, faults = find_device_risks(inp, as_vtd)
+            findings.extend(_device_findings(inp, as_vtd, risks, faults, kd_cmdline))
+            if not sysm.in_kdump_kernel:
+                findings.extend(_config_findings(inp, as_vtd))
         findings.extend(_capacity_findings(inp))
-        return _report(scen, findings, [], src, kd_cmdline, kd_basis)
+        return _report(scen, findings, risks, src, kd_cmdline, kd_basis)
 
     # ---- the scenario itself
     scen_ev = tuple(scen.evidence)
@@ -730,7 +780,7 @@ def _device_findings(
         sev, why = WARNING, DRIVERLESS_WHY["copied"]
     elif scen.case in ("sm-mismatch", "copy-misread") and scen.table_copy in ("misread", "expected-misread"):
         sev, why = WARNING, DRIVERLESS_WHY["misread"]
-    elif scen.case == "sm-mismatch":
+    elif scen.case in ("sm-mismatch", "copy-failed"):
         sev, why = WARNING, DRIVERLESS_WHY["sm-mismatch"]
     elif scen.case == "off-on":
         sev, why = WARNING if sysm.in_kdump_kernel else INFO, DRIVERLESS_WHY["off-on"]
@@ -793,14 +843,17 @@ def _device_findings(
         fmods: Tuple[str, ...] = _device_modules(inp, bdf, fdev) if fdev is not None else ()
         driver_now = fdev.driver if fdev is not None else None
         who = ", ".join(fmods) if fmods else "unknown driver"
-        sev = ERROR if scen.case in ("sm-mismatch", "on-off", "copy-misread") or sysm.in_kdump_kernel else WARNING
+        sev = ERROR if scen.case in ("sm-mismatch", "on-off", "copy-misread", "copy-failed") or sysm.in_kdump_kernel \
+            else WARNING
+        amd = all("AMD-Vi" in e.text for e in evs)
         tie = f"the {who} device" if fmods else "a device"
         state = f", driver now {driver_now}" if driver_now else (", no driver bound now" if fdev is not None else "")
         out.append(make(
-            "dmar-fault", severity=sev, evidence=tuple(evs[:5]) + extra, devices=(bdf,),
+            "amdvi-fault" if amd else "dmar-fault", severity=sev, evidence=tuple(evs[:5]) + extra, devices=(bdf,),
             remedy="the fault is DMA the device started under the crashed kernel; "
             + ("fix the scalable-mode mismatch above" if scen.case == "sm-mismatch" else
                "fix the table-copy misread above" if scen.case == "copy-misread" else
+               "fix the device-table copy failure above" if scen.case == "copy-failed" else
                _module_remedy(s, list(fmods)) if fmods else QUIESCE_REMEDY),
             plural="s" if len(evs) > 1 else "", bdf=_short(bdf), tie=tie, state=state, count=len(evs),
         ))
@@ -914,7 +967,7 @@ def _yes_no(v: Optional[bool], yes: str, no: str) -> str:
     return "UNKNOWN" if v is None else (yes if v else no)
 
 
-def _lockdown_findings(inp: TriageInput, scen: Any) -> List[Finding]:
+def _lockdown_findings(inp: TriageInput, scen: Scenario) -> List[Finding]:
     """Lockdown (integrity/confidentiality) kept /dev/mem shut: name the conclusions that
     lost their register evidence, and what they rest on now (the state of the kernel the
     snapshot was taken in: the kdump kernel inside kdump, else the first kernel)."""
@@ -952,6 +1005,10 @@ def _capacity_findings(inp: TriageInput) -> List[Finding]:
     size = c.crash_size if c.crash_size is not None else sysm.kexec_crash_size
     if loaded is False:
         out.append(make("kdump-not-loaded", evidence=(Evidence("/sys/kernel/kexec_crash_loaded", "0"),)))
+        if sysm.lockdown in ("integrity", "confidentiality"):
+            out.append(make("kdump-load-locked-down", mode=sysm.lockdown, evidence=(
+                Evidence("/sys/kernel/security/lockdown", f"[{sysm.lockdown}]"),
+                Evidence("/sys/kernel/kexec_crash_loaded", "0"))))
     if size is not None and size == 0:
         out.append(make("no-crashkernel", evidence=(Evidence("/sys/kernel/kexec_crash_size", "0"),)))
     elif size and c.mem_total:

@@ -925,6 +925,7 @@ MAX_FAULT_CHECKS = 4096  # distinct (device, address, access) faults looked up; 
 def check_faults(
     mem: PhysMemory, root_address: int, mode: str, events: Sequence[FaultEvent], segment: int = 0,
     unchecked: Optional[List[int]] = None,
+    lookup: Optional[Callable[[int, int, int], IovaLookup]] = None,
 ) -> List[FaultCheck]:
     """The one fault lookup (triage and ``vmcore iommu --faults``): every distinct DMA
     fault (device, address, access) of ``events`` looked up in the old tables. A fault
@@ -934,7 +935,9 @@ def check_faults(
     A fault in the kdump kernel at an IOVA that the crashed kernel's tables map with the
     faulting access allowed means the device kept doing DMA the crashed kernel had set up
     (in-flight DMA across the crash), and that the new kernel's tables did not carry the
-    mapping over (translation tables not copied, or the domain torn down)."""
+    mapping over (translation tables not copied, or the domain torn down).
+    ``lookup(bus, devfn, iova)``: another vendor's table walk (AMD-Vi's device table);
+    VT-d's :func:`lookup_iova` by default."""
     groups: Dict[Tuple[str, int, Optional[str]], List[FaultEvent]] = {}
     skipped = 0
     for ev in events:
@@ -952,9 +955,10 @@ def check_faults(
         dev, fn = df.split(".")
         if int(seg, 16) != segment:
             out.append(FaultCheck(bdf, address, access, len(evs), first.line, first.reason, None,
-                                  f"segment {seg} is not this root table's"))
+                                  f"segment {seg} is not this {'device' if lookup else 'root'} table's"))
             continue
-        r = lookup_iova(mem, root_address, mode, int(bus, 16), (int(dev, 16) << 3) | int(fn, 16), address)
+        args = (int(bus, 16), (int(dev, 16) << 3) | int(fn, 16), address)
+        r = lookup(*args) if lookup is not None else lookup_iova(mem, root_address, mode, *args)
         if r.phys is None:
             verdict = f"not mapped in the crashed kernel's tables either ({r.reason})"
         else:

@@ -71,14 +71,9 @@ def run_vmcore_log(vmcore: Union[str, Path], fmt: str, analyse: bool = False) ->
 
         _analyse(fmt, klog.dmesg_lines(), str(vmcore))
     else:
-        from kdumptool.render.output import dump_dmesg_lines
+        from kdumptool.render.printk import printk_json, render_printk_text
 
-        lines = [ln for r in klog.records for ln in dump_dmesg_lines(r.ts_nsec, r.text)]
-        emit(fmt,
-             json_obj=lambda: {"path": str(vmcore), "kind": klog.kind,
-                               "records": [r.to_json() for r in klog.records],
-                               "complete": not klog.warnings, "warnings": warnings},
-             text=lambda: "\n".join(lines))
+        emit(fmt, json_obj=lambda: printk_json(str(vmcore), klog, warnings), text=lambda: render_printk_text(klog))
     if klog.warnings:
         from kdumptool.errors import IncompleteResult
 

@@ -11,7 +11,7 @@ plausible DTEs below 4 GiB: scan.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple
 
 if TYPE_CHECKING:
     from kdumptool.analysis.amdvi_walk import AmdViTables
@@ -82,7 +82,7 @@ def resolve_dev_table(dump: Dump, vmcore: Path, dev_table: Optional[str], saved:
 
 
 def amd_iommu(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
-              unit: Optional[str], dev: Optional[tuple], fmt: str, evidence: List[str]
+              unit: Optional[str], dev: Optional[Tuple[int, int, int]], fmt: str, evidence: List[str]
               ) -> Tuple[AmdViTables, Optional[List[DeviceTranslation]]]:
     from kdumptool.analysis.amdvi_walk import walk_device_table
     from kdumptool.render import amdvi as ra
@@ -103,7 +103,7 @@ def amd_iommu(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optiona
 
 
 def amd_exposure(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
-                 unit: Optional[str], dev: Optional[tuple], fmt: str, evidence: List[str],
+                 unit: Optional[str], dev: Optional[Tuple[int, int, int]], fmt: str, evidence: List[str],
                  deliver: Any = None) -> Exposure:
     from kdumptool.analysis.amdvi_walk import walk_device_table
     from kdumptool.analysis.exposure import find_exposure
@@ -126,3 +126,35 @@ def amd_exposure(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Opti
     else:
         emit(fmt, json_obj=lambda: obj, text=lambda: ra.render_exposure_text(obj, 1 << 62 if dev else 12))
     return ex
+
+
+def amd_lookup(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path], unit: Optional[str],
+               dev: Tuple[int, int, int], iova: int, fmt: str, evidence: List[str]) -> None:
+    """``vmcore iommu --device BDF --iova X`` on AMD-Vi: the DTE and every page-table entry
+    read on the way, and where the IOVA lands."""
+    from kdumptool.analysis.amdvi_walk import lookup_iova_amd
+    from kdumptool.render import amdvi as ra
+    from kdumptool.render.output import emit
+
+    base, size, source, detail, warnings = resolve_dev_table(dump, vmcore, dev_table, saved, unit)
+    if dev[0] != 0:
+        warnings.append(f"segment {dev[0]:04x}: the device table decoded is segment 0000's")
+    r = lookup_iova_amd(dump, base, (dev[1] << 8) | dev[2], iova, size)
+    obj = ra.lookup_json(r, base, size, source, detail, evidence + warnings)
+    emit(fmt, json_obj=lambda: obj, text=lambda: ra.render_lookup_text(obj))
+
+
+def amd_faults(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path], unit: Optional[str],
+               lines: Iterable[str], log_name: str, fmt: str, evidence: List[str]) -> int:
+    """``vmcore iommu --faults LOG`` on AMD-Vi: every IO_PAGE_FAULT of the log looked up in
+    the crashed kernel's device table and v1 tables. Returns the faults not looked up."""
+    from kdumptool.analysis.amdvi_walk import amd_fault_events_in_lines, check_faults_amd
+    from kdumptool.render import amdvi as ra
+    from kdumptool.render.output import emit
+
+    base, size, source, detail, warnings = resolve_dev_table(dump, vmcore, dev_table, saved, unit)
+    unchecked = [0]
+    checks = check_faults_amd(dump, base, amd_fault_events_in_lines(lines), size=size, unchecked=unchecked)
+    obj = ra.faults_json(checks, log_name, base, size, source, detail, evidence + warnings, unchecked[0])
+    emit(fmt, json_obj=lambda: obj, text=lambda: ra.render_faults_text(obj))
+    return unchecked[0]

@@ -19,6 +19,8 @@ from typing import (
     TYPE_CHECKING,
     Annotated,
     Any,
+    Callable,
+    Dict,
     Iterable,
     Iterator,
     List,
@@ -33,7 +35,9 @@ from kdumptool.cli.common import FormatOpt
 from kdumptool.model.roottable import RootTable
 
 if TYPE_CHECKING:
+    from kdumptool.analysis.exposure import Exposure
     from kdumptool.analysis.vtd_walk import DeviceTranslation, FaultCheck, VtdTables
+    from kdumptool.model.memmap import DumpLayout
     from kdumptool.sources.vmcore import Dump
 
 VmcoreArg = Annotated[Path, typer.Argument(readable=False, help="The dump: /proc/vmcore (the default, in a kdump kernel), "
@@ -96,7 +100,7 @@ def iommu(
     if vendor not in ("auto", "intel", "amd"):
         raise typer.BadParameter(f"{vendor!r} is not auto, intel or amd", param_hint="--vendor")
     if _amd(vmcore, vendor, dev_table, saved, rtaddr, unit, dev, fmt, exposure=False,
-            vtd_only=(iova is not None or faults is not None)):
+            iova=_int(iova, "--iova") if iova is not None else None, faults=faults):
         return
     if all_units:
         with open_dump(str(vmcore)) as dump:
@@ -118,9 +122,8 @@ def iommu(
         try:
             roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=False)
         except SourceMissing as err:
-            if iova is not None or faults is not None:
-                raise
-            return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, False)
+            return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, False,
+                               iova=_int(iova, "--iova") if iova is not None else None, faults=faults)
         root = roots[0]
         addr, tmode, source, detail = root.address, root.mode, root.source, root.detail
         if iova is not None and dev is not None:
@@ -243,15 +246,16 @@ class ExposureOutput:
 
     def __init__(self, fmt: str, vmcore: Path, output: Optional[Path], force: bool) -> None:
         self.fmt, self.vmcore, self.output, self.force = fmt, vmcore, output, force
-        self.layout: Any = None
+        self.layout: Optional[DumpLayout] = None
 
-    def read_layout(self, dump: Any) -> None:
+    def read_layout(self, dump: Dump) -> None:
         if self.fmt == "html":
             from kdumptool.sources.memmap import read_dump_layout
 
             self.layout = read_dump_layout(dump, str(self.vmcore))
 
-    def __call__(self, obj: Any, ex: Any, text: Any, rich: Any = None) -> None:
+    def __call__(self, obj: Dict[str, Any], ex: Exposure, text: Callable[[], str],
+                 rich: Optional[Callable[[], Any]] = None) -> None:
         import sys
 
         from kdumptool.render.output import emit, to_json, with_schema_version
@@ -261,6 +265,7 @@ class ExposureOutput:
             from kdumptool.analysis.memmap import find_exposure_memory_map
             from kdumptool.render.html import render_exposure_html
 
+            assert self.layout is not None, "read_layout() runs while the dump is open"
             doc = render_exposure_html(obj, find_exposure_memory_map(ex, self.layout), str(self.vmcore), __version__)
         elif self.output is not None:
             doc = to_json(with_schema_version(obj)) if self.fmt == "json" else text()
@@ -287,7 +292,9 @@ def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
 
 
 def _vtd_or_amd(err: Exception, vmcore: Path, vendor: str, rtaddr: Optional[str], saved: Optional[Path],
-                unit: Optional[str], dev: Optional[tuple], fmt: str, exposure: bool, deliver: Any = None) -> None:
+                unit: Optional[str], dev: Optional[Tuple[int, int, int]], fmt: str, exposure: bool,
+                deliver: Optional[ExposureOutput] = None, iova: Optional[int] = None,
+                faults: Optional[Path] = None) -> None:
     """The VT-d scan found no root table and nothing named a vendor: try an AMD-Vi device
     table before giving up (re-raising the VT-d error, with the AMD result, if both fail)."""
     from kdumptool.errors import SourceMissing
@@ -295,7 +302,7 @@ def _vtd_or_amd(err: Exception, vmcore: Path, vendor: str, rtaddr: Optional[str]
     if vendor != "auto" or rtaddr is not None or saved is not None:
         raise err
     try:
-        _amd(vmcore, "amd", None, None, None, unit, dev, fmt, exposure,
+        _amd(vmcore, "amd", None, None, None, unit, dev, fmt, exposure, iova, faults,
              note="vendor AMD-Vi: the scan found no VT-d root table, so an AMD-Vi device table was looked for",
              deliver=deliver)
     except SourceMissing as amd_err:
@@ -303,11 +310,13 @@ def _vtd_or_amd(err: Exception, vmcore: Path, vendor: str, rtaddr: Optional[str]
 
 
 def _amd(vmcore: Path, vendor: str, dev_table: Optional[str], saved: Optional[Path], rtaddr: Optional[str],
-         unit: Optional[str], dev: Optional[tuple], fmt: str, exposure: bool, vtd_only: bool = False,
-         note: Optional[str] = None, deliver: Any = None) -> bool:
+         unit: Optional[str], dev: Optional[Tuple[int, int, int]], fmt: str, exposure: bool,
+         iova: Optional[int] = None, faults: Optional[Path] = None, note: Optional[str] = None,
+         deliver: Optional[ExposureOutput] = None) -> bool:
     """Run the AMD-Vi decode when the evidence says AMD (True: done). With nothing to go
     on (auto), VT-d runs first and an AMD-Vi scan follows only when VT-d finds nothing
-    (_vtd_or_amd)."""
+    (_vtd_or_amd). ``iova`` (with ``dev``) or ``faults``: one IOVA, or every IO_PAGE_FAULT
+    of a log, looked up through the device table and v1 page tables."""
     from kdumptool.cli import vmcore_amd as va
     from kdumptool.errors import IncompleteResult
     from kdumptool.sources.vmcore import open_dump
@@ -318,9 +327,14 @@ def _amd(vmcore: Path, vendor: str, dev_table: Optional[str], saved: Optional[Pa
             evidence = [note]
         if not amd:
             return False
-        if vtd_only:
-            raise typer.BadParameter("--iova and --faults decode VT-d tables only (not AMD-Vi yet)")
-        if exposure:
+        if iova is not None and dev is not None:
+            va.amd_lookup(dump, vmcore, dev_table, saved, unit, dev, iova, fmt, evidence)
+        elif faults is not None:
+            unchecked = va.amd_faults(dump, vmcore, dev_table, saved, unit, _fault_lines(dump, faults),
+                                      _log_name(faults), fmt, evidence)
+            if unchecked:
+                raise IncompleteResult(f"{vmcore}: {unchecked:,} faults not looked up (MAX_FAULT_CHECKS)")
+        elif exposure:
             if deliver is not None:
                 deliver.read_layout(dump)
             ex = va.amd_exposure(dump, vmcore, dev_table, saved, unit, dev, fmt, evidence, deliver)
@@ -349,19 +363,28 @@ def _fail_if_incomplete(vmcore: Path, tables: VtdTables, devices: Optional[List[
                                f"{cut} walk(s) or PASID directories truncated at a limit (see above)")
 
 
-def _fault_checks(dump: Dump, addr: int, mode: str, log: Path, unchecked: Optional[List[int]] = None
-                  ) -> List[FaultCheck]:
-    from kdumptool.analysis.vtd_walk import check_faults, fault_events_in_lines
+def _fault_lines(dump: Dump, log: Path) -> Iterable[str]:
+    """The lines of ``--faults LOG``: 'vmcore' for the crashed kernel's log in the dump, a
+    snapshot directory's _kdumptool/dmesg.txt, or a log file."""
     from kdumptool.sources.kmsg import open_log_file
 
     if str(log) == "vmcore" and not log.exists():
         from kdumptool.sources.crashlog import read_printk
 
-        lines: Iterable[str] = read_printk(dump).dmesg_lines()
-    else:
-        # bounded like `kdumptool log FILE`: a device node is refused, a stream stops at MAX_LOG_STREAM
-        lines = open_log_file(str(log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log))
-    return check_faults(dump, addr, mode, fault_events_in_lines(lines), unchecked=unchecked)
+        return read_printk(dump).dmesg_lines()
+    # bounded like `kdumptool log FILE`: a device node is refused, a stream stops at MAX_LOG_STREAM
+    return open_log_file(str(log / "_kdumptool" / "dmesg.txt" if log.is_dir() else log))
+
+
+def _log_name(log: Path) -> str:
+    return "the crashed kernel's log (from the dump)" if str(log) == "vmcore" and not log.exists() else str(log)
+
+
+def _fault_checks(dump: Dump, addr: int, mode: str, log: Path, unchecked: Optional[List[int]] = None
+                  ) -> List[FaultCheck]:
+    from kdumptool.analysis.vtd_walk import check_faults, fault_events_in_lines
+
+    return check_faults(dump, addr, mode, fault_events_in_lines(_fault_lines(dump, log)), unchecked=unchecked)
 
 
 def _int(text: str, opt: str) -> int:
@@ -374,7 +397,7 @@ def _int(text: str, opt: str) -> int:
     return value
 
 
-def _parse_bdf(text: str) -> tuple:
+def _parse_bdf(text: str) -> Tuple[int, int, int]:
     parts = text.split(":")
     try:
         if len(parts) == 3:

@@ -337,6 +337,8 @@ class Ivrs:
     blocks: Tuple[Block, ...]
     data_length: int
     warnings: Tuple[str, ...] = field(default=())
+    #: the one of ``warnings`` that says the data ends before the header's length
+    truncation: Optional[str] = None
 
     @property
     def efr_sup(self) -> bool:
@@ -421,10 +423,11 @@ def parse_ivrs(data: bytes, name: str = "IVRS") -> Ivrs:
             name, 4,
             f"header length {length} is shorter than the {IVRS_HEADER_LEN}-byte IVRS header")
     end = length
+    truncation: Optional[str] = None
     if length > len(data):
-        warnings.append(
-            f"offset 0x{len(data):x}: table truncated: header says {length} bytes, "
-            f"only {len(data)} present; decoding what is there")
+        truncation = (f"offset 0x{len(data):x}: table truncated: header says {length} bytes, "
+                      f"only {len(data)} present; decoding what is there")
+        warnings.append(truncation)
         end = len(data)
     elif len(data) > length:
         warnings.append(
@@ -452,6 +455,7 @@ def parse_ivrs(data: bytes, name: str = "IVRS") -> Ivrs:
         blocks=tuple(blocks),
         data_length=end,
         warnings=tuple(warnings),
+        truncation=truncation,
     )
 
 

@@ -127,6 +127,26 @@ def _fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
     return out
 
 
+def _amdvi_fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
+    """``fault`` markers (kind ``amd_vi_fault``) for an AMD-Vi IO_PAGE_FAULT event line
+    that names its device (the one-line forms of 5.x and later, and 4.x's ``device=``);
+    interrupt-request faults (flag I) are not DMA and are left out."""
+    out = []
+    for ev in parse_log([raw]):
+        flags = ev.details.get("flags")
+        if ev.kind != "amd_vi_fault" or not ev.bdf or (isinstance(flags, int) and flags & 0x008):
+            continue
+        groups = [("bdf", ev.bdf), ("kind", ev.kind)]
+        if ev.access:
+            groups.append(("access", ev.access))
+        if ev.address is not None:
+            groups.append(("addr", f"{ev.address:x}"))
+        if ev.reason:
+            groups.append(("why", ev.reason))
+        out.append(Marker("fault", Evidence(source, raw.strip(), lineno), tuple(groups)))
+    return out
+
+
 _REQUEST_DEVICE = re.compile(r"Request device \[\[?((?:0x)?[0-9a-f]{2}:(?:0x)?[0-9a-f]{2}\.[0-7])\]")
 
 
@@ -173,6 +193,8 @@ def scan_log_text(
             # printed (DMA and interrupt-remapping, hex or decimal reasons, PASID forms).
             found.extend(_fault_markers(raw, source, lineno))
             continue
+        if "IO_PAGE_FAULT" in raw and "AMD-Vi: Event logged" in raw:
+            found.extend(_amdvi_fault_markers(raw, source, lineno))  # and the line's other markers
         ln = normalise_line(raw, lineno)
         ev = Evidence(source, raw.strip(), lineno)
         if probes:

@@ -159,6 +159,18 @@ class CrashedKernel:
 
 
 @dataclass(frozen=True)
+class AmdViRegisterReading:
+    """One AMD-Vi IOMMU's MMIO registers as read for triage (live /dev/mem or a snapshot's
+    amdvi_registers.json): raw values by the kernel's register names, or why not."""
+
+    name: str  # ivhd0, ...
+    address: int  # MMIO base (the IVHD's)
+    where: str  # "/dev/mem" or the snapshot file
+    values: Optional[Mapping[str, int]] = None
+    read_error: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class TriageInput:
     system: System
     log: LogMarkers
@@ -173,6 +185,7 @@ class TriageInput:
     quiesce_conf: Optional[Evidence] = None  # quiesce=1 in /etc/kdumptool/kdumptool.conf
     integration: Optional[KdumptoolIntegration] = None  # install-integration's files
     amd_iommu: Optional[Evidence] = None  # an ACPI IVRS table: AMD-Vi, not VT-d
+    amdvi_registers: Tuple[AmdViRegisterReading, ...] = ()  # each IOMMU's registers (AMD-Vi)
     early_log: Optional[LogMarkers] = None
     release: Optional[str] = None  # this system's kernel release (osrelease / uname.txt / collect.json)
     banner: Optional[str] = None  # /proc/version, else the log's "Linux version" line

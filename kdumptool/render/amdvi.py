@@ -15,9 +15,10 @@ from typing import Any, Dict, List, Optional
 
 from kdumptool.analysis.amdvi_walk import AmdViTables
 from kdumptool.analysis.exposure import Exposure
-from kdumptool.analysis.vtd_walk import DeviceTranslation
+from kdumptool.analysis.vtd_walk import DeviceTranslation, FaultCheck, IovaLookup
 from kdumptool.formats.amdvi_tables import INT_CTL_NAMES, Dte
 from kdumptool.render import vtd as rv
+from kdumptool.render.output import human_size
 
 SOURCE_TEXT = {
     "argument": "given with --dev-table",
@@ -104,3 +105,71 @@ def render_exposure_text(obj: Dict[str, Any], max_ranges: int = 12) -> str:
     text = rv.render_exposure_text(obj, max_ranges)
     rest = text.split("\n", 1)[1] if "\n" in text else ""
     return _first_line(obj) + "\n" + rest
+
+
+# --- vmcore iommu --iova / --faults ---------------------------------------------------------------
+
+def _table_head(base: int, size: int, source: str, detail: str) -> Dict[str, Any]:
+    return {"address": base, "size": size, "entries": size // 32, "source": source, "source_detail": detail}
+
+
+def lookup_json(r: IovaLookup, base: int, size: int, source: str, detail: str,
+                warnings: List[str]) -> Dict[str, Any]:
+    """One IOVA through the DTE and the v1 tables: VT-d's lookup JSON (render/vtd.py) with
+    ``vendor`` and ``device_table`` (``root_table`` kept, mode ``amd-v1``)."""
+    obj = rv.lookup_json(r, "AMD-Vi", source)
+    obj["vendor"] = "AMD-Vi"
+    obj["device_table"] = _table_head(base, size, source, detail)
+    obj["warnings"] = warnings
+    return obj
+
+
+def render_lookup_text(obj: Dict[str, Any]) -> str:
+    """The entries read, as the kernel dumps a DTE ("DTE[0]: ..." after an
+    ILLEGAL_DEV_TABLE_ENTRY) and then one line per page-table level."""
+    dt = obj["device_table"]
+    lines = [f"warning: {w}" for w in obj.get("warnings", [])]
+    lines.append(f"AMD-Vi device table 0x{dt['address']:x}, {SOURCE_TEXT.get(dt['source'], dt['source'])}"
+                 + (f": {dt['source_detail']}" if dt.get("source_detail") else ""))
+    lines.append(f"Dump AMD-Vi table entries for IOVA 0x{obj['iova']:x} (device [{obj['bdf']}])")
+    for s in obj["steps"]:
+        v = s["values"]
+        if s["name"] == "device table entry":
+            lines.append(f"DTE at 0x{s['paddr']:x}:")
+            lines += [f"  DTE[{i}]: {q:016x}" for i, q in enumerate(v)]
+        else:
+            lines.append(f"pte level: {s['level']}, pte value: 0x{v[0]:016x}")
+    if obj["phys"] is not None:
+        size = human_size(obj["page_size"]) if obj["page_size"] else "pass-through"
+        lines.append(f"=> phys 0x{obj['phys']:x} ({size} page), {'R' if obj['read'] else '-'}"
+                     f"{'W' if obj['write'] else '-'}")
+    else:
+        lines.append(f"=> no translation: {obj['reason']}")
+    return "\n".join(lines) + "\n"
+
+
+def faults_json(checks: List[FaultCheck], log: str, base: int, size: int, source: str, detail: str,
+                warnings: List[str], unchecked: int = 0) -> Dict[str, Any]:
+    """``vmcore iommu --faults`` on AMD-Vi: VT-d's shape (render/vtd.py ``faults_json``),
+    ``device_table`` in place of the root table."""
+    from kdumptool.model.roottable import RootTable
+
+    obj = rv.faults_json(checks, log, RootTable(base, "amd-v1", source, detail, "AMD-Vi"), warnings, unchecked)
+    obj["vendor"] = "AMD-Vi"
+    obj["device_table"] = _table_head(base, size, source, detail)
+    return obj
+
+
+def render_faults_text(obj: Dict[str, Any]) -> str:
+    dt = obj["device_table"]
+    lines = [f"AMD-Vi device table 0x{dt['address']:x} ({dt['entries']} entries), "
+             f"{SOURCE_TEXT.get(dt['source'], dt['source'])}"
+             + (f": {dt['source_detail']}" if dt.get("source_detail") else "")]
+    lines += [f"warning: {w}" for w in obj["warnings"]]
+    lines.append(f"IO_PAGE_FAULTs in {obj['log']}, looked up in the crashed kernel's tables:")
+    if not obj["faults"]:
+        lines.append("  none")
+    for f in obj["faults"]:
+        lines.append(f"  {f['bdf']} {f['access'] or 'access?'} 0x{f['address']:x} (x{f['count']}, line "
+                     f"{f['first_line']}{', ' + f['reason'] if f['reason'] else ''}): {f['verdict']}")
+    return "\n".join(lines) + "\n"

@@ -164,11 +164,12 @@ def _layer_row(layer: Layer, key: str, fill: str, end: int, y: float) -> List[st
     return out
 
 
-def _device_row(d: DeviceReach, end: int, y: float, name: str) -> List[str]:
+def _device_row(d: DeviceReach, end: int, y: float, name: str, bdfs: Sequence[str] = ()) -> List[str]:
     width = _W - _LABEL
     cls = "row device" + (" risky" if d.risky else "")
     bold = ' font-weight="700" fill="#b3261e"' if d.risky else ""
-    out = [f'<g class="{cls}" data-bdf="{_e(d.bdf)}" data-kind="{_e(d.kind)}">',
+    group = f' data-bdfs="{_e(" ".join(bdfs))}" data-count="{len(bdfs)}"' if len(bdfs) > 1 else ""
+    out = [f'<g class="{cls}" data-bdf="{_e(d.bdf)}" data-kind="{_e(d.kind)}"{group}>',
            f'<text x="{_LABEL - 8}" y="{y + 14:.1f}" text-anchor="end" font-size="12"{bold}>{_e(name)}</text>',
            f'<rect class="track" x="{_LABEL}" y="{y:.1f}" width="{width}" height="{_ROW}" fill="#f3f4f6" stroke="#d0d4d9"/>']
     if d.ranges is None:
@@ -208,11 +209,43 @@ def _subtract(a: Sequence[Tuple[int, int]], b: Sequence[Tuple[int, int]]) -> Lis
     return out
 
 
+#: More device rows than this and devices with the same reach share a row (a 600-device
+#: server without its vmcore would otherwise draw hundreds of identical hatched rows).
+MAX_DEVICE_ROWS = 24
+
+
+def device_rows(m: MemoryMap) -> List[Tuple[DeviceReach, List[str]]]:
+    """The map's device rows: one per device, or, past MAX_DEVICE_ROWS, one per distinct
+    reach (kind, ranges, basis) with every device that has it (risky if any is)."""
+    if len(m.devices) <= MAX_DEVICE_ROWS:
+        return [(d, [d.bdf]) for d in m.devices]
+    groups: Dict[Any, List[DeviceReach]] = {}
+    for d in m.devices:
+        groups.setdefault((d.kind, d.ranges, d.writable, d.basis), []).append(d)
+    out = []
+    for members in groups.values():
+        first = members[0]
+        if any(x.risky for x in members) and not first.risky:
+            import dataclasses
+
+            first = dataclasses.replace(first, risky=True)
+        out.append((first, [x.bdf for x in members]))
+    return out
+
+
+def _row_name(bdfs: Sequence[str], names: Dict[str, str]) -> str:
+    if len(bdfs) == 1:
+        return names.get(bdfs[0]) or short_bdf(bdfs[0])
+    return f"{len(bdfs)} devices ({short_bdf(bdfs[0])}...)"
+
+
 def render_memory_svg(m: MemoryMap, names: Optional[Dict[str, str]] = None) -> str:
-    """The map as one inline SVG: a row per layer (RAM, crashkernel, dump) and per device."""
+    """The map as one inline SVG: a row per layer (RAM, crashkernel, dump) and per device
+    (or group of devices with the same reach, :func:`device_rows`)."""
     names = names or {}
     end = max(m.end, 1)
-    rows = 3 + len(m.devices)
+    dev_rows = device_rows(m)
+    rows = 3 + len(dev_rows)
     height = _TOP + rows * (_ROW + _GAP) + 10
     width = _W - _LABEL
     out = [f'<svg id="memory-svg" xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{height}" '
@@ -232,8 +265,8 @@ def render_memory_svg(m: MemoryMap, names: Optional[Dict[str, str]] = None) -> s
                              (m.dumped, "dumped", _FILL["dumped"])):
         out += _layer_row(layer, key, fill, end, y)
         y += _ROW + _GAP
-    for d in m.devices:
-        out += _device_row(d, end, y, names.get(d.bdf) or short_bdf(d.bdf))
+    for d, bdfs in dev_rows:
+        out += _device_row(d, end, y, _row_name(bdfs, names), bdfs)
         y += _ROW + _GAP
     out.append("</svg>")
     return "\n".join(out)
@@ -263,7 +296,7 @@ def _memory_section(m: MemoryMap, names: Dict[str, str]) -> List[str]:
         out.append(f'<tr data-layer="{key}"><td>{_e(layer.name)}</td><td>{_e(_bytes(layer.ranges))}'
                    + (f'<br><span class="mono">{_e(spans)}{_e(f" (+{more} more)") if more > 0 else ""}</span>' if spans else "")
                    + f"</td><td>{_e(layer.basis)}</td></tr>")
-    for d in m.devices:
+    for d, bdfs in device_rows(m):
         if d.ranges is None:
             ext = "unknown"
         elif d.kind in ("passthrough", "untranslated"):
@@ -272,7 +305,8 @@ def _memory_section(m: MemoryMap, names: Dict[str, str]) -> List[str]:
             ext = f"{_bytes(d.ranges)}; writable {human_size(sum(e - s for s, e in d.writable or ()))}"
         dumped = {True: "all in the dump", False: "none of it in the dump", None: ""}[d.dumped] if m.dumped.ranges is not None else ""
         rcls, tag = (' class="risky"', ' <span class="tag risk">risky</span>') if d.risky else ("", "")
-        out.append(f'<tr data-bdf="{_e(d.bdf)}"{rcls}><td class="mono">{_e(short_bdf(d.bdf))}{tag}</td><td>{_e(ext)}'
+        who = short_bdf(d.bdf) if len(bdfs) == 1 else f"{len(bdfs)} devices: " + ", ".join(short_bdf(b) for b in bdfs)
+        out.append(f'<tr data-bdf="{_e(d.bdf)}"{rcls}><td class="mono">{_e(who)}{tag}</td><td>{_e(ext)}'
                    f'{"<br>" + _e(dumped) if dumped else ""}</td><td>{_e(d.basis)}</td></tr>')
     out.append("</table>")
     for n in m.notes:
@@ -360,9 +394,9 @@ def _state(st: KernelState) -> str:
     return f"{', '.join(bits)} ({st.basis})"
 
 
-def _summary(r: TriageReport) -> List[str]:
+def _summary(r: TriageReport, crash: Sequence[Tuple[str, str]] = ()) -> List[str]:
     s = r.scenario
-    rows: List[Tuple[str, str]] = [("source", r.source)]
+    rows: List[Tuple[str, str]] = [("source", r.source)] + list(crash)
     copies = [f"table copy: {s.table_copy}"] if s.table_copy else []
     if s.ir_copy:
         copies.append(f"IR table copy: {s.ir_copy}")
@@ -380,7 +414,7 @@ def _summary(r: TriageReport) -> List[str]:
                                                 f"found by {t.found_by}"))
     mono = ' class="mono"'
     return ['<section id="summary"><h2>Summary</h2><table class="kv">'] + [
-        f'<tr><th>{_e(k)}</th><td{mono if k in ("kdump cmdline", "source") else ""}>{_e(v)}</td></tr>'
+        f'<tr><th>{_e(k)}</th><td{mono if k in ("kdump cmdline", "source", "dump", "panic") else ""}>{_e(v)}</td></tr>'
         for k, v in rows] + ["</table></section>"]
 
 
@@ -489,7 +523,7 @@ def render_triage_html(r: TriageReport, system: Optional[System], memory: Option
             f'<h1>{_e(word)}</h1><p class="headline">{_e(r.headline)}</p>'
             f'<p class="exit">kdumptool triage: exit {r.exit_code} &middot; source <span class="mono">{_e(r.source)}</span></p>'
             "</header>"]
-    body += _summary(r)
+    body += _summary(r, memory.crash if memory is not None else ())
     body += _findings_overview(r, class_of)
     body += _pci_section(system, r, naming)
     if memory is not None:
@@ -522,6 +556,7 @@ def render_exposure_html(obj: Dict[str, Any], memory: MemoryMap, source: str, ve
             '<section id="summary"><h2>Summary</h2><table class="kv">',
             f'<tr><th>root table</th><td>{_e(_hex(rt["address"]))} ({_e(rt["mode"])} mode), {_e(rt["source"])}: '
             f'{_e(rt["source_detail"])}</td></tr>']
+    body += [f'<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>' for k, v in memory.crash]
     if t["passthrough_devices"]:
         body.append(f'<tr><th>pass-through</th><td>{_e(", ".join(t["passthrough_devices"]))}: all of memory</td></tr>')
     if t["incomplete"]:

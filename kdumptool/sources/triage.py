@@ -24,7 +24,13 @@ from kdumptool.model.kernel import KernelDefaults, parse_kernel_config
 from kdumptool.model.log import scan_log_text
 from kdumptool.model.record import RECORD_JSON, RECORD_SNAPSHOT, RecordFile
 from kdumptool.model.system import System
-from kdumptool.model.triage import Capacity, CrashedKernel, RecordedRtaddr, TriageInput
+from kdumptool.model.triage import (
+    AmdViRegisterReading,
+    Capacity,
+    CrashedKernel,
+    RecordedRtaddr,
+    TriageInput,
+)
 from kdumptool.sources.initramfs import read_kdump_initrd, running_release
 from kdumptool.sources.kdumpconf import read_kdump_settings
 from kdumptool.sources.kdumpstack import read_integration
@@ -424,7 +430,41 @@ def read_triage_input(
         integration=integration,
         amd_iommu=Evidence("/sys/firmware/acpi/tables/IVRS", "present (AMD I/O Virtualization Reporting Structure)")
         if root.exists("/sys/firmware/acpi/tables/IVRS") else None,
+        amdvi_registers=read_amdvi_readings(root) if root.exists("/sys/firmware/acpi/tables/IVRS") else (),
     )
+
+
+def read_amdvi_readings(root: Root) -> Tuple[AmdViRegisterReading, ...]:
+    """Each AMD-Vi IOMMU's registers for triage: live through /dev/mem (read-only; a
+    refusal is kept as the reading's ``read_error``), or the snapshot's
+    ``_kdumptool/amdvi_registers.json``; a snapshot without that file gives one reading
+    per IVHD saying so (never an empty "nothing to see")."""
+    from kdumptool.sources.amdvi import (
+        AMDVI_REGS_JSON,
+        amdvi_units,
+        read_amdvi_live,
+        read_amdvi_snapshot,
+    )
+
+    units = amdvi_units(root)
+    if root.is_live:
+        entries = read_amdvi_live(units, root)
+        where = "/dev/mem"
+    else:
+        got = read_amdvi_snapshot(root)
+        where = f"_kdumptool/{AMDVI_REGS_JSON}"
+        if got is None:
+            return tuple(AmdViRegisterReading(n, a, where, None, "not in this snapshot") for n, a in units)
+        entries = got
+    out = []
+    for i, e in enumerate(entries):
+        vals = e.get("registers")
+        addr = e.get("address")
+        regs = {str(k): v for k, v in vals.items() if isinstance(v, int)} if isinstance(vals, dict) else None
+        out.append(AmdViRegisterReading(str(e.get("name") or f"ivhd{i}"), addr if isinstance(addr, int) else 0,
+                                        where, regs, None if regs is not None else str(e.get("read_error") or
+                                                                                     "no registers")))
+    return tuple(out)
 
 
 @contextmanager

@@ -64,6 +64,25 @@ drhd_regs() {
     done
 }
 
+# amdvi_regs: the AMD-Vi MMIO registers (QEMU's amd-iommu at AMDVI_BASE), read with
+# busybox devmem: the oracle beside kdumptool's amdvi_registers.json.
+amdvi_regs() {
+    local r name off
+    DRHD=$((${AMDVI_BASE:-0xfed80000}))
+    printf '# ivhd0 base=0x%x\n' $DRHD
+    for r in DEV_TABLE:0x0000 CMD_BUF:0x0008 EVT_BUF:0x0010 CONTROL:0x0018 EXCL_BASE:0x0020 \
+             EXCL_LIMIT:0x0028 EXT_FEATURES:0x0030 PPR_LOG:0x0038 CMD_HEAD:0x2000 CMD_TAIL:0x2008 \
+             EVT_HEAD:0x2010 EVT_TAIL:0x2018 STATUS:0x2020; do
+        name=${r%%:*}; off=${r#*:}
+        printf '%-12s off=%s w=64 %s\n' "$name" "$off" "$(rd "$off" 64)"
+    done
+}
+
+# iommu_regs: the IOMMU's registers by the scenario's VENDOR
+iommu_regs() {
+    if [ "$VENDOR" = amd ]; then amdvi_regs; else drhd_regs; fi
+}
+
 iommu_groups() {
     local g p
     for g in $(ls /sys/kernel/iommu_groups 2>/dev/null | sort -n); do
@@ -89,7 +108,8 @@ oracle() {
         echo "$f $(cat /sys/kernel/$f 2>/dev/null)"
     done > "$d/kexec_sysfs.txt"
     cp /sys/firmware/acpi/tables/DMAR "$d/DMAR.bin" 2>/dev/null
-    drhd_regs > "$d/drhd_regs.txt" 2>&1
+    cp /sys/firmware/acpi/tables/IVRS "$d/IVRS.bin" 2>/dev/null
+    iommu_regs > "$d/drhd_regs.txt" 2>&1
     "$LSPCI" -xxxx > "$d/lspci_xxxx.txt" 2>&1
     "$LSPCI" -vvv -nn > "$d/lspci_vvv.txt" 2>&1
     "$LSPCI" -tv > "$d/lspci_tree.txt" 2>&1
@@ -133,7 +153,7 @@ live_main() {
     # (6.12: "Invalid ELF header magic: != \x7fELF", a raw 0x7f in the ring), the byte
     # that `vmcore log` must escape exactly as makedumpfile --dump-dmesg does.
     insmod /lab/lib.sh 2>/dev/null
-    for m in $LIVE_DRIVERS; do modprobe "$m" || say "modprobe $m failed"; done
+    for m in $LIVE_DRIVERS; do say "modprobe $m"; modprobe "$m" || say "modprobe $m failed"; done
     sleep 1
     nic_up
     # What Debian's kdump-tools would have said to kexec: kdumptool triage reads it to
@@ -157,11 +177,13 @@ live_main() {
     echo "loaded=$(cat /sys/kernel/kexec_crash_loaded)" >> "$O/kexec.txt"
     oracle "$O"
     kdt_probe "$O"
+    set --
+    [ "$VENDOR" = amd ] && set -- 'ivrs=ivrs -f json'
     kdt_batch "$O" version=--version 'dmar=dmar -f json' 'pci=pci -f json' \
         'iommu=iommu -f json' 'log=log -f json' 'triage=triage -f json' \
-        "collect=collect --output $O/snapshot -f json"
+        "collect=collect --output $O/snapshot -f json" "$@"
     # The RTADDR the crashed kernel had, read as late as possible before the panic.
-    drhd_regs > "$O/drhd_regs_final.txt" 2>&1
+    iommu_regs > "$O/drhd_regs_final.txt" 2>&1
     dmesg > "$O/dmesg_final.txt"
     say "live done, panicking (crash_loaded=$(cat /sys/kernel/kexec_crash_loaded))"
     sync
@@ -230,7 +252,11 @@ lockdown_probe() {
 }
 
 kdump_main() {
+    local saved
     O=/out/kdump; mkdir -p "$O"
+    # the crashed kernel's table address: VT-d's RTADDR listing, AMD-Vi's live snapshot
+    saved=/out/live/drhd_regs_final.txt
+    [ "$VENDOR" = amd ] && saved=/out/live/snapshot
     say "kdump start run=$RUN"
     ls -l /proc/vmcore > "$O/vmcore_ls.txt" 2>&1
     "$MAKEDUMPFILE" -v > "$O/makedumpfile_v.txt" 2>&1
@@ -242,7 +268,7 @@ kdump_main() {
         'log=log -f json' 'triage=triage -f json' "record=record --out $O/record -f json" \
         'quiesce_plan=quiesce --plan -f json' 'vmcore_info=vmcore info /proc/vmcore -f json' \
         'vmcore_log=vmcore log /proc/vmcore -f json' \
-        'vmcore_iommu=vmcore iommu /proc/vmcore --saved /out/live/drhd_regs_final.txt -f json'
+        "vmcore_iommu=vmcore iommu /proc/vmcore --saved $saved -f json"
     if [ -n "$KDUMP_DRIVERS" ]; then
         say "loading drivers in kdump kernel: $KDUMP_DRIVERS"
         for m in $KDUMP_DRIVERS; do modprobe "$m" || say "modprobe $m failed"; done
@@ -258,7 +284,7 @@ kdump_main() {
         *"[integrity]"*|*"[confidentiality]"*) lockdown_probe "$O/lockdown" ;;
     esac
     dmesg > "$O/dmesg_final.txt"
-    drhd_regs > "$O/drhd_regs_final.txt" 2>&1
+    iommu_regs > "$O/drhd_regs_final.txt" 2>&1
     echo "$(up)" > "$O/done.txt"
     say "kdump done"
 }

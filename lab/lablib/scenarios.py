@@ -33,6 +33,10 @@ class Scenario:
     description: str
     #: QEMU's intel-iommu x-scalable-mode (the hardware offers scalable mode).
     scalable: bool = False
+    #: Which IOMMU QEMU emulates: "intel" (intel-iommu, the DMAR table) or "amd"
+    #: (amd-iommu, the IVRS table; live_iommu/kdump_iommu then mean amd_iommu=, where
+    #: "on" is the default and writes nothing: amd_iommu=on is not an option of Linux).
+    vendor: str = "intel"
     #: intel_iommu= for the live kernel and for the kdump kernel.
     live_iommu: str = "on"
     kdump_iommu: str = "on"
@@ -61,14 +65,21 @@ class Scenario:
     opt_in: bool = False
     source: str = "builtin"
 
+    def iommu_option(self, value: str) -> str:
+        """The kernel option that turns this vendor's IOMMU on or off (with a trailing
+        space), or nothing (AMD-Vi is on by default; Linux has no amd_iommu=on)."""
+        if self.vendor == "amd":
+            return "" if value == "on" else f"amd_iommu={value} "
+        return f"intel_iommu={value} "
+
     def live_append(self) -> str:
         extra = f" {self.live_append_extra}" if self.live_append_extra else ""
-        return (f"{GUEST_APPEND} intel_iommu={self.live_iommu} crashkernel={self.crashkernel} "
+        return (f"{GUEST_APPEND} {self.iommu_option(self.live_iommu)}crashkernel={self.crashkernel} "
                 f"iomem=relaxed lab.mode=live lab.run={self.name}{extra}")
 
     def kdump_append(self) -> str:
         extra = f" {self.kdump_append_extra}" if self.kdump_append_extra else ""
-        return (f"{BASE_KDUMP_APPEND} intel_iommu={self.kdump_iommu} "
+        return (f"{BASE_KDUMP_APPEND} {self.iommu_option(self.kdump_iommu)}"
                 f"lab.mode=kdump lab.run={self.name}{extra}")
 
     def to_json(self) -> Dict[str, object]:
@@ -101,6 +112,9 @@ BUILTIN = [
              "(lockdown=integrity): no /dev/mem, no config-space writes; quiesce --apply "
              "goes through the kernel's sysfs enable", kdump_append_extra="lockdown=integrity",
              dumps=["zlib"], opt_in=True),
+    Scenario("amd_on", "QEMU amd-iommu (AMD-Vi, IVRS), on in both kernels: the kdump "
+             "kernel finds translation enabled and copies the old device table",
+             vendor="amd", dumps=["zlib", "elf"], opt_in=True),
 ]
 
 

@@ -110,8 +110,47 @@ def test_triage_names_the_amd_verdict_and_remedy(tmp_path: Path) -> None:
 
 def test_triage_default_kdump_copies(tmp_path: Path) -> None:
     r = triage(read_triage_input(Root(_root(tmp_path, "")), use_tools=False))
-    f = next(f for f in r.findings if f.id.startswith("amdvi-"))
+    f = next(f for f in r.findings if f.id.startswith("amdvi-") and f.id != "amdvi-registers-unread")
     assert f.id == "amdvi-copied" and f.severity == "info"
+    # the snapshot has no amdvi_registers.json: said, as a warning (unknown is not OK)
+    u = next(f for f in r.findings if f.id == "amdvi-registers-unread")
+    assert u.severity == "warning" and "not in this snapshot" in u.title and r.verdict == "warning"
+
+
+def _with_regs(root: Path, control: int, dev_table: int = 0x0100_0000 | 0x1FF) -> Path:
+    import json
+
+    (root / "_kdumptool").mkdir(exist_ok=True)
+    (root / "_kdumptool" / "amdvi_registers.json").write_text(json.dumps({"units": [
+        {"name": "ivhd0", "address": 0xFE000000, "read_error": None,
+         "registers": {"DEV_TABLE": dev_table, "CONTROL": control}}]}))
+    return root
+
+
+def test_triage_reads_iommu_en(tmp_path: Path) -> None:
+    """IommuEn is the evidence: on with no option (copied), off although no option turns
+    it off (the driver did not enable it: the first kernel is off, whatever the command
+    line says)."""
+    r = triage(read_triage_input(Root(_with_regs(_root(tmp_path, ""), 0x1405)), use_tools=False))
+    ids = [f.id for f in r.findings]
+    assert "amdvi-copied" in ids and "amdvi-registers-unread" not in ids
+    f = next(f for f in r.findings if f.id == "amdvi-copied")
+    assert any("CONTROL=0x1405" in e.text and "translation on" in e.text and "0x1000000" in e.text
+               for e in f.evidence)
+    r = triage(read_triage_input(Root(_with_regs(tmp_path, 0x0)), use_tools=False))
+    f = next(f for f in r.findings if f.id.startswith("amdvi-"))
+    assert f.id == "amdvi-off-on" and any("translation off" in e.text for e in f.evidence)
+
+
+def test_kdump_kernel_with_amd_iommu_off_sees_the_old_translation() -> None:
+    from kdumptool.analysis.amdvi_scenario import AmdViControl
+    from kdumptool.model.evidence import Evidence
+
+    c = AmdViControl("ivhd0", True, 0x0100_0000, Evidence("/dev/mem ivhd0", "CONTROL=0x1 translation on"))
+    a = classify_amdvi(True, None, "elfcorehdr=0x1 amd_iommu=off", [], controls=[c])
+    assert a.case == "amd-on-off" and a.first_on and c.evidence in a.evidence
+    a = classify_amdvi(True, None, "elfcorehdr=0x1", [], controls=[c])
+    assert a.kdump_on and c.evidence in a.evidence
 
 
 def test_iommu_and_pci_name_amd(tmp_path: Path) -> None:
@@ -122,3 +161,50 @@ def test_iommu_and_pci_name_amd(tmp_path: Path) -> None:
     assert sysm.ivrs_present and not sysm.dmar_present
     note = no_vtd_reason(sysm)
     assert note is not None and "AMD-Vi machine" in note and "kdumptool ivrs" in note
+
+
+def _amd_kdump_root(tmp_path: Path, extra_log: str) -> Path:
+    """The lab's legacy_on kdump-kernel snapshot (real sysfs of driverless bus masters)
+    turned into an AMD machine's: IVRS instead of DMAR, no VT-d unit or registers, no
+    intel_iommu=, and AMD-Vi lines in its log."""
+    import shutil
+
+    root = tmp_path / "amdk"
+    shutil.copytree(FIXTURES / "snapshots" / "kdump_legacy_on", root, symlinks=True)
+    (root / "sys/firmware/acpi/tables/DMAR").unlink()
+    shutil.rmtree(root / "sys/class/iommu/dmar0", ignore_errors=True)
+    if (root / "sys/class/iommu/dmar0").is_symlink():
+        (root / "sys/class/iommu/dmar0").unlink()
+    (root / "_kdumptool/vtd_registers.json").unlink()
+    shutil.copyfile(T14, root / "sys/firmware/acpi/tables/IVRS")
+    cmd = root / "proc/cmdline"
+    cmd.write_text(cmd.read_text().replace("intel_iommu=on ", ""))
+    log = root / "_kdumptool/dmesg.txt"
+    log.write_text("".join(ln for ln in log.read_text().splitlines(True) if "DMAR" not in ln and "dmar" not in ln)
+                   + extra_log)
+    return root
+
+
+def test_amd_triage_has_the_device_risks(tmp_path: Path) -> None:
+    """The same per-device risks as VT-d, weighed by the AMD-Vi case: copied -> driverless
+    bus masters keep mastering through the old page tables; an IO_PAGE_FAULT tied to the
+    device's module (amdvi-fault, error inside kdump)."""
+    fault = ("[    6.000000] e1000e 0000:00:02.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0000 "
+             "address=0xffffc000 flags=0x0000]\n")
+    r = triage(read_triage_input(Root(_amd_kdump_root(tmp_path, PRE + COPIED + fault)), use_tools=False))
+    ids = [f.id for f in r.findings]
+    assert "amdvi-copied" in ids and "no-vtd" in ids
+    drv = [f for f in r.findings if f.id == "driverless-bus-master"]
+    assert {d for f in drv for d in f.devices} == {"0000:00:02.0", "0000:00:03.0", "0000:00:1f.2", "0000:03:01.0"}
+    assert all("crashed kernel's page tables" in f.title for f in drv)
+    f = next(f for f in r.findings if f.id == "amdvi-fault")
+    assert f.severity == "error" and f.devices == ("0000:00:02.0",) and "e1000e" in (f.remedy or "")
+    assert r.verdict == "error"
+    risk = next(x for x in r.devices if x.bdf == "0000:00:02.0")
+    assert "AMD-Vi IO_PAGE_FAULTs in the log" in risk.reasons
+    # a failed copy: every device blocked, DMA faults against the fresh table
+    failed = ("[0.6] AMD-Vi: Translation is already enabled - trying to copy translation structures\n"
+              + FAILED)
+    r = triage(read_triage_input(Root(_amd_kdump_root(tmp_path / "f", failed)), use_tools=False))
+    assert "amdvi-copy-failed" in [f.id for f in r.findings]
+    assert all("empty tables" in f.title for f in r.findings if f.id == "driverless-bus-master")

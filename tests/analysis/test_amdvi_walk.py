@@ -17,7 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kdumptool.analysis.amdvi_walk import find_device_tables, walk_device_table, walk_v1
+from kdumptool.analysis.amdvi_walk import (
+    find_device_tables,
+    lookup_iova_amd,
+    walk_device_table,
+    walk_v1,
+)
 from kdumptool.analysis.vtd_walk import PageReader
 from kdumptool.errors import KdumptoolError, NotMapped
 from kdumptool.formats.amdvi_tables import (
@@ -28,7 +33,17 @@ from kdumptool.formats.amdvi_tables import (
     dte_from_qwords,
     mode7_page_size,
 )
-from tests.amdvi_memory import IR, IW, PR, TV, AmdViMemory, V, elf_reader, oracle_device
+from tests.amdvi_memory import (
+    IR,
+    IW,
+    PR,
+    TV,
+    AmdViMemory,
+    V,
+    elf_reader,
+    oracle_device,
+    oracle_translate,
+)
 from tests.cliutil import run
 from tests.dumpwriter import DumpSpec, write_elf
 
@@ -251,3 +266,63 @@ def test_fuzz_device_table_page(qwords: list) -> None:
     assert len(t.devices) + t.blocked + sum(b - a + 1 for a, b in t.untranslated) == 128
     tup: Tuple = find_device_tables(Mem({0x100: page}), [(0x100000, 0x101000)])  # type: ignore[assignment]
     assert isinstance(tup, list)
+
+
+def test_lookup_iova_equals_the_tests_own_decoder(elf: Path) -> None:
+    mem = Mem(dump_pages(build()))
+    read = elf_reader(str(elf))
+    t = walk_device_table(mem, BASE)
+    probes = [(AHCI, 0x1234_5000), (0x0100, 0x1000), (E1000E, 0x2000_0000), (NVME, 0x4010_0000)]
+    for d in t.devices:
+        devid = (d.bus << 8) | d.devfn
+        for x in (d.walk.extents if d.walk else ()):
+            probes += [(devid, x.iova), (devid, x.iova + x.size - 1), (devid, x.iova + x.size)]
+    for devid, iova in probes:
+        r = lookup_iova_amd(mem, BASE, devid, iova)
+        want = oracle_translate(read, BASE, devid, iova)
+        got = None if r.phys is None else (r.phys, (1 if r.read else 0) | (2 if r.write else 0))
+        assert got == want, (hex(devid), hex(iova), r.reason)
+        assert r.steps[0].name == "device table entry" and r.steps[0].paddr == BASE + 32 * devid
+    r = lookup_iova_amd(mem, BASE, NVME, 0x5000_1234)
+    assert (r.phys, r.page_size, [s.level for s in r.steps[1:]]) == (0x0500_1234, 8192, [3, 2, 1])
+    # the skipping PDE: the bits of the skipped level must be zero, else no translation
+    assert lookup_iova_amd(mem, BASE, SKIP, (5 << 21) + 7).phys == 0x0600_0007
+    r = lookup_iova_amd(mem, BASE, SKIP, (1 << 30) | (5 << 21))
+    assert r.phys is None and "skipped IOVA bits" in (r.reason or "")
+    assert "above the 3-level" in (lookup_iova_amd(mem, BASE, E1000E, 1 << 40).reason or "")
+    assert "blocks DMA" in (lookup_iova_amd(mem, BASE, 0x0100, 0x1000).reason or "")
+    pages = dump_pages(build())
+    del pages[(BASE >> 12) + (NVME * 32 >> 12)]
+    assert "not in the dump" in (lookup_iova_amd(Mem(pages), BASE, NVME, 0x4000_0000).reason or "")
+
+
+FAULT_LOG = """\
+[   12.000001] e1000e 0000:00:02.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0000 address=0x10000040 flags=0x0020]
+[   12.000002] e1000e 0000:00:02.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0000 address=0x10000040 flags=0x0020]
+[   12.000003] e1000e 0000:00:02.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0000 address=0x1000f000 flags=0x0020]
+[   12.000004] nvme 0000:00:03.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0000 address=0x60000000 flags=0x0000]
+[   12.000005] nvme 0000:00:03.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0000 address=0xfee00000 flags=0x0008]
+"""
+
+
+def test_vmcore_iommu_iova_and_faults_amd(elf: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code, out, err = run(capsys, "vmcore", "iommu", str(elf), "--device", "00:03.0", "--iova", "0x40012345",
+                         "-f", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["vendor"] == "AMD-Vi" and doc["phys"] == 0x0401_2345 and doc["page_size"] == 2 << 20
+    assert [s["name"] for s in doc["steps"]] == ["device table entry", "pte", "pte"]
+    code, out, _ = run(capsys, "vmcore", "iommu", str(elf), "--device", "00:03.0", "--iova", "0x40012345")
+    assert "  DTE[0]: " in out and "=> phys 0x4012345 (2 MiB page), RW" in out
+    log = tmp_path / "kdump-dmesg.txt"
+    log.write_text(FAULT_LOG)
+    code, out, err = run(capsys, "vmcore", "iommu", str(elf), "--faults", str(log), "-f", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    got = {(f["bdf"], f["address"], f["access"]): f for f in doc["faults"]}
+    assert set(got) == {("0000:00:02.0", 0x1000_0040, "write"), ("0000:00:02.0", 0x1000_F000, "write"),
+                        ("0000:00:03.0", 0x6000_0000, "read")}  # the interrupt fault (flag I) is not DMA
+    a = got[("0000:00:02.0", 0x1000_0040, "write")]
+    assert a["count"] == 2 and a["mapped"] and a["phys"] == 0x0300_0040 and "in-flight" in a["verdict"]
+    assert "without write access" in got[("0000:00:02.0", 0x1000_F000, "write")]["verdict"]
+    assert "not mapped" in got[("0000:00:03.0", 0x6000_0000, "read")]["verdict"]

@@ -87,3 +87,37 @@ def test_table_mode_unknown_when_the_hardware_offers_scalable_mode(tmp_path):
     (f,) = [f for f in locked.findings if f.id == "registers-refused-by-lockdown"]
     assert locked.scenario.kdump.scalable is None
     assert "table mode (RTADDR.SMT): UNKNOWN" in f.title and "ECAP.SMTS" not in f.title
+
+
+LIVE_LOCKED = FIXTURES / "lockdown" / "live_locked_no_kdump"
+
+
+def test_crash_kernel_refused_under_lockdown_real_snapshot():
+    """A real locked-down live kernel (lab) where `kexec -p` and `kexec -s -p` were both
+    refused: the kernel's own lines and kexec's errors are the oracle; triage says no crash
+    kernel is loaded, why (lockdown), and that its registers were refused."""
+    log = (LIVE_LOCKED / "dmesg_lockdown.txt").read_text()
+    assert log.count("Lockdown: kexec: kexec of unsigned images is restricted") == 2
+    assert "kexec_file_load failed: Operation not permitted" in (LIVE_LOCKED / "kexec.txt").read_text()
+    assert "loaded=0" in (LIVE_LOCKED / "kexec.txt").read_text()
+    r = _run(LIVE_LOCKED / "snapshot")
+    by_id = {f.id: f for f in r.findings}
+    assert r.verdict == "error" and r.exit_code == 4
+    assert {"kdump-not-loaded", "kdump-load-locked-down", "registers-refused-by-lockdown"} <= set(by_id)
+    f = by_id["kdump-load-locked-down"]
+    assert f.severity == "warning" and f.title.startswith("The kernel is locked down (integrity)")
+    assert ("/sys/kernel/security/lockdown", "[integrity]") in {(e.source, e.text) for e in f.evidence}
+    assert "kexec -s -p" in (f.remedy or "") and "disable" not in (f.remedy or "").lower()
+    assert not r.scenario.in_kdump
+
+
+def test_no_lockdown_load_finding_when_unlocked_or_loaded(tmp_path):
+    tree = tmp_path / "unlocked"
+    shutil.copytree(LIVE_LOCKED / "snapshot", tree, symlinks=True)
+    (tree / "sys/kernel/security/lockdown").write_text("[none] integrity confidentiality\n")
+    ids = {f.id for f in _run(tree).findings}
+    assert "kdump-not-loaded" in ids and "kdump-load-locked-down" not in ids
+    (tree / "sys/kernel/security/lockdown").write_text("none [integrity] confidentiality\n")
+    (tree / "sys/kernel/kexec_crash_loaded").write_text("1\n")
+    ids = {f.id for f in _run(tree).findings}
+    assert "kdump-not-loaded" not in ids and "kdump-load-locked-down" not in ids

@@ -33,8 +33,13 @@ def test_short_and_foreign_input_raises() -> None:
 
 
 def test_truncated_keeps_what_fits() -> None:
+    from kdumptool.analysis.ivrs_checks import check_ivrs
+
     t = parse_ivrs(REAL[:0x100])
-    assert any("truncated" in w for w in t.warnings) and not t.checksum_valid
+    assert t.truncation is not None and t.truncation in t.warnings and not t.checksum_valid
+    assert [f.title for f in check_ivrs(t) if f.id == "ivrs-truncated"] == [t.truncation]  # title: "{reason}"
+    whole = parse_ivrs(REAL)
+    assert whole.truncation is None and "ivrs-truncated" not in [f.id for f in check_ivrs(whole)]
     assert [b.type for b in t.blocks] == ["IVHD", "IVHD", "IVMD", "MALFORMED"]
     assert isinstance(t.blocks[-1], Malformed) and t.blocks[-1].offset == 0xF0
     assert "overruns the table" in t.blocks[-1].reason

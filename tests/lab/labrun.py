@@ -63,7 +63,11 @@ def selected_runs(kernels: str, only: List[str]) -> List[str]:
     return keys
 
 
-NAMES: List[str] = selected_runs(os.environ.get("LAB_KERNELS", DEFAULT_KERNEL), _only)
+_SELECTED: List[str] = selected_runs(os.environ.get("LAB_KERNELS", DEFAULT_KERNEL), _only)
+#: The VT-d runs (the ``run`` fixture: every test written for intel-iommu).
+NAMES: List[str] = [k for k in _SELECTED if SCENARIOS[split_key(k)[0]].vendor == "intel"]
+#: The AMD-Vi runs (QEMU amd-iommu; tests/lab/test_amdvi.py).
+AMD_NAMES: List[str] = [k for k in _SELECTED if SCENARIOS[split_key(k)[0]].vendor == "amd"]
 #: (run key, dump format) for every dump a run asks its kdump kernel to write.
 DUMP_CASES: List[Tuple[str, str]] = [(n, f) for n in NAMES for f in SCENARIOS[split_key(n)[0]].dumps]
 

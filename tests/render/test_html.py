@@ -133,6 +133,19 @@ def test_sm_mismatch_page(sm_page: str, capsys: pytest.CaptureFixture) -> None:
     assert seen == 27  # 3 first mappings of each of the 9 devices with pages
     # the fault the kdump kernel logged maps (separate decoder: LOOKUP ... pte 0x3b6b003) inside 00:02.0's reach
     assert _covers(_segs(rows["0000:00:02.0"]), 0x3B6B000)
+    # which crash: the panic line as makedumpfile --dump-dmesg read the same dump, the
+    # CRASHTIME a separate decoder read from its VMCOREINFO, the kernel release
+    summary = {tr.find_all("th")[0].text(): tr.find_all("td")[0].text()
+               for tr in doc.find_all(id="summary")[0].find_all("tr")}
+    mdf = (FIX / "vmcore" / "sm_mismatch_vmcore.makedumpfile_dmesg.txt").read_text()
+    m = re.search(r"^\[\s*(\d+\.\d+)\] (Kernel panic - not syncing: .*?)\s*$", mdf, re.M)
+    assert m and summary["panic"] == f"{m.group(2)} (at {m.group(1)} s)"
+    import datetime
+
+    crashtime = int(re.search(r"CRASHTIME=(\d+)", check).group(1))  # type: ignore[union-attr]
+    when = datetime.datetime.fromtimestamp(crashtime, datetime.timezone.utc)
+    assert summary["crash date"] == when.strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert summary["crashed kernel"] == re.search(r"OSRELEASE=(\S+)", check).group(1)  # type: ignore[union-attr]
     # the dump layer is the dump's own page list
     dumped = _segs(svg.find_all("g", data_layer="dumped")[0])
     assert _covers(dumped, 0x2411000)  # the root table page is in the cut
@@ -265,3 +278,109 @@ def test_html_is_deterministic(sm_page: str) -> None:
     with contextlib.redirect_stdout(buf), pytest.raises(SystemExit):
         main(list(SM_ARGS) + ["-f", "html"])
     assert buf.getvalue() == sm_page
+
+
+def test_passthrough_crash_triage_page(capsys: pytest.CaptureFixture) -> None:
+    """The passthrough@6.12 lab crash (iommu=pt): the crashed kernel's tables give every
+    device a pass-through context entry; the live guest's own sysfs (live_iommu_groups.txt,
+    written in the guest before the crash) says each of those groups was 'identity'. Each is
+    one full-width 'all of memory' row, the risky ones marked."""
+    run_dir = FIX / "lab" / "passthrough@6.12"
+    args = ("triage", "--offline", "--root", str(run_dir / "kdump_snapshot.tar.gz"),
+            "--vmcore", str(run_dir / "vmcore.trim.kdump"))
+    code, page, _ = run(capsys, *args, "-f", "html")
+    code_j, out, _ = run(capsys, *args, "-f", "json")
+    assert code == code_j
+    report = json.loads(out)
+    check_self_contained(page)
+    svg = parse(page).find_all("svg", id="memory-svg")[0]
+    end = _hex(svg.attrs["data-end"])
+    identity = {b for m in re.findall(r"^group \d+ type=identity devices=(.*)$", (run_dir / "live_iommu_groups.txt").read_text(),
+                                      re.M) for b in m.split()}
+    rows = {e.attrs["data-bdf"]: e for e in svg.find_all("g", cls="device")}
+    live = {ln.split()[0] for ln in (run_dir / "live_pci_sysfs.txt").read_text().splitlines() if ln.strip()}
+    # every identity-group device has its row; a row for a requester ID that is no device
+    # (03:00.0: the alias the PCIe-to-PCI bridge 02:00.0 puts on DMA from behind it) is
+    # the table's own context entry
+    assert identity and identity <= set(rows) and not (set(rows) - identity) & live
+    for bdf, row in rows.items():
+        assert row.attrs["data-kind"] == "passthrough" and _segs(row) == [(0, end)]
+        assert ("risky" in row.classes) == (bdf in {d["bdf"] for d in report["devices"]})
+    ram = _segs(svg.find_all("g", data_layer="ram")[0])
+    assert end == ram[-1][1]
+
+
+def _hostile_report(texts: List[str]):  # type: ignore[no-untyped-def]
+    """The sm_mismatch report with foreign text in every string a page shows."""
+    import dataclasses
+
+    from kdumptool.analysis.triage import triage
+    from kdumptool.model.evidence import Evidence
+    from kdumptool.sources.root import open_root
+    from kdumptool.sources.triage import open_triage_input
+
+    with open_root(SNAP / "kdump_sm_mismatch") as r, open_triage_input(r, None, None) as inp:
+        rep = triage(inp)
+        system = inp.system
+    import itertools
+
+    t = itertools.cycle(texts)
+    findings = tuple(dataclasses.replace(f, title=next(t), remedy=next(t), evidence=(Evidence(next(t), next(t), 1),))
+                     for f in rep.findings)
+    devices = tuple(dataclasses.replace(d, driver=next(t), reasons=(next(t),), modules=(next(t),)) for d in rep.devices)
+    return dataclasses.replace(rep, findings=findings, devices=devices, headline=next(t), source=next(t),
+                               kdump_cmdline=next(t)), system
+
+
+_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p", "span", "section", "table",
+         "tr", "th", "td", "article", "details", "summary", "pre", "ul", "li", "a", "i", "b", "br", "svg", "defs",
+         "pattern", "rect", "line", "text", "g", "footer"}
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.text(max_size=40), st.sampled_from([
+    "<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>", "'onmouseover='x", "</style><b>x",
+    "]]><!--", "&amp;&#0;&lt;", "\x1b[31m\x07\x00\x9b", "\u202etxt", "<svg onload=alert(1)>", "</textarea>"])),
+    min_size=1, max_size=12))
+def test_fuzz_every_shown_string_is_text(texts: List[str]) -> None:
+    """Whatever the strings, the page's elements are only ours, no attribute is an event
+    handler, no raw control character is in it, and each string reads back as text."""
+    from kdumptool.render.escape import escape_control
+    from kdumptool.render.html import render_triage_html
+
+    report, system = _hostile_report(texts)
+    page = render_triage_html(report, system, None)
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", page)
+    doc = parse(page)
+    for e in doc.iter():
+        if e.tag != "#document":
+            assert e.tag in _TAGS, e.tag
+            assert not any(k.startswith("on") for k in e.attrs), e.attrs
+    body = doc.text()
+    for s in texts:
+        assert escape_control(s).strip() in body
+
+
+def test_many_devices_share_rows() -> None:
+    """Past MAX_DEVICE_ROWS, devices with the same reach share one row that names them all
+    (risky if any is); up to it, one row each."""
+    from kdumptool.model.memmap import DeviceReach, Layer, MemoryMap
+    from kdumptool.render.html import MAX_DEVICE_ROWS, render_memory_svg
+
+    def mm(n: int) -> MemoryMap:
+        devs = tuple(DeviceReach(f"0000:{i:02x}:00.0", "unknown", None, None, "translated", risky=(i == 7))
+                     for i in range(n)) + (DeviceReach("0000:ff:00.0", "mapped", ((0x1000, 0x2000),), (), "tables"),)
+        return MemoryMap(Layer("RAM", ((0, 1 << 30),), "x"), Layer("crashkernel", None, "y"), Layer("in the dump", None, "z"),
+                         devs, 1 << 30)
+
+    few = parse(render_memory_svg(mm(MAX_DEVICE_ROWS - 1))).find_all("g", cls="device")
+    assert len(few) == MAX_DEVICE_ROWS and all("data-bdfs" not in g.attrs for g in few)
+    many = parse(render_memory_svg(mm(600))).find_all("g", cls="device")
+    assert len(many) == 2
+    assert many[0].attrs["data-count"] == "600" and len(many[0].attrs["data-bdfs"].split()) == 600
+    assert "risky" in many[0].classes and "600 devices" in many[0].text()
+    assert many[1].attrs["data-bdf"] == "0000:ff:00.0" and _segs(many[1]) == [(0x1000, 0x2000)]

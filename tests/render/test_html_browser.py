@@ -39,7 +39,7 @@ def _chromium() -> str:
 
 
 def _browser(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd: List[str] = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    cmd: List[str] = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                       "--disable-extensions", "--disable-background-networking", f"--user-data-dir={tmp / 'profile'}",
                       *args]
     env = dict(os.environ, HOME=str(tmp))
