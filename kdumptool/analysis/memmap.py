@@ -6,7 +6,7 @@ marked unknown with the reason, never drawn as empty."""
 from __future__ import annotations
 
 import bisect
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from kdumptool.analysis.exposure import Exposure
 from kdumptool.analysis.triage import TriageReport
@@ -82,6 +82,26 @@ def _dumped(layout: Optional[DumpLayout]) -> Layer:
     total = sum(e - s for s, e in layout.dumped)
     return Layer("in the dump", layout.dumped, f"the pages {layout.path} holds ({total:,} bytes in "
                                                f"{len(layout.dumped):,} ranges)")
+
+
+def crash_facts(layout: Optional[DumpLayout]) -> Tuple[Tuple[str, str], ...]:
+    """(label, value) of the crash a dump holds: its kernel, when, and why (the panic line
+    of its own log, as ``vmcore info`` and crash's ``sys`` give them)."""
+    if layout is None:
+        return ()
+    from kdumptool.analysis.panic import find_panic
+
+    out = [("dump", layout.path)]
+    if layout.release:
+        out.append(("crashed kernel", layout.release))
+    out.append(("crash date", layout.crash_date or "unknown (no CRASHTIME in VMCOREINFO)"))
+    found = find_panic(layout.log) if layout.log else None
+    if found is not None:
+        out.append(("panic", found[2] + (f" (at {found[1]:.6f} s)" if found[1] is not None else "")))
+    else:
+        out.append(("panic", "unknown: " + ("no panic, sysrq crash or oops line in its log" if layout.log
+                                            else "its log could not be read")))
+    return tuple(out)
 
 
 def _end(*layers: Optional[Ranges]) -> int:
@@ -164,7 +184,7 @@ def find_triage_memory_map(inp: TriageInput, report: TriageReport, layout: Optio
                 reach.append(DeviceReach(bdf, "unknown", None, None, why, bdf in risky, label.get(bdf, "")))
     if layout is not None:
         notes.extend(layout.warnings)
-    return MemoryMap(ram, ck, dumped, tuple(reach), end, tuple(notes))
+    return MemoryMap(ram, ck, dumped, tuple(reach), end, tuple(notes), crash_facts(layout))
 
 
 def _group_type(system: Optional[System], bdf: str) -> Optional[str]:
@@ -211,4 +231,4 @@ def find_exposure_memory_map(ex: Exposure, layout: DumpLayout) -> MemoryMap:
     if ex.incomplete:
         notes.append("incomplete: some table pages were unreadable or a walk stopped at a limit; the exposure may be "
                      "larger")
-    return MemoryMap(ram, ck, dumped, tuple(reach), end, tuple(notes))
+    return MemoryMap(ram, ck, dumped, tuple(reach), end, tuple(notes), crash_facts(layout))

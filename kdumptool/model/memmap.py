@@ -5,7 +5,7 @@ as empty when unknown)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Tuple
 
 #: [start, end) byte ranges, sorted
@@ -63,6 +63,10 @@ class DumpLayout:
     crashkernel: Optional[Ranges] = None  # from the crashed kernel's own log line
     crashkernel_basis: Optional[str] = None
     warnings: Tuple[str, ...] = ()
+    release: Optional[str] = None  # VMCOREINFO OSRELEASE
+    crash_date: Optional[str] = None  # VMCOREINFO CRASHTIME, as a UTC date
+    #: the crashed kernel's log records (seconds since boot, text), for its panic line
+    log: Tuple[Tuple[Optional[float], str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -73,3 +77,5 @@ class MemoryMap:
     devices: Tuple[DeviceReach, ...]
     end: int  # the map's right edge (bytes): end of RAM, or of whatever is known
     notes: Tuple[str, ...] = ()
+    #: which crash (label, value): the dump's kernel release, crash date, panic line
+    crash: Tuple[Tuple[str, str], ...] = ()

@@ -394,9 +394,9 @@ def _state(st: KernelState) -> str:
     return f"{', '.join(bits)} ({st.basis})"
 
 
-def _summary(r: TriageReport) -> List[str]:
+def _summary(r: TriageReport, crash: Sequence[Tuple[str, str]] = ()) -> List[str]:
     s = r.scenario
-    rows: List[Tuple[str, str]] = [("source", r.source)]
+    rows: List[Tuple[str, str]] = [("source", r.source)] + list(crash)
     copies = [f"table copy: {s.table_copy}"] if s.table_copy else []
     if s.ir_copy:
         copies.append(f"IR table copy: {s.ir_copy}")
@@ -414,7 +414,7 @@ def _summary(r: TriageReport) -> List[str]:
                                                 f"found by {t.found_by}"))
     mono = ' class="mono"'
     return ['<section id="summary"><h2>Summary</h2><table class="kv">'] + [
-        f'<tr><th>{_e(k)}</th><td{mono if k in ("kdump cmdline", "source") else ""}>{_e(v)}</td></tr>'
+        f'<tr><th>{_e(k)}</th><td{mono if k in ("kdump cmdline", "source", "dump", "panic") else ""}>{_e(v)}</td></tr>'
         for k, v in rows] + ["</table></section>"]
 
 
@@ -523,7 +523,7 @@ def render_triage_html(r: TriageReport, system: Optional[System], memory: Option
             f'<h1>{_e(word)}</h1><p class="headline">{_e(r.headline)}</p>'
             f'<p class="exit">kdumptool triage: exit {r.exit_code} &middot; source <span class="mono">{_e(r.source)}</span></p>'
             "</header>"]
-    body += _summary(r)
+    body += _summary(r, memory.crash if memory is not None else ())
     body += _findings_overview(r, class_of)
     body += _pci_section(system, r, naming)
     if memory is not None:
@@ -556,6 +556,7 @@ def render_exposure_html(obj: Dict[str, Any], memory: MemoryMap, source: str, ve
             '<section id="summary"><h2>Summary</h2><table class="kv">',
             f'<tr><th>root table</th><td>{_e(_hex(rt["address"]))} ({_e(rt["mode"])} mode), {_e(rt["source"])}: '
             f'{_e(rt["source_detail"])}</td></tr>']
+    body += [f'<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>' for k, v in memory.crash]
     if t["passthrough_devices"]:
         body.append(f'<tr><th>pass-through</th><td>{_e(", ".join(t["passthrough_devices"]))}: all of memory</td></tr>')
     if t["incomplete"]:

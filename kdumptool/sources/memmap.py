@@ -63,4 +63,12 @@ def read_dump_layout(dump: Any, path: str) -> DumpLayout:
         if found is not None:
             ck = ((found[0], found[1]),)
             basis = f"the crashed kernel's log in {path}: {found[2]}"
-    return DumpLayout(path, ram, dumped, ck, basis, tuple(warnings))
+    vi = getattr(dump, "vmcoreinfo", None)
+    crashtime = getattr(vi, "crashtime", None)
+    date = None
+    if isinstance(crashtime, int) and 0 < crashtime < 2**40:
+        import time
+
+        date = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(crashtime))
+    return DumpLayout(path, ram, dumped, ck, basis, tuple(warnings), getattr(vi, "osrelease", None), date,
+                      tuple(records))

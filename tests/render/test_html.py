@@ -133,6 +133,19 @@ def test_sm_mismatch_page(sm_page: str, capsys: pytest.CaptureFixture) -> None:
     assert seen == 27  # 3 first mappings of each of the 9 devices with pages
     # the fault the kdump kernel logged maps (separate decoder: LOOKUP ... pte 0x3b6b003) inside 00:02.0's reach
     assert _covers(_segs(rows["0000:00:02.0"]), 0x3B6B000)
+    # which crash: the panic line as makedumpfile --dump-dmesg read the same dump, the
+    # CRASHTIME a separate decoder read from its VMCOREINFO, the kernel release
+    summary = {tr.find_all("th")[0].text(): tr.find_all("td")[0].text()
+               for tr in doc.find_all(id="summary")[0].find_all("tr")}
+    mdf = (FIX / "vmcore" / "sm_mismatch_vmcore.makedumpfile_dmesg.txt").read_text()
+    m = re.search(r"^\[\s*(\d+\.\d+)\] (Kernel panic - not syncing: .*?)\s*$", mdf, re.M)
+    assert m and summary["panic"] == f"{m.group(2)} (at {m.group(1)} s)"
+    import datetime
+
+    crashtime = int(re.search(r"CRASHTIME=(\d+)", check).group(1))  # type: ignore[union-attr]
+    when = datetime.datetime.fromtimestamp(crashtime, datetime.timezone.utc)
+    assert summary["crash date"] == when.strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert summary["crashed kernel"] == re.search(r"OSRELEASE=(\S+)", check).group(1)  # type: ignore[union-attr]
     # the dump layer is the dump's own page list
     dumped = _segs(svg.find_all("g", data_layer="dumped")[0])
     assert _covers(dumped, 0x2411000)  # the root table page is in the cut
