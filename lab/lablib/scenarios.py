@@ -111,10 +111,14 @@ BUILTIN = [
     Scenario("lockdown_kdump", "legacy_on with the kdump kernel locked down "
              "(lockdown=integrity): no /dev/mem, no config-space writes; quiesce --apply "
              "goes through the kernel's sysfs enable", kdump_append_extra="lockdown=integrity",
-             dumps=["zlib"], opt_in=True),
+             dumps=["zlib"]),
     Scenario("amd_on", "QEMU amd-iommu (AMD-Vi, IVRS), on in both kernels: the kdump "
              "kernel finds translation enabled and copies the old device table",
              vendor="amd", dumps=["zlib", "elf"], opt_in=True),
+    Scenario("amd_off", "QEMU amd-iommu, AMD-Vi on in the live kernel, amd_iommu=off on the "
+             "kdump kernel: it never touches the IOMMU, which keeps translating through the "
+             "crashed kernel's device table", vendor="amd", kdump_iommu="off",
+             dumps=["zlib", "elf"], opt_in=True),
 ]
 
 
