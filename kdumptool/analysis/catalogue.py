@@ -212,9 +212,9 @@ CATALOGUE: Tuple[Kind, ...] = (
          "Inside kdump: devices whose driver probe tore down the copied context entry."),
     # ---- triage: offline
     Kind("crashed-kernel-tables", T, (INFO, WARNING),
-         "{partial}The crashed kernel's VT-d tables are in the vmcore ({mode} mode, {n} devices{readable}, "
+         "{partial}The crashed kernel's {vendor} tables are in the vmcore ({mode} mode, {n} devices{readable}, "
          "translation {types}); {summary}", None,
-         "Offline: the crashed kernel's VT-d tables decoded from the vmcore (a warning when risky devices are "
+         "Offline: the crashed kernel's VT-d (or AMD-Vi) tables decoded from the vmcore (a warning when risky devices are "
          "pass-through: unrestricted DMA, or when table pages could not be read: INCOMPLETE)."),
     Kind("offline-source", T, (INFO, WARNING), "{warning}", None,
          "Offline: what could not be read from the saved crash (a warning when evidence was there but unreadable)."),

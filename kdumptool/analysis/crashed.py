@@ -270,6 +270,72 @@ def decode_tables(
     return CrashedTables(addr, mode, how, devs, tuple(vt.problems), tuple(lookups), unreadable)
 
 
+def amdvi_dev_table_of(inp: TriageInput) -> Optional[Tuple[int, int, str]]:
+    """(base, size, where) of the crashed kernel's AMD-Vi device table from the registers
+    triage has: a first-kernel snapshot's (offline), or, inside a kdump kernel booted with
+    amd_iommu=off (IommuEn still set by the crashed kernel), the live register. None
+    otherwise (a kdump kernel that set AMD-Vi up runs on its own copy)."""
+    from kdumptool.errors import DecodeError
+    from kdumptool.formats.amdvi_regs import decode_amdvi_registers
+
+    if inp.system.in_kdump_kernel and not any(a in ("amd_iommu=off", "iommu=off")
+                                               for a in (inp.system.cmdline or "").split()):
+        return None
+    for r in inp.amdvi_registers:
+        if r.values is None or "DEV_TABLE" not in r.values or "CONTROL" not in r.values:
+            continue
+        try:
+            regs = decode_amdvi_registers(r.values, r.where)
+        except DecodeError:
+            continue
+        if regs.iommu_en and regs.dev_table_base:
+            return (regs.dev_table_base, regs.dev_table_size,
+                    f"{r.where} {r.name} DEV_TABLE=0x{r.values['DEV_TABLE']:x}")
+    return None
+
+
+def decode_amdvi_tables(dump: DumpMemory, inp: TriageInput, warnings: List[str]) -> Optional[CrashedTables]:
+    """The crashed kernel's AMD-Vi device table and v1 page tables (from the saved Device
+    Table Base register, else a scan of the dump), as the same CrashedTables record as
+    VT-d's (mode ``v1``), with the IO_PAGE_FAULTs of this kernel's log looked up in them."""
+    from kdumptool.analysis.amdvi_walk import (
+        check_faults_amd,
+        find_device_tables,
+        walk_device_table,
+    )
+
+    got = amdvi_dev_table_of(inp)
+    if got is not None:
+        base, size, how = got
+    elif inp.crashed is not None and inp.crashed.scan_tables:
+        cands = find_device_tables(dump, list(dump.iter_dumped_ranges()))
+        if not cands:
+            warnings.append("no AMD-Vi device table named by a saved register, and the scan of the vmcore found none")
+            return None
+        base, size = cands[0].base, cands[0].size
+        how = f"scan of the vmcore ({len(cands)} candidate(s), {cands[0].translated} translating entries)"
+    else:
+        warnings.append("the crashed kernel's AMD-Vi device table was not located: no saved register names it")
+        return None
+    t = walk_device_table(dump, base, size)
+    devs = tuple(
+        TableDevice(d.bdf, d.present, d.translation_type, d.domain_id,
+                    d.walk.mapped_4k_pages if d.walk else 0, d.walk.mapped_large_pages if d.walk else 0,
+                    passthrough=d.translation_type == "pass-through")
+        for d in t.devices)
+    events = [FaultEvent(m.get("bdf") or "", int(m.get("addr") or "0", 16), m.get("access"), m.evidence.line or 0,
+                         m.get("why")) for m in (inp.log.all("fault") if inp.log is not None else [])
+              if m.get("kind") == "amd_vi_fault" and m.get("addr")]
+    lookups = []
+    for fc in check_faults_amd(dump, base, events, size=size):
+        if fc.lookup is not None:
+            lk = fc.lookup
+            lookups.append(FaultLookup(fc.bdf, fc.address, lk.phys, lk.read, lk.write, lk.reason))
+    unreadable = tuple(f"{u.what} at 0x{u.paddr:x}: {u.why}"
+                       for u in t.unreadable + tuple(x for d in t.devices for x in d.all_unreadable))
+    return CrashedTables(base, "v1", how, devs, t.problems, tuple(lookups), unreadable)
+
+
 def with_crashed_tables(inp: TriageInput) -> TriageInput:
     """``inp`` with the crashed kernel's tables decoded from its open vmcore (when there is
     one and the tables are not decoded yet); what went wrong is added to its warnings."""
@@ -280,11 +346,15 @@ def with_crashed_tables(inp: TriageInput) -> TriageInput:
     unread: List[str] = []
     moot: List[str] = []
     tables = None
+    amd = inp.amd_iommu is not None and not inp.system.units
     try:
-        tables = decode_tables(c.memory, c.first_system, inp.system, warnings, inp.log, c.recorded,
-                               c.scan_tables, unread, moot)
+        if amd:
+            tables = decode_amdvi_tables(c.memory, inp, warnings)
+        else:
+            tables = decode_tables(c.memory, c.first_system, inp.system, warnings, inp.log, c.recorded,
+                                   c.scan_tables, unread, moot)
     except KdumptoolError as exc:
-        warnings.append(f"{c.vmcore}: VT-d tables not decoded: {exc}")
+        warnings.append(f"{c.vmcore}: {'AMD-Vi' if amd else 'VT-d'} tables not decoded: {exc}")
         unread.append(warnings[-1])
     crashed: CrashedKernel = replace(c, tables=tables, warnings=c.warnings + tuple(warnings),
                                      unread=c.unread + tuple(unread), moot_if_off=c.moot_if_off + tuple(moot))

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from kdumptool.formats.dmar import Rmrr
 from kdumptool.formats.klog import CONTEXT_KINDS, LogEvent, parse_log, wallclock_seconds
 from kdumptool.model.system import System
 
@@ -275,7 +276,7 @@ def _rmrr_table(system: Optional[System]) -> Dict[int, int]:
     """RMRR base -> end address from the system's decoded DMAR table."""
     out: Dict[int, int] = {}
     for st in _get(_get(system, "dmar"), "structures") or ():
-        if type(st).__name__ == "Rmrr":
+        if isinstance(st, Rmrr):
             base, end = _get(st, "base_address"), _get(st, "end_address")
             if isinstance(base, int) and isinstance(end, int):
                 out[base] = end

@@ -308,6 +308,10 @@ def _tables_evidence(c: CrashedKernel) -> Evidence:
     t = c.tables
     assert t is not None
     present = sum(1 for d in t.devices if d.present)
+    if t.mode == "v1":  # AMD-Vi (analysis/crashed.py decode_amdvi_tables)
+        return Evidence(str(c.vmcore or c.source),
+                        f"crashed kernel's AMD-Vi device table 0x{t.root_address:x}: {present} translating or "
+                        f"pass-through entries (address from {t.found_by})")
     return Evidence(
         str(c.vmcore or c.source),
         f"crashed kernel's root table 0x{t.root_address:x}: {t.mode} mode, {present} present context entries "
@@ -627,8 +631,15 @@ def triage(inp: TriageInput) -> TriageReport:
             findings.extend(_device_findings(inp, as_vtd, risks, faults, kd_cmdline))
             if not sysm.in_kdump_kernel:
                 findings.extend(_config_findings(inp, as_vtd))
+            findings.extend(_crashed_tables_findings(inp, risks, "AMD-Vi"))
+            c0 = inp.crashed
+            if c0 is not None:
+                for w in c0.warnings[:10]:
+                    findings.append(make("offline-source", severity=WARNING if w in c0.unread else INFO,
+                                         evidence=(Evidence(str(c0.vmcore or c0.source), w),), warning=w))
         findings.extend(_capacity_findings(inp))
-        return _report(scen, findings, risks, src, kd_cmdline, kd_basis)
+        return replace(_report(scen, findings, risks, src, kd_cmdline, kd_basis),
+                       crashed_tables=inp.crashed.tables if inp.crashed is not None else None)
 
     # ---- the scenario itself
     scen_ev = tuple(scen.evidence)
@@ -714,37 +725,8 @@ def triage(inp: TriageInput) -> TriageReport:
                 devices_text=", ".join(_short(b) + " (" + str(sysm.devices[b].driver) + ")" for b in replaced)))
 
     # ---- the crashed kernel's tables in the vmcore (offline)
+    findings.extend(_crashed_tables_findings(inp, risks))
     c = inp.crashed
-    if c is not None and c.tables is not None:
-        t = c.tables
-        ev = [_tables_evidence(c)]
-        for r in risks:
-            td = t.device(r.bdf)
-            if td is not None and td.present:
-                ev.append(Evidence(str(c.vmcore), f"{r.bdf}: {td.translation_type}, DID {td.domain_id}, "
-                                   f"{td.mapped_4k} mapped 4 KiB + {td.mapped_large} large pages"))
-        mapped = [t.device(r.bdf) for r in risks]
-        unbounded = [td for td in mapped if td is not None and td.present
-                     and _unbounded(td.translation_type)]
-        live = sum(1 for td in mapped if td is not None and td.mapped_4k + td.mapped_large > 0 and td not in unbounded)
-        types = sorted({td.translation_type for td in mapped if td is not None and td.present})
-        summary = f"{live} of the risky devices still had mapped pages at the crash"
-        if unbounded:
-            summary = (f"{len(unbounded)} of the risky devices are pass-through (no page table: unrestricted DMA to "
-                       f"all of memory, so mapped-page counts do not apply to them: "
-                       f"{', '.join(_short(td.bdf) for td in unbounded)}); "
-                       f"{live} other risky device(s) still had mapped pages at the crash")
-        # Pages of the tables that could not be read or decompressed: a partial result,
-        # said in the title and the severity (never a plain "0 devices").
-        partial = (f"INCOMPLETE: {len(t.unreadable)} table page(s) could not be read or decompressed; "
-                   if t.unreadable else "")
-        findings.append(make(
-            "crashed-kernel-tables", severity=WARNING if unbounded or t.unreadable else INFO,
-            evidence=tuple(ev) + tuple(Evidence(str(c.vmcore), f"unreadable: {u}") for u in t.unreadable[:5])
-            + tuple(Evidence(str(c.vmcore), p) for p in t.problems[:5]),
-            devices=tuple(r.bdf for r in risks if t.device(r.bdf) is not None),
-            partial=partial, mode=t.mode, n=len(t.devices), readable=" readable" if t.unreadable else "",
-            types=", ".join(types) or "none present", summary=summary))
     if c is not None:
         # No root table to locate when the crashed kernel had translation off.
         notes = [w for w in c.warnings if not (scen.first.vtd is False and w in c.moot_if_off)]
@@ -763,6 +745,44 @@ def triage(inp: TriageInput) -> TriageReport:
     findings.extend(_capacity_findings(inp))
     return replace(_report(scen, findings, risks, src, kd_cmdline, kd_basis),
                    crashed_tables=c.tables if c is not None else None)
+
+
+def _crashed_tables_findings(inp: TriageInput, risks: Sequence[DeviceRisk], vendor: str = "VT-d") -> List[Finding]:
+    """Offline: what the crashed kernel's tables in the vmcore say about the risky devices."""
+    findings: List[Finding] = []
+    c = inp.crashed
+    if c is None or c.tables is None:
+        return findings
+    t = c.tables
+    ev = [_tables_evidence(c)]
+    for r in risks:
+        td = t.device(r.bdf)
+        if td is not None and td.present:
+            ev.append(Evidence(str(c.vmcore), f"{r.bdf}: {td.translation_type}, DID {td.domain_id}, "
+                               f"{td.mapped_4k} mapped 4 KiB + {td.mapped_large} large pages"))
+    mapped = [t.device(r.bdf) for r in risks]
+    unbounded = [td for td in mapped if td is not None and td.present
+                 and _unbounded(td.translation_type)]
+    live = sum(1 for td in mapped if td is not None and td.mapped_4k + td.mapped_large > 0 and td not in unbounded)
+    types = sorted({td.translation_type for td in mapped if td is not None and td.present})
+    summary = f"{live} of the risky devices still had mapped pages at the crash"
+    if unbounded:
+        summary = (f"{len(unbounded)} of the risky devices are pass-through (no page table: unrestricted DMA to "
+                   f"all of memory, so mapped-page counts do not apply to them: "
+                   f"{', '.join(_short(td.bdf) for td in unbounded)}); "
+                   f"{live} other risky device(s) still had mapped pages at the crash")
+    # Pages of the tables that could not be read or decompressed: a partial result,
+    # said in the title and the severity (never a plain "0 devices").
+    partial = (f"INCOMPLETE: {len(t.unreadable)} table page(s) could not be read or decompressed; "
+               if t.unreadable else "")
+    findings.append(make(
+        "crashed-kernel-tables", severity=WARNING if unbounded or t.unreadable else INFO,
+        evidence=tuple(ev) + tuple(Evidence(str(c.vmcore), f"unreadable: {u}") for u in t.unreadable[:5])
+        + tuple(Evidence(str(c.vmcore), p) for p in t.problems[:5]),
+        devices=tuple(r.bdf for r in risks if t.device(r.bdf) is not None),
+        partial=partial, vendor=vendor, mode=t.mode, n=len(t.devices), readable=" readable" if t.unreadable else "",
+        types=", ".join(types) or "none present", summary=summary))
+    return findings
 
 
 def _device_findings(

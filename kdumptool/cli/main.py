@@ -95,13 +95,9 @@ def _build_app() -> Any:
         _state["debug"] = debug
 
     import importlib
-    import importlib.util
 
     for name in COMMAND_MODULES:
-        modname = f"kdumptool.cli.{name}"
-        if importlib.util.find_spec(modname) is None:
-            continue
-        importlib.import_module(modname).register(app)
+        importlib.import_module(f"kdumptool.cli.{name}").register(app)
     if sys.version_info < (3, 10):
         _resolve_annotations(app)
     _state["app"] = app

@@ -8,7 +8,6 @@ with ``--analyse``, feeds it to the kernel-log analysis. The VT-d commands (``io
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Annotated, Any, List
 
@@ -154,25 +153,17 @@ def log(
 
 
 def _analyse(fmt: str, lines: List[str], name: str) -> None:
-    from kdumptool.errors import UnsupportedFormat
+    from kdumptool.analysis.log import analyse_log
+    from kdumptool.render.log import render_log_json, render_log_rich, render_log_text
     from kdumptool.render.output import emit
 
-    if importlib.util.find_spec("kdumptool.analysis.log") is None:
-        raise UnsupportedFormat("--analyse needs kdumptool.analysis.log, not installed here")
-    from kdumptool.analysis.log import analyse_log
-
     report = analyse_log(lines)
-    if importlib.util.find_spec("kdumptool.render.log") is not None:
-        render_log: Any = importlib.import_module("kdumptool.render.log")
-
-        emit(fmt, json_obj=lambda: render_log.render_log_json(report, name),
-             text=lambda: render_log.render_log_text(report, name),
-             rich=lambda: render_log.render_log_rich(report, name))
-        return
-    emit(fmt, json_obj=report.to_json, text=lambda: f"{name}: {report.verdict}")
+    emit(fmt, json_obj=lambda: render_log_json(report, name), text=lambda: render_log_text(report, name),
+         rich=lambda: render_log_rich(report, name))
 
 
 def register(app: typer.Typer) -> None:
-    if importlib.util.find_spec("kdumptool.cli.vmcore_vtd") is not None:
-        importlib.import_module("kdumptool.cli.vmcore_vtd").register(vmcore_app)
+    from kdumptool.cli import vmcore_vtd
+
+    vmcore_vtd.register(vmcore_app)
     app.add_typer(vmcore_app, name="vmcore")

@@ -8,12 +8,12 @@ only live-only parts are device enumeration through pyudev (``use_udev``, defaul
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from kdumptool.errors import DecodeError, KdumptoolError, SourceMissing
+from kdumptool.formats.dmar import Dmar, Drhd, parse_dmar
 from kdumptool.formats.vtd_regs import decode_vtd_registers
 from kdumptool.model.system import IomemRange, IommuGroup, IommuUnit, System, build_system
 from kdumptool.sources import iommu as iommu_src
@@ -68,7 +68,7 @@ def _int(text: Optional[str]) -> Optional[int]:
         return None
 
 
-def read_dmar_table(root: Root, warnings: List[str]) -> Tuple[bool, Optional[Any]]:
+def read_dmar_table(root: Root, warnings: List[str]) -> Tuple[bool, Optional[Dmar]]:
     """Whether a DMAR table exists, and the decoded table (None when absent, unreadable
     for this user, or undecodable: the reason goes to ``warnings``)."""
     if not root.exists(DMAR_TABLE):
@@ -79,25 +79,20 @@ def read_dmar_table(root: Root, warnings: List[str]) -> Tuple[bool, Optional[Any
         warnings.append(f"DMAR table not read: {err}")
         return True, None
     try:
-        dmar_mod = importlib.import_module("kdumptool.formats.dmar")
-    except ImportError:
-        warnings.append("DMAR table present but the DMAR decoder is not available")
-        return True, None
-    try:
-        return True, dmar_mod.parse_dmar(raw, str(root.p(DMAR_TABLE)))
+        return True, parse_dmar(raw, str(root.p(DMAR_TABLE)))
     except KdumptoolError as err:
         warnings.append(f"DMAR: {err}")
         return True, None
 
 
-def _drhds(dmar: Any) -> List[Any]:
+def _drhds(dmar: Optional[Dmar]) -> List[Drhd]:
     if dmar is None:
         return []
-    return [s for s in dmar.structures if type(s).__name__ == "Drhd"]
+    return [s for s in dmar.structures if isinstance(s, Drhd)]
 
 
 def read_units(
-    root: Root, dmar: Any, warnings: List[str], read_registers: bool = True
+    root: Root, dmar: Optional[Dmar], warnings: List[str], read_registers: bool = True
 ) -> List[IommuUnit]:
     """IOMMU units from the DMAR table's DRHDs, named and filled in from sysfs, with
     registers from the snapshot file or /dev/mem."""

@@ -115,6 +115,10 @@ BUILTIN = [
     Scenario("amd_on", "QEMU amd-iommu (AMD-Vi, IVRS), on in both kernels: the kdump "
              "kernel finds translation enabled and copies the old device table",
              vendor="amd", dumps=["zlib", "elf"], opt_in=True),
+    Scenario("amd_off", "QEMU amd-iommu, AMD-Vi on in the live kernel, amd_iommu=off on the "
+             "kdump kernel: it never touches the IOMMU, which keeps translating through the "
+             "crashed kernel's device table", vendor="amd", kdump_iommu="off",
+             dumps=["zlib", "elf"], opt_in=True),
 ]
 
 

@@ -47,16 +47,27 @@ def test_reaches_the_dump(arun: Run) -> None:
     assert "AMD-Vi: Interrupt remapping enabled" in live and "Found IOMMU cap" in live
 
 
-def test_kdump_kernel_copies_the_device_table(arun: Run) -> None:
-    """What QEMU's amd-iommu model makes the kdump kernel do (its own lines)."""
+def _kdump_off(r: Run) -> bool:
+    return "amd_iommu=off" in r.text("kdump", "cmdline.txt")
+
+
+def test_kdump_kernel_and_the_device_table(arun: Run) -> None:
+    """What QEMU's amd-iommu model makes the kdump kernel do (its own lines, its registers
+    read by busybox devmem): with AMD-Vi on it copies the device table and runs on its own
+    copy; with amd_iommu=off it never touches the IOMMU, which keeps translating through the
+    crashed kernel's table."""
     kd = arun.text("kdump", "dmesg_final.txt")
-    assert "AMD-Vi: Translation is already enabled - trying to copy translation structures" in kd
-    assert "AMD-Vi: Copied DEV table from previous kernel." in kd
     regs = parse_regs(arun.text("kdump", "drhd_regs.txt"))
     live = parse_regs(arun.text("live", "drhd_regs_final.txt"))
+    assert regs["CONTROL"] & 1 and live["CONTROL"] & 1
+    if _kdump_off(arun):
+        assert "Translation is already enabled" not in kd and "Copied DEV table" not in kd
+        assert regs["DEV_TABLE"] == live["DEV_TABLE"], f"{arun.name}: the crashed kernel's table is still in use"
+        return
+    assert "AMD-Vi: Translation is already enabled - trying to copy translation structures" in kd
+    assert "AMD-Vi: Copied DEV table from previous kernel." in kd
     # the kdump kernel runs on its own copy (a new table in its crashkernel memory), same size
     assert regs["DEV_TABLE"] != live["DEV_TABLE"] and regs["DEV_TABLE"] & 0x1FF == live["DEV_TABLE"] & 0x1FF
-    assert regs["CONTROL"] & 1 and live["CONTROL"] & 1
 
 
 def test_registers_equal_devmem(arun: Run) -> None:
@@ -108,9 +119,16 @@ def test_vmcore_iommu_lists_every_grouped_device(arun: Run) -> None:
 
 
 def test_triage_equals_what_the_kernel_did(arun: Run) -> None:
+    """Triage in both kernels gives the case the kdump kernel's own lines (and registers)
+    show: copied, copy failed, or amd_iommu=off with the old translation still on."""
     kd = arun.text("kdump", "dmesg_final.txt")
-    want = "amdvi-copied" if "Copied DEV table from previous kernel." in kd else "amdvi-copy-failed"
+    if _kdump_off(arun):
+        want = "amdvi-on-off"
+    else:
+        want = "amdvi-copied" if "Copied DEV table from previous kernel." in kd else "amdvi-copy-failed"
     for mode in ("live", "kdump"):
         doc = _json(arun, mode, "triage")
         ids = [f["id"] for f in doc["findings"]]
         assert want in ids, f"{arun.name}: {mode} triage says {ids}"
+        f = next(f for f in doc["findings"] if f["id"] == want)
+        assert any("CONTROL=" in str(e) and "translation on" in str(e) for e in f["evidence"]), f"{mode}: {f}"

@@ -132,3 +132,31 @@ def test_triage_in_the_kdump_kernel_equals_what_it_did(case: Path) -> None:
     # the devices without a driver in the kdump kernel keep the crashed kernel's tables
     drv = {d for f in rep.findings if f.id == "driverless-bus-master" for d in f.devices}
     assert "0000:00:02.0" in drv
+
+
+def test_offline_triage_decodes_the_crashed_kernels_tables(case: Path) -> None:
+    """Triage with the vmcore: the crashed kernel's AMD-Vi tables (found by scanning the
+    dump: the kdump kernel's registers name its own copy) as `crashed-kernel-tables`, each
+    risky device with the DomainID and pages the tests' own decoder reads."""
+    from kdumptool.analysis.triage import triage
+    from kdumptool.sources.root import open_root
+    from kdumptool.sources.triage import open_triage_input
+
+    elf = case / "vmcore.iommu.elf"
+    with open_root(str(case / "kdump_snapshot.tar.gz")) as root, open_triage_input(root, str(elf)) as inp:
+        rep = triage(inp)
+    f = next(f for f in rep.findings if f.id == "crashed-kernel-tables")
+    assert "AMD-Vi tables" in f.title and "scan of the vmcore" in f.evidence[0].text
+    base = regs(case / "live_drhd_regs_final.txt")["DEV_TABLE"] & ~0xFFF
+    assert f"device table 0x{base:x}" in f.evidence[0].text
+    read = elf_reader(str(elf))
+    seen = 0
+    for e in f.evidence[1:]:
+        m = re.match(r"(\S+): translated, DID (\d+), (\d+) mapped 4 KiB \+ (\d+) large pages", e.text)
+        if m:
+            bdf = m.group(1)
+            devid = int(bdf[5:7], 16) << 8 | int(bdf[8:10], 16) << 3 | int(bdf[11], 16)
+            dom, _mode, small, large = oracle_device(read, base, devid)
+            assert (int(m.group(2)), int(m.group(3)), int(m.group(4))) == (dom, small, large), e.text
+            seen += 1
+    assert seen >= 3 and set(f.devices) >= {"0000:00:02.0"}
