@@ -56,6 +56,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+    from kdumptool.model.dump import DumpInfo
+
 FILTERED = "filtered"
 NOT_IN_DUMP = "not in the dump"
 TRUNCATED = "past the truncated end"
@@ -788,6 +790,15 @@ def _load_notes(dump: Dump, vmcoreinfo_bytes: Optional[bytes] = None) -> None:
             dump.page_size = dump.vmcoreinfo.page_size
     dump.prstatus, warns = elf.prstatus_notes(dump.notes)
     dump.warnings += warns
+
+
+def read_dump_info(dump: Dump) -> DumpInfo:
+    """What ``vmcore info`` shows of an open dump: headers, dumped ranges, CPU notes,
+    VMCOREINFO and the reader's warnings."""
+    from kdumptool.model.dump import DumpInfo
+
+    return DumpInfo(dump.path, dump.file_size, dump.page_size, dump.describe(), tuple(dump.iter_dumped_ranges()),
+                    tuple(dump.prstatus), tuple(dump.notes), dump.vmcoreinfo, tuple(dump.warnings))
 
 
 def open_dump(path: str, cache_pages: int = 256) -> Dump:
