@@ -75,6 +75,10 @@ def _state_line(label: str, st: KernelState) -> str:
     return f"{label:<14}{', '.join(bits)} ({st.basis})"
 
 
+#: amdvi-* findings that are not the AMD-Vi case itself
+_AMD_NOT_CASES = ("amdvi-registers-unread", "amdvi-fault", "amdvi-snp")
+
+
 def render_triage_text(r: TriageReport, naming: Naming = NUMERIC, verbose: bool = False) -> str:
     """Plain text; findings of one kind and cause are grouped (one line each, ``verbose``:
     every finding with its evidence) and the risky devices ranked (``verbose``: all)."""
@@ -88,9 +92,14 @@ def render_triage_text(r: TriageReport, naming: Naming = NUMERIC, verbose: bool 
     if s.ir_copy:
         copies.append(f"IR table copy: {s.ir_copy}")
     out.append(f"scenario:     {s.case}" + (f" ({'; '.join(copies)})" if copies else ""))
-    out.append(_state_line("first kernel:", s.first))
-    out.append(_state_line("kdump kernel:", s.kdump))
-    if s.kernel_row is not None:
+    amd = [f.id for f in r.findings if f.id.startswith("amdvi-") and f.id not in _AMD_NOT_CASES]
+    if s.case == "no-vtd" and amd:
+        # the VT-d states and kernel row say nothing on an AMD-Vi machine: its case instead
+        out.append(f"AMD-Vi:       {amd[0][len('amdvi-'):]} (the {amd[0]} finding)")
+    else:
+        out.append(_state_line("first kernel:", s.first))
+        out.append(_state_line("kdump kernel:", s.kdump))
+    if s.kernel_row is not None and not (s.case == "no-vtd" and amd):
         out.append(f"kernel row:   {s.kernel_row.id} ({s.kernel_row.versions}; {s.kernel_basis}): "
                    f"reads the old table's mode {s.kernel_row.reads_old_mode.split(':')[0]}")
     if r.kdump_cmdline is not None:

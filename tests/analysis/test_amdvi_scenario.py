@@ -202,6 +202,11 @@ def test_amd_triage_has_the_device_risks(tmp_path: Path) -> None:
     assert r.verdict == "error"
     risk = next(x for x in r.devices if x.bdf == "0000:00:02.0")
     assert "AMD-Vi IO_PAGE_FAULTs in the log" in risk.reasons
+    from kdumptool.render.triage import render_triage_text
+
+    text = render_triage_text(r)
+    # the header names the AMD-Vi case, not VT-d's states (which say nothing here)
+    assert "\nAMD-Vi:       copied (the amdvi-copied finding)\n" in text and "first kernel:" not in text
     # a failed copy: every device blocked, DMA faults against the fresh table
     failed = ("[0.6] AMD-Vi: Translation is already enabled - trying to copy translation structures\n"
               + FAILED)
