@@ -105,6 +105,13 @@ def unit_lines(u: IommuUnit) -> List[str]:
     return out
 
 
+def iommu_warnings(system: System) -> List[str]:
+    """The system's warnings but a device's own (its config space reads): those belong to
+    ``kdumptool pci``, which shows them with the device."""
+    own = {w for d in system.devices.values() for w in d.warnings}
+    return [w for w in system.warnings if w not in own]
+
+
 def render_iommu_text(system: System) -> str:
     out: List[str] = []
     reason = no_vtd_reason(system)
@@ -123,9 +130,7 @@ def render_iommu_text(system: System) -> str:
                 out.append(f"    reserved {rr.start:#x}-{rr.end:#x} {rr.type}")
     else:
         out.append("IOMMU groups: none (no IOMMU driver is active)")
-    for w in system.warnings:
-        if " config: only " not in w:  # PCI config warnings belong to `kdumptool pci`
-            out.append(f"warning: {w}")
+    out += [f"warning: {w}" for w in iommu_warnings(system)]
     return "\n".join(out) + "\n"
 
 
@@ -234,7 +239,5 @@ def render_iommu_rich(system: System) -> Any:
         parts.append(table)
     else:
         parts.append(Text("IOMMU groups: none (no IOMMU driver is active)"))
-    for w in system.warnings:
-        if " config: only " not in w:
-            parts.append(Text(f"warning: {w}", style="yellow"))
+    parts += [Text(f"warning: {w}", style="yellow") for w in iommu_warnings(system)]
     return Group(*parts)
