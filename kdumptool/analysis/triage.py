@@ -422,7 +422,7 @@ def amdvi_controls(inp: TriageInput) -> Tuple[List[Any], Tuple[Evidence, ...]]:
 
 #: The VT-d case whose device risks an AMD-Vi case shares (the in-flight DMA story is the
 #: same: old tables kept, raw addresses, or faults against empty tables).
-AMD_AS_VTD_CASE = {"amd-copied": "copied", "amd-on-off": "on-off", "amd-copy-failed": "copy-failed",
+AMD_AS_VTD_CASE = {"amd-copied": "copied", "amd-on-off": "amd-on-off", "amd-copy-failed": "copy-failed",
                    "amd-off-on": "off-on", "amd-off-both": "off-both"}
 
 
@@ -798,6 +798,10 @@ def _device_findings(
         sev, why = ERROR, DRIVERLESS_WHY["on-off"]
     elif scen.case == "copied":
         sev, why = WARNING, DRIVERLESS_WHY["copied"]
+    elif scen.case == "amd-on-off":
+        # AMD-Vi left on by the crashed kernel, never touched by this one: the old tables
+        # keep translating (and remapping interrupts) for every device
+        sev, why = ERROR, DRIVERLESS_WHY["copied"]
     elif scen.case in ("sm-mismatch", "copy-misread") and scen.table_copy in ("misread", "expected-misread"):
         sev, why = WARNING, DRIVERLESS_WHY["misread"]
     elif scen.case in ("sm-mismatch", "copy-failed"):
@@ -863,7 +867,8 @@ def _device_findings(
         fmods: Tuple[str, ...] = _device_modules(inp, bdf, fdev) if fdev is not None else ()
         driver_now = fdev.driver if fdev is not None else None
         who = ", ".join(fmods) if fmods else "unknown driver"
-        sev = ERROR if scen.case in ("sm-mismatch", "on-off", "copy-misread", "copy-failed") or sysm.in_kdump_kernel \
+        sev = ERROR if scen.case in ("sm-mismatch", "on-off", "copy-misread", "copy-failed", "amd-on-off") \
+            or sysm.in_kdump_kernel \
             else WARNING
         amd = all("AMD-Vi" in e.text for e in evs)
         tie = f"the {who} device" if fmods else "a device"

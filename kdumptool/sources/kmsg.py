@@ -19,7 +19,7 @@ import os
 import re
 import stat
 import sys
-from typing import IO, Any, Callable, Iterator, List, Optional
+from typing import IO, AnyStr, Callable, Iterator, List, Optional
 
 from kdumptool.errors import PermissionDenied, SourceMissing, UnsupportedFormat
 from kdumptool.sources.root import Root, open_regular
@@ -55,7 +55,7 @@ class LogSource:
 _MAX_LINE = 1 << 20
 
 
-def _bounded_lines(readline: Any, nl: Any) -> Iterator[Any]:
+def _bounded_lines(readline: Callable[[int], AnyStr], nl: AnyStr) -> Iterator[AnyStr]:
     while True:
         line = readline(_MAX_LINE)
         if not line:
@@ -83,11 +83,11 @@ def _iter_text(fh: IO[str]) -> Iterator[str]:
 MAX_LOG_STREAM = 2 << 30
 
 
-def _capped(readline: Any, src: Optional[LogSource], name: str) -> Any:
+def _capped(readline: Callable[[int], AnyStr], src: Optional[LogSource], name: str) -> Callable[[int], AnyStr]:
     """``readline`` that stops (with a warning on ``src``) after :data:`MAX_LOG_STREAM`."""
     got = 0
 
-    def rl(n: int) -> Any:
+    def rl(n: int) -> AnyStr:
         nonlocal got
         if got >= MAX_LOG_STREAM:
             if src is not None and not src.truncated:

@@ -114,11 +114,14 @@ BUILTIN = [
              dumps=["zlib"]),
     Scenario("amd_on", "QEMU amd-iommu (AMD-Vi, IVRS), on in both kernels: the kdump "
              "kernel finds translation enabled and copies the old device table",
-             vendor="amd", dumps=["zlib", "elf"], opt_in=True),
+             vendor="amd", dumps=["zlib", "elf"]),
+    # Observed (docs/amd.md): the kdump kernel never gets its /init's first line out and
+    # writes nothing: the IOMMU it never touched keeps remapping interrupts through the
+    # crashed kernel's tables. So a short timeout: the run ends without a dump.
     Scenario("amd_off", "QEMU amd-iommu, AMD-Vi on in the live kernel, amd_iommu=off on the "
              "kdump kernel: it never touches the IOMMU, which keeps translating through the "
              "crashed kernel's device table", vendor="amd", kdump_iommu="off",
-             dumps=["zlib", "elf"], opt_in=True),
+             dumps=["zlib", "elf"], opt_in=True, timeout_s=420),
 ]
 
 
