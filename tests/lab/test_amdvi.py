@@ -109,7 +109,10 @@ def test_registers_equal_devmem(arun: Run) -> None:
     for name in ("DEV_TABLE", "CMD_BUF", "EVT_BUF", "EXT_FEATURES", "EXCL_BASE"):
         assert got[name] == dm[name], f"{arun.name}: {name} 0x{got[name]:x} != devmem 0x{dm[name]:x}"
     doc = _json(arun, "live", "ivrs")
-    assert json.dumps(doc).count("AMD") or doc
+    u = doc["iommus"][0]
+    assert u["source"] == "/dev/mem" and u["read_error"] is None and u["address"] == 0xFED80000
+    # read later than the snapshot but before the panic: the same device table, IommuEn on
+    assert u["registers"]["raw"]["DEV_TABLE"] == dm["DEV_TABLE"] and u["registers"]["control"]["iommu_en"]
 
 
 def _devid(bdf: str) -> int:
