@@ -22,6 +22,7 @@ from types import SimpleNamespace
 
 from kdumptool.errors import DecodeError, UnsupportedFormat
 from kdumptool.formats.frozen import dataclass  # dataclasses costs ~10 ms of start-up
+from kdumptool.formats.lazyspec import lazy_specs
 
 # typing is only read by type checkers here: importing it costs ~9 ms of the start-up
 # of every command (bench/bench_ratios.py), and annotations are strings.
@@ -98,16 +99,7 @@ def _construct_specs() -> Dict[str, Any]:
             "Elf64NhdrStruct": Elf64NhdrStruct}
 
 
-_SPECS: Dict[str, Any] = {}
-
-
-def __getattr__(name: str) -> Any:
-    if name.endswith("Struct") and not name.startswith("_"):
-        if not _SPECS:
-            _SPECS.update(_construct_specs())
-        if name in _SPECS:
-            return _SPECS[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_specs(__name__, _construct_specs)
 
 
 # Hot path: the same layouts with struct.

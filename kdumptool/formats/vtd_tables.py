@@ -32,6 +32,7 @@ import re
 
 from kdumptool.errors import DecodeError
 from kdumptool.formats.frozen import dataclass  # dataclasses costs ~10 ms of start-up
+from kdumptool.formats.lazyspec import lazy_specs
 
 # typing is only read by type checkers here (annotations are strings): importing it
 # costs start-up time of `vmcore scan` (bench/bench_ratios.py).
@@ -220,16 +221,7 @@ def _construct_specs() -> Dict[str, Any]:
     return {k: v for k, v in locals().items() if k.endswith("Struct") and k[0].isupper()}
 
 
-_SPECS: Dict[str, Any] = {}
-
-
-def __getattr__(name: str) -> Any:
-    if name.endswith("Struct") and not name.startswith("_"):
-        if not _SPECS:
-            _SPECS.update(_construct_specs())
-        if name in _SPECS:
-            return _SPECS[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_specs(__name__, _construct_specs)
 
 
 # --- decoded records ---------------------------------------------------------------------
