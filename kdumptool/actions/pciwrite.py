@@ -48,7 +48,7 @@ import stat
 import sys
 import time
 from dataclasses import dataclass
-from typing import IO, List, Optional, Tuple
+from typing import IO, Callable, List, Optional, Tuple
 
 from kdumptool.errors import ActionRefused, PermissionDenied, SourceMissing
 from kdumptool.sources.devmem import lockdown_mode
@@ -216,20 +216,30 @@ def open_config(root: Root, bdf: str, write: bool = False) -> int:
     The path is resolved inside the root (a snapshot's ``config`` linking out of the tree
     resolves to the snapshot's own file, never the host's), opened with O_NOFOLLOW and
     must be a regular file (sysfs's ``config`` is one)."""
-    path = root.p(config_path(bdf))
+    mode = os.O_RDWR if write else os.O_RDONLY
+    return _open_device_file(root, bdf, config_path(bdf), mode, "no such device",
+                             lambda exc: _denied(root, bdf, exc, "opening for write" if write else "reading"))
+
+
+def _open_device_file(root: Root, bdf: str, rel: str, mode: int, absent: str,
+                      denied: Callable[[OSError], Exception]) -> int:
+    """One descriptor on a device's sysfs file (``config``, ``enable``): resolved inside the
+    root, O_NOFOLLOW, a regular file, blocking once open. ``absent`` names a missing file,
+    ``denied`` makes the error for a refused open."""
+    path = root.p(rel)
     if not root.is_live and not root.contains(path):
         raise ActionRefused(f"{bdf}: {path} lies outside the tree {root.path}; not touched")
-    flags = (os.O_RDWR if write else os.O_RDONLY) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = mode | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise SourceMissing(f"{bdf}: {config_path(bdf)}: no such device") from None
+        raise SourceMissing(f"{bdf}: {rel}: {absent}") from None
     except PermissionError as exc:
-        raise _denied(root, bdf, exc, "opening for write" if write else "reading") from None
+        raise denied(exc) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise ActionRefused(f"{bdf}: {path} is a symbolic link; not touched") from None
-        raise SourceMissing(f"{bdf}: {config_path(bdf)}: {exc.strerror}") from None
+        raise SourceMissing(f"{bdf}: {rel}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -443,25 +453,12 @@ _store = os.write
 def _write_enable(root: Root, bdf: str, value: str) -> None:
     """Write ``value`` (``1`` or ``0``) to ``bdf``'s sysfs ``enable``, one write on one
     descriptor (sysfs takes a store in one write). Kernel errors are named."""
-    path = root.p(enable_path(bdf))
-    if not root.is_live and not root.contains(path):
-        raise ActionRefused(f"{bdf}: {path} lies outside the tree {root.path}; not touched")
-    flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise SourceMissing(f"{bdf}: {enable_path(bdf)}: no such file") from None
-    except PermissionError as exc:
+    def denied(exc: OSError) -> Exception:
         why = "run as root" if root.is_live and os.geteuid() != 0 else exc.strerror
-        raise PermissionDenied(f"{bdf}: opening {enable_path(bdf)} for write: {why}") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ActionRefused(f"{bdf}: {path} is a symbolic link; not touched") from None
-        raise SourceMissing(f"{bdf}: {enable_path(bdf)}: {exc.strerror}") from None
+        return PermissionDenied(f"{bdf}: opening {enable_path(bdf)} for write: {why}")
+
+    fd = _open_device_file(root, bdf, enable_path(bdf), os.O_WRONLY, "no such file", denied)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ActionRefused(f"{bdf}: {path} is not a regular file; not touched")
-        os.set_blocking(fd, True)
         try:
             _store(fd, value.encode())
         except OSError as exc:
