@@ -368,12 +368,7 @@ def lookup_iova_amd(mem: PhysMemory, dev_table: int, devid: int, iova: int,
         return IovaLookup(dev_table, "amd-v1", bus, devfn, iova, tuple(steps), phys, psize,
                           bool(rw & 1), bool(rw & 2), reason)
 
-    def read(paddr: int, n: int) -> Optional[Tuple[int, ...]]:
-        try:
-            page = reader.page(paddr & ~0xFFF)
-        except NotMapped:
-            return None
-        return struct.unpack_from(f"<{n}Q", page, paddr & 0xFFF)
+    read = reader.qwords
 
     if not 0 <= devid <= 0xFFFF or devid * DTE_SIZE >= size:
         return done(f"requester ID {devid:04x} is beyond the device table ({size // DTE_SIZE} entries)")

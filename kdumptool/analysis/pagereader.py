@@ -3,12 +3,14 @@ that ``vmcore scan`` does not import the whole walk: analysis/rtscan.py)."""
 
 from __future__ import annotations
 
+import struct
+
 from kdumptool.errors import KdumptoolError, NotMapped
 from kdumptool.formats.vtd_tables import VTD_PAGE_SIZE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict
+    from typing import Dict, Optional, Tuple
 
     from kdumptool.analysis.vtd_walk import PhysMemory
 
@@ -46,3 +48,12 @@ class PageReader:
             self.cache.clear()
         self.cache[paddr] = data
         return data
+
+    def qwords(self, paddr: int, n: int) -> Optional[Tuple[int, ...]]:
+        """``n`` little-endian 64-bit words at ``paddr`` (within one page), or None when
+        that page is not in the dump (the walks record it as unreadable)."""
+        try:
+            page = self.page(paddr & ~0xFFF)
+        except NotMapped:
+            return None
+        return struct.unpack_from(f"<{n}Q", page, paddr & 0xFFF)

@@ -789,12 +789,7 @@ def lookup_iova(mem: PhysMemory, root_address: int, mode: str, bus: int, devfn: 
         return IovaLookup(root_address, mode, bus, devfn, iova, tuple(steps), phys, size, bool(rw & 1), bool(rw & 2),
                           reason)
 
-    def read(paddr: int, n: int) -> Optional[Tuple[int, ...]]:
-        try:
-            page = reader.page(paddr & ~0xFFF)
-        except NotMapped:
-            return None
-        return struct.unpack_from(f"<{n}Q", page, paddr & 0xFFF)
+    read = reader.qwords
 
     rp = root_address + bus * ROOT_ENTRY_SIZE
     rv = read(rp, 2)

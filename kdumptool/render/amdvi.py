@@ -18,7 +18,6 @@ from kdumptool.analysis.exposure import Exposure
 from kdumptool.analysis.vtd_walk import DeviceTranslation, FaultCheck, IovaLookup
 from kdumptool.formats.amdvi_tables import INT_CTL_NAMES, Dte
 from kdumptool.render import vtd as rv
-from kdumptool.render.output import human_size
 
 SOURCE_TEXT = {
     "argument": "given with --dev-table",
@@ -139,12 +138,7 @@ def render_lookup_text(obj: Dict[str, Any]) -> str:
             lines += [f"  DTE[{i}]: {q:016x}" for i, q in enumerate(v)]
         else:
             lines.append(f"pte level: {s['level']}, pte value: 0x{v[0]:016x}")
-    if obj["phys"] is not None:
-        size = human_size(obj["page_size"]) if obj["page_size"] else "pass-through"
-        lines.append(f"=> phys 0x{obj['phys']:x} ({size} page), {'R' if obj['read'] else '-'}"
-                     f"{'W' if obj['write'] else '-'}")
-    else:
-        lines.append(f"=> no translation: {obj['reason']}")
+    lines.append(rv.lookup_outcome(obj))
     return "\n".join(lines) + "\n"
 
 

@@ -272,13 +272,17 @@ def render_lookup_text(obj: Dict[str, Any]) -> str:
                 lines.append(f"pasid table entry[{i}]: 0x{q:016x}")
         else:
             lines.append(f"pte level: {s['level']}, pte value: 0x{v[0]:016x}")
+    lines.append(lookup_outcome(obj))
+    return "\n".join(lines) + "\n"
+
+
+def lookup_outcome(obj: Dict[str, Any]) -> str:
+    """The last line of an IOVA lookup (VT-d and AMD-Vi alike): where it lands, or why not."""
     if obj["phys"] is not None:
         size = human_size(obj["page_size"]) if obj["page_size"] else "pass-through"
-        lines.append(f"=> phys 0x{obj['phys']:x} ({size} page), {'R' if obj['read'] else '-'}"
-                     f"{'W' if obj['write'] else '-'}")
-    else:
-        lines.append(f"=> no translation: {obj['reason']}")
-    return "\n".join(lines) + "\n"
+        return (f"=> phys 0x{obj['phys']:x} ({size} page), {'R' if obj['read'] else '-'}"
+                f"{'W' if obj['write'] else '-'}")
+    return f"=> no translation: {obj['reason']}"
 
 
 # --- vmcore exposure ------------------------------------------------------------------------------
