@@ -125,3 +125,26 @@ def iommu_vendor_from_dump(dump: Dump) -> Optional[Tuple[str, str]]:
         if "DMAR:" in line and ("DRHD" in line or "IOMMU enabled" in line or "Host address width" in line):
             return "Intel VT-d", line.strip()
     return None
+
+
+#: The kdump kernel's lines about the crashed kernel's device table (formats/klog.py kinds).
+COPY_KINDS = ("amdvi_translation_preenabled", "amdvi_tables_copied", "amdvi_copy_refused", "amdvi_copy_failed")
+
+
+def read_saved_copy_lines(saved: Path) -> List[Tuple[str, str]]:
+    """The kdump kernel's own lines about the old device table ("Translation is already
+    enabled", "Copied DEV table from previous kernel.", the refusals) in a saved
+    snapshot's ``_kdumptool/dmesg.txt``, read through the one kernel-log pattern table:
+    evidence beside ``vmcore scan``'s device tables, as (kind, quoted line). Empty when
+    there is no such log."""
+    from kdumptool.model.log import scan_log_text
+
+    root = Root(str(saved))
+    rel = "/_kdumptool/dmesg.txt"
+    try:
+        if not saved.is_dir() or not root.exists(rel):
+            return []
+        markers = scan_log_text(root.read_bytes(rel), "_kdumptool/dmesg.txt", probes=False)
+    except KdumptoolError:
+        return []
+    return [(kind, str(m.evidence)) for kind in COPY_KINDS for m in markers.all(kind)[:2]]
