@@ -18,7 +18,6 @@ from __future__ import annotations
 import html
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from kdumptool.analysis.scenario import KernelState
 from kdumptool.analysis.triage import RISK_FAULTS, TriageReport
 from kdumptool.model.finding import Finding
 from kdumptool.model.memmap import DeviceReach, Layer, MemoryMap
@@ -33,6 +32,7 @@ from kdumptool.render.grouping import (
 )
 from kdumptool.render.names import NUMERIC, Naming
 from kdumptool.render.output import human_size
+from kdumptool.render.triage import kernel_state_rows
 
 _VERDICT_WORD = {"ok": "OK", "nothing": "NOTHING TO TRIAGE", "warning": "WARNING", "error": "AT RISK"}
 
@@ -385,33 +385,22 @@ def _findings_section(r: TriageReport, class_of: Any) -> List[str]:
     return out
 
 
-def _state(st: KernelState) -> str:
-    bits = [st.mode]
-    if st.ir is not None:
-        bits.append("IR on" if st.ir else "IR off")
-    if st.x2apic is not None:
-        bits.append("x2APIC" if st.x2apic else "xAPIC")
-    return f"{', '.join(bits)} ({st.basis})"
-
-
 def _summary(r: TriageReport, crash: Sequence[Tuple[str, str]] = ()) -> List[str]:
     s = r.scenario
-    rows: List[Tuple[str, str]] = [("source", r.source)] + list(crash)
-    copies = [f"table copy: {s.table_copy}"] if s.table_copy else []
-    if s.ir_copy:
-        copies.append(f"IR table copy: {s.ir_copy}")
-    rows.append(("scenario", s.case + (f" ({'; '.join(copies)})" if copies else "")))
-    rows.append(("first kernel", _state(s.first)))
-    rows.append(("kdump kernel", _state(s.kdump)))
+    rows: List[Tuple[str, str]] = [("source", r.source)] + list(crash) + kernel_state_rows(r)
     if s.kernel_row is not None:
         rows.append(("kernel row", f"{s.kernel_row.id} ({s.kernel_row.versions}; {s.kernel_basis})"))
     if r.kdump_cmdline is not None:
         rows.append(("kdump cmdline", f"{r.kdump_cmdline} ({r.kdump_cmdline_basis})"))
     if r.crashed_tables is not None:
         t = r.crashed_tables
-        rows.append(("crashed kernel's tables", f"root table {_hex(t.root_address)}, {t.mode} mode, "
-                                                f"{sum(1 for d in t.devices if d.present)} present context entries; "
-                                                f"found by {t.found_by}"))
+        if t.mode == "v1":  # AMD-Vi (analysis/crashed.py decode_amdvi_tables)
+            what = (f"AMD-Vi device table {_hex(t.root_address)}, v1 page tables, "
+                    f"{sum(1 for d in t.devices if d.present)} translating or pass-through entries")
+        else:
+            what = (f"root table {_hex(t.root_address)}, {t.mode} mode, "
+                    f"{sum(1 for d in t.devices if d.present)} present context entries")
+        rows.append(("crashed kernel's tables", f"{what}; found by {t.found_by}"))
     mono = ' class="mono"'
     return ['<section id="summary"><h2>Summary</h2><table class="kv">'] + [
         f'<tr><th>{_e(k)}</th><td{mono if k in ("kdump cmdline", "source", "dump", "panic") else ""}>{_e(v)}</td></tr>'
@@ -554,8 +543,10 @@ def render_exposure_html(obj: Dict[str, Any], memory: MemoryMap, source: str, ve
             f'<h1>DMA exposure at the crash</h1><p class="headline">{_e(head)}</p>'
             f'<p class="exit">kdumptool vmcore exposure &middot; <span class="mono">{_e(source)}</span></p></header>',
             '<section id="summary"><h2>Summary</h2><table class="kv">',
-            f'<tr><th>root table</th><td>{_e(_hex(rt["address"]))} ({_e(rt["mode"])} mode), {_e(rt["source"])}: '
-            f'{_e(rt["source_detail"])}</td></tr>']
+            (f'<tr><th>device table</th><td>AMD-Vi device table {_e(_hex(rt["address"]))}, {_e(rt["source"])}: '
+             if obj.get("vendor") == "AMD-Vi" else
+             f'<tr><th>root table</th><td>{_e(_hex(rt["address"]))} ({_e(rt["mode"])} mode), {_e(rt["source"])}: ')
+            + f'{_e(rt["source_detail"])}</td></tr>']
     body += [f'<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>' for k, v in memory.crash]
     if t["passthrough_devices"]:
         body.append(f'<tr><th>pass-through</th><td>{_e(", ".join(t["passthrough_devices"]))}: all of memory</td></tr>')
