@@ -16,12 +16,13 @@ it was made (goldens diff it).
 from __future__ import annotations
 
 import html
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from kdumptool.analysis.triage import RISK_FAULTS, TriageReport
 from kdumptool.model.finding import Finding
-from kdumptool.model.memmap import DeviceReach, Layer, MemoryMap
-from kdumptool.model.system import System
+from kdumptool.model.memmap import DeviceReach, Layer, MemoryMap, Ranges
+from kdumptool.model.record import JsonObj
+from kdumptool.model.system import PciDevice, System
 from kdumptool.render.escape import escape_control
 from kdumptool.render.grouping import (
     class_counts,
@@ -33,6 +34,9 @@ from kdumptool.render.grouping import (
 from kdumptool.render.names import NUMERIC, Naming
 from kdumptool.render.output import human_size
 from kdumptool.render.triage import kernel_state_rows
+
+#: a device address -> its class name (for "3 Ethernet controller")
+ClassOf = Callable[[str], Optional[str]]
 
 _VERDICT_WORD = {"ok": "OK", "nothing": "NOTHING TO TRIAGE", "warning": "WARNING", "error": "AT RISK"}
 
@@ -84,7 +88,7 @@ _FILL = {"ram": "#9ecae1", "crashkernel": "#f28e2b", "dumped": "#2ca25f", "read"
          "write": "#d62728", "all": "#d62728", "unknown": "#c7c9cc"}
 
 
-def _e(value: Any) -> str:
+def _e(value: object) -> str:
     """Text from anywhere, safe in element content and in quoted attributes."""
     return html.escape(escape_control("" if value is None else str(value)), quote=True)
 
@@ -114,19 +118,16 @@ _W, _LABEL, _ROW, _GAP, _TOP = 940, 250, 20, 8, 30
 def _spans(ranges: Sequence[Tuple[int, int]], end: int, width: float) -> List[Tuple[float, float, int, int, int, int]]:
     """Ranges as pixel spans (x0, x1, first start, last end, count, bytes), ranges closer
     than a pixel merged, every span at least one pixel wide (a 4 KiB page in 1 TiB shows)."""
-    out: List[List[Any]] = []
+    out: List[Tuple[float, float, int, int, int, int]] = []
     for s, e in ranges:
         x0 = s * width / end
         x1 = max(e * width / end, x0 + 1.0)
         if out and x0 <= out[-1][1] + 0.5:
-            last = out[-1]
-            last[1] = max(last[1], x1)
-            last[3] = e
-            last[4] += 1
-            last[5] += e - s
+            lx0, lx1, first, _, count, size = out[-1]
+            out[-1] = (lx0, max(lx1, x1), first, e, count + 1, size + e - s)
         else:
-            out.append([x0, x1, s, e, 1, e - s])
-    return [tuple(x) for x in out]  # type: ignore[misc]
+            out.append((x0, x1, s, e, 1, e - s))
+    return out
 
 
 def _ticks(end: int) -> List[int]:
@@ -219,7 +220,7 @@ def device_rows(m: MemoryMap) -> List[Tuple[DeviceReach, List[str]]]:
     reach (kind, ranges, basis) with every device that has it (risky if any is)."""
     if len(m.devices) <= MAX_DEVICE_ROWS:
         return [(d, [d.bdf]) for d in m.devices]
-    groups: Dict[Any, List[DeviceReach]] = {}
+    groups: Dict[Tuple[str, Optional[Ranges], Optional[Ranges], str], List[DeviceReach]] = {}
     for d in m.devices:
         groups.setdefault((d.kind, d.ranges, d.writable, d.basis), []).append(d)
     out = []
@@ -337,13 +338,13 @@ def _finding(f: Finding, open_: bool, anchor: str = "") -> str:
             + (f'<p class="remedy">{_e(f.remedy)}</p>' if f.remedy else "") + "</article>")
 
 
-def _group_what(group: Sequence[Any], class_of: Any) -> str:
+def _group_what(group: Sequence[Finding], class_of: ClassOf) -> str:
     bdfs = group_devices(group)
     classes = class_counts(bdfs, class_of)
     return f"{len(bdfs)} devices" + (f" ({classes})" if classes else "") if bdfs else f"{len(group)} findings"
 
 
-def _findings_overview(r: TriageReport, class_of: Any) -> List[str]:
+def _findings_overview(r: TriageReport, class_of: ClassOf) -> List[str]:
     """One row per finding (or group of one kind and cause), linked to its details below."""
     counts = {k: sum(1 for f in r.findings if f.severity == k) for k in ("error", "warning", "info")}
     out = [f'<section id="overview"><h2>Findings: {counts["error"]} error, {counts["warning"]} warning, '
@@ -365,7 +366,7 @@ def _findings_overview(r: TriageReport, class_of: Any) -> List[str]:
     return out
 
 
-def _findings_section(r: TriageReport, class_of: Any) -> List[str]:
+def _findings_section(r: TriageReport, class_of: ClassOf) -> List[str]:
     out = ['<section id="findings"><h2>Findings in detail: evidence and remedy</h2>']
     if not r.findings:
         out.append("<p>No findings.</p>")
@@ -407,7 +408,7 @@ def _summary(r: TriageReport, crash: Sequence[Tuple[str, str]] = ()) -> List[str
         for k, v in rows] + ["</table></section>"]
 
 
-def _title(naming: Naming, d: Any) -> str:
+def _title(naming: Naming, d: PciDevice) -> str:
     return naming.title(d.vendor_id, d.device_id, d.class_code)
 
 
@@ -528,7 +529,7 @@ def render_triage_html(r: TriageReport, system: Optional[System], memory: Option
 # --- vmcore exposure ------------------------------------------------------------------------------
 
 
-def render_exposure_html(obj: Dict[str, Any], memory: MemoryMap, source: str, version: str = "") -> str:
+def render_exposure_html(obj: JsonObj, memory: MemoryMap, source: str, version: str = "") -> str:
     """``vmcore exposure``'s JSON object and the map of the same dump."""
     t = obj["totals"]
     rt = obj["root_table"]
