@@ -100,13 +100,16 @@ def run_vmcore_scan(vmcore: Union[str, Path], fmt: str, vendor: str = "auto", sa
                 res = find_root_tables(dump, ranges, progress=tick)
         if found != "VT-d":
             from kdumptool.analysis.amdscan import find_device_tables
-            from kdumptool.sources.amdvi import read_saved_copy_lines, read_saved_dev_tables
 
             low = sum(min(e, 1 << 32) - s for s, e in ranges if s < 1 << 32)
             with Progress("scanning for AMD-Vi device tables", low, "bytes") as tick:
                 ares = find_device_tables(dump, ranges, progress=tick)
-            tabs = (read_saved_dev_tables(saved) or []) if saved is not None else []
-            copy = read_saved_copy_lines(saved) if saved is not None else []
+            tabs: List[Tuple[str, int, int]] = []
+            copy: List[Tuple[str, str]] = []
+            if saved is not None:
+                from kdumptool.sources.amdvi import read_saved_copy_lines, read_saved_dev_tables
+
+                tabs, copy = read_saved_dev_tables(saved) or [], read_saved_copy_lines(saved)
             # registers read in a kdump kernel that copied the old table name its own copy
             amd = ras.amd_scan_json(ares, tabs, [c for _k, c in copy],
                                     "kdump" if any(k == "amdvi_translation_preenabled" for k, _c in copy) else "first")
@@ -129,10 +132,13 @@ def _scan_vendor(dump: Any, vendor: str, saved: Optional[Path]) -> Tuple[Optiona
         return "VT-d", ["--vendor intel"]
     if vendor == "amd":
         return "AMD-Vi", ["--vendor amd"]
-    from kdumptool.sources.amdvi import has_saved_amdvi, iommu_vendor_from_dump
+    from kdumptool.sources.crashlog import iommu_vendor_from_dump
 
-    if saved is not None and has_saved_amdvi(saved):
-        return "AMD-Vi", [f"{saved}/_kdumptool/amdvi_registers.json"]
+    if saved is not None:
+        from kdumptool.sources.amdvi import has_saved_amdvi
+
+        if has_saved_amdvi(saved):
+            return "AMD-Vi", [f"{saved}/_kdumptool/amdvi_registers.json"]
     got = iommu_vendor_from_dump(dump)
     if got is not None:
         return ("AMD-Vi" if got[0] == "AMD-Vi" else "VT-d"), [f"the crashed kernel's log: {got[1]!r}"]

@@ -25,7 +25,8 @@ DEV_TABLE_DEFAULT = 2 << 20
 def wants_amd(vendor: str, dev_table: Optional[str], saved: Optional[Path], dump: Dump,
               rtaddr: Optional[str]) -> Tuple[bool, List[str]]:
     """Whether to decode AMD-Vi structures, and the evidence (for the output)."""
-    from kdumptool.sources.amdvi import has_saved_amdvi, iommu_vendor_from_dump
+    from kdumptool.sources.amdvi import has_saved_amdvi
+    from kdumptool.sources.crashlog import iommu_vendor_from_dump
 
     if vendor == "amd" or dev_table is not None:
         return True, [f"vendor AMD-Vi: {'--vendor amd' if vendor == 'amd' else '--dev-table'}"]
