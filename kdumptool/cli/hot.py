@@ -121,7 +121,8 @@ def run_vmcore_scan(vmcore: Union[str, Path], fmt: str, vendor: str = "auto", sa
     if obj["incomplete"]:
         from kdumptool.errors import IncompleteResult
 
-        unread = obj["unreadable_pages"] + (amd["unreadable_pages"] if amd is not None else 0)
+        # both scans read the same pages (the AMD-Vi one those below 4 GiB)
+        unread = max(obj["unreadable_pages"], amd["unreadable_pages"] if amd is not None else 0)
         raise IncompleteResult(f"{vmcore}: scan incomplete: {unread} page(s) "
                                f"unreadable{' (the dump is truncated)' if truncated else ''}")
 
