@@ -26,7 +26,7 @@ fi
 mkdir -p "$out"
 sync
 # shellcheck disable=SC2086  # "PYTHON -m kdumptool" is two words
-$kdumptool quiesce --apply --if-enabled --journal "$out/kdumptool-quiesce.log" --format text \
+KDUMPTOOL_STATS=/dev/kmsg $kdumptool quiesce --apply --if-enabled --journal "$out/kdumptool-quiesce.log" --format text \
     > "$out/quiesce-after-dump.txt" 2>&1
 rc=$?
 sync

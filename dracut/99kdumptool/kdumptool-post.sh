@@ -11,7 +11,7 @@ mkdir -p /run/kdumptool
 dir=$($kdumptool record --publish /run/kdumptool/record 2>/run/kdumptool/publish.err) || dir=
 journal=${dir:-/run/kdumptool}/kdumptool-quiesce.log
 # shellcheck disable=SC2086
-$kdumptool quiesce --apply --if-enabled --journal "$journal" --format text \
+KDUMPTOOL_STATS=/dev/kmsg $kdumptool quiesce --apply --if-enabled --journal "$journal" --format text \
     > /run/kdumptool/quiesce-post.txt 2>&1
 rc=$?
 [ -n "$dir" ] && cp /run/kdumptool/quiesce-post.txt "$dir/" 2>/dev/null

@@ -10,7 +10,7 @@ kdumptool="@KDUMPTOOL@"
 mkdir -p /run/kdumptool
 echo "kdumptool: shutdown ($1): quiesce start" > /dev/kmsg 2>/dev/null
 # shellcheck disable=SC2086
-$kdumptool quiesce --apply --if-enabled --dump-finished \
+KDUMPTOOL_STATS=/dev/kmsg $kdumptool quiesce --apply --if-enabled --dump-finished \
     --journal /run/kdumptool/kdumptool-quiesce.log --format text \
     > /run/kdumptool/quiesce-shutdown.txt 2>&1
 rc=$?
