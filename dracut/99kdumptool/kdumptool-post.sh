@@ -5,13 +5,16 @@
 # kdump-utils saves its log after this hook; the shutdown hook finishes the job.
 # @KDUMPTOOL@: see kdumptool-pre.sh.
 kdumptool="@KDUMPTOOL@"
+# each kdumptool run logs one line to the console at exit: CPU, peak RSS, modules
+# compiled from source (kdumptool/sources/runstats.py)
+export KDUMPTOOL_STATS=/dev/kmsg
 status=${1:-}
 mkdir -p /run/kdumptool
 # shellcheck disable=SC2086
 dir=$($kdumptool record --publish /run/kdumptool/record 2>/run/kdumptool/publish.err) || dir=
 journal=${dir:-/run/kdumptool}/kdumptool-quiesce.log
 # shellcheck disable=SC2086
-KDUMPTOOL_STATS=/dev/kmsg $kdumptool quiesce --apply --if-enabled --journal "$journal" --format text \
+$kdumptool quiesce --apply --if-enabled --journal "$journal" --format text \
     > /run/kdumptool/quiesce-post.txt 2>&1
 rc=$?
 [ -n "$dir" ] && cp /run/kdumptool/quiesce-post.txt "$dir/" 2>/dev/null

@@ -8,15 +8,16 @@
 # @KDUMPTOOL@ is replaced when installed (the dracut module: /usr/bin/kdumptool, its
 # launcher in the initramfs; install-integration: the installed kdumptool's real path).
 kdumptool="@KDUMPTOOL@"
+# each kdumptool run logs one line to the console at exit: CPU, peak RSS, modules
+# compiled from source (kdumptool/sources/runstats.py)
+export KDUMPTOOL_STATS=/dev/kmsg
 out=/run/kdumptool/record
 mkdir -p "$out"
 : > "$out/.started"
 start=$(cut -d' ' -f1 /proc/uptime)
 echo "kdumptool: record start (uptime $start s)" > /dev/kmsg 2>/dev/null
-# KDUMPTOOL_STATS: one line on the console at exit (CPU, peak RSS, modules compiled
-# from source: kdumptool/sources/runstats.py)
 # shellcheck disable=SC2086  # "PYTHON -m kdumptool" is two words
-KDUMPTOOL_STATS=/dev/kmsg $kdumptool record --if-enabled --out "$out" --format text > "$out/record.log" 2>&1
+$kdumptool record --if-enabled --out "$out" --format text > "$out/record.log" 2>&1
 rc=$?
 end=$(cut -d' ' -f1 /proc/uptime)
 echo "kdumptool: record exit $rc (uptime $start -> $end s), $out" > /dev/kmsg 2>/dev/null

@@ -109,7 +109,8 @@ def _named_plan(plan: Any, system: Any, numeric: bool) -> Any:
         return {}, doc
     from kdumptool.cli.names import naming
 
-    names = naming(False)
+    named = [system.devices[step["bdf"]] for step in doc["steps"] if step["bdf"] in system.devices]
+    names = naming(False, {dev.vendor_id for dev in named})
     if names.names is None:
         return {}, doc
     titles = {}

@@ -13,10 +13,37 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Callable, List, Optional, Tuple
+
+
+_marks: List[Tuple[str, float]] = []
+
+
+def enabled() -> bool:
+    return bool(os.environ.get("KDUMPTOOL_STATS"))
+
+
+def mark(what: str) -> None:
+    """Note that ``what`` is done now (kept only with ``KDUMPTOOL_STATS``): the stats line
+    lists each mark's time since exec, so a slow step shows where it sits."""
+    if enabled():
+        _marks.append((what, _boottime()))
+
+
+def step_marks(prefix: str) -> Optional[Callable[[str, int, int], None]]:
+    """A ``progress(step, done, total)`` callback marking when each step starts (None without
+    ``KDUMPTOOL_STATS``): ``snapshot.collect`` takes one."""
+    if not enabled():
+        return None
+
+    def progress(step: str, done: int, total: int) -> None:
+        mark(f"{prefix} {step}")
+
+    return progress
 
 
 def write_stats(command: str) -> None:
@@ -45,7 +72,16 @@ def _stats_line(command: str) -> str:
     ours = [m for n, m in list(sys.modules.items()) if n.split(".")[0] == "kdumptool"]
     parts.append(f"{sum(1 for m in ours if not _has_valid_pyc(m))} of {len(ours)} kdumptool modules "
                  "compiled from source")
+    start = _start()
+    if _marks and start is not None:
+        parts[-1] += ";"
+        parts.append("since exec: " + ", ".join(f"{what} {t - start:.2f}" for what, t in _marks))
     return " ".join(parts) + "\n"
+
+
+def _boottime() -> float:
+    """The clock of /proc/uptime (and of a process's start time in /proc/self/stat)."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 def _vmhwm() -> str:
@@ -59,17 +95,19 @@ def _vmhwm() -> str:
     return "?"
 
 
-def _since_exec() -> Optional[float]:
-    """Seconds since this process started (/proc/self/stat field 22 against /proc/uptime)."""
+def _start() -> Optional[float]:
+    """When this process started, on the CLOCK_BOOTTIME scale (/proc/self/stat field 22)."""
     try:
         with open("/proc/self/stat", encoding="ascii", errors="replace") as fh:
             stat = fh.read()
-        with open("/proc/uptime", encoding="ascii") as fh:
-            uptime = float(fh.read().split()[0])
-        start = int(stat.rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
-        return uptime - start
+        return int(stat.rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _since_exec() -> Optional[float]:
+    start = _start()
+    return None if start is None else _boottime() - start
 
 
 def _has_valid_pyc(mod: object) -> bool:
