@@ -23,6 +23,10 @@ def cases() -> List[Tuple[str, List[str]]]:
     for root in SNAPS + SOS:
         for cmd in ("pci", "iommu", "triage", "log"):
             out.append((cmd, [cmd, "--root", str(root)]))
+    amd = FIXTURES / "lab_amdvi" / "amd_on"
+    out.append(("triage", ["triage", "--root", str(amd / "kdump_snapshot.tar.gz")]))
+    out.append(("triage", ["triage", "--offline", "--root", str(amd / "kdump_snapshot.tar.gz"),
+                           "--vmcore", str(amd / "vmcore.iommu.elf")]))
     for root in SNAPS:
         out.append(("quiesce", ["quiesce", "--plan", "--root", str(root)]))
         for f in (root / "_kdumptool").glob("lspci_*.txt"):

@@ -31,7 +31,7 @@ whose side effects the plan lists (:data:`~kdumptool.actions.pciwrite.SYSFS_ENAB
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from kdumptool.actions.pciwrite import (
     ABSENT_ID,
@@ -46,6 +46,8 @@ from kdumptool.actions.pciwrite import (
     clear_bus_master_by,
 )
 from kdumptool.errors import ActionRefused, KdumptoolError, SourceMissing
+from kdumptool.model.record import JsonObj
+from kdumptool.model.system import PciDevice, System
 from kdumptool.sources.root import Root
 
 SKIP_ABSENT = "absent"
@@ -71,7 +73,7 @@ class Step:
     identity: DeviceIdentity
     reason: str
 
-    def as_json(self) -> dict:
+    def as_json(self) -> JsonObj:
         return {
             "bdf": self.bdf,
             "command": self.command,
@@ -90,7 +92,7 @@ class Skip:
     reason: str  # one of the SKIP_* codes
     detail: str
 
-    def as_json(self) -> dict:
+    def as_json(self) -> JsonObj:
         return {"bdf": self.bdf, "reason": self.reason, "detail": self.detail}
 
 
@@ -109,7 +111,7 @@ class Plan:
         """What the method does besides clearing Bus Master (none for ``config``)."""
         return SYSFS_ENABLE_SIDE_EFFECTS if self.method == METHOD_SYSFS_ENABLE else ()
 
-    def as_json(self) -> dict:
+    def as_json(self) -> JsonObj:
         return {
             "dump_targets": list(self.dump_targets),
             "dump_finished": self.dump_finished,
@@ -132,7 +134,7 @@ class ApplyReport:
     def ok(self) -> bool:
         return not self.refused
 
-    def as_json(self) -> dict:
+    def as_json(self) -> JsonObj:
         return {
             "applied": self.applied,
             "results": [r.as_json() for r in self.results],
@@ -140,29 +142,12 @@ class ApplyReport:
         }
 
 
-def _upstream(dev: Any) -> Tuple[str, ...]:
-    ups = getattr(dev, "upstream", None) or ()
-    return tuple(ups)
-
-
-def _identity(dev: Any) -> DeviceIdentity:
-    return DeviceIdentity(
-        vendor_id=int(dev.vendor_id),
-        device_id=int(dev.device_id),
-        header_type=int(getattr(dev, "header_type", 0) or 0) & 0x7F,
-    )
-
-
-def _is_mastering(dev: Any) -> bool:
-    bm = getattr(dev, "bus_master", None)
-    if bm is not None:
-        return bool(bm)
-    cmd = getattr(dev, "command", None)
-    return bool(cmd is not None and cmd & PCI_COMMAND_MASTER)
+def _identity(dev: PciDevice) -> DeviceIdentity:
+    return DeviceIdentity(vendor_id=dev.vendor_id, device_id=dev.device_id, header_type=dev.header_type & 0x7F)
 
 
 def plan_quiesce(
-    system: Any,
+    system: System,
     dump_target_bdfs: Iterable[str] = (),
     dump_finished: bool = False,
     method: str = METHOD_CONFIG,
@@ -170,14 +155,14 @@ def plan_quiesce(
 ) -> Plan:
     """Which devices to stop, in which order, and why every other device is left alone.
 
-    ``system`` is a :class:`kdumptool.model.system.System` (only ``devices`` is used);
+    Only ``system.devices`` is used;
     ``dump_target_bdfs`` are the devices carrying the dump target (bridges above them are
     protected as well); ``method``/``method_reason`` come from
     :func:`kdumptool.actions.pciwrite.choose_method`. Pure: reads nothing, writes nothing.
     """
     if method not in METHODS:
         raise ActionRefused(f"unknown quiesce method {method!r}")
-    devices: Dict[str, Any] = dict(getattr(system, "devices", {}) or {})
+    devices = system.devices
     targets = tuple(sorted(set(dump_target_bdfs)))
     warnings: List[str] = []
     for t in targets:
@@ -189,17 +174,15 @@ def plan_quiesce(
     candidates: List[str] = []
     for bdf in sorted(devices):
         dev = devices[bdf]
-        vendor = getattr(dev, "vendor_id", None)
-        cmd = getattr(dev, "command", None)
-        if vendor is None or vendor == ABSENT_ID or cmd is None or cmd == ABSENT_ID:
+        if dev.vendor_id == ABSENT_ID or dev.command == ABSENT_ID:
             first_pass[bdf] = (SKIP_ABSENT, "Vendor ID or COMMAND reads 0xffff")
-        elif hasattr(dev, "config") and dev.config is None:
+        elif dev.config is None:
             first_pass[bdf] = (SKIP_UNREADABLE, "COMMAND not known; nothing is written blind")
-        elif getattr(dev, "is_host_bridge", False):
+        elif dev.is_host_bridge:
             first_pass[bdf] = (SKIP_HOST_BRIDGE, "never touched")
         elif bdf in targets and not dump_finished:
             first_pass[bdf] = (SKIP_DUMP_TARGET, "kdump writes the vmcore through it")
-        elif getattr(dev, "driver", None):
+        elif dev.driver:
             first_pass[bdf] = (SKIP_DRIVER, f"driver {dev.driver}")
         else:
             candidates.append(bdf)
@@ -210,8 +193,8 @@ def plan_quiesce(
     # device with a driver bound may be in reset or a low-power state, not gone.
     protected: Dict[str, str] = {}
     for bdf in sorted(devices):
-        if getattr(devices[bdf], "driver", None) or (bdf in targets and not dump_finished):
-            for up in _upstream(devices[bdf])[:MAX_DEPTH]:
+        if devices[bdf].driver or (bdf in targets and not dump_finished):
+            for up in devices[bdf].upstream[:MAX_DEPTH]:
                 protected.setdefault(up, bdf)
 
     steps: List[Step] = []
@@ -227,20 +210,18 @@ def plan_quiesce(
             why = "dump target" if below in targets and not dump_finished else "driver bound"
             skips.append(Skip(bdf, SKIP_KEEPS_PATH, f"bridge above {below} ({why})"))
             continue
-        if not _is_mastering(dev):
+        if not dev.bus_master:
             skips.append(Skip(bdf, SKIP_NOT_MASTERING, "Bus Master Enable already clear"))
             continue
-        ups = _upstream(dev)
+        ups = dev.upstream
         if len(ups) > MAX_DEPTH:
             warnings.append(f"{bdf}: more than {MAX_DEPTH} bridges above it; upstream data looped?")
         depth = min(len(ups), MAX_DEPTH)
-        is_bridge = bool(getattr(dev, "is_bridge", False))
-        what = "bridge" if is_bridge else "device"
+        what = "bridge" if dev.is_bridge else "device"
         reason = f"driverless {what} with Bus Master Enable set"
         if bdf in targets:
             reason += " (dump target, dump finished)"
-        cmd = int(dev.command)
-        steps.append(Step(bdf, cmd, cmd & ~PCI_COMMAND_MASTER, depth, _identity(dev), reason))
+        steps.append(Step(bdf, dev.command, dev.command & ~PCI_COMMAND_MASTER, depth, _identity(dev), reason))
 
     steps.sort(key=lambda s: (-s.depth, s.bdf))
     if method == METHOD_SYSFS_ENABLE:
@@ -249,9 +230,9 @@ def plan_quiesce(
         stepped = {s.bdf for s in steps}
         named = set()
         for st in steps:
-            for up in _upstream(devices[st.bdf])[:MAX_DEPTH]:
-                dev = devices.get(up)
-                if dev is None or up in stepped or up in named or _is_mastering(dev):
+            for up in devices[st.bdf].upstream[:MAX_DEPTH]:
+                above = devices.get(up)
+                if above is None or up in stepped or up in named or above.bus_master:
                     continue
                 named.add(up)
                 warnings.append(f"{up}: Bus Master Enable is clear and pci_enable_bridge will set it "
@@ -321,11 +302,11 @@ def describe_plan(plan: Plan, titles: Optional[Mapping[str, str]] = None) -> str
     return "\n".join(lines) + "\n"
 
 
-def order_is_safe(steps: Sequence[Step], devices: Dict[str, Any]) -> bool:
+def order_is_safe(steps: Sequence[Step], devices: Mapping[str, PciDevice]) -> bool:
     """Every device comes before each bridge above it (a check for tests and callers)."""
     pos = {s.bdf: i for i, s in enumerate(steps)}
     for s in steps:
-        for up in _upstream(devices[s.bdf]):
+        for up in devices[s.bdf].upstream:
             if up in pos and pos[up] < pos[s.bdf]:
                 return False
     return True

@@ -108,13 +108,11 @@ PASSTHROUGH_COPIED_NOTE = (
     "; the first kernel ran iommu=pt: its context entries are pass-through, so the copied "
     "entries give driverless devices unrestricted DMA (no page tables to keep it in bounds)"
 )
-AMD_IOMMU_NOTE = "; this machine has an AMD IOMMU (ACPI IVRS): see the amdvi-* finding"
-
 T, D, V = "triage", "dmar", "ivrs"
 
 CATALOGUE: Tuple[Kind, ...] = (
     # ---- triage: the scenario (analysis/scenario.py CASES gives its title)
-    Kind("no-vtd", T, (INFO,), "No Intel VT-d (no DMAR table, no DMAR units): nothing to triage for VT-d{amd}", None,
+    Kind("no-vtd", T, (INFO,), "No Intel VT-d (no DMAR table, no DMAR units): nothing to triage for VT-d", None,
          "No DMAR table and no DMAR units: nothing to triage for VT-d (an AMD IOMMU is triaged by the amdvi-* findings)."),
     Kind("translation-off-in-kdump", T, (ERROR,),
          "VT-d translation is on in the first kernel but off in the kdump kernel: in-flight DMA goes to raw "

@@ -22,11 +22,14 @@ Memory stays bounded however long the log: at most ``max_events`` events are kep
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union, cast
 
 from kdumptool.formats.dmar import Rmrr
 from kdumptool.formats.klog import CONTEXT_KINDS, LogEvent, parse_log, wallclock_seconds
+from kdumptool.model.record import JsonObj
 from kdumptool.model.system import System
+
+_T = TypeVar("_T")
 
 BURST_GAP_S = 2.0
 BURST_GAP_LINES = 50
@@ -102,7 +105,7 @@ class FaultGroup:
     #: (CONFIG_DMAR_DEBUG, >= 5.17): the first two, each as its lines' messages.
     table_dumps: List[List[str]] = field(default_factory=list)
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> JsonObj:
         return {
             "kind": self.kind,
             "table_dumps": self.table_dumps,
@@ -138,7 +141,7 @@ class Burst:
     last_wallclock: Optional[str] = None
     last_wall_s: Optional[float] = field(default=None, repr=False)
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> JsonObj:
         return {
             "first_line": self.first_line,
             "last_line": self.last_line,
@@ -184,7 +187,7 @@ class DeviceInfo:
             bits.append("(from the log)")
         return " ".join(bits)
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> JsonObj:
         return {
             "bdf": self.bdf,
             "known": self.known,
@@ -219,7 +222,7 @@ class LogReport:
     faults_ungrouped: int = 0  # faults past MAX_FAULT_GROUPS groups: counted, not grouped
     last_boot_only: bool = False  # the summary covers only the last of them
 
-    def summary_json(self) -> Dict[str, Any]:
+    def summary_json(self) -> JsonObj:
         return {
             "verdict": self.verdict,
             "boots": self.boots,
@@ -246,90 +249,44 @@ class LogReport:
             "warnings": self.warnings,
         }
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> JsonObj:
         return {"events": [e.to_json() for e in self.events], "summary": self.summary_json()}
 
 
-# --- system-model access (kept loose: the model grows in parallel) ---------------------------
+# --- the system model's view of a device ------------------------------------------------------
 
 
-def _get(obj: Any, *names: str) -> Any:
-    for n in names:
-        if isinstance(obj, dict) and n in obj:
-            return obj[n]
-        if hasattr(obj, n):
-            return getattr(obj, n)
-    return None
-
-
-def _range(r: Any) -> Optional[Tuple[int, int]]:
-    if isinstance(r, (tuple, list)) and len(r) >= 2 and all(isinstance(x, int) for x in r[:2]):
-        return int(r[0]), int(r[1])
-    lo = _get(r, "base_address", "base", "start")
-    hi = _get(r, "end_address", "end")
-    if isinstance(lo, int) and isinstance(hi, int):
-        return lo, hi
-    return None
-
-
-def _rmrr_table(system: Optional[System]) -> Dict[int, int]:
+def _rmrr_table(system: System) -> Dict[int, int]:
     """RMRR base -> end address from the system's decoded DMAR table."""
-    out: Dict[int, int] = {}
-    for st in _get(_get(system, "dmar"), "structures") or ():
-        if isinstance(st, Rmrr):
-            base, end = _get(st, "base_address"), _get(st, "end_address")
-            if isinstance(base, int) and isinstance(end, int):
-                out[base] = end
-    return out
+    if system.dmar is None:
+        return {}
+    return {st.base_address: st.end_address for st in system.dmar.structures if isinstance(st, Rmrr)}
 
 
 def _device_info(system: Optional[System], bdf: str) -> DeviceInfo:
-    devices = _get(system, "devices") or {}
-    dev = devices.get(bdf) if isinstance(devices, dict) else None
-    if dev is None:
+    dev = system.devices.get(bdf) if system is not None else None
+    if system is None or dev is None:
         return DeviceInfo(bdf, False)
-    vid, did = _get(dev, "vendor_id"), _get(dev, "device_id")
     info = DeviceInfo(
         bdf,
         True,
-        vendor_device=f"{vid:04x}:{did:04x}" if isinstance(vid, int) and isinstance(did, int) else None,
-        driver=_get(dev, "driver") or None,
-        iommu_group=_get(dev, "iommu_group"),
-        drhd=_get(dev, "drhd") if isinstance(_get(dev, "drhd"), int) else _get(_get(dev, "drhd"), "register_base_address"),
+        vendor_device=f"{dev.vendor_id:04x}:{dev.device_id:04x}",
+        driver=dev.driver or None,
+        iommu_group=dev.iommu_group,
+        drhd=dev.drhd,
     )
-    rmrr_ends = _rmrr_table(system)
     if info.drhd is not None:
-        for u in _get(system, "units") or ():
-            if _get(u, "address") == info.drhd and _get(u, "name"):
-                info.unit = str(_get(u, "name"))
+        for u in system.units:
+            if u.address == info.drhd and u.name:
+                info.unit = u.name
                 break
-    for r in _get(dev, "rmrrs") or ():
-        # The model lists RMRRs by base address (model/system.py); the end comes from
-        # the DMAR table. Objects or (base, end) pairs are taken as they are.
-        if isinstance(r, int):
-            end = rmrr_ends.get(r)
-            info.rmrrs.append((r, end if end is not None else r))
-            continue
-        rr = _range(r)
-        if rr:
-            info.rmrrs.append(rr)
-    groups = _get(system, "groups") or {}
-    grp = None
-    if info.iommu_group is not None:
-        if isinstance(groups, dict):
-            grp = groups.get(info.iommu_group, groups.get(str(info.iommu_group)))
-        else:
-            for g in groups:
-                if _get(g, "number", "id", "group") == info.iommu_group:
-                    grp = g
-                    break
-    for r in (_get(grp, "reserved_regions", "reserved") or ()) if grp is not None else ():
-        rr = _range(r)
-        if rr:
-            kind = _get(r, "type", "kind")
-            if kind is None and isinstance(r, (tuple, list)) and len(r) > 2:
-                kind = r[2]
-            info.reserved_regions.append((rr[0], rr[1], str(kind or "")))
+    # The model lists RMRRs by base address (model/system.py); the end comes from the DMAR
+    # table (the base alone when the table no longer holds it).
+    rmrr_ends = _rmrr_table(system)
+    info.rmrrs.extend((base, rmrr_ends.get(base, base)) for base in dev.rmrrs)
+    grp = system.groups.get(dev.iommu_group) if dev.iommu_group is not None else None
+    if grp is not None:
+        info.reserved_regions.extend((r.start, r.end, r.type) for r in grp.reserved_regions)
     return info
 
 
@@ -371,9 +328,9 @@ def analyse_log(
     if first is None:
         stream = ()
     elif isinstance(first, LogEvent):
-        stream = _chain(first, it)
+        stream = cast(Iterator[LogEvent], _chain(first, it))  # LogEvents throughout, as documented
     else:
-        stream = parse_log(_chain(first, it))
+        stream = parse_log(cast(Iterator[str], _chain(first, it)))
 
     acc = _Acc(system, max_events)
     boots = 0
@@ -595,7 +552,7 @@ class _Acc:
         )
 
 
-def _chain(first: Any, rest: Any) -> Any:
+def _chain(first: _T, rest: Iterator[_T]) -> Iterator[_T]:
     yield first
     yield from rest
 

@@ -143,7 +143,9 @@ def find_triage_memory_map(inp: TriageInput, report: TriageReport, layout: Optio
     for d in report.devices:
         label[d.bdf] = d.driver or ",".join(d.modules) or ""
     if tables is not None:
-        basis = f"the crashed kernel's VT-d tables (root table 0x{tables.root_address:x}, {tables.mode} mode)"
+        basis = (f"the crashed kernel's AMD-Vi tables (device table 0x{tables.root_address:x}, v1 page tables)"
+                 if tables.mode == "v1" else
+                 f"the crashed kernel's VT-d tables (root table 0x{tables.root_address:x}, {tables.mode} mode)")
         for t in tables.devices:
             if not t.present:
                 continue

@@ -9,10 +9,9 @@ the devices at risk with their upstream bridges. No file is read here.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from kdumptool.analysis.catalogue import (
-    AMD_IOMMU_NOTE,
     DRIVERLESS_WHY,
     PASSTHROUGH_COPIED_NOTE,
     QUIESCE_ALTERNATIVE,
@@ -39,6 +38,9 @@ from kdumptool.model.kernel_table import KernelRow, kernel_row, translation_mean
 from kdumptool.model.log import LogMarkers
 from kdumptool.model.system import PciDevice, System
 from kdumptool.model.triage import CrashedKernel, CrashedTables, FaultLookup, TriageInput
+
+if TYPE_CHECKING:
+    from kdumptool.analysis.amdvi_scenario import AmdViScenario
 
 EXIT_CODES = {"ok": 0, "nothing": 0, "warning": 3, "error": 4}
 
@@ -99,6 +101,9 @@ class TriageReport:
     kdump_cmdline: Optional[str]
     kdump_cmdline_basis: Optional[str]
     crashed_tables: Optional[CrashedTables] = None  # decoded from the vmcore (not rendered on its own)
+    #: the IOMMU the scenario is about: "VT-d", "AMD-Vi", or None (neither: no DMAR, no IVRS).
+    #: Renderers word the kernel-state lines by it (never VT-d's words on an AMD machine).
+    vendor: Optional[str] = "VT-d"
 
     @property
     def exit_code(self) -> int:
@@ -110,6 +115,7 @@ class TriageReport:
             "exit_code": self.exit_code,
             "headline": self.headline,
             "source": self.source,
+            "vendor": self.vendor,
             "scenario": self.scenario.to_json(),
             "kdump_cmdline": self.kdump_cmdline,
             "kdump_cmdline_basis": self.kdump_cmdline_basis,
@@ -426,8 +432,8 @@ AMD_AS_VTD_CASE = {"amd-copied": "copied", "amd-on-off": "amd-on-off", "amd-copy
                    "amd-off-on": "off-on", "amd-off-both": "off-both"}
 
 
-def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> Tuple[List[Finding], str]:
-    """The AMD-Vi scenario (analysis/amdvi_scenario.py) as catalogue findings, and its case."""
+def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> Tuple[List[Finding], AmdViScenario]:
+    """The AMD-Vi scenario (analysis/amdvi_scenario.py) as catalogue findings, and the scenario."""
     from kdumptool.analysis.amdvi_scenario import classify_amdvi
 
     sysm = inp.system
@@ -455,7 +461,8 @@ def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> Tuple[List[F
         remedy = (_amd_cmdline_remedy(inp.kdump_settings, ("amd_iommu", "iommu"))
                   + "; with AMD-Vi on, the kdump kernel copies the device table ('Copied DEV table from "
                   "previous kernel') and DMA stays inside the old kernel's buffers")
-    out = [make(fid, evidence=a.evidence, remedy=remedy, scenario=f"{a.title}. {a.explanation}")]
+    ivrs = (inp.amd_iommu,) if inp.amd_iommu is not None else ()
+    out = [make(fid, evidence=a.evidence + ivrs, remedy=remedy, scenario=f"{a.title}. {a.explanation}")]
     if unread:
         out.append(make("amdvi-registers-unread", evidence=unread,
                         who=", ".join(e.source.split()[1] if len(e.source.split()) > 1 else e.source
@@ -465,7 +472,21 @@ def _amdvi_findings(inp: TriageInput, kd_cmdline: Optional[str]) -> Tuple[List[F
     if a.snp:
         out.append(make("amdvi-snp", evidence=tuple(e for k, e, _g in first_markers + markers
                                                     if k == "amdvi_snp")[:2]))
-    return out, a.case
+    return out, a
+
+
+def amdvi_as_scenario(scen: Scenario, a: AmdViScenario) -> Scenario:
+    """The report's scenario on an AMD-Vi machine: the AMD-Vi case and each kernel's
+    AMD-Vi translation, nothing of VT-d's (no kernel-table row: that table is about
+    VT-d's root-table copy; no scalable mode, no VT-d interrupt-remapping state)."""
+
+    def state(k: KernelState, on: Optional[bool]) -> KernelState:
+        return KernelState(k.role, k.basis if on is not None else "unknown", k.cmdline, on, None, None, k.x2apic,
+                           k.evidence)
+
+    return replace(scen, case=a.case, severity=a.severity, title=a.title, explanation=a.explanation,
+                   first=state(scen.first, a.first_on), kdump=state(scen.kdump, a.kdump_on), table_copy=a.copy,
+                   ir_copy=None, evidence=a.evidence, kernel_row=None, kernel_basis=None, contradictions=())
 
 
 def _module_remedy(s: Optional[KdumpSettings], modules: Sequence[str]) -> str:
@@ -616,17 +637,20 @@ def triage(inp: TriageInput) -> TriageReport:
     src = sysm.source
 
     if scen.case == "no-vtd":
-        nv_ev: List[Evidence] = [Evidence("/sys/firmware/acpi/tables/DMAR", "absent"),
-                                 Evidence("/sys/class/iommu", "no dmar units")]
-        if inp.amd_iommu is not None:
-            nv_ev.append(inp.amd_iommu)
-        findings.append(make("no-vtd", evidence=nv_ev, amd=AMD_IOMMU_NOTE if inp.amd_iommu is not None else ""))
         risks: List[DeviceRisk] = []
-        if inp.amd_iommu is not None:
-            amd, amd_case = _amdvi_findings(inp, kd_cmdline)
+        vendor: Optional[str] = None
+        if inp.amd_iommu is None:
+            nv_ev: List[Evidence] = [Evidence("/sys/firmware/acpi/tables/DMAR", "absent"),
+                                     Evidence("/sys/class/iommu", "no dmar units")]
+            findings.append(make("no-vtd", evidence=nv_ev))
+        else:
+            # an AMD-Vi machine: its case is the scenario (the IVRS is evidence of its
+            # finding); nothing is said of VT-d, whose absence is no news on an EPYC
+            amd, a = _amdvi_findings(inp, kd_cmdline)
             findings.extend(amd)
+            vendor = "AMD-Vi"
             # the same per-device risks as VT-d, weighed by the AMD-Vi case
-            as_vtd = replace(scen, case=AMD_AS_VTD_CASE.get(amd_case, "no-vtd"))
+            as_vtd = replace(scen, case=AMD_AS_VTD_CASE.get(a.case, "no-vtd"))
             risks, faults = find_device_risks(inp, as_vtd)
             findings.extend(_device_findings(inp, as_vtd, risks, faults, kd_cmdline))
             if not sysm.in_kdump_kernel:
@@ -637,9 +661,10 @@ def triage(inp: TriageInput) -> TriageReport:
                 for w in c0.warnings[:10]:
                     findings.append(make("offline-source", severity=WARNING if w in c0.unread else INFO,
                                          evidence=(Evidence(str(c0.vmcore or c0.source), w),), warning=w))
+            scen = amdvi_as_scenario(scen, a)
         findings.extend(_capacity_findings(inp))
         return replace(_report(scen, findings, risks, src, kd_cmdline, kd_basis),
-                       crashed_tables=inp.crashed.tables if inp.crashed is not None else None)
+                       crashed_tables=inp.crashed.tables if inp.crashed is not None else None, vendor=vendor)
 
     # ---- the scenario itself
     scen_ev = tuple(scen.evidence)

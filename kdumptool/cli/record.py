@@ -37,7 +37,9 @@ def run_record(
             sys.stdout.write(f"{dest}\n")
             return 0
         report, text, dest = _record(r, out, snapshot, force)
-    emit(fmt, json_obj=lambda: {"out": str(dest), **report}, text=lambda: text)
+    from kdumptool.render.record import render_record_json
+
+    emit(fmt, json_obj=lambda: render_record_json(dest, report), text=lambda: text)
     return 0
 
 

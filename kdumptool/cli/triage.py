@@ -112,9 +112,10 @@ def _html(inp: TriageInput, report: TriageReport, names: Naming) -> str:
     from kdumptool.analysis.memmap import find_triage_memory_map
     from kdumptool.render.html import render_triage_html
     from kdumptool.sources.memmap import read_dump_layout
+    from kdumptool.sources.vmcore import Dump
 
     c = inp.crashed
-    layout = read_dump_layout(c.memory, c.vmcore or c.source) if c is not None and c.memory is not None else None
+    layout = read_dump_layout(c.memory, c.vmcore or c.source) if c is not None and isinstance(c.memory, Dump) else None
     memory = find_triage_memory_map(inp, report, layout)
     return render_triage_html(report, inp.system, memory, names, __version__)
 

@@ -10,7 +10,10 @@ initramfs"); a group of one prints as the finding itself.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from kdumptool.analysis.triage import DeviceRisk
+from kdumptool.model.finding import Finding
 
 #: How many device addresses a group line lists before "+N more".
 GROUP_DEVICES_SHOWN = 6
@@ -20,9 +23,9 @@ EVIDENCE_SHOWN = 6
 RISKY_SHOWN = 10
 
 
-def group_findings(findings: Sequence[Any]) -> List[List[Any]]:
+def group_findings(findings: Sequence[Finding]) -> List[List[Finding]]:
     """Findings in groups of (id, severity, remedy), in the order each group first appears."""
-    groups: Dict[Tuple[str, str, Optional[str]], List[Any]] = {}
+    groups: Dict[Tuple[str, str, Optional[str]], List[Finding]] = {}
     for f in findings:
         groups.setdefault((f.id, f.severity, f.remedy), []).append(f)
     return list(groups.values())
@@ -32,10 +35,10 @@ def short_bdf(bdf: str) -> str:
     return bdf[5:] if bdf.startswith("0000:") else bdf
 
 
-def group_devices(group: Sequence[Any]) -> List[str]:
+def group_devices(group: Sequence[Finding]) -> List[str]:
     seen: Dict[str, None] = {}
     for f in group:
-        for b in getattr(f, "devices", ()) or ():
+        for b in f.devices:
             seen.setdefault(b, None)
     return list(seen)
 
@@ -52,8 +55,8 @@ def device_list(bdfs: Sequence[str], shown: int = GROUP_DEVICES_SHOWN) -> str:
     return head + (f" (+{more} more: -v or JSON for all)" if more > 0 else "")
 
 
-def rank_devices(devices: Sequence[Any]) -> List[Any]:
+def rank_devices(devices: Sequence[DeviceRisk]) -> List[DeviceRisk]:
     """Most dangerous first: devices with DMAR faults, then by number of causes, then by
     how deep they sit (more bridges to keep forwarding), then by address."""
-    return sorted(devices, key=lambda d: (-(len(getattr(d, "faults", ()) or ()) > 0), -len(d.reasons),
+    return sorted(devices, key=lambda d: (-(len(d.faults) > 0), -len(d.reasons),
                                           -len(d.upstream), d.bdf))

@@ -16,13 +16,13 @@ it was made (goldens diff it).
 from __future__ import annotations
 
 import html
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from kdumptool.analysis.scenario import KernelState
 from kdumptool.analysis.triage import RISK_FAULTS, TriageReport
 from kdumptool.model.finding import Finding
-from kdumptool.model.memmap import DeviceReach, Layer, MemoryMap
-from kdumptool.model.system import System
+from kdumptool.model.memmap import DeviceReach, Layer, MemoryMap, Ranges
+from kdumptool.model.record import JsonObj
+from kdumptool.model.system import PciDevice, System
 from kdumptool.render.escape import escape_control
 from kdumptool.render.grouping import (
     class_counts,
@@ -33,6 +33,10 @@ from kdumptool.render.grouping import (
 )
 from kdumptool.render.names import NUMERIC, Naming
 from kdumptool.render.output import human_size
+from kdumptool.render.triage import kernel_state_rows
+
+#: a device address -> its class name (for "3 Ethernet controller")
+ClassOf = Callable[[str], Optional[str]]
 
 _VERDICT_WORD = {"ok": "OK", "nothing": "NOTHING TO TRIAGE", "warning": "WARNING", "error": "AT RISK"}
 
@@ -84,7 +88,7 @@ _FILL = {"ram": "#9ecae1", "crashkernel": "#f28e2b", "dumped": "#2ca25f", "read"
          "write": "#d62728", "all": "#d62728", "unknown": "#c7c9cc"}
 
 
-def _e(value: Any) -> str:
+def _e(value: object) -> str:
     """Text from anywhere, safe in element content and in quoted attributes."""
     return html.escape(escape_control("" if value is None else str(value)), quote=True)
 
@@ -114,19 +118,16 @@ _W, _LABEL, _ROW, _GAP, _TOP = 940, 250, 20, 8, 30
 def _spans(ranges: Sequence[Tuple[int, int]], end: int, width: float) -> List[Tuple[float, float, int, int, int, int]]:
     """Ranges as pixel spans (x0, x1, first start, last end, count, bytes), ranges closer
     than a pixel merged, every span at least one pixel wide (a 4 KiB page in 1 TiB shows)."""
-    out: List[List[Any]] = []
+    out: List[Tuple[float, float, int, int, int, int]] = []
     for s, e in ranges:
         x0 = s * width / end
         x1 = max(e * width / end, x0 + 1.0)
         if out and x0 <= out[-1][1] + 0.5:
-            last = out[-1]
-            last[1] = max(last[1], x1)
-            last[3] = e
-            last[4] += 1
-            last[5] += e - s
+            lx0, lx1, first, _, count, size = out[-1]
+            out[-1] = (lx0, max(lx1, x1), first, e, count + 1, size + e - s)
         else:
-            out.append([x0, x1, s, e, 1, e - s])
-    return [tuple(x) for x in out]  # type: ignore[misc]
+            out.append((x0, x1, s, e, 1, e - s))
+    return out
 
 
 def _ticks(end: int) -> List[int]:
@@ -219,7 +220,7 @@ def device_rows(m: MemoryMap) -> List[Tuple[DeviceReach, List[str]]]:
     reach (kind, ranges, basis) with every device that has it (risky if any is)."""
     if len(m.devices) <= MAX_DEVICE_ROWS:
         return [(d, [d.bdf]) for d in m.devices]
-    groups: Dict[Any, List[DeviceReach]] = {}
+    groups: Dict[Tuple[str, Optional[Ranges], Optional[Ranges], str], List[DeviceReach]] = {}
     for d in m.devices:
         groups.setdefault((d.kind, d.ranges, d.writable, d.basis), []).append(d)
     out = []
@@ -337,13 +338,13 @@ def _finding(f: Finding, open_: bool, anchor: str = "") -> str:
             + (f'<p class="remedy">{_e(f.remedy)}</p>' if f.remedy else "") + "</article>")
 
 
-def _group_what(group: Sequence[Any], class_of: Any) -> str:
+def _group_what(group: Sequence[Finding], class_of: ClassOf) -> str:
     bdfs = group_devices(group)
     classes = class_counts(bdfs, class_of)
     return f"{len(bdfs)} devices" + (f" ({classes})" if classes else "") if bdfs else f"{len(group)} findings"
 
 
-def _findings_overview(r: TriageReport, class_of: Any) -> List[str]:
+def _findings_overview(r: TriageReport, class_of: ClassOf) -> List[str]:
     """One row per finding (or group of one kind and cause), linked to its details below."""
     counts = {k: sum(1 for f in r.findings if f.severity == k) for k in ("error", "warning", "info")}
     out = [f'<section id="overview"><h2>Findings: {counts["error"]} error, {counts["warning"]} warning, '
@@ -365,7 +366,7 @@ def _findings_overview(r: TriageReport, class_of: Any) -> List[str]:
     return out
 
 
-def _findings_section(r: TriageReport, class_of: Any) -> List[str]:
+def _findings_section(r: TriageReport, class_of: ClassOf) -> List[str]:
     out = ['<section id="findings"><h2>Findings in detail: evidence and remedy</h2>']
     if not r.findings:
         out.append("<p>No findings.</p>")
@@ -385,40 +386,29 @@ def _findings_section(r: TriageReport, class_of: Any) -> List[str]:
     return out
 
 
-def _state(st: KernelState) -> str:
-    bits = [st.mode]
-    if st.ir is not None:
-        bits.append("IR on" if st.ir else "IR off")
-    if st.x2apic is not None:
-        bits.append("x2APIC" if st.x2apic else "xAPIC")
-    return f"{', '.join(bits)} ({st.basis})"
-
-
 def _summary(r: TriageReport, crash: Sequence[Tuple[str, str]] = ()) -> List[str]:
     s = r.scenario
-    rows: List[Tuple[str, str]] = [("source", r.source)] + list(crash)
-    copies = [f"table copy: {s.table_copy}"] if s.table_copy else []
-    if s.ir_copy:
-        copies.append(f"IR table copy: {s.ir_copy}")
-    rows.append(("scenario", s.case + (f" ({'; '.join(copies)})" if copies else "")))
-    rows.append(("first kernel", _state(s.first)))
-    rows.append(("kdump kernel", _state(s.kdump)))
+    rows: List[Tuple[str, str]] = [("source", r.source)] + list(crash) + kernel_state_rows(r)
     if s.kernel_row is not None:
         rows.append(("kernel row", f"{s.kernel_row.id} ({s.kernel_row.versions}; {s.kernel_basis})"))
     if r.kdump_cmdline is not None:
         rows.append(("kdump cmdline", f"{r.kdump_cmdline} ({r.kdump_cmdline_basis})"))
     if r.crashed_tables is not None:
         t = r.crashed_tables
-        rows.append(("crashed kernel's tables", f"root table {_hex(t.root_address)}, {t.mode} mode, "
-                                                f"{sum(1 for d in t.devices if d.present)} present context entries; "
-                                                f"found by {t.found_by}"))
+        if t.mode == "v1":  # AMD-Vi (analysis/crashed.py decode_amdvi_tables)
+            what = (f"AMD-Vi device table {_hex(t.root_address)}, v1 page tables, "
+                    f"{sum(1 for d in t.devices if d.present)} translating or pass-through entries")
+        else:
+            what = (f"root table {_hex(t.root_address)}, {t.mode} mode, "
+                    f"{sum(1 for d in t.devices if d.present)} present context entries")
+        rows.append(("crashed kernel's tables", f"{what}; found by {t.found_by}"))
     mono = ' class="mono"'
     return ['<section id="summary"><h2>Summary</h2><table class="kv">'] + [
         f'<tr><th>{_e(k)}</th><td{mono if k in ("kdump cmdline", "source", "dump", "panic") else ""}>{_e(v)}</td></tr>'
         for k, v in rows] + ["</table></section>"]
 
 
-def _title(naming: Naming, d: Any) -> str:
+def _title(naming: Naming, d: PciDevice) -> str:
     return naming.title(d.vendor_id, d.device_id, d.class_code)
 
 
@@ -539,7 +529,7 @@ def render_triage_html(r: TriageReport, system: Optional[System], memory: Option
 # --- vmcore exposure ------------------------------------------------------------------------------
 
 
-def render_exposure_html(obj: Dict[str, Any], memory: MemoryMap, source: str, version: str = "") -> str:
+def render_exposure_html(obj: JsonObj, memory: MemoryMap, source: str, version: str = "") -> str:
     """``vmcore exposure``'s JSON object and the map of the same dump."""
     t = obj["totals"]
     rt = obj["root_table"]
@@ -554,8 +544,10 @@ def render_exposure_html(obj: Dict[str, Any], memory: MemoryMap, source: str, ve
             f'<h1>DMA exposure at the crash</h1><p class="headline">{_e(head)}</p>'
             f'<p class="exit">kdumptool vmcore exposure &middot; <span class="mono">{_e(source)}</span></p></header>',
             '<section id="summary"><h2>Summary</h2><table class="kv">',
-            f'<tr><th>root table</th><td>{_e(_hex(rt["address"]))} ({_e(rt["mode"])} mode), {_e(rt["source"])}: '
-            f'{_e(rt["source_detail"])}</td></tr>']
+            (f'<tr><th>device table</th><td>AMD-Vi device table {_e(_hex(rt["address"]))}, {_e(rt["source"])}: '
+             if obj.get("vendor") == "AMD-Vi" else
+             f'<tr><th>root table</th><td>{_e(_hex(rt["address"]))} ({_e(rt["mode"])} mode), {_e(rt["source"])}: ')
+            + f'{_e(rt["source_detail"])}</td></tr>']
     body += [f'<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>' for k, v in memory.crash]
     if t["passthrough_devices"]:
         body.append(f'<tr><th>pass-through</th><td>{_e(", ".join(t["passthrough_devices"]))}: all of memory</td></tr>')

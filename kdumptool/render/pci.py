@@ -18,7 +18,7 @@ Integers are JSON numbers (not hex strings); ``drhd`` is the covering unit's reg
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from kdumptool.formats.pciconfig import (
     ACS_BITS,
@@ -26,10 +26,19 @@ from kdumptool.formats.pciconfig import (
     AER_UNCOR_BITS,
     COMMAND_BITS,
     STATUS_BITS,
+    Capability,
+    PciConfig,
+    PcieCap,
     flag_words,
 )
+from kdumptool.formats.pcidetail import Msi, MsiX
+from kdumptool.model.record import JsonObj
 from kdumptool.model.system import PciDevice, System
 from kdumptool.render.names import NUMERIC, Naming
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.tree import Tree
 
 NUMERIC_NAMES = Naming(None, False)
 
@@ -187,7 +196,7 @@ def size_text(n: int) -> str:
     return f"{n}{unit}"
 
 
-def bar_lines(c: Any, sizes: Optional[Dict[int, int]] = None) -> List[str]:
+def bar_lines(c: PciConfig, sizes: Optional[Dict[int, int]] = None) -> List[str]:
     """``Region N: Memory at ... (64-bit, prefetchable)`` and the expansion ROM, as lspci
     prints them; ``[disabled]`` when COMMAND has that space off, as lspci says. Config space
     holds no sizes: ``sizes`` (from /proc/iomem, where the kernel's resource tree shows each
@@ -215,7 +224,7 @@ def bar_lines(c: Any, sizes: Optional[Dict[int, int]] = None) -> List[str]:
     return out
 
 
-def msi_lines(m: Any) -> Tuple[str, List[str]]:
+def msi_lines(m: Msi) -> Tuple[str, List[str]]:
     pm = lambda v: "+" if v else "-"  # noqa: E731
     head = f": Enable{pm(m.enabled)} Count={m.count_enabled}/{m.count_capable} Maskable{pm(m.maskable)} 64bit{pm(m.is64)}"
     sub = []
@@ -225,7 +234,7 @@ def msi_lines(m: Any) -> Tuple[str, List[str]]:
     return head, sub
 
 
-def msix_lines(m: Any) -> Tuple[str, List[str]]:
+def msix_lines(m: MsiX) -> Tuple[str, List[str]]:
     pm = lambda v: "+" if v else "-"  # noqa: E731
     head = f": Enable{pm(m.enabled)} Count={m.table_size} Masked{pm(m.masked)}"
     sub = []
@@ -240,7 +249,7 @@ def msix_lines(m: Any) -> Tuple[str, List[str]]:
 PCIE_ENDPOINT_TYPES = (0x0, 0x1, 0x9)
 
 
-def pcie_lines(e: Any) -> List[str]:
+def pcie_lines(e: PcieCap) -> List[str]:
     """DevCap/DevCtl/DevSta as lspci -vv words them (the fields that matter for DMA:
     FLReset capability, error reporting, Transactions Pending)."""
     from kdumptool.formats.pcidetail import (
@@ -277,7 +286,7 @@ def pcie_lines(e: Any) -> List[str]:
     return out
 
 
-def _ext_detail(c: Any, cap: Any) -> List[str]:
+def _ext_detail(c: PciConfig, cap: Capability) -> List[str]:
     """Decoded lines for the first AER/ACS/ATS/PASID/PRI/SR-IOV capability."""
     first = c.find(cap.cap_id, extended=True)
     if first is None or first.offset != cap.offset:
@@ -307,7 +316,7 @@ def _ext_detail(c: Any, cap: Any) -> List[str]:
     return []
 
 
-def device_json(system: System, d: PciDevice, naming: Naming = NUMERIC) -> Dict[str, Any]:
+def device_json(system: System, d: PciDevice, naming: Naming = NUMERIC) -> JsonObj:
     c = d.config
     sv = c.subsystem_vendor_id if c is not None else None
     sd = c.subsystem_id if c is not None else None
@@ -349,7 +358,7 @@ def device_json(system: System, d: PciDevice, naming: Naming = NUMERIC) -> Dict[
     }
 
 
-def render_pci_json(system: System, only: Optional[str] = None, naming: Naming = NUMERIC) -> Dict[str, Any]:
+def render_pci_json(system: System, only: Optional[str] = None, naming: Naming = NUMERIC) -> JsonObj:
     devs = [d for d in system.devices.values() if only is None or only in (d.bdf, d.short_bdf)]
     return {
         "source": system.source,
@@ -361,13 +370,13 @@ def render_pci_json(system: System, only: Optional[str] = None, naming: Naming =
 
 
 def render_pci_rich(system: System, verbose: int = 0, only: Optional[str] = None,
-                    naming: Naming = NUMERIC) -> Any:
+                    naming: Naming = NUMERIC) -> RenderableType:
     """A rich Tree of the same lines (risky devices in red, bus masters in bold)."""
     from rich.console import Group
     from rich.text import Text
     from rich.tree import Tree
 
-    parts: List[Any] = []
+    parts: List[RenderableType] = []
     reason = no_vtd_reason(system)
     if reason:
         parts.append(Text(f"Note: {reason}.", style="yellow"))
@@ -378,7 +387,7 @@ def render_pci_rich(system: System, verbose: int = 0, only: Optional[str] = None
         style = "bold red" if d.kdump_risk else ("bold" if d.bus_master else "")
         return Text(_line(system, d, naming), style=style)
 
-    def add(node: Any, d: PciDevice) -> None:
+    def add(node: Tree, d: PciDevice) -> None:
         child = node.add(label(d))
         if verbose:
             for x in render_config_lines(d, naming, verbose, system.resource_sizes(d.bdf)):

@@ -5,7 +5,7 @@ devices) and the Prometheus textfile-collector format for node_exporter.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from kdumptool.analysis.scenario import KernelState
 from kdumptool.analysis.triage import RISK_FAULTS, DeviceRisk, TriageReport
@@ -66,17 +66,36 @@ def render_triage_json(r: TriageReport, naming: Naming = NUMERIC) -> Dict[str, A
     return doc
 
 
-def _state_line(label: str, st: KernelState) -> str:
+def _state(st: KernelState, vendor: Optional[str], copy: Optional[str] = None) -> str:
+    """One kernel's IOMMU state in the report's vendor's words (VT-d: DMA remapping,
+    legacy/scalable mode, IR, x2APIC; AMD-Vi: translation on/off and the device-table copy)."""
+    if vendor == "AMD-Vi":
+        word = {True: "AMD-Vi on", False: "AMD-Vi off", None: "AMD-Vi unknown"}[st.vtd]
+        if st.role == "kdump" and st.vtd and copy:
+            word += {"copied": ", device table copied", "failed": ", device table copy failed",
+                     "expected": ", device table copy expected"}.get(copy, f", device table copy {copy}")
+        return f"{word} ({st.basis})"
     bits = [st.mode]
     if st.ir is not None:
         bits.append("IR on" if st.ir else "IR off")
     if st.x2apic is not None:
         bits.append("x2APIC" if st.x2apic else "xAPIC")
-    return f"{label:<14}{', '.join(bits)} ({st.basis})"
+    return f"{', '.join(bits)} ({st.basis})"
 
 
-#: amdvi-* findings that are not the AMD-Vi case itself
-_AMD_NOT_CASES = ("amdvi-registers-unread", "amdvi-fault", "amdvi-snp")
+def kernel_state_rows(r: TriageReport) -> List[Tuple[str, str]]:
+    """(label, value): the scenario and both kernels' states, worded for the report's
+    IOMMU (text, rich and html share them: no VT-d words on an AMD-Vi machine)."""
+    s = r.scenario
+    if r.vendor == "AMD-Vi":
+        scen = f"{s.case} (AMD-Vi" + (f"; device table copy: {s.table_copy})" if s.table_copy else ")")
+    else:
+        copies = [f"table copy: {s.table_copy}"] if s.table_copy else []
+        if s.ir_copy:
+            copies.append(f"IR table copy: {s.ir_copy}")
+        scen = s.case + (f" ({'; '.join(copies)})" if copies else "")
+    return [("scenario", scen), ("first kernel", _state(s.first, r.vendor, s.table_copy)),
+            ("kdump kernel", _state(s.kdump, r.vendor, s.table_copy))]
 
 
 def render_triage_text(r: TriageReport, naming: Naming = NUMERIC, verbose: bool = False) -> str:
@@ -88,18 +107,9 @@ def render_triage_text(r: TriageReport, naming: Naming = NUMERIC, verbose: bool 
     out.append(r.headline)
     out.append("")
     out.append(f"source:       {r.source}")
-    copies = [f"table copy: {s.table_copy}"] if s.table_copy else []
-    if s.ir_copy:
-        copies.append(f"IR table copy: {s.ir_copy}")
-    out.append(f"scenario:     {s.case}" + (f" ({'; '.join(copies)})" if copies else ""))
-    amd = [f.id for f in r.findings if f.id.startswith("amdvi-") and f.id not in _AMD_NOT_CASES]
-    if s.case == "no-vtd" and amd:
-        # the VT-d states and kernel row say nothing on an AMD-Vi machine: its case instead
-        out.append(f"AMD-Vi:       {amd[0][len('amdvi-'):]} (the {amd[0]} finding)")
-    else:
-        out.append(_state_line("first kernel:", s.first))
-        out.append(_state_line("kdump kernel:", s.kdump))
-    if s.kernel_row is not None and not (s.case == "no-vtd" and amd):
+    for label, value in kernel_state_rows(r):
+        out.append(f"{label + ':':<14}{value}")
+    if s.kernel_row is not None:
         out.append(f"kernel row:   {s.kernel_row.id} ({s.kernel_row.versions}; {s.kernel_basis}): "
                    f"reads the old table's mode {s.kernel_row.reads_old_mode.split(':')[0]}")
     if r.kdump_cmdline is not None:
@@ -155,8 +165,7 @@ def render_triage_rich(r: TriageReport, naming: Naming = NUMERIC, verbose: bool 
     head = Text()
     head.append(f"{_VERDICT_WORD[r.verdict]}\n", style=f"bold {colour}")
     head.append(r.headline + "\n\n")
-    head.append(_state_line("first kernel:", s.first) + "\n")
-    head.append(_state_line("kdump kernel:", s.kdump))
+    head.append("\n".join(f"{label + ':':<14}{value}" for label, value in kernel_state_rows(r)[1:]))
     if s.kernel_row is not None:
         head.append(f"\nkernel row:   {s.kernel_row.id} ({s.kernel_row.versions})", style="dim")
     from rich.console import Group
@@ -271,6 +280,17 @@ def render_triage_prometheus(r: TriageReport) -> str:
     def b(v: Any) -> str:
         return "NaN" if v is None else ("1" if v else "0")
 
+    if r.vendor == "AMD-Vi":
+        lines += [
+            "# HELP kdumptool_amdvi_translation AMD-Vi DMA translation on (1) or off (0), per kernel; NaN unknown.",
+            "# TYPE kdumptool_amdvi_translation gauge",
+            f'kdumptool_amdvi_translation{{kernel="first"}} {b(s.first.vtd)}',
+            f'kdumptool_amdvi_translation{{kernel="kdump"}} {b(s.kdump.vtd)}',
+            "# HELP kdumptool_triage_risky_devices Devices at risk (driverless bus masters, faulting).",
+            "# TYPE kdumptool_triage_risky_devices gauge",
+            f"kdumptool_triage_risky_devices {len(r.devices)}",
+        ]
+        return "\n".join(lines) + "\n"
     lines += [
         "# HELP kdumptool_vtd_translation VT-d DMA translation on (1) or off (0), per kernel; NaN unknown.",
         "# TYPE kdumptool_vtd_translation gauge",

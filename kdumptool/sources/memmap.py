@@ -6,20 +6,19 @@ pages it holds, and the crashkernel reservation as the crashed kernel logged it
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 from kdumptool.model.memmap import DumpLayout, Ranges, merge
+from kdumptool.sources.vmcore import Dump, ElfDump, KdumpDump
 
 _MB = 1 << 20
 
 
-def _ram(dump: Any) -> Optional[Ranges]:
-    it = getattr(dump, "iter_ram_ranges", None)
-    if it is not None:
-        return merge(it())
-    segs = getattr(dump, "segments", None)
-    if segs:
-        return merge((s.start, s.start + s.memsz) for s in segs)
+def _ram(dump: Dump) -> Optional[Ranges]:
+    if isinstance(dump, KdumpDump):
+        return merge(dump.iter_ram_ranges())
+    if isinstance(dump, ElfDump) and dump.segments:
+        return merge((s.start, s.start + s.memsz) for s in dump.segments)
     return None
 
 
@@ -44,7 +43,7 @@ def crashkernel_from_log(lines: Iterable[str]) -> Optional[Tuple[int, int, str]]
     return None
 
 
-def read_dump_layout(dump: Any, path: str) -> DumpLayout:
+def read_dump_layout(dump: Dump, path: str) -> DumpLayout:
     """The RAM map, dumped pages and logged crashkernel range of an open dump."""
     from kdumptool.sources.crashlog import read_crash_log
 
@@ -63,12 +62,12 @@ def read_dump_layout(dump: Any, path: str) -> DumpLayout:
         if found is not None:
             ck = ((found[0], found[1]),)
             basis = f"the crashed kernel's log in {path}: {found[2]}"
-    vi = getattr(dump, "vmcoreinfo", None)
-    crashtime = getattr(vi, "crashtime", None)
+    vi = dump.vmcoreinfo
+    crashtime = vi.crashtime
     date = None
-    if isinstance(crashtime, int) and 0 < crashtime < 2**40:
+    if crashtime is not None and 0 < crashtime < 2**40:
         import time
 
         date = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(crashtime))
-    return DumpLayout(path, ram, dumped, ck, basis, tuple(warnings), getattr(vi, "osrelease", None), date,
+    return DumpLayout(path, ram, dumped, ck, basis, tuple(warnings), vi.osrelease, date,
                       tuple(records))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import struct
 
 import pytest
 
@@ -18,6 +18,8 @@ from kdumptool.actions.quiesce import (
     order_is_safe,
     plan_quiesce,
 )
+from kdumptool.formats.pciconfig import parse_pci_config
+from kdumptool.model.system import PciDevice, System
 from kdumptool.sources.system import read_system
 from tests.actions.snapshots import KDUMP_RUNS, oracle_upstream, read_lspci_oracle, snapshot
 
@@ -123,11 +125,27 @@ def test_unknown_dump_target_warns():
 
 
 def _dev(bdf, *, command=0x0107, driver=None, upstream=(), vendor=0x8086, host=False, bridge=False, config=True):
-    return SimpleNamespace(
-        bdf=bdf, vendor_id=vendor, device_id=0x1234, header_type=1 if bridge else 0, command=command,
-        bus_master=bool(command & 4), driver=driver, upstream=tuple(upstream), is_host_bridge=host,
-        is_bridge=bridge, config=object() if config else None,
+    """A model record as build_system makes it, from a config header with these fields."""
+    header = bytearray(64)
+    struct.pack_into("<HHH", header, 0, vendor, 0x1234, command)
+    class_code = 0x060000 if host else (0x060400 if bridge else 0x020000)
+    header[0x09:0x0C] = class_code.to_bytes(3, "little")
+    header[0x0E] = 1 if bridge else 0
+    c = parse_pci_config(bytes(header)) if config else None
+    return PciDevice(
+        bdf=bdf, vendor_id=vendor, device_id=0x1234, class_code=class_code, revision=0,
+        header_type=1 if bridge else 0, command=command if config else 0, status=0,
+        bus_master=bool(c is not None and c.bus_master), is_bridge=bridge, is_host_bridge=host,
+        secondary_bus=None, subordinate_bus=None, port_type=None, port_type_id=None, driver=driver,
+        iommu_group=None, upstream=tuple(upstream), drhd=None, rmrrs=(),
+        kdump_risk=bool(c is not None and c.bus_master and not driver and not bridge), config=c,
+        config_size=64 if config else 0,
     )
+
+
+def _system(devs):
+    return System(source="test", devices=devs, groups={}, units=(), dmar=None, cmdline=None, in_kdump_kernel=True,
+                  kexec_crash_loaded=None, kexec_crash_size=None, iomem=())
 
 
 def test_absent_unreadable_and_deep_chain():
@@ -138,7 +156,7 @@ def test_absent_unreadable_and_deep_chain():
         "0000:02:00.1": _dev("0000:02:00.1", vendor=0xFFFF, command=0xFFFF, upstream=["0000:01:00.0", "0000:00:01.0"]),
         "0000:00:02.0": _dev("0000:00:02.0", config=False),
     }
-    plan = plan_quiesce(SimpleNamespace(devices=devs))
+    plan = plan_quiesce(_system(devs))
     assert [s.bdf for s in plan.steps] == ["0000:02:00.0", "0000:01:00.0", "0000:00:01.0"]
     skips = {k.bdf: k.reason for k in plan.skips}
     assert skips == {"0000:02:00.1": SKIP_ABSENT, "0000:00:02.0": SKIP_UNREADABLE}
@@ -150,7 +168,7 @@ def test_bridge_above_driver_bound_non_mastering_device_is_kept():
         "0000:00:01.0": _dev("0000:00:01.0", bridge=True),
         "0000:01:00.0": _dev("0000:01:00.0", command=0x0103, driver="nvme", upstream=["0000:00:01.0"]),
     }
-    plan = plan_quiesce(SimpleNamespace(devices=devs))
+    plan = plan_quiesce(_system(devs))
     assert plan.steps == ()
     assert {k.bdf: k.reason for k in plan.skips} == {"0000:00:01.0": SKIP_KEEPS_PATH, "0000:01:00.0": SKIP_DRIVER}
 
@@ -184,7 +202,7 @@ def _trees(draw):
 @given(_trees())
 def test_planner_properties(tree):
     devs, targets, finished = tree
-    plan = plan_quiesce(SimpleNamespace(devices=devs), targets, finished)
+    plan = plan_quiesce(_system(devs), targets, finished)
     steps = [s.bdf for s in plan.steps]
     # every device exactly once, as a step or a skip
     assert sorted(steps + [k.bdf for k in plan.skips]) == sorted(devs)

@@ -101,7 +101,9 @@ def test_triage_names_the_amd_verdict_and_remedy(tmp_path: Path) -> None:
     root = _root(tmp_path, "amd_iommu=off")
     r = triage(read_triage_input(Root(root), use_tools=False))
     ids = [f.id for f in r.findings]
-    assert "no-vtd" in ids and "amdvi-on-off" in ids
+    # the AMD-Vi case is the scenario; nothing is said of VT-d on an AMD machine
+    assert "no-vtd" not in ids and "amdvi-on-off" in ids
+    assert r.vendor == "AMD-Vi" and r.scenario.case == "amd-on-off" and r.scenario.kdump.vtd is False
     f = next(f for f in r.findings if f.id == "amdvi-on-off")
     assert f.severity == "error"
     assert f.remedy is not None and "remove amd_iommu=off" in f.remedy
@@ -180,8 +182,8 @@ def _amd_kdump_root(tmp_path: Path, extra_log: str) -> Path:
     cmd = root / "proc/cmdline"
     cmd.write_text(cmd.read_text().replace("intel_iommu=on ", ""))
     log = root / "_kdumptool/dmesg.txt"
-    log.write_text("".join(ln for ln in log.read_text().splitlines(True) if "DMAR" not in ln and "dmar" not in ln)
-                   + extra_log)
+    log.write_text("".join(ln.replace("intel_iommu=on ", "") for ln in log.read_text().splitlines(True)
+                           if "DMAR" not in ln and "dmar" not in ln) + extra_log)
     return root
 
 
@@ -193,7 +195,7 @@ def test_amd_triage_has_the_device_risks(tmp_path: Path) -> None:
              "address=0xffffc000 flags=0x0000]\n")
     r = triage(read_triage_input(Root(_amd_kdump_root(tmp_path, PRE + COPIED + fault)), use_tools=False))
     ids = [f.id for f in r.findings]
-    assert "amdvi-copied" in ids and "no-vtd" in ids
+    assert "amdvi-copied" in ids and "no-vtd" not in ids
     drv = [f for f in r.findings if f.id == "driverless-bus-master"]
     assert {d for f in drv for d in f.devices} == {"0000:00:02.0", "0000:00:03.0", "0000:00:1f.2", "0000:03:01.0"}
     assert all("crashed kernel's page tables" in f.title for f in drv)
@@ -205,8 +207,9 @@ def test_amd_triage_has_the_device_risks(tmp_path: Path) -> None:
     from kdumptool.render.triage import render_triage_text
 
     text = render_triage_text(r)
-    # the header names the AMD-Vi case, not VT-d's states (which say nothing here)
-    assert "\nAMD-Vi:       copied (the amdvi-copied finding)\n" in text and "first kernel:" not in text
+    # the header names the AMD-Vi case and each kernel's AMD-Vi state, not VT-d's
+    assert "\nscenario:     amd-copied (AMD-Vi; device table copy: copied)\n" in text
+    assert "\nkdump kernel: AMD-Vi on, device table copied (observed)\n" in text
     # a failed copy: every device blocked, DMA faults against the fresh table
     failed = ("[0.6] AMD-Vi: Translation is already enabled - trying to copy translation structures\n"
               + FAILED)

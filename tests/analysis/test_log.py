@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import List
 
 import pytest
 
 from kdumptool.analysis.log import BURST_GAP_S, analyse_log
+from kdumptool.formats.dmar import DeviceScope, Rmrr
 from kdumptool.formats.klog import parse_log
+from kdumptool.model.system import RawDevice, System, find_rmrrs
+from kdumptool.sources.root import open_root
+from kdumptool.sources.system import read_system
 from tests.conftest import FIXTURES
 
 LAB = FIXTURES / "dmesg" / "lab"
@@ -103,45 +107,31 @@ def test_max_events_keeps_counts() -> None:
     assert len(r.faults[0].addresses) == 8 and r.faults[0].count == 29
 
 
-# --- correlation, against a model shaped as docs/INTERFACES.md describes, filled from the
-# lab capture's own files (live/sm_mismatch/iommu_groups.txt) -------------------------------
+# --- correlation against the real system model read from the lab snapshots -----------------
+
+SNAP = FIXTURES / "snapshots"
 
 
-@dataclass
-class _Dev:
-    bdf: str
-    vendor_id: int
-    device_id: int
-    driver: str
-    iommu_group: int
-    drhd: int = 0xFED90000
-    rmrrs: List[Tuple[int, int]] = field(default_factory=list)
+def _read_system(name: str) -> System:
+    return read_system(open_root(SNAP / name))
 
 
-@dataclass
-class _Group:
-    reserved_regions: List[Tuple[int, int, str]]
+# --- correlation against real model records: the lab's live sm_mismatch snapshot as read,
+# plus one RMRR [0-0xffffff] naming the ICH9 AHCI 00:1f.2 (QEMU's DMAR table has none; firmware
+# gives legacy USB/AHCI controllers one like it), linked to the device by the model's own rule --
 
 
-@dataclass
-class _System:
-    devices: Dict[str, _Dev]
-    groups: Dict[int, _Group]
-
-
-def _lab_system() -> _System:
-    # live/sm_mismatch/iommu_groups.txt: group 2 = 0000:00:02.0 8086:10d3 e1000e, msi region;
-    # group 7 = ICH9 functions with the 0-0xffffff direct-relaxable (RMRR-style) region.
-    return _System(
-        devices={
-            "0000:00:02.0": _Dev("0000:00:02.0", 0x8086, 0x10D3, "e1000e", 2),
-            "0000:00:1f.2": _Dev("0000:00:1f.2", 0x8086, 0x2922, "ahci", 7, rmrrs=[(0, 0xFFFFFF)]),
-        },
-        groups={
-            2: _Group([(0xFEE00000, 0xFEEFFFFF, "msi")]),
-            7: _Group([(0, 0xFFFFFF, "direct-relaxable"), (0xFEE00000, 0xFEEFFFFF, "msi")]),
-        },
-    )
+def _lab_system() -> System:
+    system = _read_system("live_sm_mismatch")
+    assert system.dmar is not None
+    scope = DeviceScope(offset=0, type_id=1, type="PCI_ENDPOINT", length=8, enumeration_id=0, start_bus=0,
+                        path=((0x1F, 2),))
+    rmrr = Rmrr(0, 24, 0, 0, 0xFFFFFF, (scope,))
+    dmar = dataclasses.replace(system.dmar, structures=system.dmar.structures + (rmrr,))
+    raw = {b: RawDevice(b, d.config, d.config_size) for b, d in system.devices.items()}
+    devices = {b: dataclasses.replace(d, rmrrs=find_rmrrs(b, d.upstream, dmar, raw)) for b, d in system.devices.items()}
+    assert devices["0000:00:1f.2"].rmrrs == (0,) and devices["0000:00:02.0"].rmrrs == ()
+    return dataclasses.replace(system, dmar=dmar, devices=devices)
 
 
 def test_correlation_ties_fault_to_driver_group_unit() -> None:
@@ -155,25 +145,13 @@ def test_correlation_ties_fault_to_driver_group_unit() -> None:
 
 def test_correlation_address_in_rmrr_and_reserved_region() -> None:
     log = ["[ 1.0] DMAR: [DMA Write NO_PASID] Request device [00:1f.2] fault addr 0x9f000 [fault reason 0x05] PTE Write access is not set",
-           "[ 1.1] DMAR: [DMA Write NO_PASID] Request device [00:03.0] fault addr 0x1000 [fault reason 0x02] Present bit in context entry is clear"]
+           "[ 1.1] DMAR: [DMA Write NO_PASID] Request device [00:09.0] fault addr 0x1000 [fault reason 0x02] Present bit in context entry is clear"]
     report = analyse_log(log, system=_lab_system())
     notes = report.faults[0].address_notes
     assert any("inside RMRR [0x0-0xffffff]" in n for n in notes)
     assert any("reserved region [0x0-0xffffff] direct-relaxable" in n for n in notes)
-    assert not report.devices["0000:00:03.0"].known
-    assert report.devices["0000:00:03.0"].label() == "0000:00:03.0 (not in the system model)"
-
-
-# --- correlation against the real system model read from the lab snapshots -----------------
-
-SNAP = FIXTURES / "snapshots"
-
-
-def _read_system(name: str):  # type: ignore[no-untyped-def]
-    from kdumptool.sources.root import open_root
-    from kdumptool.sources.system import read_system
-
-    return read_system(open_root(SNAP / name))
+    assert not report.devices["0000:00:09.0"].known
+    assert report.devices["0000:00:09.0"].label() == "0000:00:09.0 (not in the system model)"
 
 
 def test_sm_mismatch_fault_tied_to_e1000e_from_live_snapshot() -> None:

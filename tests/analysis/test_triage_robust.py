@@ -159,7 +159,9 @@ def test_amd_machine_says_amd(tmp_path):
     ids = [f.id for f in r.findings]
     assert "amdvi-copied" in ids and {"no-kdump-config", "kdump-initramfs-missing"} <= set(ids)
     assert r.verdict == "warning" and r.exit_code == 3
-    assert "AMD IOMMU" in next(f for f in r.findings if f.id == "no-vtd").title
+    assert r.vendor == "AMD-Vi" and "no-vtd" not in ids
+    assert any(e.source == "/sys/firmware/acpi/tables/IVRS" for e in next(f for f in r.findings
+                                                                         if f.id == "amdvi-copied").evidence)
 
 
 def test_capacity_checks(tmp_path):

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import re
 import struct
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
 from tests.lab.expect import expect
 from tests.lab.labrun import Run, has_command, kdumptool
+from tests.vtd_spec import spec_contexts
 
 pytestmark = pytest.mark.lab
 
@@ -65,31 +66,7 @@ def raw_read(run: Run, paddr: int, size: int) -> bytes:
     raise AssertionError(f"{run.name}: {paddr:#x} is in no PT_LOAD of vmcore.elf")
 
 
-# -- an independent decode of the root/context tables (spec 9.1-9.4) ------------------------
-
-def spec_contexts(read: Any, rtaddr: int) -> Dict[str, Optional[int]]:
-    """bdf -> DID (legacy) or None (scalable) for every present context entry."""
-    root = read(rtaddr & ~0xFFF, 4096)
-    scalable = (rtaddr >> 10) & 3 == 1
-    out: Dict[str, Optional[int]] = {}
-    for bus in range(256):
-        lo = int.from_bytes(root[bus * 16:bus * 16 + 8], "little")
-        hi = int.from_bytes(root[bus * 16 + 8:bus * 16 + 16], "little")
-        halves = [(lo, 0), (hi, 128)] if scalable else [(lo, 0)]
-        for entry, devfn0 in halves:
-            if not entry & 1:
-                continue
-            table = read(entry & ~0xFFF, 4096)
-            n, size = (128, 32) if scalable else (256, 16)
-            for i in range(n):
-                ce = table[i * size:(i + 1) * size]
-                clo = int.from_bytes(ce[0:8], "little")
-                chi = int.from_bytes(ce[8:16], "little")
-                if clo & 1:
-                    devfn = devfn0 + i
-                    bdf = f"0000:{bus:02x}:{devfn >> 3:02x}.{devfn & 7}"
-                    out[bdf] = None if scalable else (chi >> 8) & 0xFFFF
-    return out
+# The independent decode of the root/context tables (spec 9.1-9.4): tests/vtd_spec.py
 
 
 def live_group_devices(run: Run) -> List[str]:

@@ -51,12 +51,17 @@ def test_group_line_counts_devices_and_classes(capsys: pytest.CaptureFixture, tm
 
 
 def test_grouping_and_ranking_units() -> None:
-    from types import SimpleNamespace as N
+    from kdumptool.analysis.triage import DeviceRisk
+    from kdumptool.model.evidence import Evidence
+    from kdumptool.model.finding import Finding
 
-    fs = [N(id="a", severity="warning", remedy="r1"), N(id="a", severity="warning", remedy="r2"),
-          N(id="a", severity="warning", remedy="r1"), N(id="b", severity="error", remedy=None)]
+    fs = [Finding("a", "warning", "t", remedy="r1"), Finding("a", "warning", "t", remedy="r2"),
+          Finding("a", "warning", "t", remedy="r1"), Finding("b", "error", "t")]
     assert [len(g) for g in group_findings(fs)] == [2, 1, 1]
-    ds = [N(bdf="0000:00:02.0", faults=(), reasons=("x",), upstream=()),
-          N(bdf="0000:00:01.0", faults=(), reasons=("x", "y"), upstream=()),
-          N(bdf="0000:00:03.0", faults=("f",), reasons=("x",), upstream=())]
+
+    def risk(bdf: str, reasons: tuple, faults: tuple = ()) -> DeviceRisk:
+        return DeviceRisk(bdf, "8086:10d3", 0x020000, None, (), None, reasons, (), faults=faults)
+
+    fault = Evidence("log", "DMAR: [DMA Read] Request device [00:03.0] fault addr 0x1000")
+    ds = [risk("0000:00:02.0", ("x",)), risk("0000:00:01.0", ("x", "y")), risk("0000:00:03.0", ("x",), (fault,))]
     assert [d.bdf[-4:] for d in rank_devices(ds)] == ["03.0", "01.0", "02.0"]
