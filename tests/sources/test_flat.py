@@ -287,7 +287,10 @@ def test_damaged_streams_give_only_our_errors(tmp_path, order, edits, cut, extra
     order.shuffle(blocks)
     blocks += [(o, d) for o, d in extra if d]
     blob = bytearray(flat_stream(blocks))
-    heads = [4096 + i * (16 + 1024) for i in range(len(blocks))]
+    heads, at = [], 4096
+    for _, data in blocks:
+        heads.append(at)
+        at += 16 + len(data)
     for pos, val in edits:
         # Half the edits land in block headers, the rest anywhere.
         at = heads[pos % len(heads)] + pos % 16 if pos % 2 else pos % len(blob)
