@@ -74,7 +74,8 @@ def run_quiesce(
         if not numeric:
             from kdumptool.cli.names import naming
 
-            names = naming(False)
+            # pci.ids decoded for the vendors of the devices the plan names only
+            names = naming(False, {system.devices[s.bdf].vendor_id for s in plan.steps if s.bdf in system.devices})
         titles, plan_json = render_named_plan(plan.as_json(), system, names)
         warnings = [*targets.conf.warnings, *targets.warnings]
         if plan_only:
