@@ -64,6 +64,7 @@ def run_vmcore_log(vmcore: Union[str, Path], fmt: str, analyse: bool = False) ->
     with open_dump(str(vmcore)) as dump:
         klog = read_printk(dump, str(vmcore))
         warnings = list(dump.warnings) + list(klog.warnings)
+        truncated = dump.truncated
     for w in warnings:
         sys.stderr.write(f"warning: {w}\n")
     if analyse:
@@ -74,11 +75,14 @@ def run_vmcore_log(vmcore: Union[str, Path], fmt: str, analyse: bool = False) ->
         from kdumptool.render.printk import printk_json, render_printk_text
 
         emit(fmt, json_obj=lambda: printk_json(str(vmcore), klog, warnings), text=lambda: render_printk_text(klog))
-    if klog.warnings:
+    if klog.warnings or truncated:
         from kdumptool.errors import IncompleteResult
 
-        raise IncompleteResult(f"{vmcore}: the kernel log is incomplete or damaged "
-                               f"({len(klog.warnings)} warning(s) above)")
+        if klog.warnings:
+            raise IncompleteResult(f"{vmcore}: the kernel log is incomplete or damaged "
+                                   f"({len(klog.warnings)} warning(s) above)")
+        # every page of the ring was there, but the file is damaged: not a clean 0
+        raise IncompleteResult(f"{vmcore}: the dump file is truncated (see above); the log was read whole")
 
 
 def run_vmcore_scan(vmcore: Union[str, Path], fmt: str) -> None:
