@@ -55,6 +55,11 @@ if [ ! -x "$VENV/bin/python3" ]; then
     fi
 fi
 "$VENV/bin/python3" -m pip install -q --disable-pip-version-check -e '.[test]'
+# Byte-compile kdumptool (installed editable: its modules are this clone's) and the venv:
+# the kdump kernel may mount this root read-only, and a module without a current .pyc is
+# compiled again at every start there (seconds under a slow CPU: docs/install.md).
+"$VENV/bin/python3" -m compileall -q -j 0 kdumptool "$VENV/lib" >/dev/null \
+    || say "note: some files of $VENV did not byte-compile (they are compiled when imported)"
 mkdir -p "$BIN"
 ln -sfn "$VENV/bin/kdumptool" "$BIN/kdumptool"
 case ":$PATH:" in

@@ -8,6 +8,9 @@
 # alone; its file system is still mounted and synced before and after). Never fails.
 # @KDUMPTOOL@: see kdumptool-pre.sh.
 kdumptool="@KDUMPTOOL@"
+# each kdumptool run logs one line to the console at exit: CPU, peak RSS, modules
+# compiled from source (kdumptool/sources/runstats.py)
+export KDUMPTOOL_STATS=/dev/kmsg
 coredir=${1:-@KDUMP_COREDIR@}
 rec=/run/kdumptool/record
 [ -e /proc/vmcore ] || exit 0

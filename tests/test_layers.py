@@ -10,7 +10,8 @@ ones inside functions):
 - ``render/`` and ``actions/`` never import cli, and not each other;
 - no ``cli/`` module opens a file or parses a format itself (no ``formats`` import, no
   ``open()``/``read_text()``/``json.load()``...): it calls a source, an analysis and a
-  renderer. (The list of exceptions this once had, CLI_DEBT, is empty and gone.)
+  renderer, and hands ``emit`` the JSON object a ``render/`` function built, never a dict
+  of its own. (The list of exceptions this once had, CLI_DEBT, is empty and gone.)
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def _cli_work(rel: str, tree: ast.Module) -> Set[Tuple[str, str]]:
         if not isinstance(node, ast.Call):
             continue
         f = node.func
+        if _builds_json(node):
+            found.add((rel, "builds a JSON object for emit() (a render_*_json function's work)"))
         if isinstance(f, ast.Name) and f.id == "open":
             found.add((rel, "calls open()"))
         elif isinstance(f, ast.Attribute):
@@ -107,13 +110,24 @@ def _cli_work(rel: str, tree: ast.Module) -> Set[Tuple[str, str]]:
     return found
 
 
+def _builds_json(call: ast.Call) -> bool:
+    """``emit(..., json_obj=lambda: {...})``: a dict literal, comprehension or dict() call
+    handed to emit, instead of the object a render/ function builds whole."""
+    for kw in call.keywords:
+        if kw.arg == "json_obj" and isinstance(kw.value, ast.Lambda):
+            body = kw.value.body
+            return isinstance(body, (ast.Dict, ast.DictComp)) or (
+                isinstance(body, ast.Call) and isinstance(body.func, ast.Name) and body.func.id == "dict")
+    return False
+
+
 def _cli_findings(modules: Iterable[Tuple[str, str, ast.Module]]) -> Set[Tuple[str, str]]:
     return {w for rel, layer, tree in modules if layer == "cli" for w in _cli_work(rel, tree)}
 
 
 def test_cli_neither_opens_files_nor_parses_formats():
     found = sorted(_cli_findings(_modules()))
-    assert not found, "cli modules doing a source's or a format's work:\n" + "\n".join(f"{a}: {b}" for a, b in found)
+    assert not found, "cli modules doing a source's, a format's or a renderer's work:\n" + "\n".join(f"{a}: {b}" for a, b in found)
 
 
 def test_the_cli_checker_sees_each_kind_of_work():
@@ -123,10 +137,13 @@ def test_the_cli_checker_sees_each_kind_of_work():
            "def f(p):\n"
            "    from kdumptool.formats.klog import parse_log\n"
            "    with open(p) as fh:\n"
+           "        emit('json', json_obj=lambda: {'out': p, **fh})\n"
            "        return json.loads(fh.read()), p.read_text()\n")
     found = _cli_findings([("cli/x.py", "cli", ast.parse(src))])
     assert found == {("cli/x.py", "imports kdumptool.formats.klog"), ("cli/x.py", "calls open()"),
-                     ("cli/x.py", "calls .read_text()"), ("cli/x.py", "calls json.loads()")}
+                     ("cli/x.py", "calls .read_text()"), ("cli/x.py", "calls json.loads()"),
+                     ("cli/x.py", "builds a JSON object for emit() (a render_*_json function's work)")}
+    assert not _cli_findings([("cli/y.py", "cli", ast.parse("emit('json', json_obj=lambda: render_x_json(p))"))])
     assert not _cli_findings([("render/x.py", "render", ast.parse(src))])
 
 

@@ -20,9 +20,12 @@ PKG = Path(__file__).resolve().parent.parent / "kdumptool"
 TYPED = (
     "actions/quiesce.py",
     "analysis/log.py",
+    "render/collect.py",
     "render/grouping.py",
     "render/html.py",
+    "render/integration.py",
     "render/pci.py",
+    "render/quiesce.py",
     "sources/memmap.py",
 )
 DUCK_CALLS = ("getattr", "hasattr", "_get")

@@ -5,6 +5,9 @@
 # kdump-utils saves its log after this hook; the shutdown hook finishes the job.
 # @KDUMPTOOL@: see kdumptool-pre.sh.
 kdumptool="@KDUMPTOOL@"
+# each kdumptool run logs one line to the console at exit: CPU, peak RSS, modules
+# compiled from source (kdumptool/sources/runstats.py)
+export KDUMPTOOL_STATS=/dev/kmsg
 status=${1:-}
 mkdir -p /run/kdumptool
 # shellcheck disable=SC2086

@@ -8,6 +8,9 @@
 # @KDUMPTOOL@ is replaced when installed (the dracut module: /usr/bin/kdumptool, its
 # launcher in the initramfs; install-integration: the installed kdumptool's real path).
 kdumptool="@KDUMPTOOL@"
+# each kdumptool run logs one line to the console at exit: CPU, peak RSS, modules
+# compiled from source (kdumptool/sources/runstats.py)
+export KDUMPTOOL_STATS=/dev/kmsg
 out=/run/kdumptool/record
 mkdir -p "$out"
 : > "$out/.started"

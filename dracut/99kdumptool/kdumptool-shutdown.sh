@@ -5,6 +5,9 @@
 # is a /proc/vmcore) the dump is over: clear Bus Master Enable on every driverless device,
 # dump target included, if kdumptool.quiesce=1. @KDUMPTOOL@: see kdumptool-pre.sh.
 kdumptool="@KDUMPTOOL@"
+# each kdumptool run logs one line to the console at exit: CPU, peak RSS, modules
+# compiled from source (kdumptool/sources/runstats.py)
+export KDUMPTOOL_STATS=/dev/kmsg
 [ -e /proc/vmcore ] || exit 0
 [ -x "${kdumptool%% *}" ] || exit 0
 mkdir -p /run/kdumptool

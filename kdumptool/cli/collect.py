@@ -70,23 +70,7 @@ def register(app: typer.Typer) -> None:
         finally:
             check.close()
 
-        def text() -> str:
-            from kdumptool.render.pci import no_vtd_reason
+        from kdumptool.render.collect import render_collect_json, render_collect_text
 
-            lines = [
-                f"Wrote {output}: {len(system.devices)} PCI devices, {len(system.groups)} IOMMU groups, "
-                f"{len(system.units)} VT-d units."
-            ]
-            reason = no_vtd_reason(system)
-            if reason:
-                lines.append(f"Note: {reason}.")
-            unread: Any = meta.get("unreadable") or {}
-            if unread:
-                lines.append(f"Could not read {len(unread)} item(s):")
-                lines.extend(f"  {k}: {v}" for k, v in unread.items())
-            notes: Any = meta.get("notes") or []
-            for n in notes:
-                lines.append(f"Note: {n}")
-            return "\n".join(lines)
-
-        emit(fmt, json_obj=lambda: {"output": str(output), **meta}, text=text)
+        emit(fmt, json_obj=lambda: render_collect_json(output, meta),
+             text=lambda: render_collect_text(output, system, meta))

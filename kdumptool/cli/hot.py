@@ -2,7 +2,9 @@
 start fast (`dmar`, `vmcore log`, `vmcore scan`), free of typer: the typer commands in
 cli/dmar.py, cli/vmcore.py and cli/vmcore_vtd.py call these after parsing their options,
 and ``cli/main.py`` calls them directly for a plain invocation (a path and ``-f``), so
-that those do not pay for importing typer (bench/bench_ratios.py).
+that those do not pay for importing typer (bench/bench_ratios.py). ``record`` and
+``quiesce`` with their own options only (what the kdump hooks run) likewise go straight to
+``run_record``/``run_quiesce`` (bench/bench_record.py).
 
 ``fmt`` is already checked (one of render.output.FORMATS). Errors are our exceptions;
 a non-zero exit that is not an error is ``SystemExit``.
@@ -149,6 +151,8 @@ def fast_command(args: List[str]) -> Optional[Any]:
     (global flags already taken out). None for anything else (typer then parses, with its
     help and its usage errors)."""
     rest = list(args)
+    if rest[:1] in (["record"], ["quiesce"]):
+        return _fast_record_quiesce(rest[0], rest[1:])
     if rest[:1] == ["dmar"]:
         cmd, rest = "dmar", rest[1:]
     elif rest[:2] in (["vmcore", "log"], ["vmcore", "scan"]):
@@ -178,3 +182,97 @@ def fast_command(args: List[str]) -> Optional[Any]:
     if cmd == "vmcore log":
         return lambda: run_vmcore_log(vmcore, fmt)
     return lambda: run_vmcore_scan(vmcore, fmt)
+
+
+# `record` and `quiesce`: what the kdump kernel's hooks run (kdump-tools' and kdump-utils'
+# units and scripts call the installed command). Their options, as cli/record.py and
+# cli/quiesce.py declare them for typer: name -> (destination, takes a value).
+_RECORD_OPTS = {
+    "--out": ("out", True), "--root": ("root", True), "-f": ("fmt", True), "--format": ("fmt", True),
+    "--snapshot": ("snapshot", False), "--no-snapshot": ("no_snapshot", False),
+    "--publish": ("publish", True), "--if-enabled": ("if_enabled", False), "--force": ("force", False),
+}
+_QUIESCE_OPTS = {
+    "--root": ("root", True), "-f": ("fmt", True), "--format": ("fmt", True), "--plan": ("plan_only", False),
+    "--apply": ("apply", False), "--journal": ("journal", True), "--dump-finished": ("dump_finished", False),
+    "--dump-target": ("dump_target", True), "--if-enabled": ("if_enabled", False),
+    "-n": ("numeric", False), "--numeric": ("numeric", False), "--method": ("method", True),
+}
+_METHODS = ("auto", "config", "sysfs-enable")
+
+
+def _fast_record_quiesce(cmd: str, rest: List[str]) -> Optional[Any]:
+    """``record``/``quiesce`` with nothing but their own options, each well-formed: the
+    same call the typer command makes (same defaults: ``--format auto``, names from
+    pci.ids for quiesce), without importing typer. None for anything else (help, a
+    positional argument, an unknown or repeated-flag spelling typer would judge, a bad
+    value: typer then says so as before)."""
+    table = _RECORD_OPTS if cmd == "record" else _QUIESCE_OPTS
+    opts: dict = {}
+    i = 0
+    while i < len(rest):
+        a = rest[i]
+        name, value = (a.split("=", 1) + [None])[:2] if a.startswith("--") and "=" in a else (a, None)
+        spec = table.get(name)  # type: ignore[arg-type]
+        if spec is None:
+            return None
+        dest, takes = spec
+        if takes:
+            if value is None:
+                if i + 1 >= len(rest) or rest[i + 1].startswith("-"):
+                    return None  # a missing value (or one that looks like an option): typer says
+                value, i = rest[i + 1], i + 2
+            else:
+                i += 1
+            if dest == "dump_target":
+                opts.setdefault(dest, []).append(value)
+            else:
+                opts[dest] = value
+        else:
+            if value is not None:
+                return None
+            opts[dest] = True
+            i += 1
+    fmt = str(opts.get("fmt", "auto")).lower()
+    if fmt not in _FORMATS:
+        return None
+    from pathlib import Path
+
+    def path(key: str) -> Optional[Path]:
+        v = opts.get(key)
+        return None if v is None else Path(v)
+
+    if cmd == "record":
+        # click: the later of --snapshot/--no-snapshot wins; typer's default is --snapshot
+        snapshot = True
+        for a in rest:
+            if a in ("--snapshot", "--no-snapshot"):
+                snapshot = a == "--snapshot"
+
+        def record() -> None:
+            from kdumptool.cli.record import run_record
+
+            run_record(path("out"), path("root"), fmt, snapshot, path("publish"), bool(opts.get("if_enabled")),
+                       bool(opts.get("force")))
+
+        return record
+    method = opts.get("method", "auto")
+    if method not in _METHODS:
+        return None
+    targets = opts.get("dump_target", [])
+    if targets:
+        from kdumptool.sources.dumptarget import BDF_RE
+
+        if not all(BDF_RE.match(t) for t in targets):
+            return None
+
+    def quiesce() -> None:
+        from kdumptool.cli.quiesce import run_quiesce
+
+        code = run_quiesce(path("root"), fmt, bool(opts.get("plan_only")), bool(opts.get("apply")),
+                           path("journal"), bool(opts.get("dump_finished")), targets,
+                           bool(opts.get("if_enabled")), bool(opts.get("numeric")), method)
+        if code:
+            sys.exit(code)
+
+    return quiesce

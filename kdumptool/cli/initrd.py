@@ -73,6 +73,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stdout.flush()
         sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)\n")
         return 1
+    finally:
+        from kdumptool.sources.runstats import write_stats
+
+        write_stats(args.command)
 
 
 if __name__ == "__main__":

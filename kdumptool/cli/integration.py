@@ -30,6 +30,7 @@ def register(app: Any) -> None:
     ) -> None:
         """Put kdumptool's kdump hooks in place for the kdump stack found (kdump-utils, kdump-tools, dracut)."""
         from kdumptool.cli.common import check_format
+        from kdumptool.render.integration import render_integration_json
         from kdumptool.render.output import emit
 
         fmt = check_format(fmt)
@@ -39,5 +40,5 @@ def register(app: Any) -> None:
 
         text = run_install(prefix, dry_run, source, python, records, stack=stack,
                            kdumptool_cmd=kdumptool_cmd, meta=meta)
-        emit(fmt, json_obj=lambda: {"prefix": str(prefix), "dry_run": dry_run, **meta, "files": records},
+        emit(fmt, json_obj=lambda: render_integration_json(prefix, dry_run, meta, records),
              text=lambda: text.rstrip("\n"))

@@ -227,6 +227,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        from kdumptool.sources.runstats import write_stats
+
+        write_stats(" ".join(a for a in args[:2] if not a.startswith("-")) or "kdumptool")
 
 
 def install_sigterm_exit() -> Any:

@@ -32,6 +32,11 @@ def run_quiesce(
     from kdumptool.actions.quiesce import apply_quiesce, describe_plan, plan_quiesce
     from kdumptool.errors import KdumptoolError
     from kdumptool.render.output import emit
+    from kdumptool.render.quiesce import (
+        render_named_plan,
+        render_quiesce_disabled_json,
+        render_quiesce_json,
+    )
     from kdumptool.sources.dumptarget import BDF_RE, find_dump_targets
     from kdumptool.sources.knobs import read_knob
     from kdumptool.sources.root import open_root
@@ -54,7 +59,7 @@ def run_quiesce(
                 log.write(f"quiesce disabled (kdumptool.quiesce=0, from {knob.source}); nothing written")
                 emit(
                     fmt,
-                    json_obj=lambda: {"enabled": False, "source": knob.source},
+                    json_obj=lambda: render_quiesce_disabled_json(knob.source),
                     text=lambda: f"quiesce disabled by {knob.source}\n",
                 )
                 return 0
@@ -65,12 +70,18 @@ def run_quiesce(
         bdfs = tuple(targets.bdfs) + tuple(t.lower() for t in dump_target)
         how, why = choose_method(r, method)
         plan = plan_quiesce(system, bdfs, dump_finished, how, why)
-        titles, plan_json = _named_plan(plan, system, numeric)
+        names = None
+        if not numeric:
+            from kdumptool.cli.names import naming
+
+            # pci.ids decoded for the vendors of the devices the plan names only
+            names = naming(False, {system.devices[s.bdf].vendor_id for s in plan.steps if s.bdf in system.devices})
+        titles, plan_json = render_named_plan(plan.as_json(), system, names)
         warnings = [*targets.conf.warnings, *targets.warnings]
         if plan_only:
             emit(
                 fmt,
-                json_obj=lambda: {"plan": plan_json, "dump_target": targets.as_json()},
+                json_obj=lambda: render_quiesce_json(plan_json, targets.as_json()),
                 text=lambda: describe_plan(plan, titles) + "".join(f"warning: {w}\n" for w in warnings),
             )
             return 0
@@ -96,30 +107,10 @@ def run_quiesce(
 
     emit(
         fmt,
-        json_obj=lambda: {"plan": plan_json, "dump_target": targets.as_json(), "result": report.as_json()},
+        json_obj=lambda: render_quiesce_json(plan_json, targets.as_json(), report.as_json()),
         text=text,
     )
     return 0 if report.ok else 1
-
-
-def _named_plan(plan: Any, system: Any, numeric: bool) -> Any:
-    """(bdf -> device title, the plan's JSON with name fields on each step)."""
-    doc = plan.as_json()
-    if numeric:
-        return {}, doc
-    from kdumptool.cli.names import naming
-
-    names = naming(False)
-    if names.names is None:
-        return {}, doc
-    titles = {}
-    for step in doc["steps"]:
-        dev = system.devices.get(step["bdf"])
-        if dev is None:
-            continue
-        titles[step["bdf"]] = names.title(dev.vendor_id, dev.device_id, dev.class_code)
-        step.update(names.json(dev.vendor_id, dev.device_id, dev.class_code))
-    return titles, doc
 
 
 def register(app: Any) -> None:

@@ -37,7 +37,9 @@ def run_record(
             sys.stdout.write(f"{dest}\n")
             return 0
         report, text, dest = _record(r, out, snapshot, force)
-    emit(fmt, json_obj=lambda: {"out": str(dest), **report}, text=lambda: text)
+    from kdumptool.render.record import render_record_json
+
+    emit(fmt, json_obj=lambda: render_record_json(dest, report), text=lambda: text)
     return 0
 
 
@@ -132,8 +134,10 @@ def _record(r: object, out: Optional[Path], snapshot: bool, force: bool = False)
     from kdumptool.sources.knobs import read_knobs
     from kdumptool.sources.outfile import refuse_existing, write_file
     from kdumptool.sources.record import find_boot_record, read_release
+    from kdumptool.sources.runstats import mark
     from kdumptool.sources.system import read_system
 
+    mark("imported")
     t0 = time.monotonic()
     dest = out if out is not None else _default_out(r)
     if dest.is_symlink():
@@ -152,8 +156,9 @@ def _record(r: object, out: Optional[Path], snapshot: bool, force: bool = False)
     how, why = choose_method(r)  # type: ignore[arg-type]
     plan = plan_quiesce(system, targets.bdfs, dump_finished=False, method=how, method_reason=why)
     timings = {"system": round(time.monotonic() - t0, 3)}
+    mark("system")
     # names when this system has a pci.ids (the kdump initramfs usually has none): null then
-    names = naming(False)
+    names = naming(False, {d.vendor_id for d in system.devices.values() if d.bus_master})
     rec = RecordFile(
         kdumptool=__version__,
         time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -172,6 +177,7 @@ def _record(r: object, out: Optional[Path], snapshot: bool, force: bool = False)
     t1 = time.monotonic()
     triage = _triage(r, system)
     timings["triage"] = round(time.monotonic() - t1, 3)
+    mark("triage")
     files = [RECORD_JSON, RECORD_TEXT]
     snap = None
     if snapshot:
@@ -186,6 +192,7 @@ def _record(r: object, out: Optional[Path], snapshot: bool, force: bool = False)
     text = render_record_text(rec, describe_plan(plan), dest, files)
     write_file(dest / RECORD_JSON, json.dumps(with_schema_version(report), indent=2) + "\n", force)
     write_file(dest / RECORD_TEXT, text, force)
+    mark("written")
     return report, text, dest
 
 
@@ -206,9 +213,10 @@ def _triage(r: object, system: object) -> Optional[dict]:
 def _snapshot(r: object, path: Path, force: bool = False) -> dict:
     """A snapshot tree of this system as .tar.gz (the system stream's collector)."""
     try:
+        from kdumptool.sources.runstats import step_marks
         from kdumptool.sources.snapshot import collect
 
-        meta = collect(path, root=r, force=force)  # type: ignore[arg-type]
+        meta = collect(path, root=r, force=force, progress=step_marks("snapshot:"))  # type: ignore[arg-type]
         return {"file": path.name, "bytes": path.stat().st_size,
                 "unreadable": len(meta.get("unreadable", {}) or {})}  # type: ignore[arg-type]
     except Exception as exc:  # keep the report even when the snapshot fails

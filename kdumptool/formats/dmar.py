@@ -15,114 +15,159 @@ keeps what decoded before it.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
-
-from construct import Bytes, Const, Int8ul, Int16ul, Int32ul, Int64ul, Struct
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from kdumptool.errors import DecodeError, UnsupportedFormat
+from kdumptool.formats.lazyspec import lazy_specs
 
-# ACPI 6.5, 5.2.6 "System Description Table Header": 36 bytes, little-endian.
-AcpiHeaderStruct = Struct(
-    "signature" / Bytes(4),  # +0x00
-    "length" / Int32ul,  # +0x04 whole table, header included
-    "revision" / Int8ul,  # +0x08
-    "checksum" / Int8ul,  # +0x09 all bytes of the table sum to 0 mod 256
-    "oem_id" / Bytes(6),  # +0x0a
-    "oem_table_id" / Bytes(8),  # +0x10
-    "oem_revision" / Int32ul,  # +0x18
-    "asl_compiler_id" / Bytes(4),  # +0x1c
-    "asl_compiler_revision" / Int32ul,  # +0x20
-)
-
-# VT-d 8.1: the DMAR header after the ACPI header. 48 bytes in all.
-DmarHeaderStruct = Struct(
-    "acpi" / AcpiHeaderStruct,  # +0x00
-    "host_address_width" / Int8ul,  # +0x24 HAW: N means N+1 address bits
-    "flags" / Int8ul,  # +0x25 bit0 INTR_REMAP, bit1 X2APIC_OPT_OUT, bit2 DMA_CTRL_PLATFORM_OPT_IN
-    "reserved" / Bytes(10),  # +0x26
-)
 DMAR_HEADER_LEN = 48
-
-# VT-d 8.2: every remapping structure starts with Type (2) and Length (2).
-RemappingHeaderStruct = Struct(
-    "type" / Int16ul,  # +0x00
-    "length" / Int16ul,  # +0x02 whole structure, header and device scopes included
-)
-
-# VT-d 8.3 DMA Remapping Hardware Unit Definition. Fixed part 16 bytes, then scopes.
-DrhdStruct = Struct(
-    "type" / Const(0, Int16ul),  # +0x00
-    "length" / Int16ul,  # +0x02
-    "flags" / Int8ul,  # +0x04 bit0 INCLUDE_PCI_ALL
-    "size" / Int8ul,  # +0x05 register set size, 2^N 4 KiB pages (rev 3.x+; reserved before)
-    "segment" / Int16ul,  # +0x06 PCI segment number
-    "register_base_address" / Int64ul,  # +0x08
-)
-
-# VT-d 8.4 Reserved Memory Region Reporting. Fixed part 24 bytes.
-RmrrStruct = Struct(
-    "type" / Const(1, Int16ul),  # +0x00
-    "length" / Int16ul,  # +0x02
-    "reserved" / Int16ul,  # +0x04
-    "segment" / Int16ul,  # +0x06
-    "base_address" / Int64ul,  # +0x08 4 KiB aligned
-    "end_address" / Int64ul,  # +0x10 limit: last byte, (end + 1) 4 KiB aligned
-)
-
-# VT-d 8.5 Root Port ATS Capability Reporting. Fixed part 8 bytes.
-AtsrStruct = Struct(
-    "type" / Const(2, Int16ul),  # +0x00
-    "length" / Int16ul,  # +0x02
-    "flags" / Int8ul,  # +0x04 bit0 ALL_PORTS
-    "reserved" / Int8ul,  # +0x05
-    "segment" / Int16ul,  # +0x06
-)
-
-# VT-d 8.6 Remapping Hardware Static Affinity. 20 bytes, no scopes.
-RhsaStruct = Struct(
-    "type" / Const(3, Int16ul),  # +0x00
-    "length" / Int16ul,  # +0x02
-    "reserved" / Int32ul,  # +0x04
-    "register_base_address" / Int64ul,  # +0x08 matches a DRHD
-    "proximity_domain" / Int32ul,  # +0x10 ACPI _PXM value
-)
-
-# VT-d 8.7 ACPI Name-space Device Declaration. 8 bytes, then a NUL-terminated name.
-AnddStruct = Struct(
-    "type" / Const(4, Int16ul),  # +0x00
-    "length" / Int16ul,  # +0x02
-    "reserved" / Bytes(3),  # +0x04
-    "acpi_device_number" / Int8ul,  # +0x07 matches ACPI_NAMESPACE scopes' enumeration ID
-)
-
-# VT-d 8.8 SoC Integrated Address Translation Cache. Fixed part 8 bytes.
-SatcStruct = Struct(
-    "type" / Const(5, Int16ul),  # +0x00
-    "length" / Int16ul,  # +0x02
-    "flags" / Int8ul,  # +0x04 bit0 ATC_REQUIRED
-    "reserved" / Int8ul,  # +0x05
-    "segment" / Int16ul,  # +0x06
-)
-
-# VT-d 8.9 SoC Integrated Device Property. Fixed part 8 bytes.
-SidpStruct = Struct(
-    "type" / Const(6, Int16ul),  # +0x00
-    "length" / Int16ul,  # +0x02
-    "reserved" / Int16ul,  # +0x04
-    "segment" / Int16ul,  # +0x06
-)
-
-# VT-d 8.3.1 Device Scope Structure: 6 bytes, then (device, function) pairs.
-DeviceScopeStruct = Struct(
-    "type" / Int8ul,  # +0x00
-    "length" / Int8ul,  # +0x01 6 + 2 * path entries
-    "flags" / Int8ul,  # +0x02 reserved before rev 4.0; SIDP property bits since
-    "reserved" / Int8ul,  # +0x03
-    "enumeration_id" / Int8ul,  # +0x04 IOAPIC id, HPET number, ANDD device number
-    "start_bus" / Int8ul,  # +0x05
-)
 DEVICE_SCOPE_HEADER_LEN = 6
+
+# The decoder reads each fixed layout with ``struct`` (importing construct costs ~40 ms, a
+# third of `kdumptool dmar`'s start-up: bench/bench_ratios.py); the construct specs below
+# are the documented layouts, built on first use (``dmar.DrhdStruct``), and
+# tests/formats/test_dmar.py checks both decodings agree field by field on every table of
+# fixtures/ and on random bytes.
+_ACPI_HEADER = struct.Struct("<4sIBB6s8sI4sI")
+_ACPI_HEADER_FIELDS = ("signature", "length", "revision", "checksum", "oem_id", "oem_table_id",
+                       "oem_revision", "asl_compiler_id", "asl_compiler_revision")
+_DMAR_HEADER = struct.Struct("<4sIBB6s8sI4sIBB10s")
+_DMAR_HEADER_FIELDS = _ACPI_HEADER_FIELDS + ("host_address_width", "flags", "reserved")
+_REMAPPING_HEADER = struct.Struct("<HH")
+#: type -> (layout, field names) of each structure's fixed part
+_FIXED: Dict[int, Tuple[struct.Struct, Tuple[str, ...]]] = {
+    0: (struct.Struct("<HHBBHQ"), ("type", "length", "flags", "size", "segment", "register_base_address")),
+    1: (struct.Struct("<HHHHQQ"), ("type", "length", "reserved", "segment", "base_address", "end_address")),
+    2: (struct.Struct("<HHBBH"), ("type", "length", "flags", "reserved", "segment")),
+    3: (struct.Struct("<HHIQI"), ("type", "length", "reserved", "register_base_address", "proximity_domain")),
+    4: (struct.Struct("<HH3sB"), ("type", "length", "reserved", "acpi_device_number")),
+    5: (struct.Struct("<HHBBH"), ("type", "length", "flags", "reserved", "segment")),
+    6: (struct.Struct("<HHHH"), ("type", "length", "reserved", "segment")),
+}
+_DEVICE_SCOPE = struct.Struct("<BBBBBB")
+_DEVICE_SCOPE_FIELDS = ("type", "length", "flags", "reserved", "enumeration_id", "start_bus")
+
+
+def _construct_specs() -> Dict[str, Any]:
+    from construct import Bytes, Const, Int8ul, Int16ul, Int32ul, Int64ul, Struct
+
+    # ACPI 6.5, 5.2.6 "System Description Table Header": 36 bytes, little-endian.
+    AcpiHeaderStruct = Struct(
+        "signature" / Bytes(4),  # +0x00
+        "length" / Int32ul,  # +0x04 whole table, header included
+        "revision" / Int8ul,  # +0x08
+        "checksum" / Int8ul,  # +0x09 all bytes of the table sum to 0 mod 256
+        "oem_id" / Bytes(6),  # +0x0a
+        "oem_table_id" / Bytes(8),  # +0x10
+        "oem_revision" / Int32ul,  # +0x18
+        "asl_compiler_id" / Bytes(4),  # +0x1c
+        "asl_compiler_revision" / Int32ul,  # +0x20
+    )
+
+    # VT-d 8.1: the DMAR header after the ACPI header. 48 bytes in all.
+    DmarHeaderStruct = Struct(
+        "acpi" / AcpiHeaderStruct,  # +0x00
+        "host_address_width" / Int8ul,  # +0x24 HAW: N means N+1 address bits
+        "flags" / Int8ul,  # +0x25 bit0 INTR_REMAP, bit1 X2APIC_OPT_OUT, bit2 DMA_CTRL_PLATFORM_OPT_IN
+        "reserved" / Bytes(10),  # +0x26
+    )
+
+    # VT-d 8.2: every remapping structure starts with Type (2) and Length (2).
+    RemappingHeaderStruct = Struct(
+        "type" / Int16ul,  # +0x00
+        "length" / Int16ul,  # +0x02 whole structure, header and device scopes included
+    )
+
+    # VT-d 8.3 DMA Remapping Hardware Unit Definition. Fixed part 16 bytes, then scopes.
+    DrhdStruct = Struct(
+        "type" / Const(0, Int16ul),  # +0x00
+        "length" / Int16ul,  # +0x02
+        "flags" / Int8ul,  # +0x04 bit0 INCLUDE_PCI_ALL
+        "size" / Int8ul,  # +0x05 register set size, 2^N 4 KiB pages (rev 3.x+; reserved before)
+        "segment" / Int16ul,  # +0x06 PCI segment number
+        "register_base_address" / Int64ul,  # +0x08
+    )
+
+    # VT-d 8.4 Reserved Memory Region Reporting. Fixed part 24 bytes.
+    RmrrStruct = Struct(
+        "type" / Const(1, Int16ul),  # +0x00
+        "length" / Int16ul,  # +0x02
+        "reserved" / Int16ul,  # +0x04
+        "segment" / Int16ul,  # +0x06
+        "base_address" / Int64ul,  # +0x08 4 KiB aligned
+        "end_address" / Int64ul,  # +0x10 limit: last byte, (end + 1) 4 KiB aligned
+    )
+
+    # VT-d 8.5 Root Port ATS Capability Reporting. Fixed part 8 bytes.
+    AtsrStruct = Struct(
+        "type" / Const(2, Int16ul),  # +0x00
+        "length" / Int16ul,  # +0x02
+        "flags" / Int8ul,  # +0x04 bit0 ALL_PORTS
+        "reserved" / Int8ul,  # +0x05
+        "segment" / Int16ul,  # +0x06
+    )
+
+    # VT-d 8.6 Remapping Hardware Static Affinity. 20 bytes, no scopes.
+    RhsaStruct = Struct(
+        "type" / Const(3, Int16ul),  # +0x00
+        "length" / Int16ul,  # +0x02
+        "reserved" / Int32ul,  # +0x04
+        "register_base_address" / Int64ul,  # +0x08 matches a DRHD
+        "proximity_domain" / Int32ul,  # +0x10 ACPI _PXM value
+    )
+
+    # VT-d 8.7 ACPI Name-space Device Declaration. 8 bytes, then a NUL-terminated name.
+    AnddStruct = Struct(
+        "type" / Const(4, Int16ul),  # +0x00
+        "length" / Int16ul,  # +0x02
+        "reserved" / Bytes(3),  # +0x04
+        "acpi_device_number" / Int8ul,  # +0x07 matches ACPI_NAMESPACE scopes' enumeration ID
+    )
+
+    # VT-d 8.8 SoC Integrated Address Translation Cache. Fixed part 8 bytes.
+    SatcStruct = Struct(
+        "type" / Const(5, Int16ul),  # +0x00
+        "length" / Int16ul,  # +0x02
+        "flags" / Int8ul,  # +0x04 bit0 ATC_REQUIRED
+        "reserved" / Int8ul,  # +0x05
+        "segment" / Int16ul,  # +0x06
+    )
+
+    # VT-d 8.9 SoC Integrated Device Property. Fixed part 8 bytes.
+    SidpStruct = Struct(
+        "type" / Const(6, Int16ul),  # +0x00
+        "length" / Int16ul,  # +0x02
+        "reserved" / Int16ul,  # +0x04
+        "segment" / Int16ul,  # +0x06
+    )
+
+    # VT-d 8.3.1 Device Scope Structure: 6 bytes, then (device, function) pairs.
+    DeviceScopeStruct = Struct(
+        "type" / Int8ul,  # +0x00
+        "length" / Int8ul,  # +0x01 6 + 2 * path entries
+        "flags" / Int8ul,  # +0x02 reserved before rev 4.0; SIDP property bits since
+        "reserved" / Int8ul,  # +0x03
+        "enumeration_id" / Int8ul,  # +0x04 IOAPIC id, HPET number, ANDD device number
+        "start_bus" / Int8ul,  # +0x05
+    )
+    return {
+        "AcpiHeaderStruct": AcpiHeaderStruct,
+        "DmarHeaderStruct": DmarHeaderStruct,
+        "RemappingHeaderStruct": RemappingHeaderStruct,
+        "DrhdStruct": DrhdStruct,
+        "RmrrStruct": RmrrStruct,
+        "AtsrStruct": AtsrStruct,
+        "RhsaStruct": RhsaStruct,
+        "AnddStruct": AnddStruct,
+        "SatcStruct": SatcStruct,
+        "SidpStruct": SidpStruct,
+        "DeviceScopeStruct": DeviceScopeStruct,
+    }
+
+
+__getattr__ = lazy_specs(__name__, _construct_specs)
 
 # Linux include/acpi/actbl1.h spelling.
 ACPI_DMAR_INTR_REMAP = 0x01
@@ -420,10 +465,9 @@ def parse_dmar(data: bytes, name: str = "DMAR") -> Dmar:
         raise DecodeError(
             name, len(data), f"only {len(data)} bytes: the DMAR header needs {DMAR_HEADER_LEN}"
         )
-    hdr = DmarHeaderStruct.parse(data[:DMAR_HEADER_LEN])
-    acpi = hdr.acpi
+    (signature, length, revision, checksum, oem_id, oem_table_id, oem_revision, asl_compiler_id,
+     asl_compiler_revision, haw, flags, reserved) = _DMAR_HEADER.unpack_from(data)
     warnings: List[str] = []
-    length = acpi.length
     if length < DMAR_HEADER_LEN:
         raise DecodeError(
             name, 4, f"header length {length} is shorter than the {DMAR_HEADER_LEN}-byte DMAR header"
@@ -442,25 +486,25 @@ def parse_dmar(data: bytes, name: str = "DMAR") -> Dmar:
     checksum_valid = length <= len(data) and sum(data[:length]) & 0xFF == 0
     if not checksum_valid and length <= len(data):
         warnings.append(
-            f"offset 0x9: bad checksum 0x{acpi.checksum:02x}: the bytes sum to "
+            f"offset 0x9: bad checksum 0x{checksum:02x}: the bytes sum to "
             f"0x{sum(data[:length]) & 0xFF:02x}, not 0 (decoded anyway)"
         )
     structures = _walk_structures(data, DMAR_HEADER_LEN, end, warnings)
     return Dmar(
         name=name,
-        signature=acpi.signature.decode("latin-1"),
+        signature=signature.decode("latin-1"),
         length=length,
-        revision=acpi.revision,
-        checksum=acpi.checksum,
+        revision=revision,
+        checksum=checksum,
         checksum_valid=checksum_valid,
-        oem_id=_text(acpi.oem_id),
-        oem_table_id=_text(acpi.oem_table_id),
-        oem_revision=acpi.oem_revision,
-        asl_compiler_id=_text(acpi.asl_compiler_id),
-        asl_compiler_revision=acpi.asl_compiler_revision,
-        haw=hdr.host_address_width,
-        flags=hdr.flags,
-        reserved=hdr.reserved,
+        oem_id=_text(oem_id),
+        oem_table_id=_text(oem_table_id),
+        oem_revision=oem_revision,
+        asl_compiler_id=_text(asl_compiler_id),
+        asl_compiler_revision=asl_compiler_revision,
+        haw=haw,
+        flags=flags,
+        reserved=reserved,
         structures=tuple(structures),
         data_length=end,
         warnings=tuple(warnings),
@@ -476,67 +520,69 @@ def _walk_structures(data: bytes, pos: int, end: int, warnings: List[str]) -> Li
             out.append(Malformed(pos, remaining, None, reason, data[pos:end]))
             warnings.append(f"offset 0x{pos:x}: {reason}")
             break
-        rh = RemappingHeaderStruct.parse(data[pos : pos + 4])
-        tname = STRUCTURE_NAMES.get(rh.type, f"type {rh.type}")
-        fixed = FIXED_LENGTH.get(rh.type, 4)
+        rtype, rlength = _REMAPPING_HEADER.unpack_from(data, pos)
+        tname = STRUCTURE_NAMES.get(rtype, f"type {rtype}")
+        fixed = FIXED_LENGTH.get(rtype, 4)
         reason = ""
-        if rh.length < 4:
-            reason = f"{tname} length {rh.length} is shorter than the 4-byte structure header"
-        elif rh.length > remaining:
+        if rlength < 4:
+            reason = f"{tname} length {rlength} is shorter than the 4-byte structure header"
+        elif rlength > remaining:
             reason = (
-                f"{tname} length {rh.length} overruns the table: only {remaining} bytes left"
+                f"{tname} length {rlength} overruns the table: only {remaining} bytes left"
             )
-        elif rh.length < fixed:
-            reason = f"{tname} length {rh.length} is shorter than its {fixed}-byte fixed part"
+        elif rlength < fixed:
+            reason = f"{tname} length {rlength} is shorter than its {fixed}-byte fixed part"
         if reason:
-            out.append(Malformed(pos, remaining, rh.type, reason, data[pos:end]))
+            out.append(Malformed(pos, remaining, rtype, reason, data[pos:end]))
             warnings.append(f"offset 0x{pos:x}: {reason}")
             break
-        out.append(_decode_structure(data[pos : pos + rh.length], pos, rh.type))
-        pos += rh.length
+        out.append(_decode_structure(data[pos : pos + rlength], pos, rtype))
+        pos += rlength
     return out
+
+
+def _fixed(type_id: int, raw: bytes) -> Tuple[Any, ...]:
+    """The fixed part of a structure whose length was checked against FIXED_LENGTH."""
+    return _FIXED[type_id][0].unpack_from(raw)
 
 
 def _decode_structure(raw: bytes, pos: int, type_id: int) -> Structure:
     length = len(raw)
     w: List[str] = []
     if type_id == ACPI_DMAR_TYPE_HARDWARE_UNIT:
-        s = DrhdStruct.parse(raw)
+        _, _, flags, size, segment, rba = _fixed(type_id, raw)
         scopes = _walk_scopes(raw, 16, pos, w)
-        return Drhd(pos, length, s.flags, s.size, s.segment, s.register_base_address,
-                    scopes, tuple(w))
+        return Drhd(pos, length, flags, size, segment, rba, scopes, tuple(w))
     if type_id == ACPI_DMAR_TYPE_RESERVED_MEMORY:
-        s = RmrrStruct.parse(raw)
+        _, _, reserved, segment, base, end = _fixed(type_id, raw)
         scopes = _walk_scopes(raw, 24, pos, w)
-        return Rmrr(pos, length, s.segment, s.base_address, s.end_address, scopes,
-                    s.reserved, tuple(w))
+        return Rmrr(pos, length, segment, base, end, scopes, reserved, tuple(w))
     if type_id == ACPI_DMAR_TYPE_ROOT_ATS:
-        s = AtsrStruct.parse(raw)
+        _, _, flags, _, segment = _fixed(type_id, raw)
         scopes = _walk_scopes(raw, 8, pos, w)
-        return Atsr(pos, length, s.flags, s.segment, scopes, tuple(w))
+        return Atsr(pos, length, flags, segment, scopes, tuple(w))
     if type_id == ACPI_DMAR_TYPE_HARDWARE_AFFINITY:
-        s = RhsaStruct.parse(raw)
+        _, _, _, rba, proximity = _fixed(type_id, raw)
         if length > 20:
             w.append(f"offset 0x{pos + 20:x}: RHSA has {length - 20} bytes past its 20-byte body")
-        return Rhsa(pos, length, s.register_base_address, s.proximity_domain, tuple(w))
+        return Rhsa(pos, length, rba, proximity, tuple(w))
     if type_id == ACPI_DMAR_TYPE_NAMESPACE:
-        s = AnddStruct.parse(raw)
+        number = _fixed(type_id, raw)[3]
         name_raw = raw[8:]
         nul = name_raw.find(b"\0")
         if nul < 0:
             if name_raw:
                 w.append(f"offset 0x{pos + 8:x}: ANDD object name is not NUL-terminated")
             nul = len(name_raw)
-        return Andd(pos, length, s.acpi_device_number,
-                    name_raw[:nul].decode("latin-1"), tuple(w))
+        return Andd(pos, length, number, name_raw[:nul].decode("latin-1"), tuple(w))
     if type_id == ACPI_DMAR_TYPE_SATC:
-        s = SatcStruct.parse(raw)
+        _, _, flags, _, segment = _fixed(type_id, raw)
         scopes = _walk_scopes(raw, 8, pos, w)
-        return Satc(pos, length, s.flags, s.segment, scopes, tuple(w))
+        return Satc(pos, length, flags, segment, scopes, tuple(w))
     if type_id == ACPI_DMAR_TYPE_SIDP:
-        s = SidpStruct.parse(raw)
+        segment = _fixed(type_id, raw)[3]
         scopes = _walk_scopes(raw, 8, pos, w)
-        return Sidp(pos, length, s.segment, scopes, tuple(w))
+        return Sidp(pos, length, segment, scopes, tuple(w))
     return UnknownStructure(pos, length, type_id, raw)
 
 
@@ -565,7 +611,7 @@ def _walk_scopes(raw: bytes, start: int, base: int, warnings: List[str]) -> Tupl
                 f"structure: only {remaining} bytes left; scopes from here on skipped"
             )
             break
-        s = DeviceScopeStruct.parse(raw[pos : pos + DEVICE_SCOPE_HEADER_LEN])
+        _, _, sflags, _, enumeration_id, start_bus = _DEVICE_SCOPE.unpack_from(raw, pos)
         body = raw[pos + DEVICE_SCOPE_HEADER_LEN : pos + slen]
         if len(body) % 2:
             warnings.append(
@@ -573,6 +619,6 @@ def _walk_scopes(raw: bytes, start: int, base: int, warnings: List[str]) -> Tupl
             )
         path = tuple((body[i], body[i + 1]) for i in range(0, len(body) - 1, 2))
         out.append(DeviceScope(at, stype, SCOPE_TYPES.get(stype, "UNKNOWN"), slen,
-                               s.enumeration_id, s.start_bus, path, s.flags))
+                               enumeration_id, start_bus, path, sflags))
         pos += slen
     return tuple(out)

@@ -76,7 +76,7 @@ class Naming:
             v = self.names.vendor(vendor_id)
         d = None
         if v is not None and self.names is not None:
-            d = self.names.devices.get((vendor_id, device_id))
+            d = self.names.device_only(vendor_id, device_id)
         return {"vendor_name": v, "device_name": d, "class_name": self.class_name(class_code)}
 
 

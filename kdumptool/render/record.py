@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Sequence
 
-from kdumptool.model.record import RECORD_JSON, RecordFile, hex_or_none
+from kdumptool.model.record import RECORD_JSON, JsonObj, RecordFile, hex_or_none
 from kdumptool.model.system import IommuUnit, PciDevice
 from kdumptool.render.names import Naming
 
@@ -80,3 +80,8 @@ def render_record_text(rec: RecordFile, plan_text: str, dest: Path, files: Seque
     parts = ", ".join(f"{k} {v}" for k, v in rec.timings_s.items())
     lines.append(f"recorded in {rec.elapsed_s} s ({parts}) into {dest}: {', '.join(files)}")
     return "\n".join(lines) + "\n"
+
+
+def render_record_json(dest: Path, report: JsonObj) -> JsonObj:
+    """What ``record -f json`` prints: the folder written, then the record file's object."""
+    return {"out": str(dest), **report}

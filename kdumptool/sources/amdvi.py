@@ -47,11 +47,11 @@ def read_amdvi_mmio(address: int, root: Optional[Root] = None, path: str = DEV_M
 def amdvi_units(root: Root) -> List[Tuple[str, int]]:
     """(ivhdN, MMIO base) of the IVHD blocks Linux uses, from ``root``'s IVRS; empty when
     there is none or it does not decode."""
-    from kdumptool.formats.ivrs import parse_ivrs
-
     path = "/sys/firmware/acpi/tables/IVRS"
     if not root.exists(path):
         return []
+    from kdumptool.formats.ivrs import parse_ivrs  # construct: only when there is an IVRS
+
     try:
         ivrs = parse_ivrs(root.read_bytes(path), path)
     except KdumptoolError:

@@ -14,7 +14,7 @@ import gzip
 import os
 import zlib
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import AbstractSet, Dict, Iterable, Optional, Tuple
 
 from kdumptool.formats.pciids import PciIds, parse_pci_ids
 
@@ -29,7 +29,7 @@ PCI_IDS_PATHS = (
 )
 ENV = "KDUMPTOOL_PCI_IDS"
 
-_cache: Dict[str, Tuple[float, PciIds]] = {}
+_cache: Dict[Tuple[str, Optional[AbstractSet[int]]], Tuple[float, PciIds]] = {}
 
 
 def find_pci_ids() -> Optional[str]:
@@ -43,8 +43,9 @@ def find_pci_ids() -> Optional[str]:
     return None
 
 
-def read_pci_names(path: Optional[str] = None) -> Optional[PciIds]:
-    """Decode ``path`` (default: :func:`find_pci_ids`), cached per path and mtime.
+def read_pci_names(path: Optional[str] = None, vendors: Optional[Iterable[int]] = None) -> Optional[PciIds]:
+    """Decode ``path`` (default: :func:`find_pci_ids`), cached per path and mtime; with
+    ``vendors``, only those vendors' devices (``parse_pci_ids``: a few devices to name).
 
     None when there is no database or it cannot be read; a damaged one still gives the
     names it holds (its malformed lines are counted on ``ids``).
@@ -52,9 +53,10 @@ def read_pci_names(path: Optional[str] = None) -> Optional[PciIds]:
     path = path or find_pci_ids()
     if path is None:
         return None
+    only = None if vendors is None else frozenset(vendors)
     try:
         mtime = os.stat(path).st_mtime
-        hit = _cache.get(path)
+        hit = _cache.get((path, only)) or _cache.get((path, None))
         if hit is not None and hit[0] == mtime:
             return hit[1]
         raw = Path(path).read_bytes()
@@ -62,6 +64,6 @@ def read_pci_names(path: Optional[str] = None) -> Optional[PciIds]:
             raw = gzip.decompress(raw)
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error, ValueError):
         return None
-    names = parse_pci_ids(raw.decode("utf-8", errors="replace"))
-    _cache[path] = (mtime, names)
+    names = parse_pci_ids(raw.decode("utf-8", errors="replace"), only)
+    _cache[(path, only)] = (mtime, names)
     return names

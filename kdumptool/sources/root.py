@@ -435,9 +435,11 @@ SNAPSHOT_MARKERS = ("sys", "proc", EXTRA_DIR)
 def _recognised(root: Root, name: str) -> Root:
     """``root`` when it looks like a system tree; an empty or unrelated folder is an error
     (read as a system it would be "no devices, no IOMMU": an answer resting on nothing)."""
+    if any(os.path.isdir(root.path / m) for m in SNAPSHOT_MARKERS):
+        return root
     from kdumptool.sources.sos import is_sos_report
 
-    if not any(os.path.isdir(root.path / m) for m in SNAPSHOT_MARKERS) and not is_sos_report(root.path):
+    if not is_sos_report(root.path):
         raise SourceMissing(f"{name}: not a snapshot: none of {', '.join(m + '/' for m in SNAPSHOT_MARKERS)} "
                             "in it (kdumptool collect -o DIR writes one)")
     return root

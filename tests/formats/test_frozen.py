@@ -122,3 +122,38 @@ def test_hot_path_does_not_import_heavy_modules(argv):
                        cwd=REPO, env=env, timeout=60)
     assert r.stdout.strip() and "HEAVY [" in r.stderr, r.stderr[-500:]
     assert "HEAVY []" in r.stderr, r.stderr[-300:]
+
+
+#: What `record` and `quiesce` (the kdump kernel's commands) must not import: the CLI
+#: framework (typer, click, pydantic, rich: the hooks call the installed command, which
+#: runs them without it) and construct (the decoders on their path use struct).
+KDUMP_HEAVY = ("typer", "click", "pydantic", "rich", "construct", "argparse")
+SNAP = FIXTURES / "snapshots" / "kdump_legacy_on"
+
+
+@pytest.mark.parametrize("argv", [
+    ["quiesce", "--root", str(SNAP), "--format", "text"],
+    ["quiesce", "--root", str(SNAP), "--plan", "-f", "json", "--dump-target", "0000:00:02.0"],
+    ["record", "--root", str(SNAP), "--out", "@OUT@", "--format", "text"],
+], ids=["quiesce", "quiesce-plan", "record"])
+def test_record_and_quiesce_do_not_import_the_cli_framework(argv, tmp_path):
+    """The hooks' command lines (cli/hot.py's record/quiesce fast path), run in a fresh
+    interpreter without site: none of KDUMP_HEAVY gets imported."""
+    argv = [a.replace("@OUT@", str(tmp_path / "rec")) for a in argv]
+    code = ("import sys; before = set(sys.modules)\n"
+            "from kdumptool.cli.main import main\n"
+            "try: main(sys.argv[1:])\n"
+            "except SystemExit as e: print('EXIT', e.code, file=sys.stderr)\n"
+            f"heavy = sorted(m for m in {KDUMP_HEAVY!r} if m in sys.modules and m not in before)\n"
+            "print('HEAVY', heavy, file=sys.stderr)\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-S", "-c", code, *argv], capture_output=True, text=True,
+                       cwd=REPO, env=env, timeout=120)
+    assert r.stdout.strip() and "HEAVY [" in r.stderr and "EXIT" not in r.stderr, r.stderr[-800:]
+    assert "HEAVY []" in r.stderr, r.stderr[-300:]
+    if argv[0] == "record":  # and the triage and snapshot inside it ran (they catch errors)
+        import json
+
+        rec = json.loads((tmp_path / "rec" / "kdumptool-record.json").read_text())
+        assert "error" not in rec["triage"] and rec["triage"]["verdict"], rec["triage"]
+        assert rec["snapshot"]["file"], rec["snapshot"]
