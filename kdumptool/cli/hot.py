@@ -77,14 +77,16 @@ def run_vmcore_log(vmcore: Union[str, Path], fmt: str, analyse: bool = False) ->
         from kdumptool.render.printk import printk_json, render_printk_text
 
         emit(fmt, json_obj=lambda: printk_json(str(vmcore), klog, warnings), text=lambda: render_printk_text(klog))
-    if klog.warnings or truncated:
+    if klog.warnings:
         from kdumptool.errors import IncompleteResult
 
-        if klog.warnings:
-            raise IncompleteResult(f"{vmcore}: the kernel log is incomplete or damaged "
-                                   f"({len(klog.warnings)} warning(s) above)")
-        # every page of the ring was there, but the file is damaged: not a clean 0
-        raise IncompleteResult(f"{vmcore}: the dump file is truncated (see above); the log was read whole")
+        raise IncompleteResult(f"{vmcore}: the kernel log is incomplete or damaged "
+                               f"({len(klog.warnings)} warning(s) above)")
+    if truncated:
+        from kdumptool.errors import IncompleteResult
+
+        raise IncompleteResult(f"{vmcore}: the dump is cut short (see the warning above): "
+                               f"the log was read from what is there")
 
 
 def run_vmcore_scan(vmcore: Union[str, Path], fmt: str) -> None:
