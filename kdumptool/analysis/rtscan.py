@@ -418,13 +418,16 @@ _PARTIAL = 1024  # bytes decompressed first: root entries of buses 0-63
 _ZLIB = 0x1
 
 
-def _kdump_pages(dump: PhysMemory, ranges: List[Tuple[int, int]], counts: List[int]
+def _kdump_pages(dump: PhysMemory, ranges: List[Tuple[int, int]], counts: List[int],
+                 head_ok: Callable[[bytes], bool] = partial_prefilter, head_bytes: int = _PARTIAL,
                  ) -> Optional[Tuple[StoredPages, Iterable[Tuple[int, bytes]]]]:
     """Pages of a kdump-compressed dump that pass ``partial_prefilter``, fully decompressed,
     from the dump reader's :meth:`~kdumptool.sources.vmcore.KdumpDump.iter_pages` (its pages
     as stored, read in bulk). zlib pages are decompressed only up to 1 KiB unless that prefix
     could belong to a root table. ``counts``: [pages that did not decompress, raw pages
     skipped]. None (use the generic path) when the memory has no stored pages to offer.
+    ``head_ok``/``head_bytes``: the prefix test (default: the root-table byte rules on
+    1 KiB; analysis/amdscan.py passes its device-table rules).
     """
     iter_pages = getattr(dump, "iter_pages", None)
     stored = iter_pages(ranges) if iter_pages is not None else None
@@ -450,7 +453,7 @@ def _kdump_pages(dump: PhysMemory, ranges: List[Tuple[int, int]], counts: List[i
                     page = data
                 elif comp == _ZLIB:
                     d = zlib.decompressobj()
-                    if not partial_prefilter(d.decompress(data, _PARTIAL)):
+                    if not head_ok(d.decompress(data, head_bytes)):
                         continue
                     page = dd.decompress_page(data, flags, PAGE)
                 else:

@@ -283,12 +283,25 @@ class ExposureOutput:
             sys.stdout.write(doc)
 
 
-def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
-    """Find VT-d root tables in the dump with no hint, validated and ranked."""
+def scan(
+    vmcore: VmcoreArg = PROC_VMCORE,
+    fmt: FormatOpt = "auto",
+    vendor: Annotated[str, typer.Option(
+        "--vendor", help="auto (the crashed kernel's log in the dump, or --saved, says which; both scans when "
+                         "neither does), intel (VT-d root tables) or amd (AMD-Vi device tables).")] = "auto",
+    saved: Annotated[Optional[Path], typer.Option(
+        "--saved", readable=False, help="A snapshot (before the crash, or the kdump kernel's) with "
+                                        "_kdumptool/amdvi_registers.json and dmesg.txt: its Device Table Base and "
+                                        "copy lines are set beside the AMD-Vi candidates.")] = None,
+) -> None:
+    """Find VT-d root tables and AMD-Vi device tables in the dump with no hint, validated
+    and ranked."""
     from kdumptool.cli.common import check_format
     from kdumptool.cli.hot import run_vmcore_scan
 
-    run_vmcore_scan(vmcore, check_format(fmt))
+    if vendor not in ("auto", "intel", "amd"):
+        raise typer.BadParameter(f"{vendor!r} is not auto, intel or amd", param_hint="--vendor")
+    run_vmcore_scan(vmcore, check_format(fmt), vendor, saved)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
