@@ -70,7 +70,7 @@ def _check(
         # Not garbage but unknown: the page the register names is not in the dump (or does
         # not decompress). The register is the evidence; the walk reports the page as
         # unreadable and the result as incomplete.
-        note = (f"{what}: root table 0x{rt.address:x} could not be read ({unreadable[0].unreadable}): used "
+        note = (f"{what}: root table 0x{rt.address:x} could not be read or checked ({unreadable[0].unreadable}): used "
                 "unchecked, as the registers give it")
         warnings.append(note)
         if unread is not None:
@@ -82,6 +82,10 @@ def _check(
             warnings.append(f"{what}: 0x{rt.address:x} does not look like a {best.mode} root table: "
                             + "; ".join(best.violations))
         return RootTable(rt.address, best.mode, cand.source, cand.detail, cand.unit, cand.segment)
+    if not best.violations and best.unreadable:
+        warnings.append(f"{what}: root table 0x{rt.address:x} could not be checked ({best.unreadable}): "
+                        "trying the next source")
+        return None
     warnings.append(f"{what}: 0x{rt.address:x} does not look like a root table ("
                     + "; ".join(best.violations) + "): trying the next source")
     return None
