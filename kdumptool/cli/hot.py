@@ -66,6 +66,7 @@ def run_vmcore_log(vmcore: Union[str, Path], fmt: str, analyse: bool = False) ->
     with open_dump(str(vmcore)) as dump:
         klog = read_printk(dump, str(vmcore))
         warnings = list(dump.warnings) + list(klog.warnings)
+        truncated = dump.truncated
     for w in warnings:
         sys.stderr.write(f"warning: {w}\n")
     if analyse:
@@ -81,6 +82,11 @@ def run_vmcore_log(vmcore: Union[str, Path], fmt: str, analyse: bool = False) ->
 
         raise IncompleteResult(f"{vmcore}: the kernel log is incomplete or damaged "
                                f"({len(klog.warnings)} warning(s) above)")
+    if truncated:
+        from kdumptool.errors import IncompleteResult
+
+        raise IncompleteResult(f"{vmcore}: the dump is cut short (see the warning above): "
+                               f"the log was read from what is there")
 
 
 def run_vmcore_scan(vmcore: Union[str, Path], fmt: str) -> None:

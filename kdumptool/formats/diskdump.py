@@ -19,8 +19,8 @@ written end are left zero), DUMP_DH_EXCLUDED_VMEMMAP 0x10, DUMP_DH_COMPRESSED_ZS
 raw and its ``size`` equals ``block_size``.
 
 The flattened format (``makedumpfile -F``, signature ``makedumpfile`` in a 4 KiB header,
-then data in offset/size records) is recognised and refused with a message naming
-``makedumpfile -R``, which rebuilds a seekable dump from it.
+then data in offset/size records) is ``formats/flat.py``'s: ``sources/vmcore.open_dump``
+reads the kdump-compressed (or ELF) image it rebuilds; this header decoder refuses it.
 """
 
 from __future__ import annotations
@@ -210,8 +210,8 @@ def check_signature(data: bytes, what: str) -> None:
     """Refuse the flattened and the old diskdump formats with a clear message."""
     if data[:len(FLAT_SIGNATURE)] == FLAT_SIGNATURE:
         raise UnsupportedFormat(
-            f"{what}: makedumpfile flattened format (written with -F to a pipe); rebuild a "
-            f"seekable dump with `makedumpfile -R {what}.kdump < {what}` and read that")
+            f"{what}: makedumpfile flattened format (written with -F to a pipe), not a "
+            f"kdump-compressed header: open it with open_dump, which reads the image it rebuilds")
     if data[:8] == DISKDUMP_SIGNATURE:
         raise UnsupportedFormat(f"{what}: old diskdump/netdump format (DISKDUMP), not read")
 

@@ -32,8 +32,17 @@ def info_json(info: DumpInfo, facts: CrashFacts) -> Dict[str, Any]:
 
 def render_info_text(r: Dict[str, Any], full_vmcoreinfo: bool = False) -> str:
     vi = r["vmcoreinfo"]
-    out: List[str] = [f"{r['path']}: {r['format']}, {r['file_size']:,} bytes, page size "
-                      f"{r['page_size']}"]
+    fl = r.get("flattened")
+    out: List[str] = [f"{r['path']}: {r['format']}"
+                      f"{' in makedumpfile flattened format (-F)' if fl else ''}, "
+                      f"{r['file_size']:,} bytes, page size {r['page_size']}"]
+    if fl:
+        end = (f"end marker at 0x{fl['end_marker']:x}" if fl["end_marker"] is not None
+               else "NO END MARKER (cut short)")
+        out.append(f"  flattened: {fl['blocks']:,} blocks, image {fl['image_size']:,} bytes "
+                   f"(the file makedumpfile -R rebuilds), {end}"
+                   + (f", {fl['overlapping_blocks']} overlapping" if fl["overlapping_blocks"] else "")
+                   + (f", {fl['trailing_bytes']:,} bytes after it" if fl["trailing_bytes"] else ""))
     if r["format"] == "kdump-compressed":
         out.append(f"  header version {r['header_version']}, compression "
                    f"{'/'.join(r['compression']) or 'none'}, dump level {r['dump_level']}, "

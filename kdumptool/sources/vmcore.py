@@ -31,6 +31,7 @@ stripped from entries).
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import re
 import stat
@@ -47,6 +48,7 @@ from kdumptool.errors import (
 )
 from kdumptool.formats import diskdump as dd
 from kdumptool.formats import elf
+from kdumptool.formats import flat as ff
 from kdumptool.formats.frozen import dataclass  # dataclasses costs ~10 ms of start-up
 from kdumptool.formats.vmcoreinfo import START_KERNEL_MAP, VmcoreInfo, parse_vmcoreinfo
 
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
     from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
     from kdumptool.model.dump import DumpInfo
+    from kdumptool.sources.flat import FlatImage
 
 FILTERED = "filtered"
 NOT_IN_DUMP = "not in the dump"
@@ -83,10 +86,15 @@ class Dump:
 
     kind = "dump"
 
-    def __init__(self, path: str, fd: int, cache_pages: int = 256) -> None:
+    def __init__(self, path: str, fd: int, cache_pages: int = 256,
+                 flat: Optional[FlatImage] = None) -> None:
         self.path = path
         self._fd = fd
-        self.file_size = os.fstat(fd).st_size
+        # A flattened stream (makedumpfile -F) is read as the file makedumpfile -R would
+        # rebuild from it: "the file" below is that image.
+        self.flat = flat
+        self._read_at = flat.pread if flat is not None else functools.partial(os.pread, fd)
+        self.file_size = flat.size if flat is not None else os.fstat(fd).st_size
         self.page_size = 4096
         self.vmcoreinfo: VmcoreInfo = parse_vmcoreinfo("")
         self.notes: List[elf.Note] = []
@@ -100,7 +108,7 @@ class Dump:
 
     # -- file access ---------------------------------------------------------------
     def _pread(self, size: int, offset: int) -> bytes:
-        data = os.pread(self._fd, size, offset)
+        data = self._read_at(size, offset)
         self.stats["bytes_read"] += len(data)
         return data
 
@@ -233,8 +241,9 @@ class Dump:
 class ElfDump(Dump):
     kind = "elf"
 
-    def __init__(self, path: str, fd: int, cache_pages: int = 256) -> None:
-        super().__init__(path, fd, cache_pages)
+    def __init__(self, path: str, fd: int, cache_pages: int = 256,
+                 flat: Optional[FlatImage] = None) -> None:
+        super().__init__(path, fd, cache_pages, flat)
         head = self._pread(elf.EHDR_SIZE, 0)
         self.header = elf.parse_elf_header(head, path)
         phnum = self.header.e_phnum
@@ -484,8 +493,9 @@ class StoredPages:
 class KdumpDump(Dump):
     kind = "kdump-compressed"
 
-    def __init__(self, path: str, fd: int, cache_pages: int = 256) -> None:
-        super().__init__(path, fd, cache_pages)
+    def __init__(self, path: str, fd: int, cache_pages: int = 256,
+                 flat: Optional[FlatImage] = None) -> None:
+        super().__init__(path, fd, cache_pages, flat)
         head = self._pread(dd.DISK_DUMP_HEADER_SIZE, 0)
         self.header = dd.parse_disk_dump_header(head, path)
         h = self.header
@@ -797,7 +807,12 @@ def read_dump_info(dump: Dump) -> DumpInfo:
     VMCOREINFO and the reader's warnings."""
     from kdumptool.model.dump import DumpInfo
 
-    return DumpInfo(dump.path, dump.file_size, dump.page_size, dump.describe(), tuple(dump.iter_dumped_ranges()),
+    layout = dump.describe()
+    size = dump.file_size
+    if dump.flat is not None:   # the file is the stream; the layout is its image's
+        layout["flattened"] = dump.flat.describe()
+        size = dump.flat.stream_size
+    return DumpInfo(dump.path, size, dump.page_size, layout, tuple(dump.iter_dumped_ranges()),
                     tuple(dump.prstatus), tuple(dump.notes), dump.vmcoreinfo, tuple(dump.warnings))
 
 
@@ -820,6 +835,8 @@ def open_dump(path: str, cache_pages: int = 256) -> Dump:
         magic = os.pread(fd, 16, 0)
         if not magic:
             raise DecodeError(path, 0, "empty file")
+        if ff.is_flat(magic):
+            return _open_flat(path, fd, cache_pages)
         if magic[:4] == elf.ELFMAG:
             return ElfDump(path, fd, cache_pages)
         if magic[:8] == dd.KDUMP_SIGNATURE:
@@ -830,3 +847,31 @@ def open_dump(path: str, cache_pages: int = 256) -> Dump:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _open_flat(path: str, fd: int, cache_pages: int) -> Dump:
+    """A makedumpfile -F stream: index it (sources/flat.py), then read the image it
+    rebuilds with the reader its first bytes call for. Errors in the image name it."""
+    from kdumptool.sources.flat import FlatImage
+
+    image = FlatImage(path, fd)
+    where = f"{path}: the image the flattened stream rebuilds"
+    magic = image.pread(16, 0)
+    if not image.size:
+        raise DecodeError(path, ff.MAX_SIZE_MDF_HEADER, "flattened stream with no data blocks"
+                          + (f" ({image.warnings[0]})" if image.warnings else ""))
+    try:
+        if magic[:4] == elf.ELFMAG:
+            dump: Dump = ElfDump(path, fd, cache_pages, image)
+        elif magic[:8] == dd.KDUMP_SIGNATURE:
+            dump = KdumpDump(path, fd, cache_pages, image)
+        else:
+            raise UnsupportedFormat(f"{where} is not an ELF core nor a kdump-compressed dump "
+                                    f"(magic {magic[:8]!r})")
+    except DecodeError as err:
+        if err.what != path:
+            raise
+        raise DecodeError(where, err.offset, err.reason, err.unit) from None
+    dump.warnings[:0] = image.warnings
+    dump.truncated = dump.truncated or image.truncated
+    return dump

@@ -276,7 +276,7 @@ def test_open_errors(tmp_path):
         open_dump(str(junk))
     flat = tmp_path / "vmcore.flat"
     flat.write_bytes(b"makedumpfile" + b"\0" * 4084)
-    with pytest.raises(UnsupportedFormat, match="makedumpfile -R"):
+    with pytest.raises(DecodeError, match="flat header type 0, not TYPE_FLAT_HEADER"):
         open_dump(str(flat))
 
 
