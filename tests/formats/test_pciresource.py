@@ -12,8 +12,8 @@ from kdumptool.errors import DecodeError
 from kdumptool.formats.pciresource import MAX_LINES, parse_pci_resource
 from tests.conftest import FIXTURES
 
-# An ICH9 AHCI function of the lab guest as the kernel prints it (13 lines on 6.1: 6 BARs,
-# the ROM, 6 SR-IOV BARs); BAR4 is I/O ports c060-c07f, BAR5 4K of memory.
+# An AHCI function's first 7 lines in the kernel's format (resource_show: 6 BARs,
+# the ROM); BAR4 is I/O ports c060-c07f, BAR5 4K of memory.
 AHCI = """\
 0x0000000000000000 0x0000000000000000 0x0000000000000000
 0x0000000000000000 0x0000000000000000 0x0000000000000000
