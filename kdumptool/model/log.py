@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
 from typing import Dict, Iterable, List, Optional, Tuple, Union
 
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.formats.klog import (
     AMDVI_LOG_PATTERNS,
     NOT_DRIVERS,
@@ -145,7 +145,9 @@ def _amdvi_fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
         flags = ev.details.get("flags")
         if ev.kind == "amdvi_unattached" and ev.bdf:
             # 6.x's second line of a fault of a device with no domain yet: the line naming it
-            ev = replace(ev, kind="amd_vi_fault", reason="IO_PAGE_FAULT (device not attached to a domain yet)")
+            out.append(Marker("fault", Evidence(source, raw.strip(), lineno), (
+                ("bdf", ev.bdf), ("kind", "amd_vi_fault"), ("why", "IO_PAGE_FAULT (device not attached to a domain yet)"))))
+            continue
         if ev.kind != "amd_vi_fault" or not ev.bdf or (isinstance(flags, int) and flags & 0x008):
             continue
         out.append(_fault_marker(ev, ev.bdf, raw, source, lineno))
