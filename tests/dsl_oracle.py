@@ -8,38 +8,15 @@ It returns plain dicts keyed by our field names, so a test compares field by fie
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-_FIELD = re.compile(
-    r"^\[(?P<hex>[0-9A-Fa-f]+)h (?P<dec>\d+)\s+(?P<len>[0-9A-Fa-f]+h|\d+)\]\s+"
-    r"(?P<name>.+?)\s+:\s?(?P<value>.*)$"
-)
-_QUOTED = re.compile(r'^"(.*)"')
-
-
-def _hex(value: str) -> int:
-    return int(value.split()[0], 16)
-
-
-def _quoted(value: str) -> str:
-    m = _QUOTED.match(value)
-    if not m:
-        raise ValueError(f"expected a quoted string: {value!r}")
-    return m.group(1)
-
+from tests.acpi_dsl import ACPI_HEADER_FIELDS, dsl_lines, field_diffs, read_dsl_file
+from tests.acpi_dsl import hex_value as _hex
+from tests.acpi_dsl import quoted as _quoted
 
 HEADER_FIELDS = {
-    "Signature": ("signature", _quoted),
-    "Table Length": ("length", _hex),
-    "Revision": ("revision", _hex),
-    "Checksum": ("checksum", _hex),
-    "Oem ID": ("oem_id", _quoted),
-    "Oem Table ID": ("oem_table_id", _quoted),
-    "Oem Revision": ("oem_revision", _hex),
-    "Asl Compiler ID": ("asl_compiler_id", _quoted),
-    "Asl Compiler Revision": ("asl_compiler_revision", _hex),
+    **ACPI_HEADER_FIELDS,
     "Host Address Width": ("haw", _hex),
     "Flags": ("flags", _hex),
 }
@@ -71,15 +48,10 @@ def parse_dsl(text: str) -> Dict[str, Any]:
     structures: List[Dict[str, Any]] = []
     cur: Optional[Dict[str, Any]] = None
     scope: Optional[Dict[str, Any]] = None
-    for line in text.splitlines():
-        if line.startswith("Raw Table Data"):
-            break
-        m = _FIELD.match(line.strip())
-        if not m:
+    for line, field in dsl_lines(text):
+        if field is None:
             continue
-        name, value, off = m.group("name"), m.group("value").strip(), int(m.group("hex"), 16)
-        if int(m.group("dec")) != off:
-            raise ValueError(f"offset columns disagree: {line!r}")
+        name, value, off = field
         if name == "Subtable Type":
             cur = {"offset": off, "type_id": _hex(value), "scopes": []}
             structures.append(cur)
@@ -119,40 +91,23 @@ def parse_dsl(text: str) -> Dict[str, Any]:
 
 
 def parse_dsl_file(path: Union[str, Path]) -> Dict[str, Any]:
-    return parse_dsl(Path(path).read_text(encoding="latin-1"))
+    return parse_dsl(read_dsl_file(path))
 
 
 def compare_with_dsl(dmar: Any, oracle: Dict[str, Any]) -> List[str]:
     """Every difference between a decoded :class:`~kdumptool.formats.dmar.Dmar` and the
     oracle, as readable lines (empty when they agree on every field)."""
-    diffs: List[str] = []
-    hdr = oracle["header"]
-    for key, want in hdr.items():
-        got = getattr(dmar, key)
-        if got != want:
-            diffs.append(f"header {key}: decoder {got!r}, iasl {want!r}")
+    diffs = field_diffs("header", dmar, oracle["header"])
     ours = list(dmar.structures)
     theirs = oracle["structures"]
     if len(ours) != len(theirs):
         diffs.append(f"{len(ours)} structures decoded, iasl shows {len(theirs)}")
     for s, o in zip(ours, theirs):
         where = f"structure @0x{o['offset']:x}"
-        for key, want in o.items():
-            if key == "scopes":
-                continue
-            got = getattr(s, key, None)
-            if got != want:
-                diffs.append(f"{where} {key}: decoder {got!r}, iasl {want!r}")
+        diffs += field_diffs(where, s, o, skip="scopes")
         scopes = list(s.device_scopes)
         if len(scopes) != len(o["scopes"]):
             diffs.append(f"{where}: {len(scopes)} device scopes decoded, iasl {len(o['scopes'])}")
         for sc, osc in zip(scopes, o["scopes"]):
-            for key, want in osc.items():
-                got = getattr(sc, key)
-                if key == "path":
-                    got = list(got)
-                if got != want:
-                    diffs.append(
-                        f"{where} scope @0x{osc['offset']:x} {key}: decoder {got!r}, iasl {want!r}"
-                    )
+            diffs += field_diffs(f"{where} scope @0x{osc['offset']:x}", sc, osc)
     return diffs

@@ -14,42 +14,21 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-_FIELD = re.compile(
-    r"^\[(?P<hex>[0-9A-Fa-f]+)h (?P<dec>\d+)\s+(?P<len>[0-9A-Fa-f]+h|\d+)\]\s+"
-    r"(?P<name>.+?)\s+:\s?(?P<value>.*)$"
-)
+from tests.acpi_dsl import ACPI_HEADER_FIELDS, dsl_lines, field_diffs, read_dsl_file
+from tests.acpi_dsl import hex_value as _hex
+from tests.acpi_dsl import quoted as _quoted
+
 _UNKNOWN_BLOCK = re.compile(r"^\*\*\*\* Unknown IVRS subtable type 0x(?P<t>[0-9A-Fa-f]+)")
 _UNKNOWN_ENTRY = re.compile(
     r"^\*\*\*\* Unknown IVRS device entry type/length: 0x(?P<t>[0-9A-Fa-f]+)/0x"
     r"(?P<l>[0-9A-Fa-f]+) at offset 0x(?P<o>[0-9A-Fa-f]+)")
-_QUOTED = re.compile(r'^"(.*)"')
-
-
-def _hex(value: str) -> int:
-    return int(value.split()[0], 16)
-
-
-def _quoted(value: str) -> str:
-    m = _QUOTED.match(value)
-    if not m:
-        raise ValueError(f"expected a quoted string: {value!r}")
-    return m.group(1)
-
 
 def _str_or_hex(value: str) -> Union[str, int]:
     return _quoted(value) if value.startswith('"') else _hex(value)
 
 
 HEADER_FIELDS = {
-    "Signature": ("signature", _quoted),
-    "Table Length": ("length", _hex),
-    "Revision": ("revision", _hex),
-    "Checksum": ("checksum", _hex),
-    "Oem ID": ("oem_id", _quoted),
-    "Oem Table ID": ("oem_table_id", _quoted),
-    "Oem Revision": ("oem_revision", _hex),
-    "Asl Compiler ID": ("asl_compiler_id", _quoted),
-    "Asl Compiler Revision": ("asl_compiler_revision", _hex),
+    **ACPI_HEADER_FIELDS,
     "Virtualization Info": ("iv_info", _hex),
 }
 
@@ -91,9 +70,7 @@ def parse_dsl(text: str) -> Dict[str, Any]:
     blocks: List[Dict[str, Any]] = []
     cur: Optional[Dict[str, Any]] = None
     entry: Optional[Dict[str, Any]] = None
-    for line in text.splitlines():
-        if line.startswith("Raw Table Data"):
-            break
+    for line, field in dsl_lines(text):
         s = line.strip()
         mu = _UNKNOWN_BLOCK.match(s)
         if mu:
@@ -104,12 +81,9 @@ def parse_dsl(text: str) -> Dict[str, Any]:
         if me:
             # The entry's own fields follow as an ordinary "Subtable Type" line.
             continue
-        m = _FIELD.match(s)
-        if not m:
+        if field is None:
             continue
-        name, value, off = m.group("name"), m.group("value").strip(), int(m.group("hex"), 16)
-        if int(m.group("dec")) != off:
-            raise ValueError(f"offset columns disagree: {line!r}")
+        name, value, off = field
         if name == "Subtable Type":
             label = value.partition("[")[2]
             tid = _hex(value)
@@ -147,17 +121,13 @@ def parse_dsl(text: str) -> Dict[str, Any]:
 
 
 def parse_dsl_file(path: Union[str, Path]) -> Dict[str, Any]:
-    return parse_dsl(Path(path).read_text(encoding="latin-1"))
+    return parse_dsl(read_dsl_file(path))
 
 
 def compare_with_dsl(ivrs: Any, oracle: Dict[str, Any]) -> List[str]:
     """Every difference between a decoded :class:`~kdumptool.formats.ivrs.Ivrs` and
     the oracle, as readable lines (empty when they agree on every field)."""
-    diffs: List[str] = []
-    for key, want in oracle["header"].items():
-        got = getattr(ivrs, key)
-        if got != want:
-            diffs.append(f"header {key}: decoder {got!r}, iasl {want!r}")
+    diffs = field_diffs("header", ivrs, oracle["header"])
     ours = list(ivrs.blocks)
     theirs = oracle["blocks"]
     # iasl stops the dump at nothing but the table's end; a block type it does not
@@ -171,20 +141,11 @@ def compare_with_dsl(ivrs: Any, oracle: Dict[str, Any]) -> List[str]:
                              f"iasl unknown type {o['type_id']:#x}")
             continue
         where = f"block @0x{o['offset']:x}"
-        for key, want in o.items():
-            if key == "entries":
-                continue
-            got = getattr(b, key, None)
-            if got != want:
-                diffs.append(f"{where} {key}: decoder {got!r}, iasl {want!r}")
+        diffs += field_diffs(where, b, o, skip="entries")
         entries = list(b.device_entries)
         if len(entries) != len(o["entries"]):
             diffs.append(f"{where}: {len(entries)} device entries decoded, "
                          f"iasl {len(o['entries'])}")
         for e, oe in zip(entries, o["entries"]):
-            for key, want in oe.items():
-                got = getattr(e, key, None)
-                if got != want:
-                    diffs.append(f"{where} entry @0x{oe['offset']:x} {key}: decoder "
-                                 f"{got!r}, iasl {want!r}")
+            diffs += field_diffs(f"{where} entry @0x{oe['offset']:x}", e, oe)
     return diffs

@@ -46,5 +46,6 @@ def cases() -> List[Tuple[str, List[str]]]:
         ("vmcore-exposure", ["vmcore", "exposure", str(sm), "--saved", str(VTD / "sm_mismatch_vmcore")]),
         ("vmcore-scan", ["vmcore", "scan", str(leg)]),
         ("vmcore-scan", ["vmcore", "scan", str(sm)]),
+        ("vmcore-scan", ["vmcore", "scan", str(FIXTURES / "lab_amdvi" / "amd_on" / "vmcore.iommu.elf")]),
     ]
     return out

@@ -51,3 +51,18 @@ def elf_phys_read(path: str, paddr: int, size: int) -> bytes:
                 f.seek(off + paddr - pa)
                 return f.read(size)
     raise AssertionError(f"{path}: {paddr:#x} is in no PT_LOAD's file bytes")
+
+
+def elf_phys_offset(path: str, paddr: int) -> int:
+    """The file offset of physical ``paddr`` in an ELF64 core's RAM PT_LOADs (as above)."""
+    with open(path, "rb") as f:
+        eh = f.read(64)
+        phoff = struct.unpack_from("<Q", eh, 32)[0]
+        phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+        f.seek(phoff)
+        ph = f.read(phentsize * phnum)
+    for i in range(phnum):
+        p_type, _fl, off, vaddr, pa, filesz, _memsz, _al = struct.unpack_from("<IIQQQQQQ", ph, i * phentsize)
+        if p_type == 1 and vaddr < 0xFFFFFFFF80000000 and pa <= paddr < pa + filesz:
+            return int(off + paddr - pa)
+    raise AssertionError(f"{path}: {paddr:#x} is in no PT_LOAD's file bytes")

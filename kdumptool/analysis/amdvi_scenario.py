@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence, Tuple
 
+from kdumptool.analysis.cmdline import read_cmdline
 from kdumptool.model.evidence import Evidence
 
 
@@ -51,27 +52,13 @@ class AmdViParams:
 def parse_amdvi_params(cmdline: str) -> AmdViParams:
     """The AMD-Vi relevant parameters of a command line (Linux parse_amd_iommu_options:
     a comma list, each option applied)."""
-    p = AmdViParams()
-    args: List[str] = []
-    for arg in cmdline.split():
-        name, _, val = arg.partition("=")
-        if name == "amd_iommu":
-            args.append(arg)
-            for opt in val.split(","):
-                if opt == "off":
-                    p = replace(p, amd_off=True)
-        elif name == "iommu":
-            args.append(arg)
-            for opt in val.split(","):
-                if opt == "off":
-                    p = replace(p, no_iommu=True)
-                elif opt == "pt":
-                    p = replace(p, passthrough=True)
-                elif opt == "nopt":
-                    p = replace(p, passthrough=False)
-        elif name == "elfcorehdr":
-            p = replace(p, is_kdump=True)
-    return replace(p, args=tuple(args))
+    return read_cmdline(cmdline, AmdViParams(), _amd_option)
+
+
+def _amd_option(p: AmdViParams, name: str, val: str) -> Optional[AmdViParams]:
+    if name != "amd_iommu":
+        return None
+    return replace(p, amd_off=True) if "off" in val.split(",") else p
 
 
 CASES = {

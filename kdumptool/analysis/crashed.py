@@ -70,7 +70,7 @@ def _check(
         # Not garbage but unknown: the page the register names is not in the dump (or does
         # not decompress). The register is the evidence; the walk reports the page as
         # unreadable and the result as incomplete.
-        note = (f"{what}: root table 0x{rt.address:x} could not be read ({unreadable[0].unreadable}): used "
+        note = (f"{what}: root table 0x{rt.address:x} could not be read or checked ({unreadable[0].unreadable}): used "
                 "unchecked, as the registers give it")
         warnings.append(note)
         if unread is not None:
@@ -82,6 +82,10 @@ def _check(
             warnings.append(f"{what}: 0x{rt.address:x} does not look like a {best.mode} root table: "
                             + "; ".join(best.violations))
         return RootTable(rt.address, best.mode, cand.source, cand.detail, cand.unit, cand.segment)
+    if not best.violations and best.unreadable:
+        warnings.append(f"{what}: root table 0x{rt.address:x} could not be checked ({best.unreadable}): "
+                        "trying the next source")
+        return None
     warnings.append(f"{what}: 0x{rt.address:x} does not look like a root table ("
                     + "; ".join(best.violations) + "): trying the next source")
     return None
@@ -298,22 +302,24 @@ def decode_amdvi_tables(dump: DumpMemory, inp: TriageInput, warnings: List[str])
     """The crashed kernel's AMD-Vi device table and v1 page tables (from the saved Device
     Table Base register, else a scan of the dump), as the same CrashedTables record as
     VT-d's (mode ``v1``), with the IO_PAGE_FAULTs of this kernel's log looked up in them."""
-    from kdumptool.analysis.amdvi_walk import (
-        check_faults_amd,
-        find_device_tables,
-        walk_device_table,
-    )
+    from kdumptool.analysis.amdscan import find_device_tables
+    from kdumptool.analysis.amdvi_walk import check_faults_amd, walk_device_table
 
     got = amdvi_dev_table_of(inp)
     if got is not None:
         base, size, how = got
     elif inp.crashed is not None and inp.crashed.scan_tables:
-        cands = find_device_tables(dump, list(dump.iter_dumped_ranges()))
-        if not cands:
-            warnings.append("no AMD-Vi device table named by a saved register, and the scan of the vmcore found none")
+        res = find_device_tables(dump, list(dump.iter_dumped_ranges()))
+        best = res.best
+        if best is None:
+            warnings.append("no AMD-Vi device table named by a saved register, and the scan of the vmcore found none"
+                            + (f" ({res.unreadable_pages} page(s) below 4 GiB unreadable)" if res.unreadable_pages
+                               else ""))
             return None
-        base, size = cands[0].base, cands[0].size
-        how = f"scan of the vmcore ({len(cands)} candidate(s), {cands[0].translated} translating entries)"
+        base, size = best.address, best.size
+        others = sum(1 for c in res.candidates[1:] if c.valid_table)
+        how = (f"scan of the vmcore ({best.translated + best.passthrough} translating entries, score {best.score}"
+               + (f"; {others} other valid candidate(s)" if others else "") + ")")
     else:
         warnings.append("the crashed kernel's AMD-Vi device table was not located: no saved register names it")
         return None

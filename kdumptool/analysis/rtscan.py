@@ -98,7 +98,9 @@ class RootTableCandidate:
     page_tables_ok: int
     violations: Tuple[str, ...]
     evidence: Tuple[str, ...]
-    unreadable: str = ""  # why the page itself could not be read ("" when it was)
+    #: why the table could not be checked ("" when it was): the page itself, or every
+    #: context table it points to, could not be read
+    unreadable: str = ""
 
     @property
     def valid(self) -> bool:
@@ -156,6 +158,7 @@ def check_root_table(
     buses = ctables = devices = 0
     aws: set = set()
     roots: dict = {}  # (kind, pt_root, levels) -> did
+    ctx_unread: List[str] = []  # why each context table not in the dump could not be read
 
     def ptr_ok(p: int, what: str) -> bool:
         if p == 0 or p >= limit:
@@ -210,8 +213,9 @@ def check_root_table(
                 continue
             try:
                 ctx = reader.page(ctp)
-            except NotMapped:
-                continue  # filtered: neither evidence nor violation
+            except NotMapped as err:
+                ctx_unread.append(err.why)
+                continue  # not in the dump (filtered, truncated): neither evidence nor violation
             outer_bad, outer_aws, outer_roots = bad, aws, roots
             bad, aws, roots = [], set(), {}
             present_here = 0
@@ -261,26 +265,35 @@ def check_root_table(
         bad.append("no present root entry")
     if len(aws) > 1:
         bad.append(f"inconsistent address widths {sorted(aws)}")
-    pt_ok = 0
+    pt_ok = pt_unread = 0
     for (kind, root, levels) in list(roots)[:MAX_DOMAINS_CHECKED]:
         tkey = ("top", kind, root, levels, limit)
-        ok = cache.get(tkey)
-        if ok is None:
+        ok = cache.get(tkey, _UNSET)
+        if ok is _UNSET:
             ok = _top_level_ok(reader, root, levels, kind, limit)
             if len(cache) < MAX_CHECK_CACHE:
                 cache[tkey] = ok
-        if ok:
+        if ok is None:
+            pt_unread += 1
+        elif ok:
             pt_ok += 1
-    checked = min(len(roots), MAX_DOMAINS_CHECKED)
+    checked = min(len(roots), MAX_DOMAINS_CHECKED) - pt_unread
     if checked and pt_ok < checked:
         bad.append(f"{checked - pt_ok} of {checked} page tables do not decode")
     evidence = [f"{buses} present root entries", f"{ctables} context tables decode",
-                f"{devices} present devices", f"{len(roots)} page tables, {pt_ok} checked ok"]
+                f"{devices} present devices", f"{len(roots)} page tables, {pt_ok} checked ok"
+                + (f", {pt_unread} not in the dump" if pt_unread else "")]
     if aws:
         evidence.append("AW " + ",".join(str(a) for a in sorted(aws)))
+    if ctx_unread:
+        evidence.append(f"{len(ctx_unread)} context tables not in the dump")
+    # Present root entries whose context tables are all missing (a truncated file): the
+    # page cannot be checked, which is not the same as failing the check.
+    unchecked = (f"its {len(ctx_unread)} context table(s) are not in the dump: {ctx_unread[0]}"
+                 if ctx_unread and not ctables and not bad else "")
     score = 2 * ctables + devices + 3 * pt_ok - 20 * len(bad)
     return RootTableCandidate(address, mode, score, buses, ctables, devices, len(roots), pt_ok, tuple(bad[:8]),
-                              tuple(evidence))
+                              tuple(evidence), unchecked)
 
 
 def _check_pasid(reader: PageReader, sce: ScalableContextEntry, limit: int, bad: List[str], aws: set, roots: dict) -> None:
@@ -324,12 +337,17 @@ def _check_pasid(reader: PageReader, sce: ScalableContextEntry, limit: int, bad:
         roots.setdefault(("first-level", pe.flptptr, 5 if pe.flpm == 1 else 4), pe.did)
 
 
-def _top_level_ok(reader: PageReader, root: int, levels: int, kind: str, limit: int) -> bool:
-    """The top page-table page reads and its present entries point inside memory."""
+_UNSET = object()
+
+
+def _top_level_ok(reader: PageReader, root: int, levels: int, kind: str, limit: int) -> Optional[bool]:
+    """The top page-table page's present entries point inside memory; None when the page
+    is not in the dump (filtered, past a truncated end): neither evidence nor violation,
+    as for a context table."""
     try:
         q = _UNPACK_512(reader.page(root))
     except NotMapped:
-        return False
+        return None
     mask = 1 if kind == "first-level" else 3
     for v in q:
         if v & mask:
@@ -400,13 +418,16 @@ _PARTIAL = 1024  # bytes decompressed first: root entries of buses 0-63
 _ZLIB = 0x1
 
 
-def _kdump_pages(dump: PhysMemory, ranges: List[Tuple[int, int]], counts: List[int]
+def _kdump_pages(dump: PhysMemory, ranges: List[Tuple[int, int]], counts: List[int],
+                 head_ok: Callable[[bytes], bool] = partial_prefilter, head_bytes: int = _PARTIAL,
                  ) -> Optional[Tuple[StoredPages, Iterable[Tuple[int, bytes]]]]:
     """Pages of a kdump-compressed dump that pass ``partial_prefilter``, fully decompressed,
     from the dump reader's :meth:`~kdumptool.sources.vmcore.KdumpDump.iter_pages` (its pages
     as stored, read in bulk). zlib pages are decompressed only up to 1 KiB unless that prefix
     could belong to a root table. ``counts``: [pages that did not decompress, raw pages
     skipped]. None (use the generic path) when the memory has no stored pages to offer.
+    ``head_ok``/``head_bytes``: the prefix test (default: the root-table byte rules on
+    1 KiB; analysis/amdscan.py passes its device-table rules).
     """
     iter_pages = getattr(dump, "iter_pages", None)
     stored = iter_pages(ranges) if iter_pages is not None else None
@@ -432,7 +453,7 @@ def _kdump_pages(dump: PhysMemory, ranges: List[Tuple[int, int]], counts: List[i
                     page = data
                 elif comp == _ZLIB:
                     d = zlib.decompressobj()
-                    if not partial_prefilter(d.decompress(data, _PARTIAL)):
+                    if not head_ok(d.decompress(data, head_bytes)):
                         continue
                     page = dd.decompress_page(data, flags, PAGE)
                 else:

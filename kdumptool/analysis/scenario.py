@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from kdumptool.analysis.cmdline import read_cmdline
 from kdumptool.model.evidence import Evidence
 from kdumptool.model.kernel import KernelDefaults
 from kdumptool.model.kernel_table import COPY_ECS, MISMATCH_MISREAD, KernelRow
@@ -68,42 +69,29 @@ class IommuParams:
 
 def parse_iommu_params(cmdline: str) -> IommuParams:
     """The VT-d relevant kernel parameters of a command line."""
-    p = IommuParams()
-    args: List[str] = []
-    for arg in cmdline.split():
-        name, _, val = arg.partition("=")
-        if name == "intel_iommu":
-            args.append(arg)
-            for opt in val.split(","):
-                if opt == "on":
-                    p = replace(p, dmar=True)
-                elif opt == "off":
-                    p = replace(p, dmar=False)
-                elif opt == "sm_on":
-                    p = replace(p, sm=True)
-                elif opt == "sm_off":
-                    p = replace(p, sm=False)
-        elif name == "iommu":
-            args.append(arg)
-            for opt in val.split(","):
-                if opt == "off":
-                    p = replace(p, no_iommu=True)
-                elif opt == "pt":
-                    p = replace(p, passthrough=True)
-                elif opt in ("nopt", "on", "force"):
-                    p = replace(p, passthrough=False) if opt == "nopt" else p
-        elif name == "intremap":
-            args.append(arg)
-            if val == "off":
-                p = replace(p, intremap=False)
-            elif val == "on":
-                p = replace(p, intremap=True)
-        elif name == "nox2apic":
-            args.append(arg)
-            p = replace(p, nox2apic=True)
-        elif name == "elfcorehdr":
-            p = replace(p, is_kdump=True)
-    return replace(p, args=tuple(args))
+    return read_cmdline(cmdline, IommuParams(), _vtd_option)
+
+
+def _vtd_option(p: IommuParams, name: str, val: str) -> Optional[IommuParams]:
+    """``intel_iommu=`` (a comma list: on, off, sm_on, sm_off), ``intremap=``, ``nox2apic``."""
+    if name == "intel_iommu":
+        for opt in val.split(","):
+            if opt == "on":
+                p = replace(p, dmar=True)
+            elif opt == "off":
+                p = replace(p, dmar=False)
+            elif opt == "sm_on":
+                p = replace(p, sm=True)
+            elif opt == "sm_off":
+                p = replace(p, sm=False)
+        return p
+    if name == "intremap":
+        if val == "off":
+            return replace(p, intremap=False)
+        return replace(p, intremap=True) if val == "on" else p
+    if name == "nox2apic":
+        return replace(p, nox2apic=True)
+    return None
 
 
 # --------------------------------------------------------------------------------------

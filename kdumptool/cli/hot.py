@@ -19,7 +19,7 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Any, List, Optional, Union
+    from typing import Any, List, Optional, Tuple, Union
 
 
 
@@ -89,26 +89,69 @@ def run_vmcore_log(vmcore: Union[str, Path], fmt: str, analyse: bool = False) ->
                                f"the log was read from what is there")
 
 
-def run_vmcore_scan(vmcore: Union[str, Path], fmt: str) -> None:
-    from kdumptool.analysis.rtscan import find_root_tables
-    from kdumptool.render import vtd as rv
+def run_vmcore_scan(vmcore: Union[str, Path], fmt: str, vendor: str = "auto", saved: Optional[Path] = None) -> None:
+    """VT-d root tables and/or AMD-Vi device tables found by structure alone. Which:
+    ``vendor`` (intel, amd), else the evidence in this order: ``saved`` with AMD-Vi
+    registers, the crashed kernel's own log in the dump; not known: both scans."""
+    from kdumptool.render import amdscan as ras
     from kdumptool.render.output import emit
     from kdumptool.sources.vmcore import open_dump
 
     with open_dump(str(vmcore)) as dump:
         ranges = list(dump.iter_dumped_ranges())
-        with Progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
-            res = find_root_tables(dump, ranges, progress=tick)
+        found, why = _scan_vendor(dump, vendor, saved)
+        res = amd = None
+        if found != "AMD-Vi":
+            from kdumptool.analysis.rtscan import find_root_tables
+
+            with Progress("scanning for root tables", sum(e - s for s, e in ranges), "bytes") as tick:
+                res = find_root_tables(dump, ranges, progress=tick)
+        if found != "VT-d":
+            from kdumptool.analysis.amdscan import find_device_tables
+
+            low = sum(min(e, 1 << 32) - s for s, e in ranges if s < 1 << 32)
+            with Progress("scanning for AMD-Vi device tables", low, "bytes") as tick:
+                ares = find_device_tables(dump, ranges, progress=tick)
+            tabs: List[Tuple[str, int, int]] = []
+            copy: List[Tuple[str, str]] = []
+            if saved is not None:
+                from kdumptool.sources.amdvi import read_saved_copy_lines, read_saved_dev_tables
+
+                tabs, copy = read_saved_dev_tables(saved) or [], read_saved_copy_lines(saved)
+            # registers read in a kdump kernel that copied the old table name its own copy
+            amd = ras.amd_scan_json(ares, tabs, [c for _k, c in copy],
+                                    "kdump" if any(k == "amdvi_translation_preenabled" for k, _c in copy) else "first")
         truncated = dump.truncated
         warnings = list(dump.warnings)
-    # pages the scan could not read may hold the root table: the output says so, and the exit code
-    obj = rv.scan_json(res, truncated, warnings)
-    emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_scan_text(obj), rich=lambda: rv.render_scan_rich(obj))
+    # pages the scan could not read may hold the table: the output says so, and the exit code
+    obj = ras.scan_json(res, amd, truncated, warnings, found, why)
+    emit(fmt, json_obj=lambda: obj, text=lambda: ras.render_scan_text(obj), rich=lambda: ras.render_scan_rich(obj))
     if obj["incomplete"]:
         from kdumptool.errors import IncompleteResult
 
-        raise IncompleteResult(f"{vmcore}: scan incomplete: {res.unreadable_pages} page(s) "
+        # both scans read the same pages (the AMD-Vi one those below 4 GiB)
+        unread = max(obj["unreadable_pages"], amd["unreadable_pages"] if amd is not None else 0)
+        raise IncompleteResult(f"{vmcore}: scan incomplete: {unread} page(s) "
                                f"unreadable{' (the dump is truncated)' if truncated else ''}")
+
+
+def _scan_vendor(dump: Any, vendor: str, saved: Optional[Path]) -> Tuple[Optional[str], List[str]]:
+    """("VT-d" | "AMD-Vi" | None, why) for ``vmcore scan``."""
+    if vendor == "intel":
+        return "VT-d", ["--vendor intel"]
+    if vendor == "amd":
+        return "AMD-Vi", ["--vendor amd"]
+    from kdumptool.sources.crashlog import iommu_vendor_from_dump
+
+    if saved is not None:
+        from kdumptool.sources.amdvi import has_saved_amdvi
+
+        if has_saved_amdvi(saved):
+            return "AMD-Vi", [f"{saved}/_kdumptool/amdvi_registers.json"]
+    got = iommu_vendor_from_dump(dump)
+    if got is not None:
+        return ("AMD-Vi" if got[0] == "AMD-Vi" else "VT-d"), [f"the crashed kernel's log: {got[1]!r}"]
+    return None, ["the crashed kernel's log in the dump names neither"]
 
 
 class Progress:

@@ -25,7 +25,8 @@ DEV_TABLE_DEFAULT = 2 << 20
 def wants_amd(vendor: str, dev_table: Optional[str], saved: Optional[Path], dump: Dump,
               rtaddr: Optional[str]) -> Tuple[bool, List[str]]:
     """Whether to decode AMD-Vi structures, and the evidence (for the output)."""
-    from kdumptool.sources.amdvi import has_saved_amdvi, iommu_vendor_from_dump
+    from kdumptool.sources.amdvi import has_saved_amdvi
+    from kdumptool.sources.crashlog import iommu_vendor_from_dump
 
     if vendor == "amd" or dev_table is not None:
         return True, [f"vendor AMD-Vi: {'--vendor amd' if vendor == 'amd' else '--dev-table'}"]
@@ -42,7 +43,7 @@ def wants_amd(vendor: str, dev_table: Optional[str], saved: Optional[Path], dump
 def resolve_dev_table(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],
                       unit: Optional[str]) -> Tuple[int, int, str, str, List[str]]:
     """(base, size, source, detail, warnings)."""
-    from kdumptool.analysis.amdvi_walk import find_device_tables
+    from kdumptool.analysis.amdscan import find_device_tables
     from kdumptool.errors import SourceMissing
     from kdumptool.sources.amdvi import read_saved_dev_tables
 
@@ -69,16 +70,20 @@ def resolve_dev_table(dump: Dump, vmcore: Path, dev_table: Optional[str], saved:
             return base, size, "saved", f"{name} DEV_TABLE", warnings
         warnings.append(f"{saved}: no _kdumptool/amdvi_registers.json: scanning the dump")
     ranges = list(dump.iter_dumped_ranges())
-    cands = find_device_tables(dump, ranges)
-    if not cands:
-        raise SourceMissing(f"{vmcore}: no AMD-Vi device table given or saved, and the scan found no "
-                            "block of valid device table entries below 4 GiB")
-    if len(cands) > 1:
+    res = find_device_tables(dump, ranges)
+    c = res.best
+    if c is None:
+        raise SourceMissing(f"{vmcore}: no AMD-Vi device table given or saved, and the scan found no valid "
+                            "device table below 4 GiB (`kdumptool vmcore scan --vendor amd` lists the candidates)"
+                            + (f"; {res.unreadable_pages} page(s) there were unreadable" if res.unreadable_pages
+                               else ""))
+    others = [x for x in res.candidates[1:] if x.valid_table]
+    if others:
         warnings.append("the scan found other device tables: " + ", ".join(
-            f"0x{c.base:x}" for c in cands[1:]) + " (--dev-table to choose)")
-    c = cands[0]
-    return c.base, c.size, "scan", (f"scan candidate 1 of {len(cands)}: {c.valid} valid entries, "
-                                    f"{c.translated} translated"), warnings
+            f"0x{x.address:x}" for x in others) + " (one per PCI segment, or stale: --dev-table to choose)")
+    valid = 1 + len(others)
+    return c.address, c.size, "scan", (f"scan candidate 1 of {valid}: {c.valid} valid entries, "
+                                       f"{c.translated} translated"), warnings
 
 
 def amd_iommu(dump: Dump, vmcore: Path, dev_table: Optional[str], saved: Optional[Path],

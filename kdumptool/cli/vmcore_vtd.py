@@ -124,6 +124,7 @@ def iommu(
         except SourceMissing as err:
             return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, False,
                                iova=_int(iova, "--iova") if iova is not None else None, faults=faults)
+        truncated = _truncation(dump, warnings)
         root = roots[0]
         addr, tmode, source, detail = root.address, root.mode, root.source, root.detail
         if iova is not None and dev is not None:
@@ -152,7 +153,7 @@ def iommu(
     obj = rv.iommu_json(tables, source, detail, warnings, devices)
     emit(fmt, json_obj=lambda: obj, text=lambda: rv.render_iommu_text(obj, 1 << 62 if dev else 8),
          rich=lambda: rv.render_iommu_rich(obj))
-    _fail_if_incomplete(vmcore, tables, devices)
+    _fail_if_incomplete(vmcore, tables, devices, truncated)
 
 
 EXPOSURE_FORMATS = ("auto", "text", "rich", "json", "html")
@@ -212,6 +213,7 @@ def exposure(
             roots, warnings = _resolve_all(dump, vmcore, rtaddr, saved, unit, mode, all_units=all_units)
         except SourceMissing as err:
             return _vtd_or_amd(err, vmcore, vendor, rtaddr, saved, unit, dev, fmt, True, deliver)
+        truncated = _truncation(dump, warnings)
         parts = []
         for r in roots:
             with _progress("walking page tables", None, "tables") as tick:
@@ -232,11 +234,12 @@ def exposure(
     ex = find_exposure(tables, ranges, devices=devices)
     obj = rv.exposure_json(ex, tables, source, detail, warnings)
     deliver(obj, ex, lambda: rv.render_exposure_text(obj, 1 << 62 if dev else 12), lambda: rv.render_exposure_rich(obj))
-    if ex.incomplete:
+    if ex.incomplete or truncated:
         from kdumptool.errors import IncompleteResult
 
-        raise IncompleteResult(f"{vmcore}: exposure incomplete: table pages unreadable or a walk stopped at a "
-                               "limit (see above)")
+        why = (["table pages unreadable or a walk stopped at a limit"] if ex.incomplete else []) + \
+            (["the dump file is truncated (its pages past the end count as in the dump)"] if truncated else [])
+        raise IncompleteResult(f"{vmcore}: exposure incomplete: {'; '.join(why)} (see above)")
 
 
 class ExposureOutput:
@@ -280,12 +283,25 @@ class ExposureOutput:
             sys.stdout.write(doc)
 
 
-def scan(vmcore: VmcoreArg = PROC_VMCORE, fmt: FormatOpt = "auto") -> None:
-    """Find VT-d root tables in the dump with no hint, validated and ranked."""
+def scan(
+    vmcore: VmcoreArg = PROC_VMCORE,
+    fmt: FormatOpt = "auto",
+    vendor: Annotated[str, typer.Option(
+        "--vendor", help="auto (the crashed kernel's log in the dump, or --saved, says which; both scans when "
+                         "neither does), intel (VT-d root tables) or amd (AMD-Vi device tables).")] = "auto",
+    saved: Annotated[Optional[Path], typer.Option(
+        "--saved", readable=False, help="A snapshot (before the crash, or the kdump kernel's) with "
+                                        "_kdumptool/amdvi_registers.json and dmesg.txt: its Device Table Base and "
+                                        "copy lines are set beside the AMD-Vi candidates.")] = None,
+) -> None:
+    """Find VT-d root tables and AMD-Vi device tables in the dump with no hint, validated
+    and ranked."""
     from kdumptool.cli.common import check_format
     from kdumptool.cli.hot import run_vmcore_scan
 
-    run_vmcore_scan(vmcore, check_format(fmt))
+    if vendor not in ("auto", "intel", "amd"):
+        raise typer.BadParameter(f"{vendor!r} is not auto, intel or amd", param_hint="--vendor")
+    run_vmcore_scan(vmcore, check_format(fmt), vendor, saved)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -350,17 +366,27 @@ def _amd(vmcore: Path, vendor: str, dev_table: Optional[str], saved: Optional[Pa
     return True
 
 
-def _fail_if_incomplete(vmcore: Path, tables: VtdTables, devices: Optional[List[DeviceTranslation]]) -> None:
-    """Exit 3 (after the output) when the decoded tables rest on unreadable pages or a walk
-    stopped at a limit: a partial answer is not a clean 0."""
+def _truncation(dump: Dump, warnings: List[str]) -> bool:
+    """A dump file shorter than its headers say: the reader's warnings join the output's
+    (the exit code then says incomplete, even when every table page was read)."""
+    if dump.truncated:
+        warnings.extend(w for w in dump.warnings if w not in warnings)
+    return bool(dump.truncated)
+
+
+def _fail_if_incomplete(vmcore: Path, tables: VtdTables, devices: Optional[List[DeviceTranslation]],
+                        truncated: bool = False) -> None:
+    """Exit 3 (after the output) when the decoded tables rest on unreadable pages, a walk
+    stopped at a limit, or the dump file is truncated: a partial answer is not a clean 0."""
     from kdumptool.errors import IncompleteResult
 
     devs = tables.devices if devices is None else devices
     unread = len(tables.unreadable) + sum(len(d.all_unreadable) for d in devs)
     cut = sum(1 for d in devs for w in d.walks if w.truncated) + sum(1 for d in devs if d.pasids_truncated)
-    if unread or cut:
+    if unread or cut or truncated:
         raise IncompleteResult(f"{vmcore}: VT-d tables incomplete: {unread} table page(s) unreadable, "
-                               f"{cut} walk(s) or PASID directories truncated at a limit (see above)")
+                               f"{cut} walk(s) or PASID directories truncated at a limit"
+                               + ("; the dump file is truncated" if truncated else "") + " (see above)")
 
 
 def _fault_lines(dump: Dump, log: Path) -> Iterable[str]:

@@ -10,6 +10,7 @@ from typing import Dict, Iterable, List, Optional, Tuple, Union
 from kdumptool.formats.klog import (
     AMDVI_LOG_PATTERNS,
     NOT_DRIVERS,
+    LogEvent,
     device_line,
     message_match,
     normalise_line,
@@ -96,6 +97,25 @@ def _positions(data: bytes, needle: bytes) -> List[int]:
 _NOT_DRIVERS_B = frozenset(w.encode() for w in NOT_DRIVERS)
 
 
+def _fault_marker(ev: LogEvent, bdf: str, raw: str, source: str, lineno: int) -> Marker:
+    """One ``fault`` marker of a decoded VT-d (DMA or interrupt-remapping) or AMD-Vi fault
+    event. Groups: ``bdf``, ``kind``, ``access``, ``addr`` and ``index`` in hex, ``reason``
+    (a VT-d fault reason code in hex: an AMD-Vi event's code names its type, not a reason,
+    and is left out), ``why`` its text."""
+    groups = [("bdf", bdf), ("kind", ev.kind)]
+    if ev.access:
+        groups.append(("access", ev.access))
+    if ev.address is not None:
+        groups.append(("addr", f"{ev.address:x}"))
+    if ev.fault_index is not None:
+        groups.append(("index", f"{ev.fault_index:x}"))
+    if ev.reason_code is not None and ev.kind != "amd_vi_fault":
+        groups.append(("reason", f"{ev.reason_code:02x}"))
+    if ev.reason:
+        groups.append(("why", ev.reason))
+    return Marker("fault", Evidence(source, raw.strip(), lineno), tuple(groups))
+
+
 def _fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
     """``fault`` markers for one log line holding ``Request device [``, decoded by
     :func:`kdumptool.formats.klog.parse_log` (groups: ``bdf`` as ``SSSS:BB:DD.F``,
@@ -106,18 +126,7 @@ def _fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
     for ev in parse_log([raw]):
         if ev.kind not in ("dma_fault", "ir_fault") or not ev.bdf:
             continue
-        groups = [("bdf", ev.bdf), ("kind", ev.kind)]
-        if ev.access:
-            groups.append(("access", ev.access))
-        if ev.address is not None:
-            groups.append(("addr", f"{ev.address:x}"))
-        if ev.fault_index is not None:
-            groups.append(("index", f"{ev.fault_index:x}"))
-        if ev.reason_code is not None:
-            groups.append(("reason", f"{ev.reason_code:02x}"))
-        if ev.reason:
-            groups.append(("why", ev.reason))
-        out.append(Marker("fault", Evidence(source, raw.strip(), lineno), tuple(groups)))
+        out.append(_fault_marker(ev, ev.bdf, raw, source, lineno))
     if not out:
         # A record cut short (its address wrapped away): the device is still known.
         m = _REQUEST_DEVICE.search(raw)
@@ -136,14 +145,7 @@ def _amdvi_fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
         flags = ev.details.get("flags")
         if ev.kind != "amd_vi_fault" or not ev.bdf or (isinstance(flags, int) and flags & 0x008):
             continue
-        groups = [("bdf", ev.bdf), ("kind", ev.kind)]
-        if ev.access:
-            groups.append(("access", ev.access))
-        if ev.address is not None:
-            groups.append(("addr", f"{ev.address:x}"))
-        if ev.reason:
-            groups.append(("why", ev.reason))
-        out.append(Marker("fault", Evidence(source, raw.strip(), lineno), tuple(groups)))
+        out.append(_fault_marker(ev, ev.bdf, raw, source, lineno))
     return out
 
 

@@ -156,14 +156,7 @@ def faults_json(checks: List[FaultCheck], log: str, base: int, size: int, source
 
 def render_faults_text(obj: Dict[str, Any]) -> str:
     dt = obj["device_table"]
-    lines = [f"AMD-Vi device table 0x{dt['address']:x} ({dt['entries']} entries), "
-             f"{SOURCE_TEXT.get(dt['source'], dt['source'])}"
-             + (f": {dt['source_detail']}" if dt.get("source_detail") else "")]
-    lines += [f"warning: {w}" for w in obj["warnings"]]
-    lines.append(f"IO_PAGE_FAULTs in {obj['log']}, looked up in the crashed kernel's tables:")
-    if not obj["faults"]:
-        lines.append("  none")
-    for f in obj["faults"]:
-        lines.append(f"  {f['bdf']} {f['access'] or 'access?'} 0x{f['address']:x} (x{f['count']}, line "
-                     f"{f['first_line']}{', ' + f['reason'] if f['reason'] else ''}): {f['verdict']}")
-    return "\n".join(lines) + "\n"
+    head = (f"AMD-Vi device table 0x{dt['address']:x} ({dt['entries']} entries), "
+            f"{SOURCE_TEXT.get(dt['source'], dt['source'])}"
+            + (f": {dt['source_detail']}" if dt.get("source_detail") else ""))
+    return rv.faults_text(head, "IO_PAGE_FAULTs", obj)

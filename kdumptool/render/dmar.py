@@ -27,6 +27,7 @@ from kdumptool.formats.dmar import (
     UnknownStructure,
 )
 from kdumptool.model.finding import Finding
+from kdumptool.render.acpi import findings_lines, findings_rich, header_lines
 from kdumptool.render.output import human_size
 
 
@@ -160,14 +161,7 @@ def structure_summary(s: Structure) -> str:
 
 
 def render_dmar_text(dmar: Dmar, findings: Sequence[Finding], source: str = "") -> str:
-    lines: List[str] = []
-    csum = "ok" if dmar.checksum_valid else "BAD"
-    lines.append(f"DMAR table {source or dmar.name}")
-    lines.append(f"  length {dmar.length}, revision {dmar.revision}, "
-                 f"checksum 0x{dmar.checksum:02x} ({csum})")
-    lines.append(f"  OEM {dmar.oem_id!r} table {dmar.oem_table_id!r} revision "
-                 f"0x{dmar.oem_revision:x}, compiler {dmar.asl_compiler_id!r} "
-                 f"0x{dmar.asl_compiler_revision:x}")
+    lines = header_lines(dmar, f"DMAR table {source or dmar.name}")
     lines.append(f"  host address width {dmar.host_address_width} bits")
     lines.append(f"  flags 0x{dmar.flags:02x}: {flag_names(dmar)}")
     counts: Dict[str, int] = {}
@@ -182,26 +176,12 @@ def render_dmar_text(dmar: Dmar, findings: Sequence[Finding], source: str = "") 
         for sc in s.device_scopes:
             lines.append(f"      {scope_line(seg, sc)}")
     lines.append("")
-    if findings:
-        lines.append(f"Findings ({_count(findings)}):")
-        for fd in findings:
-            at = f" @0x{fd.offset:x}" if fd.offset is not None else ""
-            lines.append(f"  {fd.severity:<7} {fd.id}{at}: {fd.title}")
-    else:
-        lines.append("Findings: none")
+    lines += findings_lines(findings)
     return "\n".join(lines) + "\n"
-
-
-def _count(findings: Sequence[Finding]) -> str:
-    by: Dict[str, int] = {}
-    for fd in findings:
-        by[fd.severity] = by.get(fd.severity, 0) + 1
-    return ", ".join(f"{n} {sev}" for sev, n in by.items())
 
 
 # ---------------------------------------------------------------------------- rich
 
-_SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 _TYPE_STYLE = {"DRHD": "bold green", "RMRR": "magenta", "MALFORMED": "bold red",
                "UNKNOWN": "red"}
 
@@ -234,19 +214,5 @@ def render_dmar_rich(dmar: Dmar, findings: Sequence[Finding], source: str = "") 
             node.add(Text(scope_line(seg, sc)))
 
     out: List[Any] = [head, Text(""), tree, Text("")]
-    if findings:
-        tab = Table(title=f"Findings ({_count(findings)})", title_justify="left",
-                    show_lines=False, expand=False)
-        tab.add_column("severity")
-        tab.add_column("id", style="bold")
-        tab.add_column("at", justify="right", style="dim")
-        tab.add_column("finding")
-        for fd in findings:
-            # Text(), not str: a message may quote firmware strings with [brackets],
-            # which rich would read as markup.
-            tab.add_row(Text(fd.severity, style=_SEV_STYLE.get(fd.severity, "")), Text(fd.id),
-                        f"0x{fd.offset:x}" if fd.offset is not None else "", Text(fd.title))
-        out.append(tab)
-    else:
-        out.append(Text("Findings: none", style="green"))
+    out.append(findings_rich(findings))
     return out

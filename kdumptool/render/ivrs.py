@@ -30,6 +30,7 @@ from kdumptool.formats.ivrs import (
     flag_names,
 )
 from kdumptool.model.finding import Finding
+from kdumptool.render.acpi import findings_lines, findings_rich, header_lines
 from kdumptool.render.output import human_size
 
 
@@ -235,14 +236,7 @@ def registers_lines(u: AmdViUnit) -> List[str]:
 
 def render_ivrs_text(ivrs: Ivrs, findings: Sequence[Finding], source: str = "",
                      units: Optional[Sequence[AmdViUnit]] = None) -> str:
-    lines: List[str] = []
-    csum = "ok" if ivrs.checksum_valid else "BAD"
-    lines.append(f"IVRS table {source or ivrs.name} (AMD-Vi)")
-    lines.append(f"  length {ivrs.length}, revision {ivrs.revision}, "
-                 f"checksum 0x{ivrs.checksum:02x} ({csum})")
-    lines.append(f"  OEM {ivrs.oem_id!r} table {ivrs.oem_table_id!r} revision "
-                 f"0x{ivrs.oem_revision:x}, compiler {ivrs.asl_compiler_id!r} "
-                 f"0x{ivrs.asl_compiler_revision:x}")
+    lines = header_lines(ivrs, f"IVRS table {source or ivrs.name} (AMD-Vi)")
     bits = [n for n, on in (("EFRSup", ivrs.efr_sup), ("DMA remap", ivrs.dma_remap)) if on]
     lines.append(f"  IVinfo 0x{ivrs.iv_info:08x}: {', '.join(bits + [''])}PA {ivrs.pa_size} "
                  f"bits, VA {ivrs.va_size} bits, GVA size {ivrs.gva_size}")
@@ -266,31 +260,16 @@ def render_ivrs_text(ivrs: Ivrs, findings: Sequence[Finding], source: str = "",
         for u in units:
             lines.extend("  " + ln for ln in registers_lines(u))
         lines.append("")
-    if findings:
-        lines.append(f"Findings ({_count(findings)}):")
-        for fd in findings:
-            at = f" @0x{fd.offset:x}" if fd.offset is not None else ""
-            lines.append(f"  {fd.severity:<7} {fd.id}{at}: {fd.title}")
-    else:
-        lines.append("Findings: none")
+    lines += findings_lines(findings)
     return "\n".join(lines) + "\n"
-
-
-def _count(findings: Sequence[Finding]) -> str:
-    by: Dict[str, int] = {}
-    for fd in findings:
-        by[fd.severity] = by.get(fd.severity, 0) + 1
-    return ", ".join(f"{n} {sev}" for sev, n in by.items())
 
 
 # ---------------------------------------------------------------------------- rich
 
-_SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def render_ivrs_rich(ivrs: Ivrs, findings: Sequence[Finding], source: str = "",
                      units: Optional[Sequence[AmdViUnit]] = None) -> List[Any]:
-    from rich.table import Table
     from rich.text import Text
     from rich.tree import Tree
 
@@ -310,16 +289,5 @@ def render_ivrs_rich(ivrs: Ivrs, findings: Sequence[Finding], source: str = "",
         for u in units:
             out.append(Text("\n".join("  " + ln for ln in registers_lines(u))))
         out.append(Text(""))
-    if findings:
-        tab = Table(title=f"Findings ({_count(findings)})", title_justify="left")
-        tab.add_column("severity")
-        tab.add_column("id", style="bold")
-        tab.add_column("at", justify="right", style="dim")
-        tab.add_column("finding")
-        for fd in findings:
-            tab.add_row(Text(fd.severity, style=_SEV_STYLE.get(fd.severity, "")), Text(fd.id),
-                        f"0x{fd.offset:x}" if fd.offset is not None else "", Text(fd.title))
-        out.append(tab)
-    else:
-        out.append(Text("Findings: none", style="green"))
+    out.append(findings_rich(findings))
     return out

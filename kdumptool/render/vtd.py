@@ -195,9 +195,15 @@ def faults_json(checks: List[FaultCheck], log: str, root: RootTable, warnings: L
 
 def render_faults_text(obj: Dict[str, Any]) -> str:
     rt = obj["root_table"]
-    lines = [f"root table 0x{rt['address']:x} ({rt['mode']} mode), {SOURCE_TEXT.get(rt['source'], rt['source'])}"]
-    lines += [f"warning: {w}" for w in obj["warnings"]]
-    lines.append(f"DMA faults in {obj['log']}, looked up in the crashed kernel's tables:")
+    head = f"root table 0x{rt['address']:x} ({rt['mode']} mode), {SOURCE_TEXT.get(rt['source'], rt['source'])}"
+    return faults_text(head, "DMA faults", obj)
+
+
+def faults_text(head: str, what: str, obj: Dict[str, Any]) -> str:
+    """A :func:`faults_json` object as text under ``head`` (the table the faults were looked
+    up in): its warnings, then each fault group (``what``: the faults' name) with its verdict."""
+    lines = [head] + [f"warning: {w}" for w in obj["warnings"]]
+    lines.append(f"{what} in {obj['log']}, looked up in the crashed kernel's tables:")
     if not obj["faults"]:
         lines.append("  none")
     for f in obj["faults"]:

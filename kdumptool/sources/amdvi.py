@@ -16,16 +16,13 @@ with the register names of :mod:`kdumptool.formats.amdvi_regs`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from kdumptool.errors import KdumptoolError, PermissionDenied, SourceMissing
 from kdumptool.formats.amdvi_regs import REGISTERS
 from kdumptool.sources.devmem import DEV_MEM, DevMemPage
 from kdumptool.sources.iommu import read_registers_json
 from kdumptool.sources.root import Root
-
-if TYPE_CHECKING:
-    from kdumptool.sources.vmcore import Dump
 
 AMDVI_REGS_JSON = "amdvi_registers.json"
 _WHAT = "AMD-Vi registers"
@@ -109,19 +106,26 @@ def read_saved_dev_tables(saved: Path) -> Optional[List[Tuple[str, int, int]]]:
     return out
 
 
-def iommu_vendor_from_dump(dump: Dump) -> Optional[Tuple[str, str]]:
-    """("AMD-Vi" | "Intel VT-d", the log line that says so) from the crashed kernel's own
-    log in the dump (its printk buffer, found through VMCOREINFO); None when the log
-    cannot be read or names neither."""
-    from kdumptool.sources.crashlog import read_printk
 
+
+#: The kdump kernel's lines about the crashed kernel's device table (formats/klog.py kinds).
+COPY_KINDS = ("amdvi_translation_preenabled", "amdvi_tables_copied", "amdvi_copy_refused", "amdvi_copy_failed")
+
+
+def read_saved_copy_lines(saved: Path) -> List[Tuple[str, str]]:
+    """The kdump kernel's own lines about the old device table ("Translation is already
+    enabled", "Copied DEV table from previous kernel.", the refusals) in a saved
+    snapshot's ``_kdumptool/dmesg.txt``, read through the one kernel-log pattern table:
+    evidence beside ``vmcore scan``'s device tables, as (kind, quoted line). Empty when
+    there is no such log."""
+    from kdumptool.model.log import scan_log_text
+
+    root = Root(str(saved))
+    rel = "/_kdumptool/dmesg.txt"
     try:
-        klog = read_printk(dump)
+        if not saved.is_dir() or not root.exists(rel):
+            return []
+        markers = scan_log_text(root.read_bytes(rel), "_kdumptool/dmesg.txt", probes=False)
     except KdumptoolError:
-        return None
-    for line in klog.dmesg_lines():
-        if "AMD-Vi:" in line:
-            return "AMD-Vi", line.strip()
-        if "DMAR:" in line and ("DRHD" in line or "IOMMU enabled" in line or "Host address width" in line):
-            return "Intel VT-d", line.strip()
-    return None
+        return []
+    return [(kind, str(m.evidence)) for kind in COPY_KINDS for m in markers.all(kind)[:2]]

@@ -39,3 +39,21 @@ def read_crash_log(dump: Dump) -> Tuple[List[Tuple[float, str]], Optional[str]]:
     except KdumptoolError as err:
         return [], f"kernel log unreadable: {err}"
     return [(r.ts_nsec / 1e9, r.text) for r in klog.records], None
+
+
+def iommu_vendor_from_dump(dump: Dump) -> Optional[Tuple[str, str]]:
+    """("AMD-Vi" | "Intel VT-d", the log line that says so) from the crashed kernel's own
+    log in the dump (its printk buffer, found through VMCOREINFO); None when the log
+    cannot be read or names neither."""
+    from kdumptool.errors import KdumptoolError
+
+    try:
+        klog = read_printk(dump)
+    except KdumptoolError:
+        return None
+    for line in klog.dmesg_lines():
+        if "AMD-Vi:" in line:
+            return "AMD-Vi", line.strip()
+        if "DMAR:" in line and ("DRHD" in line or "IOMMU enabled" in line or "Host address width" in line):
+            return "Intel VT-d", line.strip()
+    return None

@@ -352,12 +352,15 @@ class ElfDump(Dump):
         return self._where(paddr)[0] is not None
 
     def iter_dumped_ranges(self) -> Iterator[Tuple[int, int]]:
+        """The segments' file-backed bytes (p_filesz) as physical [start, end), merged.
+        As for a kdump-compressed dump, bytes past a truncated end are included (the
+        headers say they were dumped; use is_dumped/read to tell): a table there is
+        unreadable, not outside memory, and a scan counts those pages as unreadable."""
         cur: Optional[List[int]] = None
         for s in self.segments:
-            avail = max(0, min(s.filesz, self.file_size - s.offset))
-            if not avail:
+            if not s.filesz:
                 continue
-            start, end = s.start, s.start + avail
+            start, end = s.start, s.start + s.filesz
             if cur is not None and start == cur[1]:
                 cur[1] = end
                 continue

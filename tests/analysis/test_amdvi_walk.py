@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kdumptool.analysis.amdscan import find_device_tables
 from kdumptool.analysis.amdvi_walk import (
-    find_device_tables,
     lookup_iova_amd,
     walk_device_table,
     walk_v1,
@@ -189,8 +189,8 @@ def test_unreadable_and_looped_tables_are_reported() -> None:
 def test_scan_finds_the_table() -> None:
     pages = dump_pages(build())
     ranges = [(p << 12, (p + 1) << 12) for p in sorted(pages)]
-    cands = find_device_tables(Mem(pages), ranges)
-    assert [(c.base, c.size) for c in cands][:1] == [(BASE, 2 << 20)]
+    res = find_device_tables(Mem(pages), ranges)
+    assert res.best is not None and (res.best.address, res.best.size) == (BASE, 2 << 20)
 
 
 def test_vmcore_iommu_cli_scan_names_the_vendor(elf: Path, capsys: pytest.CaptureFixture) -> None:
@@ -264,8 +264,8 @@ def test_fuzz_device_table_page(qwords: list) -> None:
     page = bytes(buf)
     t = walk_device_table(Mem({0x100: page}), 0x100000, 4096)
     assert len(t.devices) + t.blocked + sum(b - a + 1 for a, b in t.untranslated) == 128
-    tup: Tuple = find_device_tables(Mem({0x100: page}), [(0x100000, 0x101000)])  # type: ignore[assignment]
-    assert isinstance(tup, list)
+    res = find_device_tables(Mem({0x100: page}), [(0x100000, 0x101000)])
+    assert len(res.candidates) <= 1
 
 
 def test_lookup_iova_equals_the_tests_own_decoder(elf: Path) -> None:

@@ -11,36 +11,21 @@ functions changed, in Bus Master Enable only."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict
 
 import pytest
 
 from tests.distro.kdump_tools_checks import NAME, check_registers, order_of_events, plan_of
+from tests.labscenario import run_kdump_scenario, serial
 
 pytestmark = pytest.mark.lab
-_runs: Dict[str, object] = {}
 
 
 def _run():
-    labrun = pytest.importorskip("tests.lab.labrun", reason="the QEMU lab (lab/, tests/lab/) is not in this tree")
-    only = [w for w in os.environ.get("LAB_SCENARIOS", "").split(",") if w]
-    if only and NAME not in only:
-        pytest.skip(f"{NAME} not in LAB_SCENARIOS")
-    if NAME not in _runs:
-        _runs[NAME] = labrun.run_scenario(NAME)
-    r = _runs[NAME]
-    assert not r.result["timed_out"], f"{NAME}: QEMU timed out (see {r.dir}/serial.log)"
-    assert r.result["kdump_ok"], f"{NAME}: kdump-tools' reboot was not reached (see {r.dir}/serial.log)"
-    return r
-
-
-def _serial(r) -> str:
-    return (r.dir / "serial.log").read_text(errors="replace")
+    return run_kdump_scenario(NAME, "kdump-tools' reboot was not reached")
 
 
 def _stamp_dir(r) -> Path:
@@ -54,7 +39,7 @@ def test_order_of_events_dump_then_quiesce_then_reboot():
     d = _stamp_dir(r)
     plan = plan_of(d)
     assert len(plan) >= 4
-    events = order_of_events(_serial(r), d.name, plan)
+    events = order_of_events(serial(r), d.name, plan)
     assert events[-1][0] == "reboot"
 
 
@@ -62,7 +47,7 @@ def test_registers_change_after_the_dump_exactly_as_planned():
     r = _run()
     d = _stamp_dir(r)
     plan = plan_of(d)
-    assert len(check_registers(_serial(r), plan, (d / "kdumptool/kdumptool-quiesce.log").read_text())) >= 4
+    assert len(check_registers(serial(r), plan, (d / "kdumptool/kdumptool-quiesce.log").read_text())) >= 4
 
 
 def test_dump_and_dmesg_complete_and_readable(tmp_path):

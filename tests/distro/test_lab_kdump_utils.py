@@ -9,43 +9,28 @@ differ on exactly the planned functions, in Bus Master Enable only."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-from typing import Dict
 
 import pytest
 
 from tests.distro.kdump_utils_checks import after_shutdown, compare_on_off, event_lines
 from tests.dracut.e2e_checks import check_quiesced, check_record, check_untouched, crash_dir, record
+from tests.labscenario import run_kdump_scenario, serial
 
 pytestmark = pytest.mark.lab
 ON, OFF = "kdump_utils_quiesce", "kdump_utils_noquiesce"
-_runs: Dict[str, object] = {}
 
 
 def _run(name: str):
-    labrun = pytest.importorskip("tests.lab.labrun", reason="the QEMU lab (lab/, tests/lab/) is not in this tree")
-    only = [w for w in os.environ.get("LAB_SCENARIOS", "").split(",") if w]
-    if only and name not in only:
-        pytest.skip(f"{name} not in LAB_SCENARIOS")
-    if name not in _runs:
-        _runs[name] = labrun.run_scenario(name)
-    r = _runs[name]
-    assert not r.result["timed_out"], f"{name}: QEMU timed out (see {r.dir}/serial.log)"
-    assert r.result["kdump_ok"], f"{name}: kdump.sh did not reach kdump_post (see {r.dir}/serial.log)"
-    return r
-
-
-def _serial(r) -> str:
-    return (r.dir / "serial.log").read_text(errors="replace")
+    return run_kdump_scenario(name, "kdump.sh did not reach kdump_post")
 
 
 @pytest.mark.parametrize("name", [ON, OFF])
 def test_kdump_utils_dump_and_record(name, tmp_path):
     r = _run(name)
-    event_lines(_serial(r))  # every event, in order
+    event_lines(serial(r))  # every event, in order
     d = crash_dir(r.guest)
     assert (d / "vmcore").is_file() and not (d / "vmcore-incomplete").exists(), f"{name}: no complete vmcore"
     assert "sysrq: Trigger a crash" in (d / "vmcore-dmesg.txt").read_text(errors="replace")
@@ -67,16 +52,16 @@ def test_kdump_utils_dump_and_record(name, tmp_path):
 
 def test_quiesce_on_clears_planned_bus_masters():
     r = _run(ON)
-    assert check_quiesced(crash_dir(r.guest), _serial(r)) >= 4
+    assert check_quiesced(crash_dir(r.guest), serial(r)) >= 4
 
 
 def test_quiesce_off_leaves_them():
     r = _run(OFF)
-    assert check_untouched(crash_dir(r.guest), _serial(r)) >= 4
+    assert check_untouched(crash_dir(r.guest), serial(r)) >= 4
 
 
 def test_registers_after_shutdown_differ_exactly_as_planned():
     on, off = _run(ON), _run(OFF)
     plan = record(crash_dir(on.guest))["quiesce_plan"]
-    planned = compare_on_off(plan, after_shutdown(_serial(on)), after_shutdown(_serial(off)))
+    planned = compare_on_off(plan, after_shutdown(serial(on)), after_shutdown(serial(off)))
     assert len(planned) >= 4

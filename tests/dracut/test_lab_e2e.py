@@ -6,29 +6,17 @@ hooks; with ``kdumptool.quiesce=0`` they are left as they were. Checks in e2e_ch
 
 from __future__ import annotations
 
-import os
-from typing import Dict
-
 import pytest
 
 from tests.dracut.e2e_checks import check_quiesced, check_record, check_untouched, crash_dir
+from tests.labscenario import run_kdump_scenario, serial
 
 pytestmark = pytest.mark.lab
 
-_runs: Dict[str, object] = {}
 
 
 def _run(name: str):
-    labrun = pytest.importorskip("tests.lab.labrun", reason="the QEMU lab (lab/, tests/lab/) is not in this tree")
-    only = [w for w in os.environ.get("LAB_SCENARIOS", "").split(",") if w]
-    if only and name not in only:
-        pytest.skip(f"{name} not in LAB_SCENARIOS")
-    if name not in _runs:
-        _runs[name] = labrun.run_scenario(name)
-    r = _runs[name]
-    assert not r.result["timed_out"], f"{name}: QEMU timed out (see {r.dir}/serial.log)"
-    assert r.result["kdump_ok"], f"{name}: the capture did not finish (see {r.dir}/serial.log)"
-    return r
+    return run_kdump_scenario(name, "the capture did not finish")
 
 
 @pytest.mark.parametrize("name", ["dracut_quiesce", "dracut_noquiesce"])
@@ -42,9 +30,9 @@ def test_record_beside_vmcore(name):
 
 def test_quiesce_cleared_bus_master_before_reboot():
     r = _run("dracut_quiesce")
-    assert check_quiesced(crash_dir(r.guest), (r.dir / "serial.log").read_text(errors="replace")) >= 4
+    assert check_quiesced(crash_dir(r.guest), serial(r)) >= 4
 
 
 def test_quiesce_off_leaves_masters_untouched():
     r = _run("dracut_noquiesce")
-    assert check_untouched(crash_dir(r.guest), (r.dir / "serial.log").read_text(errors="replace")) >= 4
+    assert check_untouched(crash_dir(r.guest), serial(r)) >= 4

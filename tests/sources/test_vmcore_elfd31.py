@@ -16,6 +16,7 @@ by a separate ELF reader; the zlib dump (another makedumpfile writer, another re
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ from kdumptool.sources.vmcore import ElfDump, open_dump
 from tests.cliutil import run
 from tests.conftest import FIXTURES
 from tests.sparsecut import read_header, restore_cut
-from tests.vtd_spec import elf_phys_read, spec_contexts
+from tests.vtd_spec import elf_phys_offset, elf_phys_read, spec_contexts
 
 E = FIXTURES / "vmcore" / "elfd31"
 CUT = E / "legacy_on.d31.elf.cut"
@@ -140,3 +141,53 @@ def test_iommu_is_the_spec_decode_and_the_live_groups(capsys: pytest.CaptureFixt
     assert groups <= set(got) and set(got) - groups == {"0000:03:00.0"}
     nic = next(d for d in doc["devices"] if d["bdf"] == "0000:00:02.0")
     assert nic["mapped_4k_pages"] > 0   # the e1000e was receiving at the crash
+
+
+def _cut_points(elfd31: Path) -> Dict[str, int]:
+    """File sizes that cut the -E dump: just past the root table (its context tables
+    lost), just past the first context table (the other buses lost), and 8 MiB short of
+    the end (past every VT-d table and the printk ring)."""
+    rtaddr = int(re.search(r"^RTADDR\s+off=0x020 w=64 (0x[0-9A-F]+)", (SAVED / "drhd_regs.txt").read_text(),
+                           re.M).group(1), 16) & ~0xFFF
+    root = elf_phys_read(str(elfd31), rtaddr, 4096)
+    ctps = [int.from_bytes(root[b * 16:b * 16 + 8], "little") & ~0xFFF for b in range(256)
+            if root[b * 16] & 1]
+    first = min(elf_phys_offset(str(elfd31), c) for c in ctps)
+    return {"root": elf_phys_offset(str(elfd31), rtaddr) + 4096, "context": first + 4096,
+            "tail": elfd31.stat().st_size - (8 << 20)}
+
+
+@pytest.mark.parametrize("where", ["root", "context", "tail"])
+def test_truncated_is_a_labelled_partial_result(capsys: pytest.CaptureFixture, elfd31: Path, tmp_path: Path,
+                                                where: str) -> None:
+    """A copy of the -E dump cut short (file shorter than a PT_LOAD's p_offset + p_filesz):
+    every command says so and exits non-zero; what could be read is shown (exit 3), what
+    could not is an error naming the truncated end (exit 1); never "0 devices" or exit 0."""
+    size = _cut_points(elfd31)[where]
+    cut = tmp_path / "cut.elf"
+    restore_cut(CUT, cut)
+    os.truncate(cut, size)
+    out = _outputs(capsys, cut)
+    for name, (code, text, err) in out.items():
+        assert code in (1, 3), (where, name, code, err)
+        assert "truncated" in err and "Traceback" not in err, (where, name, err)
+        if code == 1:
+            # one error line, last, naming the file (warnings before it are allowed)
+            assert text == "" and err.count("error: ") == 1, (where, name, err)
+            assert err.rstrip().splitlines()[-1].startswith(f"error: {cut}"), (where, name, err)
+    assert re.search(r"^INCOMPLETE: [1-9][\d,]* pages could not be read", out["scan"][1], re.M)
+    iommu = out["iommu"]
+    assert not re.search(r"^0 devices", iommu[1], re.M)
+    if where == "root":
+        assert iommu[0] == 1 and "context table(s) are not in the dump: past the truncated end" in iommu[2]
+        return
+    assert iommu[0] == 3 and "VT-d tables incomplete" in iommu[2] and "the dump file is truncated" in iommu[2]
+    code, text, err = run(capsys, "vmcore", "iommu", str(cut), "--saved", str(SAVED), "-f", "json")
+    devices = [d for d in json.loads(text)["devices"] if d.get("present")]
+    if where == "context":
+        assert 0 < len(devices) < 15 and "unreadable: context table bus 01" in iommu[1]
+        assert all(u["why"] == "past the truncated end" for u in json.loads(text)["unreadable_tables"])
+    else:  # every table was read; the log too, and it says the file is damaged
+        assert len(devices) == 15 and out["log"][0] == 3
+        assert out["log"][1].splitlines() == (SAVED / "makedumpfile_dmesg.txt").read_text(
+            errors="surrogateescape").splitlines()
