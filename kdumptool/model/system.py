@@ -19,6 +19,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from kdumptool.formats.dmar import DeviceScope, Dmar, Drhd, Rmrr
 from kdumptool.formats.pciconfig import PORT_TYPES, PciConfig
+from kdumptool.formats.pciresource import PciResource
 from kdumptool.formats.vtd_regs import VtdRegisters
 
 #: PCI class 0x0600: host bridge.
@@ -88,6 +89,13 @@ class PciDevice:
     physfn: Optional[str] = None  # an SR-IOV VF's PF
     warnings: Tuple[str, ...] = ()
     driver_known: bool = True  # False: driver state unknown (shown as such, raises no risk)
+    #: sysfs ``resource``: the kernel's BARs (0-5), ROM (6)... with their sizes; () when not read
+    resources: Tuple[PciResource, ...] = ()
+
+    def io_port_sizes(self) -> Dict[int, int]:
+        """First port -> ports of each I/O BAR, from sysfs ``resource`` (lspci's ``[size=...]``
+        of ``I/O ports at``); empty when that file was not read."""
+        return {r.start: r.size for r in self.resources[:6] if r.io and r.size}
 
     @property
     def segment(self) -> int:
@@ -188,6 +196,7 @@ class RawDevice:
     physfn: Optional[str] = None
     warnings: Tuple[str, ...] = ()
     driver_known: bool = True  # False: the source cannot tell (an lspci -x dump without -k text)
+    resources: Tuple[PciResource, ...] = ()  # sysfs ``resource``
 
 
 def _bus_of(bdf: str) -> Tuple[int, int]:
@@ -382,6 +391,7 @@ def build_system(
             physfn=r.physfn,
             warnings=tuple(dev_warnings),
             driver_known=r.driver_known,
+            resources=r.resources,
         )
     linked_units = []
     for u in units:

@@ -143,7 +143,7 @@ def render_config_lines(d: PciDevice, naming: Naming = NUMERIC, level: int = 1,
                         sizes: Optional[Dict[int, int]] = None) -> List[str]:
     """``-v`` (level 1) and ``-vv`` (level 2) lines, in lspci's words where lspci has them;
     ``sizes`` (start -> bytes, :meth:`System.resource_sizes`) adds lspci's ``[size=...]``
-    to the memory BARs and the ROM."""
+    to the memory BARs and the ROM; the device's sysfs ``resource`` lines to the I/O BARs."""
     c = d.config
     if c is None:
         return ["config space: not readable"] + list(d.warnings)
@@ -161,7 +161,7 @@ def render_config_lines(d: PciDevice, naming: Naming = NUMERIC, level: int = 1,
     ]
     if c.is_bridge:
         lines.append(f"Bus: primary={c.primary_bus:02x}, secondary={c.secondary_bus:02x}, subordinate={c.subordinate_bus:02x}")
-    lines.extend(bar_lines(c, sizes))
+    lines.extend(bar_lines(c, sizes, d.io_port_sizes()))
     for cap in c.capabilities:
         extra = ""
         detail: List[str] = []
@@ -196,19 +196,23 @@ def size_text(n: int) -> str:
     return f"{n}{unit}"
 
 
-def bar_lines(c: PciConfig, sizes: Optional[Dict[int, int]] = None) -> List[str]:
+def bar_lines(c: PciConfig, sizes: Optional[Dict[int, int]] = None,
+              io_sizes: Optional[Dict[int, int]] = None) -> List[str]:
     """``Region N: Memory at ... (64-bit, prefetchable)`` and the expansion ROM, as lspci
     prints them; ``[disabled]`` when COMMAND has that space off, as lspci says. Config space
     holds no sizes: ``sizes`` (from /proc/iomem, where the kernel's resource tree shows each
-    BAR) adds ``[size=...]`` to the memory BARs and the ROM it names; I/O BARs have none
-    (/proc/ioports is not read)."""
+    BAR) adds ``[size=...]`` to the memory BARs and the ROM it names, ``io_sizes`` (first
+    port -> ports, from sysfs ``resource``: :meth:`PciDevice.io_port_sizes`) to the I/O BARs."""
     sizes = sizes or {}
+    io_sizes = io_sizes or {}
     out: List[str] = []
     for b in c.bars:
         size = ""
         if b.io:
             text = f"Region {b.index}: I/O ports at {b.address:04x}"
             off = not c.io_space
+            if b.address in io_sizes:
+                size = f" [size={size_text(io_sizes[b.address])}]"
         else:
             width = "64-bit" if b.is64 else ("low-1M" if b.below_1m else "32-bit")
             pf = "prefetchable" if b.prefetchable else "non-prefetchable"

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 from kdumptool.errors import DecodeError, PermissionDenied, SourceMissing
 from kdumptool.formats.lspci_dump import parse_lspci_dump
 from kdumptool.formats.pciconfig import PciConfig, parse_pci_config
+from kdumptool.formats.pciresource import PciResource, parse_pci_resource
 from kdumptool.model.system import RawDevice
 from kdumptool.sources.root import Root
 
@@ -55,6 +56,20 @@ def _decode_config(data: bytes, what: str, warnings: List[str]) -> Optional[PciC
     return cfg
 
 
+def _read_resources(root: Root, path: str, warnings: List[str]) -> Tuple[PciResource, ...]:
+    """The device's sysfs ``resource`` lines; () when the file is absent or unreadable (a
+    snapshot taken before kdumptool collected it: no sizes of I/O BARs then, as before), a
+    warning when it does not decode."""
+    text = root.read_optional(path)
+    if text is None:
+        return ()
+    try:
+        return parse_pci_resource(text, str(root.p(path)))
+    except DecodeError as err:
+        warnings.append(str(err))
+        return ()
+
+
 def read_device(root: Root, bdf: str, warnings: Optional[List[str]] = None) -> RawDevice:
     """One device from ``sys/bus/pci/devices/<bdf>`` under ``root``."""
     base = f"{PCI_DEVICES}/{bdf}"
@@ -80,6 +95,7 @@ def read_device(root: Root, bdf: str, warnings: Optional[List[str]] = None) -> R
         iommu_group=int(group) if group and group.isdigit() else None,
         parent=_parent_from_target(root.readlink(base), bdf),
         physfn=physfn if physfn and _BDF.match(physfn) else None,
+        resources=_read_resources(root, f"{base}/resource", w),
         warnings=tuple(w),
     )
     if warnings is not None:
@@ -148,6 +164,7 @@ def read_pci_devices_udev(warnings: Optional[List[str]] = None) -> Dict[str, Raw
             iommu_group=int(grp) if grp and grp.isdigit() else None,
             parent=parent.sys_name if parent is not None else None,
             physfn=physfn if physfn and _BDF.match(physfn) else None,
+            resources=_read_resources(live, os.path.join(ud.sys_path, "resource"), w),
             warnings=tuple(w),
         )
         if warnings is not None:

@@ -35,7 +35,8 @@ from kdumptool.sources.system import KDUMP_CONFIGS
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 
-PCI_ATTRS = ("config", "vendor", "device", "class", "subsystem_vendor", "subsystem_device", "revision", "enable", "irq")
+PCI_ATTRS = ("config", "vendor", "device", "class", "subsystem_vendor", "subsystem_device", "revision", "enable", "irq",
+             "resource")
 PCI_LINKS = ("driver", "iommu_group", "physfn")
 SMALL_FILES = (
     "/proc/cmdline",
