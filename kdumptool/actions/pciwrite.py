@@ -47,10 +47,10 @@ import os
 import stat
 import sys
 import time
-from dataclasses import dataclass
 from typing import IO, Callable, List, Optional, Tuple
 
 from kdumptool.errors import ActionRefused, PermissionDenied, SourceMissing
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.sources.devmem import lockdown_mode
 from kdumptool.sources.root import Root
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.model.evidence import Evidence
 from kdumptool.model.finding import ERROR, INFO, WARNING, Finding
 

@@ -9,7 +9,7 @@ memory reader); nothing here opens a file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 from kdumptool.analysis.exposure import merge_ranges
@@ -22,6 +22,7 @@ from kdumptool.analysis.rtscan import (
 from kdumptool.analysis.scenario import DMA_GSTS_RTPS, DMA_GSTS_TES
 from kdumptool.analysis.vtd_walk import FaultEvent, check_faults, walk_root_table
 from kdumptool.errors import KdumptoolError, SourceMissing, UnreadablePages
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.formats.vtd_tables import decode_rtaddr
 from kdumptool.model.log import LogMarkers
 from kdumptool.model.roottable import RootTable, RtaddrCandidate

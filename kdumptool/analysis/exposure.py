@@ -14,10 +14,10 @@ reported as such, with one range [0, end of memory).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from kdumptool.analysis.vtd_walk import DeviceTranslation, PageTableWalk, VtdTables
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 
 
 @dataclass(frozen=True)

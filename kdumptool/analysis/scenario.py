@@ -29,10 +29,11 @@ Kernel behaviour modelled (drivers/iommu/intel/iommu.c and irq_remapping.c, Linu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from kdumptool.analysis.cmdline import read_cmdline
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.model.evidence import Evidence
 from kdumptool.model.kernel import KernelDefaults
 from kdumptool.model.kernel_table import COPY_ECS, MISMATCH_MISREAD, KernelRow
@@ -392,7 +393,7 @@ class Scenario:
     in_kdump: bool
     table_copy: Optional[str] = None  # copied | failed | expected | expected-to-fail | none
     ir_copy: Optional[str] = None  # copied | failed | None
-    evidence: Tuple[Evidence, ...] = field(default=())
+    evidence: Tuple[Evidence, ...] = ()
     #: The kdump kernel's row of the kernel table (kdumptool.model.kernel_table) and how
     #: its version was known ("kdump kernel 5.10.0-32-amd64 (/proc/sys/kernel/osrelease)").
     kernel_row: Optional[KernelRow] = None

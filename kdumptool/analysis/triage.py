@@ -8,7 +8,7 @@ the devices at risk with their upstream bridges. No file is read here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from kdumptool.analysis.catalogue import (
@@ -31,6 +31,7 @@ from kdumptool.analysis.scenario import (
     parse_iommu_params,
     predict_kernel,
 )
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.formats.kdumpconf import KdumpSettings, build_kdump_cmdline
 from kdumptool.model.evidence import Evidence
 from kdumptool.model.finding import ERROR, INFO, SEVERITY_RANK, WARNING, Finding

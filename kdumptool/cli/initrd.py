@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     from kdumptool.errors import KdumptoolError
+    from kdumptool.sources.runstats import mark
+
+    mark("main")
 
     args = build_parser().parse_args(argv)
     try:

@@ -16,6 +16,7 @@ typer is pinned below 0.29, which would import pydantic for every command (pypro
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -163,6 +164,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     error`` line, or its traceback under ``--debug``.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    if "KDUMPTOOL_STATS" in os.environ:  # measuring (the kdump hooks): when main() began
+        from kdumptool.sources.runstats import mark
+
+        mark("main")
     if args == ["--version"]:
         sys.stdout.write(f"kdumptool {__version__}\n")
         return
@@ -201,8 +206,6 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(err.exit_code)
     except BrokenPipeError:
         # The reader (head, less) went away: not an error of ours.
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
     except KeyboardInterrupt:

@@ -10,10 +10,10 @@ column is ignored. Anything else that is text is refused with the line that fail
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import List, Optional
 
 from kdumptool.errors import DecodeError, UnsupportedFormat
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 
 _TABLE_LINE = re.compile(r"^\s*([A-Za-z0-9_!$ ]{4}) @ 0x([0-9A-Fa-f]+)\s*$")
 _RAW_HEADER = re.compile(r"^\s*Raw Table Data: Length (\d+)")

@@ -17,10 +17,10 @@ import bz2
 import lzma
 import struct
 import zlib
-from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from kdumptool.errors import DecodeError, UnsupportedFormat
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 
 NEWC_MAGIC = b"070701"
 NEWC_CRC_MAGIC = b"070702"

@@ -16,10 +16,10 @@ keeps what decoded before it.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from kdumptool.errors import DecodeError, UnsupportedFormat
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.formats.lazyspec import lazy_specs
 
 DMAR_HEADER_LEN = 48
@@ -400,7 +400,7 @@ class Dmar:
     reserved: bytes
     structures: Tuple[Structure, ...]
     data_length: int  # bytes actually decoded (< length when the input was truncated)
-    warnings: Tuple[str, ...] = field(default=())
+    warnings: Tuple[str, ...] = ()
 
     @property
     def host_address_width(self) -> int:

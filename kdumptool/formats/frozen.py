@@ -11,9 +11,10 @@ What it makes is what ``@dataclass(frozen=True)`` makes for a class with annotat
 fields and no base dataclass: ``__init__`` (positional or keyword, defaults,
 ``field(default_factory=...)``), the same ``__repr__``, ``__eq__`` (same class, fields
 in order), ``__hash__`` over the fields, ``__match_args__``, and assignment refused with
-:class:`FrozenInstanceError` (an ``AttributeError``, like dataclasses'). No ``dataclasses.
-replace``/``asdict``/``fields`` on these records (tests/formats/test_frozen.py checks
-the behaviour against real dataclasses and that the hot path does not import them).
+:class:`FrozenInstanceError` (an ``AttributeError``, like dataclasses'), and
+``dataclasses.replace``/``fields``/``asdict``/``is_dataclass`` work on them (their
+``__dataclass_fields__`` is made on first access). tests/formats/test_frozen.py checks the
+behaviour against real dataclasses and that the hot paths do not import them.
 """
 
 from __future__ import annotations
@@ -67,11 +68,40 @@ else:
         cls.__delattr__ = _frozen_delattr  # type: ignore[assignment]
         cls.__match_args__ = names
         cls.__kdt_fields__ = names
+        cls.__dataclass_fields__ = _DataclassFields(defaults)  # type: ignore[attr-defined]
         # The methods are compiled on first use: a module's records cost ~0.15 ms each to
         # compile, and most of them are never made on a given command's path.
         for meth in _METHODS:
             setattr(cls, meth, _stub(cls, meth, names, defaults))
         return cls
+
+    class _DataclassFields:
+        """The class's ``__dataclass_fields__``, made on first access: ``dataclasses.replace``,
+        ``fields``, ``asdict``, ``astuple`` and ``is_dataclass`` then work on these records as
+        on real dataclasses. Only code that imported dataclasses asks, so importing it here
+        costs nothing more."""
+
+        def __init__(self, defaults: dict) -> None:
+            self.defaults = defaults
+
+        def __get__(self, obj: object, owner: type) -> dict:
+            import dataclasses
+
+            out = {}
+            for name in owner.__kdt_fields__:  # type: ignore[attr-defined]
+                d = self.defaults.get(name, _HAS_FACTORY)
+                if isinstance(d, _Factory):
+                    f = dataclasses.field(default_factory=d.factory)  # type: ignore[call-overload]
+                elif name in self.defaults:
+                    f = dataclasses.field(default=d)
+                else:
+                    f = dataclasses.field()
+                f.name = name
+                f.type = owner.__dict__["__annotations__"][name]
+                f._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
+                out[name] = f
+            type.__setattr__(owner, "__dataclass_fields__", out)
+            return out
 
     _METHODS = ("__init__", "__repr__", "__eq__", "__hash__")
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
+
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 
 #: kdump.conf directives that name a local file system holding the dump target.
 FS_TYPES = ("ext2", "ext3", "ext4", "xfs", "btrfs", "minix", "virtiofs", "vfat")
@@ -185,7 +186,7 @@ class KdumpSettings:
     hooks: Tuple[Tuple[str, Setting], ...] = ()
     warnings: Tuple[str, ...] = ()
     #: The file and variable a remedy should edit to change the kdump command line.
-    append_var: Optional[Tuple[str, str]] = field(default=None)
+    append_var: Optional[Tuple[str, str]] = None
 
 
 _DUMPLEVEL = re.compile(r"(?:^|\s)-d\s*(\d+)|--dump-level[= ](\d+)")

@@ -14,10 +14,10 @@ device is returned with its bytes and a warning; decoding it is the caller's cho
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from kdumptool.errors import DecodeError
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 
 _QUOTE = re.compile(r"^(?:\s*>)*\s?")
 _SLOT = re.compile(

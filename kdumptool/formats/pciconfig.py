@@ -16,10 +16,10 @@ carries on; only a buffer too short for the header raises :class:`DecodeError`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from kdumptool.errors import DecodeError
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.formats.pcidetail import Bar, Msi, MsiX, Rom, decode_bars, decode_msi, decode_msix
 
 # Header registers (pci_regs.h)

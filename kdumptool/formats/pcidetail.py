@@ -13,8 +13,9 @@ dump it replays.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import List, Optional, Tuple
+
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 
 PCI_BASE_ADDRESS_0 = 0x10
 PCI_BASE_ADDRESS_SPACE_IO = 0x01

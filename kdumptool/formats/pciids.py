@@ -18,8 +18,9 @@ skipped, as lspci skips what it cannot parse; decoding goes on.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import AbstractSet, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+
+from kdumptool.formats.frozen import dataclass, field  # records made without dataclasses: start-up
 
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}\Z")
 _HEX2 = re.compile(r"[0-9a-fA-F]{2}\Z")

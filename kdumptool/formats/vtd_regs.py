@@ -15,10 +15,10 @@ its integer value, as read through /dev/mem or kept in a snapshot's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from kdumptool.errors import DecodeError
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 
 #: Register offsets (DMAR_*_REG) and widths in bits, as the kernel reads them.
 REGISTERS: Dict[str, Tuple[int, int]] = {

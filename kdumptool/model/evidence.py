@@ -3,8 +3,9 @@ came from. Every finding and every kernel state carries its evidence."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, Optional
+
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ JSON shape (docs/INTERFACES.md, "Findings")::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, Iterable, Optional, Tuple
 
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.model.evidence import Evidence
 
 INFO = "info"

@@ -4,9 +4,9 @@ kernel ``.config`` (``/boot/config-*``, ``/proc/config.gz``)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.model.evidence import Evidence
 
 

@@ -15,8 +15,9 @@ series, or a lab run here). docs/triage.md shows the same table (``kernel_table_
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
+
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 
 Version = Tuple[int, int, int]
 

@@ -10,8 +10,9 @@ not a hex number is skipped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
+
+from kdumptool.formats.frozen import dataclass, field  # records made without dataclasses: start-up
 
 #: Where the boot-time record lives on the running system (and, mounted, in kdump).
 BOOT_DIR = "/var/lib/kdumptool/boot"

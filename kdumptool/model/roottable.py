@@ -8,7 +8,7 @@ every one against the dump and falls through to the next, then to a scan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 
 
 @dataclass(frozen=True)

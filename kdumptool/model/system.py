@@ -14,10 +14,10 @@ subordinate bus range holds the device's bus; failing that, to the segment's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from kdumptool.formats.dmar import DeviceScope, Dmar, Drhd, Rmrr
+from kdumptool.formats.frozen import dataclass, field  # records made without dataclasses: start-up
 from kdumptool.formats.pciconfig import PORT_TYPES, PciConfig
 from kdumptool.formats.pciresource import PciResource
 from kdumptool.formats.vtd_regs import VtdRegisters

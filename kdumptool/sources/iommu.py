@@ -7,10 +7,10 @@ VT-d registers: from ``_kdumptool/vtd_registers.json`` in a snapshot, or read th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from kdumptool.errors import DecodeError, KdumptoolError, PermissionDenied, SourceMissing
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.model.system import IommuGroup, ReservedRegion
 from kdumptool.sources.root import Root
 

@@ -9,9 +9,9 @@ Quiesce is opt-in (off unless a knob turns it on); record is on unless turned of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, Tuple
 
+from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.sources.root import Root
 
 CONFIG_FILE = "/etc/kdumptool/kdumptool.conf"

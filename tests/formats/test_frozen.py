@@ -79,6 +79,22 @@ def test_hash_and_frozen(x):
         OURS(1, "b", c=2, e=3)   # unknown field
 
 
+@given(a=values, b=values, c=values)
+def test_dataclasses_functions_work_on_them(a, b, c):
+    """dataclasses.replace/fields/asdict/astuple/is_dataclass: as on the real records."""
+    r, o = REAL(a, b, c), OURS(a, b, c)
+    assert dataclasses.is_dataclass(o) and dataclasses.is_dataclass(OURS)
+    assert [(f.name, f.type) for f in dataclasses.fields(o)] == [(f.name, f.type) for f in dataclasses.fields(r)]
+    assert [f.name for f in dataclasses.fields(OURS)] == ["a", "b", "c", "d"]
+    assert dataclasses.asdict(o) == dataclasses.asdict(r) and dataclasses.astuple(o) == dataclasses.astuple(r)
+    r2, o2 = dataclasses.replace(r, b=c), dataclasses.replace(o, b=c)
+    assert type(o2) is OURS and repr(o2) == repr(r2) and o2.d == {}
+    assert dataclasses.replace(o) == o
+    with pytest.raises(TypeError):
+        dataclasses.replace(o, e=1)
+    assert dataclasses.replace(ONE_OURS(a), x=b) == ONE_OURS(b)
+
+
 def test_refuses_what_it_does_not_do():
     with pytest.raises(TypeError):
         frozen.dataclass(frozen=False)
@@ -93,8 +109,8 @@ def test_the_hot_path_records_are_ours():
     by dataclasses (the import test below would catch a module, this names the class)."""
     for mod in (diskdump, elf, printk, vmcoreinfo, vtd_tables, rtscan, vmcore):
         for name, obj in vars(mod).items():
-            if isinstance(obj, type) and obj.__module__ == mod.__name__:
-                assert not dataclasses.is_dataclass(obj), f"{mod.__name__}.{name}"
+            if isinstance(obj, type) and obj.__module__ == mod.__name__ and "__annotations__" in vars(obj):
+                assert "__kdt_fields__" in vars(obj), f"{mod.__name__}.{name}"
 
 
 HEAVY = ("dataclasses", "inspect", "typing", "construct", "json", "threading", "typer", "click",
@@ -121,6 +137,27 @@ def test_hot_path_does_not_import_heavy_modules(argv):
     r = subprocess.run([sys.executable, "-S", "-c", code, *argv], capture_output=True, text=True,
                        cwd=REPO, env=env, timeout=60)
     assert r.stdout.strip() and "HEAVY [" in r.stderr, r.stderr[-500:]
+    assert "HEAVY []" in r.stderr, r.stderr[-300:]
+
+
+DMAR_HEAVY = ("dataclasses", "inspect", "construct", "json", "typer", "click", "pydantic", "rich")
+
+
+def test_dmar_does_not_import_heavy_modules():
+    """`kdumptool dmar FILE` (issue 13's ratio: bench/bench_ratios.py): the table is decoded
+    with struct and its records, the checks' findings and the catalogue are made by
+    formats/frozen.py, so none of DMAR_HEAVY gets imported."""
+    table = FIXTURES / "dmar/tables/X01_Server_Supermicro_SMCI-MB_SkylakeSP-2S_from-dsl.dat"
+    code = ("import sys; before = set(sys.modules)\n"
+            "from kdumptool.cli.main import main\n"
+            "try: main(['dmar', sys.argv[1], '-f', 'text'])\n"
+            "except SystemExit: pass\n"
+            f"heavy = sorted(m for m in {DMAR_HEAVY!r} if m in sys.modules and m not in before)\n"
+            "print('HEAVY', heavy, file=sys.stderr)\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-S", "-c", code, str(table)], capture_output=True, text=True,
+                       cwd=REPO, env=env, timeout=60)
+    assert "DRHD" in r.stdout and "HEAVY [" in r.stderr, r.stderr[-500:]
     assert "HEAVY []" in r.stderr, r.stderr[-300:]
 
 
