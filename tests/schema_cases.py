@@ -11,7 +11,8 @@ from tests.conftest import FIXTURES
 SNAPS = sorted(p for p in (FIXTURES / "snapshots").iterdir() if (p / "sys").is_dir())
 SOS = sorted(p for p in (FIXTURES / "sos").iterdir() if p.is_dir())
 VTD = FIXTURES / "vmcore" / "vtd"
-DUMPS = sorted((FIXTURES / "vmcore").glob("*.trim.*")) + sorted((FIXTURES / "vmcore" / "lzo").glob("*.trim.*"))
+DUMPS = sorted((FIXTURES / "vmcore").glob("*.trim.*")) + sorted((FIXTURES / "vmcore" / "lzo").glob("*.trim.*")) + [
+    FIXTURES / "vmcore" / "flat" / "legacy_on.lzo.cut.flat"]
 
 
 def cases() -> List[Tuple[str, List[str]]]:

@@ -112,6 +112,8 @@ def main() -> int:
             oracles.append((fx / f"{run}.trim.{ext}", fx / f"{run}.makedumpfile_dmesg.txt"))
     oracles.append((fx / "lzo" / "legacy_on.lzo.trim.kdump", fx / "legacy_on.makedumpfile_dmesg.txt"))
     oracles.append((e_dump, ed / "legacy_on" / "makedumpfile_dmesg.txt"))
+    # makedumpfile -F -l (kdump-utils' ssh/raw target), read as the stream, not rebuilt
+    oracles.append((fx / "flat" / "legacy_on.lzo.cut.flat", fx / "legacy_on.makedumpfile_dmesg.txt"))
     for dump, oracle in oracles:
         assert dump.is_file() and oracle.is_file(), f"{dump} or {oracle} missing"
         got = output("vmcore", "log", str(dump), "-f", "text").splitlines()

@@ -41,6 +41,8 @@ def render_info_text(r: Dict[str, Any], full_vmcoreinfo: bool = False) -> str:
                else "NO END MARKER (cut short)")
         out.append(f"  flattened: {fl['blocks']:,} blocks, image {fl['image_size']:,} bytes "
                    f"(the file makedumpfile -R rebuilds), {end}"
+                   + (f", {fl['hole_bytes']:,} bytes in holes no block covers (zeros, as in that file)"
+                      if fl["hole_bytes"] else "")
                    + (f", {fl['overlapping_blocks']} overlapping" if fl["overlapping_blocks"] else "")
                    + (f", {fl['trailing_bytes']:,} bytes after it" if fl["trailing_bytes"] else ""))
     if r["format"] == "kdump-compressed":

@@ -312,3 +312,18 @@ def test_damaged_streams_give_only_our_errors(tmp_path, order, edits, cut, extra
                 pass
     except KdumptoolError:
         pass
+
+
+def test_triage_offline_reads_the_flat_file(capsys):
+    """triage --offline takes the stream as its --vmcore: the crashed kernel's log comes
+    from it, and the pages the cut dropped are said to be unreadable (exit 3), never
+    "nothing found"."""
+    import json
+
+    snap = str(FIXTURES / "snapshots" / "kdump_legacy_on")
+    code, out, err = run(capsys, "triage", "--offline", "--root", snap, "--vmcore", str(CUT), "-f", "json")
+    assert code == 3, err
+    ev = [e for f in json.loads(out)["findings"] for e in f["evidence"]]
+    assert {"source": f"{CUT} (printk ring)", "line": 85, "text": "[    0.086721] DMAR: IOMMU enabled"} in ev
+    assert {"source": str(CUT), "line": None, "text": "no VT-d root table found among the readable pages of the "
+            "vmcore: 25787 of 29070 pages could not be read or decompressed"} in ev
