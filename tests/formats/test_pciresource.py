@@ -12,25 +12,18 @@ from kdumptool.errors import DecodeError
 from kdumptool.formats.pciresource import MAX_LINES, parse_pci_resource
 from tests.conftest import FIXTURES
 
-# An AHCI function's first 7 lines in the kernel's format (resource_show: 6 BARs,
-# the ROM); BAR4 is I/O ports c060-c07f, BAR5 4K of memory.
-AHCI = """\
-0x0000000000000000 0x0000000000000000 0x0000000000000000
-0x0000000000000000 0x0000000000000000 0x0000000000000000
-0x0000000000000000 0x0000000000000000 0x0000000000000000
-0x0000000000000000 0x0000000000000000 0x0000000000000000
-0x000000000000c060 0x000000000000c07f 0x0000000000040101
-0x00000000fe857000 0x00000000fe857fff 0x0000000000040200
-0x0000000000000000 0x0000000000000000 0x0000000000000000
-"""
+#: The ICH9 AHCI 00:1f.2 of a lab guest (Debian 6.1.0-57, fixtures/pci_resource/PROVENANCE.md);
+#: lspci -vvv in the same guest: "Region 4: I/O ports at d0c0 [size=32]",
+#: "Region 5: Memory at fe48d000 (32-bit, non-prefetchable) [size=4K]".
+AHCI = FIXTURES / "pci_resource/live_legacy_on/sys/devices/pci0000:00/0000:00:1f.2/resource"
 
 
 def test_lines_flags_and_sizes() -> None:
-    res = parse_pci_resource(AHCI)
-    assert len(res) == 7 and [r.index for r in res] == list(range(7))
+    res = parse_pci_resource(AHCI.read_text())
+    assert len(res) == 13 and [r.index for r in res] == list(range(13))  # 6 BARs, ROM, 6 SR-IOV BARs
     io, mem = res[4], res[5]
-    assert (io.io, io.mem, io.start, io.size) == (True, False, 0xC060, 32)
-    assert (mem.io, mem.mem, mem.start, mem.size) == (False, True, 0xFE857000, 4096)
+    assert (io.io, io.mem, io.start, io.size) == (True, False, 0xD0C0, 32)
+    assert (mem.io, mem.mem, mem.start, mem.size) == (False, True, 0xFE48D000, 4096)
     assert all(r.size == 0 for r in res[:4] + res[6:])
 
 
@@ -70,6 +63,7 @@ def test_fuzz_only_decode_errors(text: str) -> None:
 
 
 def test_every_fixture_resource_file_decodes() -> None:
-    files = sorted(FIXTURES.glob("snapshots/*/sys/devices/**/resource"))
+    files = sorted(FIXTURES.glob("*/*/sys/devices/**/resource"))
+    assert len(files) >= 14
     for f in files:
         assert parse_pci_resource(f.read_text(), str(f))

@@ -154,3 +154,31 @@ def test_kdump_drivers_loaded(run: Run) -> None:
         assert after[bdf]["driver"] == drv, f"{run.name} {bdf}: driver {after[bdf]['driver']} after modprobe, want {drv}"
         assert bm[bdf], f"{run.name} {bdf}: BusMaster- after {drv} probed"
     assert "DMAR: DRHD: handling fault" not in run.text("kdump", "dmesg_final.txt"), f"{run.name}: DMAR fault after the drivers loaded"
+
+
+def test_bar_sizes_match_lspci(run: Run) -> None:
+    """``pci -v``'s Region and Expansion ROM lines, sizes included (I/O BARs from the
+    snapshot's sysfs ``resource`` files, memory BARs and ROMs from its /proc/iomem), equal
+    lspci -vvv's in the same live guest, which reads the same ``resource`` files."""
+    from kdumptool.render.names import NUMERIC
+    from kdumptool.render.pci import render_config_lines
+    from kdumptool.sources.system import read_system
+
+    snap = run.path("live", "snapshot")
+    if not snap.is_dir():
+        pytest.skip(f"{run.name}: no live snapshot (collect not run in this scenario)")
+    system = read_system(str(snap), use_udev=False)
+    theirs: Dict[str, set] = {}
+    cur = ""
+    for ln in run.text("live", "lspci_vvv.txt").splitlines():
+        if ln and not ln[0].isspace():
+            cur = "0000:" + ln.split()[0]
+        elif ln.strip().startswith(("Region ", "Expansion ROM")):
+            theirs.setdefault(cur, set()).add(" ".join(ln.split()))
+    io_sized = 0
+    for d in system.devices.values():
+        ours = {" ".join(x.split()) for x in render_config_lines(d, NUMERIC, 1, system.resource_sizes(d.bdf))
+                if x.strip().startswith(("Region ", "Expansion ROM"))}
+        assert ours == theirs.get(d.bdf, set()), d.bdf
+        io_sized += sum(1 for x in ours if "I/O ports at" in x and "[size=" in x)
+    assert io_sized == sum(1 for x in theirs.values() for y in x if "I/O ports at" in y), run.name

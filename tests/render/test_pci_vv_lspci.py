@@ -3,9 +3,11 @@ device of every lab snapshot, field by field, for what matters to DMA: Control/S
 (BusMaster), the BARs and expansion ROM, MSI and MSI-X state and addresses, DevCap
 (FLReset), DevCtl (error reporting, MaxPayload/MaxReadReq), DevSta (TransPend) and the AER
 status words. Sizes are not in config space: ours come from the snapshot's /proc/iomem
-(the kernel's resource tree, which sysfs ``resource`` and so lspci read too) and are compared
-for the memory BARs and the expansion ROM; lspci's ``[size=...]`` of I/O BARs is left out
-(/proc/ioports is not read).
+(the kernel's resource tree, which sysfs ``resource`` and so lspci read too) for the memory
+BARs and the expansion ROM, and from the devices' sysfs ``resource`` files (lspci's own
+source) for the I/O BARs. Snapshots taken before ``collect`` kept ``resource`` have no I/O
+sizes: lspci's ``[size=...]`` of an I/O BAR is compared only where the snapshot holds the
+device's ``resource`` file.
 """
 
 from __future__ import annotations
@@ -21,15 +23,17 @@ from kdumptool.render.pci import render_config_lines
 from kdumptool.sources.system import read_system
 from tests.conftest import FIXTURES
 
-SNAPS = sorted(p for p in (FIXTURES / "snapshots").iterdir() if (p / "_kdumptool/lspci_vvv.txt").is_file())
+#: the lab snapshots, and a later lab snapshot holding every device's sysfs ``resource``
+SNAPS = sorted(p for d in ("snapshots", "pci_resource") for p in (FIXTURES / d).iterdir()
+               if (p / "_kdumptool/lspci_vvv.txt").is_file())
 #: lines compared whole (both ways: ours must be in lspci's block and lspci's in ours)
 WHOLE = re.compile(r"^(Control:|Status:|Region \d|Expansion ROM|Capabilities: \[[0-9a-f]+\] MSI(-X)?:|"
                    r"Address:|Vector table:|PBA:|DevSta:|UESta:|UEMsk:|CESta:|MaxPayload \d+ bytes, MaxReadReq)")
 
 
-def norm(line: str) -> str:
+def norm(line: str, io_sizes: bool = True) -> str:
     line = line.strip()
-    if "I/O ports at" in line:
+    if "I/O ports at" in line and not io_sizes:
         line = re.sub(r" \[size=[^\]]*\]", "", line)
     return re.sub(r"\s+", " ", line)
 
@@ -66,14 +70,17 @@ def test_vv_equals_lspci(snap: Path) -> None:
     system = read_system(snap)
     blocks = lspci_blocks(snap / "_kdumptool/lspci_vvv.txt")
     compared = 0
-    sized = 0
+    sized = io_sized = io_bars = 0
     for d in system.devices.values():
         block = blocks[d.short_bdf]
         # the device's own Control/Status (one tab), not Power Management's nested Status
-        theirs = {norm(x) for x in block if WHOLE.match(norm(x))
+        io = bool(d.resources)
+        theirs = {norm(x, io) for x in block if WHOLE.match(norm(x))
                   and not (x.startswith("\t\t") and norm(x).startswith(("Control:", "Status:")))}
         ours_lines = render_config_lines(d, NUMERIC, 2, system.resource_sizes(d.bdf))
-        sized += sum(1 for x in ours_lines if "[size=" in x)
+        sized += sum(1 for x in ours_lines if "[size=" in x and "I/O ports" not in x)
+        io_sized += sum(1 for x in ours_lines if "[size=" in x and "I/O ports" in x)
+        io_bars += sum(1 for b in d.config.bars if b.io) if io and d.config is not None else 0
         ours = {norm(x) for x in ours_lines if WHOLE.match(norm(x))}
         assert ours == theirs, d.bdf
         compared += len(ours)
@@ -91,6 +98,10 @@ def test_vv_equals_lspci(snap: Path) -> None:
                         for b in d.config.bars if not b.io) + sum(
         1 for d in system.devices.values() if d.config is not None and d.config.rom is not None)
     assert sized > 0
+    # every I/O BAR of a device whose resource file the snapshot holds has its size
+    assert io_sized == io_bars
+    if snap.parent.name == "pci_resource":
+        assert io_sized == 7  # lspci -vvv shows 7 I/O BARs with [size=...] in that guest
 
 
 def test_size_text_and_hidden_iomem() -> None:
