@@ -69,6 +69,8 @@ MARKER_KINDS = (
     "amdvi_firmware",
     "amdvi_ir_disabled",
     "amdvi_snp",
+    "amdvi_cmd_timeout",
+    "amdvi_event_overflow",
 )
 _KDUMP_KINDS = frozenset(
     {"kdump_kernel", "translation_preenabled", "tables_copied", "copy_failed", "ir_copied", "ir_copy_failed",
@@ -693,6 +695,16 @@ def _verdict(
         parts.append(f"{_plural(counts['qi_error'], 'invalidation queue error line')} (IQE/ITE/ICE)")
         if level == "ok":
             level = "warning"
+    if counts.get("amdvi_cmd_timeout"):
+        parts.append(f"{_plural(counts['amdvi_cmd_timeout'], 'AMD-Vi command-buffer time-out')} (the IOMMU "
+                     "stopped completing commands: invalidations, device-table flushes)")
+        if level == "ok":
+            level = "warning"
+    if counts.get("amdvi_event_overflow"):
+        parts.append(f"the AMD-Vi event log overflowed {_plural(counts['amdvi_event_overflow'], 'time')}: "
+                     "events were lost, the faults listed are not all there were")
+        if level == "ok":
+            level = "warning"
     if counts.get("amdvi_firmware"):
         parts.append(f"{_plural(counts['amdvi_firmware'], 'AMD-Vi firmware bug line')} about the IVRS table")
         if level == "ok":
@@ -708,6 +720,8 @@ def _verdict(
     if not parts:
         if counts.get("amdvi_tables_copied"):
             parts.append("no AMD-Vi events; the kdump kernel copied the crashed kernel's device table")
+        elif any(counts.get(k) for k in ("amdvi_found", "amdvi_features", "amdvi_ir_enabled", "amdvi_snp")):
+            parts.append("no AMD-Vi events")
         elif counts.get("tables_copied"):
             parts.append("no DMAR faults; the kdump kernel copied the crashed kernel's translation tables")
         elif counts.get("iommu_disabled"):

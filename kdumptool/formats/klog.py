@@ -40,8 +40,10 @@ and PASID are always hex (``%llx``/``%x``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+
+from kdumptool.formats.frozen import dataclass, field  # records made without dataclasses: start-up
 
 # --- fault reason tables (drivers/iommu/intel/dmar.c) -----------------------------------
 
@@ -507,6 +509,20 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
         r"(?:(?P<bdf>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]): )?AMD-Vi: Found IOMMU"
         r"(?: at (?P<device>[0-9a-fA-F:.]+))? cap (?P<cap>0x[0-9a-fA-F]+)")),
     ("amdvi_dte", re.compile(r"AMD-Vi: DTE\[(?P<index>\d)\]: (?P<value>[0-9a-fA-F]{16})")),
+    # The IOMMU's Control register printed after an ILLEGAL_DEV_TABLE_ENTRY (6.x
+    # dump_dte_entry's caller: "iommu ivhd3: AMD-Vi: Control Reg : 0xc22000142148d").
+    ("amdvi_control_reg", re.compile(r"AMD-Vi: Control Reg : (?P<value>0x[0-9a-fA-F]+)")),
+    # The command buffer stopped: wait_on_sem()'s pr_alert (an invalidation never completed:
+    # the AMD-Vi counterpart of VT-d's ITE) and __iommu_queue_command_sync()'s pr_err.
+    ("amdvi_cmd_timeout", re.compile(r"AMD-Vi: (?P<what>Completion-Wait loop timed out|Command buffer timeout)")),
+    # amd_iommu_int_thread(): events were lost ("AMD-Vi: IOMMU event log overflow", before
+    # 5.x with the prefix in the format, after it through pr_fmt).
+    ("amdvi_event_overflow", re.compile(r"AMD-Vi: IOMMU event log overflow")),
+    # 6.x amd_iommu_report_page_fault(): a DMA fault of a device with no domain yet prints
+    # "Event logged [Device not attached to domain properly]" then this line (two
+    # pr_err_ratelimited calls); parse_log joins the two, this reads the second alone.
+    ("amdvi_unattached", re.compile(
+        r"AMD-Vi:\s+device=(?P<bdf>[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]) domain=(?P<domain>0x[0-9a-fA-F]+)")),
     ("boot", re.compile(r"^Linux version (?P<version>\S+)")),
     # The command line's text is the group "cmdline" (for triage; not in `log`'s details).
     ("kdump_kernel", re.compile(r"^Kernel command line: ?(?P<cmdline>(?=.*\belfcorehdr=(?P<elfcorehdr>\S+)).*)")),
@@ -530,7 +546,7 @@ _SIMPLE: List[Tuple[str, re.Pattern[str]]] = [
 _FW_IOMMU_RE = re.compile(r"DMAR|dmar|RMRR|DRHD|IOMMU|VT-d")
 #: Kinds of the table that are context for triage's scenario (model/log.py), not IOMMU
 #: events: analysis/log.py neither counts nor lists them.
-CONTEXT_KINDS = frozenset({"cmdline", "x2apic", "optin_forced", "sm_param_on"})
+CONTEXT_KINDS = frozenset({"cmdline", "x2apic", "optin_forced", "sm_param_on", "amdvi_control_reg"})
 #: Groups a pattern captures for triage only (not copied into an event's details).
 _CONTEXT_GROUPS = frozenset({"cmdline"})
 #: The AMD-Vi init/kdump patterns (model/log.py's scenario markers keep their names).
@@ -641,8 +657,11 @@ def _fault_event(first: LogLine, last: LogLine, joined: str, m: re.Match[str]) -
 #   IOTLB_INV_TIMEOUT, INVALID_PPR_REQUEST, RMP_PAGE_FAULT, RMP_HW_ERROR, UNKNOWN.
 _AMDVI_EVENT_RE = re.compile(
     r"(?:(?P<bdf>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]): )?AMD-Vi: Event logged "
-    r"\[\s*(?P<event>[A-Z_0-9]+)(?P<rest>[^\]]{0,400})")
+    r"\[\s*(?P<event>Device not attached to domain properly|[A-Z_0-9]+\b)(?P<rest>[^\]]{0,400})")
+#: 6.x's IO_PAGE_FAULT of a device the driver had not attached to a domain (no address printed)
+AMDVI_UNATTACHED = "Device not attached to domain properly"
 _AMDVI_CONT_RE = re.compile(r"[A-Z][A-Z_0-9]+ ")
+_AMDVI_UNATTACHED_TAIL_RE = re.compile(r"device=[0-9a-fA-F:.]+ domain=0x[0-9a-fA-F]+")
 _AMDVI_FIELD_RE = re.compile(r"(?P<k>[a-z_\[\]0-9]+)=(?P<v>0[xX][0-9a-fA-F]+|[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,2}){1,2}\.[0-7])")
 #: EVENT_TYPE_* (amd_iommu_types.h) of each printed event name.
 AMDVI_EVENT_CODES: Dict[str, int] = {
@@ -658,13 +677,26 @@ AMDVI_FAULT_FLAGS: Tuple[Tuple[int, str], ...] = (
 )
 
 
-def _amdvi_event(ln: LogLine) -> Optional[LogEvent]:
+def _amdvi_event(ln: LogLine, alone: bool = True) -> Optional[LogEvent]:
+    """The event of one AMD-Vi "Event logged [...]" line. ``alone`` False: None for the
+    head of the two-line unattached-device fault whose device= line is not joined yet
+    (parse_log holds it for :func:`_join_wrapped`)."""
     m = _AMDVI_EVENT_RE.search(ln.text)
     if not m:
         return None
     event = m.group("event")
-    fields = {f.group("k"): f.group("v") for f in _AMDVI_FIELD_RE.finditer(m.group("rest"))}
+    rest = m.group("rest")
+    unattached = event == AMDVI_UNATTACHED
+    if unattached:
+        tail = _AMDVI_UNATTACHED_TAIL_RE.search(ln.text, m.end())
+        if tail is None and not alone:
+            return None
+        rest = tail.group(0) if tail is not None else ""
+        event = "IO_PAGE_FAULT"
+    fields = {f.group("k"): f.group("v") for f in _AMDVI_FIELD_RE.finditer(rest)}
     details: Dict[str, Any] = {"event": event}
+    if unattached:
+        details["not_attached"] = True
     warnings: List[str] = []
     bdf = m.group("bdf").lower() if m.group("bdf") else None
     dev = fields.get("device")
@@ -683,6 +715,8 @@ def _amdvi_event(ln: LogLine) -> Optional[LogEvent]:
         address = details["gpa"]
     access = None
     reason = event
+    if unattached:
+        reason = "IO_PAGE_FAULT (device not attached to a domain yet)"
     flags = details.get("flags")
     if isinstance(flags, int) and event == "IO_PAGE_FAULT":
         names = [n for bit, n in AMDVI_FAULT_FLAGS if flags & bit]
@@ -757,6 +791,8 @@ def _simple_event(ln: LogLine) -> Optional[LogEvent]:
     if not _KEYWORDS_RE.search(text):
         return None
     if "AMD-Vi: Event logged" in text:
+        if AMDVI_UNATTACHED in text and _amdvi_event(ln, alone=False) is None:
+            return None  # held: its device= line follows
         ev = _amdvi_event(ln)
         if ev is not None:
             return ev
@@ -862,6 +898,10 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
                 continue
             if held is not None:
                 ev = _join_wrapped(held, ln)
+                if ev is None and AMDVI_UNATTACHED in held.text:
+                    lone = _amdvi_event(held)  # its device= line never came (rate limited)
+                    if lone is not None:
+                        yield lone
                 held = None
                 if ev is not None:
                     yield ev
@@ -878,6 +918,10 @@ def parse_log(lines: Iterable[str]) -> Iterator[LogEvent]:
             yield from out
             if pending is None and not out and ln.text and _KEYWORDS_RE.search(ln.text):
                 held = ln
+    if held is not None and AMDVI_UNATTACHED in held.text:
+        lone = _amdvi_event(held)
+        if lone is not None:
+            yield lone
     if pending is not None:
         yield from _flush(pending)
 
@@ -911,6 +955,14 @@ def _join_wrapped(held: LogLine, ln: LogLine) -> Optional[LogEvent]:
     AMD-Vi's event line of 2.6-4.x kernels came out of two printk calls ("AMD-Vi: Event
     logged [" then "IO_PAGE_FAULT device=..."), which some kernels printed as two records,
     each with its timestamp: that continuation is joined even though it is prefixed."""
+    if held.text.rstrip().endswith(AMDVI_UNATTACHED + "]"):
+        m = _AMDVI_UNATTACHED_TAIL_RE.search(ln.text) if "AMD-Vi:" in ln.text else None
+        if m is None:
+            return None
+        joined = LogLine(held.number, held.text.rstrip() + " " + m.group(0), held.timestamp,
+                         held.wallclock, held.delta, held.prefixed, held.quote)
+        ev = _amdvi_event(joined)
+        return None if ev is None else replace(ev, end_line=ln.number)
     amd_split = (held.text.rstrip().endswith("AMD-Vi: Event logged [")
                  and _AMDVI_CONT_RE.match(ln.text) is not None)
     if amd_split:

@@ -143,6 +143,11 @@ def _amdvi_fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
     out = []
     for ev in parse_log([raw]):
         flags = ev.details.get("flags")
+        if ev.kind == "amdvi_unattached" and ev.bdf:
+            # 6.x's second line of a fault of a device with no domain yet: the line naming it
+            out.append(Marker("fault", Evidence(source, raw.strip(), lineno), (
+                ("bdf", ev.bdf), ("kind", "amd_vi_fault"), ("why", "IO_PAGE_FAULT (device not attached to a domain yet)"))))
+            continue
         if ev.kind != "amd_vi_fault" or not ev.bdf or (isinstance(flags, int) and flags & 0x008):
             continue
         out.append(_fault_marker(ev, ev.bdf, raw, source, lineno))
@@ -195,7 +200,8 @@ def scan_log_text(
             # printed (DMA and interrupt-remapping, hex or decimal reasons, PASID forms).
             found.extend(_fault_markers(raw, source, lineno))
             continue
-        if "IO_PAGE_FAULT" in raw and "AMD-Vi: Event logged" in raw:
+        if ("IO_PAGE_FAULT" in raw and "AMD-Vi: Event logged" in raw) or (
+                " device=" in raw and " domain=" in raw and "AMD-Vi:" in raw and "Event logged" not in raw):
             found.extend(_amdvi_fault_markers(raw, source, lineno))  # and the line's other markers
         ln = normalise_line(raw, lineno)
         ev = Evidence(source, raw.strip(), lineno)

@@ -4,7 +4,10 @@ PROVENANCE.md) and the init/kdump lines as Linux's format strings print them
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List
+
+import pytest
 
 from kdumptool.analysis.log import analyse_log
 from kdumptool.formats.klog import LogEvent, parse_log
@@ -132,3 +135,117 @@ def test_real_qemu_amd_iommu_boot() -> None:
     groups = {e.bdf: e.value for e in by["iommu_group"]}
     assert len(groups) == 14 and groups["0000:00:02.0"] == 1 and groups["0000:03:01.0"] == 10
     assert "amd_vi_fault" not in by and "amdvi_copy_failed" not in by
+
+
+# --- real event lines of 5.x/6.x kernels (fixtures/dmesg/amdvi PROVENANCE.md) -------------
+
+def test_6x_event_through_the_iommus_own_device_with_control_reg_and_dtes() -> None:
+    """"iommu ivhd3: AMD-Vi: Event logged [ILLEGAL_DEV_TABLE_ENTRY device=0000:43:00.0
+    pasid=..." (6.x), its "Control Reg :" line (context: parsed, not an event of its own)
+    and the DTE dump: the device is the one the event names, not the IOMMU."""
+    evs = events((D / "stable_6.19_snp_identity_ivhd3.txt").read_text())
+    faults = [e for e in evs if e.kind == "amd_vi_fault"]
+    assert [(e.bdf, e.address, e.details["event"], e.details["flags"]) for e in faults] == [
+        ("0000:43:00.0", 0x3737B01000, "ILLEGAL_DEV_TABLE_ENTRY", 0x20)] * 2
+    assert [e.details["value"] for e in evs if e.kind == "amdvi_dte"] == [
+        0x6000000000000003, 0x1, 0x2000003088B3E013, 0] * 2
+    rep = analyse_log(parse_log((D / "stable_6.19_snp_identity_ivhd3.txt").read_text().splitlines()))
+    assert "amdvi_control_reg" not in rep.counts and rep.counts["amd_vi_fault"] == 2
+    from kdumptool.model.log import scan_log_text
+
+    m = scan_log_text((D / "stable_6.19_snp_identity_ivhd3.txt").read_text())
+    assert [c.get("value") for c in m.all("amdvi_control_reg")] == ["0xc22000142148d"] * 2
+
+
+def test_journal_and_relative_timestamps_and_the_5x_form_without_segment() -> None:
+    evs = events((D / "stable_6.13_resume_journal.txt").read_text())
+    assert (evs[0].bdf, evs[0].address, evs[0].details["flags"]) == ("0000:06:00.0", 0x135300000, 0x80)
+    assert evs[0].wallclock is not None and [e.kind for e in evs[1:]] == ["amdvi_dte"] * 4
+    evs = events((D / "snp_ioapic_illegal_dte_5x.txt").read_text())
+    assert (evs[0].bdf, evs[0].details.get("segment_assumed"), evs[0].address) == (
+        "0000:c0:00.1", True, 0xFFFFFFFDF8140000)
+    evs = events((D / "proton_8206_invalid_device_request.txt").read_text())
+    idr = next(e for e in evs if e.kind == "amd_vi_fault")
+    assert (idr.bdf, idr.reason_code, idr.address, idr.details["flags"]) == (
+        "0000:00:00.0", 0x8, 0xFFFFFFFDF8000000, 0xA00)
+
+
+def test_command_timeout_and_event_log_overflow_are_said() -> None:
+    """"Completion-Wait loop timed out" (the IOMMU stopped completing commands) and "IOMMU
+    event log overflow" (events lost): counted, listed in order and in the verdict; the
+    overflow's own rate-limit line is not a fault count."""
+    text = (D / "corpus_raven_completion_wait.txt").read_text()
+    rep = analyse_log(parse_log(text.splitlines()))
+    summ = rep.to_json()["summary"]
+    assert rep.counts["amdvi_cmd_timeout"] == 1 and "command-buffer time-out" in summ["verdict"]
+    assert [(g["bdf"], g["reason_code"]) for g in summ["faults"]] == [("0000:0b:00.0", "0x07")]
+    text = (D / "threadripper_4090_overflow.txt").read_text()
+    rep = analyse_log(parse_log(text.splitlines()))
+    summ = rep.to_json()["summary"]
+    assert rep.counts["amdvi_event_overflow"] == 1 and "event log overflowed" in summ["verdict"]
+    assert {g["bdf"]: g["count"] for g in summ["faults"]} == {"0000:41:00.0": 12, "0000:61:00.0": 2}
+    assert "23883 more fault messages suppressed" in summ["verdict"]  # 10432 + 12950 + 501
+
+
+def test_newest_kernel_formats() -> None:
+    """The forms of the newest drivers/iommu/amd/iommu.c, from its format strings (no real
+    log has them yet): the two-line fault of a device not attached to a domain, joined (and
+    alone when its second line was rate-limited away), ``vflags=`` after the flags, RMP
+    faults with commas, UNKNOWN without its closing bracket, the command-buffer timeout."""
+    evs = events(
+        "[    5.000000] AMD-Vi: Event logged [Device not attached to domain properly]\n"
+        "[    5.000001] AMD-Vi:   device=0000:03:00.0 domain=0x0000\n"
+        "[    5.100000] nvme 0000:01:00.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0002 "
+        "address=0xfffc0000 flags=0x0020 vflags=0x0]\n"
+        "[    5.200000] AMD-Vi: Event logged [IO_PAGE_FAULT device=0000:04:00.0 domain=0x0003 "
+        "address=0x1000 flags=0x0000 vflags=0]\n"
+        "[    5.300000] iommu ivhd0: AMD-Vi: Event logged [RMP_PAGE_FAULT device=0000:05:00.0, "
+        "vmg_tag=0x0001, gpa=0x7000, flags_rmp=0x0002, flags=0x0020]\n"
+        "[    5.400000] iommu ivhd0: AMD-Vi: Event logged [UNKNOWN event[0]=0x00000001 "
+        "event[1]=0xf0000000 event[2]=0x00000000 event[3]=0x00000000\n"
+        "[    5.500000] AMD-Vi: Event logged [Device not attached to domain properly]\n"
+        "[    5.600000] AMD-Vi: Command buffer timeout\n")
+    got = [(e.kind, e.bdf, e.line, e.end_line, e.reason) for e in evs]
+    assert got[0] == ("amd_vi_fault", "0000:03:00.0", 1, 2, "IO_PAGE_FAULT (device not attached to a domain yet)")
+    assert evs[0].details["domain"] == 0 and evs[0].details["not_attached"] and evs[0].reason_code == 0x2
+    assert got[1][:2] == ("amd_vi_fault", "0000:01:00.0") and evs[1].access == "write"
+    assert got[2][:2] == ("amd_vi_fault", "0000:04:00.0") and evs[2].access == "read"
+    assert (evs[3].bdf, evs[3].address, evs[3].reason_code) == ("0000:05:00.0", 0x7000, 0xD)
+    assert evs[4].details["event"] == "UNKNOWN" and not evs[4].warnings
+    assert got[5][:3] == ("amd_vi_fault", None, 7)  # its device= line was rate-limited away
+    assert evs[6].kind == "amdvi_cmd_timeout" and evs[6].details["what"] == "Command buffer timeout"
+    # triage's markers read the device from the second line (line by line, no joining)
+    from kdumptool.model.log import scan_log_text
+
+    m = scan_log_text("AMD-Vi: Event logged [Device not attached to domain properly]\n"
+                      "AMD-Vi:   device=0000:03:00.0 domain=0x0000\n")
+    assert [(f.get("bdf"), f.get("kind")) for f in m.all("fault")] == [("0000:03:00.0", "amd_vi_fault")]
+
+
+@pytest.mark.corpus
+def test_every_amdvi_line_of_the_corpus_is_read(shared: Path) -> None:
+    """Every "AMD-Vi: Event logged [" line in ../shared/corpus (mail quoting stripped, a
+    mailer-wrapped event joined with its next line) gives an event with its type, and the
+    device when the line names one; every other AMD-Vi error line a known kind."""
+    import re
+
+    quote = re.compile(r"^(?:[>|]\s*)+")
+    seen = 0
+    for p in sorted((shared / "corpus").rglob("*")):
+        if not p.is_file() or p.suffix in (".dat", ".dsl"):
+            continue
+        lines = p.read_text(errors="replace").splitlines()
+        for i, raw in enumerate(lines):
+            ln = quote.sub("", raw.strip())
+            if "AMD-Vi: Event logged [" not in ln:
+                continue
+            if "]" not in ln.split("Event logged [", 1)[1] and i + 1 < len(lines):
+                ln += " " + quote.sub("", lines[i + 1].strip())  # the mailer wrapped it
+            evs = [e for e in parse_log([ln]) if e.kind == "amd_vi_fault"]
+            assert evs, f"{p}:{i + 1}: {ln!r}"
+            e = evs[0]
+            assert e.details["event"] in ("IO_PAGE_FAULT", "IOTLB_INV_TIMEOUT", "INVALID_DEVICE_REQUEST",
+                                          "ILLEGAL_DEV_TABLE_ENTRY"), (p, ln)
+            assert e.bdf or "device=" not in ln, (p, ln)
+            seen += 1
+    assert seen >= 8  # 7 IOTLB_INV_TIMEOUT and 1 IO_PAGE_FAULT in the corpus today
