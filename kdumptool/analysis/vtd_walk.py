@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gc
 import struct
-from dataclasses import dataclass, field
 from typing import (
     Any,
     Callable,
@@ -39,6 +38,7 @@ from typing import (
 
 from kdumptool.analysis.pagereader import PageReader
 from kdumptool.errors import NotMapped
+from kdumptool.formats.frozen import dataclass, field  # records made without dataclasses: start-up
 from kdumptool.formats.klog import LogEvent, parse_log
 from kdumptool.formats.vtd_tables import (
     ADDR_MASK,

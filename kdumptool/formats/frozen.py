@@ -33,11 +33,25 @@ else:
         def __init__(self, factory: object) -> None:
             self.factory = factory
 
-    def field(*, default_factory: object) -> object:
-        """``dataclasses.field(default_factory=...)``, the only form used."""
-        return _Factory(default_factory)
+    class _Opts:
+        """``field(...)`` with a default and/or ``compare=False``/``repr=False``."""
+
+        __slots__ = ("default", "factory", "compare", "repr")
+
+        def __init__(self, default: object, factory: object, compare: bool, repr: bool) -> None:
+            self.default, self.factory, self.compare, self.repr = default, factory, compare, repr
 
     _HAS_FACTORY = object()
+
+    def field(*, default: object = _HAS_FACTORY, default_factory: object = None, compare: bool = True,
+              repr: bool = True) -> object:
+        """``dataclasses.field`` with ``default``, ``default_factory``, ``compare`` and ``repr``
+        (a field left out of compare is left out of the hash too, as dataclasses does)."""
+        if default is not _HAS_FACTORY and default_factory is not None:
+            raise ValueError("cannot specify both default and default_factory")
+        if compare and repr and default is _HAS_FACTORY and default_factory is not None:
+            return _Factory(default_factory)
+        return _Opts(default, default_factory, compare, repr)
 
     def _frozen_setattr(self: object, name: str, value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
@@ -51,11 +65,25 @@ else:
                 raise TypeError(f"{cls.__name__}: inheriting fields is not supported")
         names = tuple(cls.__dict__.get("__annotations__", {}))
         defaults = {}
+        skip: dict = {"compare": set(), "repr": set()}
         seen_default = False
         for name in names:
             if name.startswith("__"):
                 raise TypeError(f"{cls.__name__}: field name {name!r} not supported")
             default = cls.__dict__.get(name, _HAS_FACTORY)
+            if isinstance(default, _Opts):
+                opts = default
+                for what in ("compare", "repr"):
+                    if not getattr(opts, what):
+                        skip[what].add(name)
+                if opts.factory is not None:
+                    default = _Factory(opts.factory)
+                elif opts.default is not _HAS_FACTORY:
+                    default = opts.default
+                    setattr(cls, name, default)  # as dataclasses: the default as class attribute
+                else:
+                    delattr(cls, name)
+                    default = _HAS_FACTORY
             if default is _HAS_FACTORY:
                 if seen_default:
                     raise TypeError(f"non-default argument {name!r} follows default argument")
@@ -68,11 +96,11 @@ else:
         cls.__delattr__ = _frozen_delattr  # type: ignore[assignment]
         cls.__match_args__ = names
         cls.__kdt_fields__ = names
-        cls.__dataclass_fields__ = _DataclassFields(defaults)  # type: ignore[attr-defined]
+        cls.__dataclass_fields__ = _DataclassFields(defaults, skip)  # type: ignore[attr-defined]
         # The methods are compiled on first use: a module's records cost ~0.15 ms each to
         # compile, and most of them are never made on a given command's path.
         for meth in _METHODS:
-            setattr(cls, meth, _stub(cls, meth, names, defaults))
+            setattr(cls, meth, _stub(cls, meth, names, defaults, skip))
         return cls
 
     class _DataclassFields:
@@ -81,8 +109,9 @@ else:
         on real dataclasses. Only code that imported dataclasses asks, so importing it here
         costs nothing more."""
 
-        def __init__(self, defaults: dict) -> None:
+        def __init__(self, defaults: dict, skip: dict) -> None:
             self.defaults = defaults
+            self.skip = skip
 
         def __get__(self, obj: object, owner: type) -> dict:
             import dataclasses
@@ -90,12 +119,13 @@ else:
             out = {}
             for name in owner.__kdt_fields__:  # type: ignore[attr-defined]
                 d = self.defaults.get(name, _HAS_FACTORY)
+                flags = {w: name not in self.skip[w] for w in ("compare", "repr")}
                 if isinstance(d, _Factory):
-                    f = dataclasses.field(default_factory=d.factory)  # type: ignore[call-overload]
+                    f = dataclasses.field(default_factory=d.factory, **flags)  # type: ignore[call-overload]
                 elif name in self.defaults:
-                    f = dataclasses.field(default=d)
+                    f = dataclasses.field(default=d, **flags)
                 else:
-                    f = dataclasses.field()
+                    f = dataclasses.field(**flags)
                 f.name = name
                 f.type = owner.__dict__["__annotations__"][name]
                 f._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
@@ -105,16 +135,16 @@ else:
 
     _METHODS = ("__init__", "__repr__", "__eq__", "__hash__")
 
-    def _stub(cls: type, meth: str, names: tuple, defaults: dict) -> object:
+    def _stub(cls: type, meth: str, names: tuple, defaults: dict, skip: dict) -> object:
         def first_call(self: object, *args: object, **kwargs: object) -> object:
             if cls.__dict__[meth] is first_call:
-                _compile(cls, names, defaults)
+                _compile(cls, names, defaults, skip)
             return getattr(cls, meth)(self, *args, **kwargs)
 
         first_call.__qualname__ = f"{cls.__qualname__}.{meth}"
         return first_call
 
-    def _compile(cls: type, names: tuple, defaults: dict) -> None:
+    def _compile(cls: type, names: tuple, defaults: dict, skip: dict) -> None:
         ns: dict = {"_setattr": object.__setattr__, "_HAS_FACTORY": _HAS_FACTORY}
         params, body = [], []
         for name in names:
@@ -129,9 +159,10 @@ else:
                 ns[f"_d_{name}"] = defaults[name]
                 params.append(f"{name}=_d_{name}")
                 body.append(f"_setattr(self, {name!r}, {name})")
-        values = "".join(f"self.{n}, " for n in names)
-        other = "".join(f"other.{n}, " for n in names)
-        fields_repr = ", ".join(f"{n}={{self.{n}!r}}" for n in names)
+        compared = [n for n in names if n not in skip["compare"]]
+        values = "".join(f"self.{n}, " for n in compared)
+        other = "".join(f"other.{n}, " for n in compared)
+        fields_repr = ", ".join(f"{n}={{self.{n}!r}}" for n in names if n not in skip["repr"])
         src = "\n".join([
             f"def __init__(self, {', '.join(params)}):",
             *(f"    {b}" for b in body or ["pass"]),

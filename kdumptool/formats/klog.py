@@ -40,8 +40,10 @@ and PASID are always hex (``%llx``/``%x``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+
+from kdumptool.formats.frozen import dataclass, field  # records made without dataclasses: start-up
 
 # --- fault reason tables (drivers/iommu/intel/dmar.c) -----------------------------------
 

@@ -4,9 +4,9 @@ crashed kernel's VT-d tables as analysis decodes them. Pure records: no I/O here
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import FrozenSet, Iterator, Mapping, Optional, Protocol, Tuple
 
+from kdumptool.formats.frozen import dataclass, field  # records made without dataclasses: start-up
 from kdumptool.formats.kdumpconf import KdumpSettings
 from kdumptool.model.evidence import Evidence
 from kdumptool.model.kernel import KernelDefaults

@@ -95,7 +95,40 @@ def test_dataclasses_functions_work_on_them(a, b, c):
     assert dataclasses.replace(ONE_OURS(a), x=b) == ONE_OURS(b)
 
 
+def _opts_pair() -> Tuple[type, type]:
+    """A record with field(default=..., compare=False, repr=False) options, both ways."""
+    out = []
+    for maker, fld in ((dataclasses.dataclass, dataclasses.field), (frozen.dataclass, frozen.field)):
+        ns: dict = {"__annotations__": {"a": "int", "b": "object", "c": "frozenset", "d": "dict", "e": "int"},
+                    "b": fld(default=None, compare=False, repr=False), "c": fld(default=frozenset(), compare=False),
+                    "d": fld(default_factory=dict, compare=False), "e": fld(default=7, repr=False)}
+        out.append(maker(frozen=True)(type("Opt", (), ns)))
+    return out[0], out[1]
+
+
+OPT_REAL, OPT_OURS = _opts_pair()
+
+
+@given(a=st.integers(), b=values, c=st.frozensets(st.integers(), max_size=3), e=st.integers(),
+       a2=st.integers(), b2=values)
+def test_field_options_as_dataclasses(a, b, c, e, a2, b2):
+    """default=, compare=False (out of __eq__ and __hash__ too), repr=False."""
+    r, o = OPT_REAL(a, b, c, {"x": b}, e), OPT_OURS(a, b, c, {"x": b}, e)
+    assert repr(r) == repr(o)
+    r2, o2 = OPT_REAL(a2, b2), OPT_OURS(a2, b2)
+    assert repr(r2) == repr(o2) and (r2.b, r2.c, r2.d, r2.e) == (o2.b, o2.c, o2.d, o2.e)
+    assert (r == r2) == (o == o2)
+    assert (r == OPT_REAL(a, b2, frozenset(), {}, e)) == (o == OPT_OURS(a, b2, frozenset(), {}, e))
+    assert hash(OPT_OURS(a, b2, c, {}, e)) == hash(OPT_REAL(a, b2, c, {}, e)) == hash((a, e))
+    assert OPT_OURS.c == frozenset() and OPT_OURS.e == 7 and not hasattr(OPT_OURS, "d")
+    assert ([(f.name, f.compare, f.repr) for f in dataclasses.fields(o)]
+            == [(f.name, f.compare, f.repr) for f in dataclasses.fields(r)])
+    assert repr(dataclasses.replace(o, a=a2)) == repr(dataclasses.replace(r, a=a2))
+
+
 def test_refuses_what_it_does_not_do():
+    with pytest.raises(ValueError):
+        frozen.field(default=1, default_factory=list)
     with pytest.raises(TypeError):
         frozen.dataclass(frozen=False)
     with pytest.raises(TypeError):
