@@ -55,7 +55,8 @@ def write_cut(out: Path, src: Path, ranges: Sequence[Tuple[int, int]], **extra: 
             h.update(b)
             blobs.append(b)
     header = {"size": size, "ranges": [list(r) for r in kept], "kept_sha256": h.hexdigest(), **extra}
-    with gzip.GzipFile(out, "wb", compresslevel=9, mtime=0) as g:
+    # no file name and no time in the gzip header: the same cut is the same bytes
+    with open(out, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as g:
         g.write(MAGIC)
         g.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
         for b in blobs:

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence, Tuple
 
-from kdumptool.analysis.cmdline import read_cmdline
+from kdumptool.analysis.iommu_common import both_kernels, read_cmdline
 from kdumptool.model.evidence import Evidence
 
 
@@ -126,6 +126,9 @@ class AmdViScenario:
     evidence: Tuple[Evidence, ...]
 
 
+_AMD_CASE = {"unknown": "amd-unknown", "off-both": "amd-off-both", "off-on": "amd-off-on", "on-off": "amd-on-off"}
+
+
 def _ev_of(markers: Sequence[Tuple[str, Evidence, dict]], kind: str) -> List[Tuple[Evidence, dict]]:
     return [(e, g) for k, e, g in markers if k == kind]
 
@@ -206,14 +209,8 @@ def classify_amdvi(
     if _ev_of(markers, "amdvi_not_kdump") and not in_kdump:
         case = "amd-not-kdump"
         ev.append(_ev_of(markers, "amdvi_not_kdump")[0][0])
-    elif first_on is None or kdump_on is None:
-        case = "amd-unknown"
-    elif not first_on and not kdump_on:
-        case = "amd-off-both"
-    elif not first_on:
-        case = "amd-off-on"
-    elif not kdump_on:
-        case = "amd-on-off"
+    elif both_kernels(first_on, kdump_on) != "on-both":
+        case = _AMD_CASE[both_kernels(first_on, kdump_on)]
     elif copy == "failed":
         case = "amd-copy-failed"
     else:

@@ -251,15 +251,19 @@ def walk_device_table(mem: PhysMemory, base: int, size: int = DEV_TABLE_MAX, seg
                     walk = walks[wkey] = walk_v1(reader, d.pt_root, levels, rw, progress)
                 if not rw:
                     dprob.append("DTE has neither IR nor IW: every DMA is refused despite the page table")
+            not_walked: Tuple[str, ...] = ()
             if d.gv:
-                dprob.append(f"guest translation (GV, v2 page tables): GCR3 table at 0x{d.gcr3:x}, "
-                             f"GLX {d.glx}; its PASID page tables are not walked")
+                # GV=1: DMA with a PASID is translated by the guest (v2) tables of the GCR3
+                # table (spec 2.2.2, "Guest Translation"); not decoded here: UNKNOWN, said
+                not_walked = (f"UNKNOWN: guest translation (GV=1, GLX {d.glx}, GIoV={int(d.giov)}): the GCR3 "
+                              f"table at 0x{d.gcr3:x} and its v2 page tables are not walked, so DMA with a "
+                              "PASID may reach memory not listed here",)
             devices.append(DeviceTranslation(
                 segment=segment, bus=bus, devfn=devfn, context_paddr=paddr, present=True,
                 fpd=d.sa, translation_type=kind,
                 address_width=min(64, 12 + 9 * levels) if levels else None, aw=d.mode,
                 levels=levels, domain_id=d.domain_id, pt_root=d.pt_root if kind == "translated" else None,
-                walk=walk, problems=tuple(dprob)))
+                walk=walk, problems=tuple(dprob), not_walked=not_walked))
             dtes[devid] = d
     if not devices and not blocked and not untranslated and not unreadable:
         problems.append("no DTE decoded")

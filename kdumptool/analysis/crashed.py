@@ -328,7 +328,7 @@ def decode_amdvi_tables(dump: DumpMemory, inp: TriageInput, warnings: List[str])
     devs = tuple(
         TableDevice(d.bdf, d.present, d.translation_type, d.domain_id,
                     d.walk.mapped_4k_pages if d.walk else 0, d.walk.mapped_large_pages if d.walk else 0,
-                    passthrough=d.translation_type == "pass-through")
+                    passthrough=d.translation_type == "pass-through", not_walked=bool(d.not_walked))
         for d in t.devices)
     events = [FaultEvent(m.get("bdf") or "", int(m.get("addr") or "0", 16), m.get("access"), m.evidence.line or 0,
                          m.get("why")) for m in (inp.log.all("fault") if inp.log is not None else [])
@@ -340,7 +340,9 @@ def decode_amdvi_tables(dump: DumpMemory, inp: TriageInput, warnings: List[str])
             lookups.append(FaultLookup(fc.bdf, fc.address, lk.phys, lk.read, lk.write, lk.reason))
     unreadable = tuple(f"{u.what} at 0x{u.paddr:x}: {u.why}"
                        for u in t.unreadable + tuple(x for d in t.devices for x in d.all_unreadable))
-    return CrashedTables(base, "v1", how, devs, t.problems, tuple(lookups), unreadable)
+    # guest (GCR3) tables are named, not walked: said, never counted as "no pages"
+    guest = tuple(f"{d.bdf}: {w}" for d in t.devices for w in d.not_walked)
+    return CrashedTables(base, "v1", how, devs, t.problems + guest, tuple(lookups), unreadable)
 
 
 def with_crashed_tables(inp: TriageInput) -> TriageInput:

@@ -199,7 +199,7 @@ def find_exposure(
             union_items.append((0, end, 3, d.bdf))
             continue
         walks = d.walks
-        incomplete = incomplete or d.pasids_truncated or any(w.truncated for w in walks)
+        incomplete = incomplete or d.pasids_truncated or bool(d.not_walked) or any(w.truncated for w in walks)
         if not walks:
             out.append(DeviceExposure(d.bdf, d.domain_id, d.translation_type, False, (), 0, 0,
                                       0 if dmap else None, unread))

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from kdumptool.analysis.cmdline import read_cmdline
+from kdumptool.analysis.iommu_common import both_kernels, read_cmdline
 from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.model.evidence import Evidence
 from kdumptool.model.kernel import KernelDefaults
@@ -489,16 +489,15 @@ def classify(
             ir_copy = "copied"
         if log.all("ir_copy_failed"):
             ir_copy = "failed"
+    onoff = both_kernels(first.vtd, kdump.vtd)
     if not has_units:
         case = "no-vtd"
-    elif first.vtd is False and kdump.vtd is False:
-        case = "off-both"
-    elif first.vtd is False and kdump.vtd:
-        case = "off-on"
-    elif first.vtd and kdump.vtd is False:
+    elif onoff in ("off-both", "off-on"):
+        case = onoff
+    elif onoff == "on-off":
         case = "on-off"
         table_copy = table_copy or "none"
-    elif first.vtd and kdump.vtd:
+    elif onoff == "on-both":
         differ = first.scalable is not None and kdump.scalable is not None and first.scalable != kdump.scalable
         if table_copy == "failed":
             case = "sm-mismatch" if first.scalable != kdump.scalable or first.scalable is None else "unknown"

@@ -797,12 +797,16 @@ def _crashed_tables_findings(inp: TriageInput, risks: Sequence[DeviceRisk], vend
                    f"all of memory, so mapped-page counts do not apply to them: "
                    f"{', '.join(_short(td.bdf) for td in unbounded)}); "
                    f"{live} other risky device(s) still had mapped pages at the crash")
+    guest = [td for td in mapped if td is not None and td.present and td.not_walked]
+    if guest:
+        summary += (f"; UNKNOWN for {', '.join(_short(td.bdf) for td in guest)}: guest page tables (GCR3) "
+                    "not walked, DMA with a PASID may reach more")
     # Pages of the tables that could not be read or decompressed: a partial result,
     # said in the title and the severity (never a plain "0 devices").
     partial = (f"INCOMPLETE: {len(t.unreadable)} table page(s) could not be read or decompressed; "
                if t.unreadable else "")
     findings.append(make(
-        "crashed-kernel-tables", severity=WARNING if unbounded or t.unreadable else INFO,
+        "crashed-kernel-tables", severity=WARNING if unbounded or t.unreadable or guest else INFO,
         evidence=tuple(ev) + tuple(Evidence(str(c.vmcore), f"unreadable: {u}") for u in t.unreadable[:5])
         + tuple(Evidence(str(c.vmcore), p) for p in t.problems[:5]),
         devices=tuple(r.bdf for r in risks if t.device(r.bdf) is not None),

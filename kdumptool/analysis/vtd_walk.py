@@ -159,6 +159,9 @@ class DeviceTranslation:
     problems: Tuple[str, ...] = ()
     other_pasids: Tuple[PasidTranslation, ...] = ()
     pasids_truncated: bool = False  # PASID directory past MAX_PASID_TABLES/MAX_PASIDS not decoded
+    #: tables the entry names that were not decoded (AMD-Vi GV: the GCR3 guest tables), each
+    #: a sentence: what the device reaches through them is UNKNOWN (exposure: incomplete)
+    not_walked: Tuple[str, ...] = ()
 
     @property
     def bdf(self) -> str:

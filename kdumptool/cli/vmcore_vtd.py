@@ -355,7 +355,8 @@ def _amd(vmcore: Path, vendor: str, dev_table: Optional[str], saved: Optional[Pa
                 deliver.read_layout(dump)
             ex = va.amd_exposure(dump, vmcore, dev_table, saved, unit, dev, fmt, evidence, deliver)
             if ex.incomplete:
-                raise IncompleteResult(f"{vmcore}: exposure incomplete: table pages unreadable (see above)")
+                raise IncompleteResult(f"{vmcore}: exposure incomplete: table pages unreadable or guest page "
+                                       "tables not walked (see above)")
         else:
             t, devices = va.amd_iommu(dump, vmcore, dev_table, saved, unit, dev, fmt, evidence)
             devs = t.devices if devices is None else devices
@@ -363,6 +364,10 @@ def _amd(vmcore: Path, vendor: str, dev_table: Optional[str], saved: Optional[Pa
             if bad:
                 raise IncompleteResult(f"{vmcore}: {bad} device/page table page(s) unreadable: the "
                                        "answer is partial")
+            guest = [d.bdf for d in devs if d.not_walked]
+            if guest:
+                raise IncompleteResult(f"{vmcore}: guest page tables (GCR3) of {', '.join(guest[:4])} not walked: "
+                                       "what they reach is UNKNOWN")
     return True
 
 

@@ -81,6 +81,9 @@ class TableDevice:
     passthrough: bool = False
     #: the physical ranges its page tables map, merged: (start, end, rights: 1 read, 2 write)
     extents: Tuple[Tuple[int, int, int], ...] = ()
+    #: tables it has that were not decoded (AMD-Vi GV: the GCR3 guest tables): its reach
+    #: through them is unknown, the counts above leave them out
+    not_walked: bool = False
 
 
 @dataclass(frozen=True)

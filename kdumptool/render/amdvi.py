@@ -63,6 +63,7 @@ def iommu_json(t: AmdViTables, source: str, detail: str, warnings: List[str],
         dj["dte"] = dte_json(dte) if dte is not None else None
         dj["dte_address"] = dj.pop("context_entry")
         dj.pop("fpd", None)
+        dj["not_walked"] = list(d.not_walked)
     return obj
 
 
@@ -89,7 +90,9 @@ def render_iommu_text(obj: Dict[str, Any], max_extents: int = 8) -> str:
                          f"Mode={dte['mode']} IR={int(dte['ir'])} IW={int(dte['iw'])} "
                          f"DomainID={dte['domain_id']} IntCtl={ir['int_ctl']}"
                          + (f" GCR3=0x{dte['gcr3']:x}" if dte.get("gcr3") is not None else ""))
-    return _first_line(obj) + "\n" + rest + ("\nDTEs:\n" + "\n".join(extra) + "\n" if extra else "")
+    unknown = [f"  {d['bdf']}: {w}" for d in obj["devices"] for w in d.get("not_walked", [])]
+    return (_first_line(obj) + "\n" + rest + ("\nDTEs:\n" + "\n".join(extra) + "\n" if extra else "")
+            + ("\nNot walked (what these devices reach is UNKNOWN):\n" + "\n".join(unknown) + "\n" if unknown else ""))
 
 
 def exposure_json(ex: Exposure, t: AmdViTables, source: str, detail: str,
@@ -97,13 +100,18 @@ def exposure_json(ex: Exposure, t: AmdViTables, source: str, detail: str,
     obj = rv.exposure_json(ex, t.as_vtd_tables(), source, detail, warnings)
     obj["vendor"] = "AMD-Vi"
     obj["device_table"] = _head(t, source, detail)
+    obj["not_walked"] = [{"bdf": d.bdf, "why": w} for d in t.devices for w in d.not_walked
+                         if any(e.bdf == d.bdf for e in ex.devices)]
     return obj
 
 
 def render_exposure_text(obj: Dict[str, Any], max_ranges: int = 12) -> str:
     text = rv.render_exposure_text(obj, max_ranges)
     rest = text.split("\n", 1)[1] if "\n" in text else ""
-    return _first_line(obj) + "\n" + rest
+    unknown = [f"  {u['bdf']}: {u['why']}" for u in obj.get("not_walked", [])]
+    return (_first_line(obj) + "\n" + rest
+            + ("\nINCOMPLETE: guest page tables not walked (the reach above leaves them out):\n"
+               + "\n".join(unknown) + "\n" if unknown else ""))
 
 
 # --- vmcore iommu --iova / --faults ---------------------------------------------------------------

@@ -182,6 +182,21 @@ class FlatImage:
                 j += 1
         return b"".join(out)
 
+    def covered(self, offset: int, size: int) -> bool:
+        """Every byte of [offset, offset + size) comes from a block of the stream (none
+        from a hole): the readers say a page whose data is not in the stream is missing,
+        where ``makedumpfile -R``'s file would hold zeros."""
+        starts, ends = self._starts, self._ends
+        j = bisect.bisect_right(starts, offset) - 1
+        end = offset + size
+        if j < 0 or offset >= ends[j]:
+            return size <= 0
+        while ends[j] < end:
+            if j + 1 >= len(starts) or starts[j + 1] != ends[j]:
+                return False
+            j += 1
+        return True
+
     def describe(self) -> dict:
         return {
             "version": self.version,

@@ -14,8 +14,10 @@ copy of it, ``makedumpfile -E``) or makedumpfile's kdump-compressed format. Both
 - a page that is not there raises ``NotMapped(paddr, why)`` with ``why`` one of
   ``filtered`` (excluded by makedumpfile's dump level, or in an ELF segment's
   ``p_memsz`` past ``p_filesz``), ``not in the dump`` (no segment / not RAM / outside a
-  split file's pfn range) or ``past the truncated end`` (the file stops before the page's
-  data, or an incomplete dump left its descriptor empty). Never zeros.
+  split file's pfn range), ``past the truncated end`` (the file stops before the page's
+  data, or an incomplete dump left its descriptor empty) or, for a flattened stream
+  (``sources/flat.py``), ``not in the flattened stream`` (its descriptor or data lies in a
+  hole no block covers). Never zeros.
 
 Kernel virtual addresses (for the printk buffers) are translated the x86-64 way:
 ``__START_KERNEL_map`` addresses (``SYMBOL()`` values) by ``vaddr - 0xffffffff80000000 +
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
 FILTERED = "filtered"
 NOT_IN_DUMP = "not in the dump"
 TRUNCATED = "past the truncated end"
+HOLE = "not in the flattened stream (no block holds its bytes)"
 
 _PTE_ADDR_MASK = 0x000FFFFFFFFFF000
 _PTE_PRESENT = 0x1
@@ -323,7 +326,7 @@ class ElfDump(Dump):
         s = self._segment(paddr) if size > self.page_size and paddr >= 0 else None
         if s is not None and paddr + size <= s.start + s.filesz:
             off = s.offset + paddr - s.start
-            if off + size <= self.file_size:
+            if off + size <= self.file_size and (self.flat is None or self.flat.covered(off, size)):
                 data = self._pread(size, off)
                 if len(data) == size:
                     return data
@@ -341,6 +344,8 @@ class ElfDump(Dump):
             if off is None or s is None:
                 raise NotMapped(addr, why)
             n = min(base + ps, s.start + s.filesz) - addr
+            if self.flat is not None and not self.flat.covered(off, n):
+                raise NotMapped(addr, HOLE)
             data = self._pread(n, off)
             if len(data) < n:
                 raise NotMapped(addr + len(data), TRUNCATED)
@@ -349,7 +354,8 @@ class ElfDump(Dump):
         return b"".join(parts)
 
     def is_dumped(self, paddr: int) -> bool:
-        return self._where(paddr)[0] is not None
+        off = self._where(paddr)[0]
+        return off is not None and (self.flat is None or self.flat.covered(off, 1))
 
     def iter_dumped_ranges(self) -> Iterator[Tuple[int, int]]:
         """The segments' file-backed bytes (p_filesz) as physical [start, end), merged.
@@ -469,6 +475,7 @@ class StoredPages:
         buf = b""
         buf_start = 0
         pfn_iter = (p for s_, e_ in self._ranges for p in range(s_ // ps, e_ // ps))
+        covered = dump.flat.covered if dump.flat is not None else None
         for base in range(0, total, self._DESCS):
             want_n = min(self._DESCS, total - base)
             raw = pread(size_of * want_n, desc_offset + base * size_of)
@@ -476,9 +483,11 @@ class StoredPages:
             if short > 0:
                 self.pages += short
                 self.unreadable += short
-            for (off, size, flags, _), pfn in zip(unpack(raw[: len(raw) // size_of * size_of]), pfn_iter):
+            for k, ((off, size, flags, _), pfn) in enumerate(zip(unpack(raw[: len(raw) // size_of * size_of]),
+                                                                 pfn_iter)):
                 self.pages += 1
-                if off < 0 or size > 2 * ps or off + size > file_size:
+                if off < 0 or size > 2 * ps or off + size > file_size or covered is not None and not (
+                        covered(off, size) and covered(desc_offset + (base + k) * size_of, size_of)):
                     self.unreadable += 1
                     continue
                 if off < buf_start or off + size > buf_start + len(buf):
@@ -674,6 +683,9 @@ class KdumpDump(Dump):
         if why:
             raise NotMapped(pfn * self.page_size, why)
         idx = self._rank(pfn) - self._rank_base
+        if self.flat is not None and not self.flat.covered(self.desc_offset + idx * dd.PAGE_DESC_SIZE,
+                                                           dd.PAGE_DESC_SIZE):
+            raise NotMapped(pfn * self.page_size, HOLE)
         block_no, i = divmod(idx, _DESC_BLOCK)
         block = self._desc_cache.get(block_no)
         if block is None:
@@ -700,6 +712,8 @@ class KdumpDump(Dump):
                               f"corrupt (offset 0x{pd.offset:x}, size {pd.size})")
         if pd.offset + pd.size > self.file_size:
             raise NotMapped(paddr, TRUNCATED)
+        if self.flat is not None and not self.flat.covered(pd.offset, pd.size):
+            raise NotMapped(paddr, HOLE)
         data = self._pread(pd.size, pd.offset)
         return dd.decompress_page(data, pd.flags, self.page_size,
                                   f"{self.path}: pfn 0x{pfn:x}", pd.offset)
@@ -714,7 +728,8 @@ class KdumpDump(Dump):
             pd = self.page_desc(pfn)
         except NotMapped:
             return False
-        return pd.offset + pd.size <= self.file_size
+        return pd.offset + pd.size <= self.file_size and (
+            self.flat is None or self.flat.covered(pd.offset, pd.size))
 
     def iter_dumped_ranges(self) -> Iterator[Tuple[int, int]]:
         """Runs of set bits of the 2nd bitmap, as physical [start, end), streamed from

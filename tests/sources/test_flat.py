@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kdumptool.errors import KdumptoolError, UnsupportedFormat
+from kdumptool.errors import KdumptoolError, NotMapped, UnsupportedFormat
 from kdumptool.formats import flat as ff
 from kdumptool.formats.printk import decode_printk
 from kdumptool.sources.flat import FlatImage
@@ -28,7 +28,7 @@ from tests.conftest import FIXTURES
 V = FIXTURES / "vmcore"
 CUT = V / "flat" / "legacy_on.lzo.cut.flat"
 # sha256 of `makedumpfile -R cut.rebuilt < legacy_on.lzo.cut.flat` (PROVENANCE.md)
-CUT_REBUILT_SHA256 = "24b881ab641c8ae9135cc350975c3b4422223ba39aa5c4773948f6d56bb55343"
+CUT_REBUILT_SHA256 = "1979add6c9af9c033adbd8bd680c9e6dc7f0bd6ab02f6493b252ea5b263ad0f4"
 CUT_REBUILT_SIZE = 28_320_268
 END = struct.pack(">qq", -1, -1)
 
@@ -76,7 +76,7 @@ def test_cut_stream_reassembles_what_makedumpfile_R_rebuilds():
             h.update(im.pread(1 << 20, pos))
         assert h.hexdigest() == CUT_REBUILT_SHA256
         assert im.pread(100, im.size - 10) == im.pread(10, im.size - 10) and len(im.pread(100, im.size - 10)) == 10
-        assert im.describe()["blocks"] == 46 and im.end_marker == CUT.stat().st_size - 16
+        assert im.describe()["blocks"] == 63 and im.end_marker == CUT.stat().st_size - 16
     finally:
         os.close(im._fd)
 
@@ -101,7 +101,7 @@ def test_info_names_flattened_and_inner_format(capsys):
     first = out.splitlines()[:3]
     assert first[0] == (f"{CUT}: kdump-compressed in makedumpfile flattened format (-F), "
                         f"{CUT.stat().st_size:,} bytes, page size 4096")
-    assert first[1].startswith(f"  flattened: 46 blocks, image {CUT_REBUILT_SIZE:,} bytes")
+    assert first[1].startswith(f"  flattened: 63 blocks, image {CUT_REBUILT_SIZE:,} bytes")
     assert "compression lzo, dump level 31" in first[2]
     assert "panic: Kernel panic - not syncing: sysrq triggered crash" in out
     code, js, err = run(capsys, "vmcore", "info", str(CUT), "-f", "json")
@@ -315,15 +315,36 @@ def test_damaged_streams_give_only_our_errors(tmp_path, order, edits, cut, extra
 
 
 def test_triage_offline_reads_the_flat_file(capsys):
-    """triage --offline takes the stream as its --vmcore: the crashed kernel's log comes
-    from it, and the pages the cut dropped are said to be unreadable (exit 3), never
-    "nothing found"."""
-    import json
+    """triage --offline takes the stream as its --vmcore and says what it says of the
+    trimmed seekable dump of the same crash (fixtures/vmcore/vtd): the crashed kernel's
+    log, root table and page tables come from the stream. Only the scan's page count
+    differs: the stream's bitmaps list every dumped page (most of them are not in the cut,
+    and are said to be so), the trimmed dump's only the pages it kept."""
+    import re
 
     snap = str(FIXTURES / "snapshots" / "kdump_legacy_on")
-    code, out, err = run(capsys, "triage", "--offline", "--root", snap, "--vmcore", str(CUT), "-f", "json")
-    assert code == 3, err
-    ev = [e for f in json.loads(out)["findings"] for e in f["evidence"]]
-    assert {"source": f"{CUT} (printk ring)", "line": 85, "text": "[    0.086721] DMAR: IOMMU enabled"} in ev
-    assert {"source": str(CUT), "line": None, "text": "no VT-d root table found among the readable pages of the "
-            "vmcore: 25787 of 29070 pages could not be read or decompressed"} in ev
+    trim = V / "vtd" / "legacy_on.trim.kdump"
+    res = []
+    for dump in (CUT, trim):
+        code, out, err = run(capsys, "triage", "--offline", "--root", snap, "--vmcore", str(dump), "-f", "text")
+        out = re.sub(r"scan of the vmcore \(\d+ pages, best of \d+ candidates", "scan", out.replace(str(dump), "DUMP"))
+        res.append((code, out))
+    assert res[0] == res[1]
+    assert "DUMP (printk ring):85: [    0.086721] DMAR: IOMMU enabled" in res[0][1]
+    assert "DUMP: crashed kernel's root table 0x25d5000: legacy mode, 14 present context entries" in res[0][1]
+
+
+def test_vtd_commands_read_the_flat_file(capsys):
+    """vmcore iommu of the stream prints what it prints of the trimmed seekable dump;
+    vmcore scan finds the same root table and says which pages the cut lacks (exit 3)."""
+    saved = str(V / "vtd" / "legacy_on")
+    trim = V / "vtd" / "legacy_on.trim.kdump"
+    got = [run(capsys, "vmcore", "iommu", str(d), "--saved", saved, "-f", "text") for d in (CUT, trim)]
+    assert got[0][0] == got[1][0] == 0
+    assert got[0][1].replace(str(CUT), "DUMP") == got[1][1].replace(str(trim), "DUMP")
+    code, out, err = run(capsys, "vmcore", "scan", str(CUT), "-f", "text")
+    assert code == 3 and "root table: 0x25d5000 (legacy mode)" in out
+    assert "INCOMPLETE: 19,945 pages could not be read" in out
+    with open_dump(str(CUT)) as dump:
+        with pytest.raises(NotMapped, match="not in the flattened stream"):
+            dump.read(0x1000000, 8)   # in the bitmaps, its descriptor and data not in the cut

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -86,6 +87,13 @@ def test_flat_kdump_compressed_of_a_lab_crash(capsys, tmp_path, mdf, comp):
         res[p] = (code, out.replace(str(p), "DUMP"))
     assert res[flat] == res[rebuilt]
     assert json.loads(res[flat][1])["findings"]
+    saved = str(FIXTURES / "vmcore" / "vtd" / "legacy_on")
+    for args in (["iommu", "--saved", saved], ["exposure", "--saved", saved], ["scan"]):
+        got = [run(capsys, "vmcore", args[0], str(p), *args[1:], "-f", "json") for p in (flat, rebuilt)]
+        assert got[0][0] == got[1][0] == 0, (args, got[0][2])
+        a, b = (re.sub(r'"seconds": [\d.]+', "", g[1].replace(str(p), "DUMP"))   # scan's timing
+                for g, p in zip(got, (flat, rebuilt)))
+        assert a == b, args
 
 
 @pytest.mark.corpus

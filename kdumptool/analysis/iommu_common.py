@@ -1,9 +1,13 @@
-"""A kernel command line read the way both IOMMU drivers' options are read, for the VT-d
-(analysis/scenario.py) and AMD-Vi (analysis/amdvi_scenario.py) classifiers: each argument
+"""What the VT-d (analysis/scenario.py) and AMD-Vi (analysis/amdvi_scenario.py) classifiers
+decide alike: a kernel command line's IOMMU options, and the case the two kernels' IOMMU
+states make.
+
+The command line is read the way both IOMMU drivers' options are read: each argument
 ``name=value`` in order; ``iommu=`` is the generic x86 option (arch/x86/kernel/pci-dma.c
 ``iommu_setup``: a comma list, each applied: ``off`` no IOMMU at all, ``pt`` identity
 domains, ``nopt`` translated ones; the rest change neither), ``elfcorehdr=`` marks a kdump
-kernel, and everything else is the vendor's (``intel_iommu=``, ``amd_iommu=``...)."""
+kernel, and everything else is the vendor's (``intel_iommu=``, ``amd_iommu=``...).
+"""
 
 from __future__ import annotations
 
@@ -57,3 +61,13 @@ def read_cmdline(cmdline: str, params: P, vendor: Callable[[P, str, str], Option
                 p = q
                 args.append(arg)
     return replace(p, args=tuple(args))
+
+
+def both_kernels(first: Optional[bool], kdump: Optional[bool]) -> str:
+    """The IOMMU's translation in the crashed (first) kernel and in the kdump kernel:
+    ``off-both``, ``off-on``, ``on-off``, ``on-both``, or ``unknown`` when either is not known."""
+    if first is None or kdump is None:
+        return "unknown"
+    if not first:
+        return "off-on" if kdump else "off-both"
+    return "on-both" if kdump else "on-off"
