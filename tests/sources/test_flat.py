@@ -353,3 +353,16 @@ def test_vtd_commands_read_the_flat_file(capsys):
     with open_dump(str(CUT)) as dump:
         with pytest.raises(NotMapped, match="not in the flattened stream"):
             dump.read(0x1000000, 8)   # in the bitmaps, its descriptor and data not in the cut
+
+
+def test_a_pipe_is_refused_in_one_line(tmp_path):
+    """`ssh host cat vmcore.flat | kdumptool vmcore log /dev/stdin`: a pipe cannot be read
+    at random offsets; the error says so instead of a traceback."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)   # a writer, so that opening it does not block
+    try:
+        msg = _open_err(fifo)
+    finally:
+        os.close(fd)
+    assert "a pipe or character device, not a file" in msg
