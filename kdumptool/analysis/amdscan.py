@@ -270,8 +270,8 @@ def check_device_table(reader: PageReader, base: int, npages: int, limit: int,
                         "read as v1 tables")
     if passthrough:
         evidence.append(f"{passthrough} pass-through (identity) entries")
-    evidence.append(f"{valid} valid entries (last requester ID {last:04x}), {blocked} blocked (V|TV, Linux's "
-                    "default for unused IDs)")
+    evidence.append(f"{valid} valid entr{'y' if valid == 1 else 'ies'} (last requester ID {last:04x}), {blocked} "
+                    "blocked (V=1 without access: Linux's default for unused IDs)")
     if irq:
         evidence.append(f"{irq} interrupt remapping table(s) in the dump")
     if irq_missing:

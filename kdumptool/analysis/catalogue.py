@@ -202,9 +202,9 @@ CATALOGUE: Tuple[Kind, ...] = (
          "Faults in the log, tied to the device's module via `modules.alias` / `lspci -k` / the crashed kernel's "
          "probe lines (error inside kdump and in the `on-off`/`sm-mismatch` cases)."),
     Kind("amdvi-fault", T, (ERROR, WARNING),
-         "AMD-Vi IO_PAGE_FAULT{plural} from {bdf} ({tie}{state}): {count} in the log", "kdump-modules",
-         "`dmar-fault` on AMD-Vi: IO_PAGE_FAULT event lines tied to the device's module (error inside kdump and "
-         "in the `amd-on-off`/`amd-copy-failed` cases)."),
+         "AMD-Vi DMA fault event{plural} from {bdf} ({tie}{state}): {count} in the log", "kdump-modules",
+         "`dmar-fault` on AMD-Vi: IO_PAGE_FAULT, ILLEGAL_DEV_TABLE_ENTRY and INVALID_DEVICE_REQUEST event lines "
+         "tied to the device's module (error inside kdump and in the `amd-on-off`/`amd-copy-failed` cases)."),
     Kind("copied-tables-replaced", T, (INFO,),
          "Copied context entries torn down for {n} device(s) whose drivers loaded in the kdump kernel: {devices_text}", None,
          "Inside kdump: devices whose driver probe tore down the copied context entry."),
@@ -213,7 +213,8 @@ CATALOGUE: Tuple[Kind, ...] = (
          "{partial}The crashed kernel's {vendor} tables are in the vmcore ({mode} mode, {n} devices{readable}, "
          "translation {types}); {summary}", None,
          "Offline: the crashed kernel's VT-d (or AMD-Vi) tables decoded from the vmcore (a warning when risky devices are "
-         "pass-through: unrestricted DMA, or when table pages could not be read: INCOMPLETE)."),
+         "pass-through: unrestricted DMA, when table pages could not be read: INCOMPLETE, or when a risky device's AMD-Vi "
+         "guest (GCR3) tables were not walked: UNKNOWN)."),
     Kind("offline-source", T, (INFO, WARNING), "{warning}", None,
          "Offline: what could not be read from the saved crash (a warning when evidence was there but unreadable)."),
     # ---- triage: kdump configuration and initramfs

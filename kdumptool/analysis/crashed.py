@@ -332,7 +332,7 @@ def decode_amdvi_tables(dump: DumpMemory, inp: TriageInput, warnings: List[str])
         for d in t.devices)
     events = [FaultEvent(m.get("bdf") or "", int(m.get("addr") or "0", 16), m.get("access"), m.evidence.line or 0,
                          m.get("why")) for m in (inp.log.all("fault") if inp.log is not None else [])
-              if m.get("kind") == "amd_vi_fault" and m.get("addr")]
+              if m.get("kind") == "amd_vi_fault" and m.get("addr") and (m.get("event") or "IO_PAGE_FAULT") == "IO_PAGE_FAULT"]
     lookups = []
     for fc in check_faults_amd(dump, base, events, size=size):
         if fc.lookup is not None:

@@ -601,7 +601,7 @@ def find_device_risks(inp: TriageInput, scen: Scenario) -> Tuple[List[DeviceRisk
             reasons.append("named by an RMRR (firmware DMA to a reserved range)")
         if bdf in faults:
             causes.append(RISK_FAULTS)
-            reasons.append("AMD-Vi IO_PAGE_FAULTs in the log" if all("AMD-Vi" in e.text for e in faults[bdf])
+            reasons.append("AMD-Vi DMA fault events in the log" if all("AMD-Vi" in e.text for e in faults[bdf])
                            else "DMAR faults in the log")
         if reasons:
             risks.append(

@@ -658,6 +658,9 @@ def _fault_event(first: LogLine, last: LogLine, joined: str, m: re.Match[str]) -
 _AMDVI_EVENT_RE = re.compile(
     r"(?:(?P<bdf>[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]): )?AMD-Vi: Event logged "
     r"\[\s*(?P<event>Device not attached to domain properly|[A-Z_0-9]+\b)(?P<rest>[^\]]{0,400})")
+#: Events a device's own DMA request raises (EVENT_TYPE_IO_FAULT, _ILL_DEV, _INV_DEV_REQ):
+#: triage ties them to the device like a DMAR fault (model/log.py fault markers).
+AMDVI_DMA_EVENTS = ("IO_PAGE_FAULT", "ILLEGAL_DEV_TABLE_ENTRY", "INVALID_DEVICE_REQUEST")
 #: 6.x's IO_PAGE_FAULT of a device the driver had not attached to a domain (no address printed)
 AMDVI_UNATTACHED = "Device not attached to domain properly"
 _AMDVI_CONT_RE = re.compile(r"[A-Z][A-Z_0-9]+ ")

@@ -8,6 +8,7 @@ from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 from kdumptool.formats.frozen import dataclass  # records made without dataclasses: start-up
 from kdumptool.formats.klog import (
+    AMDVI_DMA_EVENTS,
     AMDVI_LOG_PATTERNS,
     NOT_DRIVERS,
     LogEvent,
@@ -137,9 +138,10 @@ def _fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
 
 
 def _amdvi_fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
-    """``fault`` markers (kind ``amd_vi_fault``) for an AMD-Vi IO_PAGE_FAULT event line
-    that names its device (the one-line forms of 5.x and later, and 4.x's ``device=``);
-    interrupt-request faults (flag I) are not DMA and are left out."""
+    """``fault`` markers (kind ``amd_vi_fault``, group ``event``) for an AMD-Vi event line
+    a device's DMA raised (klog.AMDVI_DMA_EVENTS: IO_PAGE_FAULT, ILLEGAL_DEV_TABLE_ENTRY,
+    INVALID_DEVICE_REQUEST) that names its device (the one-line forms of 5.x and later,
+    and 4.x's ``device=``); interrupt-request faults (flag I) are not DMA and are left out."""
     out = []
     for ev in parse_log([raw]):
         flags = ev.details.get("flags")
@@ -150,7 +152,11 @@ def _amdvi_fault_markers(raw: str, source: str, lineno: int) -> List[Marker]:
             continue
         if ev.kind != "amd_vi_fault" or not ev.bdf or (isinstance(flags, int) and flags & 0x008):
             continue
-        out.append(_fault_marker(ev, ev.bdf, raw, source, lineno))
+        event = str(ev.details.get("event"))
+        if event not in AMDVI_DMA_EVENTS:
+            continue
+        m = _fault_marker(ev, ev.bdf, raw, source, lineno)
+        out.append(Marker(m.kind, m.evidence, m.groups + (("event", event),)))
     return out
 
 
@@ -200,7 +206,7 @@ def scan_log_text(
             # printed (DMA and interrupt-remapping, hex or decimal reasons, PASID forms).
             found.extend(_fault_markers(raw, source, lineno))
             continue
-        if ("IO_PAGE_FAULT" in raw and "AMD-Vi: Event logged" in raw) or (
+        if ("AMD-Vi: Event logged" in raw and any(e in raw for e in AMDVI_DMA_EVENTS)) or (
                 " device=" in raw and " domain=" in raw and "AMD-Vi:" in raw and "Event logged" not in raw):
             found.extend(_amdvi_fault_markers(raw, source, lineno))  # and the line's other markers
         ln = normalise_line(raw, lineno)

@@ -113,7 +113,8 @@ def render_iommu_text(obj: Dict[str, Any], max_extents: int = 8) -> str:
         lines.append(f"warning: {w}")
     devs = obj["devices"]
     lines.append(f"{len(devs)} devices, {obj.get('domains', 0)} page tables (domains), "
-                 f"{len(obj.get('unreadable_tables', []))} unreadable root/context table pages")
+                 f"{len(obj.get('unreadable_tables', []))} unreadable "
+                 f"{'device/page' if obj.get('vendor') == 'AMD-Vi' else 'root/context'} table pages")
     for u in obj.get("unreadable_tables", []):
         lines.append(f"  unreadable: {u['what']} at 0x{u['paddr']:x} ({u['why']})")
     for p in obj.get("problems", []):

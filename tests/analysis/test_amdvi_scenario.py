@@ -203,7 +203,7 @@ def test_amd_triage_has_the_device_risks(tmp_path: Path) -> None:
     assert f.severity == "error" and f.devices == ("0000:00:02.0",) and "e1000e" in (f.remedy or "")
     assert r.verdict == "error"
     risk = next(x for x in r.devices if x.bdf == "0000:00:02.0")
-    assert "AMD-Vi IO_PAGE_FAULTs in the log" in risk.reasons
+    assert "AMD-Vi DMA fault events in the log" in risk.reasons
     from kdumptool.render.triage import render_triage_text
 
     text = render_triage_text(r)
@@ -216,3 +216,25 @@ def test_amd_triage_has_the_device_risks(tmp_path: Path) -> None:
     r = triage(read_triage_input(Root(_amd_kdump_root(tmp_path / "f", failed)), use_tools=False))
     assert "amdvi-copy-failed" in [f.id for f in r.findings]
     assert all("empty tables" in f.title for f in r.findings if f.id == "driverless-bus-master")
+
+
+def test_amd_dma_fault_events_of_every_wording_tie_to_the_device(tmp_path: Path) -> None:
+    """Triage's amdvi-fault from the real wordings of fixtures/dmesg/amdvi (the device
+    replaced by the snapshot's e1000e, 00:02.0, or nvme, 00:03.0): 6.x "iommu ivhdN:"
+    ILLEGAL_DEV_TABLE_ENTRY and INVALID_DEVICE_REQUEST, journalctl's prefix, 5.x without
+    segment, the two-line unattached-device fault; an IOTLB_INV_TIMEOUT (the device's ATS
+    not answering an invalidation, not its DMA) is not a DMA fault."""
+    lines = (
+        "Nov 14 11:52:19 Thinkbook kernel: iommu ivhd0: AMD-Vi: Event logged [ILLEGAL_DEV_TABLE_ENTRY "
+        "device=0000:00:02.0 pasid=0x00000 address=0x135300000 flags=0x0080]\n"
+        "[    7.000000] iommu ivhd1: AMD-Vi: Event logged [INVALID_DEVICE_REQUEST device=00:03.0 pasid=0x00000 "
+        "address=0xfffffffdf8000000 flags=0x0a00]\n"
+        "[    7.100000] AMD-Vi: Event logged [Device not attached to domain properly]\n"
+        "[    7.100001] AMD-Vi:   device=0000:00:1f.2 domain=0x0000\n"
+        "[    7.200000] iommu ivhd0: AMD-Vi: Event logged [IOTLB_INV_TIMEOUT device=03:01.0 address=0x42b5b01a0]\n")
+    r = triage(read_triage_input(Root(_amd_kdump_root(tmp_path, PRE + COPIED + lines)), use_tools=False))
+    got = {f.devices[0]: f for f in r.findings if f.id == "amdvi-fault"}
+    assert set(got) == {"0000:00:02.0", "0000:00:03.0", "0000:00:1f.2"}, sorted(got)
+    assert all(f.severity == "error" and "AMD-Vi DMA fault event" in f.title for f in got.values())
+    assert "ILLEGAL_DEV_TABLE_ENTRY" in got["0000:00:02.0"].evidence[0].text
+    assert "device=0000:00:1f.2" in got["0000:00:1f.2"].evidence[0].text
