@@ -8,7 +8,8 @@ the same size again on disk).
 Each measurement runs in a fresh child process under GNU time (its own CPU time and peak
 RSS); the page cache is warm; the median of ``--runs`` is printed. Measured:
 - indexing the stream (FlatImage: a walk of the block headers);
-- ``kdumptool vmcore log`` of the stream vs of the rebuilt file;
+- ``kdumptool vmcore log`` and ``vmcore scan`` (every dumped page) of the stream vs of the
+  rebuilt file;
 - ``makedumpfile -R`` (what reading the stream saves) and ``makedumpfile --dump-dmesg``
   of the rebuilt file (the C reference);
 - a hostile stream of ``--tiny`` one-byte blocks in reverse order (the index's worst
@@ -81,6 +82,9 @@ def main() -> int:
         kt = [PY, "-m", "kdumptool", "vmcore", "log"]
         rows.append(("kdumptool vmcore log STREAM", median(kt + [str(flat)], args.runs)))
         rows.append(("kdumptool vmcore log REBUILT", median(kt + [str(rebuilt)], args.runs)))
+        ks = [PY, "-m", "kdumptool", "vmcore", "scan"]
+        rows.append(("kdumptool vmcore scan STREAM", median(ks + [str(flat)], args.runs)))
+        rows.append(("kdumptool vmcore scan REBUILT", median(ks + [str(rebuilt)], args.runs)))
         dm = Path(tmp, "dmesg")
         rows.append(("makedumpfile --dump-dmesg REBUILT",
                      median(["sh", "-c", f"rm -f {dm}; makedumpfile --dump-dmesg {rebuilt} {dm}"], args.runs)))

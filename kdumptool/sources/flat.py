@@ -45,7 +45,7 @@ class FlatImage:
         max_blocks = min(max_blocks, MAX_BLOCKS)
         self.path = path
         self._fd = fd
-        self.stream_size = os.fstat(fd).st_size
+        self.stream_size = os.lseek(fd, 0, os.SEEK_END)   # st_size is 0 for a block device
         self.warnings: List[str] = []
         self.truncated = False
         self.end_marker: Optional[int] = None     # stream offset of the end record

@@ -97,7 +97,8 @@ class Dump:
         # rebuild from it: "the file" below is that image.
         self.flat = flat
         self._read_at = flat.pread if flat is not None else functools.partial(os.pread, fd)
-        self.file_size = flat.size if flat is not None else os.fstat(fd).st_size
+        # lseek, not fstat: a block device (kdump-utils' raw target) has st_size 0.
+        self.file_size = flat.size if flat is not None else os.lseek(fd, 0, os.SEEK_END)
         self.page_size = 4096
         self.vmcoreinfo: VmcoreInfo = parse_vmcoreinfo("")
         self.notes: List[elf.Note] = []
@@ -848,8 +849,12 @@ def open_dump(path: str, cache_pages: int = 256) -> Dump:
     except OSError as err:
         raise SourceMissing(f"{path}: {err.strerror}") from None
     try:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
             raise SourceMissing(f"{path}: is a directory, not a dump file")
+        if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+            raise UnsupportedFormat(f"{path}: a pipe or character device, not a file: a dump is read at "
+                                    f"random offsets (save the stream to a file first)")
         magic = os.pread(fd, 16, 0)
         if not magic:
             raise DecodeError(path, 0, "empty file")

@@ -24,6 +24,7 @@ from kdumptool.sources.flat import FlatImage
 from kdumptool.sources.vmcore import KdumpDump, open_dump
 from tests.cliutil import run
 from tests.conftest import FIXTURES
+from tests.sources.test_vmcore_fuzz import BLOBS
 
 V = FIXTURES / "vmcore"
 CUT = V / "flat" / "legacy_on.lzo.cut.flat"
@@ -265,25 +266,29 @@ def test_stream_cut_in_the_bitmaps_is_one_line_error(capsys, tmp_path):
 _SMALL: List[bytes] = []
 
 
-def _small_blocks() -> List[Tuple[int, bytes]]:
-    """The head of the real stream's image (headers, notes, bitmaps) as 1 KiB blocks."""
+def _small_blocks(kind: str) -> List[Tuple[int, bytes]]:
+    """An image as 1 KiB blocks: the head of the real stream's (headers, notes, bitmaps),
+    or a whole small ELF or kdump-compressed dump built in code (test_vmcore_fuzz's)."""
     if not _SMALL:
         im = image_of(CUT)
         try:
             _SMALL.append(im.pread(0x14000, 0))
         finally:
             os.close(im._fd)
-    img = _SMALL[0]
+    if kind == "head":
+        img = _SMALL[0]
+    else:
+        img = BLOBS[kind]
     return [(o, img[o:o + 1024]) for o in range(0, len(img), 1024)]
 
 
 @settings(deadline=None, max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(order=st.randoms(use_true_random=False),
+@given(kind=st.sampled_from(["head", "elf", "kdump"]), order=st.randoms(use_true_random=False),
        edits=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=8),
        cut=st.one_of(st.none(), st.integers(0, 0x16000)),
        extra=st.lists(st.tuples(st.integers(-3, 0x20000), st.binary(max_size=64)), max_size=4))
-def test_damaged_streams_give_only_our_errors(tmp_path, order, edits, cut, extra):
-    blocks = _small_blocks()
+def test_damaged_streams_give_only_our_errors(tmp_path, kind, order, edits, cut, extra):
+    blocks = _small_blocks(kind)
     order.shuffle(blocks)
     blocks += [(o, d) for o, d in extra if d]
     blob = bytearray(flat_stream(blocks))
@@ -348,3 +353,16 @@ def test_vtd_commands_read_the_flat_file(capsys):
     with open_dump(str(CUT)) as dump:
         with pytest.raises(NotMapped, match="not in the flattened stream"):
             dump.read(0x1000000, 8)   # in the bitmaps, its descriptor and data not in the cut
+
+
+def test_a_pipe_is_refused_in_one_line(tmp_path):
+    """`ssh host cat vmcore.flat | kdumptool vmcore log /dev/stdin`: a pipe cannot be read
+    at random offsets; the error says so instead of a traceback."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)   # a writer, so that opening it does not block
+    try:
+        msg = _open_err(fifo)
+    finally:
+        os.close(fd)
+    assert "a pipe or character device, not a file" in msg
