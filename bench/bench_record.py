@@ -33,9 +33,11 @@ SNAP = REPO / "fixtures" / "snapshots" / "kdump_legacy_on"
 
 
 def run_once(cmd: List[str], env: Dict[str, str]) -> Tuple[float, float, int]:
-    """(CPU s, wall s, peak RSS KiB) of one child, from its own rusage (os.wait4)."""
+    """(CPU s, wall s, peak RSS KiB) of one child, from its own rusage (os.wait4). Run from
+    /: ``python -m`` puts the working directory first on sys.path, and in a checkout that
+    would import its kdumptool instead of the tree under test."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/")
     _, status, ru = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
@@ -57,7 +59,7 @@ def measure(cmd_of, env: Dict[str, str], runs: int) -> Tuple[float, float, int]:
 
 def top_imports(cmd: List[str], env: Dict[str, str], n: int = 8) -> List[str]:
     p = subprocess.run([cmd[0], "-X", "importtime"] + cmd[1:], env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True)
+                       stderr=subprocess.PIPE, text=True, cwd="/")
     rows = []
     for line in p.stderr.splitlines():
         parts = line.split("|")
@@ -121,7 +123,7 @@ def main() -> int:
                 top_imports(entries["initrd entry"] + argv_of(0), env)))
         shutil.rmtree(tmp / "rec0", ignore_errors=True)
         subprocess.run(entries["initrd entry"] + commands["record"](0), env=env, stdout=subprocess.DEVNULL,
-                       check=False)
+                       check=False, cwd="/")
         rec = json.loads((tmp / "rec0" / "kdumptool-record.json").read_text())
         print(f"\nrecord's own timings (s): {rec.get('timings_s')}, elapsed {rec.get('elapsed_s')}")
     return 0
