@@ -377,5 +377,5 @@ def test_triage_saved_folder_finds_vmcore_flat(capsys, tmp_path):
     sh.copyfile(CUT, saved / "vmcore.flat")
     snap = str(FIXTURES / "snapshots" / "kdump_legacy_on")
     code, out, err = run(capsys, "triage", "--offline", "--root", snap, "--saved", str(saved), "-f", "text")
-    assert code in (0, 3), err
+    assert code == 3, err    # the driverless bus masters of this lab run are warnings
     assert f"{saved / 'vmcore.flat'}: crashed kernel's root table 0x25d5000: legacy mode" in out
