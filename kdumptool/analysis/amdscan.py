@@ -35,7 +35,7 @@ import struct
 import time
 
 from kdumptool.analysis.pagereader import PageReader
-from kdumptool.analysis.rtscan import _kdump_pages
+from kdumptool.analysis.rtscan import walk_pages
 from kdumptool.errors import NotMapped
 from kdumptool.formats.frozen import dataclass
 
@@ -318,7 +318,6 @@ def find_device_tables(
     above = sum(e - max(s, below) for s, e in all_ranges if e > below)
     low = [(s, min(e, below)) for s, e in all_ranges if s < below]
     reader = PageReader(mem)
-    scanned = unreadable = 0
     hits: Dict[int, Tuple[int, int]] = {}
     passed = 0
 
@@ -333,40 +332,9 @@ def find_device_tables(
             if len(reader.cache) < 4096:
                 reader.cache[addr] = page
 
-    counts = [0, 0]
-    fast = _kdump_pages(mem, low, counts, dte_head_ok, _HEAD) if use_fast else None
-    if fast is not None:
-        stored, pages_ = fast
-        last = 0
-        for addr, page in pages_:
-            consider(addr, page)
-            if progress is not None and stored.pages - last >= 1024:
-                progress((stored.pages - last) * PAGE)
-                last = stored.pages
-        if progress is not None:
-            progress((stored.pages - last) * PAGE)
-        scanned, unreadable = stored.pages, stored.unreadable + counts[0]
-    else:
-        for start, end in low:
-            p = (start + PAGE - 1) & ~0xFFF
-            while p + PAGE <= end:
-                n = min(chunk_pages, (end - p) // PAGE)
-                try:
-                    blob = bytes(mem.read(p, n * PAGE))
-                    pages = [(p + i * PAGE, blob[i * PAGE:(i + 1) * PAGE]) for i in range(n)]
-                except NotMapped:
-                    pages = []
-                    for i in range(n):
-                        try:
-                            pages.append((p + i * PAGE, bytes(mem.read(p + i * PAGE, PAGE))))
-                        except NotMapped:
-                            unreadable += 1
-                for addr, page in pages:
-                    consider(addr, page)
-                scanned += n
-                if progress is not None:
-                    progress(n * PAGE)
-                p += n * PAGE
+    fast, scanned, unreadable, _ = walk_pages(
+        mem, low, consider, progress=progress, chunk_pages=chunk_pages, use_fast=use_fast,
+        head_ok=dte_head_ok, head_bytes=_HEAD)
     runs = _runs(list(hits))
     # the runs with the most valid entries first; each validated once
     runs.sort(key=lambda r: -sum(hits[r[0] + i * PAGE][0] for i in range(r[1])))
@@ -374,4 +342,4 @@ def find_device_tables(
     cands = [check_device_table(reader, a, n, limit, cache) for a, n in runs[:MAX_RUNS]]
     cands.sort(key=lambda c: (not c.valid_table, -c.score, c.address))
     return DevTableScan(tuple(cands[:keep]), scanned, scanned * PAGE, passed, unreadable,
-                        time.perf_counter() - t0, above, fast is not None, len(runs))
+                        time.perf_counter() - t0, above, fast, len(runs))

@@ -467,6 +467,66 @@ def _kdump_pages(dump: PhysMemory, ranges: List[Tuple[int, int]], counts: List[i
     return stored, gen()
 
 
+def walk_pages(
+    mem: PhysMemory,
+    ranges: List[Tuple[int, int]],
+    consider: Callable[[int, bytes], None],
+    *,
+    progress: Optional[Callable[[int], None]],
+    chunk_pages: int,
+    use_fast: bool,
+    head_ok: Callable[[bytes], bool] = partial_prefilter,
+    head_bytes: int = _PARTIAL,
+    select: Optional[Callable[[bytes, int], Iterable[int]]] = None,
+) -> Tuple[bool, int, int, int]:
+    """Hand every whole page of ``ranges`` to ``consider(addr, page)``: the root-table and
+    the AMD-Vi device-table scans share this walk.
+
+    A kdump-compressed dump is read as stored (:func:`_kdump_pages`, with ``head_ok`` on the
+    first ``head_bytes`` of zlib pages); any other memory in chunks of ``chunk_pages``,
+    of which ``select(blob, n)`` picks the page indexes worth a look (all when None), page
+    by page where a chunk is not all readable. ``progress(n)``: bytes since the last call.
+    Returns (the stored-page path was used, pages scanned, pages unreadable, raw pages
+    skipped).
+    """
+    counts = [0, 0]
+    fast = _kdump_pages(mem, ranges, counts, head_ok, head_bytes) if use_fast else None
+    if fast is not None:
+        stored, pages_ = fast
+        last = 0
+        for addr, page in pages_:
+            consider(addr, page)
+            if progress is not None and stored.pages - last >= 1024:
+                progress((stored.pages - last) * PAGE)
+                last = stored.pages
+        if progress is not None:
+            progress((stored.pages - last) * PAGE)
+        return True, stored.pages, stored.unreadable + counts[0], counts[1]
+    scanned = unreadable = 0
+    for start, end in ranges:
+        p = (start + PAGE - 1) & ~0xFFF
+        while p + PAGE <= end:
+            n = min(chunk_pages, (end - p) // PAGE)
+            try:
+                blob = bytes(mem.read(p, n * PAGE))
+                picked = select(blob, n) if select is not None else range(n)
+                pages = [(p + i * PAGE, blob[i * PAGE : (i + 1) * PAGE]) for i in picked]
+            except NotMapped:
+                pages = []
+                for i in range(n):
+                    try:
+                        pages.append((p + i * PAGE, bytes(mem.read(p + i * PAGE, PAGE))))
+                    except NotMapped:
+                        unreadable += 1
+            for addr, page in pages:
+                consider(addr, page)
+            scanned += n
+            if progress is not None:
+                progress(n * PAGE)
+            p += n * PAGE
+    return False, scanned, unreadable, 0
+
+
 def find_root_tables(
     mem: PhysMemory,
     ranges: Iterable[Tuple[int, int]],
@@ -483,7 +543,7 @@ def find_root_tables(
     ranges = [(s, e) for s, e in ranges if e > s]
     limit = max((e for _, e in ranges), default=0)
     reader = PageReader(mem)
-    scanned = passed = unreadable = skipped_raw = 0
+    passed = 0
     cands: List[RootTableCandidate] = []
 
     def consider(addr: int, page: bytes) -> None:
@@ -497,40 +557,9 @@ def find_root_tables(
                 cands.append(check_root_table(reader, addr, mode, limit, page, check_cache))
 
     check_cache: dict = {}
-    counts = [0, 0]
-    fast = _kdump_pages(mem, ranges, counts) if use_fast else None
-    if fast is not None:
-        stored, pages_ = fast
-        last = 0
-        for addr, page in pages_:
-            consider(addr, page)
-            if progress is not None and stored.pages - last >= 1024:
-                progress((stored.pages - last) * PAGE)
-                last = stored.pages
-        if progress is not None:
-            progress((stored.pages - last) * PAGE)
-        scanned, unreadable, skipped_raw = stored.pages, stored.unreadable + counts[0], counts[1]
-    else:
-        for start, end in ranges:
-            p = (start + PAGE - 1) & ~0xFFF
-            while p + PAGE <= end:
-                n = min(chunk_pages, (end - p) // PAGE)
-                try:
-                    blob = bytes(mem.read(p, n * PAGE))
-                    pages = [(p + i * PAGE, blob[i * PAGE : (i + 1) * PAGE]) for i in chunk_prefilter(blob, n)]
-                except NotMapped:
-                    pages = []
-                    for i in range(n):
-                        try:
-                            pages.append((p + i * PAGE, bytes(mem.read(p + i * PAGE, PAGE))))
-                        except NotMapped:
-                            unreadable += 1
-                for addr, page in pages:
-                    consider(addr, page)
-                scanned += n
-                if progress is not None:
-                    progress(n * PAGE)
-                p += n * PAGE
+    fast, scanned, unreadable, skipped_raw = walk_pages(
+        mem, ranges, consider, progress=progress, chunk_pages=chunk_pages, use_fast=use_fast,
+        select=chunk_prefilter)
     cands.sort(key=lambda c: (not c.valid, -c.score, c.address))
     return ScanResult(tuple(cands[:keep]), scanned, scanned * PAGE, passed, unreadable, time.perf_counter() - t0,
-                      fast is not None, skipped_raw)
+                      fast, skipped_raw)
