@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
+from tests.conftest import need_tool
 from tests.distro.test_lab_debian_kdump_tools import _run, _stamp_dir
 
 pytestmark = pytest.mark.lab
@@ -30,8 +30,7 @@ def test_kdump_tools_flat_dump_is_read_in_place(tmp_path):
     assert obj["format"] == "kdump-compressed" and obj["dump_level"] == 31 and obj["compression"] == ["zlib"]
     fl = obj["flattened"]
     assert fl["end_marker"] is not None and not fl["truncated"] and fl["blocks"] > 100, fl
-    if not shutil.which("makedumpfile"):
-        pytest.skip("makedumpfile (the oracle) not installed on the host")
+    need_tool("makedumpfile", "the oracle")
     rebuilt = tmp_path / "vmcore"
     with open(dump, "rb") as src:
         p = subprocess.run(["makedumpfile", "-R", str(rebuilt)], stdin=src, capture_output=True, timeout=300)

@@ -12,12 +12,12 @@ functions changed, in Bus Master Enable only."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import need_tool
 from tests.distro.kdump_tools_checks import NAME, check_registers, order_of_events, plan_of
 from tests.labscenario import run_kdump_scenario, serial
 
@@ -58,8 +58,7 @@ def test_dump_and_dmesg_complete_and_readable(tmp_path):
     assert names == [f"dmesg.{stamp}", f"dump.{stamp}", "kdumptool"], names  # no dump-incomplete
     dmesg = (d / f"dmesg.{stamp}").read_text(errors="replace")
     assert "sysrq: Trigger a crash" in dmesg
-    if not shutil.which("makedumpfile"):
-        pytest.skip("makedumpfile (the oracle) not installed on the host")
+    need_tool("makedumpfile", "the oracle")
     # kdump-config wrote the flattened format (-F): makedumpfile -R reassembles it
     vmcore = tmp_path / "vmcore"
     with open(d / f"dump.{stamp}", "rb") as src:

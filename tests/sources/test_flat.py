@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -23,7 +22,7 @@ from kdumptool.formats.printk import decode_printk
 from kdumptool.sources.flat import FlatImage
 from kdumptool.sources.vmcore import KdumpDump, open_dump
 from tests.cliutil import run
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, need_tool
 from tests.sources.test_vmcore_fuzz import BLOBS
 
 V = FIXTURES / "vmcore"
@@ -58,8 +57,7 @@ def image_of(path: Path, max_blocks: Optional[int] = None) -> FlatImage:
 
 def rebuild(path: Path, out: Path) -> bytes:
     """makedumpfile -R, the oracle (skips when it is not installed)."""
-    if shutil.which("makedumpfile") is None:
-        pytest.skip("makedumpfile (the oracle) is not installed")
+    need_tool("makedumpfile", "the oracle")
     with open(path, "rb") as src:
         p = subprocess.run(["makedumpfile", "-R", str(out)], stdin=src, capture_output=True,
                            timeout=120)

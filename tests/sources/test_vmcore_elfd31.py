@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -28,7 +27,7 @@ import pytest
 from kdumptool.formats import elf
 from kdumptool.sources.vmcore import ElfDump, open_dump
 from tests.cliutil import run
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, need_tool
 from tests.sparsecut import read_header, restore_cut
 from tests.vtd_spec import elf_phys_offset, elf_phys_read, spec_contexts
 
@@ -93,10 +92,10 @@ def test_log_is_makedumpfiles(capsys: pytest.CaptureFixture, elfd31: Path) -> No
     assert "Kernel panic - not syncing: sysrq triggered crash" in out
 
 
-@pytest.mark.skipif(shutil.which("makedumpfile") is None, reason="makedumpfile is not installed")
 def test_makedumpfile_reads_the_restored_cut(elfd31: Path, tmp_path: Path) -> None:
     """The cut keeps what makedumpfile itself needs: --dump-dmesg prints what it printed
     for the whole dump."""
+    need_tool("makedumpfile", "the oracle")
     out = tmp_path / "dmesg.txt"
     r = subprocess.run(["makedumpfile", "--dump-dmesg", str(elfd31), str(out)],
                        capture_output=True, text=True, timeout=60)
